@@ -1,0 +1,1 @@
+//! The `bdev` layer (see DESIGN: filled in by its issue).

@@ -1,0 +1,1 @@
+//! The `blob` layer (see DESIGN: filled in by its issue).

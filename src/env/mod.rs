@@ -1,0 +1,1 @@
+//! The `env` layer (see DESIGN: filled in by its issue).

@@ -1,0 +1,28 @@
+//! # spdk-io
+//!
+//! The Storage Performance Development Kit rebuilt as one pure-Rust crate:
+//! no C SPDK and no DPDK underneath.
+//!
+//! The crate is layered; each module depends only on the ones listed above it:
+//!
+//! | layer | what it is |
+//! |---|---|
+//! | [`env`] | hugepages, DMA memory ([`env::DmaBuf`], pools), vaddr -> IOVA translation |
+//! | [`pci`] | sysfs enumeration, driver binding, VFIO and uio device access, the device trait |
+//! | [`nvme`] | the user-space, polled, lock-free NVMe driver |
+//! | [`thread`] | lightweight threads, messages, pollers, io_device/io_channel, reactors, async |
+//! | [`bdev`] | block devices: the module trait, descriptors, channels, pooled I/O, modules |
+//! | [`blob`] | the blobstore, on-disk compatible with SPDK's |
+//!
+//! `unsafe` code lives in `env`, `pci` and the NVMe queue code only: it is
+//! needed to map device registers and hugepages and to hand memory to a
+//! device that writes into it by DMA.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod env;
+pub mod pci;
+pub mod nvme;
+pub mod thread;
+pub mod bdev;
+pub mod blob;

@@ -1,0 +1,1 @@
+//! The `nvme` layer (see DESIGN: filled in by its issue).

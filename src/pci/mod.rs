@@ -1,0 +1,1 @@
+//! The `pci` layer (see DESIGN: filled in by its issue).

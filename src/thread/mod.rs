@@ -1,0 +1,1 @@
+//! The `thread` layer (see DESIGN: filled in by its issue).

@@ -1,0 +1,23 @@
+//! `spdk-io`: the command-line tool of spdk-io.
+//!
+//! One binary with subcommands, as SPDK ships scripts/setup.sh, spdk_nvme_identify,
+//! spdk_nvme_perf, bdevperf and blobcli.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// spdk-io: SPDK in pure Rust.
+#[derive(Parser, Debug)]
+#[command(name = "spdk-io", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}
