@@ -20,9 +20,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod env;
-pub mod pci;
-pub mod nvme;
-pub mod thread;
 pub mod bdev;
 pub mod blob;
+pub mod env;
+pub mod nvme;
+pub mod pci;
+pub mod thread;
