@@ -48,9 +48,7 @@ impl Fixture {
     fn add(
         &self,
         bdf: &str,
-        vendor: &str,
-        device: &str,
-        class: &str,
+        (vendor, device, class): (&str, &str, &str),
         driver: Option<&str>,
         numa: &str,
         group: Option<u32>,
@@ -105,27 +103,21 @@ fn enumeration_reads_ids_class_driver_numa_and_group() {
     let fx = Fixture::new();
     fx.add(
         "0000:00:04.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         Some("vfio-pci"),
         "0",
         Some(3),
     );
     fx.add(
         "0000:00:02.0",
-        "0x8086",
-        "0x10d3",
-        "0x020000",
+        ("0x8086", "0x10d3", "0x020000"),
         None,
         "-1",
         None,
     );
     fx.add(
         "0000:01:00.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         Some("nvme"),
         "1",
         None,
@@ -166,9 +158,7 @@ fn a_corrupt_sysfs_file_is_an_error_naming_it() {
     let fx = Fixture::new();
     let d = fx.add(
         "0000:00:04.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         None,
         "0",
         None,
@@ -183,9 +173,7 @@ fn block_devices_of_a_kernel_bound_controller_are_listed() {
     let fx = Fixture::new();
     let d = fx.add(
         "0000:00:04.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         Some("nvme"),
         "0",
         None,
@@ -221,9 +209,7 @@ fn binding_refuses_a_mounted_or_held_device() {
     let fx = Fixture::new();
     let d = fx.add(
         "0000:00:04.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         Some("nvme"),
         "0",
         None,
@@ -242,9 +228,7 @@ fn binding_refuses_a_mounted_or_held_device() {
 
     let d2 = fx.add(
         "0000:00:05.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         Some("nvme"),
         "0",
         None,
@@ -264,9 +248,7 @@ fn binding_writes_override_unbind_and_probe_and_checks_the_result() {
     let fx = Fixture::new();
     let d = fx.add(
         "0000:00:04.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         Some("nvme"),
         "0",
         None,
@@ -295,9 +277,7 @@ fn binding_to_a_driver_that_is_not_loaded_says_to_load_it() {
     let fx = Fixture::new();
     fx.add(
         "0000:00:04.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         Some("nvme"),
         "0",
         None,
@@ -314,9 +294,7 @@ fn binding_to_the_current_driver_does_nothing() {
     let fx = Fixture::new();
     let d = fx.add(
         "0000:00:04.0",
-        "0x1b36",
-        "0x0010",
-        "0x010802",
+        ("0x1b36", "0x0010", "0x010802"),
         Some("vfio-pci"),
         "0",
         Some(1),
