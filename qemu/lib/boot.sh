@@ -45,11 +45,11 @@ choose_accel() {
   esac
 }
 
-# run_qemu ACCEL DIR: boot DIR/initrd; console to stdout, the second UART
-# to DIR/results. Returns timeout's status (124 on timeout); qemu's own
-# status says nothing about the guest.
+# run_qemu ACCEL DIR [INITRD]: boot INITRD (default DIR/initrd); console to
+# stdout, the second UART to DIR/results. Returns timeout's status (124 on
+# timeout); qemu's own status says nothing about the guest.
 run_qemu() {
-  local accel=$1 dir=$2 args append
+  local accel=$1 dir=$2 initrd=${3:-$2/initrd} args append
   # init_on_alloc=0: Debian zeroes pages on allocation by default, which
   # makes reserving 1 GiB of hugepages take seconds under TCG; hugetlb pages
   # are zeroed when first touched anyway.
@@ -65,7 +65,7 @@ run_qemu() {
     args+=(-machine q35)
   fi
   [[ -e $QBOOT ]] && args+=(-bios "$QBOOT")
-  args+=(-kernel "$VMLINUX" -initrd "$dir/initrd" -append "$append"
+  args+=(-kernel "$VMLINUX" -initrd "$initrd" -append "$append"
     -chardev "stdio,id=console,signal=off" -serial chardev:console
     -serial "file:$dir/results" "${QEMU_DRIVE_ARGS[@]}")
   [[ $VERBOSE == 1 ]] && log "qemu-system-x86_64 ${args[*]}"
@@ -78,13 +78,14 @@ guest_status() {
   sed -n "s/^$EXIT_TAG\([0-9]*\).*/\1/p" "$1/results" | tail -n1
 }
 
-# boot_guest DIR: boot DIR/initrd in MODE; sets GUEST_STATUS to the guest's
+# boot_guest DIR [INITRD]: boot INITRD (default DIR/initrd) in MODE; the
+# console also goes to DIR/console.log. Sets GUEST_STATUS to the guest's
 # exit status (125 when the guest reported nothing) and GUEST_SECONDS.
 boot_guest() {
-  local dir=$1 accel t0 rc=0 status
+  local dir=$1 initrd=${2:-$1/initrd} accel t0 rc=0 status
   accel=$(choose_accel)
   t0=$(now_ms)
-  run_qemu "$accel" "$dir" || rc=$?
+  run_qemu "$accel" "$dir" "$initrd" | tee "$dir/console.log" || rc=${PIPESTATUS[0]}
   GUEST_SECONDS=$(awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')
   status=$(guest_status "$dir")
   if [[ $rc -eq 124 || $rc -eq 137 ]]; then
