@@ -75,6 +75,7 @@ base_initramfs() {
         printf '%s\n' "$m"
       done >"$stage/etc/modules/$list"
     done
+    rm -f "$WORK_DIR"/base-*.cpio
     pack_cpio "$stage" "$out.tmp"
     mv "$out.tmp" "$out"
     rm -rf "$stage"
