@@ -19,13 +19,13 @@ kvm_usable() {
   stamp=$WORK_DIR/kvm-probe-$KVER-$qv
   if [[ ! -e $stamp ]]; then
     log "probing whether the guest kernel boots under KVM"
-    local dir
+    # A plain guest without drives; the locals shadow the settings for run_qemu.
+    local dir MODE=uio SMP=1 MEM_MB=2048 TIMEOUT=60 VERBOSE=0 QEMU_DRIVE_ARGS=()
     dir=$(mktemp -d "$WORK_DIR/run.XXXXXX")
     mkdir -p "$dir/stage/payload"
     echo true >"$dir/stage/payload/cmd"
     make_initrd "$dir/stage" "$dir/initrd"
-    if (MODE=uio SMP=1 MEM_MB=2048 TIMEOUT=60 VERBOSE=0 QEMU_DRIVE_ARGS=() \
-      run_qemu kvm "$dir" >/dev/null 2>&1) && [[ $(guest_status "$dir") == 0 ]]; then
+    if run_qemu kvm "$dir" >/dev/null 2>&1 && [[ $(guest_status "$dir") == 0 ]]; then
       echo yes >"$stamp"
     else
       echo no >"$stamp"

@@ -11,7 +11,8 @@ build_tests() {
   (cd "$REPO_DIR" && cargo test --workspace --no-run --message-format=json-render-diagnostics) |
     jq -r 'select(.reason == "compiler-artifact" and .executable != null)
       | [(if .profile.test then "test" else "bin" end), .target.name,
-         (.manifest_path | sub("/Cargo.toml$"; "")), .executable] | @tsv' >"$1"
+         (.manifest_path | sub("/Cargo.toml$"; "")), .executable] | @tsv' |
+    LC_ALL=C sort -t $'\t' -k1,2 >"$1"
   grep -q '^test' "$1" || die "cargo built no test binaries"
 }
 
@@ -45,8 +46,9 @@ stage_tests() {
     stage_binary "$stage" "$exe" "${dest#/}"
     cat >>"$stage/payload/cmd" <<RUN
 echo "==> $name (${exe##*/})"
-(cd $(sh_quote "$pkg") && CARGO_MANIFEST_DIR=$(sh_quote "$pkg") $dest $args)
+(cd $(sh_quote "$pkg") && CARGO_MANIFEST_DIR=$(sh_quote "$pkg") timeout $TEST_TIMEOUT $dest $args)
 rc=\$?
+[ \$rc -eq 143 ] && echo "spdk-io-guest: $name killed after ${TEST_TIMEOUT}s (--test-timeout)"
 echo "spdk-io-test: $name \$rc" >/dev/ttyS1
 [ \$rc -eq 0 ] || failed=\$((failed + 1))
 RUN
