@@ -3,7 +3,7 @@
 # stdout, the guest's exit status from a second UART. Sourced after
 # common.sh, host.sh, initramfs.sh and drives.sh.
 #
-# Settings (globals): MODE (vfio|uio), SMP, MEM_MB, TIMEOUT (seconds),
+# Settings (globals): MODE (vfio|uio), SMP, MEM_MB, HUGEPAGES, TIMEOUT (seconds),
 # ACCEL (auto|tcg|kvm), VERBOSE (0|1), QEMU_DRIVE_ARGS.
 
 QBOOT=/usr/share/qemu/qboot.rom
@@ -53,7 +53,7 @@ run_qemu() {
   # init_on_alloc=0: Debian zeroes pages on allocation by default, which
   # makes reserving 1 GiB of hugepages take seconds under TCG; hugetlb pages
   # are zeroed when first touched anyway.
-  append="console=ttyS0 panic=-1 init_on_alloc=0 spdkio.mode=$MODE"
+  append="console=ttyS0 panic=-1 init_on_alloc=0 spdkio.mode=$MODE spdkio.hugepages=$HUGEPAGES"
   if [[ $VERBOSE == 1 ]]; then append+=" spdkio.verbose=1"; else append+=" quiet loglevel=3"; fi
   args=(-nodefaults -no-user-config -no-reboot -display none
     -accel "$accel" -smp "$SMP" -m "$MEM_MB")

@@ -7,6 +7,7 @@
 MODE=vfio
 SMP=1
 MEM_MB=2048
+HUGEPAGES=512
 TIMEOUT=600
 ACCEL=auto
 VERBOSE=0
@@ -23,7 +24,8 @@ GUEST_OPTIONS_HELP='Guest options:
   --mode vfio|uio      vfio: intel-iommu + vfio-pci (IOVA = VA); uio: no IOMMU,
                        uio_pci_generic (IOVA = physical address). Default vfio.
   --smp N              guest CPUs (default 1)
-  --mem MIB            guest memory in MiB (default 2048; 1 GiB of it is hugepages)
+  --mem MIB            guest memory in MiB (default 2048)
+  --hugepages N        2 MiB hugepages to reserve in the guest (default 512)
   --timeout SECS       hard limit on the boot (default 600)
   --accel auto|tcg|kvm auto: KVM only where a stock kernel boots under it
   --verbose            full kernel log, init messages, the qemu command line
@@ -49,6 +51,7 @@ parse_guest_option() {
     --mode) need_value "$1" $#; MODE=$2 ;;
     --smp) need_value "$1" $#; SMP=$2 ;;
     --mem) need_value "$1" $#; MEM_MB=$2 ;;
+    --hugepages) need_value "$1" $#; HUGEPAGES=$2 ;;
     --timeout) need_value "$1" $#; TIMEOUT=$2 ;;
     --accel) need_value "$1" $#; ACCEL=$2 ;;
     --drive) need_value "$1" $#; DRIVE_SPECS+=("$2") ;;
@@ -67,7 +70,9 @@ parse_guest_option() {
 check_guest_options() {
   [[ $MODE == vfio || $MODE == uio ]] || die "--mode must be vfio or uio, not '$MODE'"
   [[ $SMP =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$SMP'"
-  [[ $MEM_MB =~ ^[0-9]+$ && $MEM_MB -ge 1536 ]] || die "--mem must be at least 1536 (MiB): 1 GiB goes to hugepages"
+  [[ $HUGEPAGES =~ ^[0-9]+$ ]] || die "--hugepages must be a number of 2 MiB pages, not '$HUGEPAGES'"
+  [[ $MEM_MB =~ ^[0-9]+$ && $MEM_MB -ge $((HUGEPAGES * 2 + 512)) ]] ||
+    die "--mem must be at least $((HUGEPAGES * 2 + 512)) (MiB): $((HUGEPAGES * 2)) MiB of hugepages plus 512 MiB for the guest"
   [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a number of seconds, not '$TIMEOUT'"
   return 0
 }
