@@ -149,3 +149,13 @@ fn pool_elements_translate_like_buffers() {
         assert_eq!(e.iova(), expected_iova(e.as_ptr() as usize));
     }
 }
+
+#[test]
+fn hugepage_memory_lies_within_a_39_bit_iommu_reach() {
+    setup();
+    let b = DmaBuf::alloc(5 * HUGE, HUGE).unwrap();
+    assert!(
+        (b.as_ptr() as usize + b.len()) < 1 << 39,
+        "IOVA = VA must fit intel-iommu's 39 bits"
+    );
+}

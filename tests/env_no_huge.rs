@@ -290,3 +290,13 @@ fn dma_buffers_move_between_threads() {
     .unwrap();
     assert_eq!(b[0], 7);
 }
+
+#[test]
+fn dma_memory_lies_within_a_39_bit_iommu_reach() {
+    setup();
+    let b = DmaBuf::alloc(3 << 20, 4096).unwrap();
+    assert!(
+        b.iova_at(b.len() - 1) < 1 << 39,
+        "IOVA = VA must fit intel-iommu's 39 bits"
+    );
+}

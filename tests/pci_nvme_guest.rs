@@ -200,15 +200,20 @@ impl Drop for UserRegion {
     }
 }
 
-/// A fresh private hugepage mapping of `len` bytes.
+/// A fresh private hugepage mapping of `len` bytes, below 2^39 so that
+/// IOVA = VA fits QEMU's default 39-bit intel-iommu.
 fn map_hugepages(len: usize) -> *mut u8 {
-    // SAFETY: a new anonymous mapping at a kernel-chosen address; unmapped by UserRegion.
+    // SAFETY: a new anonymous mapping; MAP_FIXED_NOREPLACE never replaces an existing one.
     let p = unsafe {
         libc::mmap(
-            std::ptr::null_mut(),
+            0x70_0000_0000 as *mut libc::c_void,
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | libc::MAP_POPULATE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_HUGETLB
+                | libc::MAP_POPULATE
+                | libc::MAP_FIXED_NOREPLACE,
             -1,
             0,
         )
