@@ -63,7 +63,7 @@ mod io_channel;
 mod io_device;
 mod msg;
 mod poller;
-//mod reactor;
+mod reactor;
 mod spdk_thread;
 mod time;
 
@@ -77,6 +77,6 @@ pub use io_channel::IoChannel;
 pub use io_device::{io_device_register, BoxError, IoDevice, IoDeviceKey};
 pub use msg::{Msg, MSG_INLINE_SIZE};
 pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
-//pub use reactor::{ReactorOpts, ReactorSet};
+pub use reactor::{ReactorOpts, ReactorSet};
 pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
 pub use time::{ticks, TICKS_HZ};

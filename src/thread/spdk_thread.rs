@@ -109,7 +109,14 @@ impl Thread {
 
     /// Creates a thread with explicit options.
     pub fn with_opts(opts: ThreadOpts) -> Thread {
+        let exit_timeout = opts.exit_timeout;
         let shared = Arc::new(Shared::new(opts.name, opts.cpumask, opts.msg_ring_size));
+        Thread::from_shared(shared, exit_timeout)
+    }
+
+    /// Builds the thread around an existing shared part (a reactor makes
+    /// the handle first, then the thread on its own OS thread).
+    pub(crate) fn from_shared(shared: Arc<Shared>, exit_timeout: Duration) -> Thread {
         Thread {
             inner: Rc::new(ThreadInner {
                 pollers: PollerSet::new(shared.id),
@@ -117,7 +124,7 @@ impl Thread {
                 exec: Executor::default(),
                 shared,
                 for_each_pending: Cell::new(0),
-                exit_timeout: opts.exit_timeout,
+                exit_timeout,
                 exit_deadline: Cell::new(None),
                 exit_timed_out: Cell::new(false),
                 stats: Cell::new(ThreadStats::default()),
