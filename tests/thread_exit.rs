@@ -37,11 +37,14 @@ fn exit_waits_for_pollers_to_be_unregistered() {
     t.exit();
     poll_n(&t, 10);
     assert!(t.is_exiting() && !t.is_exited());
-    assert!(matches!(
-        t.enter(|| poller_register("late", 0, || PollerStatus::Idle)),
-        Err(ThreadError::ThreadExiting { .. })
-    ));
+    // An exiting thread still takes pollers (for its cleanup), as SPDK's.
+    let late = t
+        .enter(|| poller_register("late", 0, || PollerStatus::Idle))
+        .unwrap();
     p.unregister();
+    poll_n(&t, 3);
+    assert!(!t.is_exited(), "the late poller holds the exit");
+    late.unregister();
     poll_n(&t, 2);
     assert!(t.is_exited());
     assert!(!t.exit_timed_out());
@@ -83,13 +86,22 @@ fn exit_waits_for_channels_to_be_put() {
 }
 
 #[test]
-fn exiting_thread_refuses_new_channels() {
+fn exited_thread_refuses_new_channels_pollers_and_tasks() {
     let t = Thread::new("no-new-channels");
     let dev = io_device_register(IoDeviceKey::unique(), "dev", || Ok(1u8), |_| {}).unwrap();
     t.exit();
-    let err = t.enter(|| dev.get_io_channel()).unwrap_err();
-    assert!(matches!(err, ThreadError::ThreadExiting { .. }), "{err}");
     poll_n(&t, 2);
+    assert!(t.is_exited());
+    let err = t.enter(|| dev.get_io_channel()).unwrap_err();
+    assert!(matches!(err, ThreadError::ThreadExited { .. }), "{err}");
+    let err = t
+        .enter(|| poller_register("p", 0, || PollerStatus::Idle))
+        .unwrap_err();
+    assert!(matches!(err, ThreadError::ThreadExited { .. }), "{err}");
+    assert!(matches!(
+        t.spawn_local(async {}),
+        Err(ThreadError::ThreadExited { .. })
+    ));
     t.destroy().unwrap();
     let u = Thread::new("u");
     u.enter(|| dev.unregister(|| {})).unwrap();

@@ -41,9 +41,9 @@ pub enum ThreadError {
         /// The largest period accepted.
         max_us: u64,
     },
-    /// The thread is exiting or has exited and takes no new pollers, channels or tasks.
-    #[error("thread '{thread}' is exiting: it takes no new pollers, io_channels or tasks")]
-    ThreadExiting {
+    /// The thread has exited and takes no new pollers, channels or tasks.
+    #[error("thread '{thread}' has exited: it takes no new pollers, io_channels or tasks")]
+    ThreadExited {
         /// Name of the thread.
         thread: String,
     },

@@ -181,14 +181,14 @@ impl<T> Future for JoinHandle<T> {
 
 impl Thread {
     /// Spawns a `!Send` future on this thread's executor; it is first
-    /// polled at the thread's next poll. Error: [`ThreadError::ThreadExiting`].
+    /// polled at the thread's next poll. Error: [`ThreadError::ThreadExited`].
     pub fn spawn_local<F>(&self, fut: F) -> Result<JoinHandle<F::Output>, ThreadError>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        if self.is_exiting() {
-            return Err(ThreadError::ThreadExiting {
+        if self.is_exited() {
+            return Err(ThreadError::ThreadExited {
                 thread: self.name().to_string(),
             });
         }

@@ -192,15 +192,15 @@ impl<T: 'static> IoDevice<T> {
     /// Gets the current thread's channel (SPDK's `spdk_get_io_channel`):
     /// creates the context on the thread's first call, otherwise takes
     /// another reference to the same channel. Errors:
-    /// [`ThreadError::NoCurrentThread`], [`ThreadError::ThreadExiting`],
+    /// [`ThreadError::NoCurrentThread`], [`ThreadError::ThreadExited`],
     /// [`ThreadError::DeviceUnregistering`], [`ThreadError::ChannelCreate`].
     pub fn get_io_channel(&self) -> Result<IoChannel<T>, ThreadError> {
         let t = Thread::current_or_err()?;
         if let Some(ch) = t.inner.channels.lookup::<T>(self.shared.core.id) {
             return Ok(ch);
         }
-        if t.is_exiting() {
-            return Err(ThreadError::ThreadExiting {
+        if t.is_exited() {
+            return Err(ThreadError::ThreadExited {
                 thread: t.name().to_string(),
             });
         }

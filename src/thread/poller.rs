@@ -356,7 +356,7 @@ impl Thread {
     /// `period_us == 0` runs `f` on every poll; otherwise every `period_us`
     /// microseconds, in deadline order. Errors:
     /// [`ThreadError::PollerPeriodTooLong`] beyond [`MAX_POLLER_PERIOD_US`],
-    /// [`ThreadError::ThreadExiting`] on an exiting thread.
+    /// [`ThreadError::ThreadExited`] on an exited thread (an exiting one still takes pollers, as in SPDK).
     pub fn poller_register<F>(
         &self,
         name: &str,
@@ -372,8 +372,8 @@ impl Thread {
                 max_us: MAX_POLLER_PERIOD_US,
             });
         }
-        if self.is_exiting() {
-            return Err(ThreadError::ThreadExiting {
+        if self.is_exited() {
+            return Err(ThreadError::ThreadExited {
                 thread: self.name().to_string(),
             });
         }
