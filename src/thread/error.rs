@@ -47,16 +47,6 @@ pub enum ThreadError {
         /// Name of the thread.
         thread: String,
     },
-    /// The operation must run on the thread that owns the object.
-    #[error("{what} belongs to thread '{owner}' but was used on thread '{current}': use it only on its own thread")]
-    WrongThread {
-        /// What was misused.
-        what: &'static str,
-        /// The owning thread.
-        owner: String,
-        /// The thread it was used on (or "<none>").
-        current: String,
-    },
     /// An io_device with this key is already registered.
     #[error("io_device {key:?} is already registered (as '{name}'): unregister it first or use another key")]
     DeviceExists {

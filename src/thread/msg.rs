@@ -165,7 +165,10 @@ mod tests {
         #[repr(align(64))]
         struct Wide(u8);
         let w = Wide(5);
-        let f = move || assert_eq!(w.0, 5);
+        let f = move || {
+            let whole = w; // capture the whole value, not just the field
+            assert_eq!(whole.0, 5);
+        };
         assert!(!Msg::fits_inline_of(&f));
         Msg::new(f).run();
     }

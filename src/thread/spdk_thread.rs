@@ -337,6 +337,8 @@ impl Thread {
                 thread: self.inner.shared.name.clone(),
             });
         }
+        // Channel destroy callbacks run with the thread current, as usual.
+        let _g = CurrentGuard::enter(&self);
         self.inner.release_all();
         Ok(())
     }
