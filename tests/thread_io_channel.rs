@@ -408,3 +408,13 @@ fn channels_are_released_when_their_thread_is_destroyed() {
     assert_eq!(counts.destroyed.load(Ordering::SeqCst), 1);
     assert_eq!(dev.channel_count(), 0);
 }
+
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "put on a thread other than its own")]
+fn putting_a_channel_on_another_thread_is_a_debug_assertion() {
+    let h = Harness::new(2);
+    let (dev, _) = device("wrong-thread");
+    let ch = h.on(0, || dev.get_io_channel()).unwrap();
+    h.on(1, || drop(ch));
+}

@@ -204,9 +204,12 @@ impl Thread {
         let _g = CurrentGuard::enter(self);
         let start = ticks();
         let mut busy = false;
-        if let Some(f) = inner.shared.critical.take() {
-            f();
-            busy = true;
+        // A plain load first: the swap (an atomic write) only when set.
+        if inner.shared.critical.load().is_some() {
+            if let Some(f) = inner.shared.critical.take() {
+                f();
+                busy = true;
+            }
         }
         let max = if max_msgs == 0 {
             MSG_BATCH_SIZE
@@ -223,6 +226,9 @@ impl Thread {
             }
         }
         for _ in 0..max {
+            if inner.shared.overflow.is_empty() {
+                break;
+            }
             match inner.shared.overflow.pop() {
                 Some(m) => {
                     m.run();
