@@ -284,3 +284,49 @@ fn pinned_reactor_runs_on_its_core() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), vec![0]);
     rs.stop();
 }
+
+#[test]
+fn async_tasks_complete_across_reactors() {
+    let rs = ReactorSet::start(two_cores(), opts()).unwrap();
+    let b = rs
+        .spawn_thread(
+            1,
+            ThreadOpts {
+                name: "b".into(),
+                ..Default::default()
+            },
+            || {},
+        )
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    rs.spawn_thread(
+        0,
+        ThreadOpts {
+            name: "a".into(),
+            ..Default::default()
+        },
+        move || {
+            spdk_io::thread::spawn_local(async move {
+                let mut sum = 0u64;
+                for i in 0..10_000u64 {
+                    // Each await is woken from the other reactor's OS thread.
+                    sum += Thread::send(&b, move || {
+                        assert_eq!(ReactorSet::current_core(), Some(1));
+                        i
+                    })
+                    .await
+                    .unwrap();
+                }
+                assert_eq!(ReactorSet::current_core(), Some(0));
+                tx.send(sum).unwrap();
+            })
+            .unwrap();
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(60)).unwrap(),
+        (0..10_000u64).sum::<u64>()
+    );
+    rs.stop();
+}

@@ -4,6 +4,7 @@
 use super::{CpuMask, Msg, ThreadError};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use crossbeam_utils::atomic::AtomicCell;
+use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -25,8 +26,9 @@ pub(crate) struct Shared {
     pub(crate) overflow: SegQueue<Msg>,
     pub(crate) critical: AtomicCell<Option<fn()>>,
     pub(crate) state: AtomicU8,
-    /// Senders between their state check and their push (see exit).
-    pub(crate) senders: AtomicUsize,
+    /// Senders between their state check and their push (see exit); on
+    /// its own cache line so senders do not bounce the receiver's lines.
+    pub(crate) senders: CachePadded<AtomicUsize>,
 }
 
 impl Shared {
@@ -39,7 +41,7 @@ impl Shared {
             overflow: SegQueue::new(),
             critical: AtomicCell::new(None),
             state: AtomicU8::new(STATE_RUNNING),
-            senders: AtomicUsize::new(0),
+            senders: CachePadded::new(AtomicUsize::new(0)),
         }
     }
 

@@ -52,6 +52,31 @@
 //! while !t.is_exited() { t.poll(0); }
 //! t.destroy().unwrap();
 //! ```
+//!
+//! # What stays on its thread
+//! Channels, pollers and threads are `!Send`; the compiler refuses to
+//! move them to another OS thread:
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::IoChannel<u32>>();
+//! ```
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Thread>();
+//! ```
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Poller>();
+//! ```
+//! while handles, devices and messages cross freely:
+//! ```
+//! fn assert_send_sync<T: Send + Sync>() {}
+//! assert_send_sync::<spdk_io::thread::ThreadHandle>();
+//! assert_send_sync::<spdk_io::thread::IoDevice<std::rc::Rc<u32>>>();
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Msg>();
+//! assert_send::<spdk_io::thread::ChannelIter<std::rc::Rc<u32>>>();
+//! ```
 
 mod cpumask;
 mod error;
