@@ -330,3 +330,45 @@ fn async_tasks_complete_across_reactors() {
     );
     rs.stop();
 }
+
+#[test]
+fn spawn_anywhere_spreads_threads_within_their_cpumask() {
+    let rs = ReactorSet::start(two_cores(), opts()).unwrap();
+    for i in 0..4 {
+        rs.spawn_thread_anywhere(
+            ThreadOpts {
+                name: format!("s{i}"),
+                ..Default::default()
+            },
+            || {},
+        )
+        .unwrap();
+    }
+    let pinned = rs
+        .spawn_thread_anywhere(
+            ThreadOpts {
+                name: "only1".into(),
+                cpumask: CpuMask::single(1),
+                ..Default::default()
+            },
+            || {
+                assert_eq!(ReactorSet::current_core(), Some(1));
+            },
+        )
+        .unwrap();
+    wait_until("threads placed", || {
+        rs.thread_count(0) == Some(2) && rs.thread_count(1) == Some(3)
+    });
+    let err = rs
+        .spawn_thread_anywhere(
+            ThreadOpts {
+                cpumask: CpuMask::single(7),
+                ..Default::default()
+            },
+            || {},
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("cpumask"), "{err}");
+    rs.stop();
+    assert!(pinned.is_exited());
+}

@@ -178,6 +178,36 @@ impl ReactorSet {
         Ok(handle)
     }
 
+    /// Creates a lightweight thread on the reactor with the fewest threads
+    /// among the cores of `opts.cpumask` (SPDK places a new thread on a
+    /// reactor its cpumask allows). Error: no reactor in the mask.
+    pub fn spawn_thread_anywhere<F>(
+        &self,
+        opts: ThreadOpts,
+        init: F,
+    ) -> Result<ThreadHandle, ThreadError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let core = self
+            .inboxes
+            .iter()
+            .filter(|i| opts.cpumask.contains(i.core))
+            .min_by_key(|i| i.threads.load(Ordering::SeqCst))
+            .map(|i| i.core)
+            .ok_or_else(|| {
+                ThreadError::Reactor(format!(
+                    "thread '{}' has cpumask {} but reactors run on cores {:?}",
+                    opts.name,
+                    opts.cpumask,
+                    self.cores()
+                ))
+            })?;
+        // Count it now so back-to-back calls spread out.
+        self.inbox(core)?.threads.fetch_add(1, Ordering::SeqCst);
+        self.spawn_thread(core, opts, init)
+    }
+
     /// Moves a lightweight thread to `core`'s reactor, between two of its
     /// polls, with its pollers, channels, tasks and queued messages
     /// (SPDK's scheduler moving a thread). `done` runs (on the source
