@@ -88,7 +88,9 @@ mod io_channel;
 mod io_device;
 mod msg;
 mod poller;
+mod poller_set;
 mod reactor;
+mod reactor_loop;
 mod spdk_thread;
 mod time;
 

@@ -1,9 +1,9 @@
 //! `Msg`: a type-erased `FnOnce() + Send` stored inline (no heap allocation)
 //! when the closure fits [`MSG_INLINE_SIZE`] bytes, boxed otherwise.
 //!
-//! This is the one place in the thread layer that needs `unsafe`: storing a
-//! closure of any type in a fixed buffer (what SPDK does by passing a
-//! function pointer and a `void *ctx`). The rules are small: the buffer is
+//! One of the two places in the thread layer with `unsafe` (the other is
+//! moving a thread between reactors): storing a closure of any type in a
+//! fixed buffer, as SPDK passes a function pointer and a `void *ctx`. The rules are small: the buffer is
 //! written exactly once in [`Msg::new`], and read or dropped exactly once,
 //! either by [`Msg::run`] or by `Drop`.
 

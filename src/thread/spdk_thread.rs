@@ -4,7 +4,7 @@
 use super::exec::Executor;
 use super::handle::{Shared, ThreadHandle, STATE_EXITED, STATE_EXITING, STATE_RUNNING};
 use super::io_channel::ChannelTable;
-use super::poller::PollerSet;
+use super::poller_set::PollerSet;
 use super::time::ticks;
 use super::{CpuMask, ThreadError};
 use std::cell::{Cell, RefCell};
