@@ -311,8 +311,16 @@ impl Thread {
             s.state.store(STATE_EXITED, Ordering::SeqCst);
             // A sender that saw "exiting" may still be pushing: wait for it,
             // and if a message got in, stay exiting so it is not lost.
+            let mut spins = 0u32;
             while s.senders.load(Ordering::SeqCst) != 0 {
-                std::hint::spin_loop();
+                // A sender is between its state check and its push; on a
+                // busy machine it may be preempted there, so yield soon.
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
             if s.has_messages() {
                 s.state.store(STATE_EXITING, Ordering::SeqCst);
