@@ -55,10 +55,13 @@ impl<F: FnOnce()> Shim<F> {
 pub struct Msg {
     vtable: &'static VTable,
     storage: Storage,
+    /// The erased closure's auto traits are unknown: opt out of both,
+    /// then opt back into `Send` below.
+    _erased: PhantomData<*mut ()>,
 }
 
 // SAFETY: a Msg is only constructed from an `F: Send` (see `Msg::new`), so
-// moving it to another OS thread moves a `Send` value.
+// moving it to another OS thread moves a `Send` value. It stays `!Sync`.
 unsafe impl Send for Msg {}
 
 impl Msg {
@@ -86,6 +89,7 @@ impl Msg {
         Msg {
             vtable: &Shim::<F>::VTABLE,
             storage,
+            _erased: PhantomData,
         }
     }
 
