@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod setup;
+mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
 #[derive(Parser, Debug)]
@@ -20,11 +21,20 @@ struct Cli {
 enum Command {
     /// Reserve hugepages and bind NVMe devices to a user-space driver (like SPDK's setup.sh).
     Setup(setup::SetupArgs),
+    /// Measure the thread layer: message rate, poller loop, io_channel and async costs.
+    ThreadBench(thread_bench::ThreadBenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Setup(args) => setup::run(args),
+        Command::ThreadBench(args) => match thread_bench::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("thread-bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
