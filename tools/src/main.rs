@@ -6,6 +6,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod setup;
+
 /// spdk-io: SPDK in pure Rust.
 #[derive(Parser, Debug)]
 #[command(name = "spdk-io", version, about)]
@@ -15,9 +17,14 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Reserve hugepages and bind NVMe devices to a user-space driver (like SPDK's setup.sh).
+    Setup(setup::SetupArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Setup(args) => setup::run(args),
+    }
 }
