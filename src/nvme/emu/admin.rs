@@ -67,7 +67,9 @@ impl Worker {
                 Outcome::Held
             }
             opc::KEEP_ALIVE => Outcome::ok(0),
-            opc::DOORBELL_BUFFER_CONFIG if self.sh.cfg.shadow_doorbells => self.doorbell_buffer_config(sqe),
+            opc::DOORBELL_BUFFER_CONFIG if self.sh.cfg.shadow_doorbells => {
+                self.doorbell_buffer_config(sqe)
+            }
             opc::FORMAT_NVM => self.format_nvm(sqe),
             _ => Outcome::status(Status::INVALID_OPCODE),
         }
@@ -116,7 +118,12 @@ impl Worker {
             Err(s) => return Outcome::status(s),
         };
         let cqid = (sqe.cdw11 >> 16) as u16;
-        let Some(cq) = self.cqs.get_mut(cqid as usize).and_then(|c| c.as_mut()).filter(|_| cqid != 0) else {
+        let Some(cq) = self
+            .cqs
+            .get_mut(cqid as usize)
+            .and_then(|c| c.as_mut())
+            .filter(|_| cqid != 0)
+        else {
             return Outcome::status(Status::COMPLETION_QUEUE_INVALID);
         };
         if dma::resolve(sqe.prp1, entries as usize * SQE_SIZE).is_err() {
@@ -175,7 +182,12 @@ impl Worker {
     fn abort(&mut self, sqe: &Sqe) -> Outcome {
         let sqid = sqe.cdw10 as u16;
         let cid = (sqe.cdw10 >> 16) as u16;
-        if let Some(i) = self.held.delayed.iter().position(|d| d.sqid == sqid && d.sqe.cid() == cid) {
+        if let Some(i) = self
+            .held
+            .delayed
+            .iter()
+            .position(|d| d.sqid == sqid && d.sqe.cid() == cid)
+        {
             self.held.delayed.swap_remove(i);
             self.complete(sqid, cid, 0, Status::ABORT_REQUESTED);
             return Outcome::ok(0);
@@ -200,7 +212,9 @@ impl Worker {
         let mut i = sq.head;
         while i != sq.tail {
             let mut b = [0u8; 4];
-            if dma::read(sq.entry_addr(i), &mut b).is_ok() && u32::from_le_bytes(b) >> 16 == cid as u32 {
+            if dma::read(sq.entry_addr(i), &mut b).is_ok()
+                && u32::from_le_bytes(b) >> 16 == cid as u32
+            {
                 return true;
             }
             i = (i + 1) % sq.size;
@@ -256,7 +270,12 @@ impl Worker {
         if !all && self.sh.namespace(sqe.nsid).is_none() {
             return Outcome::status(Status::INVALID_NAMESPACE_OR_FORMAT);
         }
-        for ns in self.sh.namespaces.iter().filter(|n| all || n.nsid == sqe.nsid) {
+        for ns in self
+            .sh
+            .namespaces
+            .iter()
+            .filter(|n| all || n.nsid == sqe.nsid)
+        {
             let mut d = ns.lock();
             d.bytes.fill(0);
             d.lba_shift = shift;

@@ -109,10 +109,21 @@ impl EmuConfig {
             }
             last = ns.nsid;
             if ns.lba_size != 512 && ns.lba_size != 4096 {
-                return bad(format!("namespace {}: lba_size {} must be 512 or 4096", ns.nsid, ns.lba_size));
+                return bad(format!(
+                    "namespace {}: lba_size {} must be 512 or 4096",
+                    ns.nsid, ns.lba_size
+                ));
             }
-            if ns.blocks == 0 || ns.blocks.checked_mul(ns.lba_size as u64).map_or(true, |b| b > isize::MAX as u64) {
-                return bad(format!("namespace {}: {} blocks is empty or too large", ns.nsid, ns.blocks));
+            if ns.blocks == 0
+                || ns
+                    .blocks
+                    .checked_mul(ns.lba_size as u64)
+                    .map_or(true, |b| b > isize::MAX as u64)
+            {
+                return bad(format!(
+                    "namespace {}: {} blocks is empty or too large",
+                    ns.nsid, ns.blocks
+                ));
             }
         }
         Ok(())

@@ -227,7 +227,11 @@ impl EmuHandle {
         let data = ns.lock();
         let r = data
             .range(lba, (buf.len() >> shift) as u64)
-            .ok_or(EmuError::OutOfRange { nsid, lba, len: buf.len() })?;
+            .ok_or(EmuError::OutOfRange {
+                nsid,
+                lba,
+                len: buf.len(),
+            })?;
         buf.copy_from_slice(&data.bytes[r]);
         Ok(())
     }
@@ -238,7 +242,11 @@ impl EmuHandle {
         let mut data = ns.lock();
         let r = data
             .range(lba, (buf.len() >> shift) as u64)
-            .ok_or(EmuError::OutOfRange { nsid, lba, len: buf.len() })?;
+            .ok_or(EmuError::OutOfRange {
+                nsid,
+                lba,
+                len: buf.len(),
+            })?;
         data.bytes[r].copy_from_slice(buf);
         Ok(())
     }

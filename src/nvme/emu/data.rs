@@ -39,12 +39,21 @@ impl Worker {
     }
 
     /// Copies `src` to the command's data buffer (controller → host).
-    pub(super) fn to_host(&self, sqe: &Sqe, src: &[u8], sgl_ok: bool) -> Result<(), Status> {
-        self.for_each_seg(sqe, src.len(), sgl_ok, |s, off| s.copy_from(&src[off..off + s.len]))
+    pub(super) fn copy_to_host(&self, sqe: &Sqe, src: &[u8], sgl_ok: bool) -> Result<(), Status> {
+        self.for_each_seg(sqe, src.len(), sgl_ok, |s, off| {
+            s.copy_from(&src[off..off + s.len])
+        })
     }
 
     /// Fills `dst` from the command's data buffer (host → controller).
-    pub(super) fn from_host(&self, sqe: &Sqe, dst: &mut [u8], sgl_ok: bool) -> Result<(), Status> {
-        self.for_each_seg(sqe, dst.len(), sgl_ok, |s, off| s.copy_to(&mut dst[off..off + s.len]))
+    pub(super) fn copy_from_host(
+        &self,
+        sqe: &Sqe,
+        dst: &mut [u8],
+        sgl_ok: bool,
+    ) -> Result<(), Status> {
+        self.for_each_seg(sqe, dst.len(), sgl_ok, |s, off| {
+            s.copy_to(&mut dst[off..off + s.len])
+        })
     }
 }

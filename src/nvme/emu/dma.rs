@@ -35,25 +35,15 @@ pub fn read(iova: u64, dst: &mut [u8]) -> Result<(), DmaFault> {
     Ok(())
 }
 
-/// Copies `src` into host memory at `iova`.
-pub fn write(iova: u64, src: &[u8]) -> Result<(), DmaFault> {
-    if src.is_empty() {
-        return Ok(());
-    }
-    let dst = resolve(iova, src.len())?;
-    // SAFETY: `dst` is valid for src.len() bytes of registered DMA memory; the
-    // host does not touch a buffer it handed to the device until completion.
-    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr(), src.len()) };
-    Ok(())
-}
-
 /// Reads a little-endian u32 at a 4-aligned `iova` with an acquire load
 /// (shadow doorbells, which the host updates while the device runs).
 pub fn load_u32(iova: u64) -> Result<u32, DmaFault> {
     let p = aligned_u32(iova)?;
     // SAFETY: 4 valid, 4-aligned bytes of DMA memory; shared words are only
     // accessed with atomic or volatile aligned 32-bit operations.
-    Ok(u32::from_le(unsafe { AtomicU32::from_ptr(p) }.load(Ordering::Acquire)))
+    Ok(u32::from_le(
+        unsafe { AtomicU32::from_ptr(p) }.load(Ordering::Acquire),
+    ))
 }
 
 /// Stores a u32 at a 4-aligned `iova` with a release store (EventIdx entries).
@@ -123,7 +113,11 @@ impl HostSeg {
             let got = &mut chunk[..want.len()];
             // SAFETY: i * 512 + want.len() <= self.len: inside the resolved segment.
             unsafe {
-                std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(i * 512), got.as_mut_ptr(), want.len())
+                std::ptr::copy_nonoverlapping(
+                    self.ptr.as_ptr().add(i * 512),
+                    got.as_mut_ptr(),
+                    want.len(),
+                )
             };
             got == want
         })

@@ -58,8 +58,15 @@ impl Features {
         use fid::*;
         match f {
             VOLATILE_WRITE_CACHE => self.vwc_present,
-            ARBITRATION | POWER_MANAGEMENT | TEMPERATURE_THRESHOLD | ERROR_RECOVERY | NUMBER_OF_QUEUES
-            | INTERRUPT_COALESCING | INTERRUPT_VECTOR_CONFIG | WRITE_ATOMICITY | ASYNC_EVENT_CONFIG
+            ARBITRATION
+            | POWER_MANAGEMENT
+            | TEMPERATURE_THRESHOLD
+            | ERROR_RECOVERY
+            | NUMBER_OF_QUEUES
+            | INTERRUPT_COALESCING
+            | INTERRUPT_VECTOR_CONFIG
+            | WRITE_ATOMICITY
+            | ASYNC_EVENT_CONFIG
             | KEEP_ALIVE_TIMER => true,
             _ => false,
         }
@@ -72,11 +79,6 @@ impl Features {
             AsyncEvent::NamespaceAttributeChanged(_) => aec & 1 << 8 != 0,
             AsyncEvent::SmartWarning(bits) => aec & *bits as u32 != 0,
         }
-    }
-
-    /// True if the volatile write cache is enabled.
-    pub fn write_cache_enabled(&self) -> bool {
-        self.current[fid::VOLATILE_WRITE_CACHE as usize] & 1 != 0
     }
 }
 
@@ -114,7 +116,11 @@ impl Worker {
             0 => Outcome::ok(self.features.current[f as usize]),
             1 | 2 => Outcome::ok(self.features.defaults[f as usize]),
             // Supported capabilities: changeable, not saveable, not namespace specific.
-            3 => Outcome::ok(if f == fid::NUMBER_OF_QUEUES { 0 } else { 1 << 2 }),
+            3 => Outcome::ok(if f == fid::NUMBER_OF_QUEUES {
+                0
+            } else {
+                1 << 2
+            }),
             _ => Outcome::status(Status::INVALID_FIELD),
         }
     }

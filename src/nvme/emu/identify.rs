@@ -42,7 +42,7 @@ impl Worker {
             0x03 => self.ns_descriptors(sqe.nsid, &mut buf),
             _ => Err(Status::INVALID_FIELD),
         };
-        let r = filled.and_then(|()| self.to_host(sqe, &buf, false));
+        let r = filled.and_then(|()| self.copy_to_host(sqe, &buf, false));
         self.scratch = buf;
         match r {
             Ok(()) => Outcome::ok(0),
@@ -71,15 +71,20 @@ impl Worker {
         b[262] = (ERROR_LOG_ENTRIES - 1) as u8; // ELPE
         put(b, 266, &343u16.to_le_bytes()); // WCTEMP (K)
         put(b, 268, &373u16.to_le_bytes()); // CCTEMP (K)
-        let total: u64 = self.sh.namespaces.iter().map(|n| n.lock().bytes.len() as u64).sum();
+        let total: u64 = self
+            .sh
+            .namespaces
+            .iter()
+            .map(|n| n.lock().bytes.len() as u64)
+            .sum();
         put(b, 280, &(total as u128).to_le_bytes()); // TNVMCAP
         put(b, 320, &1u16.to_le_bytes()); // KAS: 100 ms granularity
         b[512] = 0x66; // SQES: 64 bytes
         b[513] = 0x44; // CQES: 16 bytes
-        put(b, 514, &(cfg.mqes as u16).saturating_add(1).to_le_bytes()); // MAXCMD
+        put(b, 514, &cfg.mqes.saturating_add(1).to_le_bytes()); // MAXCMD
         let nn = self.sh.namespaces.last().map_or(0, |n| n.nsid);
         put(b, 516, &nn.to_le_bytes()); // NN
-        // ONCS: Compare, Dataset Management, Write Zeroes.
+                                        // ONCS: Compare, Dataset Management, Write Zeroes.
         put(b, 520, &(1u16 | 1 << 2 | 1 << 3).to_le_bytes());
         b[525] = if cfg.volatile_write_cache { 0x07 } else { 0x00 }; // VWC (+ flush all NSIDs)
         let sgls: u32 = if cfg.sgl { 0x1 } else { 0 }; // SGLs supported, no alignment
@@ -105,7 +110,7 @@ impl Worker {
         put(b, 16, &blocks.to_le_bytes()); // NUSE
         b[25] = 1; // NLBAF: two formats (0's based)
         b[26] = if d.lba_shift == 9 { 0 } else { 1 }; // FLBAS
-        // DLFEAT: deallocated blocks read as zeroes; Write Zeroes may deallocate.
+                                                      // DLFEAT: deallocated blocks read as zeroes; Write Zeroes may deallocate.
         b[33] = 0x01 | 1 << 3;
         let id = ns_id_hash(&self.sh.cfg.serial, nsid);
         put(b, 104, &id.to_be_bytes()); // NGUID, first half
@@ -120,7 +125,14 @@ impl Worker {
         if nsid >= 0xffff_fffe {
             return Err(Status::INVALID_FIELD);
         }
-        for (i, ns) in self.sh.namespaces.iter().filter(|n| n.nsid > nsid).take(1024).enumerate() {
+        for (i, ns) in self
+            .sh
+            .namespaces
+            .iter()
+            .filter(|n| n.nsid > nsid)
+            .take(1024)
+            .enumerate()
+        {
             put(b, i * 4, &ns.nsid.to_le_bytes());
         }
         Ok(())

@@ -65,16 +65,18 @@ impl Worker {
         if sh.cfg.mdts != 0 && len > 4096usize << sh.cfg.mdts {
             return Err(Status::INVALID_FIELD);
         }
-        let r = d.range(sqe.slba(), sqe.nlb()).ok_or(Status::LBA_OUT_OF_RANGE)?;
+        let r = d
+            .range(sqe.slba(), sqe.nlb())
+            .ok_or(Status::LBA_OUT_OF_RANGE)?;
         let sgl = sh.cfg.sgl;
         match sqe.opcode() {
             super::io::opc::READ => {
-                self.to_host(sqe, &d.bytes[r], sgl)?;
+                self.copy_to_host(sqe, &d.bytes[r], sgl)?;
                 bump(&sh.stats.bytes_read, len as u64);
                 bump(&sh.stats.host_read_commands, 1);
             }
             super::io::opc::WRITE => {
-                self.from_host(sqe, &mut d.bytes[r], sgl)?;
+                self.copy_from_host(sqe, &mut d.bytes[r], sgl)?;
                 bump(&sh.stats.bytes_written, len as u64);
                 bump(&sh.stats.host_write_commands, 1);
             }
@@ -99,7 +101,9 @@ impl Worker {
             return Err(Status::INVALID_NAMESPACE_OR_FORMAT);
         };
         let mut d = ns.lock();
-        let r = d.range(sqe.slba(), sqe.nlb()).ok_or(Status::LBA_OUT_OF_RANGE)?;
+        let r = d
+            .range(sqe.slba(), sqe.nlb())
+            .ok_or(Status::LBA_OUT_OF_RANGE)?;
         d.bytes[r].fill(0);
         bump(&self.sh.stats.host_write_commands, 1);
         Ok(())
@@ -111,24 +115,26 @@ impl Worker {
     fn dataset_management(&mut self, sqe: &Sqe) -> Result<(), Status> {
         let nr = (sqe.cdw10 & 0xff) as usize + 1;
         let mut ranges = std::mem::take(&mut self.scratch);
-        let r = self.from_host(sqe, &mut ranges[..nr * 16], false).and_then(|()| {
-            let Some(ns) = self.sh.namespace(sqe.nsid) else {
-                return Err(Status::INVALID_NAMESPACE_OR_FORMAT);
-            };
-            let mut d = ns.lock();
-            for rg in ranges[..nr * 16].chunks_exact(16) {
-                let nlb = u32::from_le_bytes([rg[4], rg[5], rg[6], rg[7]]) as u64;
-                let mut slba = [0u8; 8];
-                slba.copy_from_slice(&rg[8..16]);
-                let r = d
-                    .range(u64::from_le_bytes(slba), nlb)
-                    .ok_or(Status::LBA_OUT_OF_RANGE)?;
-                if sqe.cdw11 & DSM_DEALLOCATE != 0 {
-                    d.bytes[r].fill(0);
+        let r = self
+            .copy_from_host(sqe, &mut ranges[..nr * 16], false)
+            .and_then(|()| {
+                let Some(ns) = self.sh.namespace(sqe.nsid) else {
+                    return Err(Status::INVALID_NAMESPACE_OR_FORMAT);
+                };
+                let mut d = ns.lock();
+                for rg in ranges[..nr * 16].chunks_exact(16) {
+                    let nlb = u32::from_le_bytes([rg[4], rg[5], rg[6], rg[7]]) as u64;
+                    let mut slba = [0u8; 8];
+                    slba.copy_from_slice(&rg[8..16]);
+                    let r = d
+                        .range(u64::from_le_bytes(slba), nlb)
+                        .ok_or(Status::LBA_OUT_OF_RANGE)?;
+                    if sqe.cdw11 & DSM_DEALLOCATE != 0 {
+                        d.bytes[r].fill(0);
+                    }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            });
         self.scratch = ranges;
         r
     }

@@ -102,7 +102,7 @@ impl Worker {
         let start = offset as usize;
         page.copy_within(start..size, 0);
         page[size - start..].fill(0);
-        let r = self.to_host(sqe, &page[..len], false);
+        let r = self.copy_to_host(sqe, &page[..len], false);
         self.scratch = page;
         if r.is_ok() && !rae {
             // Reading the log page re-arms its event type (RAE = 0).
@@ -126,13 +126,14 @@ impl Worker {
         b[1..3].copy_from_slice(&310u16.to_le_bytes()); // Composite Temperature (K)
         b[3] = 100; // Available Spare
         b[4] = 10; // Available Spare Threshold
-        // Data Units Read / Written: thousands of 512-byte units, rounded up.
+                   // Data Units Read / Written: thousands of 512-byte units, rounded up.
         let units = |bytes: u128| (bytes / 512).div_ceil(1000);
         b[32..48].copy_from_slice(&units(get(&st.bytes_read)).to_le_bytes());
         b[48..64].copy_from_slice(&units(get(&st.bytes_written)).to_le_bytes());
         b[64..80].copy_from_slice(&get(&st.host_read_commands).to_le_bytes());
         b[80..96].copy_from_slice(&get(&st.host_write_commands).to_le_bytes());
         b[112..128].copy_from_slice(&1u128.to_le_bytes()); // Power Cycles
-        b[176..192].copy_from_slice(&(self.errlog.count as u128).to_le_bytes()); // Error log entries
+        b[176..192].copy_from_slice(&(self.errlog.count as u128).to_le_bytes());
+        // Error log entries
     }
 }

@@ -79,7 +79,8 @@ impl PciConfig {
         let old = u16::from_le_bytes([s[COMMAND], s[COMMAND + 1]]);
         let new = (old & !COMMAND_WRITABLE) | (u16::from_le_bytes(cmd) & COMMAND_WRITABLE);
         s[COMMAND..COMMAND + 2].copy_from_slice(&new.to_le_bytes());
-        self.bus_master.store(new & BUS_MASTER != 0, Ordering::Release);
+        self.bus_master
+            .store(new & BUS_MASTER != 0, Ordering::Release);
         Ok(())
     }
 

@@ -78,7 +78,12 @@ mod tests {
 
     const P: usize = 4096;
 
-    fn run(prp1: u64, prp2: u64, len: usize, mem: &HashMap<u64, u64>) -> Result<Vec<(u64, usize)>, Status> {
+    fn run(
+        prp1: u64,
+        prp2: u64,
+        len: usize,
+        mem: &HashMap<u64, u64>,
+    ) -> Result<Vec<(u64, usize)>, Status> {
         let mut out = Vec::new();
         walk(
             prp1,
@@ -127,7 +132,10 @@ mod tests {
         let mut mem = HashMap::new();
         mem.insert(0x50_0000, 0x60_0010);
         mem.insert(0x50_0008, 0x61_0000);
-        assert_eq!(run(0x40_0000, 0x50_0000, 3 * 4096, &mem), Err(Status::PRP_OFFSET_INVALID));
+        assert_eq!(
+            run(0x40_0000, 0x50_0000, 3 * 4096, &mem),
+            Err(Status::PRP_OFFSET_INVALID)
+        );
         assert_eq!(run(0x40_0002, 0, 8, &mem), Err(Status::PRP_OFFSET_INVALID));
     }
 

@@ -171,7 +171,8 @@ impl Worker {
     pub(super) fn poll_cq_heads(&mut self) -> bool {
         let mut worked = false;
         for qid in 0..self.cqs.len() as u16 {
-            let Some((head, size)) = self.cqs[qid as usize].as_ref().map(|c| (c.head, c.size)) else {
+            let Some((head, size)) = self.cqs[qid as usize].as_ref().map(|c| (c.head, c.size))
+            else {
                 continue;
             };
             if let Some(h) = self.poll_doorbell(qid, true, head, size) {

@@ -63,7 +63,8 @@ impl Regs {
     /// Allocates `len` bytes (a multiple of 4096), zeroed, page-aligned, with
     /// every doorbell set to [`DOORBELL_UNWRITTEN`].
     pub fn new(len: usize) -> Self {
-        let layout = Layout::from_size_align(len, 4096).expect("BAR layout: len is a page multiple");
+        let layout =
+            Layout::from_size_align(len, 4096).expect("BAR layout: len is a page multiple");
         // SAFETY: layout has a non-zero size (callers pass at least 16 KiB).
         let raw = unsafe { alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(raw) else {
@@ -87,7 +88,10 @@ impl Regs {
     }
 
     fn word(&self, off: usize) -> &AtomicU32 {
-        assert!(off % 4 == 0 && off + 4 <= self.len(), "register offset {off:#x}");
+        assert!(
+            off % 4 == 0 && off + 4 <= self.len(),
+            "register offset {off:#x}"
+        );
         // SAFETY: in bounds and 4-aligned (base is page-aligned); the memory
         // lives as long as `self`, and is only ever accessed atomically or by
         // aligned volatile 32-bit accesses.

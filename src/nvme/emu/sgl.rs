@@ -35,7 +35,11 @@ impl Desc {
 }
 
 /// Walks the SGL of `sqe` for a `len`-byte transfer, calling `seg(iova, n)` per data block.
-pub fn walk(sqe: &Sqe, len: usize, seg: &mut impl FnMut(u64, usize) -> Result<(), Status>) -> Result<(), Status> {
+pub fn walk(
+    sqe: &Sqe,
+    len: usize,
+    seg: &mut impl FnMut(u64, usize) -> Result<(), Status>,
+) -> Result<(), Status> {
     let mut raw = [0u8; 16];
     raw[0..8].copy_from_slice(&sqe.prp1.to_le_bytes());
     raw[8..16].copy_from_slice(&sqe.prp2.to_le_bytes());

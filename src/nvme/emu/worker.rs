@@ -223,10 +223,14 @@ impl Worker {
         let iosqes = cc >> 16 & 0xf;
         let iocqes = cc >> 20 & 0xf;
         if css != 0 {
-            return Err(format!("CC.CSS {css}: only the NVM command set (0) is supported"));
+            return Err(format!(
+                "CC.CSS {css}: only the NVM command set (0) is supported"
+            ));
         }
         if mps > 4 {
-            return Err(format!("CC.MPS {mps}: outside CAP.MPSMIN 0 ..= CAP.MPSMAX 4"));
+            return Err(format!(
+                "CC.MPS {mps}: outside CAP.MPSMIN 0 ..= CAP.MPSMAX 4"
+            ));
         }
         if iosqes != 6 || iocqes != 4 {
             return Err(format!(
@@ -240,10 +244,15 @@ impl Worker {
         let asq = regs.load64(regs::ASQ);
         let acq = regs.load64(regs::ACQ);
         if asqs == 0 || acqs == 0 {
-            return Err(format!("AQA {aqa:#x}: admin queues need at least 2 entries"));
+            return Err(format!(
+                "AQA {aqa:#x}: admin queues need at least 2 entries"
+            ));
         }
         if asq % self.page as u64 != 0 || acq % self.page as u64 != 0 {
-            return Err(format!("ASQ {asq:#x} / ACQ {acq:#x}: must be aligned to the {} byte page", self.page));
+            return Err(format!(
+                "ASQ {asq:#x} / ACQ {acq:#x}: must be aligned to the {} byte page",
+                self.page
+            ));
         }
         self.cqs[0] = Some(CompQueue::new(acq, acqs + 1, false));
         self.sqs[0] = Some(SubQueue::new(asq, asqs + 1, 0));
@@ -275,7 +284,10 @@ impl Worker {
 
     /// Enters Controller Fatal Status: stops all processing until reset.
     pub(super) fn go_fatal(&mut self, why: &str) {
-        log::warn!("nvme emu {}: controller fatal status: {why}", self.sh.address);
+        log::warn!(
+            "nvme emu {}: controller fatal status: {why}",
+            self.sh.address
+        );
         self.state = State::Fatal;
         self.sh.regs.set_csts(CSTS_CFS, true);
     }
@@ -301,7 +313,9 @@ impl Worker {
             return false;
         };
         let mut n = 0;
-        while n < BATCH && self.state == State::Ready {
+        // Bus Master Enable is checked before every fetch: once the host
+        // clears it, no new DMA starts.
+        while n < BATCH && self.state == State::Ready && self.sh.pci.bus_master() {
             let Some(sq) = self.sqs[qid as usize].as_mut() else {
                 break;
             };
