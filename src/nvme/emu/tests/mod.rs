@@ -3,5 +3,6 @@
 
 mod host;
 
+mod admin_cmds;
 mod bring_up;
 mod data_path;
