@@ -163,11 +163,42 @@ impl Host {
 
     /// Queues a command and rings the SQ tail doorbell; returns the CID.
     pub fn submit(&mut self, qid: u16, sqe: Sqe) -> u16 {
-        let q = self.queue(qid);
-        let cid = q.push(sqe, false);
-        let tail = q.sq_tail;
-        self.bar.write32(0x1000 + 8 * qid as usize, tail as u32);
+        let cid = self.push(qid, sqe);
+        self.ring_sq(qid);
         cid
+    }
+
+    /// Queues a command without ringing; returns the CID.
+    pub fn push(&mut self, qid: u16, sqe: Sqe) -> u16 {
+        self.queue(qid).push(sqe, false)
+    }
+
+    /// Writes the SQ tail doorbell register.
+    pub fn ring_sq(&mut self, qid: u16) {
+        let tail = self.queue(qid).sq_tail;
+        self.bar.write32(0x1000 + 8 * qid as usize, tail as u32);
+    }
+
+    /// Takes the next completion of `qid` without ringing the CQ head doorbell.
+    pub fn wait_quietly(&mut self, qid: u16) -> Completion {
+        let start = Instant::now();
+        loop {
+            if let Some(c) = self.queue(qid).poll() {
+                return c;
+            }
+            assert!(start.elapsed() < TIMEOUT, "no completion on queue {qid}");
+            std::thread::sleep(Duration::from_micros(10));
+        }
+    }
+
+    /// The CQ head the host has consumed up to.
+    pub fn cq_head(&mut self, qid: u16) -> u16 {
+        self.queue(qid).cq_head
+    }
+
+    /// The SQ tail the host has written up to.
+    pub fn sq_tail(&mut self, qid: u16) -> u16 {
+        self.queue(qid).sq_tail
     }
 
     /// Waits for the next completion on `qid` and rings the CQ head doorbell.

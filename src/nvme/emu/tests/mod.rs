@@ -6,3 +6,5 @@ mod host;
 mod admin_cmds;
 mod bring_up;
 mod data_path;
+mod faults;
+mod nvm_cmds;
