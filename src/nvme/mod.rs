@@ -1,1 +1,3 @@
 //! The `nvme` layer (see DESIGN: filled in by its issue).
+
+pub mod emu;
