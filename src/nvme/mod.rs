@@ -1,1 +1,4 @@
-//! The `nvme` layer (see DESIGN: filled in by its issue).
+//! The `nvme` layer: SPDK's user-space, polled NVMe driver.
+//!
+//! - [`spec`]: NVMe specification types (registers, SQE/CQE, status, identify, logs, features).
+pub mod spec;
