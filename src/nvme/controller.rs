@@ -247,13 +247,23 @@ impl Controller {
     pub fn max_io_qpairs(&self) -> u16 {
         *self.inner.num_io_queues.read().unwrap()
     }
+    /// Size of the Controller Memory Buffer in bytes (CMBSZ; 0 when absent).
+    pub fn cmb_size(&self) -> u64 {
+        self.inner.regs.cmbsz().size_bytes()
+    }
     /// True when shadow doorbells (Doorbell Buffer Config) are in use.
     pub fn shadow_doorbells_enabled(&self) -> bool {
         self.inner.shadow.is_some()
     }
     /// Active namespace IDs, ascending.
     pub fn namespace_ids(&self) -> Vec<u32> {
-        self.inner.namespaces.read().unwrap().keys().copied().collect()
+        self.inner
+            .namespaces
+            .read()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect()
     }
     /// The active namespace `nsid`.
     pub fn namespace(&self, nsid: u32) -> Result<Namespace, NvmeError> {

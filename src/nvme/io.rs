@@ -50,7 +50,14 @@ impl QPair {
     where
         F: FnOnce(&mut QPair, IoCompletion) + 'static,
     {
-        self.submit_rw(ns, NvmOpcode::Read, IoBuf::Single(buf.into()), lba, lba_count, cb)
+        self.submit_rw(
+            ns,
+            NvmOpcode::Read,
+            IoBuf::Single(buf.into()),
+            lba,
+            lba_count,
+            cb,
+        )
     }
 
     /// Writes `lba_count` blocks at `lba` from `buf` (at least that long).
@@ -65,7 +72,14 @@ impl QPair {
     where
         F: FnOnce(&mut QPair, IoCompletion) + 'static,
     {
-        self.submit_rw(ns, NvmOpcode::Write, IoBuf::Single(buf.into()), lba, lba_count, cb)
+        self.submit_rw(
+            ns,
+            NvmOpcode::Write,
+            IoBuf::Single(buf.into()),
+            lba,
+            lba_count,
+            cb,
+        )
     }
 
     /// Compares `lba_count` blocks at `lba` with `buf`; a mismatch completes
@@ -83,7 +97,10 @@ impl QPair {
     {
         let buf = IoBuf::Single(buf.into());
         if !ns.supports_compare {
-            return Err(reject(NvmeError::Unsupported("Compare (ONCS bit 0)".into()), buf));
+            return Err(reject(
+                NvmeError::Unsupported("Compare (ONCS bit 0)".into()),
+                buf,
+            ));
         }
         self.submit_rw(ns, NvmOpcode::Compare, buf, lba, lba_count, cb)
     }
@@ -101,7 +118,14 @@ impl QPair {
     where
         F: FnOnce(&mut QPair, IoCompletion) + 'static,
     {
-        self.submit_rw(ns, NvmOpcode::Read, IoBuf::Vectored(segs), lba, lba_count, cb)
+        self.submit_rw(
+            ns,
+            NvmOpcode::Read,
+            IoBuf::Vectored(segs),
+            lba,
+            lba_count,
+            cb,
+        )
     }
 
     /// Vectored write from `segs` (same rules as [`readv`](Self::readv)).
@@ -116,7 +140,14 @@ impl QPair {
     where
         F: FnOnce(&mut QPair, IoCompletion) + 'static,
     {
-        self.submit_rw(ns, NvmOpcode::Write, IoBuf::Vectored(segs), lba, lba_count, cb)
+        self.submit_rw(
+            ns,
+            NvmOpcode::Write,
+            IoBuf::Vectored(segs),
+            lba,
+            lba_count,
+            cb,
+        )
     }
 
     /// Flush: commits the volatile write cache of the namespace.
@@ -231,13 +262,22 @@ impl QPair {
     /// calls `process_completions`, which recovers the qpair).
     #[inline]
     fn check_usable(&self) -> Result<(), NvmeError> {
-        let g = self.ctrlr.generation.load(std::sync::atomic::Ordering::Relaxed);
+        let g = self
+            .ctrlr
+            .generation
+            .load(std::sync::atomic::Ordering::Relaxed);
         if g != self.generation {
-            return Err(if self.ctrlr.detached.load(std::sync::atomic::Ordering::Relaxed) {
-                NvmeError::ControllerUnavailable
-            } else {
-                NvmeError::AbortedByReset
-            });
+            return Err(
+                if self
+                    .ctrlr
+                    .detached
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    NvmeError::ControllerUnavailable
+                } else {
+                    NvmeError::AbortedByReset
+                },
+            );
         }
         Ok(())
     }

@@ -116,3 +116,126 @@ pub fn build(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{self, DmaBuf, EnvOpts};
+
+    fn buf(len: usize) -> DmaBuf {
+        env::init_once(EnvOpts::no_huge()).expect("env");
+        DmaBuf::alloc_zeroed(len, PAGE_SIZE).unwrap()
+    }
+
+    fn list_entry(list: &[u8], i: usize) -> u64 {
+        u64::from_le_bytes(list[i * 8..i * 8 + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn one_and_two_pages_need_no_list() {
+        let b: DmaSlice = buf(2 * PAGE_SIZE).into();
+        let base = b.buf().iova();
+        let mut list = vec![0u8; PAGE_SIZE];
+        let p = build(std::slice::from_ref(&b), 0, PAGE_SIZE, &mut list, 0x9000).unwrap();
+        assert_eq!(
+            p,
+            Prps {
+                prp1: base,
+                prp2: 0
+            }
+        );
+        let p = build(
+            std::slice::from_ref(&b),
+            0,
+            2 * PAGE_SIZE,
+            &mut list,
+            0x9000,
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            Prps {
+                prp1: base,
+                prp2: base + PAGE_SIZE as u64
+            }
+        );
+    }
+
+    #[test]
+    fn unaligned_start_spills_into_a_prp_list() {
+        let whole = buf(4 * PAGE_SIZE);
+        let base = whole.iova();
+        let s = DmaSlice::new(whole, 512..512 + 2 * PAGE_SIZE).unwrap();
+        let mut list = vec![0u8; PAGE_SIZE];
+        let p = build(
+            std::slice::from_ref(&s),
+            0,
+            2 * PAGE_SIZE,
+            &mut list,
+            0x9000,
+        )
+        .unwrap();
+        // 512..8704 touches three pages: PRP1 with offset, then a list of two.
+        assert_eq!(p.prp1, base + 512);
+        assert_eq!(p.prp2, 0x9000);
+        assert_eq!(list_entry(&list, 0), base + PAGE_SIZE as u64);
+        assert_eq!(list_entry(&list, 1), base + 2 * PAGE_SIZE as u64);
+    }
+
+    #[test]
+    fn a_child_range_starts_mid_buffer() {
+        let b: DmaSlice = buf(8 * PAGE_SIZE).into();
+        let base = b.buf().iova();
+        let mut list = vec![0u8; PAGE_SIZE];
+        let p = build(
+            std::slice::from_ref(&b),
+            4 * PAGE_SIZE,
+            PAGE_SIZE,
+            &mut list,
+            1,
+        )
+        .unwrap();
+        assert_eq!(p.prp1, base + 4 * PAGE_SIZE as u64);
+        assert_eq!(p.prp2, 0);
+    }
+
+    #[test]
+    fn vectored_segments_must_meet_on_page_boundaries() {
+        let a: DmaSlice = buf(PAGE_SIZE).into();
+        let b: DmaSlice = buf(2 * PAGE_SIZE).into();
+        let (ia, ib) = (a.buf().iova(), b.buf().iova());
+        let mut list = vec![0u8; PAGE_SIZE];
+        let segs = [a, b];
+        let p = build(&segs, 0, 3 * PAGE_SIZE, &mut list, 0x7000).unwrap();
+        assert_eq!((p.prp1, p.prp2), (ia, 0x7000));
+        assert_eq!(list_entry(&list, 0), ib);
+        assert_eq!(list_entry(&list, 1), ib + PAGE_SIZE as u64);
+
+        let c = DmaSlice::new(buf(2 * PAGE_SIZE), 512..PAGE_SIZE + 512).unwrap();
+        let bad = [segs.into_iter().next().unwrap(), c];
+        let e = build(&bad, 0, 2 * PAGE_SIZE, &mut list, 0).unwrap_err();
+        assert!(e.to_string().contains("page boundary"), "{e}");
+    }
+
+    #[test]
+    fn buffer_shorter_than_the_range_is_refused() {
+        let b: DmaSlice = buf(PAGE_SIZE).into();
+        let mut list = vec![0u8; PAGE_SIZE];
+        let e = build(std::slice::from_ref(&b), 0, 2 * PAGE_SIZE, &mut list, 0).unwrap_err();
+        assert!(matches!(
+            e,
+            NvmeError::BufferTooShort {
+                need: 8192,
+                have: 4096
+            }
+        ));
+    }
+
+    #[test]
+    fn max_transfer_fills_exactly_one_list_page() {
+        let whole = buf(MAX_PRP_TRANSFER + PAGE_SIZE);
+        let s = DmaSlice::new(whole, 8..8 + MAX_PRP_TRANSFER).unwrap();
+        let mut list = vec![0u8; PAGE_SIZE];
+        build(std::slice::from_ref(&s), 0, MAX_PRP_TRANSFER, &mut list, 0).unwrap();
+    }
+}

@@ -185,7 +185,10 @@ impl QPair {
     /// Sets the callback consulted when a command times out (needs
     /// `QPairOpts::timeout`). Without one, a timed-out command is aborted,
     /// and if it times out again the controller is reset.
-    pub fn set_timeout_callback(&mut self, cb: impl FnMut(TimedOutCommand) -> TimeoutAction + 'static) {
+    pub fn set_timeout_callback(
+        &mut self,
+        cb: impl FnMut(TimedOutCommand) -> TimeoutAction + 'static,
+    ) {
         self.timeout_cb = Some(Box::new(cb));
     }
 
@@ -410,10 +413,9 @@ impl Drop for QPair {
                 std::mem::forget(std::mem::take(&mut r.buf));
             }
         }
-        if let Ok(mut q) = c.qids.lock() {
-            if let Some(slot) = q.get_mut(self.qid as usize) {
-                *slot = false;
-            }
+        let mut q = c.qids.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = q.get_mut(self.qid as usize) {
+            *slot = false;
         }
     }
 }

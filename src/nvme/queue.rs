@@ -109,7 +109,9 @@ unsafe impl Send for SqRing {}
 impl SqRing {
     /// A ring of `entries` commands in fresh zeroed DMA memory.
     pub(crate) fn new(entries: u16, db: Doorbell) -> Result<Self, NvmeError> {
-        let mut mem = DmaBuf::alloc_zeroed(entries as usize * 64, 4096)?;
+        let len = entries as usize * 64;
+        // Aligned to its own size: never crosses a hugepage, so IOVA-contiguous.
+        let mut mem = DmaBuf::alloc_zeroed(len, len.next_power_of_two().max(4096))?;
         if mem.contiguous_len(0) < entries as usize * 64 {
             return Err(NvmeError::Unsupported(format!(
                 "SQ of {entries} entries is not IOVA-contiguous; use a smaller queue"
@@ -193,7 +195,8 @@ unsafe impl Send for CqRing {}
 impl CqRing {
     /// A ring of `entries` completions in fresh zeroed DMA memory.
     pub(crate) fn new(entries: u16, db: Doorbell) -> Result<Self, NvmeError> {
-        let mut mem = DmaBuf::alloc_zeroed(entries as usize * 16, 4096)?;
+        let len = entries as usize * 16;
+        let mut mem = DmaBuf::alloc_zeroed(len, len.next_power_of_two().max(4096))?;
         if mem.contiguous_len(0) < entries as usize * 16 {
             return Err(NvmeError::Unsupported(format!(
                 "CQ of {entries} entries is not IOVA-contiguous; use a smaller queue"
