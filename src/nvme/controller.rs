@@ -224,8 +224,8 @@ impl Controller {
     }
 
     /// The transport ID.
-    pub fn trid(&self) -> TransportId {
-        self.inner.trid
+    pub fn trid(&self) -> &TransportId {
+        &self.inner.trid
     }
     /// CAP as read at attach.
     pub fn cap(&self) -> Cap {

@@ -12,9 +12,6 @@ pub enum NvmeError {
     /// DMA memory could not be allocated.
     #[error("DMA memory: {0}")]
     Env(#[from] crate::env::EnvError),
-    /// A transport ID string that does not parse.
-    #[error("invalid transport ID {0}")]
-    InvalidTransportId(String),
     /// The controller did not reach the wanted state in time.
     #[error("controller did not {what} within {waited:?} (CAP.TO); check the device or its driver binding")]
     NotReady {

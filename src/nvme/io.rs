@@ -7,6 +7,10 @@
 //! (MDTS) is **split transparently** into child commands at LBA boundaries;
 //! its callback runs once, after the last child, with the first error if any.
 
+// A rejected submission hands the caller's buffer back by value; boxing it
+// would allocate on the retryable QueueFull path, which must stay allocation-free.
+#![allow(clippy::result_large_err)]
+
 use super::buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
 use super::namespace::Namespace;
 use super::prp;
@@ -247,7 +251,10 @@ impl QPair {
         if count == 0 {
             return Err(NvmeError::ZeroLength);
         }
-        if lba.checked_add(count).is_none_or(|end| end > ns.num_blocks) {
+        if lba
+            .checked_add(count)
+            .map_or(true, |end| end > ns.num_blocks)
+        {
             return Err(NvmeError::LbaOutOfRange {
                 nsid: ns.id,
                 lba,

@@ -3,7 +3,7 @@
 //! - [`spec`]: NVMe specification types (registers, SQE/CQE, status names,
 //!   identify, log pages, features) with compile-time layout checks.
 //! - [`Controller`]: attach by PCI device or transport ID ([`TransportId`],
-//!   [`probe`]), bring-up, Identify, namespaces, admin commands (features,
+//!   [`probe`], [`connect`]), bring-up, Identify, namespaces, admin commands (features,
 //!   log pages, abort, format, passthrough), asynchronous events, reset,
 //!   shutdown on drop. `Send + Sync`; the admin queue is polled with
 //!   [`Controller::process_admin_completions`].
@@ -27,21 +27,22 @@ mod controller;
 mod error;
 mod io;
 mod namespace;
+mod probe;
 mod prp;
 mod qpair;
 mod queue;
 mod regs;
 mod request;
 pub mod spec;
-mod transport;
 
+pub use crate::pci::{TransportId, TransportType};
 pub use admin_cmds::FormatOpts;
 pub use buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
 pub use controller::{AerCallback, Controller, ControllerOpts};
 pub use error::{NvmeError, Result};
 pub use io::MAX_DSM_RANGES;
 pub use namespace::Namespace;
+pub use probe::{connect, connect_all, probe};
 pub use prp::PAGE_SIZE;
 pub use qpair::{QPair, QPairOpts, TimedOutCommand, TimeoutAction, TimeoutCallback};
 pub use request::CALLBACK_INLINE_BYTES;
-pub use transport::{TransportId, TransportType};

@@ -3,6 +3,9 @@
 //! One binary with subcommands, as SPDK ships scripts/setup.sh, spdk_nvme_identify,
 //! spdk_nvme_perf, bdevperf and blobcli.
 
+mod identify;
+mod perf;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -15,9 +18,17 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Controller and namespace data, like spdk_nvme_identify.
+    Identify(identify::IdentifyArgs),
+    /// NVMe I/O benchmark, like spdk_nvme_perf.
+    Perf(perf::PerfArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Identify(a) => identify::run(a),
+        Command::Perf(a) => perf::run(a),
+    }
 }
