@@ -58,7 +58,7 @@ pub enum NvmeError {
     #[error("zero-length I/O: lba_count must be at least 1")]
     ZeroLength,
     /// The LBA range ends beyond the namespace.
-    #[error("LBA range {lba}+{count} is beyond namespace {nsid} ({nsze} blocks)")]
+    #[error("LBA Out of Range: blocks {lba}..{lba}+{count} are beyond namespace {nsid} ({nsze} blocks); not submitted")]
     LbaOutOfRange {
         /// Namespace.
         nsid: u32,

@@ -247,6 +247,49 @@ impl QPair {
         Ok(())
     }
 
+    /// Raw I/O command passthrough (SPDK's `spdk_nvme_ctrlr_cmd_io_raw`):
+    /// the driver fills in CID and the data pointer (PRPs over all of `buf`);
+    /// everything else, NSID included, is taken as given and not validated.
+    pub fn submit_raw<F>(&mut self, sqe: Sqe, buf: IoBuf, cb: F) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        let mut sqe = sqe;
+        let len = buf.len();
+        if len > self.max_xfer {
+            return Err(reject(
+                NvmeError::InvalidArgument(format!(
+                    "raw command moves {len} bytes, more than the {} a command may (MDTS)",
+                    self.max_xfer
+                )),
+                buf,
+            ));
+        }
+        if let Err(e) = self.check_usable() {
+            return Err(reject(e, buf));
+        }
+        let Some(cid) = self.pool.alloc() else {
+            return Err(reject(NvmeError::QueueFull, buf));
+        };
+        if len > 0 {
+            let r = &mut self.pool.reqs[cid as usize];
+            match prp::build(buf.segments(), 0, len, &mut r.page, r.page_iova) {
+                Ok(p) => {
+                    sqe.prp1 = p.prp1;
+                    sqe.prp2 = p.prp2;
+                }
+                Err(e) => {
+                    self.pool.release(cid);
+                    return Err(reject(e, buf));
+                }
+            }
+        }
+        self.arm(cid, buf, Callback::new(cb), sqe.opc());
+        self.push(cid, sqe);
+        self.after_push();
+        Ok(())
+    }
+
     fn check_range(&self, ns: &Namespace, lba: u64, count: u64) -> Result<(), NvmeError> {
         if count == 0 {
             return Err(NvmeError::ZeroLength);

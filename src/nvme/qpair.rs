@@ -160,6 +160,16 @@ impl Controller {
     }
 }
 
+impl std::fmt::Debug for QPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QPair")
+            .field("qid", &self.qid)
+            .field("entries", &self.sq.entries())
+            .field("outstanding", &self.outstanding)
+            .finish_non_exhaustive()
+    }
+}
+
 impl QPair {
     /// Queue ID.
     pub fn qid(&self) -> u16 {
