@@ -3,6 +3,9 @@
 //! One binary with subcommands, as SPDK ships scripts/setup.sh, spdk_nvme_identify,
 //! spdk_nvme_perf, bdevperf and blobcli.
 
+mod identify;
+mod perf;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -23,6 +26,10 @@ enum Command {
     Setup(setup::SetupArgs),
     /// Measure the thread layer: message rate, poller loop, io_channel and async costs.
     ThreadBench(thread_bench::ThreadBenchArgs),
+    /// Controller and namespace data, like spdk_nvme_identify.
+    Identify(identify::IdentifyArgs),
+    /// NVMe I/O benchmark, like spdk_nvme_perf.
+    Perf(perf::PerfArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +43,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Identify(a) => identify::run(a),
+        Command::Perf(a) => perf::run(a),
     }
 }
