@@ -6,6 +6,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod thread_bench;
+
 /// spdk-io: SPDK in pure Rust.
 #[derive(Parser, Debug)]
 #[command(name = "spdk-io", version, about)]
@@ -15,9 +17,20 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Measure the thread layer: message rate, poller loop, io_channel and async costs.
+    ThreadBench(thread_bench::ThreadBenchArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::ThreadBench(args) => match thread_bench::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("thread-bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }

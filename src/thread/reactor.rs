@@ -1,0 +1,375 @@
+//! Reactors (SPDK's `spdk_reactor`): one OS thread per core, pinned, each
+//! polling the lightweight threads placed on it in a loop.
+
+use super::handle::Shared;
+use super::{CpuMask, Msg, Thread, ThreadError, ThreadHandle, ThreadOpts};
+use crossbeam_queue::SegQueue;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How reactors run.
+#[derive(Clone, Debug)]
+pub struct ReactorOpts {
+    /// Pin each reactor's OS thread to its core (sched_setaffinity).
+    pub pin: bool,
+    /// Sleep this long when idle for a while, so an idle app does not burn
+    /// a core; `None` polls flat out (lowest latency, as SPDK does).
+    pub idle_backoff: Option<Duration>,
+    /// Consecutive idle loop iterations before backing off.
+    pub idle_polls_before_backoff: u32,
+}
+
+impl Default for ReactorOpts {
+    fn default() -> Self {
+        ReactorOpts {
+            pin: true,
+            idle_backoff: Some(Duration::from_micros(100)),
+            idle_polls_before_backoff: 10_000,
+        }
+    }
+}
+
+/// A `Thread` in transit between reactors.
+struct Migrant(Thread);
+
+// SAFETY: only built by `ReactorSet::move_thread`, whose caller promises
+// that no non-`Send` value inside the thread is shared with anything
+// outside it; `move_out` also checks that the source reactor holds the
+// only strong reference to the thread. So every `Rc`/`RefCell` in the
+// thread moves together and is touched by one OS thread at a time.
+unsafe impl Send for Migrant {}
+
+enum Cmd {
+    Spawn {
+        shared: Arc<Shared>,
+        exit_timeout: Duration,
+    },
+    MoveOut {
+        thread_id: u64,
+        to: Arc<Inbox>,
+        done: Box<dyn FnOnce(Result<(), ThreadError>) + Send>,
+    },
+    Adopt(Migrant),
+}
+
+struct Inbox {
+    core: usize,
+    cmds: SegQueue<Cmd>,
+    stop: AtomicBool,
+    threads: AtomicUsize,
+}
+
+thread_local! {
+    static CORE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// A set of running reactors, one per core of the mask given to
+/// [`start`](Self::start) (SPDK's reactors under `spdk_app_start`).
+pub struct ReactorSet {
+    inboxes: Vec<Arc<Inbox>>,
+    joins: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ReactorSet {
+    /// Starts one reactor per core in `cores`, each on its own OS thread
+    /// (pinned if `opts.pin`). Errors: an empty mask, a core the process
+    /// may not run on, or an OS thread that cannot be spawned.
+    pub fn start(cores: CpuMask, opts: ReactorOpts) -> Result<ReactorSet, ThreadError> {
+        if cores.is_empty() {
+            return Err(ThreadError::Reactor(
+                "core mask is empty: give at least one core".into(),
+            ));
+        }
+        let mut set = ReactorSet {
+            inboxes: Vec::new(),
+            joins: Vec::new(),
+        };
+        for core in cores.iter() {
+            let inbox = Arc::new(Inbox {
+                core,
+                cmds: SegQueue::new(),
+                stop: AtomicBool::new(false),
+                threads: AtomicUsize::new(0),
+            });
+            let (tx, rx) = std::sync::mpsc::channel();
+            let ib = inbox.clone();
+            let o = opts.clone();
+            let join = std::thread::Builder::new()
+                .name(format!("reactor_{core}"))
+                .spawn(move || reactor_main(ib, o, tx))
+                .map_err(|e| ThreadError::Reactor(format!("cannot spawn reactor {core}: {e}")))?;
+            set.inboxes.push(inbox);
+            set.joins.push(join);
+            match rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    set.stop();
+                    return Err(e);
+                }
+                Err(_) => {
+                    set.stop();
+                    return Err(ThreadError::Reactor(format!(
+                        "reactor {core} died at start"
+                    )));
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// The cores with a reactor.
+    pub fn cores(&self) -> Vec<usize> {
+        self.inboxes.iter().map(|i| i.core).collect()
+    }
+
+    /// The core of the reactor running on this OS thread, if any
+    /// (SPDK's `spdk_env_get_current_core`).
+    pub fn current_core() -> Option<usize> {
+        CORE.with(|c| c.get())
+    }
+
+    /// Lightweight threads placed on `core`'s reactor.
+    pub fn thread_count(&self, core: usize) -> Option<usize> {
+        self.inbox(core)
+            .ok()
+            .map(|i| i.threads.load(Ordering::SeqCst))
+    }
+
+    fn inbox(&self, core: usize) -> Result<&Arc<Inbox>, ThreadError> {
+        self.inboxes.iter().find(|i| i.core == core).ok_or_else(|| {
+            ThreadError::Reactor(format!(
+                "no reactor on core {core}: cores are {:?}",
+                self.cores()
+            ))
+        })
+    }
+
+    /// Creates a lightweight thread on `core`'s reactor; `init` is its
+    /// first message (register pollers, get channels there). Errors: no
+    /// reactor on `core`, or `core` outside `opts.cpumask`.
+    pub fn spawn_thread<F>(
+        &self,
+        core: usize,
+        opts: ThreadOpts,
+        init: F,
+    ) -> Result<ThreadHandle, ThreadError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let inbox = self.inbox(core)?;
+        if !opts.cpumask.contains(core) {
+            return Err(ThreadError::Reactor(format!(
+                "thread '{}' has cpumask {} which excludes core {core}",
+                opts.name, opts.cpumask
+            )));
+        }
+        let exit_timeout = opts.exit_timeout;
+        let shared = Arc::new(Shared::new(opts.name, opts.cpumask, opts.msg_ring_size));
+        let handle = ThreadHandle {
+            shared: shared.clone(),
+        };
+        handle.try_send(Msg::new(init)).map_err(|(_, e)| e)?;
+        inbox.cmds.push(Cmd::Spawn {
+            shared,
+            exit_timeout,
+        });
+        Ok(handle)
+    }
+
+    /// Moves a lightweight thread to `core`'s reactor, between two of its
+    /// polls, with its pollers, channels, tasks and queued messages
+    /// (SPDK's scheduler moving a thread). `done` runs (on the source
+    /// reactor's OS thread, outside any lightweight thread) with the result.
+    ///
+    /// Errors passed to `done`: the thread is on no reactor, or something
+    /// outside the thread still holds a `Thread` reference to it.
+    ///
+    /// # Safety
+    /// A `Thread` is `!Send` because the values inside it (pollers,
+    /// channel contexts, futures) may be `!Send`. Moving it to another OS
+    /// thread is sound only if none of those values shares non-`Send`
+    /// state with anything outside the thread — for example an `Rc` also
+    /// kept in a `thread_local!` of the reactor's OS thread, or in another
+    /// lightweight thread on the same reactor. The thread layer's own
+    /// objects (Thread, Poller, IoChannel, tasks) satisfy this; the caller
+    /// vouches for the user values in the thread.
+    pub unsafe fn move_thread<D>(
+        &self,
+        thread: &ThreadHandle,
+        core: usize,
+        done: D,
+    ) -> Result<(), ThreadError>
+    where
+        D: FnOnce(Result<(), ThreadError>) + Send + 'static,
+    {
+        let to = self.inbox(core)?.clone();
+        if !thread.cpumask().contains(core) {
+            return Err(ThreadError::Reactor(format!(
+                "thread '{}' has cpumask {} which excludes core {core}",
+                thread.name(),
+                thread.cpumask()
+            )));
+        }
+        // Every reactor is asked; the one holding the thread answers. A
+        // shared countdown reports "not found" only once all have looked.
+        let pending = Arc::new(std::sync::Mutex::new((
+            self.inboxes.len(),
+            Some(Box::new(done) as Box<dyn FnOnce(_) + Send>),
+        )));
+        for ib in &self.inboxes {
+            let p = pending.clone();
+            let name = thread.name().to_string();
+            ib.cmds.push(Cmd::MoveOut {
+                thread_id: thread.id(),
+                to: to.clone(),
+                done: Box::new(move |res| {
+                    let mut g = p.lock().unwrap_or_else(|e| e.into_inner());
+                    g.0 -= 1;
+                    let report = match &res {
+                        Err(ThreadError::Reactor(m)) if m.is_empty() => g.0 == 0,
+                        _ => true,
+                    };
+                    if report {
+                        if let Some(d) = g.1.take() {
+                            drop(g);
+                            d(match res {
+                                Err(ThreadError::Reactor(m)) if m.is_empty() => Err(ThreadError::Reactor(format!(
+                                    "thread '{name}' is on no reactor (exited, or not placed by this ReactorSet)"
+                                ))),
+                                r => r,
+                            });
+                        }
+                    }
+                }),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops every reactor: each exits its threads (waiting at most their
+    /// exit timeout), destroys them, and its OS thread is joined.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        for ib in &self.inboxes {
+            ib.stop.store(true, Ordering::SeqCst);
+        }
+        for j in self.joins.drain(..) {
+            if j.join().is_err() {
+                log::error!("a reactor panicked");
+            }
+        }
+    }
+}
+
+impl Drop for ReactorSet {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+fn pin_to(core: usize) -> Result<(), ThreadError> {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    let mut set = CpuSet::new();
+    set.set(core)
+        .and_then(|_| sched_setaffinity(nix::unistd::Pid::from_raw(0), &set))
+        .map_err(|e| ThreadError::Reactor(format!("cannot pin reactor to core {core}: {e} (is the core online and in this process's affinity?)")))
+}
+
+fn reactor_main(
+    inbox: Arc<Inbox>,
+    opts: ReactorOpts,
+    started: std::sync::mpsc::Sender<Result<(), ThreadError>>,
+) {
+    if opts.pin {
+        if let Err(e) = pin_to(inbox.core) {
+            let _ = started.send(Err(e));
+            return;
+        }
+    }
+    CORE.with(|c| c.set(Some(inbox.core)));
+    let _ = started.send(Ok(()));
+    let mut threads: Vec<Thread> = Vec::new();
+    let mut idle: u32 = 0;
+    let mut exiting = false;
+    loop {
+        while let Some(cmd) = inbox.cmds.pop() {
+            handle_cmd(cmd, &mut threads, &inbox);
+        }
+        let mut busy = false;
+        for t in &threads {
+            busy |= t.poll(0);
+        }
+        if threads.iter().any(|t| t.is_exited()) {
+            let (gone, kept): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_exited());
+            threads = kept;
+            for t in gone {
+                let _ = t.destroy();
+            }
+            inbox.threads.store(threads.len(), Ordering::SeqCst);
+        }
+        if inbox.stop.load(Ordering::SeqCst) {
+            if !exiting {
+                exiting = true;
+                threads.iter().for_each(Thread::exit);
+            }
+            if threads.is_empty() && inbox.cmds.is_empty() {
+                break;
+            }
+            // Threads placed or moved here while stopping exit too.
+            threads
+                .iter()
+                .filter(|t| !t.is_exiting())
+                .for_each(Thread::exit);
+        }
+        if busy {
+            idle = 0;
+        } else if let Some(backoff) = opts.idle_backoff {
+            idle = idle.saturating_add(1);
+            if idle >= opts.idle_polls_before_backoff {
+                std::thread::sleep(backoff);
+            }
+        }
+    }
+    CORE.with(|c| c.set(None));
+}
+
+fn handle_cmd(cmd: Cmd, threads: &mut Vec<Thread>, inbox: &Inbox) {
+    match cmd {
+        Cmd::Spawn {
+            shared,
+            exit_timeout,
+        } => {
+            threads.push(Thread::from_shared(shared, exit_timeout));
+        }
+        Cmd::Adopt(Migrant(t)) => threads.push(t),
+        Cmd::MoveOut {
+            thread_id,
+            to,
+            done,
+        } => {
+            let Some(i) = threads.iter().position(|t| t.id() == thread_id) else {
+                // Empty message: "not here" (see move_thread's countdown).
+                return done(Err(ThreadError::Reactor(String::new())));
+            };
+            if std::rc::Rc::strong_count(&threads[i].inner) != 1 {
+                return done(Err(ThreadError::Reactor(format!(
+                    "thread '{}' cannot move: something outside it holds a Thread reference to it",
+                    threads[i].name()
+                ))));
+            }
+            if to.core == inbox.core {
+                return done(Ok(()));
+            }
+            let t = threads.swap_remove(i);
+            to.cmds.push(Cmd::Adopt(Migrant(t)));
+            to.threads.fetch_add(1, Ordering::SeqCst);
+            done(Ok(()));
+        }
+    }
+    inbox.threads.store(threads.len(), Ordering::SeqCst);
+}
