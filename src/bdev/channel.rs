@@ -14,6 +14,7 @@ use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::stat::ChannelStat;
 use super::ticks::ticks;
 use super::{BdevError, Result};
+use crate::thread::{poller_register, Poller, PollerStatus, Thread};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -30,6 +31,10 @@ pub fn set_io_pool_size(n: usize) {
 
 /// A thread's I/O channel to a bdev. `!Send`: it stays on the thread that
 /// made it. Cloning is cheap and yields the same channel.
+///
+/// Made on a lightweight thread ([`crate::thread::Thread`]), the channel
+/// registers a poller there that calls [`Channel::poll`]; made elsewhere,
+/// its owner calls `poll` itself.
 #[derive(Clone)]
 pub struct Channel(pub(crate) Rc<ChannelInner>);
 
@@ -52,10 +57,14 @@ pub(crate) struct ChannelInner {
     pub now: Cell<u64>,
     in_module: Cell<u32>,
     progressed: Cell<bool>,
+    poller: RefCell<Option<Poller>>,
 }
 
 impl Drop for ChannelInner {
     fn drop(&mut self) {
+        if let Some(p) = self.poller.get_mut().take() {
+            p.unregister();
+        }
         let snap = self.stat.snapshot();
         let mut st = self.bdev.lock();
         st.retired.add(&snap);
@@ -64,8 +73,8 @@ impl Drop for ChannelInner {
 }
 
 impl Channel {
-    pub(crate) fn new(bdev: Arc<Bdev>) -> Result<Channel> {
-        let n = POOL_SIZE.load(Ordering::Relaxed);
+    pub(crate) fn new(bdev: Arc<Bdev>, pool_size: Option<usize>) -> Result<Channel> {
+        let n = pool_size.unwrap_or_else(|| POOL_SIZE.load(Ordering::Relaxed));
         let done = Completer::with_capacity(n);
         let module = bdev.ops.get_io_channel(done.clone())?;
         let supported = super::IoType::ALL
@@ -75,7 +84,7 @@ impl Channel {
         let p = bdev.props();
         let stat = Arc::new(ChannelStat::default());
         bdev.lock().stats.push(Arc::downgrade(&stat));
-        Ok(Channel(Rc::new(ChannelInner {
+        let ch = Channel(Rc::new(ChannelInner {
             module: RefCell::new(module),
             pool: RefCell::new(Pool::new(n)),
             block_size: p.block_size,
@@ -95,8 +104,19 @@ impl Channel {
             now: Cell::new(ticks()),
             in_module: Cell::new(0),
             progressed: Cell::new(false),
+            poller: RefCell::new(None),
             bdev,
-        })))
+        }));
+        if Thread::current().is_some() {
+            let weak = Rc::downgrade(&ch.0);
+            let p = poller_register("bdev_channel", 0, move || match weak.upgrade() {
+                Some(c) => PollerStatus::from(c.poll() > 0 || c.in_module.get() > 0),
+                None => PollerStatus::Idle,
+            })
+            .map_err(|e| BdevError::InvalidParam(format!("registering the channel poller: {e}")))?;
+            *ch.0.poller.borrow_mut() = Some(p);
+        }
+        Ok(ch)
     }
 
     /// The bdev this channel reaches.

@@ -5,6 +5,7 @@
 use super::bdev::{Bdev, Claim};
 use super::channel::Channel;
 use super::{registry, BdevError, Result};
+use crate::thread::{Thread, ThreadHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -25,12 +26,33 @@ pub(crate) struct DescInner {
     pub bdev: Arc<Bdev>,
     pub write: bool,
     event_cb: Option<EventCb>,
+    thread: Option<ThreadHandle>,
 }
 
 impl DescInner {
-    pub(crate) fn notify_remove(&self) {
+    /// Delivers Remove on the thread that opened the descriptor (by
+    /// message), or right here when it was opened outside any thread.
+    pub(crate) fn notify_remove(self: &Arc<Self>) {
+        if self.event_cb.is_none() {
+            return;
+        }
+        if let Some(t) = &self.thread {
+            let me = self.clone();
+            match t.send_msg(move || me.run_event(BdevEvent::Remove)) {
+                Ok(()) => return,
+                Err(e) => log::warn!(
+                    "bdev '{}': remove event not sent to thread {}: {e}; delivering here",
+                    self.bdev.name(),
+                    t.name()
+                ),
+            }
+        }
+        self.run_event(BdevEvent::Remove);
+    }
+
+    fn run_event(&self, ev: BdevEvent) {
         if let Some(cb) = &self.event_cb {
-            cb(BdevEvent::Remove, &self.bdev);
+            cb(ev, &self.bdev);
         }
     }
 }
@@ -59,7 +81,9 @@ pub struct Desc {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Opens a bdev by name, alias or UUID (`spdk_bdev_open_ext`).
-/// `event_cb` receives [`BdevEvent::Remove`] when the bdev goes away.
+/// `event_cb` receives [`BdevEvent::Remove`] when the bdev goes away, on
+/// the lightweight thread that opened it (by message), or directly on the
+/// unregistering thread when it was opened outside any thread.
 /// Opening for writing fails when a module claimed the bdev.
 pub fn open_ext(
     name: &str,
@@ -93,6 +117,7 @@ fn open_inner(name: &str, write: bool, event_cb: Option<EventCb>) -> Result<Desc
         bdev: bdev.clone(),
         write,
         event_cb,
+        thread: Thread::current().map(|t| t.handle()),
     });
     st.descs.push(Arc::downgrade(&inner));
     drop(st);
@@ -145,7 +170,13 @@ impl Desc {
     /// Keep one per thread and reuse it; it must be polled on that thread
     /// (its poller does this when the thread layer runs it).
     pub fn get_io_channel(&self) -> Result<Channel> {
-        Channel::new(self.inner.bdev.clone())
+        Channel::new(self.inner.bdev.clone(), None)
+    }
+
+    /// A new channel whose pool holds `pool_size` requests instead of the
+    /// default (see [`super::set_io_pool_size`]).
+    pub fn get_io_channel_sized(&self, pool_size: usize) -> Result<Channel> {
+        Channel::new(self.inner.bdev.clone(), Some(pool_size.max(1)))
     }
 
     /// Closes the descriptor (the same as dropping it).

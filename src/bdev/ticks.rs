@@ -1,18 +1,7 @@
-//! The bdev layer's clock: nanosecond ticks since the first use.
+//! The bdev layer's clock: the thread layer's ticks (nanoseconds).
 //!
 //! A channel reads the clock once per poll and stamps every I/O submitted
 //! or completed in that poll with the cached value (as SPDK uses the
 //! thread's last TSC), so latency accounting costs no clock read per I/O.
 
-use std::sync::OnceLock;
-use std::time::Instant;
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// Ticks per second.
-pub const TICK_RATE: u64 = 1_000_000_000;
-
-/// Nanoseconds since the process first asked.
-pub fn ticks() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
+pub use crate::thread::{ticks, TICKS_HZ as TICK_RATE};
