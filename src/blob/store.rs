@@ -243,6 +243,12 @@ impl<D: BsDev> Blobstore<D> {
         Ok(self.dev)
     }
 
+    /// Drops the store without unloading and returns the device, exactly as
+    /// a crash would leave it (the next load recovers).
+    pub fn abandon(self) -> D {
+        self.dev
+    }
+
     /// The super blob, if one is set (spdk_bs_get_super).
     pub fn super_blob(&self) -> Option<BlobId> {
         (self.sb.super_blob != BLOBID_INVALID).then_some(self.sb.super_blob)
