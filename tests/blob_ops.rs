@@ -29,7 +29,12 @@ fn read_all(bs: &mut Blobstore<RamDev>, id: u64) -> Vec<u8> {
 #[test]
 fn blob_ids_are_high_bit_plus_md_page_and_survive_reload() {
     let mut bs = new_store();
-    let a = bs.create_blob(&BlobOpts { num_clusters: 3, ..Default::default() }).unwrap();
+    let a = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 3,
+            ..Default::default()
+        })
+        .unwrap();
     let b = bs.create_blob(&BlobOpts::default()).unwrap();
     assert_eq!(a, 0x1_0000_0000);
     assert_eq!(b, 0x1_0000_0002, "md page 1 holds a's extent page");
@@ -42,7 +47,13 @@ fn blob_ids_are_high_bit_plus_md_page_and_survive_reload() {
 fn thin_blob_allocates_only_written_clusters() {
     let mut bs = new_store();
     let free = bs.free_cluster_count();
-    let id = bs.create_blob(&BlobOpts { num_clusters: 10, thin_provision: true, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 10,
+            thin_provision: true,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(bs.free_cluster_count(), free);
     let h = bs.open_blob(id).unwrap();
     bs.write(&h, 256 * 4 + 10, &pattern('A', 8192)).unwrap();
@@ -51,7 +62,10 @@ fn thin_blob_allocates_only_written_clusters() {
     let mut bs = reload(bs);
     assert_eq!(bs.free_cluster_count(), free - 1);
     let data = read_all(&mut bs, id);
-    assert_eq!(&data[4 * MIB + 10 * 4096..4 * MIB + 12 * 4096], &pattern('A', 8192)[..]);
+    assert_eq!(
+        &data[4 * MIB + 10 * 4096..4 * MIB + 12 * 4096],
+        &pattern('A', 8192)[..]
+    );
     assert!(data[..4 * MIB + 10 * 4096].iter().all(|&b| b == 0));
     assert!(data[4 * MIB + 12 * 4096..].iter().all(|&b| b == 0));
 }
@@ -59,22 +73,44 @@ fn thin_blob_allocates_only_written_clusters() {
 #[test]
 fn io_beyond_the_blob_and_to_read_only_blobs_is_refused() {
     let mut bs = new_store();
-    let id = bs.create_blob(&BlobOpts { num_clusters: 1, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 1,
+            ..Default::default()
+        })
+        .unwrap();
     let h = bs.open_blob(id).unwrap();
-    assert!(matches!(bs.write(&h, 255, &[0u8; 8192]), Err(BlobError::OutOfRange { .. })));
-    assert!(matches!(bs.read(&h, 0, &mut [0u8; 100]), Err(BlobError::InvalidArgument(_))));
+    assert!(matches!(
+        bs.write(&h, 255, &[0u8; 8192]),
+        Err(BlobError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        bs.read(&h, 0, &mut [0u8; 100]),
+        Err(BlobError::InvalidArgument(_))
+    ));
     bs.set_read_only(&h).unwrap();
-    assert!(matches!(bs.write(&h, 0, &[0u8; 4096]), Err(BlobError::ReadOnly(_))));
+    assert!(matches!(
+        bs.write(&h, 0, &[0u8; 4096]),
+        Err(BlobError::ReadOnly(_))
+    ));
     assert!(matches!(bs.resize_blob(&h, 2), Err(BlobError::ReadOnly(_))));
     bs.close_blob(h).unwrap();
     assert!(bs.blob_info(id).unwrap().read_only);
-    assert!(matches!(bs.open_blob(0x1_0000_0777), Err(BlobError::NoSuchBlob(_))));
+    assert!(matches!(
+        bs.open_blob(0x1_0000_0777),
+        Err(BlobError::NoSuchBlob(_))
+    ));
 }
 
 #[test]
 fn open_is_reference_counted_and_open_blobs_cannot_be_deleted() {
     let mut bs = new_store();
-    let id = bs.create_blob(&BlobOpts { num_clusters: 2, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 2,
+            ..Default::default()
+        })
+        .unwrap();
     let h1 = bs.open_blob(id).unwrap();
     let h2 = bs.open_blob(id).unwrap();
     bs.close_blob(h1).unwrap();
@@ -92,7 +128,12 @@ fn open_is_reference_counted_and_open_blobs_cannot_be_deleted() {
 #[test]
 fn resize_takes_effect_at_sync_and_shrink_frees_clusters_after_commit() {
     let mut bs = new_store();
-    let id = bs.create_blob(&BlobOpts { num_clusters: 2, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 2,
+            ..Default::default()
+        })
+        .unwrap();
     let free = bs.free_cluster_count();
     let h = bs.open_blob(id).unwrap();
     bs.resize_blob(&h, 20).unwrap();
@@ -112,13 +153,21 @@ fn resize_takes_effect_at_sync_and_shrink_frees_clusters_after_commit() {
     let data = read_all(&mut bs, id);
     assert_eq!(data.len(), 25 * MIB);
     assert_eq!(&data[24 * MIB..24 * MIB + 4096], &pattern('B', 4096)[..]);
-    assert!(data[19 * MIB..19 * MIB + 4096].iter().all(|&b| b == 0), "released clusters come back cleared");
+    assert!(
+        data[19 * MIB..19 * MIB + 4096].iter().all(|&b| b == 0),
+        "released clusters come back cleared"
+    );
 }
 
 #[test]
 fn xattrs_set_replace_remove_and_persist_with_internal_ones_hidden() {
     let mut bs = new_store();
-    let id = bs.create_blob(&BlobOpts { xattrs: vec![("k1".into(), b"v1".to_vec())], ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            xattrs: vec![("k1".into(), b"v1".to_vec())],
+            ..Default::default()
+        })
+        .unwrap();
     let h = bs.open_blob(id).unwrap();
     bs.set_xattr(&h, "k2", &[7u8; 3000]).unwrap();
     bs.set_xattr(&h, "k3", &[9u8; 3000]).unwrap();
@@ -138,21 +187,40 @@ fn xattrs_set_replace_remove_and_persist_with_internal_ones_hidden() {
 #[test]
 fn snapshot_clone_copy_on_write_and_delete_snapshot_into_its_clone() {
     let mut bs = new_store();
-    let orig = bs.create_blob(&BlobOpts { num_clusters: 3, ..Default::default() }).unwrap();
+    let orig = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 3,
+            ..Default::default()
+        })
+        .unwrap();
     let h = bs.open_blob(orig).unwrap();
     bs.write(&h, 0, &pattern('A', 3 * MIB)).unwrap();
     let snap = bs.create_snapshot(orig, &[]).unwrap();
     let free = bs.free_cluster_count();
     bs.write(&h, 256 + 1, &pattern('B', 4096)).unwrap();
-    assert_eq!(bs.free_cluster_count(), free - 1, "copy-on-write allocates one cluster");
+    assert_eq!(
+        bs.free_cluster_count(),
+        free - 1,
+        "copy-on-write allocates one cluster"
+    );
     bs.close_blob(h).unwrap();
     let mut expect = pattern('A', 3 * MIB);
-    assert_eq!(read_all(&mut bs, snap), expect, "snapshot keeps the old data");
+    assert_eq!(
+        read_all(&mut bs, snap),
+        expect,
+        "snapshot keeps the old data"
+    );
     expect[MIB + 4096..MIB + 8192].copy_from_slice(&pattern('B', 4096));
     assert_eq!(read_all(&mut bs, orig), expect);
     let clone = bs.create_clone(snap, &[]).unwrap();
-    assert!(bs.create_clone(orig, &[]).is_err(), "only read-only blobs are cloned");
-    assert!(matches!(bs.delete_blob(snap), Err(BlobError::Busy { .. })), "two clones");
+    assert!(
+        bs.create_clone(orig, &[]).is_err(),
+        "only read-only blobs are cloned"
+    );
+    assert!(
+        matches!(bs.delete_blob(snap), Err(BlobError::Busy { .. })),
+        "two clones"
+    );
     let mut bs = reload(bs);
     assert_eq!(bs.blob_info(snap).unwrap().clones, vec![orig, clone]);
     assert_eq!(read_all(&mut bs, clone), pattern('A', 3 * MIB));
@@ -168,7 +236,13 @@ fn snapshot_clone_copy_on_write_and_delete_snapshot_into_its_clone() {
 #[test]
 fn inflate_and_decouple_make_clones_independent() {
     let mut bs = new_store();
-    let base = bs.create_blob(&BlobOpts { num_clusters: 4, thin_provision: true, ..Default::default() }).unwrap();
+    let base = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 4,
+            thin_provision: true,
+            ..Default::default()
+        })
+        .unwrap();
     let h = bs.open_blob(base).unwrap();
     bs.write(&h, 0, &pattern('A', 4096)).unwrap();
     bs.close_blob(h).unwrap();
@@ -184,13 +258,24 @@ fn inflate_and_decouple_make_clones_independent() {
     let h = bs.open_blob(c1).unwrap();
     bs.decouple_parent(&h).unwrap();
     assert_eq!(bs.blob_info(c1).unwrap().parent, Some(s1));
-    assert_eq!(bs.blob_info(c1).unwrap().num_allocated_clusters, 1, "only s2's own cluster is copied");
+    assert_eq!(
+        bs.blob_info(c1).unwrap().num_allocated_clusters,
+        1,
+        "only s2's own cluster is copied"
+    );
     bs.close_blob(h).unwrap();
     let h = bs.open_blob(c2).unwrap();
     bs.inflate_blob(&h).unwrap();
     bs.close_blob(h).unwrap();
     let info = bs.blob_info(c2).unwrap();
-    assert_eq!((info.parent, info.thin_provisioned, info.num_allocated_clusters), (None, false, 4));
+    assert_eq!(
+        (
+            info.parent,
+            info.thin_provisioned,
+            info.num_allocated_clusters
+        ),
+        (None, false, 4)
+    );
     let mut bs = reload(bs);
     assert_eq!(read_all(&mut bs, c1), before);
     assert_eq!(read_all(&mut bs, c2), before);
@@ -199,7 +284,12 @@ fn inflate_and_decouple_make_clones_independent() {
 #[test]
 fn readv_writev_unmap_and_write_zeroes() {
     let mut bs = new_store();
-    let id = bs.create_blob(&BlobOpts { num_clusters: 2, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 2,
+            ..Default::default()
+        })
+        .unwrap();
     let h = bs.open_blob(id).unwrap();
     let (a, b) = (pattern('A', 8192), pattern('B', 4096));
     bs.writev(&h, 254, &[&a, &b]).unwrap();
@@ -222,7 +312,12 @@ fn patch_flags(img: &mut [u8], page: usize, f: impl Fn(&mut u64, &mut u64, &mut 
     let off = (4 + page) * PAGE_SIZE;
     let mut p = MdPage::decode(&img[off..off + PAGE_SIZE]).unwrap();
     for d in &mut p.descriptors {
-        if let Descriptor::Flags { invalid_flags, data_ro_flags, md_ro_flags } = d {
+        if let Descriptor::Flags {
+            invalid_flags,
+            data_ro_flags,
+            md_ro_flags,
+        } = d
+        {
             f(invalid_flags, data_ro_flags, md_ro_flags);
         }
     }
@@ -232,40 +327,76 @@ fn patch_flags(img: &mut [u8], page: usize, f: impl Fn(&mut u64, &mut u64, &mut 
 #[test]
 fn flags_from_a_newer_writer_refuse_or_restrict_as_spdk() {
     let mut bs = Blobstore::init(RamDev::new(4096, 4096), &BsOpts::default()).unwrap();
-    let ids: Vec<u64> = (0..3).map(|_| bs.create_blob(&BlobOpts::default()).unwrap()).collect();
+    let ids: Vec<u64> = (0..3)
+        .map(|_| bs.create_blob(&BlobOpts::default()).unwrap())
+        .collect();
     let mut img = bs.unload().unwrap().into_image();
     patch_flags(&mut img, 0, |i, _, _| *i |= 1 << 40);
     patch_flags(&mut img, 1, |_, d, _| *d |= 1 << 40);
     patch_flags(&mut img, 2, |_, _, m| *m |= 1 << 40);
-    let mut bs = Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
-    assert!(matches!(bs.open_blob(ids[0]), Err(BlobError::CorruptBlob { .. })));
-    assert!(bs.unusable_blobs().any(|(id, e)| id == ids[0] && matches!(e, BlobError::UnknownInvalidFlags { .. })));
+    let mut bs =
+        Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
+    assert!(matches!(
+        bs.open_blob(ids[0]),
+        Err(BlobError::CorruptBlob { .. })
+    ));
+    assert!(bs
+        .unusable_blobs()
+        .any(|(id, e)| id == ids[0] && matches!(e, BlobError::UnknownInvalidFlags { .. })));
     let h = bs.open_blob(ids[1]).unwrap();
-    assert!(matches!(bs.write(&h, 0, &[0u8; 4096]), Err(BlobError::OutOfRange { .. }) | Err(BlobError::ReadOnly(_))));
-    assert!(matches!(bs.set_xattr(&h, "x", b"y"), Err(BlobError::MdReadOnly(_))));
+    assert!(matches!(
+        bs.write(&h, 0, &[0u8; 4096]),
+        Err(BlobError::OutOfRange { .. }) | Err(BlobError::ReadOnly(_))
+    ));
+    assert!(matches!(
+        bs.set_xattr(&h, "x", b"y"),
+        Err(BlobError::MdReadOnly(_))
+    ));
     bs.close_blob(h).unwrap();
     let h = bs.open_blob(ids[2]).unwrap();
-    assert!(matches!(bs.resize_blob(&h, 1), Err(BlobError::MdReadOnly(_))));
+    assert!(matches!(
+        bs.resize_blob(&h, 1),
+        Err(BlobError::MdReadOnly(_))
+    ));
     bs.close_blob(h).unwrap();
 }
 
 #[test]
 fn bad_devices_are_clear_errors() {
     let not_bs = RamDev::new(4096, 4096);
-    assert!(matches!(Blobstore::load(not_bs, &LoadOpts::default()), Err(BlobError::SuperBlock(_))));
-    let bs = Blobstore::init(RamDev::new(4096, 4096), &BsOpts { bstype: *b"lvs-type-0000000", ..Default::default() }).unwrap();
+    assert!(matches!(
+        Blobstore::load(not_bs, &LoadOpts::default()),
+        Err(BlobError::SuperBlock(_))
+    ));
+    let bs = Blobstore::init(
+        RamDev::new(4096, 4096),
+        &BsOpts {
+            bstype: *b"lvs-type-0000000",
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let img = bs.unload().unwrap().into_image();
-    let wrong = LoadOpts { bstype: *b"something-else00" };
+    let wrong = LoadOpts {
+        bstype: *b"something-else00",
+    };
     assert!(matches!(
         Blobstore::load(RamDev::from_image(img.clone(), 4096).unwrap(), &wrong),
         Err(BlobError::BstypeMismatch { .. })
     ));
     let mut crc = img.clone();
     crc[200] = 1;
-    let e = Blobstore::load(RamDev::from_image(crc, 4096).unwrap(), &LoadOpts::default()).err().unwrap();
+    let e = Blobstore::load(RamDev::from_image(crc, 4096).unwrap(), &LoadOpts::default())
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("crc"), "{e}");
     let truncated = img[..8 << 20].to_vec();
-    let e = Blobstore::load(RamDev::from_image(truncated, 4096).unwrap(), &LoadOpts::default()).err().unwrap();
+    let e = Blobstore::load(
+        RamDev::from_image(truncated, 4096).unwrap(),
+        &LoadOpts::default(),
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("truncated"), "{e}");
 }
 
@@ -274,7 +405,8 @@ fn grow_adds_the_new_clusters_of_a_larger_device() {
     let bs = Blobstore::init(RamDev::new(4096, 4096), &BsOpts::default()).unwrap();
     let mut img = bs.unload().unwrap().into_image();
     img.resize(32 << 20, 0);
-    let mut bs = Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
+    let mut bs =
+        Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
     assert_eq!(bs.free_cluster_count(), 15);
     bs.grow().unwrap();
     assert_eq!(bs.free_cluster_count(), 31);
@@ -285,8 +417,20 @@ fn grow_adds_the_new_clusters_of_a_larger_device() {
 #[test]
 fn a_store_abandoned_without_unload_recovers_every_synced_blob() {
     let mut bs = new_store();
-    let a = bs.create_blob(&BlobOpts { num_clusters: 2, xattrs: vec![("n".into(), b"a".to_vec())], ..Default::default() }).unwrap();
-    let t = bs.create_blob(&BlobOpts { num_clusters: 5, thin_provision: true, ..Default::default() }).unwrap();
+    let a = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 2,
+            xattrs: vec![("n".into(), b"a".to_vec())],
+            ..Default::default()
+        })
+        .unwrap();
+    let t = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 5,
+            thin_provision: true,
+            ..Default::default()
+        })
+        .unwrap();
     let h = bs.open_blob(t).unwrap();
     bs.write(&h, 3 * 256, &pattern('C', 4096)).unwrap();
     bs.close_blob(h).unwrap();
@@ -296,7 +440,10 @@ fn a_store_abandoned_without_unload_recovers_every_synced_blob() {
     assert_eq!(bs.load_kind(), LoadKind::Recovered);
     assert_eq!(bs.blob_ids(), vec![a, t, s]);
     assert_eq!((bs.masks().0, bs.free_cluster_count()), (&masks, free));
-    assert_eq!(&read_all(&mut bs, t)[3 * MIB..3 * MIB + 4096], &pattern('C', 4096)[..]);
+    assert_eq!(
+        &read_all(&mut bs, t)[3 * MIB..3 * MIB + 4096],
+        &pattern('C', 4096)[..]
+    );
 }
 
 #[test]
@@ -305,7 +452,12 @@ fn a_file_device_round_trips_a_store() {
     std::fs::write(&path, vec![0u8; 16 << 20]).unwrap();
     let dev = FileDev::open(&path, 512).unwrap();
     let mut bs = Blobstore::init(dev, &BsOpts::default()).unwrap();
-    let id = bs.create_blob(&BlobOpts { num_clusters: 1, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 1,
+            ..Default::default()
+        })
+        .unwrap();
     let h = bs.open_blob(id).unwrap();
     bs.write(&h, 8, &pattern('D', 4096)).unwrap();
     bs.close_blob(h).unwrap();

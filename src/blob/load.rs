@@ -298,3 +298,69 @@ impl<D: BsDev> Blobstore<D> {
         Ok(())
     }
 }
+
+impl<D: BsDev> Blobstore<D> {
+    /// Checks that the in-memory maps agree with the blobs: every md page,
+    /// cluster and blob id a blob uses is marked, nothing else is, and no
+    /// two blobs share an md page or (unless one reads through the other) a
+    /// cluster. Returns what disagrees.
+    pub fn verify(&self) -> std::result::Result<(), String> {
+        let mut pages = std::collections::BTreeMap::new();
+        let mut clusters = std::collections::BTreeMap::new();
+        let first_data = self.num_md_clusters();
+        for md in self.blobs.values() {
+            for &p in md
+                .chain
+                .iter()
+                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0))
+            {
+                if let Some(other) = pages.insert(p, md.id) {
+                    return Err(format!(
+                        "md page {p} used by blobs {other:#x} and {:#x}",
+                        md.id
+                    ));
+                }
+            }
+            for &c in md.clusters.iter().filter(|&&c| c != 0) {
+                if c < first_data {
+                    return Err(format!("blob {:#x} maps metadata cluster {c}", md.id));
+                }
+                if let Some(other) = clusters.insert(c, md.id) {
+                    return Err(format!(
+                        "cluster {c} used by blobs {other:#x} and {:#x}",
+                        md.id
+                    ));
+                }
+            }
+            if md.dirty {
+                return Err(format!("blob {:#x} has unsynced metadata", md.id));
+            }
+        }
+        for p in 0..self.sb.md_len {
+            let want = pages.contains_key(&p);
+            if self.used_md_pages.get(p) != want {
+                return Err(format!(
+                    "used md page mask bit {p} is {}, blobs say {want}",
+                    self.used_md_pages.get(p)
+                ));
+            }
+            let root = self.blobs.contains_key(&page_to_blobid(p));
+            if self.used_blobids.get(p) != root {
+                return Err(format!(
+                    "used blob id mask bit {p} is {}, blobs say {root}",
+                    self.used_blobids.get(p)
+                ));
+            }
+        }
+        for c in 0..self.total_clusters {
+            let want = c < first_data || clusters.contains_key(&c);
+            if self.used_clusters.get(c) != want {
+                return Err(format!(
+                    "used cluster mask bit {c} is {}, blobs say {want}",
+                    self.used_clusters.get(c)
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -29,12 +29,13 @@ impl<D: BsDev> Blobstore<D> {
             let n = md.num_extent_pages();
             md.extent_pages.resize(n, 0);
             for slot in 0..n {
-                let range =
-                    slot * EXTENTS_PER_EP..((slot + 1) * EXTENTS_PER_EP).min(md.clusters.len());
+                let start = slot * EXTENTS_PER_EP;
+                let range = start..(start + EXTENTS_PER_EP).min(md.clusters.len());
+                let disk_range = start..(start + EXTENTS_PER_EP).min(md.disk_clusters.len());
                 let on_disk = md.disk_extent_pages.get(slot).copied().unwrap_or(0);
                 let unchanged = on_disk != 0
                     && md.extent_pages[slot] == on_disk
-                    && md.disk_clusters.get(range.clone()) == Some(&md.clusters[range.clone()]);
+                    && md.disk_clusters.get(disk_range) == Some(&md.clusters[range.clone()]);
                 if unchanged {
                     continue;
                 }
