@@ -89,6 +89,7 @@ impl<D: BsDev> Blobstore<D> {
             bs.recover()?;
         }
         bs.finish_interrupted_snapshot_ops()?;
+        bs.check_parents();
         Ok(bs)
     }
 
@@ -256,6 +257,33 @@ impl<D: BsDev> Blobstore<D> {
             for &c in md.clusters.iter().filter(|&&c| c != 0) {
                 self.used_clusters.set(c);
             }
+        }
+    }
+
+    /// Sets aside blobs whose parent snapshot is missing or whose parent
+    /// chain loops: reading them would be wrong or would never end.
+    fn check_parents(&mut self) {
+        loop {
+            let bad = self.blobs.values().find_map(|b| {
+                let mut cur = b.parent()?;
+                for _ in 0..=self.blobs.len() {
+                    match self.blobs.get(&cur) {
+                        None => {
+                            return Some((b.id, format!("parent snapshot {cur:#x} does not exist")))
+                        }
+                        Some(p) => match p.parent() {
+                            None => return None,
+                            Some(next) => cur = next,
+                        },
+                    }
+                }
+                Some((b.id, "its chain of parent snapshots loops".to_string()))
+            });
+            let Some((id, reason)) = bad else { break };
+            log::warn!("blob {id:#x}: {reason}");
+            self.blobs.remove(&id);
+            self.bad_blobs
+                .insert(id, BlobError::CorruptBlob { id, reason });
         }
     }
 
