@@ -4,6 +4,8 @@
 //! spdk_nvme_perf, bdevperf and blobcli.
 
 use clap::{Parser, Subcommand};
+
+mod blob;
 use std::process::ExitCode;
 
 /// spdk-io: SPDK in pure Rust.
@@ -15,9 +17,20 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Blobstore tool, like SPDK's blobcli: init, list, create, show, import/export, xattr, snapshot, clone, delete, stats.
+    Blob(blob::BlobArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Blob(args) => match blob::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("spdk-io blob: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }
