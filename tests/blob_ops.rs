@@ -471,3 +471,64 @@ fn a_file_device_round_trips_a_store() {
     bs.unload().unwrap();
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn an_extent_table_spanning_several_md_pages_round_trips() {
+    // 4 KiB clusters: a thin blob of 600 extent pages with one cluster
+    // written in each needs 600 extent table entries, more than one page holds.
+    let opts = BsOpts {
+        cluster_size: 4096,
+        num_md_pages: Some(1024),
+        ..Default::default()
+    };
+    let mut bs = Blobstore::init(RamDev::new(4096, 4096), &opts).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 512 * 600,
+            thin_provision: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let h = bs.open_blob(id).unwrap();
+    for k in 0..600u64 {
+        bs.write(&h, k * 512 + (k % 7), &pattern('A', 4096)[..4096])
+            .unwrap();
+    }
+    bs.close_blob(h).unwrap();
+    let mut bs = reload(bs);
+    assert_eq!(bs.blob_info(id).unwrap().num_allocated_clusters, 600);
+    let h = bs.open_blob(id).unwrap();
+    let mut buf = vec![0u8; 4096];
+    for k in [0u64, 1, 299, 599] {
+        bs.read(&h, k * 512 + (k % 7), &mut buf).unwrap();
+        assert_eq!(buf, pattern('A', 4096));
+        bs.read(&h, k * 512 + (k % 7) + 1, &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
+    }
+    bs.close_blob(h).unwrap();
+    bs.verify().unwrap();
+}
+
+#[test]
+fn blobs_without_an_extent_table_use_rle_extents_and_round_trip() {
+    let mut bs = new_store();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 5,
+            thin_provision: true,
+            use_extent_table: false,
+            ..Default::default()
+        })
+        .unwrap();
+    let h = bs.open_blob(id).unwrap();
+    bs.write(&h, 3 * 256, &pattern('B', 4096)).unwrap();
+    bs.write(&h, 256, &pattern('C', 4096)).unwrap();
+    bs.close_blob(h).unwrap();
+    let mut bs = reload(bs);
+    let info = bs.blob_info(id).unwrap();
+    assert_eq!((info.flags.0 & 4, info.num_allocated_clusters), (0, 2));
+    let data = read_all(&mut bs, id);
+    assert_eq!(&data[3 * MIB..3 * MIB + 4096], &pattern('B', 4096)[..]);
+    assert_eq!(&data[MIB..MIB + 4096], &pattern('C', 4096)[..]);
+    bs.verify().unwrap();
+}

@@ -192,7 +192,13 @@ impl<D: BsDev> Blobstore<D> {
         if md.md_ro() {
             return Err(BlobError::MdReadOnly(id));
         }
-        match self.clones_of(id).as_slice() {
+        // Only read-only blobs (snapshots) can have clones.
+        let clones = if md.data_ro() {
+            self.clones_of(id)
+        } else {
+            Vec::new()
+        };
+        match clones.as_slice() {
             [] => {
                 let md = self.blobs.remove(&id).expect("checked");
                 self.remove_blob_md(&md)

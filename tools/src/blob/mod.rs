@@ -2,6 +2,7 @@
 //! loads the blobstore on a bdev from an SPDK JSON config (or makes one with
 //! `init`), acts, and unloads it cleanly.
 
+mod bench;
 mod config;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -97,6 +98,12 @@ enum BlobCommand {
     },
     /// Blobstore statistics.
     Stats,
+    /// Benchmark metadata operations and blob vs raw I/O (destroys the bdev's contents).
+    Bench {
+        /// Operations per measurement.
+        #[arg(long, default_value_t = 2000)]
+        ops: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,6 +202,11 @@ fn blob_text(v: &Value) -> String {
 pub fn run(args: BlobArgs) -> Result<(), String> {
     let dev = config::open_bdev(&args.config, &args.bdev)?;
     let json_out = args.output_format == OutputFormat::Json;
+    if let BlobCommand::Bench { ops } = args.command {
+        let out = bench::run(dev, ops.max(1))?;
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+        return Ok(());
+    }
     let mut bs = match &args.command {
         BlobCommand::Init {
             cluster_size,
@@ -352,6 +364,9 @@ fn execute<D: BsDev>(
         }
         BlobCommand::Clone { id } => {
             json!({ "clone": format!("{:#x}", bs.create_clone(parse_id(id)?, &[])?) })
+        }
+        BlobCommand::Bench { .. } => {
+            return Err("bench makes its own blobstore and does not run on a loaded one".into())
         }
         BlobCommand::Delete { id } => {
             bs.delete_blob(parse_id(id)?)?;
