@@ -1,1 +1,109 @@
-//! The `thread` layer (see DESIGN: filled in by its issue).
+//! The `thread` layer: SPDK's `<spdk/thread.h>` concurrency model in Rust —
+//! lightweight threads that own their data, talk by message and poll.
+//!
+//! It depends on nothing else in the crate; no device is needed to use or
+//! test it.
+//!
+//! # The model
+//! - [`Thread`]: a lightweight, stackless thread (SPDK's `spdk_thread`),
+//!   polled by whoever hosts it with [`Thread::poll`]`(max_msgs) -> busy`
+//!   (a [`Reactor`](ReactorSet), a test harness, your own loop).
+//!   [`Thread::current`] is the thread being polled on this OS thread.
+//!   A `Thread` is `!Send`: its pollers, io_channels and tasks never leave
+//!   the OS thread polling it. [`ThreadStats`] counts busy/idle ticks.
+//! - [`ThreadHandle`]: the `Send + Sync` face of a thread;
+//!   [`send_msg`]`(&handle, f)` queues a closure on its bounded lock-free
+//!   ring from any OS thread. Never run inline, FIFO per sender, no heap
+//!   allocation when the closure captures ≤ [`MSG_INLINE_SIZE`] bytes; a
+//!   full ring is [`ThreadError::RingFull`]; one critical-message slot
+//!   ([`ThreadHandle::send_critical_msg`]).
+//! - [`Poller`]: [`poller_register`]`(name, period_us, f)` — untimed
+//!   (period 0) or timed (deadline order); returns [`PollerStatus`];
+//!   pause/resume; unregister (also from inside itself, see
+//!   [`Poller::current`]); never runs after unregister.
+//! - [`IoDevice`] / [`IoChannel`]: [`io_device_register`]`(key, name,
+//!   create, destroy)` with a per-thread context `T`;
+//!   [`IoDevice::get_io_channel`] creates or references the current
+//!   thread's channel; dropping the last reference destroys it at the next
+//!   poll unless a get came in between; [`IoDevice::for_each_channel`]
+//!   visits each thread with a channel, one at a time ([`ChannelIter`]);
+//!   [`IoDevice::unregister`] completes once all channels and walks are gone.
+//! - Exit: [`Thread::exit`] then poll until [`Thread::is_exited`] (no
+//!   pollers, channels, walks, tasks or messages left, or the exit timeout);
+//!   [`Thread::destroy`] refuses a thread that has not exited.
+//! - Async: [`spawn_local`] (`!Send` futures on the thread's executor,
+//!   [`JoinHandle`]), [`Thread::send`] (await a closure's result from
+//!   another thread), [`sleep`] (a timed poller), [`yield_now`].
+//! - Reactors: [`ReactorSet::start`]`(cpumask, opts)` runs one pinned OS
+//!   thread per core, each polling its lightweight threads, with optional
+//!   idle back-off; [`ReactorSet::spawn_thread`] places a thread;
+//!   [`ReactorSet::stop`] exits every thread and joins.
+//!
+//! # Using it (a test-harness sketch)
+//! ```
+//! use spdk_io::thread::{Thread, PollerStatus};
+//! let t = Thread::new("app");
+//! let h = t.handle();
+//! std::thread::spawn(move || h.send_msg(|| println!("hello")).unwrap()).join().unwrap();
+//! let p = t.enter(|| spdk_io::thread::poller_register("tick", 0, || PollerStatus::Idle)).unwrap();
+//! while t.poll(0) {}
+//! p.unregister();
+//! t.exit();
+//! while !t.is_exited() { t.poll(0); }
+//! t.destroy().unwrap();
+//! ```
+//!
+//! # What stays on its thread
+//! Channels, pollers and threads are `!Send`; the compiler refuses to
+//! move them to another OS thread:
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::IoChannel<u32>>();
+//! ```
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Thread>();
+//! ```
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Poller>();
+//! ```
+//! while handles, devices and messages cross freely:
+//! ```
+//! fn assert_send_sync<T: Send + Sync>() {}
+//! assert_send_sync::<spdk_io::thread::ThreadHandle>();
+//! assert_send_sync::<spdk_io::thread::IoDevice<std::rc::Rc<u32>>>();
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Msg>();
+//! assert_send::<spdk_io::thread::ChannelIter<std::rc::Rc<u32>>>();
+//! ```
+
+mod cpumask;
+mod error;
+mod exec;
+mod for_each;
+mod future;
+mod handle;
+mod io_channel;
+mod io_device;
+mod msg;
+mod poller;
+mod poller_set;
+mod reactor;
+mod reactor_loop;
+mod spdk_thread;
+mod time;
+
+pub use cpumask::{CpuMask, MAX_CORES};
+pub use error::ThreadError;
+pub use exec::{spawn_local, JoinHandle};
+pub use for_each::ChannelIter;
+pub use future::{sleep, yield_now, SendFuture, Sleep, YieldNow};
+pub use handle::{send_msg, ThreadHandle};
+pub use io_channel::IoChannel;
+pub use io_device::{io_device_register, BoxError, IoDevice, IoDeviceKey};
+pub use msg::{Msg, MSG_INLINE_SIZE};
+pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
+pub use reactor::{ReactorOpts, ReactorSet};
+pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
+pub use time::{ticks, TICKS_HZ};

@@ -4,9 +4,10 @@
 //! spdk_nvme_perf, bdevperf and blobcli.
 
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 mod blob;
-use std::process::ExitCode;
+mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
 #[derive(Parser, Debug)]
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Blobstore tool, like SPDK's blobcli: init, list, create, show, import/export, xattr, snapshot, clone, delete, stats.
     Blob(blob::BlobArgs),
+    /// Measure the thread layer: message rate, poller loop, io_channel and async costs.
+    ThreadBench(thread_bench::ThreadBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +32,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("spdk-io blob: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::ThreadBench(args) => match thread_bench::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("thread-bench: {e}");
                 ExitCode::FAILURE
             }
         },

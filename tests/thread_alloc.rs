@@ -1,0 +1,221 @@
+//! Allocation counting: the hot paths of the thread layer allocate nothing
+//! after warm-up. A counting global allocator counts the allocations made
+//! by the test's own OS thread while a section runs.
+
+use spdk_io::thread::{
+    io_device_register, poller_register, spawn_local, yield_now, IoDeviceKey, PollerStatus, Thread,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter is a const-initialized thread-local Cell, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = COUNTING.try_with(|c| {
+            if c.get() {
+                ALLOCS.with(|a| a.set(a.get() + 1));
+            }
+        });
+        // SAFETY: forwarded with the caller's layout, as GlobalAlloc requires.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from System.alloc with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = COUNTING.try_with(|c| {
+            if c.get() {
+                ALLOCS.with(|a| a.set(a.get() + 1));
+            }
+        });
+        // SAFETY: `ptr` came from System.alloc with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by this OS thread while `f` runs.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    ALLOCS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCS.with(|a| a.get())
+}
+
+fn drain(t: &Thread) {
+    while t.poll(0) {}
+}
+
+#[test]
+fn small_messages_cost_no_allocation() {
+    let t = Thread::new("alloc-msg");
+    let h = t.handle();
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let n = allocations_in(|| {
+        for i in 0..10_000u64 {
+            let c = counter.clone();
+            // 8 (Arc) + 8 (u64) + 32 of padding-free payload = 48 bytes.
+            let payload = [i; 4];
+            h.send_msg(move || {
+                c.fetch_add(
+                    payload[0] + payload[3] - 2 * i + 1,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            })
+            .unwrap();
+            if i % 1024 == 1023 {
+                drain(&t);
+            }
+        }
+        drain(&t);
+    });
+    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 10_000);
+    assert_eq!(n, 0, "10,000 inline messages allocated {n} times");
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}
+
+#[test]
+fn large_messages_fall_back_to_one_allocation_each() {
+    let t = Thread::new("alloc-big");
+    let n = allocations_in(|| {
+        for i in 0..100u64 {
+            let big = [i; 16];
+            t.send_msg(move || assert_eq!(big[15], i)).unwrap();
+        }
+        drain(&t);
+    });
+    assert_eq!(n, 100);
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}
+
+#[test]
+fn poller_loop_costs_no_allocation() {
+    let t = Thread::new("alloc-poller");
+    let hits = std::rc::Rc::new(Cell::new(0u64));
+    let hh = hits.clone();
+    let p = t
+        .enter(|| {
+            poller_register("count", 0, move || {
+                hh.set(hh.get() + 1);
+                PollerStatus::Busy
+            })
+        })
+        .unwrap();
+    let timed = t
+        .enter(|| poller_register("timed", 1, || PollerStatus::Idle))
+        .unwrap();
+    t.poll(0);
+    let n = allocations_in(|| {
+        for _ in 0..10_000 {
+            t.poll(0);
+        }
+    });
+    assert_eq!(hits.get(), 10_001);
+    assert_eq!(n, 0, "10,000 polls allocated {n} times");
+    p.unregister();
+    timed.unregister();
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}
+
+#[test]
+fn getting_and_putting_a_held_channel_costs_no_allocation() {
+    let t = Thread::new("alloc-channel");
+    let dev = io_device_register(IoDeviceKey::unique(), "dev", || Ok(0u64), |_| {}).unwrap();
+    let held = t.enter(|| dev.get_io_channel()).unwrap();
+    // Warm the deferred-put queue once.
+    t.enter(|| drop(dev.get_io_channel().unwrap()));
+    drain(&t);
+    let n = allocations_in(|| {
+        t.enter(|| {
+            for _ in 0..10_000 {
+                let ch = dev.get_io_channel().unwrap();
+                *ch.ctx_mut() += 1;
+            }
+        });
+        drain(&t);
+    });
+    assert_eq!(*held.ctx(), 10_000);
+    assert_eq!(n, 0, "10,000 get/put allocated {n} times");
+    t.enter(|| drop(held));
+    drain(&t);
+    t.enter(|| dev.unregister(|| {})).unwrap();
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}
+
+#[test]
+fn awaiting_local_wakes_costs_no_allocation_beyond_the_task() {
+    let t = Thread::new("alloc-async");
+    let done = std::rc::Rc::new(Cell::new(false));
+    let d = done.clone();
+    let go = std::rc::Rc::new(Cell::new(false));
+    let g = go.clone();
+    // Warm the slab's free list (a finished task's slot is recycled).
+    t.enter(|| spawn_local(async {}).unwrap());
+    drain(&t);
+    t.enter(|| {
+        spawn_local(async move {
+            while !g.get() {
+                yield_now().await;
+            }
+            for _ in 0..10_000 {
+                yield_now().await;
+            }
+            d.set(true);
+        })
+    })
+    .unwrap();
+    for _ in 0..10 {
+        t.poll(0);
+    }
+    go.set(true);
+    let n = allocations_in(|| {
+        while !done.get() {
+            t.poll(0);
+        }
+    });
+    assert_eq!(n, 0, "10,000 awaits allocated {n} times");
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}
+
+#[test]
+fn spawning_a_task_costs_a_fixed_number_of_allocations() {
+    let t = Thread::new("alloc-spawn");
+    // Warm the slab and ready queue.
+    t.enter(|| spawn_local(async {}).unwrap());
+    drain(&t);
+    let n = allocations_in(|| {
+        for _ in 0..100 {
+            t.enter(|| spawn_local(async { 1u32 }).unwrap());
+            drain(&t);
+        }
+    });
+    // The future, its join state and its waker: three per task.
+    assert_eq!(n, 300, "100 spawns allocated {n} times");
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}
