@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod setup;
+mod blob;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Reserve hugepages and bind NVMe devices to a user-space driver (like SPDK's setup.sh).
     Setup(setup::SetupArgs),
+    /// Blobstore tool, like SPDK's blobcli: init, list, create, show, import/export, xattr, snapshot, clone, delete, stats.
+    Blob(blob::BlobArgs),
     /// Measure the thread layer: message rate, poller loop, io_channel and async costs.
     ThreadBench(thread_bench::ThreadBenchArgs),
     /// Controller and namespace data, like spdk_nvme_identify.
@@ -36,6 +39,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Setup(args) => setup::run(args),
+        Command::Blob(args) => match blob::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("spdk-io blob: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::ThreadBench(args) => match thread_bench::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,0 +1,101 @@
+//! Errors of the blobstore.
+
+use super::format::FormatError;
+use super::BlobId;
+
+/// What went wrong in a blobstore operation.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The device failed an I/O.
+    #[error("device {op} at block {lba} (+{blocks} blocks) failed: {source}")]
+    Io {
+        /// read, write, unmap, write_zeroes or flush.
+        op: &'static str,
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u64,
+        /// The device's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The super block is not a valid version-3 blobstore super block.
+    #[error("cannot load blobstore: {0}")]
+    SuperBlock(#[source] FormatError),
+    /// The blobstore type on disk differs from the one asked for.
+    #[error("blobstore type mismatch: device has {found:?}, caller asked for {expected:?}")]
+    BstypeMismatch {
+        /// bstype on disk.
+        found: [u8; 16],
+        /// bstype asked for.
+        expected: [u8; 16],
+    },
+    /// A mask region is corrupt.
+    #[error("{which} mask region is corrupt: {source}; the store needs recovery (it was not unloaded cleanly?)")]
+    Mask {
+        /// Which mask.
+        which: &'static str,
+        /// The decoding error.
+        #[source]
+        source: FormatError,
+    },
+    /// A blob's metadata is corrupt.
+    #[error("blob {id:#x}: metadata is corrupt: {reason}")]
+    CorruptBlob {
+        /// The blob.
+        id: BlobId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The blob carries invalid_flags this implementation does not know.
+    #[error("blob {id:#x} has unknown invalid_flags {flags:#x}: it was written by a newer blobstore and cannot be opened here")]
+    UnknownInvalidFlags {
+        /// The blob.
+        id: BlobId,
+        /// The unknown bits.
+        flags: u64,
+    },
+    /// No blob with this id.
+    #[error("no blob {0:#x} in this blobstore (list blobs to see the ids)")]
+    NoSuchBlob(BlobId),
+    /// The blob's data is read-only (a snapshot, or set read-only).
+    #[error("blob {0:#x} is read-only")]
+    ReadOnly(BlobId),
+    /// The blob's metadata is read-only (unknown md_ro/data_ro flags).
+    #[error("blob {0:#x} metadata is read-only (written by a newer blobstore)")]
+    MdReadOnly(BlobId),
+    /// The operation conflicts with the blob's state.
+    #[error("blob {id:#x} is busy: {reason}")]
+    Busy {
+        /// The blob.
+        id: BlobId,
+        /// Why.
+        reason: String,
+    },
+    /// I/O outside the blob.
+    #[error(
+        "blob {id:#x}: I/O at io unit {offset} (+{len}) is beyond its size of {size} io units"
+    )]
+    OutOfRange {
+        /// The blob.
+        id: BlobId,
+        /// First io unit.
+        offset: u64,
+        /// Io units.
+        len: u64,
+        /// Blob size in io units.
+        size: u64,
+    },
+    /// Out of clusters or metadata pages.
+    #[error("blobstore is out of {0}: free space or grow the device")]
+    NoSpace(&'static str),
+    /// A bad argument from the caller.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The store still has open blobs.
+    #[error("cannot unload: {0} blob(s) still open; close them first")]
+    BlobsOpen(usize),
+}
+
+/// Shorthand.
+pub type Result<T> = std::result::Result<T, BlobError>;

@@ -1,0 +1,394 @@
+//! Loading a blobstore (spdk_bs_load): validate the super block, read the
+//! masks of a clean store or rebuild them from the metadata pages of a
+//! dirty one, load every blob's metadata, and finish or roll back snapshot
+//! operations a crash interrupted.
+
+use super::dev::BsDev;
+use super::error::{BlobError, Result};
+use super::format::{MaskKind, MaskPage, MdPage, SuperBlock, INVALID_MD_PAGE, PAGE_SIZE};
+use super::md::{
+    BlobMd, INVALID_FLAGS_KNOWN, XATTR_SNAPSHOT_IN_PROGRESS, XATTR_SNAPSHOT_PENDING_REMOVAL,
+};
+use super::store::{blobid_to_page, io_err, page_to_blobid, Blobstore};
+use super::BlobId;
+
+/// Options of [`Blobstore::load`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOpts {
+    /// Expected blobstore type; all-zero accepts any.
+    pub bstype: [u8; 16],
+}
+
+/// How a load went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadKind {
+    /// The store was unloaded cleanly; masks were read from disk.
+    Clean,
+    /// The store was not unloaded cleanly; masks were rebuilt by scanning.
+    Recovered,
+}
+
+impl<D: BsDev> Blobstore<D> {
+    /// Loads the blobstore on `dev`, recovering it if it was not unloaded cleanly.
+    pub fn load(mut dev: D, opts: &LoadOpts) -> Result<Self> {
+        let bl = dev.block_len();
+        if bl == 0 || PAGE_SIZE as u32 % bl != 0 {
+            return Err(BlobError::InvalidArgument(format!(
+                "device block size {bl} must divide 4096"
+            )));
+        }
+        let dev_bytes = dev.block_count() * bl as u64;
+        if dev_bytes < PAGE_SIZE as u64 {
+            return Err(BlobError::SuperBlock(
+                super::format::FormatError::Truncated {
+                    what: "device",
+                    len: dev_bytes as usize,
+                    need: PAGE_SIZE,
+                },
+            ));
+        }
+        let mut p = [0u8; PAGE_SIZE];
+        let n = PAGE_SIZE as u64 / bl as u64;
+        dev.read(0, &mut p).map_err(io_err("read", 0, n))?;
+        let mut sb = SuperBlock::decode(&p).map_err(BlobError::SuperBlock)?;
+        if opts.bstype != [0; 16] && sb.bstype != opts.bstype {
+            return Err(BlobError::BstypeMismatch {
+                found: sb.bstype,
+                expected: opts.bstype,
+            });
+        }
+        sb.validate_layout(dev_bytes, bl)
+            .map_err(BlobError::SuperBlock)?;
+        if sb.size == 0 {
+            sb.size = dev_bytes;
+        }
+        if sb.io_unit_size == 0 {
+            sb.io_unit_size = PAGE_SIZE as u32;
+        }
+        let total = (sb.size / sb.cluster_size as u64).min(u32::MAX as u64) as u32;
+        let clean = sb.is_clean();
+        let mut bs = Blobstore::new(dev, sb, total);
+        if clean {
+            bs.load_masks()?;
+            bs.disk_clean = true;
+            let ids: Vec<u32> = bs.used_blobids.iter_set().collect();
+            for page in ids {
+                let id = page_to_blobid(page);
+                match bs.load_blob(id) {
+                    Ok(md) => {
+                        bs.blobs.insert(id, md);
+                    }
+                    Err(e) => {
+                        log::warn!("blob {id:#x}: {e}");
+                        bs.bad_blobs.insert(id, e);
+                    }
+                }
+            }
+        } else {
+            bs.sb.clean = 0;
+            bs.recover()?;
+        }
+        bs.finish_interrupted_snapshot_ops()?;
+        bs.check_parents();
+        Ok(bs)
+    }
+
+    /// Whether this load had to recover the store.
+    pub fn load_kind(&self) -> LoadKind {
+        if self.disk_clean {
+            LoadKind::Clean
+        } else {
+            LoadKind::Recovered
+        }
+    }
+
+    /// Blobs that could not be loaded (corrupt, or flags this implementation
+    /// does not know), with the reason.
+    pub fn unusable_blobs(&self) -> impl Iterator<Item = (BlobId, &BlobError)> {
+        self.bad_blobs.iter().map(|(id, e)| (*id, e))
+    }
+
+    fn load_masks(&mut self) -> Result<()> {
+        let sb = self.sb.clone();
+        let regions = [
+            (
+                "used md page",
+                MaskKind::UsedPages,
+                sb.used_page_mask_start,
+                sb.used_page_mask_len,
+                sb.md_len,
+            ),
+            (
+                "used cluster",
+                MaskKind::UsedClusters,
+                sb.used_cluster_mask_start,
+                sb.used_cluster_mask_len,
+                self.total_clusters,
+            ),
+            (
+                "used blob id",
+                MaskKind::UsedBlobIds,
+                sb.used_blobid_mask_start,
+                sb.used_blobid_mask_len,
+                sb.md_len,
+            ),
+        ];
+        for (which, kind, start, len, bits) in regions {
+            let mut buf = vec![0u8; len as usize * PAGE_SIZE];
+            self.read_pages(start as u64, &mut buf)?;
+            let mut m = MaskPage::decode(&buf, kind, bits)
+                .map_err(|source| BlobError::Mask { which, source })?;
+            m.bits.resize(bits);
+            match kind {
+                MaskKind::UsedPages => self.used_md_pages = m.bits,
+                MaskKind::UsedClusters => self.used_clusters = m.bits,
+                MaskKind::UsedBlobIds => self.used_blobids = m.bits,
+            }
+        }
+        Ok(())
+    }
+
+    /// Clusters holding the super block, masks and md region.
+    pub(crate) fn num_md_clusters(&self) -> u32 {
+        let pages = self.sb.md_start as u64 + self.sb.md_len as u64;
+        (pages * PAGE_SIZE as u64).div_ceil(self.sb.cluster_size as u64) as u32
+    }
+
+    /// Reads and parses a blob's root chain and extent pages.
+    pub(crate) fn load_blob(&mut self, id: BlobId) -> Result<BlobMd> {
+        let bad = |reason: String| BlobError::CorruptBlob { id, reason };
+        let md_len = self.sb.md_len;
+        let mut idx = blobid_to_page(id)
+            .filter(|&p| p < md_len)
+            .ok_or(BlobError::NoSuchBlob(id))?;
+        let mut chain = Vec::new();
+        loop {
+            if chain.len() as u32 >= md_len || chain.iter().any(|(p, _)| *p == idx) {
+                return Err(bad("metadata page chain loops".into()));
+            }
+            let raw = self.read_md_page(idx)?;
+            let page = MdPage::decode(&raw).map_err(|e| bad(format!("md page {idx}: {e}")))?;
+            let next = page.next;
+            chain.push((idx, page));
+            if next == INVALID_MD_PAGE {
+                break;
+            }
+            if next >= md_len {
+                return Err(bad(format!(
+                    "md page {idx} links to page {next}, outside the md region"
+                )));
+            }
+            idx = next;
+        }
+        let total = self.total_clusters;
+        let md = BlobMd::parse(
+            id,
+            &chain,
+            |p| {
+                let raw = self.read_md_page(p).map_err(|e| e.to_string())?;
+                MdPage::decode(&raw).map_err(|e| e.to_string())
+            },
+            total,
+            md_len,
+        )
+        .map_err(bad)?;
+        let first_data = self.num_md_clusters();
+        if let Some(c) = md.clusters.iter().find(|&&c| c != 0 && c < first_data) {
+            return Err(bad(format!(
+                "maps a data cluster onto metadata cluster {c}"
+            )));
+        }
+        let unknown = md.invalid_flags & !INVALID_FLAGS_KNOWN;
+        if unknown != 0 {
+            return Err(BlobError::UnknownInvalidFlags { id, flags: unknown });
+        }
+        Ok(md)
+    }
+
+    /// Dirty load: scan every md page for blob roots (crc valid, sequence 0,
+    /// id matching the page), load each blob, and rebuild the three maps
+    /// from what the blobs reference.
+    fn recover(&mut self) -> Result<()> {
+        for page in 0..self.sb.md_len {
+            let raw = self.read_md_page(page)?;
+            let Ok(p) = MdPage::decode(&raw) else {
+                continue;
+            };
+            if p.sequence_num != 0 || p.id != page_to_blobid(page) {
+                continue;
+            }
+            let id = p.id;
+            match self.load_blob(id) {
+                Ok(md) => {
+                    self.blobs.insert(id, md);
+                }
+                Err(e) => {
+                    log::warn!("recovery: skipping blob {id:#x}: {e}");
+                    self.bad_blobs.insert(id, e);
+                }
+            }
+        }
+        self.rebuild_maps();
+        Ok(())
+    }
+
+    /// Recomputes the used md page, cluster and blob id maps from the loaded blobs.
+    pub(crate) fn rebuild_maps(&mut self) {
+        self.used_md_pages.resize(0);
+        self.used_md_pages.resize(self.sb.md_len);
+        self.used_blobids.resize(0);
+        self.used_blobids.resize(self.sb.md_len);
+        self.used_clusters.resize(0);
+        self.used_clusters.resize(self.total_clusters);
+        for c in 0..self.num_md_clusters() {
+            self.used_clusters.set(c);
+        }
+        for md in self.blobs.values() {
+            if let Some(p) = blobid_to_page(md.id) {
+                self.used_blobids.set(p);
+            }
+            for &p in md
+                .chain
+                .iter()
+                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0))
+            {
+                self.used_md_pages.set(p);
+            }
+            for &c in md.clusters.iter().filter(|&&c| c != 0) {
+                self.used_clusters.set(c);
+            }
+        }
+    }
+
+    /// Sets aside blobs whose parent snapshot is missing or whose parent
+    /// chain loops: reading them would be wrong or would never end.
+    fn check_parents(&mut self) {
+        loop {
+            let bad = self.blobs.values().find_map(|b| {
+                let mut cur = b.parent()?;
+                for _ in 0..=self.blobs.len() {
+                    match self.blobs.get(&cur) {
+                        None => {
+                            return Some((b.id, format!("parent snapshot {cur:#x} does not exist")))
+                        }
+                        Some(p) => match p.parent() {
+                            None => return None,
+                            Some(next) => cur = next,
+                        },
+                    }
+                }
+                Some((b.id, "its chain of parent snapshots loops".to_string()))
+            });
+            let Some((id, reason)) = bad else { break };
+            log::warn!("blob {id:#x}: {reason}");
+            self.blobs.remove(&id);
+            self.bad_blobs
+                .insert(id, BlobError::CorruptBlob { id, reason });
+        }
+    }
+
+    /// Rolls forward or back a snapshot creation or snapshot deletion that a
+    /// crash interrupted (the SNAPTMP and SNAPRM internal xattrs).
+    fn finish_interrupted_snapshot_ops(&mut self) -> Result<()> {
+        let pending: Vec<(BlobId, bool)> = self
+            .blobs
+            .values()
+            .filter_map(|b| {
+                if b.internal(XATTR_SNAPSHOT_IN_PROGRESS).is_some() {
+                    Some((b.id, true))
+                } else if b.internal(XATTR_SNAPSHOT_PENDING_REMOVAL).is_some() {
+                    Some((b.id, false))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (snap, creating) in pending {
+            let has_clone = self.blobs.values().any(|b| b.parent() == Some(snap));
+            let attr = if creating {
+                XATTR_SNAPSHOT_IN_PROGRESS
+            } else {
+                XATTR_SNAPSHOT_PENDING_REMOVAL
+            };
+            if has_clone {
+                // Creation committed (the original points at the snapshot) or
+                // deletion had not: the snapshot stays.
+                let md = self.blobs.get_mut(&snap).expect("pending blob is loaded");
+                md.remove_xattr(true, attr);
+                self.persist(snap)?;
+            } else {
+                // Creation had not committed, or the clone already took over.
+                log::info!("finishing interrupted snapshot operation: removing {snap:#x}");
+                let md = self.blobs.remove(&snap).expect("pending blob is loaded");
+                self.remove_blob_md(&md)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<D: BsDev> Blobstore<D> {
+    /// Checks that the in-memory maps agree with the blobs: every md page,
+    /// cluster and blob id a blob uses is marked, nothing else is, and no
+    /// two blobs share an md page or (unless one reads through the other) a
+    /// cluster. Returns what disagrees.
+    pub fn verify(&self) -> std::result::Result<(), String> {
+        let mut pages = std::collections::BTreeMap::new();
+        let mut clusters = std::collections::BTreeMap::new();
+        let first_data = self.num_md_clusters();
+        for md in self.blobs.values() {
+            for &p in md
+                .chain
+                .iter()
+                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0))
+            {
+                if let Some(other) = pages.insert(p, md.id) {
+                    return Err(format!(
+                        "md page {p} used by blobs {other:#x} and {:#x}",
+                        md.id
+                    ));
+                }
+            }
+            for &c in md.clusters.iter().filter(|&&c| c != 0) {
+                if c < first_data {
+                    return Err(format!("blob {:#x} maps metadata cluster {c}", md.id));
+                }
+                if let Some(other) = clusters.insert(c, md.id) {
+                    return Err(format!(
+                        "cluster {c} used by blobs {other:#x} and {:#x}",
+                        md.id
+                    ));
+                }
+            }
+            if md.dirty {
+                return Err(format!("blob {:#x} has unsynced metadata", md.id));
+            }
+        }
+        for p in 0..self.sb.md_len {
+            let want = pages.contains_key(&p);
+            if self.used_md_pages.get(p) != want {
+                return Err(format!(
+                    "used md page mask bit {p} is {}, blobs say {want}",
+                    self.used_md_pages.get(p)
+                ));
+            }
+            let root = self.blobs.contains_key(&page_to_blobid(p));
+            if self.used_blobids.get(p) != root {
+                return Err(format!(
+                    "used blob id mask bit {p} is {}, blobs say {root}",
+                    self.used_blobids.get(p)
+                ));
+            }
+        }
+        for c in 0..self.total_clusters {
+            let want = c < first_data || clusters.contains_key(&c);
+            if self.used_clusters.get(c) != want {
+                return Err(format!(
+                    "used cluster mask bit {c} is {}, blobs say {want}",
+                    self.used_clusters.get(c)
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,415 @@
+//! The blobstore object: geometry, the in-memory maps, device page I/O,
+//! cluster and md-page allocation, init, unload, super blob and grow.
+
+use std::collections::BTreeMap;
+
+use super::bitmap::BitArray;
+use super::dev::BsDev;
+use super::error::{BlobError, Result};
+use super::format::super_block::{BLOBID_INVALID, VERSION};
+use super::format::{MaskKind, MaskPage, SuperBlock, PAGE_SIZE};
+use super::md::BlobMd;
+use super::BlobId;
+
+/// High bit of every blob id: id = (1 << 32) | root md page index.
+pub const BLOBID_HIGH_BIT: u64 = 1 << 32;
+
+/// The blob id rooted at md page `page`.
+pub fn page_to_blobid(page: u32) -> BlobId {
+    BLOBID_HIGH_BIT | page as u64
+}
+
+/// The root md page of a blob id, if the id is well-formed.
+pub fn blobid_to_page(id: BlobId) -> Option<u32> {
+    (id >> 32 == 1).then_some(id as u32)
+}
+
+/// How `init` clears the data region (SPDK's bs clear_method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClearMethod {
+    /// Unmap the data clusters (SPDK's default).
+    #[default]
+    Unmap,
+    /// Write zeroes over the data clusters.
+    WriteZeroes,
+    /// Leave the data clusters as they are.
+    None,
+}
+
+/// Options of [`Blobstore::init`] (spdk_bs_opts).
+#[derive(Debug, Clone)]
+pub struct BsOpts {
+    /// Cluster size in bytes (default 1 MiB): a multiple of 4096.
+    pub cluster_size: u32,
+    /// Metadata pages to reserve; `None` = one per cluster, as SPDK.
+    pub num_md_pages: Option<u32>,
+    /// Blobstore type, checked on load when non-zero.
+    pub bstype: [u8; 16],
+    /// How to clear the data region at init.
+    pub clear_method: ClearMethod,
+}
+
+impl Default for BsOpts {
+    fn default() -> Self {
+        BsOpts {
+            cluster_size: 1 << 20,
+            num_md_pages: None,
+            bstype: [0; 16],
+            clear_method: ClearMethod::Unmap,
+        }
+    }
+}
+
+/// A blobstore on a device `D`: SPDK's `struct spdk_blob_store`.
+///
+/// All methods run on the caller's thread and complete before returning;
+/// the store is owned by one (metadata) thread.
+pub struct Blobstore<D: BsDev> {
+    pub(crate) dev: D,
+    pub(crate) sb: SuperBlock,
+    pub(crate) total_clusters: u32,
+    pub(crate) used_md_pages: BitArray,
+    pub(crate) used_clusters: BitArray,
+    pub(crate) used_blobids: BitArray,
+    pub(crate) blobs: BTreeMap<BlobId, BlobMd>,
+    /// Blobs whose metadata cannot be used, and why.
+    pub(crate) bad_blobs: BTreeMap<BlobId, BlobError>,
+    /// Whether the on-disk super block says clean.
+    pub(crate) disk_clean: bool,
+    /// A zeroed cluster-sized buffer, reused for zero fills.
+    pub(crate) zero_cluster: Vec<u8>,
+}
+
+pub(crate) fn io_err(
+    op: &'static str,
+    lba: u64,
+    blocks: u64,
+) -> impl FnOnce(std::io::Error) -> BlobError {
+    move |source| BlobError::Io {
+        op,
+        lba,
+        blocks,
+        source,
+    }
+}
+
+impl<D: BsDev> Blobstore<D> {
+    /// Makes a new, empty blobstore on `dev` (spdk_bs_init), leaving it loaded.
+    pub fn init(mut dev: D, opts: &BsOpts) -> Result<Self> {
+        let block_len = dev.block_len();
+        let page = PAGE_SIZE as u64;
+        if block_len == 0 || page % block_len as u64 != 0 {
+            return Err(BlobError::InvalidArgument(format!(
+                "device block size {block_len} must divide 4096"
+            )));
+        }
+        let cs = opts.cluster_size as u64;
+        if cs < page || cs % page != 0 {
+            return Err(BlobError::InvalidArgument(format!(
+                "cluster size {cs} must be a non-zero multiple of 4096"
+            )));
+        }
+        let size = dev.block_count() * block_len as u64;
+        let total_clusters = size / cs;
+        if total_clusters == 0 || total_clusters > u32::MAX as u64 {
+            return Err(BlobError::InvalidArgument(format!(
+                "device of {size} bytes holds {total_clusters} clusters of {cs} bytes"
+            )));
+        }
+        let md_len = opts.num_md_pages.unwrap_or(total_clusters as u32);
+        if md_len == 0 {
+            return Err(BlobError::InvalidArgument(
+                "num_md_pages must be at least 1".into(),
+            ));
+        }
+        let mask_pages = |bits: u64| (5 + bits.div_ceil(8)).div_ceil(page) as u32;
+        let used_page_mask_len = mask_pages(md_len as u64);
+        let used_cluster_mask_len = mask_pages(total_clusters);
+        let used_blobid_mask_len = mask_pages(md_len as u64);
+        let used_page_mask_start = 1;
+        let used_cluster_mask_start = used_page_mask_start + used_page_mask_len;
+        let used_blobid_mask_start = used_cluster_mask_start + used_cluster_mask_len;
+        let md_start = used_blobid_mask_start + used_blobid_mask_len;
+        let num_md_pages = md_start as u64 + md_len as u64;
+        let num_md_clusters = (num_md_pages * page).div_ceil(cs);
+        if num_md_clusters > total_clusters {
+            return Err(BlobError::InvalidArgument(format!(
+                "metadata needs {num_md_clusters} clusters but the device has {total_clusters}: use fewer md pages or a larger device"
+            )));
+        }
+        let sb = SuperBlock {
+            version: VERSION,
+            length: PAGE_SIZE as u32,
+            clean: 1,
+            super_blob: BLOBID_INVALID,
+            cluster_size: opts.cluster_size,
+            used_page_mask_start,
+            used_page_mask_len,
+            used_cluster_mask_start,
+            used_cluster_mask_len,
+            md_start,
+            md_len,
+            bstype: opts.bstype,
+            used_blobid_mask_start,
+            used_blobid_mask_len,
+            size,
+            io_unit_size: block_len,
+            md_page_size: PAGE_SIZE as u32,
+        };
+        let md_lbas = num_md_pages * page / block_len as u64;
+        dev.write_zeroes(0, md_lbas)
+            .map_err(io_err("write_zeroes", 0, md_lbas))?;
+        let rest = dev.block_count() - md_lbas;
+        match opts.clear_method {
+            ClearMethod::Unmap => dev
+                .unmap(md_lbas, rest)
+                .map_err(io_err("unmap", md_lbas, rest))?,
+            ClearMethod::WriteZeroes => {
+                dev.write_zeroes(md_lbas, rest)
+                    .map_err(io_err("write_zeroes", md_lbas, rest))?
+            }
+            ClearMethod::None => {}
+        }
+        let mut bs = Blobstore::new(dev, sb, total_clusters as u32);
+        for c in 0..num_md_clusters as u32 {
+            bs.used_clusters.set(c);
+        }
+        bs.write_super()?;
+        bs.disk_clean = true;
+        Ok(bs)
+    }
+
+    pub(crate) fn new(dev: D, sb: SuperBlock, total_clusters: u32) -> Self {
+        let md_len = sb.md_len;
+        let zero_cluster = vec![0u8; sb.cluster_size as usize];
+        Blobstore {
+            dev,
+            used_md_pages: BitArray::new(md_len),
+            used_clusters: BitArray::new(total_clusters),
+            used_blobids: BitArray::new(md_len),
+            sb,
+            total_clusters,
+            blobs: BTreeMap::new(),
+            bad_blobs: BTreeMap::new(),
+            disk_clean: false,
+            zero_cluster,
+        }
+    }
+
+    /// Persists the masks, then marks the store clean (spdk_bs_unload), and
+    /// returns the device. Every blob must be closed.
+    pub fn unload(mut self) -> Result<D> {
+        let open = self.blobs.values().filter(|b| b.open_refs > 0).count();
+        if open > 0 {
+            return Err(BlobError::BlobsOpen(open));
+        }
+        let ids: Vec<BlobId> = self
+            .blobs
+            .values()
+            .filter(|b| b.dirty)
+            .map(|b| b.id)
+            .collect();
+        for id in ids {
+            self.persist(id)?;
+        }
+        let masks = [
+            (
+                MaskKind::UsedPages,
+                self.sb.used_page_mask_start,
+                self.sb.used_page_mask_len,
+                self.used_md_pages.clone(),
+            ),
+            (
+                MaskKind::UsedClusters,
+                self.sb.used_cluster_mask_start,
+                self.sb.used_cluster_mask_len,
+                self.used_clusters.clone(),
+            ),
+            (
+                MaskKind::UsedBlobIds,
+                self.sb.used_blobid_mask_start,
+                self.sb.used_blobid_mask_len,
+                self.used_blobids.clone(),
+            ),
+        ];
+        for (kind, start, len, bits) in masks {
+            let buf = MaskPage { kind, bits }.encode(len);
+            self.write_pages(start as u64, &buf)?;
+        }
+        self.flush()?;
+        self.sb.clean = 1;
+        self.write_super()?;
+        self.flush()?;
+        Ok(self.dev)
+    }
+
+    /// Drops the store without unloading and returns the device, exactly as
+    /// a crash would leave it (the next load recovers).
+    pub fn abandon(self) -> D {
+        self.dev
+    }
+
+    /// The super blob, if one is set (spdk_bs_get_super).
+    pub fn super_blob(&self) -> Option<BlobId> {
+        (self.sb.super_blob != BLOBID_INVALID).then_some(self.sb.super_blob)
+    }
+
+    /// Sets (or clears) the super blob and writes the super block (spdk_bs_set_super).
+    pub fn set_super_blob(&mut self, id: Option<BlobId>) -> Result<()> {
+        if let Some(id) = id {
+            self.md(id)?;
+        }
+        self.sb.super_blob = id.unwrap_or(BLOBID_INVALID);
+        self.write_super()
+    }
+
+    /// Grows the store to the device's current size (spdk_bs_grow_live).
+    pub fn grow(&mut self) -> Result<()> {
+        let size = self.dev.block_count() * self.dev.block_len() as u64;
+        let total = size / self.sb.cluster_size as u64;
+        if size <= self.sb.size || total <= self.total_clusters as u64 {
+            return Ok(());
+        }
+        let room = (self.sb.used_cluster_mask_len as u64 * PAGE_SIZE as u64 - 5) * 8;
+        if total > room || total > u32::MAX as u64 {
+            return Err(BlobError::NoSpace(
+                "used-cluster mask room (the mask region cannot describe that many clusters)",
+            ));
+        }
+        self.mark_dirty()?;
+        self.total_clusters = total as u32;
+        self.used_clusters.resize(total as u32);
+        self.sb.size = size;
+        self.write_super()
+    }
+
+    /// Free clusters (spdk_bs_free_cluster_count).
+    pub fn free_cluster_count(&self) -> u64 {
+        (self.total_clusters - self.used_clusters.count_set()) as u64
+    }
+
+    /// Total clusters (spdk_bs_total_data_cluster_count plus md clusters).
+    pub fn total_clusters(&self) -> u64 {
+        self.total_clusters as u64
+    }
+
+    /// Cluster size in bytes.
+    pub fn cluster_size(&self) -> u32 {
+        self.sb.cluster_size
+    }
+
+    /// The I/O unit in bytes (spdk_bs_get_io_unit_size).
+    pub fn io_unit_size(&self) -> u32 {
+        self.sb.io_unit_size
+    }
+
+    /// The md page size (4096).
+    pub fn page_size(&self) -> u32 {
+        PAGE_SIZE as u32
+    }
+
+    /// The super block as it will next be written.
+    pub fn super_block(&self) -> &SuperBlock {
+        &self.sb
+    }
+
+    /// The blobstore type.
+    pub fn bstype(&self) -> [u8; 16] {
+        self.sb.bstype
+    }
+
+    /// The device.
+    pub fn dev(&self) -> &D {
+        &self.dev
+    }
+
+    /// The used md page, used cluster and used blob id maps in memory.
+    pub fn masks(&self) -> (&BitArray, &BitArray, &BitArray) {
+        (&self.used_md_pages, &self.used_clusters, &self.used_blobids)
+    }
+
+    pub(crate) fn write_super(&mut self) -> Result<()> {
+        let p = self.sb.encode();
+        self.write_pages(0, &p)
+    }
+
+    /// Before the first metadata change after a load or init: mark the super
+    /// block dirty on disk, so a crash is detected and recovered.
+    pub(crate) fn mark_dirty(&mut self) -> Result<()> {
+        if self.disk_clean || self.sb.clean != 0 {
+            self.sb.clean = 0;
+            self.write_super()?;
+            self.flush()?;
+            self.disk_clean = false;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        self.dev.flush().map_err(io_err("flush", 0, 0))
+    }
+
+    fn page_lba(&self, page: u64) -> u64 {
+        page * PAGE_SIZE as u64 / self.dev.block_len() as u64
+    }
+
+    pub(crate) fn write_pages(&mut self, page: u64, buf: &[u8]) -> Result<()> {
+        let lba = self.page_lba(page);
+        let n = buf.len() as u64 / self.dev.block_len() as u64;
+        self.dev.write(lba, buf).map_err(io_err("write", lba, n))
+    }
+
+    pub(crate) fn read_pages(&mut self, page: u64, buf: &mut [u8]) -> Result<()> {
+        let lba = self.page_lba(page);
+        let n = buf.len() as u64 / self.dev.block_len() as u64;
+        self.dev.read(lba, buf).map_err(io_err("read", lba, n))
+    }
+
+    /// Reads md page `idx` (relative to md_start).
+    pub(crate) fn read_md_page(&mut self, idx: u32) -> Result<[u8; PAGE_SIZE]> {
+        let mut p = [0u8; PAGE_SIZE];
+        self.read_pages(self.sb.md_start as u64 + idx as u64, &mut p)?;
+        Ok(p)
+    }
+
+    /// Writes md page `idx`; `idx` is checked against md_len so metadata
+    /// can never land outside its region.
+    pub(crate) fn write_md_page(&mut self, idx: u32, p: &[u8; PAGE_SIZE]) -> Result<()> {
+        if idx >= self.sb.md_len {
+            return Err(BlobError::InvalidArgument(format!(
+                "md page {idx} outside the md region"
+            )));
+        }
+        self.write_pages(self.sb.md_start as u64 + idx as u64, p)
+    }
+
+    /// Claims the first free md page at or after `from`.
+    pub(crate) fn alloc_md_page(&mut self, from: u32) -> Result<u32> {
+        let p = self
+            .used_md_pages
+            .find_first_clear(from)
+            .ok_or(BlobError::NoSpace("metadata pages"))?;
+        self.used_md_pages.set(p);
+        Ok(p)
+    }
+
+    /// Claims the first free cluster.
+    pub(crate) fn alloc_cluster(&mut self) -> Result<u32> {
+        let c = self
+            .used_clusters
+            .find_first_clear(0)
+            .ok_or(BlobError::NoSpace("clusters"))?;
+        self.used_clusters.set(c);
+        Ok(c)
+    }
+
+    /// First device block of cluster `c`.
+    pub(crate) fn cluster_lba(&self, c: u32) -> u64 {
+        c as u64 * (self.sb.cluster_size / self.dev.block_len()) as u64
+    }
+
+    /// Io units per cluster.
+    pub(crate) fn io_units_per_cluster(&self) -> u64 {
+        (self.sb.cluster_size / self.sb.io_unit_size) as u64
+    }
+}

@@ -1,0 +1,376 @@
+//! `spdk-io blob`: SPDK's blobcli on spdk-io's blobstore. Every command
+//! loads the blobstore on a bdev from an SPDK JSON config (or makes one with
+//! `init`), acts, and unloads it cleanly.
+
+mod bench;
+mod config;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use spdk_io::blob::{BlobId, BlobInfo, BlobOpts, Blobstore, BsDev, BsOpts, LoadOpts};
+use std::path::PathBuf;
+
+/// Arguments of `spdk-io blob`.
+#[derive(Args, Debug)]
+pub struct BlobArgs {
+    /// SPDK JSON config describing the bdev (bdev_aio_create or bdev_malloc_create).
+    #[arg(long = "json")]
+    config: PathBuf,
+    /// Name of the bdev holding the blobstore.
+    #[arg(short = 'b', long = "bdev")]
+    bdev: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output_format: OutputFormat,
+    #[command(subcommand)]
+    command: BlobCommand,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum BlobCommand {
+    /// Make a new, empty blobstore on the bdev (destroys what is there).
+    Init {
+        /// Cluster size in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        cluster_size: u32,
+        /// Blobstore type (up to 16 bytes).
+        #[arg(long)]
+        bstype: Option<String>,
+    },
+    /// List every blob: id, size in clusters, flags and xattrs.
+    List,
+    /// Create a blob.
+    Create {
+        /// Size in clusters.
+        #[arg(long, default_value_t = 1)]
+        clusters: u64,
+        /// Thin provisioned.
+        #[arg(long)]
+        thin: bool,
+        /// xattr NAME=VALUE (repeatable; stored with a trailing NUL, as blobcli and lvol do).
+        #[arg(long = "xattr")]
+        xattrs: Vec<String>,
+    },
+    /// Show one blob.
+    Show {
+        /// Blob id (hex like 0x100000000, or decimal).
+        id: String,
+    },
+    /// Copy a file into a blob from offset 0, growing the blob if needed.
+    Import {
+        /// Blob id.
+        id: String,
+        /// File to read.
+        file: PathBuf,
+    },
+    /// Copy a blob's contents to a file (the imported length if the blob was imported).
+    Export {
+        /// Blob id.
+        id: String,
+        /// File to write.
+        file: PathBuf,
+    },
+    /// Set or remove an xattr.
+    Xattr {
+        #[command(subcommand)]
+        op: XattrOp,
+    },
+    /// Snapshot a blob; prints the snapshot id.
+    Snapshot {
+        /// Blob id.
+        id: String,
+    },
+    /// Clone a snapshot; prints the clone id.
+    Clone {
+        /// Snapshot id.
+        id: String,
+    },
+    /// Delete a blob.
+    Delete {
+        /// Blob id.
+        id: String,
+    },
+    /// Blobstore statistics.
+    Stats,
+    /// Benchmark metadata operations and blob vs raw I/O (destroys the bdev's contents).
+    Bench {
+        /// Operations per measurement.
+        #[arg(long, default_value_t = 2000)]
+        ops: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum XattrOp {
+    /// Set NAME to VALUE (stored with a trailing NUL).
+    Set {
+        /// Blob id.
+        id: String,
+        /// Name.
+        name: String,
+        /// Value.
+        value: String,
+    },
+    /// Remove NAME.
+    Remove {
+        /// Blob id.
+        id: String,
+        /// Name.
+        name: String,
+    },
+}
+
+/// xattr holding the byte length of an imported file.
+const IMPORT_LEN_XATTR: &str = "spdk-io.import_len";
+
+fn parse_id(s: &str) -> Result<BlobId, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("{s:?} is not a blob id (hex like 0x100000000, or decimal)"))
+}
+
+fn xattr_json(list: &[(String, Vec<u8>)]) -> Value {
+    let text = |v: &[u8]| {
+        let t = v.strip_suffix(&[0]).unwrap_or(v);
+        std::str::from_utf8(t)
+            .ok()
+            .filter(|s| s.chars().all(|c| !c.is_control()))
+            .map(str::to_string)
+    };
+    list.iter()
+        .map(|(n, v)| {
+            let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+            (n.clone(), json!({ "hex": hex, "text": text(v) }))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn blob_json(i: &BlobInfo) -> Value {
+    json!({
+        "id": format!("{:#x}", i.id),
+        "num_clusters": i.num_clusters,
+        "num_allocated_clusters": i.num_allocated_clusters,
+        "thin_provisioned": i.thin_provisioned,
+        "read_only": i.read_only,
+        "is_snapshot": i.is_snapshot,
+        "is_clone": i.parent.is_some(),
+        "parent": i.parent.map(|p| format!("{p:#x}")),
+        "clones": i.clones.iter().map(|c| format!("{c:#x}")).collect::<Vec<_>>(),
+        "xattrs": xattr_json(&i.xattrs),
+    })
+}
+
+fn blob_text(v: &Value) -> String {
+    let mut s = format!(
+        "Blob ID: {}  clusters: {} (allocated {})",
+        v["id"].as_str().unwrap_or(""),
+        v["num_clusters"],
+        v["num_allocated_clusters"]
+    );
+    for (flag, label) in [
+        ("thin_provisioned", "thin"),
+        ("read_only", "read-only"),
+        ("is_snapshot", "snapshot"),
+        ("is_clone", "clone"),
+    ] {
+        if v[flag] == true {
+            s += &format!(" [{label}]");
+        }
+    }
+    if let Some(p) = v["parent"].as_str() {
+        s += &format!(" parent: {p}");
+    }
+    for (n, x) in v["xattrs"].as_object().into_iter().flatten() {
+        match x["text"].as_str() {
+            Some(t) => s += &format!("\n    xattr {n} = \"{t}\""),
+            None => s += &format!("\n    xattr {n} = 0x{}", x["hex"].as_str().unwrap_or("")),
+        }
+    }
+    s
+}
+
+/// Runs `spdk-io blob`.
+pub fn run(args: BlobArgs) -> Result<(), String> {
+    let dev = config::open_bdev(&args.config, &args.bdev)?;
+    let json_out = args.output_format == OutputFormat::Json;
+    if let BlobCommand::Bench { ops } = args.command {
+        let out = bench::run(dev, ops.max(1))?;
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+        return Ok(());
+    }
+    let mut bs = match &args.command {
+        BlobCommand::Init {
+            cluster_size,
+            bstype,
+        } => {
+            let mut t = [0u8; 16];
+            if let Some(b) = bstype {
+                if b.len() > 16 {
+                    return Err(format!("bstype {b:?} is longer than 16 bytes"));
+                }
+                t[..b.len()].copy_from_slice(b.as_bytes());
+            }
+            let opts = BsOpts {
+                cluster_size: *cluster_size,
+                bstype: t,
+                ..Default::default()
+            };
+            Blobstore::init(dev, &opts).map_err(|e| format!("init on bdev {}: {e}", args.bdev))?
+        }
+        _ => Blobstore::load(dev, &LoadOpts::default())
+            .map_err(|e| format!("load from bdev {}: {e}", args.bdev))?,
+    };
+    let out = execute(&mut bs, &args.command).map_err(|e| e.to_string());
+    let unload = bs.unload().map(|_| ()).map_err(|e| format!("unload: {e}"));
+    let out = out?;
+    unload?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+    } else {
+        print_text(&args.command, &out);
+    }
+    Ok(())
+}
+
+fn print_text(cmd: &BlobCommand, out: &Value) {
+    match cmd {
+        BlobCommand::List => {
+            let blobs = out["blobs"].as_array().cloned().unwrap_or_default();
+            println!("{} blob(s)", blobs.len());
+            blobs.iter().for_each(|b| println!("{}", blob_text(b)));
+        }
+        BlobCommand::Show { .. } => println!("{}", blob_text(out)),
+        _ => {
+            for (k, v) in out.as_object().into_iter().flatten() {
+                println!(
+                    "{k}: {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                );
+            }
+        }
+    }
+}
+
+fn execute<D: BsDev>(
+    bs: &mut Blobstore<D>,
+    cmd: &BlobCommand,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    Ok(match cmd {
+        BlobCommand::Init { .. } | BlobCommand::Stats => json!({
+            "cluster_size": bs.cluster_size(),
+            "io_unit_size": bs.io_unit_size(),
+            "page_size": bs.page_size(),
+            "total_clusters": bs.total_clusters(),
+            "free_clusters": bs.free_cluster_count(),
+            "num_blobs": bs.blob_ids().len(),
+            "super_blob": bs.super_blob().map(|s| format!("{s:#x}")),
+            "md_start": bs.super_block().md_start,
+            "md_len": bs.super_block().md_len,
+        }),
+        BlobCommand::List => {
+            let blobs: Result<Vec<Value>, _> = bs
+                .blob_ids()
+                .into_iter()
+                .map(|id| bs.blob_info(id).map(|i| blob_json(&i)))
+                .collect();
+            json!({ "blobs": blobs? })
+        }
+        BlobCommand::Create {
+            clusters,
+            thin,
+            xattrs,
+        } => {
+            let mut xs = Vec::new();
+            for x in xattrs {
+                let (n, v) = x
+                    .split_once('=')
+                    .ok_or_else(|| format!("xattr {x:?} is not NAME=VALUE"))?;
+                let mut v = v.as_bytes().to_vec();
+                v.push(0);
+                xs.push((n.to_string(), v));
+            }
+            let id = bs.create_blob(&BlobOpts {
+                num_clusters: *clusters,
+                thin_provision: *thin,
+                xattrs: xs,
+                ..Default::default()
+            })?;
+            json!({ "id": format!("{id:#x}") })
+        }
+        BlobCommand::Show { id } => blob_json(&bs.blob_info(parse_id(id)?)?),
+        BlobCommand::Import { id, file } => {
+            let mut data = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let len = data.len();
+            let unit = bs.io_unit_size() as usize;
+            data.resize(len.div_ceil(unit) * unit, 0);
+            let h = bs.open_blob(parse_id(id)?)?;
+            let need = (data.len() as u64).div_ceil(bs.cluster_size() as u64);
+            if bs.num_clusters(&h) < need {
+                bs.resize_blob(&h, need)?;
+                bs.sync_md(&h)?;
+            }
+            let r = bs
+                .write(&h, 0, &data)
+                .and_then(|_| bs.set_xattr(&h, IMPORT_LEN_XATTR, len.to_string().as_bytes()));
+            bs.close_blob(h)?;
+            r?;
+            json!({ "id": format!("{:#x}", parse_id(id)?), "bytes": len })
+        }
+        BlobCommand::Export { id, file } => {
+            let h = bs.open_blob(parse_id(id)?)?;
+            let mut data = vec![0u8; (bs.num_io_units(&h) * bs.io_unit_size() as u64) as usize];
+            let r = bs.read(&h, 0, &mut data);
+            let len = bs
+                .get_xattr(&h, IMPORT_LEN_XATTR)
+                .and_then(|v| String::from_utf8(v).ok()?.parse::<usize>().ok());
+            bs.close_blob(h)?;
+            r?;
+            data.truncate(len.unwrap_or(data.len()).min(data.len()));
+            std::fs::write(file, &data).map_err(|e| format!("{}: {e}", file.display()))?;
+            json!({ "id": format!("{:#x}", parse_id(id)?), "bytes": data.len() })
+        }
+        BlobCommand::Xattr { op } => {
+            let (id, name) = match op {
+                XattrOp::Set { id, name, .. } | XattrOp::Remove { id, name } => {
+                    (parse_id(id)?, name)
+                }
+            };
+            let h = bs.open_blob(id)?;
+            let r = match op {
+                XattrOp::Set { value, .. } => {
+                    let mut v = value.as_bytes().to_vec();
+                    v.push(0);
+                    bs.set_xattr(&h, name, &v)
+                }
+                XattrOp::Remove { .. } => bs.remove_xattr(&h, name),
+            };
+            bs.close_blob(h)?;
+            r?;
+            json!({ "id": format!("{id:#x}"), "xattr": name })
+        }
+        BlobCommand::Snapshot { id } => {
+            json!({ "snapshot": format!("{:#x}", bs.create_snapshot(parse_id(id)?, &[])?) })
+        }
+        BlobCommand::Clone { id } => {
+            json!({ "clone": format!("{:#x}", bs.create_clone(parse_id(id)?, &[])?) })
+        }
+        BlobCommand::Bench { .. } => {
+            return Err("bench makes its own blobstore and does not run on a loaded one".into())
+        }
+        BlobCommand::Delete { id } => {
+            bs.delete_blob(parse_id(id)?)?;
+            json!({ "deleted": format!("{:#x}", parse_id(id)?) })
+        }
+    })
+}
