@@ -300,3 +300,21 @@ fn dma_memory_lies_within_a_39_bit_iommu_reach() {
         "IOVA = VA must fit intel-iommu's 39 bits"
     );
 }
+
+#[test]
+fn hugepage_counts_come_from_sysfs() {
+    let root = env_support::temp_dir("hugecounts");
+    let d = root.join("kernel/mm/hugepages/hugepages-2048kB");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("nr_hugepages"), "512\n").unwrap();
+    std::fs::write(d.join("free_hugepages"), "500\n").unwrap();
+    let c = env::hugepage_counts_at(&root, env::HugePageSize::Size2M);
+    assert_eq!((c.total, c.free), (512, 500));
+    let none = env::hugepage_counts_at(&root, env::HugePageSize::Size1G);
+    assert_eq!(
+        (none.total, none.free),
+        (0, 0),
+        "missing size counts as none"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

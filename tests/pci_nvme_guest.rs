@@ -225,3 +225,33 @@ fn map_hugepages(len: usize) -> *mut u8 {
     );
     p.cast()
 }
+
+#[test]
+#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
+fn three_controllers_share_the_process_dma_memory() {
+    setup();
+    let names = [
+        ("SPDK_IO_TEST_NVME", "SPDKIOA0001"),
+        ("SPDK_IO_TEST_NVME_2NS", "SPDKIOB0002"),
+        ("SPDK_IO_TEST_NVME_SMALL", "SPDKIOC0003"),
+    ];
+    let mut ctrls: Vec<RawController> = names
+        .iter()
+        .map(|(var, _)| {
+            let a: PciAddress = env_support::test_var(var).parse().unwrap();
+            RawController::bring_up(pci::open(a).unwrap())
+        })
+        .collect();
+    // One buffer, three devices writing into different pages of it.
+    let buf = DmaBuf::alloc_zeroed(3 * 4096, 4096).unwrap();
+    for (i, c) in ctrls.iter_mut().enumerate() {
+        assert_eq!(c.admin(raw_nvme::identify(1, 0, &buf, i * 4096)).status, 0);
+    }
+    for (i, (_, serial)) in names.iter().enumerate() {
+        let page = &buf[i * 4096..(i + 1) * 4096];
+        assert_eq!(raw_nvme::ascii(&page[4..24]), *serial);
+    }
+    for c in &ctrls {
+        c.disable();
+    }
+}
