@@ -58,6 +58,8 @@ fn every_4k_page_of_multi_hugepage_buffers_translates_correctly() {
             assert_eq!(back.as_ptr() as usize, base + off);
             off += n;
         }
+        let (iova, n) = env::vtophys_len(b.as_ptr(), len).unwrap();
+        assert_eq!((iova, n), (b.iova(), b.contiguous_len(0)));
         let total: usize = b.extents(0, len).map(|(_, n)| n).sum();
         assert_eq!(total, len);
     }

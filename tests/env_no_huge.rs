@@ -189,6 +189,12 @@ fn registered_user_memory_translates_until_unregistered() {
     let q = unsafe { p.add(5000) };
     assert_eq!(env::vtophys(q), Some(q as u64));
     assert!(env::iova_to_vaddr(p as u64, 64 << 10).is_some());
+    assert_eq!(
+        env::vtophys_len(q, 1 << 20),
+        Some((q as u64, (64 << 10) - 5000)),
+        "clipped at the region's end"
+    );
+    assert_eq!(env::vtophys_len(q, 100), Some((q as u64, 100)));
     assert!(matches!(
         env::mem_register(q, 4096),
         Err(EnvError::Unaligned { .. })
