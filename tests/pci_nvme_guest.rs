@@ -255,3 +255,41 @@ fn three_controllers_share_the_process_dma_memory() {
         c.disable();
     }
 }
+
+#[test]
+#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
+fn device_writes_land_where_translation_says_in_buffers_of_many_sizes() {
+    let addr = setup();
+    let mut c = RawController::bring_up(pci::open(addr).unwrap());
+    let reference = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    assert_eq!(c.admin(raw_nvme::identify(1, 0, &reference, 0)).status, 0);
+    for &len in &[8192usize, 65536, HUGE + 8192, 3 * HUGE, 6 * HUGE + 4096] {
+        let mut buf = DmaBuf::alloc(len, 512).unwrap();
+        // every hugepage boundary inside the buffer, crossed 2 KiB before it, plus the ends
+        let base = buf.as_ptr() as usize;
+        let mut offs = vec![0, len - 4096];
+        let mut b = (base / HUGE + 1) * HUGE;
+        while b + 2048 <= base + len {
+            offs.push(b - base - 2048);
+            b += HUGE;
+        }
+        for off in offs {
+            buf.fill(0xee);
+            assert_eq!(c.admin(raw_nvme::identify(1, 0, &buf, off)).status, 0);
+            assert_eq!(
+                &buf[off..off + 4096],
+                &reference[..],
+                "len {len} off {off:#x}"
+            );
+            assert!(
+                buf[..off].iter().all(|&x| x == 0xee),
+                "bytes before disturbed"
+            );
+            assert!(
+                buf[off + 4096..].iter().all(|&x| x == 0xee),
+                "bytes after disturbed"
+            );
+        }
+    }
+    c.disable();
+}
