@@ -1,6 +1,7 @@
 //! Ordinary (no_huge) memory with IOVA = VA in the test guest: a device
 //! behind the IOMMU (vfio mode) reaches it by DMA; a uio device, which has no
-//! IOMMU, is refused with the fix in the message.
+//! IOMMU, is refused with the fix in the message; so is a function outside
+//! the env's pci_allowed list.
 
 mod env_support;
 
@@ -10,11 +11,22 @@ use spdk_io::pci::{self, PciAddress, PciError};
 
 #[test]
 #[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
-fn no_huge_memory_works_behind_an_iommu_and_is_refused_without_one() {
+fn no_huge_memory_works_behind_an_iommu_and_is_refused_without_one_and_pci_allowed_holds() {
     let addr: PciAddress = env_support::test_var("SPDK_IO_TEST_NVME").parse().unwrap();
     let mode = env_support::test_var("SPDK_IO_TEST_MODE");
-    env::init(EnvOpts::no_huge()).unwrap();
+    let other: PciAddress = env_support::test_var("SPDK_IO_TEST_NVME_2NS")
+        .parse()
+        .unwrap();
+    env::init(EnvOpts {
+        pci_allowed: vec![addr.to_string()],
+        ..EnvOpts::no_huge()
+    })
+    .unwrap();
     assert_eq!(env::iova_mode(), IovaMode::Va);
+    let e = pci::open(other)
+        .err()
+        .expect("a function outside pci_allowed");
+    assert!(matches!(e, PciError::NotAllowed { .. }), "{e}");
     match mode.as_str() {
         "vfio" => {
             let mut c = RawController::bring_up(pci::open(addr).unwrap());
