@@ -58,6 +58,8 @@ fn every_4k_page_of_multi_hugepage_buffers_translates_correctly() {
             assert_eq!(back.as_ptr() as usize, base + off);
             off += n;
         }
+        let (iova, n) = env::vtophys_len(b.as_ptr(), len).unwrap();
+        assert_eq!((iova, n), (b.iova(), b.contiguous_len(0)));
         let total: usize = b.extents(0, len).map(|(_, n)| n).sum();
         assert_eq!(total, len);
     }
@@ -158,4 +160,20 @@ fn hugepage_memory_lies_within_a_39_bit_iommu_reach() {
         (b.as_ptr() as usize + b.len()) < 1 << 39,
         "IOVA = VA must fit intel-iommu's 39 bits"
     );
+}
+
+#[test]
+fn pool_elements_of_odd_size_are_each_iova_contiguous() {
+    setup();
+    let pool = DmaPool::new(1500, 3000, 64).unwrap();
+    let elems: Vec<_> = (0..1500).map(|_| pool.get().unwrap()).collect();
+    for e in &elems {
+        assert_eq!(
+            e.iova_at(2999),
+            e.iova() + 2999,
+            "element {} split",
+            e.index()
+        );
+        assert_eq!(e.iova_at(2999), expected_iova(e.as_ptr() as usize + 2999));
+    }
 }

@@ -225,3 +225,71 @@ fn map_hugepages(len: usize) -> *mut u8 {
     );
     p.cast()
 }
+
+#[test]
+#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
+fn three_controllers_share_the_process_dma_memory() {
+    setup();
+    let names = [
+        ("SPDK_IO_TEST_NVME", "SPDKIOA0001"),
+        ("SPDK_IO_TEST_NVME_2NS", "SPDKIOB0002"),
+        ("SPDK_IO_TEST_NVME_SMALL", "SPDKIOC0003"),
+    ];
+    let mut ctrls: Vec<RawController> = names
+        .iter()
+        .map(|(var, _)| {
+            let a: PciAddress = env_support::test_var(var).parse().unwrap();
+            RawController::bring_up(pci::open(a).unwrap())
+        })
+        .collect();
+    // One buffer, three devices writing into different pages of it.
+    let buf = DmaBuf::alloc_zeroed(3 * 4096, 4096).unwrap();
+    for (i, c) in ctrls.iter_mut().enumerate() {
+        assert_eq!(c.admin(raw_nvme::identify(1, 0, &buf, i * 4096)).status, 0);
+    }
+    for (i, (_, serial)) in names.iter().enumerate() {
+        let page = &buf[i * 4096..(i + 1) * 4096];
+        assert_eq!(raw_nvme::ascii(&page[4..24]), *serial);
+    }
+    for c in &ctrls {
+        c.disable();
+    }
+}
+
+#[test]
+#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
+fn device_writes_land_where_translation_says_in_buffers_of_many_sizes() {
+    let addr = setup();
+    let mut c = RawController::bring_up(pci::open(addr).unwrap());
+    let reference = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    assert_eq!(c.admin(raw_nvme::identify(1, 0, &reference, 0)).status, 0);
+    for &len in &[8192usize, 65536, HUGE + 8192, 3 * HUGE, 6 * HUGE + 4096] {
+        let mut buf = DmaBuf::alloc(len, 512).unwrap();
+        // every hugepage boundary inside the buffer, crossed 2 KiB before it, plus the ends
+        let base = buf.as_ptr() as usize;
+        let mut offs = vec![0, len - 4096];
+        let mut b = (base / HUGE + 1) * HUGE;
+        while b + 2048 <= base + len {
+            offs.push(b - base - 2048);
+            b += HUGE;
+        }
+        for off in offs {
+            buf.fill(0xee);
+            assert_eq!(c.admin(raw_nvme::identify(1, 0, &buf, off)).status, 0);
+            assert_eq!(
+                &buf[off..off + 4096],
+                &reference[..],
+                "len {len} off {off:#x}"
+            );
+            assert!(
+                buf[..off].iter().all(|&x| x == 0xee),
+                "bytes before disturbed"
+            );
+            assert!(
+                buf[off + 4096..].iter().all(|&x| x == 0xee),
+                "bytes after disturbed"
+            );
+        }
+    }
+    c.disable();
+}

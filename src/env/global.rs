@@ -133,6 +133,17 @@ pub fn vtophys(ptr: *const u8) -> Option<u64> {
     Some(r.iova_at(off))
 }
 
+/// Like SPDK's `spdk_vtophys(buf, &size)`: the IOVA of `ptr` and how many of
+/// the `len` bytes from it are IOVA-contiguous (and inside one registered
+/// region). Walk a range with it to build PRP lists or SGLs for memory that
+/// is not a [`DmaBuf`](super::DmaBuf).
+pub fn vtophys_len(ptr: *const u8, len: usize) -> Option<(u64, usize)> {
+    let env = current()?;
+    let maps = env.maps();
+    let (r, off) = maps.find(ptr as usize)?;
+    Some((r.iova_at(off), r.contiguous_len(off).min(len)))
+}
+
 /// The virtual address of `iova`, if the whole range `[iova, iova+len)` lies in
 /// one IOVA-contiguous extent of registered DMA memory. Software devices use it
 /// to reach "DMA" memory without trusting arbitrary addresses.

@@ -124,9 +124,20 @@ impl Env {
 
     /// Maps a new region of `bytes` and adds it to the heap, the maps and every mapper.
     fn grow(&self, heap: &mut Heap, bytes: usize) -> Result<(), EnvError> {
+        let safe: String = self
+            .opts
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let name = format!(
-            "{}_{}_map_{}",
-            self.opts.name,
+            "{safe}_{}_map_{}",
             std::process::id(),
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
