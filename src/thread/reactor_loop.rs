@@ -3,7 +3,7 @@
 
 use super::handle::Shared;
 use super::reactor::ReactorOpts;
-use super::{Thread, ThreadError};
+use super::{ticks, Thread, ThreadError};
 use crossbeam_queue::SegQueue;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -74,8 +74,11 @@ pub(crate) fn reactor_main(
             handle_cmd(cmd, &mut threads, &inbox);
         }
         let mut busy = false;
+        // One clock read per thread poll: each starts where the last ended.
+        let mut now = ticks();
         for t in &threads {
-            busy |= t.poll(0);
+            busy |= t.poll_at(0, now);
+            now = t.last_poll_end();
         }
         if threads.iter().any(|t| t.is_exited()) {
             let (gone, kept): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_exited());
