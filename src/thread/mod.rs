@@ -7,7 +7,8 @@
 //! # The model
 //! - [`Thread`]: a lightweight, stackless thread (SPDK's `spdk_thread`),
 //!   polled by whoever hosts it with [`Thread::poll`]`(max_msgs) -> busy`
-//!   (a [`Reactor`](ReactorSet), a test harness, your own loop).
+//!   (a [`Reactor`](ReactorSet), a test harness, your own loop; a host
+//!   polling many threads chains [`Thread::poll_at`] to read the clock once).
 //!   [`Thread::current`] is the thread being polled on this OS thread.
 //!   A `Thread` is `!Send`: its pollers, io_channels and tasks never leave
 //!   the OS thread polling it. [`ThreadStats`] counts busy/idle ticks.
