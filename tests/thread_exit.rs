@@ -189,3 +189,28 @@ fn polling_an_exited_thread_does_nothing() {
     t.exit();
     t.destroy().unwrap();
 }
+
+#[test]
+fn destroying_after_a_timed_out_exit_drops_unrun_messages_and_their_captures() {
+    let t = Thread::with_opts(ThreadOpts {
+        name: "leftovers".into(),
+        exit_timeout: Duration::from_millis(1),
+        ..ThreadOpts::default()
+    });
+    let p = t
+        .enter(|| poller_register("stuck", 0, || PollerStatus::Idle))
+        .unwrap();
+    t.exit();
+    while !t.is_exited() {
+        t.poll(0);
+    }
+    let token = Arc::new(());
+    // Exited: refused, and the closure (with its capture) is dropped at once.
+    let tk = token.clone();
+    assert!(t.send_msg(move || drop(tk)).is_err());
+    assert_eq!(Arc::strong_count(&token), 1);
+    assert!(t.exit_timed_out());
+    assert!(p.is_registered());
+    t.destroy().unwrap();
+    assert!(!p.is_registered(), "destroy drops the pollers left");
+}
