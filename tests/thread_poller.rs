@@ -178,15 +178,17 @@ fn timed_pollers_run_in_deadline_order_after_their_period() {
 fn timed_poller_runs_about_once_per_period() {
     let h = Harness::new(1);
     let (n, f) = counter();
-    let p = h.on(0, || poller_register("t", 2000, f)).unwrap();
     let start = std::time::Instant::now();
+    let p = h.on(0, || poller_register("t", 2000, f)).unwrap();
     while start.elapsed() < Duration::from_millis(21) {
         h.t(0).poll(0);
     }
+    let elapsed_ms = start.elapsed().as_millis() as u32;
     let runs = n.get();
+    // It cannot run more often than its period allows (and it did run).
     assert!(
-        (1..=10).contains(&runs),
-        "ran {runs} times in 21 ms at a 2 ms period"
+        runs >= 1 && runs <= elapsed_ms / 2,
+        "ran {runs} times in {elapsed_ms} ms at a 2 ms period"
     );
     p.unregister();
     h.finish();

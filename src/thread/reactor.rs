@@ -137,6 +137,8 @@ impl ReactorSet {
             shared: shared.clone(),
         };
         handle.try_send(Msg::new(init)).map_err(|(_, e)| e)?;
+        // Counted now, so back-to-back placements spread out.
+        inbox.threads.fetch_add(1, Ordering::SeqCst);
         inbox.cmds.push(Cmd::Spawn {
             shared,
             exit_timeout,
@@ -169,8 +171,6 @@ impl ReactorSet {
                     self.cores()
                 ))
             })?;
-        // Count it now so back-to-back calls spread out.
-        self.inbox(core)?.threads.fetch_add(1, Ordering::SeqCst);
         self.spawn_thread(core, opts, init)
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct Inbox {
     pub(crate) core: usize,
     pub(crate) cmds: SegQueue<Cmd>,
     pub(crate) stop: AtomicBool,
+    /// Threads placed here, counted when placed (before the reactor has
+    /// picked them up) and when moved in; uncounted when reaped or moved out.
     pub(crate) threads: AtomicUsize,
 }
 
@@ -83,10 +85,10 @@ pub(crate) fn reactor_main(
         if threads.iter().any(|t| t.is_exited()) {
             let (gone, kept): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_exited());
             threads = kept;
+            inbox.threads.fetch_sub(gone.len(), Ordering::SeqCst);
             for t in gone {
                 let _ = t.destroy();
             }
-            inbox.threads.store(threads.len(), Ordering::SeqCst);
         }
         if inbox.stop.load(Ordering::SeqCst) {
             if !exiting {
@@ -144,8 +146,8 @@ fn handle_cmd(cmd: Cmd, threads: &mut Vec<Thread>, inbox: &Inbox) {
             let t = threads.swap_remove(i);
             to.cmds.push(Cmd::Adopt(Migrant(t)));
             to.threads.fetch_add(1, Ordering::SeqCst);
+            inbox.threads.fetch_sub(1, Ordering::SeqCst);
             done(Ok(()));
         }
     }
-    inbox.threads.store(threads.len(), Ordering::SeqCst);
 }
