@@ -45,6 +45,13 @@ impl Shared {
         }
     }
 
+    /// A new thread's shared part, listed in the process-wide thread list.
+    pub(crate) fn new_registered(name: String, cpumask: CpuMask, ring_size: usize) -> Arc<Shared> {
+        let s = Arc::new(Shared::new(name, cpumask, ring_size));
+        super::thread_list::insert(&s);
+        s
+    }
+
     pub(crate) fn has_messages(&self) -> bool {
         !self.ring.is_empty() || !self.overflow.is_empty() || self.critical.load().is_some()
     }
@@ -159,6 +166,12 @@ impl ThreadHandle {
             .map_err(|_| ThreadError::CriticalBusy {
                 thread: self.shared.name.clone(),
             })
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        super::thread_list::remove(self.id);
     }
 }
 

@@ -18,6 +18,9 @@
 //!   allocation when the closure captures ≤ [`MSG_INLINE_SIZE`] bytes; a
 //!   full ring is [`ThreadError::RingFull`]; one critical-message slot
 //!   ([`ThreadHandle::send_critical_msg`]).
+//! - The thread list: [`ThreadHandle::by_id`], [`thread_count`],
+//!   [`for_each_thread`] (run a closure on every thread in turn, then
+//!   complete on the caller).
 //! - [`Poller`]: [`poller_register`]`(name, period_us, f)` — untimed
 //!   (period 0) or timed (deadline order); returns [`PollerStatus`];
 //!   pause/resume; unregister (also from inside itself, see
@@ -93,6 +96,7 @@ mod poller_set;
 mod reactor;
 mod reactor_loop;
 mod spdk_thread;
+mod thread_list;
 mod time;
 
 pub use cpumask::{CpuMask, MAX_CORES};
@@ -107,4 +111,5 @@ pub use msg::{Msg, MSG_INLINE_SIZE};
 pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
 pub use reactor::{ReactorOpts, ReactorSet};
 pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
+pub use thread_list::{for_each_thread, thread_count};
 pub use time::{ticks, TICKS_HZ};

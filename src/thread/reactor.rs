@@ -132,7 +132,7 @@ impl ReactorSet {
             )));
         }
         let exit_timeout = opts.exit_timeout;
-        let shared = Arc::new(Shared::new(opts.name, opts.cpumask, opts.msg_ring_size));
+        let shared = Shared::new_registered(opts.name, opts.cpumask, opts.msg_ring_size);
         let handle = ThreadHandle {
             shared: shared.clone(),
         };

@@ -111,7 +111,7 @@ impl Thread {
     /// Creates a thread with explicit options.
     pub fn with_opts(opts: ThreadOpts) -> Thread {
         let exit_timeout = opts.exit_timeout;
-        let shared = Arc::new(Shared::new(opts.name, opts.cpumask, opts.msg_ring_size));
+        let shared = Shared::new_registered(opts.name, opts.cpumask, opts.msg_ring_size);
         Thread::from_shared(shared, exit_timeout)
     }
 
