@@ -57,6 +57,45 @@
 //! t.destroy().unwrap();
 //! ```
 //!
+//! # An io_device and its channels
+//! ```
+//! use spdk_io::thread::{io_device_register, IoDeviceKey, Thread};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//!
+//! // Each thread's channel context: here, a per-thread I/O counter.
+//! struct Ctx { ios: u64 }
+//! let live = Arc::new(AtomicU32::new(0));
+//! let (l1, l2) = (live.clone(), live.clone());
+//! let dev = io_device_register(
+//!     IoDeviceKey::unique(),
+//!     "nvme0n1",
+//!     move || { l1.fetch_add(1, Ordering::SeqCst); Ok(Ctx { ios: 0 }) },
+//!     move |_ctx: &mut Ctx| { l2.fetch_sub(1, Ordering::SeqCst); },
+//! ).unwrap();
+//!
+//! let t = Thread::new("io");
+//! let ch = t.enter(|| dev.get_io_channel()).unwrap();
+//! ch.ctx_mut().ios += 1;
+//! assert_eq!(live.load(Ordering::SeqCst), 1);
+//!
+//! // Sum the counters of every channel, then report on the caller.
+//! let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+//! let tt = total.clone();
+//! t.enter(|| dev.for_each_channel(
+//!     move |ch, it| { tt.fetch_add(ch.ctx().ios, Ordering::SeqCst); it.continue_with(0) },
+//!     |status| assert_eq!(status, 0),
+//! )).unwrap();
+//! while t.poll(0) {}
+//! assert_eq!(total.load(Ordering::SeqCst), 1);
+//!
+//! t.enter(|| drop(ch));               // the last put: destroyed at the next poll
+//! t.enter(|| dev.unregister(|| println!("nvme0n1 gone"))).unwrap();
+//! while t.poll(0) {}
+//! assert_eq!(live.load(Ordering::SeqCst), 0);
+//! # t.exit(); while !t.is_exited() { t.poll(0); } t.destroy().unwrap();
+//! ```
+//!
 //! # What stays on its thread
 //! Channels, pollers and threads are `!Send`; the compiler refuses to
 //! move them to another OS thread:
