@@ -146,7 +146,9 @@ struct JoinState<T> {
 }
 
 /// Awaits a task spawned with [`spawn_local`]; dropping it detaches the
-/// task (it keeps running).
+/// task (it keeps running). If the thread is destroyed before the task
+/// finishes, the task is dropped and the handle never completes: check
+/// [`is_finished`](Self::is_finished) when that can happen.
 pub struct JoinHandle<T> {
     state: Rc<JoinState<T>>,
 }
