@@ -141,7 +141,7 @@ mod time;
 pub use cpumask::{CpuMask, MAX_CORES};
 pub use error::ThreadError;
 pub use exec::{spawn_local, JoinHandle};
-pub use for_each::ChannelIter;
+pub use for_each::{ChannelIter, FOR_EACH_DROPPED};
 pub use future::{sleep, yield_now, SendFuture, Sleep, YieldNow};
 pub use handle::{send_msg, ThreadHandle};
 pub use io_channel::IoChannel;
