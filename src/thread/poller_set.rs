@@ -178,10 +178,16 @@ impl PollerSet {
     }
 
     /// Removes unregistered pollers and parks pause-pending ones.
+    #[inline]
     fn compact(&self) {
-        if !self.dirty.replace(false) {
-            return;
+        if self.dirty.get() {
+            self.compact_slow();
         }
+    }
+
+    #[cold]
+    fn compact_slow(&self) {
+        self.dirty.set(false);
         let mut graveyard = Vec::new();
         let mut list = std::mem::take(&mut *self.untimed.borrow_mut());
         list.retain(|e| match e.state.get() {
