@@ -308,7 +308,7 @@ fn async_tasks_complete_across_reactors() {
         move || {
             spdk_io::thread::spawn_local(async move {
                 let mut sum = 0u64;
-                for i in 0..10_000u64 {
+                for i in 0..2_000u64 {
                     // Each await is woken from the other reactor's OS thread.
                     sum += Thread::send(&b, move || {
                         assert_eq!(ReactorSet::current_core(), Some(1));
