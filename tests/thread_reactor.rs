@@ -372,3 +372,58 @@ fn spawn_anywhere_spreads_threads_within_their_cpumask() {
     rs.stop();
     assert!(pinned.is_exited());
 }
+
+#[test]
+fn moving_a_thread_keeps_its_channels_and_tasks() {
+    use spdk_io::thread::{io_device_register, IoDeviceKey};
+    let rs = ReactorSet::start(two_cores(), opts()).unwrap();
+    let dev = io_device_register(
+        IoDeviceKey::unique(),
+        "mover-dev",
+        || Ok(Vec::<usize>::new()),
+        |_| {},
+    )
+    .unwrap();
+    let d = dev.clone();
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let t = rs
+        .spawn_thread(
+            0,
+            ThreadOpts {
+                name: "mover2".into(),
+                ..Default::default()
+            },
+            move || {
+                let ch = d.get_io_channel().unwrap();
+                ch.ctx_mut().push(ReactorSet::current_core().unwrap());
+                spdk_io::thread::spawn_local(async move {
+                    ready_tx.send(()).unwrap();
+                    // Sleeps across the move: its timer poller moves too.
+                    spdk_io::thread::sleep(Duration::from_millis(30))
+                        .await
+                        .unwrap();
+                    ch.ctx_mut().push(ReactorSet::current_core().unwrap());
+                    let seen = ch.ctx().clone();
+                    drop(ch);
+                    tx.send(seen).unwrap();
+                    Thread::current().unwrap().exit();
+                })
+                .unwrap();
+            },
+        )
+        .unwrap();
+    ready_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    // SAFETY: the thread holds a channel, a task and its timer, all of the
+    // thread layer's own types or Send values: nothing shared with the OS thread.
+    unsafe { rs.move_thread(&t, 1, |r| r.unwrap()) }.unwrap();
+    let seen = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        seen,
+        vec![0, 1],
+        "same channel context, used on core 0 then core 1"
+    );
+    wait_until("the thread to exit", || t.is_exited());
+    assert_eq!(dev.channel_count(), 0);
+    rs.stop();
+}
