@@ -43,6 +43,27 @@
 //!   idle back-off; [`ReactorSet::spawn_thread`] places a thread;
 //!   [`ReactorSet::stop`] exits every thread and joins.
 //!
+//! # Design notes
+//! - Messages are `FnOnce() + Send` closures stored inline in a 64-byte
+//!   [`Msg`] (48 bytes of captures) on a crossbeam `ArrayQueue`; larger
+//!   closures are boxed. A full ring is the sender's problem
+//!   ([`ThreadError::RingFull`], [`ThreadHandle::try_send`] hands the
+//!   message back); the layer's own messages (for_each steps, wakes,
+//!   unregister completions) overflow into an unbounded queue instead, so
+//!   they are never lost.
+//! - Exit is race-free against senders: a sender counts itself in around
+//!   its state check and push; the exiting thread marks itself exited,
+//!   waits for in-flight senders, and goes back to exiting if a message
+//!   got in. Every accepted message runs.
+//! - Walks (for_each_channel, for_each_thread), `Thread::send` replies and
+//!   unregister completions carry drop guards: if a thread disappears with
+//!   one of them unrun, the walk moves on or the waiter gets an error.
+//! - `unsafe` appears in two places only: the inline closure buffer of
+//!   [`Msg`], and [`ReactorSet::move_thread`] — moving a `!Send` thread to
+//!   another OS thread is sound only under a contract the caller states.
+//! - Time is [`ticks`] (nanoseconds, monotonic); a poll reads the clock
+//!   once when its host chains [`Thread::poll_at`].
+//!
 //! # Using it (a test-harness sketch)
 //! ```
 //! use spdk_io::thread::{Thread, PollerStatus};
