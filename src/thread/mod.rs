@@ -54,7 +54,8 @@
 //! - Exit is race-free against senders: a sender counts itself in around
 //!   its state check and push; the exiting thread marks itself exited,
 //!   waits for in-flight senders, and goes back to exiting if a message
-//!   got in. Every accepted message runs.
+//!   got in. Every accepted message runs (unless the exit times out or
+//!   the thread is dropped without exiting: then it is dropped unrun).
 //! - Walks (for_each_channel, for_each_thread), `Thread::send` replies and
 //!   unregister completions carry drop guards: if a thread disappears with
 //!   one of them unrun, the walk moves on or the waiter gets an error.
