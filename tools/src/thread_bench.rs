@@ -126,12 +126,34 @@ pub fn run(args: ThreadBenchArgs) -> Result<(), String> {
         }
         figs.extend(best);
     }
+    let load = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| {
+        l.split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+    });
     if args.json {
+        let out = serde_json::json!({
+            "config": {
+                "messages": args.messages,
+                "iterations": args.iterations,
+                "cores": args.cores,
+                "pinned": !args.no_pin,
+                "best_of_runs": args.repeat.max(1),
+                "load_average_1m": load,
+            },
+            "results": figs,
+        });
         println!(
             "{}",
-            serde_json::to_string_pretty(&figs).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
         );
     } else {
+        if let Some(l) = load {
+            println!(
+                "# best of {} runs; 1-minute load average {l:.2}",
+                args.repeat.max(1)
+            );
+        }
         println!(
             "{:<32} {:>12} {:>12} {:>16}",
             "benchmark", "ops", "ns/op", "ops/s"
