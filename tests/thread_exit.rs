@@ -136,18 +136,25 @@ fn exit_runs_queued_messages_first() {
 fn exit_waits_for_async_tasks() {
     let t = Thread::new("tasks");
     let h = t.handle();
+    let go = std::rc::Rc::new(std::cell::Cell::new(false));
+    let g = go.clone();
     let jh = t
         .spawn_local(async move {
-            spdk_io::thread::sleep(Duration::from_millis(2))
+            while !g.get() {
+                spdk_io::thread::yield_now().await;
+            }
+            // A message round trip to itself, then a short timer.
+            let v = Thread::send(&h, || 7).await.unwrap();
+            spdk_io::thread::sleep(Duration::from_millis(1))
                 .await
                 .unwrap();
-            // A message round trip to itself after the timer.
-            Thread::send(&h, || 7).await.unwrap()
+            v
         })
         .unwrap();
     t.exit();
-    poll_n(&t, 3);
-    assert!(!t.is_exited(), "the task is still sleeping");
+    poll_n(&t, 10);
+    assert!(!t.is_exited(), "the task is still running");
+    go.set(true);
     while !t.is_exited() {
         t.poll(0);
     }
