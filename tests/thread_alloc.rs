@@ -256,3 +256,33 @@ fn thread_send_costs_one_allocation_per_round_trip() {
     drain(&t);
     t.destroy().unwrap();
 }
+
+#[test]
+fn a_full_ring_refuses_without_allocating() {
+    let t = spdk_io::thread::Thread::with_opts(spdk_io::thread::ThreadOpts {
+        name: "alloc-full".into(),
+        msg_ring_size: 4,
+        ..Default::default()
+    });
+    let h = t.handle();
+    for _ in 0..4 {
+        h.send_msg(|| {}).unwrap();
+    }
+    let mut refused = 0;
+    let n = allocations_in(|| {
+        for _ in 0..1000 {
+            match h.try_send(spdk_io::thread::Msg::new(|| {})) {
+                Err((_msg, spdk_io::thread::ThreadError::RingFull { .. })) => refused += 1,
+                other => panic!(
+                    "expected RingFull, got {:?}",
+                    other.err().map(|e| e.1.to_string())
+                ),
+            }
+        }
+    });
+    assert_eq!(refused, 1000);
+    assert_eq!(n, 0, "1000 refusals allocated {n} times");
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}

@@ -191,7 +191,7 @@ impl Thread {
     {
         if self.is_exited() {
             return Err(ThreadError::ThreadExited {
-                thread: self.name().to_string(),
+                thread: self.inner.shared.name.clone(),
             });
         }
         let state = Rc::new(JoinState {

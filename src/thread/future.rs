@@ -79,7 +79,7 @@ impl<R> Future for SendFuture<R> {
         match std::mem::replace(&mut *st, Reply::Taken) {
             Reply::Done(v) => Poll::Ready(Ok(v)),
             Reply::Canceled => Poll::Ready(Err(ThreadError::Canceled {
-                thread: slot.thread.name().to_string(),
+                thread: slot.thread.shared.name.clone(),
             })),
             Reply::Waiting(w) => {
                 let w = match w {

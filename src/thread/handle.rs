@@ -17,7 +17,8 @@ static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 /// The part of a thread that other OS threads may touch.
 pub(crate) struct Shared {
     pub(crate) id: u64,
-    pub(crate) name: String,
+    /// Shared with errors, so reporting one allocates nothing.
+    pub(crate) name: Arc<str>,
     pub(crate) cpumask: CpuMask,
     /// The bounded lock-free message ring (many producers, one consumer).
     pub(crate) ring: ArrayQueue<Msg>,
@@ -35,7 +36,7 @@ impl Shared {
     pub(crate) fn new(name: String, cpumask: CpuMask, ring_size: usize) -> Shared {
         Shared {
             id: NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed),
-            name,
+            name: name.into(),
             cpumask,
             ring: ArrayQueue::new(ring_size.max(1)),
             overflow: SegQueue::new(),

@@ -201,7 +201,7 @@ impl<T: 'static> IoDevice<T> {
         }
         if t.is_exited() {
             return Err(ThreadError::ThreadExited {
-                thread: t.name().to_string(),
+                thread: t.inner.shared.name.clone(),
             });
         }
         let core = &self.shared.core;

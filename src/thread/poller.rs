@@ -179,7 +179,7 @@ impl Thread {
         }
         if self.is_exited() {
             return Err(ThreadError::ThreadExited {
-                thread: self.name().to_string(),
+                thread: self.inner.shared.name.clone(),
             });
         }
         let entry = Rc::new(Entry {
