@@ -193,3 +193,37 @@ fn putting_a_channel_on_another_thread_is_a_debug_assertion() {
     let ch = h.on(0, || dev.get_io_channel()).unwrap();
     h.on(1, || drop(ch));
 }
+
+#[test]
+fn create_and_destroy_callbacks_run_on_the_channel_thread() {
+    let h = Harness::new(2);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let dev = io_device_register(
+        IoDeviceKey::unique(),
+        "where",
+        move || {
+            let name = spdk_io::thread::Thread::current()
+                .unwrap()
+                .name()
+                .to_string();
+            s1.lock().unwrap().push(format!("create@{name}"));
+            Ok(name)
+        },
+        move |ctx: &mut String| {
+            let name = spdk_io::thread::Thread::current()
+                .unwrap()
+                .name()
+                .to_string();
+            s2.lock().unwrap().push(format!("destroy {ctx}@{name}"));
+        },
+    )
+    .unwrap();
+    let ch = h.on(1, || dev.get_io_channel()).unwrap();
+    assert_eq!(ch.thread().unwrap().name(), "ut1");
+    h.on(1, || drop(ch));
+    h.poll_threads();
+    assert_eq!(*seen.lock().unwrap(), vec!["create@ut1", "destroy ut1@ut1"]);
+    h.on(0, || dev.unregister(|| {})).unwrap();
+    h.finish();
+}

@@ -191,3 +191,15 @@ fn poll_at_counts_time_from_the_given_start_to_its_recorded_end() {
     assert_eq!(t.stats().busy_ticks, 0);
     h.finish();
 }
+
+#[test]
+fn nested_enter_restores_the_outer_current_thread() {
+    let h = Harness::new(2);
+    h.on(0, || {
+        assert_eq!(Thread::current().unwrap().name(), "ut0");
+        h.on(1, || assert_eq!(Thread::current().unwrap().name(), "ut1"));
+        assert_eq!(Thread::current().unwrap().name(), "ut0");
+    });
+    assert!(Thread::current().is_none());
+    h.finish();
+}
