@@ -427,3 +427,51 @@ fn moving_a_thread_keeps_its_channels_and_tasks() {
     assert_eq!(dev.channel_count(), 0);
     rs.stop();
 }
+
+#[test]
+fn reactor_stats_split_busy_and_idle_time() {
+    let rs = ReactorSet::start(two_cores(), opts()).unwrap();
+    let quit = Arc::new(AtomicUsize::new(0));
+    let q = quit.clone();
+    rs.spawn_thread(
+        0,
+        ThreadOpts {
+            name: "busy".into(),
+            ..Default::default()
+        },
+        move || {
+            poller_register("spin", 0, move || {
+                if q.load(Ordering::SeqCst) == 1 {
+                    spdk_io::thread::Poller::current().unwrap().unregister();
+                }
+                std::hint::black_box((0..100u64).sum::<u64>());
+                PollerStatus::Busy
+            })
+            .unwrap();
+        },
+    )
+    .unwrap();
+    rs.spawn_thread(
+        1,
+        ThreadOpts {
+            name: "idle".into(),
+            ..Default::default()
+        },
+        || {},
+    )
+    .unwrap();
+    wait_until("core 0 busy time", || {
+        rs.reactor_stats(0).unwrap().busy_ticks > 1_000_000
+    });
+    wait_until("core 1 idle time", || {
+        rs.reactor_stats(1).unwrap().idle_ticks > 0
+    });
+    assert_eq!(
+        rs.reactor_stats(0).unwrap().idle_ticks,
+        0,
+        "core 0 never had an idle iteration"
+    );
+    assert!(rs.reactor_stats(7).is_none());
+    quit.store(1, Ordering::SeqCst);
+    rs.stop();
+}

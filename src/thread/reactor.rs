@@ -3,9 +3,9 @@
 
 use super::handle::Shared;
 use super::reactor_loop::{reactor_main, Cmd, Inbox, CORE};
-use super::{CpuMask, Msg, ThreadError, ThreadHandle, ThreadOpts};
+use super::{CpuMask, Msg, ThreadError, ThreadHandle, ThreadOpts, ThreadStats};
 use crossbeam_queue::SegQueue;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +58,8 @@ impl ReactorSet {
                 cmds: SegQueue::new(),
                 stop: AtomicBool::new(false),
                 threads: AtomicUsize::new(0),
+                busy_ticks: AtomicU64::new(0),
+                idle_ticks: AtomicU64::new(0),
             });
             let (tx, rx) = std::sync::mpsc::channel();
             let ib = inbox.clone();
@@ -94,6 +96,16 @@ impl ReactorSet {
     /// (SPDK's `spdk_env_get_current_core`).
     pub fn current_core() -> Option<usize> {
         CORE.with(|c| c.get())
+    }
+
+    /// Busy and idle time of `core`'s reactor loop so far (SPDK's reactor
+    /// busy/idle tsc): time spent polling threads in iterations that did
+    /// work, and in iterations that found none (back-off sleeps excluded).
+    pub fn reactor_stats(&self, core: usize) -> Option<ThreadStats> {
+        self.inbox(core).ok().map(|i| ThreadStats {
+            busy_ticks: i.busy_ticks.load(Ordering::Relaxed),
+            idle_ticks: i.idle_ticks.load(Ordering::Relaxed),
+        })
     }
 
     /// Lightweight threads placed on `core`'s reactor.

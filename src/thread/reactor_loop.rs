@@ -6,7 +6,7 @@ use super::reactor::ReactorOpts;
 use super::{ticks, Thread, ThreadError};
 use crossbeam_queue::SegQueue;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,9 @@ pub(crate) struct Inbox {
     /// Threads placed here, counted when placed (before the reactor has
     /// picked them up) and when moved in; uncounted when reaped or moved out.
     pub(crate) threads: AtomicUsize,
+    /// Time in loop iterations that did work / found none (ticks).
+    pub(crate) busy_ticks: AtomicU64,
+    pub(crate) idle_ticks: AtomicU64,
 }
 
 thread_local! {
@@ -78,6 +81,7 @@ pub(crate) fn reactor_main(
         let mut busy = false;
         // One clock read per thread poll: each starts where the last ended.
         let mut now = ticks();
+        let loop_start = now;
         for t in &threads {
             busy |= t.poll_at(0, now);
             now = t.last_poll_end();
@@ -104,6 +108,14 @@ pub(crate) fn reactor_main(
                 .filter(|t| !t.is_exiting())
                 .for_each(Thread::exit);
         }
+        // Only this reactor writes its counters: a relaxed load+store.
+        let spent = now.saturating_sub(loop_start);
+        let counter = if busy {
+            &inbox.busy_ticks
+        } else {
+            &inbox.idle_ticks
+        };
+        counter.store(counter.load(Ordering::Relaxed) + spent, Ordering::Relaxed);
         if busy {
             idle = 0;
         } else if let Some(backoff) = opts.idle_backoff {
