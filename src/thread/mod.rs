@@ -41,7 +41,9 @@
 //! - Reactors: [`ReactorSet::start`]`(cpumask, opts)` runs one pinned OS
 //!   thread per core, each polling its lightweight threads, with optional
 //!   idle back-off; [`ReactorSet::spawn_thread`] places a thread;
-//!   [`ReactorSet::stop`] exits every thread and joins.
+//!   [`ReactorSet::stop`] exits every thread and joins; moving a thread
+//!   between reactors is [`ReactorSet::move_thread`] (unsafe: see its
+//!   contract); [`ReactorSet::reactor_stats`] gives busy/idle per core.
 //!
 //! # Design notes
 //! - Messages are `FnOnce() + Send` closures stored inline in a 64-byte
