@@ -111,6 +111,12 @@ pub fn run(args: ThreadBenchArgs) -> Result<(), String> {
             "async_send_round_trip_same_thread",
             Box::new(move || Ok(send_round_trip(a.iterations / 4))),
         ),
+        (
+            "async_send_round_trip_two_reactors",
+            Box::new(move || {
+                send_round_trip_cross(a, &two, a.iterations / 20).map_err(|e| e.to_string())
+            }),
+        ),
     ];
     let mut figs = Vec::new();
     for (name, bench) in &benches {
@@ -328,6 +334,57 @@ fn send_round_trip(iterations: u64) -> Figure {
     );
     finish(t);
     f
+}
+
+/// Ping-pong latency: a task on the first core awaits `Thread::send` to a
+/// thread on the second core, one request at a time.
+fn send_round_trip_cross(
+    args: &ThreadBenchArgs,
+    cores: &[usize],
+    iterations: u64,
+) -> Result<Figure, ThreadError> {
+    let mut mask = CpuMask::new();
+    cores.iter().for_each(|&c| mask.set(c));
+    let opts = ReactorOpts {
+        pin: !args.no_pin,
+        idle_backoff: None,
+        ..ReactorOpts::default()
+    };
+    let rs = ReactorSet::start(mask, opts)?;
+    let server = rs.spawn_thread(
+        cores[1],
+        ThreadOpts {
+            name: "server".into(),
+            ..ThreadOpts::default()
+        },
+        || {},
+    )?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    rs.spawn_thread(
+        cores[0],
+        ThreadOpts {
+            name: "client".into(),
+            ..ThreadOpts::default()
+        },
+        move || {
+            let _ = spawn_local(async move {
+                let start = Instant::now();
+                for i in 0..iterations {
+                    let _ = Thread::send(&server, move || i).await;
+                }
+                let _ = tx.send(start.elapsed());
+            });
+        },
+    )?;
+    let elapsed = rx
+        .recv()
+        .map_err(|_| ThreadError::Reactor("the client thread died".into()))?;
+    rs.stop();
+    Ok(Figure::new(
+        "async_send_round_trip_two_reactors",
+        iterations,
+        elapsed,
+    ))
 }
 
 fn finish(t: Thread) {
