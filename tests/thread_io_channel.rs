@@ -98,12 +98,17 @@ fn unregister_waits_for_every_channel() {
 }
 
 #[test]
-fn get_on_a_thread_that_already_has_a_channel_works_while_unregistering() {
+fn no_get_succeeds_after_unregister_but_held_channels_still_clone() {
     let h = Harness::new(1);
     let (dev, _) = device("unreg-existing");
     let ch = h.on(0, || dev.get_io_channel()).unwrap();
     h.on(0, || dev.unregister(|| {})).unwrap();
-    let again = h.on(0, || dev.get_io_channel()).unwrap();
+    let err = h.on(0, || dev.get_io_channel()).unwrap_err();
+    assert!(
+        matches!(err, ThreadError::DeviceUnregistering { .. }),
+        "{err}"
+    );
+    let again = ch.clone();
     assert_eq!(again.ref_count(), 2);
     h.on(0, || {
         drop(ch);
