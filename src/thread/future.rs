@@ -60,6 +60,7 @@ impl<R> Drop for Replier<R> {
 
 /// The future of [`Thread::send`]: resolves to the closure's result, or to
 /// the error that kept it from running.
+#[must_use = "futures do nothing unless awaited"]
 pub struct SendFuture<R> {
     slot: Result<Arc<ReplySlot<R>>, Option<ThreadError>>,
 }
@@ -126,6 +127,7 @@ struct SleepState {
 }
 
 /// The future of [`sleep`].
+#[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     dur: Duration,
     state: Rc<SleepState>,
@@ -203,6 +205,7 @@ pub fn yield_now() -> YieldNow {
 }
 
 /// The future of [`yield_now`].
+#[must_use = "futures do nothing unless awaited"]
 pub struct YieldNow {
     yielded: bool,
 }
