@@ -287,3 +287,34 @@ fn join_handle_of_a_task_dropped_with_its_thread_resolves_to_canceled() {
     );
     h.finish();
 }
+
+#[test]
+fn send_to_a_full_ring_resolves_to_ring_full() {
+    let h = Harness::new(1);
+    let busy = Thread::with_opts(spdk_io::thread::ThreadOpts {
+        name: "busy".into(),
+        msg_ring_size: 1,
+        ..Default::default()
+    });
+    busy.send_msg(|| {}).unwrap();
+    let bh = busy.handle();
+    let out = Rc::new(RefCell::new(None));
+    let o = out.clone();
+    h.on(0, || {
+        spawn_local(async move {
+            *o.borrow_mut() = Some(Thread::send(&bh, || 1).await);
+        })
+    })
+    .unwrap();
+    h.poll_threads();
+    assert!(matches!(
+        out.borrow().as_ref(),
+        Some(Err(ThreadError::RingFull { .. }))
+    ));
+    busy.exit();
+    while !busy.is_exited() {
+        busy.poll(0);
+    }
+    busy.destroy().unwrap();
+    h.finish();
+}
