@@ -8,3 +8,4 @@ mod bring_up;
 mod data_path;
 mod faults;
 mod nvm_cmds;
+mod shadow_doorbells;
