@@ -6,6 +6,7 @@ mod host;
 mod admin_cmds;
 mod bring_up;
 mod data_path;
+mod driver_interop;
 mod faults;
 mod nvm_cmds;
 mod shadow_doorbells;
