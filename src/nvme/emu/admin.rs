@@ -3,9 +3,10 @@
 //! Identify, features and log pages live in their own files.
 
 use super::dma;
+use super::execute::Outcome;
 use super::queues::{CompQueue, DbBuf, SubQueue};
 use super::sqe::{CQE_SIZE, SQE_SIZE};
-use super::worker::{Outcome, Worker};
+use super::worker::Worker;
 use super::{Sqe, Status};
 
 /// Admin opcodes (NVMe Base, Admin Command Set).

@@ -3,7 +3,8 @@
 
 use super::config::EmuConfig;
 use super::events::AsyncEvent;
-use super::worker::{Outcome, Worker};
+use super::execute::Outcome;
+use super::worker::Worker;
 use super::{Sqe, Status};
 
 /// Feature Identifiers supported.

@@ -39,6 +39,7 @@ mod data;
 mod dma;
 mod error;
 mod events;
+mod execute;
 mod faults;
 mod features;
 mod identify;
