@@ -96,10 +96,11 @@ impl Worker {
             } else if idle < 400 {
                 std::thread::yield_now();
             } else {
-                let mut nap = if idle < 2000 {
-                    Duration::from_micros(50)
-                } else {
-                    Duration::from_micros(500)
+                // ~0.1 s of 50 µs naps, ~1 s of 500 µs naps, then 2 ms naps.
+                let mut nap = match idle {
+                    ..2_000 => Duration::from_micros(50),
+                    ..4_000 => Duration::from_micros(500),
+                    _ => Duration::from_millis(2),
                 };
                 if let Some(due) = self.next_deadline() {
                     nap = nap.min(due.saturating_duration_since(Instant::now()));
