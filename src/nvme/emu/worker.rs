@@ -99,7 +99,7 @@ impl Worker {
                 // ~0.1 s of 50 µs naps, ~1 s of 500 µs naps, then 2 ms naps.
                 let mut nap = match idle {
                     ..2_000 => Duration::from_micros(50),
-                    ..4_000 => Duration::from_micros(500),
+                    2_000..4_000 => Duration::from_micros(500),
                     _ => Duration::from_millis(2),
                 };
                 if let Some(due) = self.next_deadline() {
