@@ -24,6 +24,7 @@ mod admin;
 mod admin_cmds;
 mod buffer;
 mod controller;
+pub mod emu;
 mod error;
 mod io;
 mod namespace;

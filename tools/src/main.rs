@@ -9,6 +9,8 @@ mod perf;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod setup;
+
 /// spdk-io: SPDK in pure Rust.
 #[derive(Parser, Debug)]
 #[command(name = "spdk-io", version, about)]
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Reserve hugepages and bind NVMe devices to a user-space driver (like SPDK's setup.sh).
+    Setup(setup::SetupArgs),
     /// Controller and namespace data, like spdk_nvme_identify.
     Identify(identify::IdentifyArgs),
     /// NVMe I/O benchmark, like spdk_nvme_perf.
@@ -28,6 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Setup(args) => setup::run(args),
         Command::Identify(a) => identify::run(a),
         Command::Perf(a) => perf::run(a),
     }
