@@ -472,14 +472,14 @@ impl CtrlrInner {
 
     /// Shadow doorbell (shadow, eventidx) slot pointers for doorbell index `idx`
     /// (2·qid for an SQ tail, 2·qid+1 for a CQ head).
-    pub(crate) fn shadow_slot(&self, idx: usize) -> Option<(*mut u32, *const u32)> {
+    pub(crate) fn shadow_slot(&self, idx: usize) -> Option<(*mut u32, *mut u32)> {
         let sh = self.shadow.as_ref()?;
         let off = idx << self.dstrd;
         if (off + 1) * 4 > 4096 {
             return None;
         }
         // SAFETY: off < 1024 u32 slots of each 4 KiB page (checked above).
-        Some(unsafe { (sh.dbs_ptr.add(off), sh.eis_ptr.add(off).cast_const()) })
+        Some(unsafe { (sh.dbs_ptr.add(off), sh.eis_ptr.add(off)) })
     }
 }
 

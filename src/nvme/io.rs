@@ -7,10 +7,6 @@
 //! (MDTS) is **split transparently** into child commands at LBA boundaries;
 //! its callback runs once, after the last child, with the first error if any.
 
-// A rejected submission hands the caller's buffer back by value; boxing it
-// would allocate on the retryable QueueFull path, which must stay allocation-free.
-#![allow(clippy::result_large_err)]
-
 use super::buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
 use super::namespace::Namespace;
 use super::prp;
