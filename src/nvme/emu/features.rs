@@ -79,6 +79,8 @@ impl Features {
         match ev {
             AsyncEvent::NamespaceAttributeChanged(_) => aec & 1 << 8 != 0,
             AsyncEvent::SmartWarning(bits) => aec & *bits as u32 != 0,
+            // Error events cannot be disabled.
+            AsyncEvent::InvalidDoorbellWriteValue => true,
         }
     }
 }

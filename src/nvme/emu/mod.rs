@@ -16,7 +16,8 @@
 //!   blocks), shadow doorbells (Doorbell Buffer Config with EventIdx),
 //!   volatile write cache, SGLs.
 //! - [`EmuHandle`]: statistics ([`EmuStats`]), asynchronous events
-//!   (namespace attribute changed, SMART warnings), namespace contents.
+//!   (namespace attribute changed, SMART warnings; the controller raises
+//!   Invalid Doorbell Write Value itself), namespace contents.
 //! - [`Faults`]: error status, dropped completions, delays or controller
 //!   fatal status for the next commands matching a [`CommandMatch`]; never-ready.
 //! - [`Sqe`], [`Cqe`], [`Status`]: the controller's own reading of the

@@ -104,11 +104,17 @@ fn two_sqs_can_share_one_cq() {
 }
 
 #[test]
-fn doorbell_value_beyond_the_queue_is_ignored() {
+fn doorbell_value_beyond_the_queue_is_ignored_and_reported() {
     let mut h = host();
     h.create_io_queue(1, 8);
+    let aer = h.submit(0, Sqe::new(admin_opc::ASYNC_EVENT_REQUEST, 0));
     h.bar.write32(0x1000 + 8, 100);
-    assert!(h.quiet_for(1, Duration::from_millis(30)));
+    let c = h.wait(0);
+    assert_eq!((c.cid, c.status), (aer, Status::SUCCESS));
+    assert_eq!(c.dw0 & 0x7, 0, "error status event");
+    assert_eq!(c.dw0 >> 8 & 0xff, 0x01, "Invalid Doorbell Write Value");
+    assert_eq!(c.dw0 >> 16 & 0xff, 0x01, "error information log");
+    assert!(h.quiet_for(1, Duration::from_millis(30)), "nothing fetched");
     let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
     assert_eq!(h.cmd(1, read(&buf)).status, Status::SUCCESS);
 }
