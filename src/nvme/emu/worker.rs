@@ -103,7 +103,10 @@ impl Worker {
                     _ => Duration::from_millis(2),
                 };
                 if let Some(due) = self.next_deadline() {
-                    nap = nap.min(due.saturating_duration_since(Instant::now()));
+                    // Wake for a deadline, but never spin on one that has
+                    // passed and cannot be served yet (never-ready, BME off).
+                    let left = due.saturating_duration_since(Instant::now());
+                    nap = nap.min(left.max(Duration::from_micros(20)));
                 }
                 std::thread::park_timeout(nap);
             }
@@ -181,12 +184,16 @@ impl Worker {
         let regs = &self.sh.regs;
         let css = cc >> 4 & 0x7;
         let mps = cc >> 7 & 0xf;
+        let ams = cc >> 11 & 0x7;
         let iosqes = cc >> 16 & 0xf;
         let iocqes = cc >> 20 & 0xf;
         if css != 0 {
             return Err(format!(
                 "CC.CSS {css}: only the NVM command set (0) is supported"
             ));
+        }
+        if ams != 0 {
+            return Err(format!("CC.AMS {ams}: only round robin arbitration (0) is supported"));
         }
         if mps > 4 {
             return Err(format!(
