@@ -115,11 +115,14 @@ impl Worker {
         self.reset_queues();
     }
 
+    /// The next moment something is due that the worker can act on.
     fn next_deadline(&self) -> Option<Instant> {
-        let delayed = self.held.delayed.iter().map(|d| d.due).min();
         match self.state {
-            State::Enabling { ready_at } => Some(delayed.map_or(ready_at, |d| d.min(ready_at))),
-            _ => delayed,
+            State::Enabling { ready_at } if !self.sh.faults.never_ready() => Some(ready_at),
+            State::Ready if self.sh.pci.bus_master() => {
+                self.held.delayed.iter().map(|d| d.due).min()
+            }
+            _ => None,
         }
     }
 
@@ -193,7 +196,9 @@ impl Worker {
             ));
         }
         if ams != 0 {
-            return Err(format!("CC.AMS {ams}: only round robin arbitration (0) is supported"));
+            return Err(format!(
+                "CC.AMS {ams}: only round robin arbitration (0) is supported"
+            ));
         }
         if mps > 4 {
             return Err(format!(
