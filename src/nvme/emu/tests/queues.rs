@@ -143,3 +143,54 @@ fn an_8k_memory_page_size_is_honoured() {
     assert_eq!(h.cmd(0, id).status, Status::SUCCESS);
     assert_eq!(buf[4096 + 512], 0x66);
 }
+
+#[test]
+fn full_queues_on_two_qpairs_complete_every_command_once() {
+    let e = EmuController::builder()
+        .max_io_queue_pairs(2)
+        .namespace(512, 1024)
+        .build()
+        .unwrap();
+    let mut h = Host::new(e);
+    h.create_io_queue(1, 16);
+    h.create_io_queue(2, 16);
+    let mut bufs = Vec::new();
+    let mut want = std::collections::HashMap::new();
+    for qid in [1u16, 2] {
+        for i in 0..15u64 {
+            let lba = (qid as u64 - 1) * 64 + i * 2;
+            let mut b = DmaBuf::alloc_zeroed(1024, 4096).unwrap();
+            super::host::pattern(&mut b, lba);
+            let mut w = Sqe::new(nvm_opc::WRITE, 0);
+            w.nsid = 1;
+            w.cdw10 = lba as u32;
+            w.cdw12 = 1;
+            w.prp1 = b.iova();
+            let cid = h.push(qid, w);
+            want.insert((qid, cid), lba);
+            bufs.push((lba, b));
+        }
+        h.ring_sq(qid);
+    }
+    for qid in [1u16, 2] {
+        let mut heads = Vec::new();
+        for _ in 0..15 {
+            let c = h.wait(qid);
+            assert_eq!(c.status, Status::SUCCESS);
+            assert_eq!(c.sqid, qid);
+            assert!(want.remove(&(qid, c.cid)).is_some(), "completed once");
+            heads.push(c.sq_head);
+        }
+        assert!(
+            heads.windows(2).all(|w| w[0] <= w[1]),
+            "SQ head moves forward"
+        );
+        assert_eq!(*heads.last().unwrap(), 15);
+    }
+    assert!(want.is_empty());
+    for (lba, b) in bufs {
+        let mut m = vec![0u8; 1024];
+        h.emu.handle().read_blocks(1, lba, &mut m).unwrap();
+        assert_eq!(m[..], b[..], "LBA {lba}");
+    }
+}
