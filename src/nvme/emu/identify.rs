@@ -130,7 +130,7 @@ impl Worker {
             .sh
             .namespaces
             .iter()
-            .filter(|n| n.nsid > nsid)
+            .filter(|n| n.nsid > nsid && n.is_active())
             .take(1024)
             .enumerate()
         {

@@ -17,7 +17,8 @@
 //!   volatile write cache, SGLs.
 //! - [`EmuHandle`]: statistics ([`EmuStats`]), asynchronous events
 //!   (namespace attribute changed, SMART warnings; the controller raises
-//!   Invalid Doorbell Write Value itself), namespace contents.
+//!   Invalid Doorbell Write Value itself), namespace contents, detaching and
+//!   re-attaching namespaces (for rescan and hot-remove tests).
 //! - [`Faults`]: error status, dropped completions, delays or controller
 //!   fatal status for the next commands matching a [`CommandMatch`]; never-ready.
 //! - [`Sqe`], [`Cqe`], [`Status`]: the controller's own reading of the
