@@ -83,6 +83,32 @@ fn deleting_an_sq_completes_its_held_commands_as_aborted() {
 }
 
 #[test]
+fn deleting_an_sq_aborts_the_commands_it_has_not_fetched() {
+    let mut h = host();
+    h.create_io_queue_sized(1, 4, 2); // the CQ holds one completion: the SQ stalls
+    let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    let a = h.push(1, read(&buf));
+    let b = h.push(1, read(&buf));
+    let c = h.submit(1, read(&buf));
+    std::thread::sleep(Duration::from_millis(20));
+    let mut del = Sqe::new(admin_opc::DELETE_IO_SQ, 0);
+    del.cdw10 = 1;
+    assert_eq!(h.cmd(0, del).status, Status::SUCCESS);
+    let seen: Vec<_> = (0..3)
+        .map(|_| h.wait(1))
+        .map(|x| (x.cid, x.status))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (a, Status::SUCCESS),
+            (b, Status::ABORTED_SQ_DELETION),
+            (c, Status::ABORTED_SQ_DELETION)
+        ]
+    );
+}
+
+#[test]
 fn two_sqs_can_share_one_cq() {
     let mut h = host();
     h.create_io_queue(1, 8);
