@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::env::DmaBuf;
-use crate::nvme::emu::{nvm_opc, CommandMatch, EmuController, EmuError, Sqe};
+use crate::nvme::emu::{nvm_opc, CommandMatch, EmuBuilder, EmuController, EmuError, Sqe};
 use crate::pci::PciDevice;
 
 use super::host::Host;
@@ -48,6 +48,18 @@ fn handle_reads_and_writes_namespace_blocks() {
         h.read_blocks(2, 0, &mut b),
         Err(EmuError::NoSuchNamespace(2))
     ));
+}
+
+#[test]
+fn a_configuration_can_be_reused() {
+    let a = EmuController::builder()
+        .serial("TWIN")
+        .namespace(512, 8)
+        .build()
+        .unwrap();
+    let b = EmuBuilder::from(a.config().clone()).build().unwrap();
+    assert_eq!(b.config().serial, "TWIN");
+    assert_eq!(b.handle().namespace_geometry(1).unwrap(), (512, 8));
 }
 
 #[test]
