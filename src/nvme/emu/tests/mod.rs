@@ -8,6 +8,7 @@ mod bring_up;
 mod data_path;
 mod driver_interop;
 mod faults;
+mod fuzz;
 mod lifecycle;
 mod nvm_cmds;
 mod queues;
