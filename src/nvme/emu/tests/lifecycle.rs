@@ -116,3 +116,29 @@ fn stats_count_commands_by_opcode() {
     assert!(s.doorbell_writes >= 6);
     assert!(s.completions >= 5);
 }
+
+#[test]
+fn after_a_reset_the_controller_leaves_host_memory_alone() {
+    let e = EmuController::builder().namespace(512, 64).build().unwrap();
+    let faults = e.faults();
+    let mut h = Host::new(e);
+    h.create_io_queue(1, 8);
+    let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    faults.delay_next(CommandMatch::any_io(), Duration::from_millis(40), 2);
+    for _ in 0..2 {
+        let mut s = Sqe::new(nvm_opc::READ, 0);
+        s.nsid = 1;
+        s.prp1 = buf.iova();
+        h.submit(1, s);
+    }
+    h.bar.write32(0x14, 0);
+    super::host::wait_for("RDY = 0", || h.bar.read32(0x1c) & 1 == 0);
+    let cq_before = h.io[0].cq.to_vec();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        h.io[0].cq.to_vec(),
+        cq_before,
+        "no completion after the reset"
+    );
+    assert_eq!(h.emu.stats().io(nvm_opc::READ), 2);
+}
