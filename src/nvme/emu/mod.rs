@@ -86,6 +86,16 @@
 //!   firmware download/commit, sanitize, self-test, Verify, Write
 //!   Uncorrectable, other command sets.
 //!
+//! # Layout
+//!
+//! `controller` (the device and its handle), `config`, `regs` (BAR 0),
+//! `pci_config`, `worker` (CC state machine, polling loop, backoff),
+//! `queues` (SQ/CQ state, doorbells, shadow doorbells, CQE posting),
+//! `execute` (faults, held commands, completions), `admin`, `identify`,
+//! `features`, `logpage`, `io` (NVM commands), `data`, `prp`, `sgl` and
+//! `dma` (host memory through the env), `namespace`, `faults`, `events`,
+//! `stats`, `sqe` and `status` (the spec's entries and status codes).
+//!
 //! `unsafe` is needed to own the BAR memory and to copy to and from host
 //! DMA memory, as a device does.
 
