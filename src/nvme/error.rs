@@ -8,10 +8,10 @@ use std::time::Duration;
 pub enum NvmeError {
     /// The PCI layer failed (mapping BAR0, config space).
     #[error("PCI access failed: {0}")]
-    Pci(#[from] crate::pci::PciError),
+    Pci(Box<crate::pci::PciError>),
     /// DMA memory could not be allocated.
     #[error("DMA memory: {0}")]
-    Env(#[from] crate::env::EnvError),
+    Env(Box<crate::env::EnvError>),
     /// The controller did not reach the wanted state in time.
     #[error("controller did not {what} within {waited:?} (CAP.TO); check the device or its driver binding")]
     NotReady {
@@ -89,6 +89,19 @@ pub enum NvmeError {
     /// No I/O queue ID is free (Set Features Number of Queues granted fewer).
     #[error("no free I/O queue: the controller granted {0} I/O queue pairs; free one first")]
     NoFreeQueue(u16),
+}
+
+// Boxed so that an NvmeError (and a SubmitError carrying a buffer back) stays small.
+impl From<crate::pci::PciError> for NvmeError {
+    fn from(e: crate::pci::PciError) -> Self {
+        NvmeError::Pci(Box::new(e))
+    }
+}
+
+impl From<crate::env::EnvError> for NvmeError {
+    fn from(e: crate::env::EnvError) -> Self {
+        NvmeError::Env(Box::new(e))
+    }
 }
 
 impl NvmeError {

@@ -3,13 +3,9 @@
 //!
 //! Every call validates its arguments (namespace range, length, buffer size
 //! and alignment) and either queues the command(s) or returns the buffer in a
-//! [`SubmitError`]. An I/O larger than the controller's maximum transfer size
+//! [`SubmitError`] (checks and queueing are in `submit.rs`). An I/O larger than the controller's maximum transfer size
 //! (MDTS) is **split transparently** into child commands at LBA boundaries;
 //! its callback runs once, after the last child, with the first error if any.
-
-// A rejected submission hands the caller's buffer back by value; boxing it
-// would allocate on the retryable QueueFull path, which must stay allocation-free.
-#![allow(clippy::result_large_err)]
 
 use super::buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
 use super::namespace::Namespace;
@@ -19,7 +15,6 @@ use super::request::Callback;
 use super::spec::command::{DsmRange, DSM_ATTR_DEALLOCATE};
 use super::spec::{NvmOpcode, Sqe};
 use super::NvmeError;
-use std::time::Instant;
 
 /// Human name of an NVM opcode, for errors.
 pub(crate) fn nvm_name(opc: u8) -> &'static str {
@@ -37,9 +32,7 @@ pub(crate) fn nvm_name(opc: u8) -> &'static str {
 /// Most ranges in one Dataset Management command.
 pub const MAX_DSM_RANGES: usize = 256;
 
-fn reject(error: NvmeError, buf: IoBuf) -> SubmitError {
-    SubmitError { error, buf }
-}
+use super::submit::reject;
 
 impl QPair {
     /// Reads `lba_count` blocks at `lba` into `buf` (at least that long).
@@ -290,48 +283,6 @@ impl QPair {
         Ok(())
     }
 
-    fn check_range(&self, ns: &Namespace, lba: u64, count: u64) -> Result<(), NvmeError> {
-        if count == 0 {
-            return Err(NvmeError::ZeroLength);
-        }
-        if lba
-            .checked_add(count)
-            .map_or(true, |end| end > ns.num_blocks)
-        {
-            return Err(NvmeError::LbaOutOfRange {
-                nsid: ns.id,
-                lba,
-                count,
-                nsze: ns.num_blocks,
-            });
-        }
-        Ok(())
-    }
-
-    /// Fails fast when the controller is gone or was reset (the caller then
-    /// calls `process_completions`, which recovers the qpair).
-    #[inline]
-    fn check_usable(&self) -> Result<(), NvmeError> {
-        let g = self
-            .ctrlr
-            .generation
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if g != self.generation {
-            return Err(
-                if self
-                    .ctrlr
-                    .detached
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    NvmeError::ControllerUnavailable
-                } else {
-                    NvmeError::AbortedByReset
-                },
-            );
-        }
-        Ok(())
-    }
-
     fn submit_rw<F>(
         &mut self,
         ns: &Namespace,
@@ -395,121 +346,5 @@ impl QPair {
         }
         let chunks = lba_count.div_ceil(per) as usize;
         self.submit_split(sqe, buf, lba, lba_count, per, chunks, true, cb)
-    }
-
-    /// Submits one command with no data pointer.
-    fn submit_one(&mut self, sqe: Sqe, buf: IoBuf, cb: Callback) -> Result<(), SubmitError> {
-        if let Err(e) = self.check_usable() {
-            return Err(reject(e, buf));
-        }
-        let Some(cid) = self.pool.alloc() else {
-            return Err(reject(NvmeError::QueueFull, buf));
-        };
-        self.arm(cid, buf, cb, sqe.opc());
-        self.push(cid, sqe);
-        self.after_push();
-        Ok(())
-    }
-
-    /// Parent request plus `chunks` child commands; all or nothing.
-    #[allow(clippy::too_many_arguments)]
-    fn submit_split<F>(
-        &mut self,
-        template: Sqe,
-        buf: IoBuf,
-        lba: u64,
-        lba_count: u32,
-        per: u32,
-        chunks: usize,
-        has_data: bool,
-        cb: F,
-    ) -> Result<(), SubmitError>
-    where
-        F: FnOnce(&mut QPair, IoCompletion) + 'static,
-    {
-        if let Err(e) = self.check_usable() {
-            return Err(reject(e, buf));
-        }
-        if chunks + 1 > self.pool.free_count() || chunks > self.sq.free() as usize {
-            let e = if chunks + 1 > self.pool.capacity() {
-                NvmeError::InvalidArgument(format!(
-                    "I/O needs {} commands of at most {} bytes but the qpair has only {} \
-                     requests: use a larger io_queue_size or smaller I/O",
-                    chunks,
-                    self.max_xfer,
-                    self.pool.capacity()
-                ))
-            } else {
-                NvmeError::QueueFull
-            };
-            return Err(reject(e, buf));
-        }
-        let parent = self.pool.alloc().expect("free count checked");
-        let tail_before = self.sq.tail();
-        let bytes_per_block = if has_data {
-            buf.len() / lba_count.max(1) as usize
-        } else {
-            0
-        };
-        let mut done = 0u32;
-        let mut children = 0u16;
-        while done < lba_count {
-            let n = per.min(lba_count - done);
-            let cid = self.pool.alloc().expect("free count checked");
-            self.pool.reqs[cid as usize].parent = parent;
-            let mut sqe = template;
-            if has_data {
-                let r = &mut self.pool.reqs[cid as usize];
-                let start = done as usize * bytes_per_block;
-                let len = n as usize * bytes_per_block;
-                match prp::build(buf.segments(), start, len, &mut r.page, r.page_iova) {
-                    Ok(p) => {
-                        sqe.prp1 = p.prp1;
-                        sqe.prp2 = p.prp2;
-                    }
-                    Err(e) => {
-                        // Nothing was rung: take back the entries and requests.
-                        self.sq.set_tail(tail_before);
-                        for c in 0..self.pool.capacity() as u16 {
-                            if self.pool.is_outstanding(c)
-                                && self.pool.reqs[c as usize].parent == parent
-                            {
-                                self.pool.release(c);
-                            }
-                        }
-                        self.pool.release(parent);
-                        return Err(reject(e, buf));
-                    }
-                }
-            }
-            sqe.set_slba(lba + done as u64);
-            sqe.cdw12 = (template.cdw12 & !0xffff) | (n - 1);
-            self.pool.reqs[cid as usize].opc = sqe.opc();
-            self.push(cid, sqe);
-            children += 1;
-            done += n;
-        }
-        self.pool.reqs[parent as usize].children_left = children;
-        self.pool.reqs[parent as usize].child_error = None;
-        self.arm(parent, buf, Callback::new(cb), template.opc());
-        self.after_push();
-        Ok(())
-    }
-
-    /// Writes the SQE for request `cid` into the SQ (doorbell not rung).
-    #[inline]
-    fn push(&mut self, cid: u16, mut sqe: Sqe) {
-        sqe.set_cid(cid);
-        if self.opts.timeout.is_some() {
-            self.pool.reqs[cid as usize].submitted = Some(Instant::now());
-        }
-        self.sq.push(&sqe);
-    }
-
-    #[inline]
-    fn after_push(&mut self) {
-        if !self.opts.delay_cmd_submit {
-            self.sq.ring();
-        }
     }
 }

@@ -31,10 +31,13 @@ mod namespace;
 mod probe;
 mod prp;
 mod qpair;
+mod qpair_recovery;
 mod queue;
 mod regs;
 mod request;
+mod reset;
 pub mod spec;
+mod submit;
 
 pub use crate::pci::{TransportId, TransportType};
 pub use admin_cmds::FormatOpts;

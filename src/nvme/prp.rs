@@ -32,6 +32,15 @@ pub fn build(
     list: &mut [u8],
     list_iova: u64,
 ) -> Result<Prps, NvmeError> {
+    // Fast path: one IOVA-contiguous, dword-aligned run (the common I/O).
+    if let [seg] = segs {
+        if start < seg.len() {
+            let (iova, run) = seg.iova_extent(start);
+            if run >= len && len > 0 && len <= MAX_PRP_TRANSFER && iova % 4 == 0 {
+                return Ok(contiguous(iova, len, list, list_iova));
+            }
+        }
+    }
     let mut entries = 0usize;
     let mut first = 0u64;
     let mut second = 0u64;
@@ -115,6 +124,37 @@ pub fn build(
             prp2: list_iova,
         },
     })
+}
+
+/// PRPs for `len` bytes at one contiguous IOVA.
+#[inline]
+fn contiguous(iova: u64, len: usize, list: &mut [u8], list_iova: u64) -> Prps {
+    let page = PAGE_SIZE as u64;
+    let second = (iova & !(page - 1)) + page;
+    let end = iova + len as u64;
+    if end <= second {
+        return Prps {
+            prp1: iova,
+            prp2: 0,
+        };
+    }
+    if end <= second + page {
+        return Prps {
+            prp1: iova,
+            prp2: second,
+        };
+    }
+    let mut p = second;
+    let mut i = 0;
+    while p < end {
+        list[i * 8..i * 8 + 8].copy_from_slice(&p.to_le_bytes());
+        p += page;
+        i += 1;
+    }
+    Prps {
+        prp1: iova,
+        prp2: list_iova,
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::buffer::{IoBuf, IoCompletion};
 use super::controller::{Controller, CtrlrInner};
 use super::queue::{CqRing, Doorbell, SqRing};
-use super::request::{Callback, ReqState, RequestPool, NO_PARENT};
+use super::request::{Callback, RequestPool, NO_PARENT};
 use super::spec::registers::{cq_head_doorbell, sq_tail_doorbell};
 use super::spec::Cqe;
 use super::NvmeError;
@@ -85,8 +85,8 @@ pub struct QPair {
     pub(crate) generation: u64,
     pub(crate) max_xfer: usize,
     pub(crate) outstanding: usize,
-    timeout_cb: Option<TimeoutCallback>,
-    next_timeout_check: Option<Instant>,
+    pub(crate) timeout_cb: Option<TimeoutCallback>,
+    pub(crate) next_timeout_check: Option<Instant>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -297,135 +297,5 @@ impl QPair {
         r.buf = buf;
         r.opc = opc;
         self.outstanding += 1;
-    }
-
-    fn check_timeouts(&mut self) -> Result<(), NvmeError> {
-        let (Some(t), Some(next)) = (self.opts.timeout, self.next_timeout_check) else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        if now < next {
-            return Ok(());
-        }
-        self.next_timeout_check = Some(now + (t / 4).max(Duration::from_millis(1)));
-        for cid in 0..self.pool.capacity() as u16 {
-            let r = &self.pool.reqs[cid as usize];
-            let expired = r.state == ReqState::Outstanding
-                && r.submitted.is_some_and(|s| now.duration_since(s) > t);
-            if !expired {
-                continue;
-            }
-            let info = TimedOutCommand {
-                qid: self.qid,
-                cid,
-                opc: r.opc,
-                abort_sent: r.abort_sent,
-            };
-            let action = match self.timeout_cb.as_mut() {
-                Some(cb) => cb(info),
-                None if info.abort_sent => TimeoutAction::Reset,
-                None => TimeoutAction::Abort,
-            };
-            log::warn!(
-                "qpair {}: command CID {cid} opcode {:#x} timed out after {t:?}: {action:?}",
-                self.qid,
-                info.opc
-            );
-            match action {
-                TimeoutAction::Ignore => {}
-                TimeoutAction::Abort => {
-                    let r = &mut self.pool.reqs[cid as usize];
-                    r.abort_sent = true;
-                    r.submitted = Some(now);
-                    if let Err(e) = self.ctrlr.abort(self.qid, cid) {
-                        log::warn!("qpair {}: Abort of CID {cid} failed: {e}", self.qid);
-                    }
-                }
-                TimeoutAction::Reset => {
-                    self.ctrlr.reset()?;
-                    self.recover()?;
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// After a controller reset: empty and re-create the queues, then fail
-    /// every request that was in flight with [`NvmeError::AbortedByReset`].
-    fn recover(&mut self) -> Result<usize, NvmeError> {
-        let c = self.ctrlr.clone();
-        let generation = c.generation.load(Ordering::Acquire);
-        let detached = c.detached.load(Ordering::Acquire);
-        if generation % 2 == 1 && !detached {
-            return Err(NvmeError::ControllerUnavailable);
-        }
-        self.sq.reset();
-        self.cq.reset();
-        if !detached {
-            c.create_io_cq(self.qid, self.cq.entries(), self.cq.iova())?;
-            c.create_io_sq(self.qid, self.sq.entries(), self.sq.iova())?;
-        }
-        self.generation = generation;
-        let fail = if detached {
-            || NvmeError::ControllerUnavailable
-        } else {
-            || NvmeError::AbortedByReset
-        };
-        // Children first (they have no callback), then the requests users see.
-        for cid in 0..self.pool.capacity() as u16 {
-            let r = &self.pool.reqs[cid as usize];
-            if r.state == ReqState::Outstanding && r.parent != NO_PARENT {
-                self.pool.release(cid);
-            }
-        }
-        let failed: Vec<u16> = (0..self.pool.capacity() as u16)
-            .filter(|&cid| self.pool.is_outstanding(cid))
-            .collect();
-        for &cid in &failed {
-            self.pool.reqs[cid as usize].child_error = None;
-            self.finish(cid, Err(fail()), 0);
-        }
-        if !failed.is_empty() {
-            log::warn!(
-                "qpair {}: {} I/O failed by controller reset",
-                self.qid,
-                failed.len()
-            );
-        }
-        Ok(failed.len())
-    }
-}
-
-impl Drop for QPair {
-    fn drop(&mut self) {
-        let c = self.ctrlr.clone();
-        let live = !c.detached.load(Ordering::Acquire)
-            && c.generation.load(Ordering::Acquire) == self.generation;
-        let deleted = live && c.delete_io_sq(self.qid).is_ok() && {
-            // The controller completed or aborted every command of the SQ.
-            while let Some(cqe) = self.cq.pop() {
-                if self.pool.is_outstanding(cqe.cid) {
-                    let r = &mut self.pool.reqs[cqe.cid as usize];
-                    r.cb = None;
-                }
-            }
-            c.delete_io_cq(self.qid).is_ok()
-        };
-        if live && !deleted && self.outstanding > 0 {
-            // The controller may still DMA into in-flight buffers: keep them alive forever.
-            log::error!(
-                "qpair {}: could not delete queues with {} I/O in flight; leaking their buffers",
-                self.qid,
-                self.outstanding
-            );
-            for r in &mut self.pool.reqs {
-                std::mem::forget(std::mem::take(&mut r.buf));
-            }
-        }
-        let mut q = c.qids.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = q.get_mut(self.qid as usize) {
-            *slot = false;
-        }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{fence, Ordering};
 pub(crate) struct Doorbell {
     _bar: Bar,
     mmio: *mut u32,
-    shadow: Option<(*mut u32, *const u32)>,
+    shadow: Option<(*mut u32, *mut u32)>,
     /// The value last published (shadow or MMIO).
     last: u16,
 }
@@ -32,7 +32,7 @@ impl Doorbell {
     pub(crate) fn new(
         bar: &Bar,
         off: usize,
-        shadow: Option<(*mut u32, *const u32)>,
+        shadow: Option<(*mut u32, *mut u32)>,
     ) -> Result<Self, NvmeError> {
         if off + 4 > bar.len() {
             return Err(NvmeError::Unsupported(format!(
@@ -75,12 +75,18 @@ impl Doorbell {
         unsafe { self.mmio.write_volatile(value as u32) };
     }
 
-    /// Forgets the last value and clears the shadow slot (after a controller reset).
+    /// Forgets the last value and clears the shadow and EventIdx slots
+    /// (after a controller reset, before the queue is created again: a stale
+    /// EventIdx would otherwise suppress the first MMIO doorbell).
     pub(crate) fn reset(&mut self) {
         self.last = 0;
-        if let Some((db, _)) = self.shadow {
-            // SAFETY: as in ring.
-            unsafe { db.write_volatile(0) };
+        if let Some((db, ei)) = self.shadow {
+            // SAFETY: as in ring; the controller does not use the slots of a
+            // queue that does not exist.
+            unsafe {
+                db.write_volatile(0);
+                ei.write_volatile(0);
+            }
         }
     }
 }

@@ -17,6 +17,7 @@
 pub mod command;
 pub mod features;
 pub mod identify;
+mod identify_ns;
 pub mod log;
 pub mod registers;
 pub mod status;

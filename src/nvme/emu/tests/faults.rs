@@ -178,7 +178,7 @@ fn never_ready_keeps_rdy_clear_until_lifted() {
 
 #[test]
 fn queue_memory_outside_dma_memory_is_fatal() {
-    let mut h = host();
+    let h = host();
     // Point the admin SQ somewhere that is not DMA memory, then reset onto it.
     h.bar.write32(0x14, 0);
     wait_for("RDY = 0", || h.bar.read32(0x1c) & 1 == 0);
