@@ -17,6 +17,8 @@
 //! - Blob operations ([`ops`]): create, open/close, delete, resize, sync,
 //!   xattrs, read-only, iteration; I/O in io units ([`io`]); snapshots,
 //!   clones, inflate, decouple ([`snapshot`]); the commit protocol ([`persist`]).
+//! - [`BlobstoreHandle`] ([`service`]): the store owned by its metadata
+//!   thread (the `thread` layer), reached by callback or `async` from any thread.
 
 pub mod bitmap;
 pub mod cut_dev;
@@ -28,6 +30,7 @@ pub mod load;
 pub mod md;
 pub mod ops;
 pub mod persist;
+pub mod service;
 pub mod snapshot;
 pub mod store;
 
@@ -39,4 +42,5 @@ pub use dev::{BsDev, FileDev, RamDev};
 pub use error::BlobError;
 pub use load::{LoadKind, LoadOpts};
 pub use ops::{Blob, BlobClearMethod, BlobInfo, BlobOpts};
+pub use service::BlobstoreHandle;
 pub use store::{Blobstore, BsOpts, ClearMethod};
