@@ -10,6 +10,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+/// Where an async task leaves its result for the test to pick up.
+type Slot<T> = Rc<RefCell<Option<Result<T, BlobError>>>>;
+
 /// A metadata thread polled on its own OS thread until `stop`.
 fn md_thread(
     stop: Arc<AtomicBool>,
@@ -63,7 +66,7 @@ fn operations_run_on_the_metadata_thread_by_callback_and_async() {
     assert_eq!(cb_thread, std::thread::current().id());
 
     // Async form, from a task on the app thread.
-    let out: Rc<RefCell<Option<Result<(u64, Vec<u8>), BlobError>>>> = Rc::default();
+    let out: Slot<(u64, Vec<u8>)> = Rc::default();
     let out2 = out.clone();
     let h = handle.clone();
     let task = app
@@ -108,7 +111,7 @@ fn operations_run_on_the_metadata_thread_by_callback_and_async() {
     assert_eq!(data, vec![0x5a; 4096]);
 
     // Errors come back as values; then unload from the md thread.
-    let dev: Rc<RefCell<Option<Result<RamDev, BlobError>>>> = Rc::default();
+    let dev: Slot<RamDev> = Rc::default();
     let dev2 = dev.clone();
     let task = app
         .enter(|| {
