@@ -135,6 +135,9 @@ impl<D: BsDev> Blobstore<D> {
         cluster: usize,
         overlay: Option<(u64, &[u8])>,
     ) -> Result<u32> {
+        if self.md(id)?.md_ro() {
+            return Err(BlobError::MdReadOnly(id));
+        }
         let cs = self.sb.cluster_size as usize;
         let mut data = vec![0u8; cs];
         if let Some(parent) = self.md(id)?.parent() {

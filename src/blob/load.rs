@@ -84,6 +84,7 @@ impl<D: BsDev> Blobstore<D> {
                     }
                 }
             }
+            bs.claim_referenced();
         } else {
             bs.sb.clean = 0;
             bs.recover()?;
@@ -230,6 +231,30 @@ impl<D: BsDev> Blobstore<D> {
         }
         self.rebuild_maps();
         Ok(())
+    }
+
+    /// After a clean load: marks used whatever a blob references that the
+    /// masks on disk missed (they are trusted, but never to free a page or
+    /// cluster in use).
+    fn claim_referenced(&mut self) {
+        let mut missing = 0u32;
+        for md in self.blobs.values() {
+            let pages = md
+                .chain
+                .iter()
+                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0));
+            for &p in pages {
+                missing += u32::from(!self.used_md_pages.get(p));
+                self.used_md_pages.set(p);
+            }
+            for &c in md.clusters.iter().filter(|&&c| c != 0) {
+                missing += u32::from(!self.used_clusters.get(c));
+                self.used_clusters.set(c);
+            }
+        }
+        if missing > 0 {
+            log::warn!("clean load: {missing} md page(s)/cluster(s) in use were not marked in the masks; claimed them");
+        }
     }
 
     /// Recomputes the used md page, cluster and blob id maps from the loaded blobs.
