@@ -149,12 +149,6 @@ impl<D: BsDev> Blobstore<D> {
         Ok(())
     }
 
-    /// Clusters holding the super block, masks and md region.
-    pub(crate) fn num_md_clusters(&self) -> u32 {
-        let pages = self.sb.md_start as u64 + self.sb.md_len as u64;
-        (pages * PAGE_SIZE as u64).div_ceil(self.sb.cluster_size as u64) as u32
-    }
-
     /// Reads and parses a blob's root chain and extent pages.
     pub(crate) fn load_blob(&mut self, id: BlobId) -> Result<BlobMd> {
         let bad = |reason: String| BlobError::CorruptBlob { id, reason };
@@ -233,58 +227,6 @@ impl<D: BsDev> Blobstore<D> {
         Ok(())
     }
 
-    /// After a clean load: marks used whatever a blob references that the
-    /// masks on disk missed (they are trusted, but never to free a page or
-    /// cluster in use).
-    fn claim_referenced(&mut self) {
-        let mut missing = 0u32;
-        for md in self.blobs.values() {
-            let pages = md
-                .chain
-                .iter()
-                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0));
-            for &p in pages {
-                missing += u32::from(!self.used_md_pages.get(p));
-                self.used_md_pages.set(p);
-            }
-            for &c in md.clusters.iter().filter(|&&c| c != 0) {
-                missing += u32::from(!self.used_clusters.get(c));
-                self.used_clusters.set(c);
-            }
-        }
-        if missing > 0 {
-            log::warn!("clean load: {missing} md page(s)/cluster(s) in use were not marked in the masks; claimed them");
-        }
-    }
-
-    /// Recomputes the used md page, cluster and blob id maps from the loaded blobs.
-    pub(crate) fn rebuild_maps(&mut self) {
-        self.used_md_pages.resize(0);
-        self.used_md_pages.resize(self.sb.md_len);
-        self.used_blobids.resize(0);
-        self.used_blobids.resize(self.sb.md_len);
-        self.used_clusters.resize(0);
-        self.used_clusters.resize(self.total_clusters);
-        for c in 0..self.num_md_clusters() {
-            self.used_clusters.set(c);
-        }
-        for md in self.blobs.values() {
-            if let Some(p) = blobid_to_page(md.id) {
-                self.used_blobids.set(p);
-            }
-            for &p in md
-                .chain
-                .iter()
-                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0))
-            {
-                self.used_md_pages.set(p);
-            }
-            for &c in md.clusters.iter().filter(|&&c| c != 0) {
-                self.used_clusters.set(c);
-            }
-        }
-    }
-
     /// Sets aside blobs whose parent snapshot is missing or whose parent
     /// chain loops: reading them would be wrong or would never end.
     fn check_parents(&mut self) {
@@ -346,72 +288,6 @@ impl<D: BsDev> Blobstore<D> {
                 log::info!("finishing interrupted snapshot operation: removing {snap:#x}");
                 let md = self.blobs.remove(&snap).expect("pending blob is loaded");
                 self.remove_blob_md(&md)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<D: BsDev> Blobstore<D> {
-    /// Checks that the in-memory maps agree with the blobs: every md page,
-    /// cluster and blob id a blob uses is marked, nothing else is, and no
-    /// two blobs share an md page or (unless one reads through the other) a
-    /// cluster. Returns what disagrees.
-    pub fn verify(&self) -> std::result::Result<(), String> {
-        let mut pages = std::collections::BTreeMap::new();
-        let mut clusters = std::collections::BTreeMap::new();
-        let first_data = self.num_md_clusters();
-        for md in self.blobs.values() {
-            for &p in md
-                .chain
-                .iter()
-                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0))
-            {
-                if let Some(other) = pages.insert(p, md.id) {
-                    return Err(format!(
-                        "md page {p} used by blobs {other:#x} and {:#x}",
-                        md.id
-                    ));
-                }
-            }
-            for &c in md.clusters.iter().filter(|&&c| c != 0) {
-                if c < first_data {
-                    return Err(format!("blob {:#x} maps metadata cluster {c}", md.id));
-                }
-                if let Some(other) = clusters.insert(c, md.id) {
-                    return Err(format!(
-                        "cluster {c} used by blobs {other:#x} and {:#x}",
-                        md.id
-                    ));
-                }
-            }
-            if md.dirty {
-                return Err(format!("blob {:#x} has unsynced metadata", md.id));
-            }
-        }
-        for p in 0..self.sb.md_len {
-            let want = pages.contains_key(&p);
-            if self.used_md_pages.get(p) != want {
-                return Err(format!(
-                    "used md page mask bit {p} is {}, blobs say {want}",
-                    self.used_md_pages.get(p)
-                ));
-            }
-            let root = self.blobs.contains_key(&page_to_blobid(p));
-            if self.used_blobids.get(p) != root {
-                return Err(format!(
-                    "used blob id mask bit {p} is {}, blobs say {root}",
-                    self.used_blobids.get(p)
-                ));
-            }
-        }
-        for c in 0..self.total_clusters {
-            let want = c < first_data || clusters.contains_key(&c);
-            if self.used_clusters.get(c) != want {
-                return Err(format!(
-                    "used cluster mask bit {c} is {}, blobs say {want}",
-                    self.used_clusters.get(c)
-                ));
             }
         }
         Ok(())

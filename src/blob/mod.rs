@@ -27,11 +27,14 @@ pub mod error;
 pub mod format;
 pub mod io;
 pub mod load;
+pub mod maps;
 pub mod md;
+pub mod md_pages;
 pub mod ops;
 pub mod persist;
 pub mod service;
 pub mod snapshot;
+pub mod space;
 pub mod store;
 
 /// A blob id: `(1 << 32) | root md page index` (spdk_blob_id).

@@ -1,0 +1,273 @@
+//! Translating a blob's metadata to and from SPDK's metadata pages: the
+//! root chain (flags, xattrs, internal xattrs, then the extent table or RLE
+//! extents, packed as SPDK's blob_serialize packs them) and the extent pages.
+
+use super::format::{Descriptor, MdPage, DESCRIPTORS_LEN, EXTENTS_PER_EP};
+use super::md::{BlobMd, BLOB_EXTENT_TABLE, MAX_BLOB_CLUSTERS};
+use super::BlobId;
+
+fn corrupt(s: impl Into<String>) -> String {
+    s.into()
+}
+
+impl BlobMd {
+    /// Serializes the root chain into per-page descriptor lists, packing
+    /// exactly as SPDK's blob_serialize: flags, xattrs, internal xattrs,
+    /// then the extent table (or RLE extents), opening a new page whenever
+    /// the next descriptor does not fit.
+    pub fn serialize(&self) -> Vec<Vec<Descriptor>> {
+        let mut pages = vec![vec![Descriptor::Flags {
+            invalid_flags: self.invalid_flags,
+            data_ro_flags: self.data_ro_flags,
+            md_ro_flags: self.md_ro_flags,
+        }]];
+        let mut remaining = DESCRIPTORS_LEN - pages[0][0].encoded_len();
+        let push = |pages: &mut Vec<Vec<Descriptor>>, remaining: &mut usize, d: Descriptor| {
+            if d.encoded_len() > *remaining {
+                pages.push(Vec::new());
+                *remaining = DESCRIPTORS_LEN;
+            }
+            *remaining -= d.encoded_len();
+            pages.last_mut().expect("at least one page").push(d);
+        };
+        for (n, v) in &self.xattrs {
+            push(
+                &mut pages,
+                &mut remaining,
+                Descriptor::Xattr {
+                    name: n.clone(),
+                    value: v.clone(),
+                },
+            );
+        }
+        for (n, v) in &self.xattrs_internal {
+            push(
+                &mut pages,
+                &mut remaining,
+                Descriptor::XattrInternal {
+                    name: n.clone(),
+                    value: v.clone(),
+                },
+            );
+        }
+        if self.use_extent_table {
+            self.serialize_extent_table(&mut pages, &mut remaining);
+        } else {
+            self.serialize_extents_rle(&mut pages, &mut remaining);
+        }
+        pages
+    }
+
+    fn serialize_extent_table(&self, pages: &mut Vec<Vec<Descriptor>>, remaining: &mut usize) {
+        let eps = &self.extent_pages;
+        let mut next = 0usize;
+        loop {
+            let mut runs = Vec::new();
+            if *remaining >= 13 {
+                let mut used = 13;
+                let mut len = 1u32;
+                while next < eps.len() {
+                    if *remaining < used + 8 {
+                        break;
+                    }
+                    if eps[next] == 0 && next + 1 < eps.len() && eps[next + 1] == 0 {
+                        len += 1;
+                        next += 1;
+                        continue;
+                    }
+                    runs.push((eps[next], len));
+                    len = 1;
+                    used += 8;
+                    next += 1;
+                }
+                let d = Descriptor::ExtentTable {
+                    num_clusters: self.clusters.len() as u64,
+                    runs,
+                };
+                *remaining -= d.encoded_len();
+                pages.last_mut().expect("page").push(d);
+            }
+            if next == eps.len() {
+                break;
+            }
+            pages.push(Vec::new());
+            *remaining = DESCRIPTORS_LEN;
+        }
+    }
+
+    fn serialize_extents_rle(&self, pages: &mut Vec<Vec<Descriptor>>, remaining: &mut usize) {
+        let c = &self.clusters;
+        let mut i = 0usize;
+        while i < c.len() {
+            let mut runs = Vec::new();
+            let mut used = 5;
+            while i < c.len() && *remaining >= used + 8 {
+                let start = c[i];
+                let mut len = 1usize;
+                while i + len < c.len()
+                    && ((start == 0 && c[i + len] == 0)
+                        || (start != 0 && c[i + len] == start + len as u32))
+                {
+                    len += 1;
+                }
+                runs.push((start, len as u32));
+                used += 8;
+                i += len;
+            }
+            if !runs.is_empty() {
+                let d = Descriptor::ExtentRle(runs);
+                *remaining -= d.encoded_len();
+                pages.last_mut().expect("page").push(d);
+            }
+            if i < c.len() {
+                pages.push(Vec::new());
+                *remaining = DESCRIPTORS_LEN;
+            }
+        }
+    }
+
+    /// Rebuilds a blob from its root chain, reading extent pages through
+    /// `extent_page` (md page index -> decoded page). Every value is checked
+    /// against `total_clusters` and `md_len`.
+    pub fn parse(
+        id: BlobId,
+        chain: &[(u32, MdPage)],
+        mut extent_page: impl FnMut(u32) -> Result<MdPage, String>,
+        total_clusters: u32,
+        md_len: u32,
+    ) -> Result<BlobMd, String> {
+        let mut md = BlobMd {
+            id,
+            ..Default::default()
+        };
+        let mut et_clusters: Option<u64> = None;
+        let mut saw_rle = false;
+        for (idx, (_, page)) in chain.iter().enumerate() {
+            if page.id != id {
+                return Err(corrupt(format!(
+                    "page {idx} of the chain belongs to blob {:#x}",
+                    page.id
+                )));
+            }
+            if page.sequence_num as usize != idx {
+                return Err(corrupt(format!(
+                    "page {idx} of the chain has sequence number {}",
+                    page.sequence_num
+                )));
+            }
+            for d in &page.descriptors {
+                match d {
+                    Descriptor::Flags {
+                        invalid_flags,
+                        data_ro_flags,
+                        md_ro_flags,
+                    } => {
+                        md.invalid_flags = *invalid_flags;
+                        md.data_ro_flags = *data_ro_flags;
+                        md.md_ro_flags = *md_ro_flags;
+                    }
+                    Descriptor::Xattr { name, value } => {
+                        md.xattrs.push((name.clone(), value.clone()))
+                    }
+                    Descriptor::XattrInternal { name, value } => {
+                        md.xattrs_internal.push((name.clone(), value.clone()))
+                    }
+                    Descriptor::ExtentRle(runs) => {
+                        saw_rle = true;
+                        for &(c, n) in runs {
+                            if md.clusters.len() as u64 + n as u64 > MAX_BLOB_CLUSTERS {
+                                return Err(corrupt(
+                                    "extent RLE describes more clusters than supported",
+                                ));
+                            }
+                            if c != 0 && c as u64 + n as u64 > total_clusters as u64 {
+                                return Err(corrupt(format!(
+                                    "extent RLE run {c}+{n} is past cluster {total_clusters}"
+                                )));
+                            }
+                            md.clusters
+                                .extend((0..n).map(|j| if c == 0 { 0 } else { c + j }));
+                        }
+                    }
+                    Descriptor::ExtentTable { num_clusters, runs } => {
+                        if *num_clusters > MAX_BLOB_CLUSTERS
+                            || et_clusters.is_some_and(|n| n != *num_clusters)
+                        {
+                            return Err(corrupt(format!(
+                                "extent table num_clusters {num_clusters} is invalid"
+                            )));
+                        }
+                        et_clusters = Some(*num_clusters);
+                        for &(p, n) in runs {
+                            if md.extent_pages.len() as u64 + n as u64 > MAX_BLOB_CLUSTERS {
+                                return Err(corrupt("extent table lists too many pages"));
+                            }
+                            if p != 0 && (p as u64 + n as u64 > md_len as u64) {
+                                return Err(corrupt(format!(
+                                    "extent page {p}+{n} is outside the md region"
+                                )));
+                            }
+                            md.extent_pages
+                                .extend((0..n).map(|j| if p == 0 { 0 } else { p + j }));
+                        }
+                    }
+                    Descriptor::ExtentPage { .. } => {
+                        return Err(corrupt("an extent page descriptor inside the root chain"));
+                    }
+                }
+            }
+        }
+        md.use_extent_table = md.invalid_flags & BLOB_EXTENT_TABLE != 0;
+        if md.use_extent_table {
+            if saw_rle {
+                return Err(corrupt("both extent RLE and extent table descriptors"));
+            }
+            let n = et_clusters.unwrap_or(0) as usize;
+            md.clusters = vec![0; n];
+            if md.extent_pages.len() != n.div_ceil(EXTENTS_PER_EP) {
+                return Err(corrupt(format!(
+                    "extent table lists {} pages for {n} clusters",
+                    md.extent_pages.len()
+                )));
+            }
+            for slot in 0..md.extent_pages.len() {
+                let p = md.extent_pages[slot];
+                if p == 0 {
+                    continue;
+                }
+                let page = extent_page(p).map_err(|e| format!("extent page {p}: {e}"))?;
+                let start = slot * EXTENTS_PER_EP;
+                let want = (n - start).min(EXTENTS_PER_EP);
+                match page.descriptors.as_slice() {
+                    [Descriptor::ExtentPage {
+                        start_cluster_idx,
+                        cluster_idx,
+                    }] if *start_cluster_idx as usize == start && cluster_idx.len() == want => {
+                        for (j, &c) in cluster_idx.iter().enumerate() {
+                            if c >= total_clusters {
+                                return Err(corrupt(format!(
+                                    "extent page {p} maps to cluster {c}, past {total_clusters}"
+                                )));
+                            }
+                            md.clusters[start + j] = c;
+                        }
+                    }
+                    _ => {
+                        return Err(corrupt(format!(
+                            "md page {p} is not the extent page for clusters {start}..{}",
+                            start + want
+                        )))
+                    }
+                }
+            }
+        } else if et_clusters.is_some() {
+            return Err(corrupt(
+                "extent table descriptor without the extent table flag",
+            ));
+        }
+        md.disk_clusters = md.clusters.clone();
+        md.disk_extent_pages = md.extent_pages.clone();
+        md.chain = chain.iter().map(|(p, _)| *p).collect();
+        Ok(md)
+    }
+}
