@@ -193,7 +193,8 @@ impl FileDev {
             .write(true)
             .open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let len = file.metadata()?.len();
+        // Seeking to the end sizes block devices too (their metadata length is 0).
+        let len = std::io::Seek::seek(&mut &file, std::io::SeekFrom::End(0))?;
         Ok(FileDev {
             file,
             block_len,

@@ -20,6 +20,30 @@
 //! - [`BlobstoreHandle`] ([`service`]): the store owned by its metadata
 //!   thread (the `thread` layer), reached by callback or `async` from any thread.
 
+//! ```
+//! use spdk_io::blob::{BlobOpts, Blobstore, BsOpts, LoadOpts, RamDev};
+//!
+//! // A 16 MiB RAM device with 4 KiB blocks; SPDK's default options.
+//! let mut bs = Blobstore::init(RamDev::new(4096, 4096), &BsOpts::default())?;
+//! let id = bs.create_blob(&BlobOpts { num_clusters: 2, thin_provision: true, ..Default::default() })?;
+//! assert_eq!(id, 0x1_0000_0000); // (1 << 32) | root md page 0
+//! let blob = bs.open_blob(id)?;
+//! bs.write(&blob, 0, &[0xab; 4096])?; // offsets and lengths in io units (here 4 KiB)
+//! bs.set_xattr(&blob, "name", b"demo\0")?;
+//! bs.close_blob(blob)?; // persists the dirty metadata
+//! let snap = bs.create_snapshot(id, &[])?;
+//! let dev = bs.unload()?;
+//!
+//! let mut bs = Blobstore::load(dev, &LoadOpts::default())?;
+//! assert_eq!(bs.blob_info(id)?.parent, Some(snap));
+//! let blob = bs.open_blob(id)?;
+//! let mut buf = [0u8; 4096];
+//! bs.read(&blob, 0, &mut buf)?; // read through to the snapshot
+//! assert_eq!(buf, [0xab; 4096]);
+//! bs.close_blob(blob)?;
+//! # Ok::<(), spdk_io::blob::BlobError>(())
+//! ```
+
 pub mod bitmap;
 pub mod cut_dev;
 pub mod dev;
