@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bdevperf;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Measure the thread layer: message rate, poller loop, io_channel and async costs.
     ThreadBench(thread_bench::ThreadBenchArgs),
+    /// SPDK's bdevperf: I/O load on the bdevs of an SPDK JSON config.
+    Bdevperf(bdevperf::BdevperfArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +32,17 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("thread-bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bdevperf(args) => match bdevperf::run(args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("bdevperf: FAILED (I/O errors or verify mismatches, see above)");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("bdevperf: {e}");
                 ExitCode::FAILURE
             }
         },
