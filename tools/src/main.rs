@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod blob;
+mod bdevperf;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
@@ -23,6 +24,8 @@ enum Command {
     Blob(blob::BlobArgs),
     /// Measure the thread layer: message rate, poller loop, io_channel and async costs.
     ThreadBench(thread_bench::ThreadBenchArgs),
+    /// SPDK's bdevperf: I/O load on the bdevs of an SPDK JSON config.
+    Bdevperf(bdevperf::BdevperfArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,17 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("thread-bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bdevperf(args) => match bdevperf::run(args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("bdevperf: FAILED (I/O errors or verify mismatches, see above)");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("bdevperf: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -1,0 +1,243 @@
+//! `Bdev`: one registered block device — its properties, its module's
+//! function table, its open descriptors and claim, its statistics.
+
+use super::desc::DescInner;
+use super::ops::BdevOps;
+use super::stat::{ChannelStat, IoStat};
+use super::uuid::Uuid;
+use super::{registry, BdevError, IoType, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// What a module declares when it registers a bdev (the public fields of
+/// SPDK's `struct spdk_bdev`).
+#[derive(Debug, Clone)]
+pub struct BdevProps {
+    /// Unique name.
+    pub name: String,
+    /// Further names it can be opened by.
+    pub aliases: Vec<String>,
+    /// UUID; a random one is made when `None`.
+    pub uuid: Option<Uuid>,
+    /// Human-readable kind ("Malloc disk", "Null disk", ...).
+    pub product_name: String,
+    /// Logical block size in bytes.
+    pub block_size: u32,
+    /// Size in blocks.
+    pub num_blocks: u64,
+    /// Largest read/write the module accepts, in blocks (0 = no limit); the
+    /// bdev layer splits larger I/O.
+    pub max_rw_size: u64,
+    /// Optimal I/O boundary in blocks (0 = none).
+    pub optimal_io_boundary: u64,
+    /// Split I/O that crosses `optimal_io_boundary`.
+    pub split_on_optimal_io_boundary: bool,
+    /// Whether the device has a volatile write cache (flush matters).
+    pub write_cache: bool,
+}
+
+impl BdevProps {
+    /// Properties with the given name and geometry, everything else default.
+    pub fn new(name: impl Into<String>, block_size: u32, num_blocks: u64) -> Self {
+        BdevProps {
+            name: name.into(),
+            aliases: Vec::new(),
+            uuid: None,
+            product_name: String::new(),
+            block_size,
+            num_blocks,
+            max_rw_size: 0,
+            optimal_io_boundary: 0,
+            split_on_optimal_io_boundary: false,
+            write_cache: false,
+        }
+    }
+}
+
+pub(crate) struct Claim {
+    pub desc_id: u64,
+    pub module: String,
+}
+
+#[derive(Default)]
+pub(crate) struct BdevState {
+    pub descs: Vec<Weak<DescInner>>,
+    pub claim: Option<Claim>,
+    pub stats: Vec<Weak<ChannelStat>>,
+    pub retired: IoStat,
+    pub destructed: bool,
+}
+
+/// A registered block device. Shared (`Arc`) by every descriptor and
+/// channel on any thread; the per-I/O path reads only its immutable fields.
+pub struct Bdev {
+    props: BdevProps,
+    uuid: Uuid,
+    module: String,
+    pub(crate) ops: Box<dyn BdevOps>,
+    removed: AtomicBool,
+    pub(crate) state: Mutex<BdevState>,
+}
+
+impl std::fmt::Debug for Bdev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bdev")
+            .field("name", &self.props.name)
+            .field("module", &self.module)
+            .finish()
+    }
+}
+
+impl Bdev {
+    /// Registers a bdev made by `module` (`spdk_bdev_register`), then lets
+    /// every module examine it (so virtual bdevs configured on top of it
+    /// are created).
+    pub fn register(props: BdevProps, module: &str, ops: Box<dyn BdevOps>) -> Result<Arc<Bdev>> {
+        if props.name.is_empty() {
+            return Err(BdevError::InvalidParam(
+                "bdev name must not be empty".into(),
+            ));
+        }
+        if props.block_size < 512 {
+            return Err(BdevError::InvalidParam(format!(
+                "block_size {} of '{}' must be at least 512",
+                props.block_size, props.name
+            )));
+        }
+        if props.num_blocks == 0 {
+            return Err(BdevError::InvalidParam(format!(
+                "bdev '{}' must have at least one block",
+                props.name
+            )));
+        }
+        let uuid = props.uuid.unwrap_or_else(Uuid::random);
+        let bdev = Arc::new(Bdev {
+            props,
+            uuid,
+            module: module.to_string(),
+            ops,
+            removed: AtomicBool::new(false),
+            state: Mutex::new(BdevState::default()),
+        });
+        registry::insert(&bdev)?;
+        log::info!("bdev '{}' registered by module {}", bdev.name(), module);
+        super::module::examine(&bdev);
+        Ok(bdev)
+    }
+
+    /// Unregisters the bdev (`spdk_bdev_unregister`): it can no longer be
+    /// opened, every open descriptor gets [`super::BdevEvent::Remove`],
+    /// new I/O fails with [`BdevError::Removed`], and the module's
+    /// `destruct` runs once the last descriptor closes.
+    pub fn unregister(self: &Arc<Self>) {
+        if self.removed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        registry::remove(self);
+        log::info!("bdev '{}' unregistered", self.name());
+        let descs: Vec<Arc<DescInner>> =
+            self.lock().descs.iter().filter_map(Weak::upgrade).collect();
+        for d in &descs {
+            d.notify_remove();
+        }
+        self.maybe_destruct();
+    }
+
+    pub(crate) fn maybe_destruct(&self) {
+        let run = {
+            let mut st = self.lock();
+            st.descs.retain(|w| w.strong_count() > 0);
+            let run = self.is_removed() && st.descs.is_empty() && !st.destructed;
+            if run {
+                st.destructed = true;
+            }
+            run
+        };
+        if run {
+            self.ops.destruct();
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, BdevState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.props.name
+    }
+    /// Aliases given at registration.
+    pub fn aliases(&self) -> &[String] {
+        &self.props.aliases
+    }
+    /// UUID.
+    pub fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+    /// Product name.
+    pub fn product_name(&self) -> &str {
+        &self.props.product_name
+    }
+    /// Name of the module that registered it.
+    pub fn module_name(&self) -> &str {
+        &self.module
+    }
+    /// Block size in bytes.
+    pub fn block_size(&self) -> u32 {
+        self.props.block_size
+    }
+    /// Size in blocks.
+    pub fn num_blocks(&self) -> u64 {
+        self.props.num_blocks
+    }
+    /// All properties.
+    pub fn props(&self) -> &BdevProps {
+        &self.props
+    }
+    /// True once unregistered (hot-removed).
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+    /// Whether the module supports `io_type`.
+    pub fn io_type_supported(&self, io_type: IoType) -> bool {
+        self.ops.io_type_supported(io_type)
+    }
+    /// Name of the module that claimed it, if any.
+    pub fn claimed_by(&self) -> Option<String> {
+        self.lock().claim.as_ref().map(|c| c.module.clone())
+    }
+
+    /// Summed statistics of every channel, live and closed (`bdev_get_iostat`).
+    pub fn iostat(&self) -> IoStat {
+        let st = self.lock();
+        let mut total = st.retired.clone();
+        for s in st.stats.iter().filter_map(Weak::upgrade) {
+            total.add(&s.snapshot());
+        }
+        total
+    }
+
+    /// `bdev_get_bdevs` entry: properties plus the module's `dump_info_json`.
+    pub fn info_json(&self) -> serde_json::Value {
+        let supported: serde_json::Map<String, serde_json::Value> = IoType::ALL
+            .iter()
+            .map(|t| {
+                (
+                    t.name().to_string(),
+                    serde_json::Value::Bool(self.io_type_supported(*t)),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "name": self.name(),
+            "aliases": self.aliases(),
+            "product_name": self.product_name(),
+            "block_size": self.block_size(),
+            "num_blocks": self.num_blocks(),
+            "uuid": self.uuid.to_string(),
+            "claimed": self.claimed_by().is_some(),
+            "supported_io_types": supported,
+            "driver_specific": self.ops.dump_info_json(),
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! Owned I/O buffers: an I/O takes its buffers and hands them back in its
+//! completion (the owned-buffer pattern), so memory a device is still
+//! writing into can never be freed or reused by mistake.
+
+use std::ops::{Deref, DerefMut};
+
+/// One data buffer for bdev I/O: ordinary heap memory (any bdev except
+/// nvme) or DMA memory (every bdev, required by nvme).
+///
+/// An `IoBuf` may be a window (`offset..offset+len`) into its storage, so an
+/// aligned buffer can be carved out of a larger allocation.
+pub struct IoBuf {
+    store: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl IoBuf {
+    /// A zeroed heap buffer of `len` bytes aligned to 4096 bytes (fit for O_DIRECT).
+    pub fn new(len: usize) -> Self {
+        Self::aligned(len, 4096)
+    }
+
+    /// A zeroed heap buffer of `len` bytes whose first byte is aligned to
+    /// `align` (a power of two).
+    pub fn aligned(len: usize, align: usize) -> Self {
+        let align = align.max(1).next_power_of_two();
+        let store = vec![0u8; len + align - 1];
+        let off = store.as_ptr().align_offset(align).min(align - 1);
+        Self { store, off, len }
+    }
+
+    /// Wraps an existing vector (no copy; alignment is whatever the vector has).
+    pub fn from_vec(v: Vec<u8>) -> Self {
+        let len = v.len();
+        Self {
+            store: v,
+            off: 0,
+            len,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the buffer holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Address of the first byte (for alignment checks and kernel I/O).
+    pub fn addr(&self) -> usize {
+        self.as_ptr() as usize
+    }
+
+    /// True when the first byte and the length are multiples of `align`.
+    pub fn is_aligned(&self, align: usize) -> bool {
+        align == 0 || (self.addr() % align == 0 && self.len % align == 0)
+    }
+}
+
+impl Deref for IoBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.store[self.off..self.off + self.len]
+    }
+}
+
+impl DerefMut for IoBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.store[self.off..self.off + self.len]
+    }
+}
+
+impl std::fmt::Debug for IoBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoBuf")
+            .field("addr", &self.addr())
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// The data of one I/O: nothing (flush, unmap, write_zeroes, reset), one
+/// buffer (read, write, compare), a vector of buffers (readv, writev) or the
+/// two halves of a compare-and-write.
+#[derive(Debug, Default)]
+pub enum IoData {
+    /// No data.
+    #[default]
+    None,
+    /// One contiguous buffer.
+    Buf(IoBuf),
+    /// A scatter-gather list, used in order.
+    Vec(Vec<IoBuf>),
+    /// Compare-and-write: the data to compare, then the data to write.
+    CompareWrite {
+        /// Compared against the media first.
+        compare: IoBuf,
+        /// Written when the compare matches.
+        write: IoBuf,
+    },
+}
+
+impl IoData {
+    /// Total bytes the data moves (for compare-and-write: the compare half).
+    pub fn len(&self) -> u64 {
+        match self {
+            IoData::None => 0,
+            IoData::Buf(b) => b.len() as u64,
+            IoData::Vec(v) => v.iter().map(|b| b.len() as u64).sum(),
+            IoData::CompareWrite { compare, .. } => compare.len() as u64,
+        }
+    }
+
+    /// True when there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The single buffer, if this is `Buf`.
+    pub fn into_buf(self) -> Option<IoBuf> {
+        match self {
+            IoData::Buf(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Every buffer, in order (for compare-and-write: compare then write).
+    pub fn into_bufs(self) -> Vec<IoBuf> {
+        match self {
+            IoData::None => Vec::new(),
+            IoData::Buf(b) => vec![b],
+            IoData::Vec(v) => v,
+            IoData::CompareWrite { compare, write } => vec![compare, write],
+        }
+    }
+
+    /// Calls `f` on each piece of the byte range `off..off+len` of the
+    /// (first-half) data, in order, as mutable slices.
+    pub fn for_each_mut(&mut self, off: usize, len: usize, mut f: impl FnMut(&mut [u8])) {
+        match self {
+            IoData::None => {}
+            IoData::Buf(b) => f(&mut b[off..off + len]),
+            IoData::CompareWrite { compare, .. } => f(&mut compare[off..off + len]),
+            IoData::Vec(v) => walk(v.iter_mut().map(|b| &mut b[..]), off, len, f),
+        }
+    }
+
+    /// Read-only twin of [`IoData::for_each_mut`].
+    pub fn for_each(&self, off: usize, len: usize, mut f: impl FnMut(&[u8])) {
+        match self {
+            IoData::None => {}
+            IoData::Buf(b) => f(&b[off..off + len]),
+            IoData::CompareWrite { compare, .. } => f(&compare[off..off + len]),
+            IoData::Vec(v) => {
+                let mut skip = off;
+                let mut left = len;
+                for b in v.iter() {
+                    if left == 0 {
+                        break;
+                    }
+                    if skip >= b.len() {
+                        skip -= b.len();
+                        continue;
+                    }
+                    let n = (b.len() - skip).min(left);
+                    f(&b[skip..skip + n]);
+                    skip = 0;
+                    left -= n;
+                }
+            }
+        }
+    }
+
+    /// The write half of a compare-and-write.
+    pub fn write_half(&self) -> Option<&IoBuf> {
+        match self {
+            IoData::CompareWrite { write, .. } => Some(write),
+            _ => None,
+        }
+    }
+}
+
+fn walk<'a>(
+    bufs: impl Iterator<Item = &'a mut [u8]>,
+    off: usize,
+    len: usize,
+    mut f: impl FnMut(&mut [u8]),
+) {
+    let mut skip = off;
+    let mut left = len;
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        if skip >= b.len() {
+            skip -= b.len();
+            continue;
+        }
+        let n = (b.len() - skip).min(left);
+        f(&mut b[skip..skip + n]);
+        skip = 0;
+        left -= n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_buffer_starts_on_its_alignment() {
+        let b = IoBuf::aligned(4096, 4096);
+        assert_eq!(b.addr() % 4096, 0);
+        assert_eq!(b.len(), 4096);
+        assert!(b.iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn vectored_walk_visits_exactly_the_requested_range() {
+        let mut d = IoData::Vec(vec![
+            IoBuf::from_vec(vec![1; 3]),
+            IoBuf::from_vec(vec![2; 5]),
+        ]);
+        let mut seen = Vec::new();
+        d.for_each_mut(2, 4, |s| seen.push(s.to_vec()));
+        assert_eq!(seen, vec![vec![1], vec![2, 2, 2]]);
+        assert_eq!(d.len(), 8);
+    }
+}

@@ -1,0 +1,450 @@
+//! `Channel`: one thread's I/O path to one bdev (SPDK's bdev channel).
+//!
+//! It owns the pooled requests, the module's channel, the completion
+//! queue, the NOMEM retry queue and the io_wait queue. Everything here runs
+//! on the channel's thread; [`Channel::poll`] (the channel's poller) reaps
+//! the module, runs completions, retries NOMEM I/O and wakes io_wait
+//! entries. Completions never run inside a submit call.
+
+use super::bdev::Bdev;
+use super::buf::IoData;
+use super::io::{IoCompletion, IoId, IoStatus, IoType};
+use super::ops::{Completer, Done, IoRequest, ModuleChannel};
+use super::pool::{Cb, Pool, State, NO_PARENT};
+use super::stat::ChannelStat;
+use super::ticks::ticks;
+use super::{BdevError, Result};
+use crate::thread::{poller_register, Poller, PollerStatus, Thread};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+static POOL_SIZE: AtomicUsize = AtomicUsize::new(1024);
+
+/// Sets how many requests each new channel preallocates (SPDK's
+/// `bdev_io_cache_size`, per thread); default 1024.
+pub fn set_io_pool_size(n: usize) {
+    POOL_SIZE.store(n.max(1), Ordering::Relaxed);
+}
+
+/// A thread's I/O channel to a bdev. `!Send`: it stays on the thread that
+/// made it. Cloning is cheap and yields the same channel.
+///
+/// Made on a lightweight thread ([`crate::thread::Thread`]), the channel
+/// registers a poller there that calls [`Channel::poll`]; made elsewhere,
+/// its owner calls `poll` itself.
+#[derive(Clone)]
+pub struct Channel(pub(crate) Rc<ChannelInner>);
+
+pub(crate) struct ChannelInner {
+    // Declared first so it drops first: a module channel with I/O in the
+    // kernel (io_uring) waits for it before the pool's buffers go away.
+    pub module: RefCell<Box<dyn ModuleChannel>>,
+    pub pool: RefCell<Pool>,
+    pub bdev: Arc<Bdev>,
+    pub block_size: u32,
+    pub num_blocks: u64,
+    pub max_rw: u64,
+    pub boundary: u64,
+    pub supported: u32,
+    pub done: Completer,
+    nomem: RefCell<VecDeque<u32>>,
+    split_wait: RefCell<VecDeque<u32>>,
+    io_wait: RefCell<VecDeque<Box<dyn FnOnce()>>>,
+    pub stat: Arc<ChannelStat>,
+    pub now: Cell<u64>,
+    in_module: Cell<u32>,
+    progressed: Cell<bool>,
+    poller: RefCell<Option<Poller>>,
+}
+
+impl Drop for ChannelInner {
+    fn drop(&mut self) {
+        if let Some(p) = self.poller.get_mut().take() {
+            p.unregister();
+        }
+        let snap = self.stat.snapshot();
+        let mut st = self.bdev.lock();
+        st.retired.add(&snap);
+        st.stats.retain(|w| w.strong_count() > 1);
+    }
+}
+
+impl Channel {
+    pub(crate) fn new(bdev: Arc<Bdev>, pool_size: Option<usize>) -> Result<Channel> {
+        let n = pool_size.unwrap_or_else(|| POOL_SIZE.load(Ordering::Relaxed));
+        let done = Completer::with_capacity(n);
+        let module = bdev.ops.get_io_channel(done.clone())?;
+        let supported = super::IoType::ALL
+            .iter()
+            .filter(|t| bdev.io_type_supported(**t))
+            .fold(0, |m, t| m | t.bit());
+        let p = bdev.props();
+        let stat = Arc::new(ChannelStat::default());
+        bdev.lock().stats.push(Arc::downgrade(&stat));
+        let ch = Channel(Rc::new(ChannelInner {
+            module: RefCell::new(module),
+            pool: RefCell::new(Pool::new(n)),
+            block_size: p.block_size,
+            num_blocks: p.num_blocks,
+            max_rw: p.max_rw_size,
+            boundary: if p.split_on_optimal_io_boundary {
+                p.optimal_io_boundary
+            } else {
+                0
+            },
+            supported,
+            done,
+            nomem: RefCell::new(VecDeque::with_capacity(n)),
+            split_wait: RefCell::new(VecDeque::new()),
+            io_wait: RefCell::new(VecDeque::new()),
+            stat,
+            now: Cell::new(ticks()),
+            in_module: Cell::new(0),
+            progressed: Cell::new(false),
+            poller: RefCell::new(None),
+            bdev,
+        }));
+        if Thread::current().is_some() {
+            let weak = Rc::downgrade(&ch.0);
+            let p = poller_register("bdev_channel", 0, move || match weak.upgrade() {
+                Some(c) => PollerStatus::from(c.poll() > 0 || c.in_module.get() > 0),
+                None => PollerStatus::Idle,
+            })
+            .map_err(|e| BdevError::InvalidParam(format!("registering the channel poller: {e}")))?;
+            *ch.0.poller.borrow_mut() = Some(p);
+        }
+        Ok(ch)
+    }
+
+    /// The bdev this channel reaches.
+    pub fn bdev(&self) -> &Arc<Bdev> {
+        &self.0.bdev
+    }
+
+    /// Runs the channel once: reaps the module, completes finished I/O
+    /// (calling callbacks / waking futures), resubmits NOMEM-queued I/O and
+    /// calls io_wait entries while requests are free. Returns the number of
+    /// I/O completed. The thread layer's poller calls this; a program
+    /// driving its own loop may call it directly.
+    pub fn poll(&self) -> usize {
+        self.0.poll()
+    }
+
+    /// Queues `f` to run when a request becomes free
+    /// (`spdk_bdev_queue_io_wait`); use it after a submit failed with
+    /// [`BdevError::NoMem`].
+    pub fn queue_io_wait(&self, f: impl FnOnce() + 'static) {
+        self.0.io_wait.borrow_mut().push_back(Box::new(f));
+    }
+
+    /// Requests free in the pool.
+    pub fn free_requests(&self) -> usize {
+        self.0.pool.borrow().free_count()
+    }
+
+    /// Requests the pool holds in total.
+    pub fn pool_size(&self) -> usize {
+        self.0.pool.borrow().capacity()
+    }
+
+    /// I/O submitted and not yet completed to its caller.
+    pub fn outstanding(&self) -> usize {
+        let p = self.0.pool.borrow();
+        p.capacity() - p.free_count()
+    }
+
+    /// This channel's statistics.
+    pub fn iostat(&self) -> super::IoStat {
+        self.0.stat.snapshot()
+    }
+}
+
+impl ChannelInner {
+    /// Takes a request from the pool and starts it. Checks are done by the caller.
+    #[inline]
+    pub(crate) fn start(
+        &self,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: IoData,
+        cb: Cb,
+    ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
+        let mut pool = self.pool.borrow_mut();
+        let Some(idx) = pool.alloc() else {
+            return Err((BdevError::NoMem, data, cb));
+        };
+        let now = self.now.get();
+        let s = &mut pool.slots[idx as usize];
+        s.io_type = io_type;
+        s.offset_blocks = offset_blocks;
+        s.num_blocks = num_blocks;
+        s.data = data;
+        s.cb = cb;
+        s.submit_tick = now;
+        s.status = IoStatus::Success;
+        let id = IoId { idx, gen: s.gen };
+        let split = io_type.has_data()
+            && ((self.max_rw != 0 && num_blocks > self.max_rw)
+                || (self.boundary != 0
+                    && offset_blocks % self.boundary + num_blocks > self.boundary));
+        if split {
+            s.state = State::SplitParent;
+            s.split_next = offset_blocks;
+            s.split_end = offset_blocks + num_blocks;
+            s.split_outstanding = 0;
+            self.continue_split(&mut pool, idx);
+        } else {
+            self.to_module(&mut pool, idx);
+        }
+        Ok(id)
+    }
+
+    /// Hands request `idx` to the module.
+    #[inline]
+    fn to_module(&self, pool: &mut Pool, idx: u32) {
+        let s = &mut pool.slots[idx as usize];
+        s.state = State::InModule;
+        let (io_type, off, n, parent, data_off, gen) = (
+            s.io_type,
+            s.offset_blocks,
+            s.num_blocks,
+            s.parent,
+            s.data_off,
+            s.gen,
+        );
+        let whole = parent == NO_PARENT;
+        let data = if whole {
+            &mut s.data
+        } else {
+            &mut pool.slots[parent as usize].data
+        };
+        self.in_module.set(self.in_module.get() + 1);
+        self.module.borrow_mut().submit_request(IoRequest {
+            id: IoId { idx, gen },
+            io_type,
+            offset_blocks: off,
+            num_blocks: n,
+            block_size: self.block_size,
+            data,
+            data_off,
+            whole,
+        });
+    }
+
+    /// Issues children of split parent `p` while requests are free.
+    fn continue_split(&self, pool: &mut Pool, p: u32) {
+        if pool.slots[p as usize].state != State::SplitParent {
+            return;
+        }
+        loop {
+            let ps = &pool.slots[p as usize];
+            if ps.split_next >= ps.split_end || !ps.status.is_success() {
+                break;
+            }
+            let (next, end, io_type, start) =
+                (ps.split_next, ps.split_end, ps.io_type, ps.offset_blocks);
+            let Some(c) = pool.alloc() else {
+                let mut w = self.split_wait.borrow_mut();
+                if !w.contains(&p) {
+                    w.push_back(p);
+                }
+                return;
+            };
+            let mut n = end - next;
+            if self.max_rw != 0 {
+                n = n.min(self.max_rw);
+            }
+            if self.boundary != 0 {
+                n = n.min(self.boundary - next % self.boundary);
+            }
+            let cs = &mut pool.slots[c as usize];
+            cs.io_type = io_type;
+            cs.offset_blocks = next;
+            cs.num_blocks = n;
+            cs.parent = p;
+            cs.data_off = ((next - start) * self.block_size as u64) as usize;
+            cs.cb = Cb::None;
+            cs.status = IoStatus::Success;
+            let ps = &mut pool.slots[p as usize];
+            ps.split_next = next + n;
+            ps.split_outstanding += 1;
+            self.to_module(pool, c);
+        }
+        let ps = &pool.slots[p as usize];
+        if ps.split_outstanding == 0 {
+            // Nothing in flight and nothing more to issue (or an error stopped
+            // it): the parent is finished. Complete it through the queue so
+            // the callback never runs inside a submit call.
+            let st = ps.status;
+            let id = pool.id(p);
+            pool.slots[p as usize].state = State::InModule;
+            self.in_module.set(self.in_module.get() + 1);
+            self.done.0.borrow_mut().push_back(Done {
+                id,
+                status: st,
+                data: None,
+            });
+        }
+    }
+
+    pub(crate) fn poll(&self) -> usize {
+        self.now.set(ticks());
+        self.module.borrow_mut().poll();
+        let n = self.done.len();
+        let mut completed = 0;
+        for _ in 0..n {
+            let Some(d) = self.done.pop() else { break };
+            completed += self.finish(d);
+        }
+        if !self.nomem.borrow().is_empty() && (self.progressed.get() || self.in_module.get() == 0) {
+            self.retry_nomem();
+        }
+        if !self.split_wait.borrow().is_empty() {
+            self.retry_split();
+        }
+        while !self.io_wait.borrow().is_empty() && self.pool.borrow().free_count() > 0 {
+            let Some(f) = self.io_wait.borrow_mut().pop_front() else {
+                break;
+            };
+            f();
+        }
+        completed
+    }
+
+    fn retry_nomem(&self) {
+        self.progressed.set(false);
+        let n = self.nomem.borrow().len();
+        for _ in 0..n {
+            let Some(idx) = self.nomem.borrow_mut().pop_front() else {
+                break;
+            };
+            let mut pool = self.pool.borrow_mut();
+            if self.bdev.is_removed() {
+                let id = pool.id(idx);
+                pool.slots[idx as usize].state = State::InModule;
+                self.in_module.set(self.in_module.get() + 1);
+                self.done.0.borrow_mut().push_back(Done {
+                    id,
+                    status: IoStatus::Aborted,
+                    data: None,
+                });
+            } else {
+                self.to_module(&mut pool, idx);
+            }
+        }
+    }
+
+    fn retry_split(&self) {
+        let n = self.split_wait.borrow().len();
+        for _ in 0..n {
+            if self.pool.borrow().free_count() == 0 {
+                return;
+            }
+            let Some(p) = self.split_wait.borrow_mut().pop_front() else {
+                break;
+            };
+            let mut pool = self.pool.borrow_mut();
+            self.continue_split(&mut pool, p);
+        }
+    }
+
+    /// Aborts every request waiting for NOMEM retry (reset, hot remove).
+    pub(crate) fn abort_queued(&self) {
+        while let Some(idx) = self.nomem.borrow_mut().pop_front() {
+            let mut pool = self.pool.borrow_mut();
+            let id = pool.id(idx);
+            pool.slots[idx as usize].state = State::InModule;
+            self.in_module.set(self.in_module.get() + 1);
+            self.done.0.borrow_mut().push_back(Done {
+                id,
+                status: IoStatus::Aborted,
+                data: None,
+            });
+        }
+    }
+
+    /// Handles one module completion; returns 1 if a caller's I/O finished.
+    #[inline]
+    fn finish(&self, d: Done) -> usize {
+        let mut pool = self.pool.borrow_mut();
+        let idx = d.id.idx;
+        let Some(s) = pool.slots.get_mut(idx as usize) else {
+            log::error!(
+                "bdev {}: completion for unknown request {:?} ignored",
+                self.bdev.name(),
+                d.id
+            );
+            return 0;
+        };
+        if s.gen != d.id.gen || s.state != State::InModule {
+            log::error!(
+                "bdev {}: stale or doubled completion {:?} ignored",
+                self.bdev.name(),
+                d.id
+            );
+            return 0;
+        }
+        self.in_module.set(self.in_module.get() - 1);
+        let parent = s.parent;
+        if let Some(data) = d.data {
+            if parent == NO_PARENT {
+                s.data = data;
+            } else {
+                pool.slots[parent as usize].data = data;
+            }
+        }
+        let s = &mut pool.slots[idx as usize];
+        if d.status == IoStatus::NoMem {
+            s.state = State::NoMem;
+            self.nomem.borrow_mut().push_back(idx);
+            return 0;
+        }
+        self.progressed.set(true);
+        if parent != NO_PARENT {
+            pool.release(idx);
+            let ps = &mut pool.slots[parent as usize];
+            ps.split_outstanding -= 1;
+            if !d.status.is_success() && ps.status.is_success() {
+                ps.status = d.status;
+            }
+            self.continue_split(&mut pool, parent);
+            return 0;
+        }
+        let now = self.now.get();
+        let ok = d.status.is_success();
+        let bytes = s.num_blocks * self.block_size as u64;
+        self.stat
+            .record(s.io_type, bytes, now.saturating_sub(s.submit_tick), ok);
+        match std::mem::replace(&mut s.cb, Cb::None) {
+            Cb::Done(cb) => {
+                let c = IoCompletion {
+                    status: d.status,
+                    io_type: s.io_type,
+                    offset_blocks: s.offset_blocks,
+                    num_blocks: s.num_blocks,
+                    data: std::mem::take(&mut s.data),
+                    submit_tick: s.submit_tick,
+                    complete_tick: now,
+                };
+                pool.release(idx);
+                drop(pool);
+                cb.io_done(c);
+            }
+            Cb::Waker(w) => {
+                s.status = d.status;
+                s.state = State::AsyncDone;
+                s.submit_tick = now.saturating_sub(s.submit_tick);
+                drop(pool);
+                if let Some(w) = w {
+                    w.wake();
+                }
+            }
+            Cb::None => pool.release(idx),
+        }
+        1
+    }
+}

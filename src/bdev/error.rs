@@ -1,0 +1,111 @@
+//! `BdevError`: every way a bdev call can fail, with what to do about it.
+
+use super::io::IoType;
+
+/// Errors of the bdev layer and its modules.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum BdevError {
+    /// No bdev with that name, alias or UUID is registered.
+    #[error("no bdev named '{0}': check the name (bdev_get_bdevs lists them) or create it first")]
+    NotFound(String),
+    /// A bdev with that name or alias already exists.
+    #[error("a bdev named '{0}' already exists: pick another name")]
+    Exists(String),
+    /// The bdev is claimed by a module, so it cannot be opened for writing or claimed again.
+    #[error("bdev '{bdev}' is already claimed by module '{module}': close the vbdev on it first")]
+    Claimed {
+        /// The claimed bdev.
+        bdev: String,
+        /// The module holding the claim.
+        module: String,
+    },
+    /// A write-type I/O was sent through a descriptor opened read-only.
+    #[error("{io_type:?} through a read-only descriptor of '{bdev}': open it with write = true")]
+    ReadOnly {
+        /// The bdev.
+        bdev: String,
+        /// The rejected I/O type.
+        io_type: IoType,
+    },
+    /// The I/O reaches past the end of the bdev.
+    #[error("I/O of {num_blocks} blocks at block {offset_blocks} is beyond the end of '{bdev}' ({bdev_blocks} blocks)")]
+    OutOfRange {
+        /// The bdev.
+        bdev: String,
+        /// First block of the I/O.
+        offset_blocks: u64,
+        /// Length of the I/O in blocks.
+        num_blocks: u64,
+        /// Size of the bdev in blocks.
+        bdev_blocks: u64,
+    },
+    /// A byte offset or length is not a multiple of the block size, or a buffer has the wrong length.
+    #[error("{what} = {value} is not a multiple of the block size {block_size} of '{bdev}'")]
+    Unaligned {
+        /// The bdev.
+        bdev: String,
+        /// Which quantity is wrong ("offset", "length", "buffer length").
+        what: &'static str,
+        /// Its value in bytes.
+        value: u64,
+        /// The bdev's block size.
+        block_size: u32,
+    },
+    /// The data buffers do not hold exactly the number of bytes the I/O moves.
+    #[error("buffers hold {got} bytes but the I/O moves {want} bytes")]
+    BufferLength {
+        /// Bytes the I/O needs.
+        want: u64,
+        /// Bytes the buffers hold.
+        got: u64,
+    },
+    /// The bdev's module does not support this I/O type.
+    #[error("bdev '{bdev}' does not support {io_type:?}")]
+    Unsupported {
+        /// The bdev.
+        bdev: String,
+        /// The unsupported type.
+        io_type: IoType,
+    },
+    /// The channel's I/O pool is empty: wait with `Channel::queue_io_wait` and retry.
+    #[error(
+        "no free bdev_io in this channel's pool: retry from a Channel::queue_io_wait callback"
+    )]
+    NoMem,
+    /// The bdev was hot-removed (unregistered); close the descriptor.
+    #[error("bdev '{0}' was removed: close the descriptor")]
+    Removed(String),
+    /// A channel from another bdev was passed.
+    #[error("the channel belongs to bdev '{channel}', not to '{desc}'")]
+    WrongChannel {
+        /// The descriptor's bdev.
+        desc: String,
+        /// The channel's bdev.
+        channel: String,
+    },
+    /// Invalid parameters when creating a bdev.
+    #[error("invalid parameter: {0}")]
+    InvalidParam(String),
+    /// An operating-system call failed (file bdev).
+    #[error("{op} '{path}': {msg}")]
+    Os {
+        /// What was attempted.
+        op: &'static str,
+        /// On which path.
+        path: String,
+        /// The OS error text.
+        msg: String,
+    },
+    /// A configuration file or JSON-RPC parameter set is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The I/O was carried out and completed with an error status.
+    #[error("I/O completed with status {0:?}")]
+    IoStatus(super::IoStatus),
+    /// No module of that name is registered.
+    #[error("no bdev module named '{0}'")]
+    NoModule(String),
+}
+
+/// Result of bdev calls.
+pub type Result<T> = std::result::Result<T, BdevError>;

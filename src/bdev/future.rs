@@ -1,0 +1,259 @@
+//! Async I/O: `desc.read_blocks_async(&ch, buf, off, n).await` on the
+//! channel's thread. The future parks its waker in the pooled request; the
+//! channel's poll wakes it, and the result waits in the request until the
+//! future collects it. No allocation per I/O. Dropping the future before
+//! completion detaches it: the I/O still finishes and its buffers are freed.
+
+use super::buf::{IoBuf, IoData};
+use super::channel::Channel;
+use super::desc::Desc;
+use super::io::{IoId, IoStatus, IoType};
+use super::pool::{Cb, State};
+use super::BdevError;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A failed async I/O: why, and the buffers handed back.
+#[derive(Debug)]
+pub struct IoFailed {
+    /// Why it failed.
+    pub error: BdevError,
+    /// The buffers the I/O took.
+    pub data: IoData,
+}
+
+impl std::fmt::Display for IoFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for IoFailed {}
+
+/// The future of one I/O; resolves to the buffers (success) or [`IoFailed`].
+pub struct IoFuture<'a> {
+    ch: &'a Channel,
+    st: FutState,
+}
+
+enum FutState {
+    Failed(Option<IoFailed>),
+    InFlight(IoId),
+    Finished,
+}
+
+impl Future for IoFuture<'_> {
+    type Output = Result<IoData, IoFailed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = match &mut self.st {
+            FutState::Failed(f) => {
+                let f = f.take().map(Err).unwrap_or_else(|| Err(finished_twice()));
+                self.st = FutState::Finished;
+                return Poll::Ready(f);
+            }
+            FutState::Finished => return Poll::Ready(Err(finished_twice())),
+            FutState::InFlight(id) => *id,
+        };
+        let mut pool = self.ch.0.pool.borrow_mut();
+        let s = &mut pool.slots[id.idx as usize];
+        if s.gen != id.gen {
+            drop(pool);
+            self.st = FutState::Finished;
+            return Poll::Ready(Err(finished_twice()));
+        }
+        if s.state == State::AsyncDone {
+            let data = std::mem::take(&mut s.data);
+            let status = s.status;
+            pool.release(id.idx);
+            drop(pool);
+            self.st = FutState::Finished;
+            return Poll::Ready(match status {
+                IoStatus::Success => Ok(data),
+                st => Err(IoFailed {
+                    error: BdevError::IoStatus(st),
+                    data,
+                }),
+            });
+        }
+        match &mut s.cb {
+            Cb::Waker(Some(w)) if w.will_wake(cx.waker()) => {}
+            cb => *cb = Cb::Waker(Some(cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+fn finished_twice() -> IoFailed {
+    IoFailed {
+        error: BdevError::InvalidParam("I/O future polled after completion".into()),
+        data: IoData::None,
+    }
+}
+
+impl Drop for IoFuture<'_> {
+    fn drop(&mut self) {
+        if let FutState::InFlight(id) = self.st {
+            let Ok(mut pool) = self.ch.0.pool.try_borrow_mut() else {
+                log::error!("bdev I/O future dropped while its channel is busy; request leaked");
+                return;
+            };
+            let s = &mut pool.slots[id.idx as usize];
+            if s.gen == id.gen {
+                if s.state == State::AsyncDone {
+                    pool.release(id.idx);
+                } else {
+                    s.cb = Cb::None;
+                }
+            }
+        }
+    }
+}
+
+impl Desc {
+    /// Submits any I/O type and returns its future.
+    pub fn submit_async<'a>(
+        &self,
+        ch: &'a Channel,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: IoData,
+    ) -> IoFuture<'a> {
+        let st = match self.submit_cb(
+            ch,
+            io_type,
+            offset_blocks,
+            num_blocks,
+            data,
+            Cb::Waker(None),
+        ) {
+            Ok(id) => FutState::InFlight(id),
+            Err((error, data, _)) => FutState::Failed(Some(IoFailed { error, data })),
+        };
+        IoFuture { ch, st }
+    }
+
+    /// Async read of `num_blocks` at `offset_blocks`; resolves to the buffer.
+    pub async fn read_blocks_async(
+        &self,
+        ch: &Channel,
+        buf: IoBuf,
+        offset_blocks: u64,
+        num_blocks: u64,
+    ) -> Result<IoBuf, IoFailed> {
+        let d = self
+            .submit_async(
+                ch,
+                IoType::Read,
+                offset_blocks,
+                num_blocks,
+                IoData::Buf(buf),
+            )
+            .await?;
+        Ok(d.into_buf().unwrap_or_else(|| IoBuf::new(0)))
+    }
+
+    /// Async write of `buf` at `offset_blocks`; resolves to the buffer.
+    pub async fn write_blocks_async(
+        &self,
+        ch: &Channel,
+        buf: IoBuf,
+        offset_blocks: u64,
+        num_blocks: u64,
+    ) -> Result<IoBuf, IoFailed> {
+        let d = self
+            .submit_async(
+                ch,
+                IoType::Write,
+                offset_blocks,
+                num_blocks,
+                IoData::Buf(buf),
+            )
+            .await?;
+        Ok(d.into_buf().unwrap_or_else(|| IoBuf::new(0)))
+    }
+
+    /// Async read at a byte offset (`buf.len()` bytes).
+    pub async fn read_async(
+        &self,
+        ch: &Channel,
+        buf: IoBuf,
+        offset: u64,
+    ) -> Result<IoBuf, IoFailed> {
+        match self.bytes_to_blocks(offset, buf.len() as u64) {
+            Ok((o, n)) => self.read_blocks_async(ch, buf, o, n).await,
+            Err(error) => Err(IoFailed {
+                error,
+                data: IoData::Buf(buf),
+            }),
+        }
+    }
+
+    /// Async write at a byte offset.
+    pub async fn write_async(
+        &self,
+        ch: &Channel,
+        buf: IoBuf,
+        offset: u64,
+    ) -> Result<IoBuf, IoFailed> {
+        match self.bytes_to_blocks(offset, buf.len() as u64) {
+            Ok((o, n)) => self.write_blocks_async(ch, buf, o, n).await,
+            Err(error) => Err(IoFailed {
+                error,
+                data: IoData::Buf(buf),
+            }),
+        }
+    }
+
+    /// Async flush of a block range.
+    pub async fn flush_blocks_async(
+        &self,
+        ch: &Channel,
+        offset_blocks: u64,
+        num_blocks: u64,
+    ) -> Result<(), IoFailed> {
+        self.submit_async(ch, IoType::Flush, offset_blocks, num_blocks, IoData::None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Async unmap of a block range.
+    pub async fn unmap_blocks_async(
+        &self,
+        ch: &Channel,
+        offset_blocks: u64,
+        num_blocks: u64,
+    ) -> Result<(), IoFailed> {
+        self.submit_async(ch, IoType::Unmap, offset_blocks, num_blocks, IoData::None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Async write-zeroes of a block range.
+    pub async fn write_zeroes_blocks_async(
+        &self,
+        ch: &Channel,
+        offset_blocks: u64,
+        num_blocks: u64,
+    ) -> Result<(), IoFailed> {
+        self.submit_async(
+            ch,
+            IoType::WriteZeroes,
+            offset_blocks,
+            num_blocks,
+            IoData::None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Async reset.
+    pub async fn reset_async(&self, ch: &Channel) -> Result<(), IoFailed> {
+        ch.0.abort_queued();
+        self.submit_async(ch, IoType::Reset, 0, 0, IoData::None)
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,87 @@
+//! The null bdev (`bdev_null_create`): accepts every I/O and moves no data.
+//! It measures the bdev layer itself.
+
+use super::{
+    Bdev, BdevModule, BdevOps, BdevProps, Completer, IoRequest, IoStatus, IoType, ModuleChannel,
+    Result, Uuid,
+};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Parameters of `bdev_null_create` (SPDK's names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullOpts {
+    /// Bdev name.
+    pub name: String,
+    /// Size in blocks.
+    pub num_blocks: u64,
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// Optional UUID.
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// Metadata size (only 0 is supported).
+    #[serde(default)]
+    pub md_size: u32,
+    /// Data-integrity type (only 0 is supported).
+    #[serde(default)]
+    pub dif_type: u32,
+}
+
+struct NullModule;
+
+impl BdevModule for NullModule {
+    fn name(&self) -> &'static str {
+        "null"
+    }
+}
+
+pub(crate) fn module() -> Arc<dyn BdevModule> {
+    Arc::new(NullModule)
+}
+
+struct NullBdev {
+    opts: NullOpts,
+}
+
+struct NullChannel {
+    done: Completer,
+}
+
+impl ModuleChannel for NullChannel {
+    #[inline]
+    fn submit_request(&mut self, io: IoRequest<'_>) {
+        self.done.complete(io.id, IoStatus::Success);
+    }
+}
+
+impl BdevOps for NullBdev {
+    fn io_type_supported(&self, t: IoType) -> bool {
+        !matches!(t, IoType::Compare | IoType::CompareAndWrite)
+    }
+    fn get_io_channel(&self, done: Completer) -> Result<Box<dyn ModuleChannel>> {
+        Ok(Box::new(NullChannel { done }))
+    }
+    fn write_config_json(&self) -> Option<serde_json::Value> {
+        let o = &self.opts;
+        Some(serde_json::json!({"method": "bdev_null_create", "params": {
+            "name": o.name, "num_blocks": o.num_blocks, "block_size": o.block_size, "uuid": o.uuid}}))
+    }
+}
+
+/// Creates a null bdev.
+pub fn create(mut opts: NullOpts) -> Result<Arc<Bdev>> {
+    if opts.md_size != 0 || opts.dif_type != 0 {
+        return Err(super::BdevError::InvalidParam(format!(
+            "null bdev '{}': metadata (md_size/dif_type) is not supported; set them to 0",
+            opts.name
+        )));
+    }
+    let uuid = super::config::parse_uuid(opts.uuid.as_deref())?.unwrap_or_else(Uuid::random);
+    opts.uuid = Some(uuid.to_string());
+    let mut p = BdevProps::new(opts.name.clone(), opts.block_size, opts.num_blocks);
+    p.product_name = "Null disk".into();
+    p.uuid = Some(uuid);
+    Bdev::register(p, "null", Box::new(NullBdev { opts }))
+}

@@ -1,0 +1,173 @@
+//! What a bdev module implements for each bdev it creates: SPDK's
+//! `spdk_bdev_fn_table` ([`BdevOps`]) and the per-thread channel that
+//! receives I/O ([`ModuleChannel`]).
+//!
+//! A module never calls a completion callback itself: it reports through
+//! its [`Completer`], and the bdev layer runs the callback from the
+//! channel's poll on the submitting thread. Completing inside
+//! `submit_request` is therefore allowed and never recursive.
+
+use super::buf::IoData;
+use super::io::{IoId, IoStatus, IoType};
+use super::Result;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// The function table of one bdev (SPDK's `spdk_bdev_fn_table`).
+pub trait BdevOps: Send + Sync + 'static {
+    /// Whether the bdev handles `io_type` (`io_type_supported`).
+    fn io_type_supported(&self, io_type: IoType) -> bool;
+
+    /// Creates this thread's channel for the bdev (`get_io_channel`);
+    /// the channel reports completions through `completer`.
+    fn get_io_channel(&self, completer: Completer) -> Result<Box<dyn ModuleChannel>>;
+
+    /// Releases the bdev's resources once it is unregistered and every
+    /// descriptor is closed (`destruct`).
+    fn destruct(&self) {}
+
+    /// Module-specific information for `bdev_get_bdevs` (`dump_info_json`).
+    fn dump_info_json(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// The JSON-RPC call that recreates this bdev, as `{"method":..,"params":..}`
+    /// (`write_config_json`); `None` for bdevs not created by config.
+    fn write_config_json(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A module's per-thread channel: receives requests, and is polled by the
+/// bdev channel that owns it.
+pub trait ModuleChannel {
+    /// Starts one request (`submit_request`). The request completes through
+    /// the channel's [`Completer`], now or later.
+    fn submit_request(&mut self, io: IoRequest<'_>);
+
+    /// Reaps finished work (a device's completion queue, an io_uring CQ)
+    /// and reports it through the completer; returns how many completed.
+    fn poll(&mut self) -> usize {
+        0
+    }
+
+    /// In-flight requests the module still holds (diagnostics).
+    fn outstanding(&self) -> usize {
+        0
+    }
+}
+
+/// One request handed to a module: the blocks, the type and a window into
+/// the submitter's buffers.
+pub struct IoRequest<'a> {
+    /// Its handle, for the completer.
+    pub id: IoId,
+    /// What to do.
+    pub io_type: IoType,
+    /// First block.
+    pub offset_blocks: u64,
+    /// Number of blocks.
+    pub num_blocks: u64,
+    /// Block size in bytes.
+    pub block_size: u32,
+    pub(crate) data: &'a mut IoData,
+    pub(crate) data_off: usize,
+    pub(crate) whole: bool,
+}
+
+impl IoRequest<'_> {
+    /// Bytes the request moves.
+    pub fn len_bytes(&self) -> usize {
+        (self.num_blocks * self.block_size as u64) as usize
+    }
+
+    /// Byte offset on the bdev.
+    pub fn offset_bytes(&self) -> u64 {
+        self.offset_blocks * self.block_size as u64
+    }
+
+    /// Calls `f` on each piece of this request's data, in order (mutable:
+    /// reads fill it).
+    pub fn for_each_mut(&mut self, f: impl FnMut(&mut [u8])) {
+        let len = self.len_bytes();
+        self.data.for_each_mut(self.data_off, len, f)
+    }
+
+    /// Calls `f` on each piece of this request's data, in order.
+    pub fn for_each(&self, f: impl FnMut(&[u8])) {
+        self.data.for_each(self.data_off, self.len_bytes(), f)
+    }
+
+    /// The compare half of a compare-and-write.
+    pub fn compare_half(&self) -> Option<&[u8]> {
+        match &*self.data {
+            IoData::CompareWrite { compare, .. } => Some(&compare[..]),
+            _ => None,
+        }
+    }
+
+    /// The write half of a compare-and-write.
+    pub fn write_half(&self) -> Option<&[u8]> {
+        self.data.write_half().map(|b| &b[..])
+    }
+
+    /// Takes the submitter's buffers to forward them to another bdev (a
+    /// virtual bdev's way); give them back with
+    /// [`Completer::complete_with_data`]. `None` for a piece of a split
+    /// I/O, whose buffers are shared with its siblings.
+    pub fn take_data(&mut self) -> Option<IoData> {
+        if self.whole {
+            Some(std::mem::take(self.data))
+        } else {
+            None
+        }
+    }
+}
+
+pub(crate) struct Done {
+    pub id: IoId,
+    pub status: IoStatus,
+    pub data: Option<IoData>,
+}
+
+/// A module's handle for reporting completions to its bdev channel.
+/// Cloning it (once, when a channel is created) is cheap; completing is a
+/// push onto a preallocated queue.
+#[derive(Clone)]
+pub struct Completer(pub(crate) Rc<RefCell<VecDeque<Done>>>);
+
+impl Completer {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Completer(Rc::new(RefCell::new(VecDeque::with_capacity(n))))
+    }
+
+    /// Reports that `id` finished with `status`.
+    #[inline]
+    pub fn complete(&self, id: IoId, status: IoStatus) {
+        self.0.borrow_mut().push_back(Done {
+            id,
+            status,
+            data: None,
+        });
+    }
+
+    /// Reports completion and returns buffers taken with [`IoRequest::take_data`].
+    pub fn complete_with_data(&self, id: IoId, status: IoStatus, data: IoData) {
+        self.0.borrow_mut().push_back(Done {
+            id,
+            status,
+            data: Some(data),
+        });
+    }
+
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<Done> {
+        self.0.borrow_mut().pop_front()
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+}

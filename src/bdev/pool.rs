@@ -1,0 +1,116 @@
+//! The per-channel pool of I/O requests (SPDK's `spdk_bdev_io`): allocated
+//! once when the channel is created, recycled through a free list.
+
+use super::buf::IoData;
+use super::io::{IoDone, IoId, IoStatus, IoType};
+use std::task::Waker;
+
+pub(crate) const NO_PARENT: u32 = u32::MAX;
+
+/// Where a completion goes.
+pub(crate) enum Cb {
+    /// Nobody waits (a future was dropped, or a split child).
+    None,
+    /// A callback object.
+    Done(Box<dyn IoDone>),
+    /// An async future: wake it and keep the result in the slot.
+    Waker(Option<Waker>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    Free,
+    /// With the module.
+    InModule,
+    /// Waiting to be resubmitted after the module said NOMEM.
+    NoMem,
+    /// A split parent: its children are in flight.
+    SplitParent,
+    /// Finished; an async future will collect it.
+    AsyncDone,
+}
+
+pub(crate) struct Slot {
+    pub gen: u32,
+    pub state: State,
+    pub io_type: IoType,
+    pub offset_blocks: u64,
+    pub num_blocks: u64,
+    pub data: IoData,
+    pub cb: Cb,
+    pub submit_tick: u64,
+    pub status: IoStatus,
+    /// For a split child: its parent; NO_PARENT otherwise.
+    pub parent: u32,
+    /// For a split child: byte offset into the parent's data.
+    pub data_off: usize,
+    /// For a split parent: next block to issue, end block, children in flight.
+    pub split_next: u64,
+    pub split_end: u64,
+    pub split_outstanding: u32,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            gen: 0,
+            state: State::Free,
+            io_type: IoType::Read,
+            offset_blocks: 0,
+            num_blocks: 0,
+            data: IoData::None,
+            cb: Cb::None,
+            submit_tick: 0,
+            status: IoStatus::Success,
+            parent: NO_PARENT,
+            data_off: 0,
+            split_next: 0,
+            split_end: 0,
+            split_outstanding: 0,
+        }
+    }
+}
+
+pub(crate) struct Pool {
+    pub slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+impl Pool {
+    pub fn new(n: usize) -> Pool {
+        Pool {
+            slots: (0..n).map(|_| Slot::new()).collect(),
+            free: (0..n as u32).rev().collect(),
+        }
+    }
+
+    #[inline]
+    pub fn alloc(&mut self) -> Option<u32> {
+        self.free.pop()
+    }
+
+    #[inline]
+    pub fn release(&mut self, idx: u32) {
+        let s = &mut self.slots[idx as usize];
+        s.state = State::Free;
+        s.gen = s.gen.wrapping_add(1);
+        s.parent = NO_PARENT;
+        self.free.push(idx);
+    }
+
+    #[inline]
+    pub fn id(&self, idx: u32) -> IoId {
+        IoId {
+            idx,
+            gen: self.slots[idx as usize].gen,
+        }
+    }
+
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+}

@@ -1,0 +1,62 @@
+//! The process-wide table of registered bdevs, by name, alias and UUID.
+//! Touched on register, unregister and open only — never per I/O.
+
+use super::bdev::Bdev;
+use super::{BdevError, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Default)]
+struct Registry {
+    by_name: HashMap<String, Arc<Bdev>>,
+    order: Vec<Arc<Bdev>>,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    let mut g: MutexGuard<'_, Option<Registry>> =
+        REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(Registry::default))
+}
+
+fn keys(b: &Bdev) -> Vec<String> {
+    let mut k = vec![b.name().to_string(), b.uuid().to_string()];
+    k.extend(b.aliases().iter().cloned());
+    k
+}
+
+pub(crate) fn insert(b: &Arc<Bdev>) -> Result<()> {
+    with(|r| {
+        let keys = keys(b);
+        if let Some(k) = keys.iter().find(|k| r.by_name.contains_key(*k)) {
+            return Err(BdevError::Exists(k.clone()));
+        }
+        for k in keys {
+            r.by_name.insert(k, b.clone());
+        }
+        r.order.push(b.clone());
+        Ok(())
+    })
+}
+
+pub(crate) fn remove(b: &Arc<Bdev>) {
+    with(|r| {
+        for k in keys(b) {
+            if r.by_name.get(&k).is_some_and(|x| Arc::ptr_eq(x, b)) {
+                r.by_name.remove(&k);
+            }
+        }
+        r.order.retain(|x| !Arc::ptr_eq(x, b));
+    })
+}
+
+/// Looks a bdev up by name, alias or UUID text (`spdk_bdev_get_by_name`).
+pub fn get_by_name(name: &str) -> Option<Arc<Bdev>> {
+    with(|r| r.by_name.get(name).cloned())
+}
+
+/// Every registered bdev, in registration order (`bdev_get_bdevs`).
+pub fn bdevs() -> Vec<Arc<Bdev>> {
+    with(|r| r.order.clone())
+}

@@ -1,0 +1,358 @@
+//! The I/O calls of a descriptor (SPDK's `spdk_bdev_read_blocks`, ...):
+//! argument checks, then a pooled request through the channel.
+//! Every call either starts the I/O — its callback runs later, from the
+//! channel's poll — or returns the data and callback in a [`Rejected`].
+
+use super::buf::{IoBuf, IoData};
+use super::channel::{Channel, ChannelInner};
+use super::desc::Desc;
+use super::io::{IoDone, IoId, IoType, Rejected};
+use super::pool::Cb;
+use super::BdevError;
+use std::sync::Arc;
+
+type Submitted = std::result::Result<(), Rejected>;
+
+impl Desc {
+    #[inline]
+    pub(crate) fn check(
+        &self,
+        ch: &ChannelInner,
+        io_type: IoType,
+        off: u64,
+        n: u64,
+        data: &IoData,
+    ) -> Result<(), BdevError> {
+        let bdev = &self.inner.bdev;
+        if !Arc::ptr_eq(&ch.bdev, bdev) {
+            return Err(BdevError::WrongChannel {
+                desc: bdev.name().into(),
+                channel: ch.bdev.name().into(),
+            });
+        }
+        if io_type.is_write() && !self.inner.write {
+            return Err(BdevError::ReadOnly {
+                bdev: bdev.name().into(),
+                io_type,
+            });
+        }
+        if ch.supported & io_type.bit() == 0 {
+            return Err(BdevError::Unsupported {
+                bdev: bdev.name().into(),
+                io_type,
+            });
+        }
+        if io_type != IoType::Reset
+            && (n == 0 || off.checked_add(n).is_none_or(|e| e > ch.num_blocks))
+        {
+            return Err(BdevError::OutOfRange {
+                bdev: bdev.name().into(),
+                offset_blocks: off,
+                num_blocks: n,
+                bdev_blocks: ch.num_blocks,
+            });
+        }
+        if io_type.has_data() {
+            let want = n * ch.block_size as u64;
+            let ok = match data {
+                IoData::CompareWrite { compare, write } => {
+                    compare.len() as u64 == want && write.len() as u64 == want
+                }
+                d => d.len() == want,
+            };
+            if !ok {
+                return Err(BdevError::BufferLength {
+                    want,
+                    got: data.len(),
+                });
+            }
+        }
+        if bdev.is_removed() {
+            return Err(BdevError::Removed(bdev.name().into()));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn submit_cb(
+        &self,
+        ch: &Channel,
+        io_type: IoType,
+        off: u64,
+        n: u64,
+        data: IoData,
+        cb: Cb,
+    ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
+        if let Err(e) = self.check(&ch.0, io_type, off, n, &data) {
+            return Err((e, data, cb));
+        }
+        ch.0.start(io_type, off, n, data, cb)
+    }
+
+    /// Submits any I/O type with a callback; the typed calls below wrap it.
+    #[inline]
+    pub fn submit(
+        &self,
+        ch: &Channel,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: IoData,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        match self.submit_cb(ch, io_type, offset_blocks, num_blocks, data, Cb::Done(cb)) {
+            Ok(_) => Ok(()),
+            Err((error, data, cb)) => Err(Rejected {
+                error,
+                data,
+                cb: match cb {
+                    Cb::Done(c) => Some(c),
+                    _ => None,
+                },
+            }),
+        }
+    }
+
+    /// Converts a byte offset and length to blocks, checking alignment.
+    pub fn bytes_to_blocks(&self, offset: u64, len: u64) -> Result<(u64, u64), BdevError> {
+        let bs = self.inner.bdev.block_size() as u64;
+        let bad = |what, value| BdevError::Unaligned {
+            bdev: self.inner.bdev.name().into(),
+            what,
+            value,
+            block_size: bs as u32,
+        };
+        if offset % bs != 0 {
+            return Err(bad("offset", offset));
+        }
+        if len % bs != 0 {
+            return Err(bad("length", len));
+        }
+        Ok((offset / bs, len / bs))
+    }
+
+    fn bytes(
+        &self,
+        ch: &Channel,
+        t: IoType,
+        data: IoData,
+        offset: u64,
+        len: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        match self.bytes_to_blocks(offset, len) {
+            Ok((o, n)) => self.submit(ch, t, o, n, data, cb),
+            Err(error) => Err(Rejected {
+                error,
+                data,
+                cb: Some(cb),
+            }),
+        }
+    }
+
+    /// Reads `buf.len()` bytes at byte `offset` (`spdk_bdev_read`).
+    pub fn read(&self, ch: &Channel, buf: IoBuf, offset: u64, cb: Box<dyn IoDone>) -> Submitted {
+        let len = buf.len() as u64;
+        self.bytes(ch, IoType::Read, IoData::Buf(buf), offset, len, cb)
+    }
+
+    /// Writes `buf` at byte `offset` (`spdk_bdev_write`).
+    pub fn write(&self, ch: &Channel, buf: IoBuf, offset: u64, cb: Box<dyn IoDone>) -> Submitted {
+        let len = buf.len() as u64;
+        self.bytes(ch, IoType::Write, IoData::Buf(buf), offset, len, cb)
+    }
+
+    /// Reads `num_blocks` at `offset_blocks` into `buf` (`spdk_bdev_read_blocks`).
+    #[inline]
+    pub fn read_blocks(
+        &self,
+        ch: &Channel,
+        buf: IoBuf,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        self.submit(
+            ch,
+            IoType::Read,
+            offset_blocks,
+            num_blocks,
+            IoData::Buf(buf),
+            cb,
+        )
+    }
+
+    /// Writes `buf` to `num_blocks` at `offset_blocks` (`spdk_bdev_write_blocks`).
+    #[inline]
+    pub fn write_blocks(
+        &self,
+        ch: &Channel,
+        buf: IoBuf,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        self.submit(
+            ch,
+            IoType::Write,
+            offset_blocks,
+            num_blocks,
+            IoData::Buf(buf),
+            cb,
+        )
+    }
+
+    /// Scatter read into `bufs`, in order (`spdk_bdev_readv_blocks`).
+    pub fn readv_blocks(
+        &self,
+        ch: &Channel,
+        bufs: Vec<IoBuf>,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        self.submit(
+            ch,
+            IoType::Read,
+            offset_blocks,
+            num_blocks,
+            IoData::Vec(bufs),
+            cb,
+        )
+    }
+
+    /// Gather write from `bufs`, in order (`spdk_bdev_writev_blocks`).
+    pub fn writev_blocks(
+        &self,
+        ch: &Channel,
+        bufs: Vec<IoBuf>,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        self.submit(
+            ch,
+            IoType::Write,
+            offset_blocks,
+            num_blocks,
+            IoData::Vec(bufs),
+            cb,
+        )
+    }
+
+    /// Compares `buf` with the blocks; a difference completes with
+    /// `IoStatus::Miscompare` (`spdk_bdev_compare_blocks`).
+    pub fn compare_blocks(
+        &self,
+        ch: &Channel,
+        buf: IoBuf,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        self.submit(
+            ch,
+            IoType::Compare,
+            offset_blocks,
+            num_blocks,
+            IoData::Buf(buf),
+            cb,
+        )
+    }
+
+    /// Writes `write` only if the blocks equal `compare`
+    /// (`spdk_bdev_comparev_and_writev_blocks`); never split.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compare_and_write_blocks(
+        &self,
+        ch: &Channel,
+        compare: IoBuf,
+        write: IoBuf,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        let data = IoData::CompareWrite { compare, write };
+        let max = ch.0.max_rw;
+        if max != 0 && num_blocks > max {
+            let error = BdevError::InvalidParam(format!(
+                "compare-and-write of {num_blocks} blocks exceeds the {max}-block atomic limit of '{}'",
+                self.bdev().name()
+            ));
+            return Err(Rejected {
+                error,
+                data,
+                cb: Some(cb),
+            });
+        }
+        self.submit(
+            ch,
+            IoType::CompareAndWrite,
+            offset_blocks,
+            num_blocks,
+            data,
+            cb,
+        )
+    }
+
+    /// Deallocates blocks (`spdk_bdev_unmap_blocks`).
+    pub fn unmap_blocks(
+        &self,
+        ch: &Channel,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        self.submit(
+            ch,
+            IoType::Unmap,
+            offset_blocks,
+            num_blocks,
+            IoData::None,
+            cb,
+        )
+    }
+
+    /// Zeroes blocks without a buffer (`spdk_bdev_write_zeroes_blocks`).
+    pub fn write_zeroes_blocks(
+        &self,
+        ch: &Channel,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        self.submit(
+            ch,
+            IoType::WriteZeroes,
+            offset_blocks,
+            num_blocks,
+            IoData::None,
+            cb,
+        )
+    }
+
+    /// Makes writes to the blocks durable (`spdk_bdev_flush_blocks`).
+    pub fn flush_blocks(
+        &self,
+        ch: &Channel,
+        offset_blocks: u64,
+        num_blocks: u64,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        self.submit(
+            ch,
+            IoType::Flush,
+            offset_blocks,
+            num_blocks,
+            IoData::None,
+            cb,
+        )
+    }
+
+    /// Resets the bdev (`spdk_bdev_reset`): I/O this channel queued for
+    /// NOMEM retry is aborted, then the module resets.
+    pub fn reset(&self, ch: &Channel, cb: Box<dyn IoDone>) -> Submitted {
+        ch.0.abort_queued();
+        self.submit(ch, IoType::Reset, 0, 0, IoData::None, cb)
+    }
+}

@@ -1,0 +1,42 @@
+//! Helpers shared by the bdev tests (included with `mod common;`).
+#![allow(dead_code)]
+
+use spdk_io::bdev::{Channel, IoCompletion, IoStatus};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Polls `ch` until `done()` holds; fails after a bounded number of polls.
+pub fn poll_until(ch: &Channel, mut done: impl FnMut() -> bool) {
+    for _ in 0..2_000_000 {
+        if done() {
+            return;
+        }
+        ch.poll();
+    }
+    panic!("condition not reached after 2M polls");
+}
+
+/// A place completions are recorded in.
+pub type Log = Rc<RefCell<Vec<IoCompletion>>>;
+
+pub fn log() -> Log {
+    Rc::new(RefCell::new(Vec::new()))
+}
+
+/// A callback that records its completion into `log`.
+pub fn rec(log: &Log) -> Box<dyn spdk_io::bdev::IoDone> {
+    let l = log.clone();
+    Box::new(move |c: IoCompletion| l.borrow_mut().push(c))
+}
+
+/// Statuses of the recorded completions.
+pub fn statuses(log: &Log) -> Vec<IoStatus> {
+    log.borrow().iter().map(|c| c.status).collect()
+}
+
+/// A name unique within the test process.
+pub fn uniq(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}{}", N.fetch_add(1, Ordering::Relaxed))
+}
