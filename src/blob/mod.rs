@@ -10,7 +10,8 @@
 //! made here opens in SPDK.
 //!
 //! - [`dev`]: the device seam ([`BsDev`], SPDK's `spdk_bs_dev`) with
-//!   [`RamDev`] and [`FileDev`]; [`cut_dev`]: a device that loses power.
+//!   [`RamDev`] and [`FileDev`]; [`BdevBsDev`]: any bdev of the `bdev` layer;
+//!   [`cut_dev`]: a device that loses power.
 //! - [`format`]: the on-disk structures, encode and decode.
 //! - [`Blobstore`]: init / load (with dirty recovery) / unload, super blob,
 //!   grow, free clusters ([`store`], [`load`]).
@@ -44,6 +45,7 @@
 //! # Ok::<(), spdk_io::blob::BlobError>(())
 //! ```
 
+pub mod bdev_dev;
 pub mod bitmap;
 pub mod cut_dev;
 pub mod dev;
@@ -64,6 +66,7 @@ pub mod store;
 /// A blob id: `(1 << 32) | root md page index` (spdk_blob_id).
 pub type BlobId = u64;
 
+pub use bdev_dev::BdevBsDev;
 pub use cut_dev::PowerCutDev;
 pub use dev::{BsDev, FileDev, RamDev};
 pub use error::BlobError;

@@ -6,8 +6,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod blob;
 mod bdevperf;
+mod blob;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
