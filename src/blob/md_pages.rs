@@ -271,3 +271,81 @@ impl BlobMd {
         Ok(md)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::format::INVALID_MD_PAGE;
+
+    fn blob(clusters: Vec<u32>, extent_pages: Vec<u32>) -> BlobMd {
+        BlobMd {
+            id: 0x1_0000_0000,
+            invalid_flags: BLOB_EXTENT_TABLE,
+            use_extent_table: true,
+            clusters,
+            extent_pages,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unallocated_extent_pages_are_one_zero_run() {
+        let md = blob(vec![0; 4 * EXTENTS_PER_EP + 1], vec![0, 0, 7, 0, 0]);
+        let pages = md.serialize();
+        assert_eq!(pages.len(), 1);
+        assert_eq!(
+            pages[0][1],
+            Descriptor::ExtentTable {
+                num_clusters: 4 * 512 + 1,
+                runs: vec![(0, 2), (7, 1), (0, 2)]
+            }
+        );
+    }
+
+    #[test]
+    fn an_xattr_that_does_not_fit_opens_a_new_page() {
+        let mut md = blob(vec![], vec![]);
+        md.xattrs = vec![("a".into(), vec![1; 3000]), ("b".into(), vec![2; 3000])];
+        let pages = md.serialize();
+        assert_eq!(pages.len(), 2);
+        assert!(matches!(pages[1][0], Descriptor::Xattr { ref name, .. } if name == "b"));
+        assert!(matches!(
+            pages[1][1],
+            Descriptor::ExtentTable {
+                num_clusters: 0,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn parse_rejects_an_extent_page_for_the_wrong_clusters() {
+        let md = blob(vec![3, 4], vec![1]);
+        let root = MdPage {
+            id: md.id,
+            sequence_num: 0,
+            descriptors: md.serialize().remove(0),
+            next: INVALID_MD_PAGE,
+        };
+        let ep = |start: u32| MdPage {
+            id: md.id,
+            sequence_num: 0,
+            descriptors: vec![Descriptor::ExtentPage {
+                start_cluster_idx: start,
+                cluster_idx: vec![3, 4],
+            }],
+            next: INVALID_MD_PAGE,
+        };
+        let ok = BlobMd::parse(md.id, &[(0, root.clone())], |_| Ok(ep(0)), 16, 16).unwrap();
+        assert_eq!(ok.clusters, vec![3, 4]);
+        assert!(BlobMd::parse(md.id, &[(0, root.clone())], |_| Ok(ep(512)), 16, 16).is_err());
+        assert!(
+            BlobMd::parse(md.id, &[(0, root.clone())], |_| Ok(ep(0)), 4, 16).is_err(),
+            "cluster 4 is past a 4-cluster store"
+        );
+        assert!(
+            BlobMd::parse(md.id + 1, &[(0, root)], |_| Ok(ep(0)), 16, 16).is_err(),
+            "page of another blob"
+        );
+    }
+}
