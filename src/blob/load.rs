@@ -91,6 +91,7 @@ impl<D: BsDev> Blobstore<D> {
         }
         bs.finish_interrupted_snapshot_ops()?;
         bs.check_parents();
+        bs.check_sharing();
         Ok(bs)
     }
 

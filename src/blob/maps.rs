@@ -2,9 +2,13 @@
 //! rebuilt from the blobs after a dirty load, topped up after a clean one,
 //! and checked against the blobs by [`Blobstore::verify`].
 
+use std::collections::BTreeMap;
+
 use super::dev::BsDev;
+use super::error::BlobError;
 use super::format::PAGE_SIZE;
 use super::store::{blobid_to_page, page_to_blobid, Blobstore};
+use super::BlobId;
 
 impl<D: BsDev> Blobstore<D> {
     /// Clusters holding the super block, masks and md region.
@@ -126,5 +130,33 @@ impl<D: BsDev> Blobstore<D> {
             }
         }
         Ok(())
+    }
+
+    /// Sets aside blobs that share an md page or a cluster with another
+    /// blob (only a corrupt store does): writing either would damage the other.
+    pub(crate) fn check_sharing(&mut self) {
+        let mut pages: BTreeMap<u32, BlobId> = BTreeMap::new();
+        let mut clusters: BTreeMap<u32, BlobId> = BTreeMap::new();
+        let mut bad: Vec<(BlobId, String)> = Vec::new();
+        for md in self.blobs.values() {
+            for &p in md.chain.iter().chain(md.disk_extent_pages.iter().filter(|&&p| p != 0)) {
+                if let Some(other) = pages.insert(p, md.id) {
+                    bad.push((md.id, format!("shares md page {p} with blob {other:#x}")));
+                    bad.push((other, format!("shares md page {p} with blob {:#x}", md.id)));
+                }
+            }
+            for &c in md.clusters.iter().filter(|&&c| c != 0) {
+                if let Some(other) = clusters.insert(c, md.id) {
+                    bad.push((md.id, format!("shares cluster {c} with blob {other:#x}")));
+                    bad.push((other, format!("shares cluster {c} with blob {:#x}", md.id)));
+                }
+            }
+        }
+        for (id, reason) in bad {
+            if self.blobs.remove(&id).is_some() {
+                log::warn!("blob {id:#x}: {reason}; set aside");
+                self.bad_blobs.insert(id, BlobError::CorruptBlob { id, reason });
+            }
+        }
     }
 }
