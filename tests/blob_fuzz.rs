@@ -228,13 +228,19 @@ fn blobs_sharing_a_cluster_are_set_aside() {
         cluster_idx[3] = 1;
     }
     img[off..off + PAGE_SIZE].copy_from_slice(&p.encode().unwrap());
-    let mut bs = Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
+    let mut bs =
+        Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
     assert!(bs.open_blob(0x1_0000_0000).is_err());
     assert!(bs.open_blob(0x1_0000_0002).is_err());
     let c = bs.open_blob(0x1_0000_0004).unwrap();
     bs.close_blob(c).unwrap();
     // Their clusters stay claimed: a new blob does not get cluster 1, 2 or 3.
-    let id = bs.create_blob(&BlobOpts { num_clusters: 1, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 1,
+            ..Default::default()
+        })
+        .unwrap();
     let h = bs.open_blob(id).unwrap();
     bs.close_blob(h).unwrap();
     assert_eq!(bs.free_cluster_count(), 11);

@@ -74,15 +74,7 @@ impl<D: BsDev> Blobstore<D> {
             let ids: Vec<u32> = bs.used_blobids.iter_set().collect();
             for page in ids {
                 let id = page_to_blobid(page);
-                match bs.load_blob(id) {
-                    Ok(md) => {
-                        bs.blobs.insert(id, md);
-                    }
-                    Err(e) => {
-                        log::warn!("blob {id:#x}: {e}");
-                        bs.bad_blobs.insert(id, e);
-                    }
-                }
+                bs.adopt_blob(id);
             }
             bs.claim_referenced();
         } else {
@@ -194,11 +186,27 @@ impl<D: BsDev> Blobstore<D> {
                 "maps a data cluster onto metadata cluster {c}"
             )));
         }
-        let unknown = md.invalid_flags & !INVALID_FLAGS_KNOWN;
-        if unknown != 0 {
-            return Err(BlobError::UnknownInvalidFlags { id, flags: unknown });
-        }
         Ok(md)
+    }
+
+    /// Loads a blob found on disk: usable ones join the store; ones with
+    /// invalid_flags this implementation does not know are set aside (their
+    /// space stays claimed); unreadable ones are recorded.
+    fn adopt_blob(&mut self, id: BlobId) {
+        match self.load_blob(id) {
+            Ok(md) => {
+                let unknown = md.invalid_flags & !INVALID_FLAGS_KNOWN;
+                if unknown != 0 {
+                    self.set_aside(md, BlobError::UnknownInvalidFlags { id, flags: unknown });
+                } else {
+                    self.blobs.insert(id, md);
+                }
+            }
+            Err(e) => {
+                log::warn!("blob {id:#x}: {e}");
+                self.bad_blobs.insert(id, e);
+            }
+        }
     }
 
     /// Dirty load: scan every md page for blob roots (crc valid, sequence 0,
@@ -213,16 +221,7 @@ impl<D: BsDev> Blobstore<D> {
             if p.sequence_num != 0 || p.id != page_to_blobid(page) {
                 continue;
             }
-            let id = p.id;
-            match self.load_blob(id) {
-                Ok(md) => {
-                    self.blobs.insert(id, md);
-                }
-                Err(e) => {
-                    log::warn!("recovery: skipping blob {id:#x}: {e}");
-                    self.bad_blobs.insert(id, e);
-                }
-            }
+            self.adopt_blob(p.id);
         }
         self.rebuild_maps();
         Ok(())
@@ -248,10 +247,8 @@ impl<D: BsDev> Blobstore<D> {
                 Some((b.id, "its chain of parent snapshots loops".to_string()))
             });
             let Some((id, reason)) = bad else { break };
-            log::warn!("blob {id:#x}: {reason}");
-            self.blobs.remove(&id);
-            self.bad_blobs
-                .insert(id, BlobError::CorruptBlob { id, reason });
+            let md = self.blobs.remove(&id).expect("found among the blobs");
+            self.set_aside(md, BlobError::CorruptBlob { id, reason });
         }
     }
 

@@ -22,7 +22,7 @@ impl<D: BsDev> Blobstore<D> {
     /// cluster in use).
     pub(crate) fn claim_referenced(&mut self) {
         let mut missing = 0u32;
-        for md in self.blobs.values() {
+        for md in self.blobs.values().chain(self.reserved.iter()) {
             let pages = md
                 .chain
                 .iter()
@@ -52,7 +52,7 @@ impl<D: BsDev> Blobstore<D> {
         for c in 0..self.num_md_clusters() {
             self.used_clusters.set(c);
         }
-        for md in self.blobs.values() {
+        for md in self.blobs.values().chain(self.reserved.iter()) {
             if let Some(p) = blobid_to_page(md.id) {
                 self.used_blobids.set(p);
             }
@@ -76,7 +76,7 @@ impl<D: BsDev> Blobstore<D> {
         let mut pages = std::collections::BTreeMap::new();
         let mut clusters = std::collections::BTreeMap::new();
         let first_data = self.num_md_clusters();
-        for md in self.blobs.values() {
+        for md in self.all_md() {
             for &p in md
                 .chain
                 .iter()
@@ -112,7 +112,7 @@ impl<D: BsDev> Blobstore<D> {
                     self.used_md_pages.get(p)
                 ));
             }
-            let root = self.blobs.contains_key(&page_to_blobid(p));
+            let root = self.all_md().any(|b| b.id == page_to_blobid(p));
             if self.used_blobids.get(p) != root {
                 return Err(format!(
                     "used blob id mask bit {p} is {}, blobs say {root}",
@@ -138,8 +138,12 @@ impl<D: BsDev> Blobstore<D> {
         let mut pages: BTreeMap<u32, BlobId> = BTreeMap::new();
         let mut clusters: BTreeMap<u32, BlobId> = BTreeMap::new();
         let mut bad: Vec<(BlobId, String)> = Vec::new();
-        for md in self.blobs.values() {
-            for &p in md.chain.iter().chain(md.disk_extent_pages.iter().filter(|&&p| p != 0)) {
+        for md in self.all_md() {
+            for &p in md
+                .chain
+                .iter()
+                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0))
+            {
                 if let Some(other) = pages.insert(p, md.id) {
                     bad.push((md.id, format!("shares md page {p} with blob {other:#x}")));
                     bad.push((other, format!("shares md page {p} with blob {:#x}", md.id)));
@@ -153,9 +157,8 @@ impl<D: BsDev> Blobstore<D> {
             }
         }
         for (id, reason) in bad {
-            if self.blobs.remove(&id).is_some() {
-                log::warn!("blob {id:#x}: {reason}; set aside");
-                self.bad_blobs.insert(id, BlobError::CorruptBlob { id, reason });
+            if let Some(md) = self.blobs.remove(&id) {
+                self.set_aside(md, BlobError::CorruptBlob { id, reason });
             }
         }
     }

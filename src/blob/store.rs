@@ -74,6 +74,8 @@ pub struct Blobstore<D: BsDev> {
     pub(crate) blobs: BTreeMap<BlobId, BlobMd>,
     /// Blobs whose metadata cannot be used, and why.
     pub(crate) bad_blobs: BTreeMap<BlobId, BlobError>,
+    /// Metadata of set-aside blobs whose pages and clusters stay claimed.
+    pub(crate) reserved: Vec<BlobMd>,
     /// Whether the on-disk super block says clean.
     pub(crate) disk_clean: bool,
     /// A zeroed cluster-sized buffer, reused for zero fills.
@@ -191,6 +193,7 @@ impl<D: BsDev> Blobstore<D> {
             total_clusters,
             blobs: BTreeMap::new(),
             bad_blobs: BTreeMap::new(),
+            reserved: Vec::new(),
             disk_clean: false,
             zero_cluster,
         }
@@ -326,5 +329,18 @@ impl<D: BsDev> Blobstore<D> {
     /// The used md page, used cluster and used blob id maps in memory.
     pub fn masks(&self) -> (&BitArray, &BitArray, &BitArray) {
         (&self.used_md_pages, &self.used_clusters, &self.used_blobids)
+    }
+
+    /// Sets a blob aside: it cannot be opened (`err` says why), but what it
+    /// references stays claimed so nothing overwrites it.
+    pub(crate) fn set_aside(&mut self, md: BlobMd, err: BlobError) {
+        log::warn!("blob {:#x} set aside: {err}", md.id);
+        self.bad_blobs.insert(md.id, err);
+        self.reserved.push(md);
+    }
+
+    /// Every blob's metadata, usable or set aside.
+    pub(crate) fn all_md(&self) -> impl Iterator<Item = &BlobMd> {
+        self.blobs.values().chain(self.reserved.iter())
     }
 }
