@@ -6,7 +6,14 @@ mod blob_common;
 
 use blob_common::pattern;
 use spdk_io::bdev;
-use spdk_io::blob::{BdevBsDev, BlobOpts, Blobstore, BsOpts, FileDev, LoadOpts};
+use spdk_io::blob::{
+    BdevBsDev, BlobError, BlobOpts, Blobstore, BlobstoreHandle, BsOpts, FileDev, LoadOpts,
+};
+use spdk_io::thread::{spawn_local, Thread};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 fn exercise(dev: BdevBsDev) -> (BdevBsDev, u64) {
     let mut bs = Blobstore::init(dev, &BsOpts::default()).unwrap();
@@ -61,4 +68,78 @@ fn a_blobstore_lives_on_malloc_and_file_bdevs_from_an_spdk_config() {
         vec![("name".to_string(), b"on-bdev\0".to_vec())]
     );
     std::fs::remove_file(&path).unwrap();
+
+    on_a_metadata_thread("BlobMalloc0");
+}
+
+/// Where an async task leaves its result.
+type Slot<T> = Rc<RefCell<Option<Result<T, BlobError>>>>;
+
+/// SPDK's arrangement: the blobstore is loaded on its metadata thread, on a
+/// bdev channel of that thread; an application thread calls in by message.
+fn on_a_metadata_thread(bdev_name: &'static str) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let stop2 = stop.clone();
+    let md = std::thread::spawn(move || {
+        let t = Thread::new("blob_md");
+        tx.send(t.handle()).unwrap();
+        while !stop2.load(Ordering::Acquire) {
+            t.poll(0);
+        }
+        t.exit();
+        while !t.is_exited() {
+            t.poll(0);
+        }
+        t.destroy().unwrap();
+    });
+    let md_handle = rx.recv().unwrap();
+    let app = Thread::new("app");
+    let out: Slot<Vec<u8>> = Rc::default();
+    let out2 = out.clone();
+    let task = app
+        .enter(|| {
+            spawn_local(async move {
+                let r = async {
+                    let h = BlobstoreHandle::start_with(&md_handle, move || {
+                        let dev = BdevBsDev::open(bdev_name).map_err(|source| BlobError::Io {
+                            op: "open",
+                            lba: 0,
+                            blocks: 0,
+                            source,
+                        })?;
+                        Blobstore::load(dev, &LoadOpts::default())
+                    })
+                    .await?;
+                    let data = h
+                        .run(|bs| {
+                            let id = bs.blob_ids()[0];
+                            let b = bs.open_blob(id)?;
+                            let mut buf = vec![0u8; 8192];
+                            let unit = bs.io_unit_size() as u64;
+                            let r = bs.read(&b, (1 << 20) / unit + 1, &mut buf);
+                            bs.close_blob(b)?;
+                            r.map(|_| buf)
+                        })
+                        .await?;
+                    h.unload_in_place().await?;
+                    Ok(data)
+                }
+                .await;
+                *out2.borrow_mut() = Some(r);
+            })
+        })
+        .unwrap();
+    while !task.is_finished() {
+        app.poll(0);
+    }
+    let data = out.borrow_mut().take().unwrap().unwrap();
+    assert_eq!(data, pattern('B', 8192));
+    stop.store(true, Ordering::Release);
+    md.join().unwrap();
+    app.exit();
+    while !app.is_exited() {
+        app.poll(0);
+    }
+    app.destroy().unwrap();
 }

@@ -78,6 +78,46 @@ impl<D: BsDev + Send + 'static> BlobstoreHandle<D> {
         })
     }
 
+    /// Unloads the store on the metadata thread and returns the device.
+    pub async fn unload(self) -> Result<D> {
+        let key = self.key;
+        Thread::send(&self.md_thread, move || take_store::<D>(key)?.unload())
+            .await
+            .map_err(thread_err)?
+    }
+}
+
+fn take_store<D: BsDev + 'static>(key: u64) -> Result<Box<Blobstore<D>>> {
+    let any = STORES
+        .with(|s| s.borrow_mut().remove(&key))
+        .ok_or(BlobError::NotRunning)?;
+    any.downcast::<Blobstore<D>>()
+        .map_err(|_| BlobError::NotRunning)
+}
+
+impl<D: BsDev + 'static> BlobstoreHandle<D> {
+    /// Makes the store on `md_thread` itself with `make` (init or load on a
+    /// device opened there, e.g. a [`super::BdevBsDev`] whose channel
+    /// belongs to that thread), as SPDK loads a blobstore on its md thread.
+    pub async fn start_with<F>(md_thread: &ThreadHandle, make: F) -> Result<Self>
+    where
+        F: FnOnce() -> Result<Blobstore<D>> + Send + 'static,
+    {
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        Thread::send(md_thread, move || {
+            let bs = make()?;
+            STORES.with(|s| s.borrow_mut().insert(key, Box::new(bs) as Box<dyn Any>));
+            Ok(())
+        })
+        .await
+        .map_err(thread_err)??;
+        Ok(BlobstoreHandle {
+            md_thread: md_thread.clone(),
+            key,
+            _dev: PhantomData,
+        })
+    }
+
     /// The metadata thread.
     pub fn md_thread(&self) -> &ThreadHandle {
         &self.md_thread
@@ -114,17 +154,12 @@ impl<D: BsDev + Send + 'static> BlobstoreHandle<D> {
             .map_err(thread_err)?
     }
 
-    /// Unloads the store on the metadata thread and returns the device.
-    pub async fn unload(self) -> Result<D> {
+    /// Unloads the store on the metadata thread, closing its device there
+    /// (for devices that must stay on that thread).
+    pub async fn unload_in_place(self) -> Result<()> {
         let key = self.key;
         Thread::send(&self.md_thread, move || {
-            let any = STORES
-                .with(|s| s.borrow_mut().remove(&key))
-                .ok_or(BlobError::NotRunning)?;
-            let bs = any
-                .downcast::<Blobstore<D>>()
-                .map_err(|_| BlobError::NotRunning)?;
-            bs.unload()
+            take_store::<D>(key)?.unload().map(drop)
         })
         .await
         .map_err(thread_err)?
