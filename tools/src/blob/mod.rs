@@ -97,6 +97,11 @@ enum BlobCommand {
         /// Blob id.
         id: String,
     },
+    /// Make a blob the super blob (spdk_bs_set_super).
+    SetSuper {
+        /// Blob id.
+        id: String,
+    },
     /// Blobstore statistics.
     Stats,
     /// Benchmark metadata operations and blob vs raw I/O (destroys the bdev's contents).
@@ -220,8 +225,12 @@ fn open_bdev(config: &std::path::Path, name: &str) -> Result<Box<dyn BsDev>, Str
 
 /// Runs `spdk-io blob`.
 pub fn run(args: BlobArgs) -> Result<(), String> {
+    let json_out = args.output_format == OutputFormat::Json;
     let r = run_on_bdev(args);
     bdev::fini();
+    if let (Err(e), true) = (&r, json_out) {
+        println!("{}", json!({ "error": e }));
+    }
     r
 }
 
@@ -384,6 +393,10 @@ fn execute<D: BsDev>(
             bs.close_blob(h)?;
             r?;
             json!({ "id": format!("{id:#x}"), "xattr": name })
+        }
+        BlobCommand::SetSuper { id } => {
+            bs.set_super_blob(Some(parse_id(id)?))?;
+            json!({ "super_blob": format!("{:#x}", parse_id(id)?) })
         }
         BlobCommand::Snapshot { id } => {
             json!({ "snapshot": format!("{:#x}", bs.create_snapshot(parse_id(id)?, &[])?) })
