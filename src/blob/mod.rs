@@ -12,7 +12,7 @@
 //! - [`dev`]: the device seam ([`BsDev`], SPDK's `spdk_bs_dev`) with
 //!   [`RamDev`] and [`FileDev`]; [`BdevBsDev`]: any bdev of the `bdev` layer;
 //!   [`cut_dev`]: a device that loses power.
-//! - [`format`]: the on-disk structures, encode and decode.
+//! - [`format`](mod@format): the on-disk structures, encode and decode.
 //! - [`Blobstore`]: init / load (with dirty recovery) / unload, super blob,
 //!   grow, free clusters ([`store`], [`load`]).
 //! - Blob operations ([`ops`]): create, open/close, delete, resize, sync,
