@@ -47,7 +47,8 @@ fn write<D: BsDev>(bs: &mut Blobstore<D>, id: BlobId, page: u64, data: &[u8]) {
 
 /// The workload: one operation per step, each fully synced. Returns, per
 /// step, the device's write count at its end and the state it leaves.
-fn workload(bs: &mut Blobstore<PowerCutDev>) -> Vec<(u64, State)> {
+/// `et`: whether blobs use the extent table (SPDK's default) or RLE extents.
+fn workload(bs: &mut Blobstore<PowerCutDev>, et: bool) -> Vec<(u64, State)> {
     let mut out = vec![(bs.dev().writes(), state(bs))];
     let x = |n: &str, v: &[u8]| (n.to_string(), v.to_vec());
     let mut ids = BTreeMap::new();
@@ -60,6 +61,7 @@ fn workload(bs: &mut Blobstore<PowerCutDev>) -> Vec<(u64, State)> {
     step!(ids.insert(
         "a",
         bs.create_blob(&BlobOpts {
+            use_extent_table: et,
             num_clusters: 2,
             xattrs: vec![x("name", b"a\0")],
             ..Default::default()
@@ -70,6 +72,7 @@ fn workload(bs: &mut Blobstore<PowerCutDev>) -> Vec<(u64, State)> {
     step!(ids.insert(
         "t",
         bs.create_blob(&BlobOpts {
+            use_extent_table: et,
             num_clusters: 6,
             thin_provision: true,
             ..Default::default()
@@ -118,6 +121,7 @@ fn workload(bs: &mut Blobstore<PowerCutDev>) -> Vec<(u64, State)> {
     step!(ids.insert(
         "m",
         bs.create_blob(&BlobOpts {
+            use_extent_table: et,
             num_clusters: 1,
             xattrs: vec![x("big1", &[1; 3000]), x("big2", &[2; 3000])],
             ..Default::default()
@@ -192,6 +196,7 @@ fn check_cut(
     bl: u32,
     cut: u64,
     tear: bool,
+    et: bool,
     steps: &[(u64, State)],
 ) -> Result<(), String> {
     let dev = PowerCutDev::new(
@@ -200,7 +205,7 @@ fn check_cut(
         tear,
     );
     let mut bs = Blobstore::load(dev, &LoadOpts::default()).unwrap();
-    workload(&mut bs);
+    workload(&mut bs, et);
     let img = bs.abandon().into_inner();
     let mut bs =
         Blobstore::load(img, &LoadOpts::default()).map_err(|e| format!("load failed: {e}"))?;
@@ -250,16 +255,16 @@ fn check_cut(
     Ok(())
 }
 
-fn sweep(bl: u32, tear: bool) -> u64 {
+fn sweep(bl: u32, tear: bool, et: bool) -> u64 {
     let base = base_image(bl);
     let dev = PowerCutDev::new(RamDev::from_image(base.clone(), bl).unwrap(), None, false);
     let mut bs = Blobstore::load(dev, &LoadOpts::default()).unwrap();
-    let steps = workload(&mut bs);
+    let steps = workload(&mut bs, et);
     let total = steps.last().unwrap().0;
     assert!(total > 40, "the workload issues {total} writes");
     let failures: Vec<String> = (1..=total + 1)
         .filter_map(|n| {
-            check_cut(&base, bl, n, tear, &steps)
+            check_cut(&base, bl, n, tear, et, &steps)
                 .err()
                 .map(|e| format!("cut at write {n}: {e}"))
         })
@@ -272,7 +277,7 @@ fn sweep(bl: u32, tear: bool) -> u64 {
         failures.join("\n")
     );
     eprintln!(
-        "power-cut sweep ({bl}-byte blocks, tear={tear}): {} cut points, all consistent",
+        "power-cut sweep ({bl}-byte blocks, tear={tear}, extent table={et}): {} cut points, all consistent",
         total + 1
     );
     total + 1
@@ -280,19 +285,25 @@ fn sweep(bl: u32, tear: bool) -> u64 {
 
 #[test]
 fn every_cut_point_leaves_each_blob_old_or_new_with_agreeing_maps() {
-    sweep(4096, false);
+    sweep(4096, false, true);
 }
 
 /// Blocks are the device's atomic unit: with 4 KiB blocks a torn write
 /// never splits a metadata page, so tearing only ever splits data.
 #[test]
 fn every_torn_last_write_leaves_each_blob_old_or_new_with_agreeing_maps() {
-    sweep(4096, true);
+    sweep(4096, true, true);
 }
 
 /// With 512-byte blocks (io unit 512) every cut point, without tearing
 /// (a torn 4 KiB metadata page on such a device is lost, in SPDK as here).
 #[test]
 fn every_cut_point_on_a_512_byte_block_device_is_consistent() {
-    sweep(512, false);
+    sweep(512, false, true);
+}
+
+/// Blobs with RLE extents (as older SPDK writes them) under every cut point.
+#[test]
+fn every_cut_point_with_rle_extent_blobs_is_consistent() {
+    sweep(4096, true, false);
 }
