@@ -19,7 +19,9 @@
 //!   xattrs, read-only, iteration; I/O in io units ([`io`]); snapshots,
 //!   clones, inflate, decouple ([`snapshot`]); the commit protocol ([`persist`]).
 //! - [`BlobstoreHandle`] ([`service`]): the store owned by its metadata
-//!   thread (the `thread` layer), reached by callback or `async` from any thread.
+//!   thread (the `thread` layer), reached by callback or `async` from any
+//!   thread; [`BlobIoChannel`] ([`channel`]): blob I/O on a thread's own
+//!   device handle, mapped and gated by the metadata thread.
 
 //! ```
 //! use spdk_io::blob::{BlobOpts, Blobstore, BsOpts, LoadOpts, RamDev};
@@ -47,6 +49,7 @@
 
 pub mod bdev_dev;
 pub mod bitmap;
+pub mod channel;
 pub mod cut_dev;
 pub mod dev;
 pub mod error;
@@ -67,6 +70,7 @@ pub mod store;
 pub type BlobId = u64;
 
 pub use bdev_dev::BdevBsDev;
+pub use channel::BlobIoChannel;
 pub use cut_dev::PowerCutDev;
 pub use dev::{BsDev, FileDev, RamDev};
 pub use error::BlobError;
