@@ -211,7 +211,7 @@ fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
                 assert!(now == made, "snapshot {old:#x} changed after it was made");
             }
             // Let the writers own their clusters again before the next round.
-            spdk_io::thread::sleep(std::time::Duration::from_millis(30)).await;
+            spdk_io::thread::sleep(std::time::Duration::from_millis(30)).await.unwrap();
         }
         Ok::<_, BlobError>((snaps, taken))
     })
@@ -239,7 +239,7 @@ fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
                 .unwrap();
             for (p, want) in models[i].iter().enumerate() {
                 assert!(
-                    &data[p * 4096..(p + 1) * 4096] == &want[..],
+                    data[p * 4096..(p + 1) * 4096] == want[..],
                     "blob {id:#x} page {p} lost a write"
                 );
             }
