@@ -198,3 +198,37 @@ fn unregister_waits_for_a_for_each_in_flight() {
     assert_eq!(unregistered.load(Ordering::SeqCst), 1);
     h.finish();
 }
+
+#[test]
+fn dropping_the_cursor_completes_the_walk_as_canceled() {
+    let h = Harness::new(2);
+    let (dev, _) = device("walk-dropped");
+    let ch = h.on(1, || dev.get_io_channel()).unwrap();
+    let status = Arc::new(Mutex::new(None));
+    let s = status.clone();
+    h.on(0, || {
+        dev.for_each_channel(|_ch, it| drop(it), move |st| *s.lock().unwrap() = Some(st))
+    })
+    .unwrap();
+    h.poll_threads();
+    assert_eq!(
+        *status.lock().unwrap(),
+        Some(spdk_io::thread::FOR_EACH_DROPPED)
+    );
+    h.on(1, || drop(ch));
+    let gone = Arc::new(AtomicUsize::new(0));
+    let g = gone.clone();
+    h.on(0, || {
+        dev.unregister(move || {
+            g.fetch_add(1, Ordering::SeqCst);
+        })
+    })
+    .unwrap();
+    h.poll_threads();
+    assert_eq!(
+        gone.load(Ordering::SeqCst),
+        1,
+        "the dropped walk does not hold the unregister"
+    );
+    h.finish();
+}

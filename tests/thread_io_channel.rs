@@ -98,12 +98,17 @@ fn unregister_waits_for_every_channel() {
 }
 
 #[test]
-fn get_on_a_thread_that_already_has_a_channel_works_while_unregistering() {
+fn no_get_succeeds_after_unregister_but_held_channels_still_clone() {
     let h = Harness::new(1);
     let (dev, _) = device("unreg-existing");
     let ch = h.on(0, || dev.get_io_channel()).unwrap();
     h.on(0, || dev.unregister(|| {})).unwrap();
-    let again = h.on(0, || dev.get_io_channel()).unwrap();
+    let err = h.on(0, || dev.get_io_channel()).unwrap_err();
+    assert!(
+        matches!(err, ThreadError::DeviceUnregistering { .. }),
+        "{err}"
+    );
+    let again = ch.clone();
     assert_eq!(again.ref_count(), 2);
     h.on(0, || {
         drop(ch);
@@ -192,4 +197,38 @@ fn putting_a_channel_on_another_thread_is_a_debug_assertion() {
     let (dev, _) = device("wrong-thread");
     let ch = h.on(0, || dev.get_io_channel()).unwrap();
     h.on(1, || drop(ch));
+}
+
+#[test]
+fn create_and_destroy_callbacks_run_on_the_channel_thread() {
+    let h = Harness::new(2);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let dev = io_device_register(
+        IoDeviceKey::unique(),
+        "where",
+        move || {
+            let name = spdk_io::thread::Thread::current()
+                .unwrap()
+                .name()
+                .to_string();
+            s1.lock().unwrap().push(format!("create@{name}"));
+            Ok(name)
+        },
+        move |ctx: &mut String| {
+            let name = spdk_io::thread::Thread::current()
+                .unwrap()
+                .name()
+                .to_string();
+            s2.lock().unwrap().push(format!("destroy {ctx}@{name}"));
+        },
+    )
+    .unwrap();
+    let ch = h.on(1, || dev.get_io_channel()).unwrap();
+    assert_eq!(ch.thread().unwrap().name(), "ut1");
+    h.on(1, || drop(ch));
+    h.poll_threads();
+    assert_eq!(*seen.lock().unwrap(), vec!["create@ut1", "destroy ut1@ut1"]);
+    h.on(0, || dev.unregister(|| {})).unwrap();
+    h.finish();
 }

@@ -20,7 +20,8 @@ enum Reply<R> {
 
 struct ReplySlot<R> {
     state: Mutex<Reply<R>>,
-    thread: String,
+    /// The target, to name it in an error (cloning a handle does not allocate).
+    thread: ThreadHandle,
 }
 
 impl<R> ReplySlot<R> {
@@ -78,7 +79,7 @@ impl<R> Future for SendFuture<R> {
         match std::mem::replace(&mut *st, Reply::Taken) {
             Reply::Done(v) => Poll::Ready(Ok(v)),
             Reply::Canceled => Poll::Ready(Err(ThreadError::Canceled {
-                thread: slot.thread.clone(),
+                thread: slot.thread.shared.name.clone(),
             })),
             Reply::Waiting(w) => {
                 let w = match w {
@@ -98,7 +99,8 @@ impl Thread {
     /// face of a message round trip. The request is sent now; if it cannot
     /// be (ring full, thread exited) the future resolves to that error, and
     /// to [`ThreadError::Canceled`] if the target drops it unrun. Costs one
-    /// allocation (the reply slot) per call. Works from any executor.
+    /// allocation (the reply slot) per call when `f` and `R` are small
+    /// enough for an inline message. Works from any executor.
     pub fn send<R, F>(target: &ThreadHandle, f: F) -> SendFuture<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -106,7 +108,7 @@ impl Thread {
     {
         let slot = Arc::new(ReplySlot {
             state: Mutex::new(Reply::Waiting(None)),
-            thread: target.name().to_string(),
+            thread: target.clone(),
         });
         let replier = Replier {
             slot: Some(slot.clone()),

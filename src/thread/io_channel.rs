@@ -97,10 +97,16 @@ impl ChannelTable {
 
     /// Destroys channels whose last reference was put, unless a new get
     /// came in since. Returns whether anything was processed.
+    #[inline]
     pub(crate) fn process_deferred(&self) -> bool {
         if self.deferred.borrow().is_empty() {
             return false;
         }
+        self.process_deferred_slow()
+    }
+
+    #[cold]
+    fn process_deferred_slow(&self) -> bool {
         let ids = std::mem::take(&mut *self.deferred.borrow_mut());
         for id in &ids {
             let victim = {

@@ -80,8 +80,9 @@ impl Poller {
     }
 
     /// Unregisters the poller (SPDK's `spdk_poller_unregister`): it never
-    /// runs again, even if called from inside its own callback; its closure
-    /// is dropped at the thread's next poll. Idempotent.
+    /// runs again, even if called from inside its own callback. Its closure
+    /// (and what it captured) is dropped now, or right after its run when
+    /// called from inside it. Idempotent.
     pub fn unregister(&self) {
         let e = &self.entry;
         let prev = e.state.replace(State::Unregistered);
@@ -101,6 +102,9 @@ impl Poller {
                 drop(removed);
             }
             set.dirty.set(true);
+        }
+        if prev != State::Running {
+            e.release_fn();
         }
     }
 
@@ -175,7 +179,7 @@ impl Thread {
         }
         if self.is_exited() {
             return Err(ThreadError::ThreadExited {
-                thread: self.name().to_string(),
+                thread: self.inner.shared.name.clone(),
             });
         }
         let entry = Rc::new(Entry {
@@ -185,7 +189,7 @@ impl Thread {
             next_run: Cell::new(0),
             run_count: Cell::new(0),
             busy_count: Cell::new(0),
-            f: RefCell::new(Box::new(f)),
+            f: RefCell::new(Some(Box::new(f))),
         });
         let set = &self.inner.pollers;
         set.live.set(set.live.get() + 1);

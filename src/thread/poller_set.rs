@@ -25,7 +25,20 @@ pub(crate) struct Entry {
     pub(crate) next_run: Cell<u64>,
     pub(crate) run_count: Cell<u64>,
     pub(crate) busy_count: Cell<u64>,
-    pub(crate) f: RefCell<Box<dyn FnMut() -> PollerStatus>>,
+    /// Taken (and dropped) once the poller is unregistered and not running.
+    pub(crate) f: RefCell<Option<Box<dyn FnMut() -> PollerStatus>>>,
+}
+
+impl Entry {
+    /// Drops the poller's closure (and what it captured) unless it is
+    /// running right now; compaction retries after the run.
+    pub(crate) fn release_fn(&self) {
+        let f = match self.f.try_borrow_mut() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => None,
+        };
+        drop(f);
+    }
 }
 
 struct Timed {
@@ -133,18 +146,22 @@ impl PollerSet {
     }
 
     fn park_or_drop(&self, e: Rc<Entry>) {
-        if e.state.get() == State::PausePending {
-            e.state.set(State::Paused);
-            self.paused.borrow_mut().push(e);
+        match e.state.get() {
+            State::PausePending => {
+                e.state.set(State::Paused);
+                self.paused.borrow_mut().push(e);
+            }
+            State::Unregistered => e.release_fn(),
+            _ => {}
         }
     }
 
     fn run_one(&self, e: &Rc<Entry>) -> bool {
         e.state.set(State::Running);
         let prev = self.current.replace(Some(e.clone()));
-        let status = {
-            let mut f = e.f.borrow_mut();
-            f()
+        let status = match e.f.borrow_mut().as_mut() {
+            Some(f) => f(),
+            None => PollerStatus::Idle,
         };
         *self.current.borrow_mut() = prev;
         e.run_count.set(e.run_count.get() + 1);
@@ -161,10 +178,16 @@ impl PollerSet {
     }
 
     /// Removes unregistered pollers and parks pause-pending ones.
+    #[inline]
     fn compact(&self) {
-        if !self.dirty.replace(false) {
-            return;
+        if self.dirty.get() {
+            self.compact_slow();
         }
+    }
+
+    #[cold]
+    fn compact_slow(&self) {
+        self.dirty.set(false);
         let mut graveyard = Vec::new();
         let mut list = std::mem::take(&mut *self.untimed.borrow_mut());
         list.retain(|e| match e.state.get() {
@@ -173,7 +196,8 @@ impl PollerSet {
                 self.park_or_drop(e.clone());
                 false
             }
-            State::Paused | State::Unregistered => {
+            State::Paused => false,
+            State::Unregistered => {
                 graveyard.push(e.clone());
                 false
             }
@@ -183,14 +207,19 @@ impl PollerSet {
         let mut heap = std::mem::take(&mut *self.timed.borrow_mut());
         heap.retain(|t| match t.entry.state.get() {
             State::Waiting | State::Running => true,
+            State::Unregistered => {
+                graveyard.push(t.entry.clone());
+                false
+            }
             _ => {
                 self.park_or_drop(t.entry.clone());
-                graveyard.push(t.entry.clone());
                 false
             }
         });
         self.timed.borrow_mut().extend(heap);
-        drop(graveyard);
+        for e in graveyard {
+            e.release_fn();
+        }
     }
 
     /// Ticks until a poller is due (0 if an untimed one is active), or
@@ -215,6 +244,7 @@ impl PollerSet {
         self.live.set(0);
         for e in u.iter().chain(p.iter()).chain(t.iter().map(|t| &t.entry)) {
             e.state.set(State::Unregistered);
+            e.release_fn();
         }
         drop((u, t, p));
     }

@@ -3,9 +3,9 @@
 
 use super::handle::Shared;
 use super::reactor_loop::{reactor_main, Cmd, Inbox, CORE};
-use super::{CpuMask, Msg, ThreadError, ThreadHandle, ThreadOpts};
+use super::{CpuMask, Msg, ThreadError, ThreadHandle, ThreadOpts, ThreadStats};
 use crossbeam_queue::SegQueue;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +58,8 @@ impl ReactorSet {
                 cmds: SegQueue::new(),
                 stop: AtomicBool::new(false),
                 threads: AtomicUsize::new(0),
+                busy_ticks: AtomicU64::new(0),
+                idle_ticks: AtomicU64::new(0),
             });
             let (tx, rx) = std::sync::mpsc::channel();
             let ib = inbox.clone();
@@ -96,6 +98,16 @@ impl ReactorSet {
         CORE.with(|c| c.get())
     }
 
+    /// Busy and idle time of `core`'s reactor loop so far (SPDK's reactor
+    /// busy/idle tsc): time spent polling threads in iterations that did
+    /// work, and in iterations that found none (back-off sleeps excluded).
+    pub fn reactor_stats(&self, core: usize) -> Option<ThreadStats> {
+        self.inbox(core).ok().map(|i| ThreadStats {
+            busy_ticks: i.busy_ticks.load(Ordering::Relaxed),
+            idle_ticks: i.idle_ticks.load(Ordering::Relaxed),
+        })
+    }
+
     /// Lightweight threads placed on `core`'s reactor.
     pub fn thread_count(&self, core: usize) -> Option<usize> {
         self.inbox(core)
@@ -132,11 +144,13 @@ impl ReactorSet {
             )));
         }
         let exit_timeout = opts.exit_timeout;
-        let shared = Arc::new(Shared::new(opts.name, opts.cpumask, opts.msg_ring_size));
+        let shared = Shared::new_registered(opts.name, opts.cpumask, opts.msg_ring_size);
         let handle = ThreadHandle {
             shared: shared.clone(),
         };
         handle.try_send(Msg::new(init)).map_err(|(_, e)| e)?;
+        // Counted now, so back-to-back placements spread out.
+        inbox.threads.fetch_add(1, Ordering::SeqCst);
         inbox.cmds.push(Cmd::Spawn {
             shared,
             exit_timeout,
@@ -169,8 +183,6 @@ impl ReactorSet {
                     self.cores()
                 ))
             })?;
-        // Count it now so back-to-back calls spread out.
-        self.inbox(core)?.threads.fetch_add(1, Ordering::SeqCst);
         self.spawn_thread(core, opts, init)
     }
 

@@ -3,10 +3,10 @@
 
 use super::handle::Shared;
 use super::reactor::ReactorOpts;
-use super::{Thread, ThreadError};
+use super::{ticks, Thread, ThreadError};
 use crossbeam_queue::SegQueue;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +38,12 @@ pub(crate) struct Inbox {
     pub(crate) core: usize,
     pub(crate) cmds: SegQueue<Cmd>,
     pub(crate) stop: AtomicBool,
+    /// Threads placed here, counted when placed (before the reactor has
+    /// picked them up) and when moved in; uncounted when reaped or moved out.
     pub(crate) threads: AtomicUsize,
+    /// Time in loop iterations that did work / found none (ticks).
+    pub(crate) busy_ticks: AtomicU64,
+    pub(crate) idle_ticks: AtomicU64,
 }
 
 thread_local! {
@@ -74,16 +79,20 @@ pub(crate) fn reactor_main(
             handle_cmd(cmd, &mut threads, &inbox);
         }
         let mut busy = false;
+        // One clock read per thread poll: each starts where the last ended.
+        let mut now = ticks();
+        let loop_start = now;
         for t in &threads {
-            busy |= t.poll(0);
+            busy |= t.poll_at(0, now);
+            now = t.last_poll_end();
         }
         if threads.iter().any(|t| t.is_exited()) {
             let (gone, kept): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_exited());
             threads = kept;
+            inbox.threads.fetch_sub(gone.len(), Ordering::SeqCst);
             for t in gone {
                 let _ = t.destroy();
             }
-            inbox.threads.store(threads.len(), Ordering::SeqCst);
         }
         if inbox.stop.load(Ordering::SeqCst) {
             if !exiting {
@@ -99,6 +108,14 @@ pub(crate) fn reactor_main(
                 .filter(|t| !t.is_exiting())
                 .for_each(Thread::exit);
         }
+        // Only this reactor writes its counters: a relaxed load+store.
+        let spent = now.saturating_sub(loop_start);
+        let counter = if busy {
+            &inbox.busy_ticks
+        } else {
+            &inbox.idle_ticks
+        };
+        counter.store(counter.load(Ordering::Relaxed) + spent, Ordering::Relaxed);
         if busy {
             idle = 0;
         } else if let Some(backoff) = opts.idle_backoff {
@@ -141,8 +158,8 @@ fn handle_cmd(cmd: Cmd, threads: &mut Vec<Thread>, inbox: &Inbox) {
             let t = threads.swap_remove(i);
             to.cmds.push(Cmd::Adopt(Migrant(t)));
             to.threads.fetch_add(1, Ordering::SeqCst);
+            inbox.threads.fetch_sub(1, Ordering::SeqCst);
             done(Ok(()));
         }
     }
-    inbox.threads.store(threads.len(), Ordering::SeqCst);
 }

@@ -63,6 +63,7 @@ pub(crate) struct ThreadInner {
     exit_deadline: Cell<Option<u64>>,
     exit_timed_out: Cell<bool>,
     stats: Cell<ThreadStats>,
+    last_poll_end: Cell<u64>,
 }
 
 /// A lightweight thread. Not `Send`: it and everything it owns (pollers,
@@ -110,7 +111,7 @@ impl Thread {
     /// Creates a thread with explicit options.
     pub fn with_opts(opts: ThreadOpts) -> Thread {
         let exit_timeout = opts.exit_timeout;
-        let shared = Arc::new(Shared::new(opts.name, opts.cpumask, opts.msg_ring_size));
+        let shared = Shared::new_registered(opts.name, opts.cpumask, opts.msg_ring_size);
         Thread::from_shared(shared, exit_timeout)
     }
 
@@ -128,6 +129,7 @@ impl Thread {
                 exit_deadline: Cell::new(None),
                 exit_timed_out: Cell::new(false),
                 stats: Cell::new(ThreadStats::default()),
+                last_poll_end: Cell::new(0),
             }),
         }
     }
@@ -197,12 +199,20 @@ impl Thread {
     ///
     /// Not re-entrant: do not poll a thread from inside its own callbacks.
     pub fn poll(&self, max_msgs: usize) -> bool {
+        self.poll_at(max_msgs, ticks())
+    }
+
+    /// [`poll`](Self::poll) with the start time given, as SPDK's
+    /// `spdk_thread_poll(thread, max_msgs, now)`: a host polling several
+    /// threads passes the previous thread's [`last_poll_end`](Self::last_poll_end)
+    /// so each poll reads the clock once.
+    pub fn poll_at(&self, max_msgs: usize, now: u64) -> bool {
         let inner = &*self.inner;
         if inner.shared.state.load(Ordering::Acquire) == STATE_EXITED {
             return false;
         }
         let _g = CurrentGuard::enter(self);
-        let start = ticks();
+        let start = now;
         let mut busy = false;
         // A plain load first: the swap (an atomic write) only when set.
         if inner.shared.critical.load().is_some() {
@@ -216,7 +226,9 @@ impl Thread {
         } else {
             max_msgs
         };
-        for _ in 0..max {
+        // Pop only what len() saw: a pop on an empty ArrayQueue pays a
+        // SeqCst fence, which would dominate an idle poll.
+        for _ in 0..max.min(inner.shared.ring.len()) {
             match inner.shared.ring.pop() {
                 Some(m) => {
                     m.run();
@@ -244,14 +256,21 @@ impl Thread {
             self.check_exit(start);
         }
         let end = ticks();
+        inner.last_poll_end.set(end);
         let mut s = inner.stats.get();
+        let spent = end.saturating_sub(start);
         if busy {
-            s.busy_ticks += end - start;
+            s.busy_ticks += spent;
         } else {
-            s.idle_ticks += end - start;
+            s.idle_ticks += spent;
         }
         inner.stats.set(s);
         busy
+    }
+
+    /// The tick at which the last poll ended (SPDK's `spdk_thread_get_last_tsc`).
+    pub fn last_poll_end(&self) -> u64 {
+        self.inner.last_poll_end.get()
     }
 
     /// Asks the thread to exit (SPDK's `spdk_thread_exit`). It keeps
