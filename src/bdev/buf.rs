@@ -10,9 +10,9 @@ use std::ops::{Deref, DerefMut};
 /// An `IoBuf` may be a window (`offset..offset+len`) into its storage, so an
 /// aligned buffer can be carved out of a larger allocation.
 pub struct IoBuf {
-    store: Vec<u8>,
-    off: usize,
-    len: usize,
+    store: Box<[u8]>,
+    off: u32,
+    len: u32,
 }
 
 impl IoBuf {
@@ -23,26 +23,39 @@ impl IoBuf {
 
     /// A zeroed heap buffer of `len` bytes whose first byte is aligned to
     /// `align` (a power of two).
+    ///
+    /// # Panics
+    /// If `len` is 4 GiB or more (one I/O buffer is smaller than that).
     pub fn aligned(len: usize, align: usize) -> Self {
         let align = align.max(1).next_power_of_two();
-        let store = vec![0u8; len + align - 1];
+        let store = vec![0u8; len + align - 1].into_boxed_slice();
         let off = store.as_ptr().align_offset(align).min(align - 1);
-        Self { store, off, len }
+        let len = u32::try_from(len).expect("I/O buffers are smaller than 4 GiB");
+        Self {
+            store,
+            off: off as u32,
+            len,
+        }
     }
 
-    /// Wraps an existing vector (no copy; alignment is whatever the vector has).
+    /// Wraps an existing vector (no copy unless it has spare capacity;
+    /// alignment is whatever the vector has).
+    ///
+    /// # Panics
+    /// If the vector holds 4 GiB or more.
     pub fn from_vec(v: Vec<u8>) -> Self {
-        let len = v.len();
+        let len = u32::try_from(v.len()).expect("I/O buffers are smaller than 4 GiB");
         Self {
-            store: v,
+            store: v.into_boxed_slice(),
             off: 0,
             len,
         }
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True when the buffer holds no bytes.
@@ -57,20 +70,22 @@ impl IoBuf {
 
     /// True when the first byte and the length are multiples of `align`.
     pub fn is_aligned(&self, align: usize) -> bool {
-        align == 0 || (self.addr() % align == 0 && self.len % align == 0)
+        align == 0 || (self.addr() % align == 0 && self.len() % align == 0)
     }
 }
 
 impl Deref for IoBuf {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
-        &self.store[self.off..self.off + self.len]
+        &self.store[self.off as usize..(self.off + self.len) as usize]
     }
 }
 
 impl DerefMut for IoBuf {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.store[self.off..self.off + self.len]
+        &mut self.store[self.off as usize..(self.off + self.len) as usize]
     }
 }
 
@@ -106,6 +121,7 @@ pub enum IoData {
 
 impl IoData {
     /// Total bytes the data moves (for compare-and-write: the compare half).
+    #[inline]
     pub fn len(&self) -> u64 {
         match self {
             IoData::None => 0,
@@ -121,6 +137,7 @@ impl IoData {
     }
 
     /// The single buffer, if this is `Buf`.
+    #[inline]
     pub fn into_buf(self) -> Option<IoBuf> {
         match self {
             IoData::Buf(b) => Some(b),

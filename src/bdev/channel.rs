@@ -186,7 +186,7 @@ impl ChannelInner {
         s.cb = cb;
         s.submit_tick = now;
         s.status = IoStatus::Success;
-        let id = IoId { idx, gen: s.gen };
+        let id = IoId::new(idx, s.gen);
         let split = io_type.has_data()
             && ((self.max_rw != 0 && num_blocks > self.max_rw)
                 || (self.boundary != 0
@@ -224,7 +224,7 @@ impl ChannelInner {
         };
         self.in_module.set(self.in_module.get() + 1);
         self.module.borrow_mut().submit_request(IoRequest {
-            id: IoId { idx, gen },
+            id: IoId::new(idx, gen),
             io_type,
             offset_blocks: off,
             num_blocks: n,
@@ -283,10 +283,10 @@ impl ChannelInner {
             let id = pool.id(p);
             pool.slots[p as usize].state = State::InModule;
             self.in_module.set(self.in_module.get() + 1);
-            self.done.0.borrow_mut().push_back(Done {
+            self.done.push(Done {
                 id,
                 status: st,
-                data: None,
+                has_data: false,
             });
         }
     }
@@ -327,10 +327,10 @@ impl ChannelInner {
                 let id = pool.id(idx);
                 pool.slots[idx as usize].state = State::InModule;
                 self.in_module.set(self.in_module.get() + 1);
-                self.done.0.borrow_mut().push_back(Done {
+                self.done.push(Done {
                     id,
                     status: IoStatus::Aborted,
-                    data: None,
+                    has_data: false,
                 });
             } else {
                 self.to_module(&mut pool, idx);
@@ -359,10 +359,10 @@ impl ChannelInner {
             let id = pool.id(idx);
             pool.slots[idx as usize].state = State::InModule;
             self.in_module.set(self.in_module.get() + 1);
-            self.done.0.borrow_mut().push_back(Done {
+            self.done.push(Done {
                 id,
                 status: IoStatus::Aborted,
-                data: None,
+                has_data: false,
             });
         }
     }
@@ -370,8 +370,13 @@ impl ChannelInner {
     /// Handles one module completion; returns 1 if a caller's I/O finished.
     #[inline]
     fn finish(&self, d: Done) -> usize {
+        let data = if d.has_data {
+            self.done.pop_data()
+        } else {
+            None
+        };
         let mut pool = self.pool.borrow_mut();
-        let idx = d.id.idx;
+        let idx = d.id.index();
         let Some(s) = pool.slots.get_mut(idx as usize) else {
             log::error!(
                 "bdev {}: completion for unknown request {:?} ignored",
@@ -380,7 +385,7 @@ impl ChannelInner {
             );
             return 0;
         };
-        if s.gen != d.id.gen || s.state != State::InModule {
+        if s.gen != d.id.gen() || s.state != State::InModule {
             log::error!(
                 "bdev {}: stale or doubled completion {:?} ignored",
                 self.bdev.name(),
@@ -390,7 +395,7 @@ impl ChannelInner {
         }
         self.in_module.set(self.in_module.get() - 1);
         let parent = s.parent;
-        if let Some(data) = d.data {
+        if let Some(data) = data {
             if parent == NO_PARENT {
                 s.data = data;
             } else {

@@ -57,8 +57,8 @@ impl Future for IoFuture<'_> {
             FutState::InFlight(id) => *id,
         };
         let mut pool = self.ch.0.pool.borrow_mut();
-        let s = &mut pool.slots[id.idx as usize];
-        if s.gen != id.gen {
+        let s = &mut pool.slots[id.index() as usize];
+        if s.gen != id.gen() {
             drop(pool);
             self.st = FutState::Finished;
             return Poll::Ready(Err(finished_twice()));
@@ -66,7 +66,7 @@ impl Future for IoFuture<'_> {
         if s.state == State::AsyncDone {
             let data = std::mem::take(&mut s.data);
             let status = s.status;
-            pool.release(id.idx);
+            pool.release(id.index());
             drop(pool);
             self.st = FutState::Finished;
             return Poll::Ready(match status {
@@ -99,10 +99,10 @@ impl Drop for IoFuture<'_> {
                 log::error!("bdev I/O future dropped while its channel is busy; request leaked");
                 return;
             };
-            let s = &mut pool.slots[id.idx as usize];
-            if s.gen == id.gen {
+            let s = &mut pool.slots[id.index() as usize];
+            if s.gen == id.gen() {
                 if s.state == State::AsyncDone {
-                    pool.release(id.idx);
+                    pool.release(id.index());
                 } else {
                     s.cb = Cb::None;
                 }

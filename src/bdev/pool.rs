@@ -100,10 +100,7 @@ impl Pool {
 
     #[inline]
     pub fn id(&self, idx: u32) -> IoId {
-        IoId {
-            idx,
-            gen: self.slots[idx as usize].gen,
-        }
+        IoId::new(idx, self.slots[idx as usize].gen)
     }
 
     pub fn free_count(&self) -> usize {

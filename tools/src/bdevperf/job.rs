@@ -54,6 +54,17 @@ pub struct JobResult {
     pub lat_max_ns: u64,
     pub hist: Histogram<u64>,
     pub error: Option<String>,
+    /// CPU time the job's reactor thread ran during the job (from
+    /// /proc/thread-self/schedstat; 0 where unavailable).
+    pub cpu_ns: u64,
+}
+
+/// CPU time of the calling OS thread in ns, from the scheduler's accounting.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }
 
 struct Job {
@@ -77,6 +88,8 @@ struct Job {
     lat_max: Cell<u64>,
     hist: RefCell<Histogram<u64>>,
     start: u64,
+    start_cpu: u64,
+    stop_cpu: Cell<u64>,
     stop_at: Cell<u64>,
     shared: Arc<Shared>,
     tx: mpsc::Sender<JobResult>,
@@ -119,6 +132,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             lat_max_ns: 0,
             hist: Histogram::new(3).expect("3 significant figures is valid"),
             error: Some(e),
+            cpu_ns: 0,
         });
     };
     let writes = !matches!(cfg.workload, Workload::Read | Workload::Randread);
@@ -159,6 +173,8 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         lat_max: Cell::new(0),
         hist: RefCell::new(hist),
         start: now,
+        start_cpu: thread_cpu_ns(),
+        stop_cpu: Cell::new(0),
         stop_at: Cell::new(now + cfg.time.as_nanos() as u64),
         shared,
         tx,
@@ -195,6 +211,7 @@ impl Job {
         if !self.stopping.get() && ticks() >= self.stop_at.get() {
             self.stopping.set(true);
             self.stop_at.set(ticks());
+            self.stop_cpu.set(thread_cpu_ns());
         }
         if self.cfg.workload == Workload::Reset && !self.stopping.get() {
             let since = (ticks() - self.start) / 1_000_000_000;
@@ -298,6 +315,12 @@ impl Job {
             lat_max_ns: self.lat_max.get(),
             hist,
             error: self.error.borrow_mut().take(),
+            cpu_ns: if self.stopping.get() {
+                self.stop_cpu.get()
+            } else {
+                thread_cpu_ns()
+            }
+            .saturating_sub(self.start_cpu),
         });
     }
 }
