@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod bdevperf;
 mod thread_bench;
+mod setup;
 
 /// spdk-io: SPDK in pure Rust.
 #[derive(Parser, Debug)]
@@ -23,6 +24,8 @@ enum Command {
     ThreadBench(thread_bench::ThreadBenchArgs),
     /// SPDK's bdevperf: I/O load on the bdevs of an SPDK JSON config.
     Bdevperf(bdevperf::BdevperfArgs),
+    /// Reserve hugepages and bind NVMe devices to a user-space driver (like SPDK's setup.sh).
+    Setup(setup::SetupArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +49,6 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Setup(args) => setup::run(args),
     }
 }
