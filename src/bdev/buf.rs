@@ -2,6 +2,7 @@
 //! completion (the owned-buffer pattern), so memory a device is still
 //! writing into can never be freed or reused by mistake.
 
+use crate::env::DmaBuf;
 use std::ops::{Deref, DerefMut};
 
 /// One data buffer for bdev I/O: ordinary heap memory (any bdev except
@@ -10,9 +11,31 @@ use std::ops::{Deref, DerefMut};
 /// An `IoBuf` may be a window (`offset..offset+len`) into its storage, so an
 /// aligned buffer can be carved out of a larger allocation.
 pub struct IoBuf {
-    store: Box<[u8]>,
+    store: Store,
     off: u32,
     len: u32,
+}
+
+enum Store {
+    Heap(Box<[u8]>),
+    Dma(DmaBuf),
+}
+
+impl Store {
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Store::Heap(b) => b,
+            Store::Dma(d) => d,
+        }
+    }
+    #[inline]
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Store::Heap(b) => b,
+            Store::Dma(d) => d,
+        }
+    }
 }
 
 impl IoBuf {
@@ -32,7 +55,7 @@ impl IoBuf {
         let off = store.as_ptr().align_offset(align).min(align - 1);
         let len = u32::try_from(len).expect("I/O buffers are smaller than 4 GiB");
         Self {
-            store,
+            store: Store::Heap(store),
             off: off as u32,
             len,
         }
@@ -46,9 +69,58 @@ impl IoBuf {
     pub fn from_vec(v: Vec<u8>) -> Self {
         let len = u32::try_from(v.len()).expect("I/O buffers are smaller than 4 GiB");
         Self {
-            store: v.into_boxed_slice(),
+            store: Store::Heap(v.into_boxed_slice()),
             off: 0,
             len,
+        }
+    }
+
+    /// A zeroed buffer of `len` bytes in DMA memory (the env must be
+    /// initialized): what the nvme bdev moves without a copy.
+    pub fn dma(len: usize, align: usize) -> super::Result<Self> {
+        let d = DmaBuf::alloc_zeroed(len.max(1), align.max(1)).map_err(|e| {
+            super::BdevError::InvalidParam(format!("DMA buffer of {len} bytes: {e}"))
+        })?;
+        Ok(Self::from_dma(d, 0, len))
+    }
+
+    /// Wraps bytes `off..off+len` of a DMA buffer.
+    ///
+    /// # Panics
+    /// If the window is outside the buffer or 4 GiB or larger.
+    pub fn from_dma(d: DmaBuf, off: usize, len: usize) -> Self {
+        assert!(
+            off + len <= d.len(),
+            "IoBuf window {off}+{len} outside a {}-byte DmaBuf",
+            d.len()
+        );
+        let (off, len) = (
+            u32::try_from(off).expect("offset below 4 GiB"),
+            u32::try_from(len).expect("I/O buffers are smaller than 4 GiB"),
+        );
+        Self {
+            store: Store::Dma(d),
+            off,
+            len,
+        }
+    }
+
+    /// True when the bytes live in DMA memory.
+    pub fn is_dma(&self) -> bool {
+        matches!(self.store, Store::Dma(_))
+    }
+
+    /// The DMA buffer and the window into it, or the buffer itself back
+    /// when it is heap memory.
+    pub fn into_dma(self) -> Result<(DmaBuf, std::ops::Range<usize>), IoBuf> {
+        let r = self.off as usize..(self.off + self.len) as usize;
+        match self.store {
+            Store::Dma(d) => Ok((d, r)),
+            store => Err(IoBuf {
+                store,
+                off: self.off,
+                len: self.len,
+            }),
         }
     }
 
@@ -78,14 +150,14 @@ impl Deref for IoBuf {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        &self.store[self.off as usize..(self.off + self.len) as usize]
+        &self.store.bytes()[self.off as usize..(self.off + self.len) as usize]
     }
 }
 
 impl DerefMut for IoBuf {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.store[self.off as usize..(self.off + self.len) as usize]
+        &mut self.store.bytes_mut()[self.off as usize..(self.off + self.len) as usize]
     }
 }
 

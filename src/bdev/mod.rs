@@ -26,7 +26,8 @@
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
 //! | `config` | SPDK JSON configuration ([`load_config`]) |
-//! | `null`, `malloc`, `file`, `split`, `passthru`, `error_inject` | the modules |
+//! | `null`, `malloc`, `file`, `nvme`, `split`, `passthru`, `error_inject` | the modules |
+//! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
 
 mod bdev;
 mod buf;
@@ -41,6 +42,7 @@ mod io;
 pub mod malloc;
 mod module;
 pub mod null;
+pub mod nvme;
 mod ops;
 pub mod passthru;
 mod pool;
@@ -69,6 +71,7 @@ pub use uuid::Uuid;
 fn builtin_modules() -> Vec<std::sync::Arc<dyn BdevModule>> {
     vec![
         null::module(),
+        nvme::module(),
         malloc::module(),
         file::module(),
         split::module(),

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bdevperf;
-mod thread_bench;
 mod setup;
+mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
 #[derive(Parser, Debug)]
