@@ -6,8 +6,8 @@
 //! the module, runs completions, retries NOMEM I/O and wakes io_wait
 //! entries. Completions never run inside a submit call.
 
-use super::bdev::Bdev;
 use super::buf::IoData;
+use super::device::Bdev;
 use super::io::{IoCompletion, IoId, IoStatus, IoType};
 use super::ops::{Completer, Done, IoRequest, ModuleChannel};
 use super::pool::{Cb, Pool, State, NO_PARENT};
@@ -164,6 +164,8 @@ impl Channel {
 
 impl ChannelInner {
     /// Takes a request from the pool and starts it. Checks are done by the caller.
+    // The error tuple is large but only built when the pool is empty.
+    #[allow(clippy::result_large_err)]
     #[inline]
     pub(crate) fn start(
         &self,

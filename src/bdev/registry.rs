@@ -1,7 +1,7 @@
 //! The process-wide table of registered bdevs, by name, alias and UUID.
 //! Touched on register, unregister and open only — never per I/O.
 
-use super::bdev::Bdev;
+use super::device::Bdev;
 use super::{BdevError, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

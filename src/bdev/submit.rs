@@ -11,7 +11,8 @@ use super::pool::Cb;
 use super::BdevError;
 use std::sync::Arc;
 
-type Submitted = std::result::Result<(), Rejected>;
+/// What a submit call returns: started, or refused with everything handed back.
+pub type Submitted = std::result::Result<(), Box<Rejected>>;
 
 impl Desc {
     #[inline]
@@ -43,7 +44,7 @@ impl Desc {
             });
         }
         if io_type != IoType::Reset
-            && (n == 0 || off.checked_add(n).is_none_or(|e| e > ch.num_blocks))
+            && (n == 0 || off.checked_add(n).map_or(true, |e| e > ch.num_blocks))
         {
             return Err(BdevError::OutOfRange {
                 bdev: bdev.name().into(),
@@ -73,6 +74,9 @@ impl Desc {
         Ok(())
     }
 
+    // The error tuple is large but only built when a submission is refused;
+    // the hot path returns the small Ok.
+    #[allow(clippy::result_large_err)]
     #[inline]
     pub(crate) fn submit_cb(
         &self,
@@ -102,14 +106,14 @@ impl Desc {
     ) -> Submitted {
         match self.submit_cb(ch, io_type, offset_blocks, num_blocks, data, Cb::Done(cb)) {
             Ok(_) => Ok(()),
-            Err((error, data, cb)) => Err(Rejected {
+            Err((error, data, cb)) => Err(Box::new(Rejected {
                 error,
                 data,
                 cb: match cb {
                     Cb::Done(c) => Some(c),
                     _ => None,
                 },
-            }),
+            })),
         }
     }
 
@@ -142,11 +146,11 @@ impl Desc {
     ) -> Submitted {
         match self.bytes_to_blocks(offset, len) {
             Ok((o, n)) => self.submit(ch, t, o, n, data, cb),
-            Err(error) => Err(Rejected {
+            Err(error) => Err(Box::new(Rejected {
                 error,
                 data,
                 cb: Some(cb),
-            }),
+            })),
         }
     }
 
@@ -279,11 +283,11 @@ impl Desc {
                 "compare-and-write of {num_blocks} blocks exceeds the {max}-block atomic limit of '{}'",
                 self.bdev().name()
             ));
-            return Err(Rejected {
+            return Err(Box::new(Rejected {
                 error,
                 data,
                 cb: Some(cb),
-            });
+            }));
         }
         self.submit(
             ch,

@@ -384,8 +384,9 @@ impl Task {
 impl Job {
     /// Handles a refused submission: wait for a free request on NOMEM,
     /// otherwise count the failure and retire the task.
-    fn rejected(&self, r: Result<(), bdev::Rejected>) {
+    fn rejected(&self, r: bdev::Submitted) {
         let Err(rej) = r else { return };
+        let rej = *rej;
         match (rej.error, rej.cb) {
             (BdevError::NoMem, Some(cb)) => {
                 // Resubmit from scratch when a request frees up: give the
