@@ -182,13 +182,10 @@ pub enum IoData {
     Buf(IoBuf),
     /// A scatter-gather list, used in order.
     Vec(Vec<IoBuf>),
-    /// Compare-and-write: the data to compare, then the data to write.
-    CompareWrite {
-        /// Compared against the media first.
-        compare: IoBuf,
-        /// Written when the compare matches.
-        write: IoBuf,
-    },
+    /// Compare-and-write: `[compare, write]` — the data compared against
+    /// the media, then the data written when it matches. Boxed to keep
+    /// every other I/O's data small.
+    CompareWrite(Box<[IoBuf; 2]>),
 }
 
 impl IoData {
@@ -199,7 +196,7 @@ impl IoData {
             IoData::None => 0,
             IoData::Buf(b) => b.len() as u64,
             IoData::Vec(v) => v.iter().map(|b| b.len() as u64).sum(),
-            IoData::CompareWrite { compare, .. } => compare.len() as u64,
+            IoData::CompareWrite(b) => b[0].len() as u64,
         }
     }
 
@@ -223,7 +220,10 @@ impl IoData {
             IoData::None => Vec::new(),
             IoData::Buf(b) => vec![b],
             IoData::Vec(v) => v,
-            IoData::CompareWrite { compare, write } => vec![compare, write],
+            IoData::CompareWrite(b) => {
+                let [compare, write] = *b;
+                vec![compare, write]
+            }
         }
     }
 
@@ -233,7 +233,7 @@ impl IoData {
         match self {
             IoData::None => {}
             IoData::Buf(b) => f(&mut b[off..off + len]),
-            IoData::CompareWrite { compare, .. } => f(&mut compare[off..off + len]),
+            IoData::CompareWrite(b) => f(&mut b[0][off..off + len]),
             IoData::Vec(v) => walk(v.iter_mut().map(|b| &mut b[..]), off, len, f),
         }
     }
@@ -243,7 +243,7 @@ impl IoData {
         match self {
             IoData::None => {}
             IoData::Buf(b) => f(&b[off..off + len]),
-            IoData::CompareWrite { compare, .. } => f(&compare[off..off + len]),
+            IoData::CompareWrite(b) => f(&b[0][off..off + len]),
             IoData::Vec(v) => {
                 let mut skip = off;
                 let mut left = len;
@@ -267,7 +267,7 @@ impl IoData {
     /// The write half of a compare-and-write.
     pub fn write_half(&self) -> Option<&IoBuf> {
         match self {
-            IoData::CompareWrite { write, .. } => Some(write),
+            IoData::CompareWrite(b) => Some(&b[1]),
             _ => None,
         }
     }
@@ -306,6 +306,15 @@ mod tests {
         assert_eq!(b.addr() % 4096, 0);
         assert_eq!(b.len(), 4096);
         assert!(b.iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn io_data_stays_small_for_the_hot_path() {
+        assert!(
+            std::mem::size_of::<IoData>() <= 72,
+            "{}",
+            std::mem::size_of::<IoData>()
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl IoRequest<'_> {
     /// The compare half of a compare-and-write.
     pub fn compare_half(&self) -> Option<&[u8]> {
         match &*self.data {
-            IoData::CompareWrite { compare, .. } => Some(&compare[..]),
+            IoData::CompareWrite(b) => Some(&b[0][..]),
             _ => None,
         }
     }

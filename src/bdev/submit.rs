@@ -56,9 +56,7 @@ impl Desc {
         if io_type.has_data() {
             let want = n * ch.block_size as u64;
             let ok = match data {
-                IoData::CompareWrite { compare, write } => {
-                    compare.len() as u64 == want && write.len() as u64 == want
-                }
+                IoData::CompareWrite(b) => b[0].len() as u64 == want && b[1].len() as u64 == want,
                 d => d.len() == want,
             };
             if !ok {
@@ -276,7 +274,7 @@ impl Desc {
         num_blocks: u64,
         cb: Box<dyn IoDone>,
     ) -> Submitted {
-        let data = IoData::CompareWrite { compare, write };
+        let data = IoData::CompareWrite(Box::new([compare, write]));
         let max = ch.0.max_rw;
         if max != 0 && num_blocks > max {
             let error = BdevError::InvalidParam(format!(

@@ -198,7 +198,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             offset_blocks: 0,
         });
         job.outstanding.set(job.outstanding.get() + 1);
-        task.next();
+        task.next(&job);
     }
 }
 
@@ -327,8 +327,7 @@ impl Job {
 
 impl Task {
     /// Picks and submits this task's next I/O, or retires the task.
-    fn next(mut self: Box<Self>) {
-        let job = self.job.clone();
+    fn next(mut self: Box<Self>, job: &Job) {
         if job.stopping.get() {
             return job.task_done();
         }
@@ -430,7 +429,7 @@ impl IoDone for Task {
         let job = self.job.clone();
         if c.status == bdev::IoStatus::NoMem {
             // Resumed from the io_wait queue: nothing completed; try again.
-            return self.next();
+            return self.next(&job);
         }
         match self.phase {
             Phase::Io => {
@@ -438,14 +437,14 @@ impl IoDone for Task {
                 if let Some(b) = c.data.into_buf() {
                     self.buf = Some(b);
                 }
-                self.next()
+                self.next(&job)
             }
             Phase::VerifyWrite => {
                 job.record(&c);
                 let ok = c.success();
                 self.wbuf = c.data.into_buf();
                 if !ok || job.stopping.get() {
-                    return self.next();
+                    return self.next(&job);
                 }
                 self.phase = Phase::VerifyRead;
                 let rb = self
@@ -475,7 +474,7 @@ impl IoDone for Task {
                     }
                 }
                 self.buf = rb;
-                self.next()
+                self.next(&job)
             }
         }
     }

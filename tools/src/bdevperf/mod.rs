@@ -114,6 +114,8 @@ pub fn run(args: BdevperfArgs) -> Result<bool, String> {
     if args.queue_depth == 0 || args.io_size == 0 || args.time == 0 {
         return Err("-q, -o and -t must be positive".into());
     }
+    // Room for every job's queue plus split pieces.
+    bdev::set_io_pool_size((args.queue_depth as usize * 2 + 64).max(1024));
     bdev::init().map_err(|e| e.to_string())?;
     bdev::load_config_file(&args.json).map_err(|e| e.to_string())?;
     let result = run_jobs(&args, &cores);
