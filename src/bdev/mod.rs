@@ -64,7 +64,7 @@ pub use future::{IoFailed, IoFuture};
 pub use io::{IoCompletion, IoDone, IoId, IoStatus, IoType, Rejected};
 pub use module::{fini, init, module_names, register_module, BdevModule};
 pub use ops::{BdevOps, Completer, IoRequest, ModuleChannel};
-pub use registry::{bdevs, get_by_name};
+pub use registry::{bdevs, get_by_name, get_iostat_json};
 pub use stat::{ChannelStat, IoStat};
 pub use submit::Submitted;
 pub use uuid::Uuid;

@@ -95,6 +95,7 @@ impl Pool {
         s.state = State::Free;
         s.gen = s.gen.wrapping_add(1);
         s.parent = NO_PARENT;
+        s.data_off = 0;
         self.free.push(idx);
     }
 
