@@ -9,7 +9,7 @@
 use super::buf::IoData;
 use super::device::Bdev;
 use super::io::{IoCompletion, IoId, IoStatus, IoType};
-use super::ops::{Completer, Done, IoRequest, ModuleChannel};
+use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::stat::ChannelStat;
 use super::ticks::ticks;
@@ -200,7 +200,22 @@ impl ChannelInner {
             s.split_outstanding = 0;
             self.continue_split(&mut pool, idx);
         } else {
-            self.to_module(&mut pool, idx);
+            s.state = State::InModule;
+            self.in_module.set(self.in_module.get() + 1);
+            // Hand the request over with the values in registers: reading
+            // them back from the slot just written would stall on store
+            // forwarding.
+            let data = &mut s.data;
+            self.module.borrow_mut().submit_request(IoRequest {
+                id,
+                io_type,
+                offset_blocks,
+                num_blocks,
+                block_size: self.block_size,
+                data,
+                data_off: 0,
+                whole: true,
+            });
         }
         Ok(id)
     }
@@ -371,8 +386,8 @@ impl ChannelInner {
 
     /// Handles one module completion; returns 1 if a caller's I/O finished.
     #[inline]
-    fn finish(&self, d: Done) -> usize {
-        let data = if d.has_data {
+    fn finish(&self, d: Packed) -> usize {
+        let data = if d.has_data() {
             self.done.pop_data()
         } else {
             None
@@ -396,6 +411,7 @@ impl ChannelInner {
             return 0;
         }
         self.in_module.set(self.in_module.get() - 1);
+        let status = d.status();
         let parent = s.parent;
         if let Some(data) = data {
             if parent == NO_PARENT {
@@ -405,7 +421,7 @@ impl ChannelInner {
             }
         }
         let s = &mut pool.slots[idx as usize];
-        if d.status == IoStatus::NoMem {
+        if status == IoStatus::NoMem {
             s.state = State::NoMem;
             self.nomem.borrow_mut().push_back(idx);
             return 0;
@@ -415,21 +431,21 @@ impl ChannelInner {
             pool.release(idx);
             let ps = &mut pool.slots[parent as usize];
             ps.split_outstanding -= 1;
-            if !d.status.is_success() && ps.status.is_success() {
-                ps.status = d.status;
+            if !status.is_success() && ps.status.is_success() {
+                ps.status = status;
             }
             self.continue_split(&mut pool, parent);
             return 0;
         }
         let now = self.now.get();
-        let ok = d.status.is_success();
+        let ok = status.is_success();
         let bytes = s.num_blocks * self.block_size as u64;
         self.stat
             .record(s.io_type, bytes, now.saturating_sub(s.submit_tick), ok);
         match std::mem::replace(&mut s.cb, Cb::None) {
             Cb::Done(cb) => {
                 let c = IoCompletion {
-                    status: d.status,
+                    status: status,
                     io_type: s.io_type,
                     offset_blocks: s.offset_blocks,
                     num_blocks: s.num_blocks,
@@ -442,7 +458,7 @@ impl ChannelInner {
                 cb.io_done(c);
             }
             Cb::Waker(w) => {
-                s.status = d.status;
+                s.status = status;
                 s.state = State::AsyncDone;
                 s.submit_tick = now.saturating_sub(s.submit_tick);
                 drop(pool);

@@ -138,7 +138,7 @@ pub(crate) struct Done {
 /// stores to forward).
 #[derive(Clone, Copy)]
 pub(crate) struct Packed {
-    id: IoId,
+    pub id: IoId,
     word: u64,
 }
 
@@ -157,6 +157,17 @@ impl Packed {
             id: d.id,
             word: tag | sct << 8 | sc << 16 | (d.has_data as u64) << 32,
         }
+    }
+
+    /// The status, decoded in registers (never through memory).
+    #[inline]
+    pub fn status(self) -> IoStatus {
+        self.unpack().status
+    }
+
+    #[inline]
+    pub fn has_data(self) -> bool {
+        self.word >> 32 != 0
     }
 
     #[inline]
@@ -226,8 +237,8 @@ impl Completer {
     }
 
     #[inline]
-    pub(crate) fn pop(&self) -> Option<Done> {
-        self.0.done.borrow_mut().pop_front().map(Packed::unpack)
+    pub(crate) fn pop(&self) -> Option<Packed> {
+        self.0.done.borrow_mut().pop_front()
     }
 
     #[inline]
