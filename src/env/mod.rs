@@ -1,1 +1,36 @@
-//! The `env` layer (see DESIGN: filled in by its issue).
+//! The `env` layer: DMA memory, as SPDK's env library provides it.
+//!
+//! [`init`] brings the environment up from [`EnvOpts`]: hugepages of 2 MiB or
+//! 1 GiB (anonymous `MAP_HUGETLB`, or files on a hugetlbfs mount), or ordinary
+//! pinned pages in `no_huge` mode; and the IOVA mode, [`IovaMode::Va`] behind
+//! an IOMMU or [`IovaMode::Pa`] (physical addresses from /proc/self/pagemap)
+//! without one. [`DmaBuf`] allocates from a heap of regions that grows on
+//! demand; [`DmaPool`] hands out fixed-size elements for per-I/O objects.
+//! Every region is registered in a vaddr <-> IOVA map ([`vtophys`],
+//! [`iova_to_vaddr`]) and mapped into every [`DmaMapper`] (VFIO containers).
+//! User memory joins with [`mem_register`]. [`fini`] gives everything back.
+//!
+//! `unsafe` is needed here to map memory and hand out slices of it.
+
+mod dmabuf;
+mod error;
+mod global;
+mod heap;
+mod mapper;
+mod opts;
+mod pool;
+mod region;
+mod state;
+mod sys;
+
+pub use dmabuf::{DmaBuf, Extents};
+pub use error::EnvError;
+pub use global::{
+    fini, init, init_once, iova_mode, iova_to_vaddr, is_initialized, mem_register, mem_stats,
+    mem_unregister, opts, register_dma_mapper, unregister_dma_mapper, vtophys, vtophys_len,
+    MemStats,
+};
+pub use mapper::DmaMapper;
+pub use opts::{EnvOpts, HugePageSize, IovaMode};
+pub use pool::{DmaPool, DmaPoolBuf};
+pub use sys::{hugepage_counts, hugepage_counts_at, iommu_present, HugepageCounts};

@@ -3,11 +3,15 @@
 //! One binary with subcommands, as SPDK ships scripts/setup.sh, spdk_nvme_identify,
 //! spdk_nvme_perf, bdevperf and blobcli.
 
+mod identify;
+mod perf;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bdevperf;
 mod blob;
+mod setup;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
@@ -26,6 +30,12 @@ enum Command {
     ThreadBench(thread_bench::ThreadBenchArgs),
     /// SPDK's bdevperf: I/O load on the bdevs of an SPDK JSON config.
     Bdevperf(bdevperf::BdevperfArgs),
+    /// Reserve hugepages and bind NVMe devices to a user-space driver (like SPDK's setup.sh).
+    Setup(setup::SetupArgs),
+    /// Controller and namespace data, like spdk_nvme_identify.
+    Identify(identify::IdentifyArgs),
+    /// NVMe I/O benchmark, like spdk_nvme_perf.
+    Perf(perf::PerfArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,5 +66,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Setup(args) => setup::run(args),
+        Command::Identify(a) => identify::run(a),
+        Command::Perf(a) => perf::run(a),
     }
 }

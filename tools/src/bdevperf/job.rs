@@ -54,6 +54,17 @@ pub struct JobResult {
     pub lat_max_ns: u64,
     pub hist: Histogram<u64>,
     pub error: Option<String>,
+    /// CPU time the job's reactor thread ran during the job (from
+    /// /proc/thread-self/schedstat; 0 where unavailable).
+    pub cpu_ns: u64,
+}
+
+/// CPU time of the calling OS thread in ns, from the scheduler's accounting.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }
 
 struct Job {
@@ -77,6 +88,8 @@ struct Job {
     lat_max: Cell<u64>,
     hist: RefCell<Histogram<u64>>,
     start: u64,
+    start_cpu: u64,
+    stop_cpu: Cell<u64>,
     stop_at: Cell<u64>,
     shared: Arc<Shared>,
     tx: mpsc::Sender<JobResult>,
@@ -119,6 +132,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             lat_max_ns: 0,
             hist: Histogram::new(3).expect("3 significant figures is valid"),
             error: Some(e),
+            cpu_ns: 0,
         });
     };
     let writes = !matches!(cfg.workload, Workload::Read | Workload::Randread);
@@ -159,6 +173,8 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         lat_max: Cell::new(0),
         hist: RefCell::new(hist),
         start: now,
+        start_cpu: thread_cpu_ns(),
+        stop_cpu: Cell::new(0),
         stop_at: Cell::new(now + cfg.time.as_nanos() as u64),
         shared,
         tx,
@@ -182,7 +198,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             offset_blocks: 0,
         });
         job.outstanding.set(job.outstanding.get() + 1);
-        task.next();
+        task.next(&job);
     }
 }
 
@@ -195,6 +211,7 @@ impl Job {
         if !self.stopping.get() && ticks() >= self.stop_at.get() {
             self.stopping.set(true);
             self.stop_at.set(ticks());
+            self.stop_cpu.set(thread_cpu_ns());
         }
         if self.cfg.workload == Workload::Reset && !self.stopping.get() {
             let since = (ticks() - self.start) / 1_000_000_000;
@@ -298,14 +315,19 @@ impl Job {
             lat_max_ns: self.lat_max.get(),
             hist,
             error: self.error.borrow_mut().take(),
+            cpu_ns: if self.stopping.get() {
+                self.stop_cpu.get()
+            } else {
+                thread_cpu_ns()
+            }
+            .saturating_sub(self.start_cpu),
         });
     }
 }
 
 impl Task {
     /// Picks and submits this task's next I/O, or retires the task.
-    fn next(mut self: Box<Self>) {
-        let job = self.job.clone();
+    fn next(mut self: Box<Self>, job: &Job) {
         if job.stopping.get() {
             return job.task_done();
         }
@@ -361,8 +383,9 @@ impl Task {
 impl Job {
     /// Handles a refused submission: wait for a free request on NOMEM,
     /// otherwise count the failure and retire the task.
-    fn rejected(&self, r: Result<(), bdev::Rejected>) {
+    fn rejected(&self, r: bdev::Submitted) {
         let Err(rej) = r else { return };
+        let rej = *rej;
         match (rej.error, rej.cb) {
             (BdevError::NoMem, Some(cb)) => {
                 // Resubmit from scratch when a request frees up: give the
@@ -406,7 +429,7 @@ impl IoDone for Task {
         let job = self.job.clone();
         if c.status == bdev::IoStatus::NoMem {
             // Resumed from the io_wait queue: nothing completed; try again.
-            return self.next();
+            return self.next(&job);
         }
         match self.phase {
             Phase::Io => {
@@ -414,14 +437,14 @@ impl IoDone for Task {
                 if let Some(b) = c.data.into_buf() {
                     self.buf = Some(b);
                 }
-                self.next()
+                self.next(&job)
             }
             Phase::VerifyWrite => {
                 job.record(&c);
                 let ok = c.success();
                 self.wbuf = c.data.into_buf();
                 if !ok || job.stopping.get() {
-                    return self.next();
+                    return self.next(&job);
                 }
                 self.phase = Phase::VerifyRead;
                 let rb = self
@@ -451,7 +474,7 @@ impl IoDone for Task {
                     }
                 }
                 self.buf = rb;
-                self.next()
+                self.next(&job)
             }
         }
     }

@@ -114,6 +114,8 @@ pub fn run(args: BdevperfArgs) -> Result<bool, String> {
     if args.queue_depth == 0 || args.io_size == 0 || args.time == 0 {
         return Err("-q, -o and -t must be positive".into());
     }
+    // Room for every job's queue plus split pieces.
+    bdev::set_io_pool_size((args.queue_depth as usize * 2 + 64).max(1024));
     bdev::init().map_err(|e| e.to_string())?;
     bdev::load_config_file(&args.json).map_err(|e| e.to_string())?;
     let result = run_jobs(&args, &cores);
@@ -136,7 +138,7 @@ fn targets(args: &BdevperfArgs) -> Result<Vec<Arc<bdev::Bdev>>, String> {
         return Err("no bdev to test: the config created none (or all are claimed)".into());
     }
     for b in &t {
-        if args.io_size % b.block_size() as u64 != 0 {
+        if !args.io_size.is_multiple_of(b.block_size() as u64) {
             return Err(format!(
                 "-o {} is not a multiple of the block size {} of '{}'",
                 args.io_size,
@@ -159,7 +161,7 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
     let bdevs = targets(args)?;
     let core_list: Vec<usize> = cores.iter().collect();
     let rs = ReactorSet::start(
-        cores.clone(),
+        *cores,
         ReactorOpts {
             pin: true,
             idle_backoff: None,
@@ -239,7 +241,7 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
             shared.len()
         ));
     }
-    results.sort_by(|a, b| (a.core, a.bdev.clone()).cmp(&(b.core, b.bdev.clone())));
+    results.sort_by_key(|a| (a.core, a.bdev.clone()));
     let ok = results
         .iter()
         .all(|r| r.error.is_none() && r.miscompares == 0 && r.failed == 0);

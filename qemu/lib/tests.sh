@@ -1,0 +1,78 @@
+# shellcheck shell=bash
+# The test suite in the guest: build the test binaries once, stage them
+# with the files they read, write the guest's runner, sum up the results.
+# Sourced after common.sh and initramfs.sh.
+
+# build_tests LIST: cargo test --workspace --no-run; writes one line per
+# executable to LIST: KIND<TAB>NAME<TAB>PACKAGE_DIR<TAB>PATH, KIND being
+# test (a test harness) or bin (a binary tests may call).
+build_tests() {
+  log "cargo test --workspace --no-run"
+  (cd "$REPO_DIR" && cargo test --workspace --no-run --message-format=json-render-diagnostics) |
+    jq -r 'select(.reason == "compiler-artifact" and .executable != null)
+      | [(if .profile.test then "test" else "bin" end), .target.name,
+         (.manifest_path | sub("/Cargo.toml$"; "")), .executable] | @tsv' |
+    LC_ALL=C sort -t $'\t' -k1,2 >"$1"
+  grep -q '^test' "$1" || die "cargo built no test binaries"
+}
+
+# stage_tests STAGE LIST [TEST-ARGS...]: every test binary of LIST under
+# /payload/tests, every binary at its host path and on PATH, each
+# package's tests/fixtures at its host path (tests find them through
+# CARGO_MANIFEST_DIR or relative to the package), and /payload/cmd that
+# runs each test binary from its package directory.
+stage_tests() {
+  local stage=$1 list=$2 kind name pkg exe n=0 seen=" " args
+  shift 2
+  args=$(sh_quote --include-ignored --test-threads=1 "$@")
+  {
+    echo 'failed=0'
+    echo 'export RUST_BACKTRACE=1'
+  } >"$stage/payload/cmd"
+  while IFS=$'\t' read -r kind name pkg exe; do
+    if [[ $seen != *" $pkg "* ]]; then
+      seen+="$pkg "
+      mkdir -p "$stage$pkg"
+      [[ -d $pkg/tests/fixtures ]] && mkdir -p "$stage$pkg/tests" && cp -a "$pkg/tests/fixtures" "$stage$pkg/tests/"
+    fi
+    if [[ $kind == bin ]]; then
+      stage_binary "$stage" "$exe" "${exe#/}"
+      stage_binary "$stage" "$exe"
+      continue
+    fi
+    n=$((n + 1))
+    local dest
+    dest=/payload/tests/$(printf '%02d' "$n")-${exe##*/}
+    stage_binary "$stage" "$exe" "${dest#/}"
+    cat >>"$stage/payload/cmd" <<RUN
+echo "==> $name (${exe##*/})"
+(cd $(sh_quote "$pkg") && CARGO_MANIFEST_DIR=$(sh_quote "$pkg") timeout $TEST_TIMEOUT $dest $args)
+rc=\$?
+[ \$rc -eq 143 ] && echo "spdk-io-guest: $name killed after ${TEST_TIMEOUT}s (--test-timeout)"
+echo "spdk-io-test: $name \$rc" >/dev/ttyS1
+[ \$rc -eq 0 ] || failed=\$((failed + 1))
+RUN
+  done <"$list"
+  # shellcheck disable=SC2016 # expanded in the guest
+  echo 'exit $((failed > 0))' >>"$stage/payload/cmd"
+  log "staged $n test binaries ($(du -sh "$stage" | cut -f1))"
+}
+
+# mode_summary MODE DIR: one line with cargo test's counts summed over
+# DIR/console.log and the binaries that failed.
+mode_summary() {
+  local mode=$1 dir=$2 counts bad
+  counts=$(tr -d '\r' <"$dir/console.log" | awk '
+    /^test result: / {
+      for (i = 1; i <= NF; i++) {
+        if ($(i + 1) ~ /^passed/) p += $i
+        if ($(i + 1) ~ /^failed/) f += $i
+        if ($(i + 1) ~ /^ignored/) g += $i
+      }
+      b++
+    }
+    END { printf "%d passed, %d failed, %d ignored in %d binaries", p, f, g, b }')
+  bad=$(sed -n 's/^spdk-io-test: \(.*\) [1-9][0-9]*\r*$/\1/p' "$dir/results" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
+  printf 'mode %s: %s%s (guest status %s, %ss)\n' "$mode" "$counts" \
+    "${bad:+; failed binaries: $bad}" "$GUEST_STATUS" "$GUEST_SECONDS"
+}

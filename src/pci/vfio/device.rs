@@ -1,0 +1,145 @@
+//! A PCI function opened through VFIO: BARs and config space as regions of
+//! the device fd.
+
+use std::fs::File;
+use std::os::fd::{AsFd, FromRawFd};
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+
+use vfio_bindings::bindings::vfio::{VFIO_PCI_CONFIG_REGION_INDEX, VFIO_REGION_INFO_FLAG_MMAP};
+
+use super::container::{container, Group};
+use super::ioctl;
+use crate::pci::{mmio, Bar, PciAddress, PciDevice, PciError};
+
+/// A PCI function bound to vfio-pci.
+pub struct VfioDevice {
+    addr: PciAddress,
+    file: File,
+    group: Arc<Group>,
+    config_offset: u64,
+    config_size: u64,
+    bars: Mutex<[Option<Bar>; 6]>,
+}
+
+impl VfioDevice {
+    /// Opens `addr`, a member of IOMMU group `group`, through the process's container.
+    pub(crate) fn open(addr: PciAddress, group: u32) -> Result<Self, PciError> {
+        let group = container()?.group(group)?;
+        let name = addr.to_string();
+        let fd = ioctl::group_get_device_fd(group.file.as_fd(), &name).map_err(|source| {
+            PciError::Vfio {
+                op: "GROUP_GET_DEVICE_FD",
+                device: name.clone(),
+                source,
+            }
+        })?;
+        // SAFETY: the ioctl returned a new fd that nothing else owns.
+        let file = unsafe { File::from_raw_fd(fd) };
+        let cfg =
+            ioctl::region_info(file.as_fd(), VFIO_PCI_CONFIG_REGION_INDEX).map_err(|source| {
+                PciError::Vfio {
+                    op: "DEVICE_GET_REGION_INFO (config)",
+                    device: name.clone(),
+                    source,
+                }
+            })?;
+        Ok(Self {
+            addr,
+            file,
+            group,
+            config_offset: cfg.offset,
+            config_size: cfg.size,
+            bars: Mutex::new(Default::default()),
+        })
+    }
+
+    /// True when the group uses VFIO's no-IOMMU mode (DMA by physical address).
+    pub fn is_noiommu(&self) -> bool {
+        self.group.noiommu
+    }
+
+    /// The IOMMU group number.
+    pub fn iommu_group(&self) -> u32 {
+        self.group.number
+    }
+
+    fn check_cfg(&self, offset: u16, len: usize) -> Result<u64, PciError> {
+        if offset as u64 + len as u64 > self.config_size {
+            return Err(PciError::ConfigRange {
+                address: self.addr.to_string(),
+                offset,
+                len,
+            });
+        }
+        Ok(self.config_offset + offset as u64)
+    }
+}
+
+impl PciDevice for VfioDevice {
+    fn address(&self) -> PciAddress {
+        self.addr
+    }
+
+    fn map_bar(&self, index: u8) -> Result<Bar, PciError> {
+        let no_bar = || PciError::NoSuchBar {
+            device: self.addr.to_string(),
+            index,
+        };
+        if index > 5 {
+            return Err(no_bar());
+        }
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = &bars[index as usize] {
+            return Ok(b.clone());
+        }
+        let info = ioctl::region_info(self.file.as_fd(), index as u32).map_err(|source| {
+            PciError::Vfio {
+                op: "DEVICE_GET_REGION_INFO",
+                device: self.addr.to_string(),
+                source,
+            }
+        })?;
+        if info.size == 0 || info.flags & VFIO_REGION_INFO_FLAG_MMAP == 0 {
+            return Err(no_bar());
+        }
+        let bar = mmio::map_bar(
+            self.file.as_fd(),
+            info.offset,
+            info.size as usize,
+            &format!("{} BAR {index} through VFIO", self.addr),
+        )?;
+        bars[index as usize] = Some(bar.clone());
+        Ok(bar)
+    }
+
+    fn cfg_read(&self, offset: u16, buf: &mut [u8]) -> Result<(), PciError> {
+        let at = self.check_cfg(offset, buf.len())?;
+        self.file.read_exact_at(buf, at).map_err(|e| {
+            PciError::io(
+                format!("{}: reading config space at {offset:#x}", self.addr),
+                e,
+            )
+        })
+    }
+
+    fn cfg_write(&self, offset: u16, data: &[u8]) -> Result<(), PciError> {
+        let at = self.check_cfg(offset, data.len())?;
+        self.file.write_all_at(data, at).map_err(|e| {
+            PciError::io(
+                format!("{}: writing config space at {offset:#x}", self.addr),
+                e,
+            )
+        })
+    }
+}
+
+impl std::fmt::Debug for VfioDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VfioDevice")
+            .field("addr", &self.addr)
+            .field("group", &self.group.number)
+            .field("noiommu", &self.group.noiommu)
+            .finish()
+    }
+}
