@@ -3,7 +3,8 @@
 //! the calling thread, completed by polling that channel.
 //!
 //! Each call copies through one reusable bounce [`IoBuf`] (bdev I/O owns its
-//! buffer until completion; the blobstore lends a slice).
+//! buffer until completion; the blobstore lends a slice) and boxes one
+//! small completion closure.
 
 use std::cell::RefCell;
 use std::io;

@@ -4,6 +4,12 @@
 //! handle on the calling thread; the gate is released after. Writes that
 //! need a new cluster (thin allocation, copy-on-write) are done by the
 //! metadata thread itself.
+//!
+//! Cost: two messages to the metadata thread and a few small allocations
+//! per I/O (the mapping, the reply slot). The zero-allocation path is the
+//! blobstore's own I/O on the metadata thread; caching mappings on the
+//! channel (with the gate turned into a freeze message to every channel) is
+//! the next step.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
