@@ -211,7 +211,9 @@ fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
                 assert!(now == made, "snapshot {old:#x} changed after it was made");
             }
             // Let the writers own their clusters again before the next round.
-            spdk_io::thread::sleep(std::time::Duration::from_millis(30)).await.unwrap();
+            spdk_io::thread::sleep(std::time::Duration::from_millis(30))
+                .await
+                .unwrap();
         }
         Ok::<_, BlobError>((snaps, taken))
     })

@@ -218,6 +218,7 @@ impl<D: BsDev + Send + 'static> BlobstoreHandle<D> {
 }
 
 fn take_store<D: BsDev + 'static>(key: u64) -> Result<Box<Blobstore<D>>> {
+    GATES.with(|g| g.borrow_mut().remove(&key));
     let any = STORES
         .with(|s| s.borrow_mut().remove(&key))
         .ok_or(BlobError::NotRunning)?;
