@@ -348,4 +348,85 @@ mod tests {
             "page of another blob"
         );
     }
+
+    /// Random blobs (xattr sizes, cluster maps, extent table or RLE)
+    /// serialize into a chain of pages and parse back to the same blob.
+    #[test]
+    fn random_blobs_round_trip_through_their_pages() {
+        let mut x = 0x853c49e6748fea9bu64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        };
+        for _ in 0..300 {
+            let et = rnd(3) != 0;
+            let n = rnd(4) as usize * rnd(700) as usize;
+            let total = 4096u32;
+            let mut md = blob(vec![0; n], vec![]);
+            md.use_extent_table = et;
+            md.invalid_flags = if et { BLOB_EXTENT_TABLE } else { 0 } | rnd(2);
+            let dense = rnd(4);
+            for c in md.clusters.iter_mut() {
+                if rnd(4) < dense {
+                    *c = 16 + rnd(total as u64 - 16) as u32;
+                }
+            }
+            for i in 0..rnd(12) {
+                let len = rnd(3) * rnd(1500) as u64;
+                md.xattrs
+                    .push((format!("x{i}"), vec![i as u8; len as usize]));
+            }
+            // Extent pages at md pages 100.., only where the slot has clusters.
+            let slots = md.num_extent_pages();
+            md.extent_pages = (0..slots)
+                .map(|s| {
+                    let r = s * EXTENTS_PER_EP..((s + 1) * EXTENTS_PER_EP).min(n);
+                    if et && md.clusters[r].iter().any(|&c| c != 0) {
+                        100 + s as u32
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            if !et {
+                md.extent_pages.clear();
+            }
+            let chain: Vec<(u32, MdPage)> = md
+                .serialize()
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    (
+                        i as u32,
+                        MdPage {
+                            id: md.id,
+                            sequence_num: i as u32,
+                            descriptors: d,
+                            next: INVALID_MD_PAGE,
+                        },
+                    )
+                })
+                .collect();
+            for (_, p) in &chain {
+                p.encode().expect("every serialized page fits");
+            }
+            let ep = |p: u32| {
+                Ok(MdPage {
+                    id: md.id,
+                    sequence_num: 0,
+                    descriptors: vec![md.extent_page_descriptor((p - 100) as usize)],
+                    next: INVALID_MD_PAGE,
+                })
+            };
+            let back = BlobMd::parse(md.id, &chain, ep, total, 4096).unwrap();
+            assert_eq!(back.clusters, md.clusters);
+            assert_eq!(back.xattrs, md.xattrs);
+            assert_eq!(back.invalid_flags, md.invalid_flags);
+            if et {
+                assert_eq!(back.extent_pages, md.extent_pages);
+            }
+        }
+    }
 }
