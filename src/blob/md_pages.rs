@@ -374,7 +374,7 @@ mod tests {
                 }
             }
             for i in 0..rnd(12) {
-                let len = rnd(3) * rnd(1500) as u64;
+                let len = rnd(3) * rnd(1500);
                 md.xattrs
                     .push((format!("x{i}"), vec![i as u8; len as usize]));
             }
