@@ -179,3 +179,27 @@ fn nomem_completion_is_retried_after_io_drains_and_succeeds() {
         "every I/O reached the module exactly once successfully"
     );
 }
+
+#[test]
+fn a_request_reused_after_being_a_split_piece_reads_into_its_own_buffer_start() {
+    let (b, _seen) = recorder(2, 0, 0);
+    let d = bdev::open(b.name(), true).unwrap();
+    let ch = d.get_io_channel_sized(2).unwrap();
+    let l = log();
+    // Parent in one request, its pieces (at byte offsets 1024, 2048...) in the other.
+    d.read_blocks(&ch, IoBuf::new(6 * 512), 0, 6, rec(&l))
+        .unwrap();
+    poll_until(&ch, || l.borrow().len() == 1);
+    for i in 0..2 {
+        d.read_blocks(&ch, IoBuf::new(512), 9 + i, 1, rec(&l))
+            .unwrap();
+    }
+    poll_until(&ch, || l.borrow().len() == 3);
+    for c in l.borrow_mut().drain(1..) {
+        let buf = c.data.into_buf().unwrap();
+        assert_eq!(
+            buf[0], c.offset_blocks as u8,
+            "data landed at the start of the buffer"
+        );
+    }
+}

@@ -215,3 +215,33 @@ fn a_parent_cycle_sets_the_blobs_aside_instead_of_looping() {
         "the snapshot and both clones"
     );
 }
+
+#[test]
+fn blobs_sharing_a_cluster_are_set_aside() {
+    use spdk_io::blob::format::Descriptor as D;
+    // In blobs-4k blob b's extent page (md page 3) maps logical cluster 3 to
+    // physical cluster 3; point it at cluster 1, which blob a owns.
+    let mut img = image("blobs-4k");
+    let off = (4 + 3) * PAGE_SIZE;
+    let mut p = MdPage::decode(&img[off..off + PAGE_SIZE]).unwrap();
+    if let D::ExtentPage { cluster_idx, .. } = &mut p.descriptors[0] {
+        cluster_idx[3] = 1;
+    }
+    img[off..off + PAGE_SIZE].copy_from_slice(&p.encode().unwrap());
+    let mut bs =
+        Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
+    assert!(bs.open_blob(0x1_0000_0000).is_err());
+    assert!(bs.open_blob(0x1_0000_0002).is_err());
+    let c = bs.open_blob(0x1_0000_0004).unwrap();
+    bs.close_blob(c).unwrap();
+    // Their clusters stay claimed: a new blob does not get cluster 1, 2 or 3.
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let h = bs.open_blob(id).unwrap();
+    bs.close_blob(h).unwrap();
+    assert_eq!(bs.free_cluster_count(), 11);
+}

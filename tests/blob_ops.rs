@@ -359,6 +359,33 @@ fn flags_from_a_newer_writer_refuse_or_restrict_as_spdk() {
         Err(BlobError::MdReadOnly(_))
     ));
     bs.close_blob(h).unwrap();
+    bs.verify().unwrap();
+}
+
+#[test]
+fn a_blob_from_a_newer_writer_keeps_its_space_through_dirty_recovery() {
+    let mut bs = Blobstore::init(RamDev::new(4096, 4096), &BsOpts::default()).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut img = bs.abandon().into_image();
+    patch_flags(&mut img, 0, |i, _, _| *i |= 1 << 40);
+    let mut bs =
+        Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
+    assert_eq!(bs.load_kind(), LoadKind::Recovered);
+    assert!(bs.open_blob(id).is_err());
+    assert_eq!(bs.free_cluster_count(), 13, "its 2 clusters stay claimed");
+    bs.verify().unwrap();
+    let other = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_ne!(other, id, "its root page is not reused");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! completion (the owned-buffer pattern), so memory a device is still
 //! writing into can never be freed or reused by mistake.
 
+use crate::env::DmaBuf;
 use std::ops::{Deref, DerefMut};
 
 /// One data buffer for bdev I/O: ordinary heap memory (any bdev except
@@ -10,9 +11,31 @@ use std::ops::{Deref, DerefMut};
 /// An `IoBuf` may be a window (`offset..offset+len`) into its storage, so an
 /// aligned buffer can be carved out of a larger allocation.
 pub struct IoBuf {
-    store: Vec<u8>,
-    off: usize,
-    len: usize,
+    store: Store,
+    off: u32,
+    len: u32,
+}
+
+enum Store {
+    Heap(Box<[u8]>),
+    Dma(DmaBuf),
+}
+
+impl Store {
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Store::Heap(b) => b,
+            Store::Dma(d) => d,
+        }
+    }
+    #[inline]
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Store::Heap(b) => b,
+            Store::Dma(d) => d,
+        }
+    }
 }
 
 impl IoBuf {
@@ -23,26 +46,88 @@ impl IoBuf {
 
     /// A zeroed heap buffer of `len` bytes whose first byte is aligned to
     /// `align` (a power of two).
+    ///
+    /// # Panics
+    /// If `len` is 4 GiB or more (one I/O buffer is smaller than that).
     pub fn aligned(len: usize, align: usize) -> Self {
         let align = align.max(1).next_power_of_two();
-        let store = vec![0u8; len + align - 1];
+        let store = vec![0u8; len + align - 1].into_boxed_slice();
         let off = store.as_ptr().align_offset(align).min(align - 1);
-        Self { store, off, len }
+        let len = u32::try_from(len).expect("I/O buffers are smaller than 4 GiB");
+        Self {
+            store: Store::Heap(store),
+            off: off as u32,
+            len,
+        }
     }
 
-    /// Wraps an existing vector (no copy; alignment is whatever the vector has).
+    /// Wraps an existing vector (no copy unless it has spare capacity;
+    /// alignment is whatever the vector has).
+    ///
+    /// # Panics
+    /// If the vector holds 4 GiB or more.
     pub fn from_vec(v: Vec<u8>) -> Self {
-        let len = v.len();
+        let len = u32::try_from(v.len()).expect("I/O buffers are smaller than 4 GiB");
         Self {
-            store: v,
+            store: Store::Heap(v.into_boxed_slice()),
             off: 0,
             len,
         }
     }
 
+    /// A zeroed buffer of `len` bytes in DMA memory (the env must be
+    /// initialized): what the nvme bdev moves without a copy.
+    pub fn dma(len: usize, align: usize) -> super::Result<Self> {
+        let d = DmaBuf::alloc_zeroed(len.max(1), align.max(1)).map_err(|e| {
+            super::BdevError::InvalidParam(format!("DMA buffer of {len} bytes: {e}"))
+        })?;
+        Ok(Self::from_dma(d, 0, len))
+    }
+
+    /// Wraps bytes `off..off+len` of a DMA buffer.
+    ///
+    /// # Panics
+    /// If the window is outside the buffer or 4 GiB or larger.
+    pub fn from_dma(d: DmaBuf, off: usize, len: usize) -> Self {
+        assert!(
+            off + len <= d.len(),
+            "IoBuf window {off}+{len} outside a {}-byte DmaBuf",
+            d.len()
+        );
+        let (off, len) = (
+            u32::try_from(off).expect("offset below 4 GiB"),
+            u32::try_from(len).expect("I/O buffers are smaller than 4 GiB"),
+        );
+        Self {
+            store: Store::Dma(d),
+            off,
+            len,
+        }
+    }
+
+    /// True when the bytes live in DMA memory.
+    pub fn is_dma(&self) -> bool {
+        matches!(self.store, Store::Dma(_))
+    }
+
+    /// The DMA buffer and the window into it, or the buffer itself back
+    /// when it is heap memory.
+    pub fn into_dma(self) -> Result<(DmaBuf, std::ops::Range<usize>), IoBuf> {
+        let r = self.off as usize..(self.off + self.len) as usize;
+        match self.store {
+            Store::Dma(d) => Ok((d, r)),
+            store => Err(IoBuf {
+                store,
+                off: self.off,
+                len: self.len,
+            }),
+        }
+    }
+
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True when the buffer holds no bytes.
@@ -57,20 +142,22 @@ impl IoBuf {
 
     /// True when the first byte and the length are multiples of `align`.
     pub fn is_aligned(&self, align: usize) -> bool {
-        align == 0 || (self.addr() % align == 0 && self.len % align == 0)
+        align == 0 || (self.addr() % align == 0 && self.len() % align == 0)
     }
 }
 
 impl Deref for IoBuf {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
-        &self.store[self.off..self.off + self.len]
+        &self.store.bytes()[self.off as usize..(self.off + self.len) as usize]
     }
 }
 
 impl DerefMut for IoBuf {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.store[self.off..self.off + self.len]
+        &mut self.store.bytes_mut()[self.off as usize..(self.off + self.len) as usize]
     }
 }
 
@@ -95,23 +182,21 @@ pub enum IoData {
     Buf(IoBuf),
     /// A scatter-gather list, used in order.
     Vec(Vec<IoBuf>),
-    /// Compare-and-write: the data to compare, then the data to write.
-    CompareWrite {
-        /// Compared against the media first.
-        compare: IoBuf,
-        /// Written when the compare matches.
-        write: IoBuf,
-    },
+    /// Compare-and-write: `[compare, write]` — the data compared against
+    /// the media, then the data written when it matches. Boxed to keep
+    /// every other I/O's data small.
+    CompareWrite(Box<[IoBuf; 2]>),
 }
 
 impl IoData {
     /// Total bytes the data moves (for compare-and-write: the compare half).
+    #[inline]
     pub fn len(&self) -> u64 {
         match self {
             IoData::None => 0,
             IoData::Buf(b) => b.len() as u64,
             IoData::Vec(v) => v.iter().map(|b| b.len() as u64).sum(),
-            IoData::CompareWrite { compare, .. } => compare.len() as u64,
+            IoData::CompareWrite(b) => b[0].len() as u64,
         }
     }
 
@@ -121,6 +206,7 @@ impl IoData {
     }
 
     /// The single buffer, if this is `Buf`.
+    #[inline]
     pub fn into_buf(self) -> Option<IoBuf> {
         match self {
             IoData::Buf(b) => Some(b),
@@ -134,7 +220,10 @@ impl IoData {
             IoData::None => Vec::new(),
             IoData::Buf(b) => vec![b],
             IoData::Vec(v) => v,
-            IoData::CompareWrite { compare, write } => vec![compare, write],
+            IoData::CompareWrite(b) => {
+                let [compare, write] = *b;
+                vec![compare, write]
+            }
         }
     }
 
@@ -144,7 +233,7 @@ impl IoData {
         match self {
             IoData::None => {}
             IoData::Buf(b) => f(&mut b[off..off + len]),
-            IoData::CompareWrite { compare, .. } => f(&mut compare[off..off + len]),
+            IoData::CompareWrite(b) => f(&mut b[0][off..off + len]),
             IoData::Vec(v) => walk(v.iter_mut().map(|b| &mut b[..]), off, len, f),
         }
     }
@@ -154,7 +243,7 @@ impl IoData {
         match self {
             IoData::None => {}
             IoData::Buf(b) => f(&b[off..off + len]),
-            IoData::CompareWrite { compare, .. } => f(&compare[off..off + len]),
+            IoData::CompareWrite(b) => f(&b[0][off..off + len]),
             IoData::Vec(v) => {
                 let mut skip = off;
                 let mut left = len;
@@ -178,7 +267,7 @@ impl IoData {
     /// The write half of a compare-and-write.
     pub fn write_half(&self) -> Option<&IoBuf> {
         match self {
-            IoData::CompareWrite { write, .. } => Some(write),
+            IoData::CompareWrite(b) => Some(&b[1]),
             _ => None,
         }
     }
@@ -217,6 +306,15 @@ mod tests {
         assert_eq!(b.addr() % 4096, 0);
         assert_eq!(b.len(), 4096);
         assert!(b.iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn io_data_stays_small_for_the_hot_path() {
+        assert!(
+            std::mem::size_of::<IoData>() <= 72,
+            "{}",
+            std::mem::size_of::<IoData>()
+        );
     }
 
     #[test]

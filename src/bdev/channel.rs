@@ -6,10 +6,10 @@
 //! the module, runs completions, retries NOMEM I/O and wakes io_wait
 //! entries. Completions never run inside a submit call.
 
-use super::bdev::Bdev;
 use super::buf::IoData;
+use super::device::Bdev;
 use super::io::{IoCompletion, IoId, IoStatus, IoType};
-use super::ops::{Completer, Done, IoRequest, ModuleChannel};
+use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::stat::ChannelStat;
 use super::ticks::ticks;
@@ -164,6 +164,8 @@ impl Channel {
 
 impl ChannelInner {
     /// Takes a request from the pool and starts it. Checks are done by the caller.
+    // The error tuple is large but only built when the pool is empty.
+    #[allow(clippy::result_large_err)]
     #[inline]
     pub(crate) fn start(
         &self,
@@ -186,7 +188,7 @@ impl ChannelInner {
         s.cb = cb;
         s.submit_tick = now;
         s.status = IoStatus::Success;
-        let id = IoId { idx, gen: s.gen };
+        let id = IoId::new(idx, s.gen);
         let split = io_type.has_data()
             && ((self.max_rw != 0 && num_blocks > self.max_rw)
                 || (self.boundary != 0
@@ -198,7 +200,22 @@ impl ChannelInner {
             s.split_outstanding = 0;
             self.continue_split(&mut pool, idx);
         } else {
-            self.to_module(&mut pool, idx);
+            s.state = State::InModule;
+            self.in_module.set(self.in_module.get() + 1);
+            // Hand the request over with the values in registers: reading
+            // them back from the slot just written would stall on store
+            // forwarding.
+            let data = &mut s.data;
+            self.module.borrow_mut().submit_request(IoRequest {
+                id,
+                io_type,
+                offset_blocks,
+                num_blocks,
+                block_size: self.block_size,
+                data,
+                data_off: 0,
+                whole: true,
+            });
         }
         Ok(id)
     }
@@ -224,7 +241,7 @@ impl ChannelInner {
         };
         self.in_module.set(self.in_module.get() + 1);
         self.module.borrow_mut().submit_request(IoRequest {
-            id: IoId { idx, gen },
+            id: IoId::new(idx, gen),
             io_type,
             offset_blocks: off,
             num_blocks: n,
@@ -283,10 +300,10 @@ impl ChannelInner {
             let id = pool.id(p);
             pool.slots[p as usize].state = State::InModule;
             self.in_module.set(self.in_module.get() + 1);
-            self.done.0.borrow_mut().push_back(Done {
+            self.done.push(Done {
                 id,
                 status: st,
-                data: None,
+                has_data: false,
             });
         }
     }
@@ -327,10 +344,10 @@ impl ChannelInner {
                 let id = pool.id(idx);
                 pool.slots[idx as usize].state = State::InModule;
                 self.in_module.set(self.in_module.get() + 1);
-                self.done.0.borrow_mut().push_back(Done {
+                self.done.push(Done {
                     id,
                     status: IoStatus::Aborted,
-                    data: None,
+                    has_data: false,
                 });
             } else {
                 self.to_module(&mut pool, idx);
@@ -359,19 +376,24 @@ impl ChannelInner {
             let id = pool.id(idx);
             pool.slots[idx as usize].state = State::InModule;
             self.in_module.set(self.in_module.get() + 1);
-            self.done.0.borrow_mut().push_back(Done {
+            self.done.push(Done {
                 id,
                 status: IoStatus::Aborted,
-                data: None,
+                has_data: false,
             });
         }
     }
 
     /// Handles one module completion; returns 1 if a caller's I/O finished.
     #[inline]
-    fn finish(&self, d: Done) -> usize {
+    fn finish(&self, d: Packed) -> usize {
+        let data = if d.has_data() {
+            self.done.pop_data()
+        } else {
+            None
+        };
         let mut pool = self.pool.borrow_mut();
-        let idx = d.id.idx;
+        let idx = d.id.index();
         let Some(s) = pool.slots.get_mut(idx as usize) else {
             log::error!(
                 "bdev {}: completion for unknown request {:?} ignored",
@@ -380,7 +402,7 @@ impl ChannelInner {
             );
             return 0;
         };
-        if s.gen != d.id.gen || s.state != State::InModule {
+        if s.gen != d.id.gen() || s.state != State::InModule {
             log::error!(
                 "bdev {}: stale or doubled completion {:?} ignored",
                 self.bdev.name(),
@@ -389,8 +411,9 @@ impl ChannelInner {
             return 0;
         }
         self.in_module.set(self.in_module.get() - 1);
+        let status = d.status();
         let parent = s.parent;
-        if let Some(data) = d.data {
+        if let Some(data) = data {
             if parent == NO_PARENT {
                 s.data = data;
             } else {
@@ -398,7 +421,7 @@ impl ChannelInner {
             }
         }
         let s = &mut pool.slots[idx as usize];
-        if d.status == IoStatus::NoMem {
+        if status == IoStatus::NoMem {
             s.state = State::NoMem;
             self.nomem.borrow_mut().push_back(idx);
             return 0;
@@ -408,21 +431,21 @@ impl ChannelInner {
             pool.release(idx);
             let ps = &mut pool.slots[parent as usize];
             ps.split_outstanding -= 1;
-            if !d.status.is_success() && ps.status.is_success() {
-                ps.status = d.status;
+            if !status.is_success() && ps.status.is_success() {
+                ps.status = status;
             }
             self.continue_split(&mut pool, parent);
             return 0;
         }
         let now = self.now.get();
-        let ok = d.status.is_success();
+        let ok = status.is_success();
         let bytes = s.num_blocks * self.block_size as u64;
         self.stat
             .record(s.io_type, bytes, now.saturating_sub(s.submit_tick), ok);
         match std::mem::replace(&mut s.cb, Cb::None) {
             Cb::Done(cb) => {
                 let c = IoCompletion {
-                    status: d.status,
+                    status: status,
                     io_type: s.io_type,
                     offset_blocks: s.offset_blocks,
                     num_blocks: s.num_blocks,
@@ -435,7 +458,7 @@ impl ChannelInner {
                 cb.io_done(c);
             }
             Cb::Waker(w) => {
-                s.status = d.status;
+                s.status = status;
                 s.state = State::AsyncDone;
                 s.submit_tick = now.saturating_sub(s.submit_tick);
                 drop(pool);

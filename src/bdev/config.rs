@@ -48,6 +48,7 @@ pub fn call_method(method: &str, p: &Value) -> Result<Value> {
         "bdev_split_create" => split::create(params(method, p)?).map(|v| v.iter().map(name).collect()),
         "bdev_passthru_create" => passthru::create(params(method, p)?)
             .map(|b| b.map(|b| name(&b)).unwrap_or_else(|| p.get("name").cloned().unwrap_or(Value::Null))),
+        "bdev_nvme_attach_controller" => super::nvme::attach_controller(params(method, p)?).map(|v| v.iter().map(name).collect()),
         "bdev_error_create" => error_inject::create(params(method, p)?).map(|b| name(&b)),
         "bdev_null_delete" | "bdev_malloc_delete" | "bdev_aio_delete" | "bdev_uring_delete" | "bdev_passthru_delete"
         | "bdev_error_delete" => {
@@ -85,7 +86,7 @@ pub fn call_method(method: &str, p: &Value) -> Result<Value> {
         m if IGNORED.contains(&m) => Ok(Value::Bool(true)),
         m => Err(BdevError::Config(format!(
             "unknown bdev method '{m}': supported are bdev_null_create, bdev_malloc_create, bdev_aio_create, \
-             bdev_uring_create, bdev_split_create, bdev_passthru_create, bdev_error_create and their _delete"
+             bdev_uring_create, bdev_split_create, bdev_passthru_create, bdev_nvme_attach_controller, bdev_error_create and their _delete"
         ))),
     }
 }

@@ -2,8 +2,8 @@
 //! read-only or writable, that receives the bdev's events and may hold a
 //! module's exclusive claim.
 
-use super::bdev::{Bdev, Claim};
 use super::channel::Channel;
+use super::device::{Bdev, Claim};
 use super::{registry, BdevError, Result};
 use crate::thread::{Thread, ThreadHandle};
 use std::sync::atomic::{AtomicU64, Ordering};

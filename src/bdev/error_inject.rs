@@ -56,7 +56,7 @@ impl Inject {
         let mut r = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         let hit = r
             .iter_mut()
-            .find(|x| x.left > 0 && x.io_type.is_none_or(|y| y == t))
+            .find(|x| x.left > 0 && x.io_type.map_or(true, |y| y == t))
             .map(|x| {
                 x.left -= 1;
                 x.kind
@@ -182,7 +182,7 @@ pub fn create(opts: ErrorOpts) -> Result<Arc<Bdev>> {
 /// Adds a rule to error bdev `name` (`bdev_error_inject_error`): the next
 /// `num` I/O of `io_type` (all types when `None`) get `kind`.
 pub fn inject_error(name: &str, io_type: Option<IoType>, kind: ErrorType, num: u64) -> Result<()> {
-    if get_by_name(name).is_none_or(|b| b.module_name() != "error") {
+    if get_by_name(name).map_or(true, |b| b.module_name() != "error") {
         return Err(BdevError::NotFound(name.into()));
     }
     let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());

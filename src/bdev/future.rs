@@ -38,13 +38,13 @@ pub struct IoFuture<'a> {
 }
 
 enum FutState {
-    Failed(Option<IoFailed>),
+    Failed(Option<Box<IoFailed>>),
     InFlight(IoId),
     Finished,
 }
 
 impl Future for IoFuture<'_> {
-    type Output = Result<IoData, IoFailed>;
+    type Output = Result<IoData, Box<IoFailed>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let id = match &mut self.st {
@@ -57,8 +57,8 @@ impl Future for IoFuture<'_> {
             FutState::InFlight(id) => *id,
         };
         let mut pool = self.ch.0.pool.borrow_mut();
-        let s = &mut pool.slots[id.idx as usize];
-        if s.gen != id.gen {
+        let s = &mut pool.slots[id.index() as usize];
+        if s.gen != id.gen() {
             drop(pool);
             self.st = FutState::Finished;
             return Poll::Ready(Err(finished_twice()));
@@ -66,15 +66,15 @@ impl Future for IoFuture<'_> {
         if s.state == State::AsyncDone {
             let data = std::mem::take(&mut s.data);
             let status = s.status;
-            pool.release(id.idx);
+            pool.release(id.index());
             drop(pool);
             self.st = FutState::Finished;
             return Poll::Ready(match status {
                 IoStatus::Success => Ok(data),
-                st => Err(IoFailed {
+                st => Err(Box::new(IoFailed {
                     error: BdevError::IoStatus(st),
                     data,
-                }),
+                })),
             });
         }
         match &mut s.cb {
@@ -85,11 +85,11 @@ impl Future for IoFuture<'_> {
     }
 }
 
-fn finished_twice() -> IoFailed {
-    IoFailed {
+fn finished_twice() -> Box<IoFailed> {
+    Box::new(IoFailed {
         error: BdevError::InvalidParam("I/O future polled after completion".into()),
         data: IoData::None,
-    }
+    })
 }
 
 impl Drop for IoFuture<'_> {
@@ -99,10 +99,10 @@ impl Drop for IoFuture<'_> {
                 log::error!("bdev I/O future dropped while its channel is busy; request leaked");
                 return;
             };
-            let s = &mut pool.slots[id.idx as usize];
-            if s.gen == id.gen {
+            let s = &mut pool.slots[id.index() as usize];
+            if s.gen == id.gen() {
                 if s.state == State::AsyncDone {
-                    pool.release(id.idx);
+                    pool.release(id.index());
                 } else {
                     s.cb = Cb::None;
                 }
@@ -130,7 +130,7 @@ impl Desc {
             Cb::Waker(None),
         ) {
             Ok(id) => FutState::InFlight(id),
-            Err((error, data, _)) => FutState::Failed(Some(IoFailed { error, data })),
+            Err((error, data, _)) => FutState::Failed(Some(Box::new(IoFailed { error, data }))),
         };
         IoFuture { ch, st }
     }
@@ -142,7 +142,7 @@ impl Desc {
         buf: IoBuf,
         offset_blocks: u64,
         num_blocks: u64,
-    ) -> Result<IoBuf, IoFailed> {
+    ) -> Result<IoBuf, Box<IoFailed>> {
         let d = self
             .submit_async(
                 ch,
@@ -162,7 +162,7 @@ impl Desc {
         buf: IoBuf,
         offset_blocks: u64,
         num_blocks: u64,
-    ) -> Result<IoBuf, IoFailed> {
+    ) -> Result<IoBuf, Box<IoFailed>> {
         let d = self
             .submit_async(
                 ch,
@@ -181,13 +181,13 @@ impl Desc {
         ch: &Channel,
         buf: IoBuf,
         offset: u64,
-    ) -> Result<IoBuf, IoFailed> {
+    ) -> Result<IoBuf, Box<IoFailed>> {
         match self.bytes_to_blocks(offset, buf.len() as u64) {
             Ok((o, n)) => self.read_blocks_async(ch, buf, o, n).await,
-            Err(error) => Err(IoFailed {
+            Err(error) => Err(Box::new(IoFailed {
                 error,
                 data: IoData::Buf(buf),
-            }),
+            })),
         }
     }
 
@@ -197,13 +197,13 @@ impl Desc {
         ch: &Channel,
         buf: IoBuf,
         offset: u64,
-    ) -> Result<IoBuf, IoFailed> {
+    ) -> Result<IoBuf, Box<IoFailed>> {
         match self.bytes_to_blocks(offset, buf.len() as u64) {
             Ok((o, n)) => self.write_blocks_async(ch, buf, o, n).await,
-            Err(error) => Err(IoFailed {
+            Err(error) => Err(Box::new(IoFailed {
                 error,
                 data: IoData::Buf(buf),
-            }),
+            })),
         }
     }
 
@@ -213,7 +213,7 @@ impl Desc {
         ch: &Channel,
         offset_blocks: u64,
         num_blocks: u64,
-    ) -> Result<(), IoFailed> {
+    ) -> Result<(), Box<IoFailed>> {
         self.submit_async(ch, IoType::Flush, offset_blocks, num_blocks, IoData::None)
             .await
             .map(|_| ())
@@ -225,7 +225,7 @@ impl Desc {
         ch: &Channel,
         offset_blocks: u64,
         num_blocks: u64,
-    ) -> Result<(), IoFailed> {
+    ) -> Result<(), Box<IoFailed>> {
         self.submit_async(ch, IoType::Unmap, offset_blocks, num_blocks, IoData::None)
             .await
             .map(|_| ())
@@ -237,7 +237,7 @@ impl Desc {
         ch: &Channel,
         offset_blocks: u64,
         num_blocks: u64,
-    ) -> Result<(), IoFailed> {
+    ) -> Result<(), Box<IoFailed>> {
         self.submit_async(
             ch,
             IoType::WriteZeroes,
@@ -250,7 +250,7 @@ impl Desc {
     }
 
     /// Async reset.
-    pub async fn reset_async(&self, ch: &Channel) -> Result<(), IoFailed> {
+    pub async fn reset_async(&self, ch: &Channel) -> Result<(), Box<IoFailed>> {
         ch.0.abort_queued();
         self.submit_async(ch, IoType::Reset, 0, 0, IoData::None)
             .await

@@ -109,11 +109,28 @@ impl IoStatus {
 }
 
 /// Handle of a request in a channel's pool: slot index plus a generation,
-/// so a stale or doubled completion is detected and ignored.
+/// so a stale or doubled completion is detected and ignored. One `u64`
+/// (generation in the high half) so it moves as a single word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IoId {
-    pub(crate) idx: u32,
-    pub(crate) gen: u32,
+pub struct IoId(u64);
+
+impl IoId {
+    #[inline]
+    pub(crate) fn new(idx: u32, gen: u32) -> IoId {
+        IoId(idx as u64 | (gen as u64) << 32)
+    }
+
+    /// Slot index in the channel's pool (dense: 0..pool size), handy as an
+    /// index into a module's per-request table.
+    #[inline]
+    pub fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    #[inline]
+    pub(crate) fn gen(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
 }
 
 /// What a completed I/O hands back to its submitter.

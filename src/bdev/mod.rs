@@ -19,20 +19,21 @@
 //! | `io` | [`IoType`], [`IoStatus`], [`IoCompletion`], the [`IoDone`] callback |
 //! | `ops` | the module side: [`BdevOps`], [`ModuleChannel`], [`IoRequest`], [`Completer`] |
 //! | `module` | [`BdevModule`], module registration, init/fini, examine |
-//! | `bdev`, `registry` | [`Bdev`], [`BdevProps`], lookup by name/alias/UUID |
+//! | `device`, `registry` | [`Bdev`], [`BdevProps`], lookup by name/alias/UUID |
 //! | `desc` | [`Desc`], [`open_ext`], claims, [`BdevEvent`] |
 //! | `channel`, `pool` | [`Channel`]: pooled requests, splitting, NOMEM retry, io_wait, poll |
 //! | `submit` | the I/O calls of a descriptor |
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
 //! | `config` | SPDK JSON configuration ([`load_config`]) |
-//! | `null`, `malloc`, `file`, `split`, `passthru`, `error_inject` | the modules |
+//! | `null`, `malloc`, `file`, `nvme`, `split`, `passthru`, `error_inject` | the modules |
+//! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
 
-mod bdev;
 mod buf;
 mod channel;
 pub mod config;
 mod desc;
+mod device;
 mod error;
 pub mod error_inject;
 pub mod file;
@@ -41,6 +42,7 @@ mod io;
 pub mod malloc;
 mod module;
 pub mod null;
+pub mod nvme;
 mod ops;
 pub mod passthru;
 mod pool;
@@ -52,23 +54,25 @@ pub mod ticks;
 mod uuid;
 pub mod vbdev;
 
-pub use bdev::{Bdev, BdevProps};
 pub use buf::{IoBuf, IoData};
 pub use channel::{set_io_pool_size, Channel};
 pub use config::{load_config, load_config_file, save_config};
 pub use desc::{open, open_ext, BdevEvent, Desc, EventCb};
+pub use device::{Bdev, BdevProps};
 pub use error::{BdevError, Result};
 pub use future::{IoFailed, IoFuture};
 pub use io::{IoCompletion, IoDone, IoId, IoStatus, IoType, Rejected};
 pub use module::{fini, init, module_names, register_module, BdevModule};
 pub use ops::{BdevOps, Completer, IoRequest, ModuleChannel};
-pub use registry::{bdevs, get_by_name};
+pub use registry::{bdevs, get_by_name, get_iostat_json};
 pub use stat::{ChannelStat, IoStat};
+pub use submit::Submitted;
 pub use uuid::Uuid;
 
 fn builtin_modules() -> Vec<std::sync::Arc<dyn BdevModule>> {
     vec![
         null::module(),
+        nvme::module(),
         malloc::module(),
         file::module(),
         split::module(),

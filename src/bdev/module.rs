@@ -2,7 +2,7 @@
 //! whole module, and the examine hook through which virtual-bdev modules
 //! see every new bdev and may claim it as a base.
 
-use super::bdev::Bdev;
+use super::device::Bdev;
 use super::Result;
 use std::sync::{Arc, Mutex, Once};
 

@@ -102,7 +102,7 @@ impl IoRequest<'_> {
     /// The compare half of a compare-and-write.
     pub fn compare_half(&self) -> Option<&[u8]> {
         match &*self.data {
-            IoData::CompareWrite { compare, .. } => Some(&compare[..]),
+            IoData::CompareWrite(b) => Some(&b[0][..]),
             _ => None,
         }
     }
@@ -125,49 +125,129 @@ impl IoRequest<'_> {
     }
 }
 
+/// One completion report: two words, so queueing it is cheap.
+#[derive(Clone, Copy)]
 pub(crate) struct Done {
     pub id: IoId,
     pub status: IoStatus,
-    pub data: Option<IoData>,
+    /// Buffers come back through the data queue, in the same order.
+    pub has_data: bool,
+}
+
+/// `Done` as it sits in the queue: whole words only (no partial-width
+/// stores to forward).
+#[derive(Clone, Copy)]
+pub(crate) struct Packed {
+    pub id: IoId,
+    word: u64,
+}
+
+impl Packed {
+    #[inline]
+    fn pack(d: Done) -> Packed {
+        let (tag, sct, sc) = match d.status {
+            IoStatus::Success => (0u64, 0u64, 0u64),
+            IoStatus::Failed => (1, 0, 0),
+            IoStatus::Miscompare => (2, 0, 0),
+            IoStatus::Aborted => (3, 0, 0),
+            IoStatus::NoMem => (4, 0, 0),
+            IoStatus::NvmeError { sct, sc } => (5, sct as u64, sc as u64),
+        };
+        Packed {
+            id: d.id,
+            word: tag | sct << 8 | sc << 16 | (d.has_data as u64) << 32,
+        }
+    }
+
+    /// The status, decoded in registers (never through memory).
+    #[inline]
+    pub fn status(self) -> IoStatus {
+        self.unpack().status
+    }
+
+    #[inline]
+    pub fn has_data(self) -> bool {
+        self.word >> 32 != 0
+    }
+
+    #[inline]
+    fn unpack(self) -> Done {
+        let w = self.word;
+        let status = match w & 0xff {
+            0 => IoStatus::Success,
+            1 => IoStatus::Failed,
+            2 => IoStatus::Miscompare,
+            3 => IoStatus::Aborted,
+            4 => IoStatus::NoMem,
+            _ => IoStatus::NvmeError {
+                sct: (w >> 8) as u8,
+                sc: (w >> 16) as u8,
+            },
+        };
+        Done {
+            id: self.id,
+            status,
+            has_data: w >> 32 != 0,
+        }
+    }
+}
+
+pub(crate) struct Queues {
+    pub done: RefCell<VecDeque<Packed>>,
+    pub data: RefCell<VecDeque<IoData>>,
 }
 
 /// A module's handle for reporting completions to its bdev channel.
 /// Cloning it (once, when a channel is created) is cheap; completing is a
 /// push onto a preallocated queue.
 #[derive(Clone)]
-pub struct Completer(pub(crate) Rc<RefCell<VecDeque<Done>>>);
+pub struct Completer(pub(crate) Rc<Queues>);
 
 impl Completer {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Completer(Rc::new(RefCell::new(VecDeque::with_capacity(n))))
+        Completer(Rc::new(Queues {
+            done: RefCell::new(VecDeque::with_capacity(n)),
+            data: RefCell::new(VecDeque::with_capacity(n)),
+        }))
     }
 
     /// Reports that `id` finished with `status`.
     #[inline]
     pub fn complete(&self, id: IoId, status: IoStatus) {
-        self.0.borrow_mut().push_back(Done {
+        self.push(Done {
             id,
             status,
-            data: None,
+            has_data: false,
         });
     }
 
     /// Reports completion and returns buffers taken with [`IoRequest::take_data`].
     pub fn complete_with_data(&self, id: IoId, status: IoStatus, data: IoData) {
-        self.0.borrow_mut().push_back(Done {
+        self.0.data.borrow_mut().push_back(data);
+        self.push(Done {
             id,
             status,
-            data: Some(data),
+            has_data: true,
         });
     }
 
     #[inline]
-    pub(crate) fn pop(&self) -> Option<Done> {
-        self.0.borrow_mut().pop_front()
+    pub(crate) fn push(&self, d: Done) {
+        self.0.done.borrow_mut().push_back(Packed::pack(d));
+    }
+
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<Packed> {
+        self.0.done.borrow_mut().pop_front()
+    }
+
+    #[inline]
+    pub(crate) fn pop_data(&self) -> Option<IoData> {
+        self.0.data.borrow_mut().pop_front()
     }
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.0.borrow().len()
+        self.0.done.borrow().len()
     }
 }

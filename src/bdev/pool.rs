@@ -95,15 +95,13 @@ impl Pool {
         s.state = State::Free;
         s.gen = s.gen.wrapping_add(1);
         s.parent = NO_PARENT;
+        s.data_off = 0;
         self.free.push(idx);
     }
 
     #[inline]
     pub fn id(&self, idx: u32) -> IoId {
-        IoId {
-            idx,
-            gen: self.slots[idx as usize].gen,
-        }
+        IoId::new(idx, self.slots[idx as usize].gen)
     }
 
     pub fn free_count(&self) -> usize {

@@ -1,7 +1,7 @@
 //! The process-wide table of registered bdevs, by name, alias and UUID.
 //! Touched on register, unregister and open only — never per I/O.
 
-use super::bdev::Bdev;
+use super::device::Bdev;
 use super::{BdevError, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,4 +59,28 @@ pub fn get_by_name(name: &str) -> Option<Arc<Bdev>> {
 /// Every registered bdev, in registration order (`bdev_get_bdevs`).
 pub fn bdevs() -> Vec<Arc<Bdev>> {
     with(|r| r.order.clone())
+}
+
+/// `bdev_get_iostat`: statistics of one bdev (or all), as SPDK's RPC
+/// reports them (`tick_rate`, `ticks`, then one entry per bdev).
+pub fn get_iostat_json(name: Option<&str>) -> Result<serde_json::Value> {
+    let list = match name {
+        Some(n) => vec![get_by_name(n).ok_or_else(|| BdevError::NotFound(n.to_string()))?],
+        None => bdevs(),
+    };
+    let entries: Vec<serde_json::Value> = list
+        .iter()
+        .map(|b| {
+            let mut v = serde_json::to_value(b.iostat()).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("name".into(), b.name().into());
+            }
+            v
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "tick_rate": super::ticks::TICK_RATE,
+        "ticks": super::ticks::ticks(),
+        "bdevs": entries,
+    }))
 }

@@ -11,7 +11,8 @@ use super::pool::Cb;
 use super::BdevError;
 use std::sync::Arc;
 
-type Submitted = std::result::Result<(), Rejected>;
+/// What a submit call returns: started, or refused with everything handed back.
+pub type Submitted = std::result::Result<(), Box<Rejected>>;
 
 impl Desc {
     #[inline]
@@ -43,7 +44,7 @@ impl Desc {
             });
         }
         if io_type != IoType::Reset
-            && (n == 0 || off.checked_add(n).is_none_or(|e| e > ch.num_blocks))
+            && (n == 0 || off.checked_add(n).map_or(true, |e| e > ch.num_blocks))
         {
             return Err(BdevError::OutOfRange {
                 bdev: bdev.name().into(),
@@ -55,9 +56,7 @@ impl Desc {
         if io_type.has_data() {
             let want = n * ch.block_size as u64;
             let ok = match data {
-                IoData::CompareWrite { compare, write } => {
-                    compare.len() as u64 == want && write.len() as u64 == want
-                }
+                IoData::CompareWrite(b) => b[0].len() as u64 == want && b[1].len() as u64 == want,
                 d => d.len() == want,
             };
             if !ok {
@@ -73,6 +72,9 @@ impl Desc {
         Ok(())
     }
 
+    // The error tuple is large but only built when a submission is refused;
+    // the hot path returns the small Ok.
+    #[allow(clippy::result_large_err)]
     #[inline]
     pub(crate) fn submit_cb(
         &self,
@@ -102,14 +104,14 @@ impl Desc {
     ) -> Submitted {
         match self.submit_cb(ch, io_type, offset_blocks, num_blocks, data, Cb::Done(cb)) {
             Ok(_) => Ok(()),
-            Err((error, data, cb)) => Err(Rejected {
+            Err((error, data, cb)) => Err(Box::new(Rejected {
                 error,
                 data,
                 cb: match cb {
                     Cb::Done(c) => Some(c),
                     _ => None,
                 },
-            }),
+            })),
         }
     }
 
@@ -142,11 +144,11 @@ impl Desc {
     ) -> Submitted {
         match self.bytes_to_blocks(offset, len) {
             Ok((o, n)) => self.submit(ch, t, o, n, data, cb),
-            Err(error) => Err(Rejected {
+            Err(error) => Err(Box::new(Rejected {
                 error,
                 data,
                 cb: Some(cb),
-            }),
+            })),
         }
     }
 
@@ -272,18 +274,18 @@ impl Desc {
         num_blocks: u64,
         cb: Box<dyn IoDone>,
     ) -> Submitted {
-        let data = IoData::CompareWrite { compare, write };
+        let data = IoData::CompareWrite(Box::new([compare, write]));
         let max = ch.0.max_rw;
         if max != 0 && num_blocks > max {
             let error = BdevError::InvalidParam(format!(
                 "compare-and-write of {num_blocks} blocks exceeds the {max}-block atomic limit of '{}'",
                 self.bdev().name()
             ));
-            return Err(Rejected {
+            return Err(Box::new(Rejected {
                 error,
                 data,
                 cb: Some(cb),
-            });
+            }));
         }
         self.submit(
             ch,

@@ -1,11 +1,12 @@
 //! The blobstore's device seam (SPDK's `struct spdk_bs_dev`) and the RAM and
 //! file devices that implement it.
 //!
-//! The trait is synchronous: an operation's return is its completion. The
-//! blobstore is driven from one (metadata) thread, and every caller of this
-//! crate's thread layer reaches it by message, so a blocking call here is the
-//! completion callback. An adapter that waits on a bdev's completion (polling
-//! its channel) fits the same trait.
+//! The trait is synchronous: an operation's return is its completion. A
+//! `BsDev` value is one thread's handle on the device (SPDK's bs_dev plus
+//! that thread's io_channel): the blobstore owns one on its metadata thread,
+//! and each thread doing blob I/O through a [`super::BlobIoChannel`] owns
+//! another on the same device. [`super::BdevBsDev`] is a bdev descriptor and
+//! channel that waits for each completion by polling its channel.
 
 use std::fs::File;
 use std::io;
@@ -193,7 +194,8 @@ impl FileDev {
             .write(true)
             .open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let len = file.metadata()?.len();
+        // Seeking to the end sizes block devices too (their metadata length is 0).
+        let len = std::io::Seek::seek(&mut &file, std::io::SeekFrom::End(0))?;
         Ok(FileDev {
             file,
             block_len,

@@ -92,6 +92,14 @@ pub enum BlobError {
     /// A bad argument from the caller.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The metadata thread could not take the request.
+    #[error("blobstore metadata thread: {0}")]
+    Thread(String),
+    /// The store is not (or no longer) on its metadata thread.
+    #[error(
+        "the blobstore is not running on its metadata thread (unloaded, or the thread exited)"
+    )]
+    NotRunning,
     /// The store still has open blobs.
     #[error("cannot unload: {0} blob(s) still open; close them first")]
     BlobsOpen(usize),

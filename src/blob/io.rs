@@ -83,7 +83,13 @@ impl<D: BsDev> Blobstore<D> {
         self.write_inner(blob.id, offset, buf, false)
     }
 
-    fn write_inner(&mut self, id: BlobId, offset: u64, buf: &[u8], zeroes: bool) -> Result<()> {
+    pub(crate) fn write_inner(
+        &mut self,
+        id: BlobId,
+        offset: u64,
+        buf: &[u8],
+        zeroes: bool,
+    ) -> Result<()> {
         let md = self.md(id)?;
         if md.data_ro() {
             return Err(BlobError::ReadOnly(id));
@@ -135,6 +141,9 @@ impl<D: BsDev> Blobstore<D> {
         cluster: usize,
         overlay: Option<(u64, &[u8])>,
     ) -> Result<u32> {
+        if self.md(id)?.md_ro() {
+            return Err(BlobError::MdReadOnly(id));
+        }
         let cs = self.sb.cluster_size as usize;
         let mut data = vec![0u8; cs];
         if let Some(parent) = self.md(id)?.parent() {
@@ -236,4 +245,71 @@ impl<D: BsDev> Blobstore<D> {
         }
         Ok(())
     }
+
+    /// Where the bytes of an I/O live on the device, piece by piece: for a
+    /// read, the owning blob's or an ancestor's cluster, or zeroes; for a
+    /// write, the blob's own clusters — `None` when some cluster is not yet
+    /// the blob's (the write needs the metadata thread to allocate).
+    pub(crate) fn plan_io(
+        &self,
+        id: BlobId,
+        offset: u64,
+        bytes: usize,
+        write: bool,
+    ) -> Result<Option<Vec<Piece>>> {
+        let md = self.md(id)?;
+        if md.open_refs == 0 {
+            return Err(BlobError::InvalidArgument(format!(
+                "blob {id:#x} is not open"
+            )));
+        }
+        if write && md.data_ro() {
+            return Err(BlobError::ReadOnly(id));
+        }
+        let units = self.io_range(id, offset, bytes)?;
+        let upc = self.io_units_per_cluster();
+        let unit = self.sb.io_unit_size as usize;
+        let mut plan = Vec::new();
+        let (mut off, end) = (offset, offset + units);
+        while off < end {
+            let n = (upc - off % upc).min(end - off);
+            let len = n as usize * unit;
+            let mut owner = id;
+            let phys = loop {
+                let m = self.md(owner)?;
+                match (m.clusters.get((off / upc) as usize).copied(), m.parent()) {
+                    (Some(c), _) if c != 0 => break Some(c),
+                    (Some(_), Some(p)) if !write => owner = p,
+                    _ => break None,
+                }
+            };
+            match phys {
+                Some(c) => plan.push(Piece::Dev {
+                    lba: self.unit_lba(c, off % upc),
+                    bytes: len,
+                }),
+                None if write => return Ok(None),
+                None => plan.push(Piece::Zero { bytes: len }),
+            }
+            off += n;
+        }
+        Ok(Some(plan))
+    }
+}
+
+/// One piece of a planned I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// `bytes` at device block `lba`.
+    Dev {
+        /// First device block.
+        lba: u64,
+        /// Length in bytes.
+        bytes: usize,
+    },
+    /// `bytes` that read as zeroes.
+    Zero {
+        /// Length in bytes.
+        bytes: usize,
+    },
 }

@@ -74,22 +74,16 @@ impl<D: BsDev> Blobstore<D> {
             let ids: Vec<u32> = bs.used_blobids.iter_set().collect();
             for page in ids {
                 let id = page_to_blobid(page);
-                match bs.load_blob(id) {
-                    Ok(md) => {
-                        bs.blobs.insert(id, md);
-                    }
-                    Err(e) => {
-                        log::warn!("blob {id:#x}: {e}");
-                        bs.bad_blobs.insert(id, e);
-                    }
-                }
+                bs.adopt_blob(id);
             }
+            bs.claim_referenced();
         } else {
             bs.sb.clean = 0;
             bs.recover()?;
         }
         bs.finish_interrupted_snapshot_ops()?;
         bs.check_parents();
+        bs.check_sharing();
         Ok(bs)
     }
 
@@ -148,12 +142,6 @@ impl<D: BsDev> Blobstore<D> {
         Ok(())
     }
 
-    /// Clusters holding the super block, masks and md region.
-    pub(crate) fn num_md_clusters(&self) -> u32 {
-        let pages = self.sb.md_start as u64 + self.sb.md_len as u64;
-        (pages * PAGE_SIZE as u64).div_ceil(self.sb.cluster_size as u64) as u32
-    }
-
     /// Reads and parses a blob's root chain and extent pages.
     pub(crate) fn load_blob(&mut self, id: BlobId) -> Result<BlobMd> {
         let bad = |reason: String| BlobError::CorruptBlob { id, reason };
@@ -198,11 +186,27 @@ impl<D: BsDev> Blobstore<D> {
                 "maps a data cluster onto metadata cluster {c}"
             )));
         }
-        let unknown = md.invalid_flags & !INVALID_FLAGS_KNOWN;
-        if unknown != 0 {
-            return Err(BlobError::UnknownInvalidFlags { id, flags: unknown });
-        }
         Ok(md)
+    }
+
+    /// Loads a blob found on disk: usable ones join the store; ones with
+    /// invalid_flags this implementation does not know are set aside (their
+    /// space stays claimed); unreadable ones are recorded.
+    fn adopt_blob(&mut self, id: BlobId) {
+        match self.load_blob(id) {
+            Ok(md) => {
+                let unknown = md.invalid_flags & !INVALID_FLAGS_KNOWN;
+                if unknown != 0 {
+                    self.set_aside(md, BlobError::UnknownInvalidFlags { id, flags: unknown });
+                } else {
+                    self.blobs.insert(id, md);
+                }
+            }
+            Err(e) => {
+                log::warn!("blob {id:#x}: {e}");
+                self.bad_blobs.insert(id, e);
+            }
+        }
     }
 
     /// Dirty load: scan every md page for blob roots (crc valid, sequence 0,
@@ -217,47 +221,10 @@ impl<D: BsDev> Blobstore<D> {
             if p.sequence_num != 0 || p.id != page_to_blobid(page) {
                 continue;
             }
-            let id = p.id;
-            match self.load_blob(id) {
-                Ok(md) => {
-                    self.blobs.insert(id, md);
-                }
-                Err(e) => {
-                    log::warn!("recovery: skipping blob {id:#x}: {e}");
-                    self.bad_blobs.insert(id, e);
-                }
-            }
+            self.adopt_blob(p.id);
         }
         self.rebuild_maps();
         Ok(())
-    }
-
-    /// Recomputes the used md page, cluster and blob id maps from the loaded blobs.
-    pub(crate) fn rebuild_maps(&mut self) {
-        self.used_md_pages.resize(0);
-        self.used_md_pages.resize(self.sb.md_len);
-        self.used_blobids.resize(0);
-        self.used_blobids.resize(self.sb.md_len);
-        self.used_clusters.resize(0);
-        self.used_clusters.resize(self.total_clusters);
-        for c in 0..self.num_md_clusters() {
-            self.used_clusters.set(c);
-        }
-        for md in self.blobs.values() {
-            if let Some(p) = blobid_to_page(md.id) {
-                self.used_blobids.set(p);
-            }
-            for &p in md
-                .chain
-                .iter()
-                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0))
-            {
-                self.used_md_pages.set(p);
-            }
-            for &c in md.clusters.iter().filter(|&&c| c != 0) {
-                self.used_clusters.set(c);
-            }
-        }
     }
 
     /// Sets aside blobs whose parent snapshot is missing or whose parent
@@ -280,10 +247,8 @@ impl<D: BsDev> Blobstore<D> {
                 Some((b.id, "its chain of parent snapshots loops".to_string()))
             });
             let Some((id, reason)) = bad else { break };
-            log::warn!("blob {id:#x}: {reason}");
-            self.blobs.remove(&id);
-            self.bad_blobs
-                .insert(id, BlobError::CorruptBlob { id, reason });
+            let md = self.blobs.remove(&id).expect("found among the blobs");
+            self.set_aside(md, BlobError::CorruptBlob { id, reason });
         }
     }
 
@@ -321,72 +286,6 @@ impl<D: BsDev> Blobstore<D> {
                 log::info!("finishing interrupted snapshot operation: removing {snap:#x}");
                 let md = self.blobs.remove(&snap).expect("pending blob is loaded");
                 self.remove_blob_md(&md)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<D: BsDev> Blobstore<D> {
-    /// Checks that the in-memory maps agree with the blobs: every md page,
-    /// cluster and blob id a blob uses is marked, nothing else is, and no
-    /// two blobs share an md page or (unless one reads through the other) a
-    /// cluster. Returns what disagrees.
-    pub fn verify(&self) -> std::result::Result<(), String> {
-        let mut pages = std::collections::BTreeMap::new();
-        let mut clusters = std::collections::BTreeMap::new();
-        let first_data = self.num_md_clusters();
-        for md in self.blobs.values() {
-            for &p in md
-                .chain
-                .iter()
-                .chain(md.disk_extent_pages.iter().filter(|&&p| p != 0))
-            {
-                if let Some(other) = pages.insert(p, md.id) {
-                    return Err(format!(
-                        "md page {p} used by blobs {other:#x} and {:#x}",
-                        md.id
-                    ));
-                }
-            }
-            for &c in md.clusters.iter().filter(|&&c| c != 0) {
-                if c < first_data {
-                    return Err(format!("blob {:#x} maps metadata cluster {c}", md.id));
-                }
-                if let Some(other) = clusters.insert(c, md.id) {
-                    return Err(format!(
-                        "cluster {c} used by blobs {other:#x} and {:#x}",
-                        md.id
-                    ));
-                }
-            }
-            if md.dirty {
-                return Err(format!("blob {:#x} has unsynced metadata", md.id));
-            }
-        }
-        for p in 0..self.sb.md_len {
-            let want = pages.contains_key(&p);
-            if self.used_md_pages.get(p) != want {
-                return Err(format!(
-                    "used md page mask bit {p} is {}, blobs say {want}",
-                    self.used_md_pages.get(p)
-                ));
-            }
-            let root = self.blobs.contains_key(&page_to_blobid(p));
-            if self.used_blobids.get(p) != root {
-                return Err(format!(
-                    "used blob id mask bit {p} is {}, blobs say {root}",
-                    self.used_blobids.get(p)
-                ));
-            }
-        }
-        for c in 0..self.total_clusters {
-            let want = c < first_data || clusters.contains_key(&c);
-            if self.used_clusters.get(c) != want {
-                return Err(format!(
-                    "used cluster mask bit {c} is {}, blobs say {want}",
-                    self.used_clusters.get(c)
-                ));
             }
         }
         Ok(())

@@ -10,33 +10,71 @@
 //! made here opens in SPDK.
 //!
 //! - [`dev`]: the device seam ([`BsDev`], SPDK's `spdk_bs_dev`) with
-//!   [`RamDev`] and [`FileDev`]; [`cut_dev`]: a device that loses power.
-//! - [`format`]: the on-disk structures, encode and decode.
+//!   [`RamDev`] and [`FileDev`]; [`BdevBsDev`]: any bdev of the `bdev` layer;
+//!   [`cut_dev`]: a device that loses power.
+//! - [`format`](mod@format): the on-disk structures, encode and decode.
 //! - [`Blobstore`]: init / load (with dirty recovery) / unload, super blob,
 //!   grow, free clusters ([`store`], [`load`]).
 //! - Blob operations ([`ops`]): create, open/close, delete, resize, sync,
 //!   xattrs, read-only, iteration; I/O in io units ([`io`]); snapshots,
 //!   clones, inflate, decouple ([`snapshot`]); the commit protocol ([`persist`]).
+//! - [`BlobstoreHandle`] ([`service`]): the store owned by its metadata
+//!   thread (the `thread` layer), reached by callback or `async` from any
+//!   thread; [`BlobIoChannel`] ([`channel`]): blob I/O on a thread's own
+//!   device handle, mapped and gated by the metadata thread.
 
+//! ```
+//! use spdk_io::blob::{BlobOpts, Blobstore, BsOpts, LoadOpts, RamDev};
+//!
+//! // A 16 MiB RAM device with 4 KiB blocks; SPDK's default options.
+//! let mut bs = Blobstore::init(RamDev::new(4096, 4096), &BsOpts::default())?;
+//! let id = bs.create_blob(&BlobOpts { num_clusters: 2, thin_provision: true, ..Default::default() })?;
+//! assert_eq!(id, 0x1_0000_0000); // (1 << 32) | root md page 0
+//! let blob = bs.open_blob(id)?;
+//! bs.write(&blob, 0, &[0xab; 4096])?; // offsets and lengths in io units (here 4 KiB)
+//! bs.set_xattr(&blob, "name", b"demo\0")?;
+//! bs.close_blob(blob)?; // persists the dirty metadata
+//! let snap = bs.create_snapshot(id, &[])?;
+//! let dev = bs.unload()?;
+//!
+//! let mut bs = Blobstore::load(dev, &LoadOpts::default())?;
+//! assert_eq!(bs.blob_info(id)?.parent, Some(snap));
+//! let blob = bs.open_blob(id)?;
+//! let mut buf = [0u8; 4096];
+//! bs.read(&blob, 0, &mut buf)?; // read through to the snapshot
+//! assert_eq!(buf, [0xab; 4096]);
+//! bs.close_blob(blob)?;
+//! # Ok::<(), spdk_io::blob::BlobError>(())
+//! ```
+
+pub mod bdev_dev;
 pub mod bitmap;
+pub mod channel;
 pub mod cut_dev;
 pub mod dev;
 pub mod error;
 pub mod format;
 pub mod io;
 pub mod load;
+pub mod maps;
 pub mod md;
+pub mod md_pages;
 pub mod ops;
 pub mod persist;
+pub mod service;
 pub mod snapshot;
+pub mod space;
 pub mod store;
 
 /// A blob id: `(1 << 32) | root md page index` (spdk_blob_id).
 pub type BlobId = u64;
 
+pub use bdev_dev::BdevBsDev;
+pub use channel::BlobIoChannel;
 pub use cut_dev::PowerCutDev;
 pub use dev::{BsDev, FileDev, RamDev};
 pub use error::BlobError;
 pub use load::{LoadKind, LoadOpts};
 pub use ops::{Blob, BlobClearMethod, BlobInfo, BlobOpts};
+pub use service::BlobstoreHandle;
 pub use store::{Blobstore, BsOpts, ClearMethod};

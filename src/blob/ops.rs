@@ -54,6 +54,7 @@ impl Default for BlobOpts {
 /// An open blob (SPDK's `struct spdk_blob *`): give it back with
 /// [`Blobstore::close_blob`].
 #[derive(Debug)]
+#[must_use = "an open blob holds a reference: give it back with Blobstore::close_blob"]
 pub struct Blob {
     pub(crate) id: BlobId,
 }

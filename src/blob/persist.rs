@@ -138,8 +138,7 @@ impl<D: BsDev> Blobstore<D> {
         self.write_md_page(root, &[0u8; PAGE_SIZE])?;
         self.flush()?;
         let shared_page = |bs: &Self, p: u32| {
-            bs.blobs
-                .values()
+            bs.all_md()
                 .any(|b| b.disk_extent_pages.contains(&p) || b.chain.contains(&p))
         };
         let pages: Vec<u32> = md
@@ -167,7 +166,7 @@ impl<D: BsDev> Blobstore<D> {
         clusters.sort_unstable();
         clusters.dedup();
         for c in clusters {
-            if !self.blobs.values().any(|b| b.clusters.contains(&c)) {
+            if !self.all_md().any(|b| b.clusters.contains(&c)) {
                 self.release_cluster(c, md.md_ro_flags & BLOB_CLEAR_METHOD)?;
             }
         }

@@ -74,6 +74,8 @@ pub struct Blobstore<D: BsDev> {
     pub(crate) blobs: BTreeMap<BlobId, BlobMd>,
     /// Blobs whose metadata cannot be used, and why.
     pub(crate) bad_blobs: BTreeMap<BlobId, BlobError>,
+    /// Metadata of set-aside blobs whose pages and clusters stay claimed.
+    pub(crate) reserved: Vec<BlobMd>,
     /// Whether the on-disk super block says clean.
     pub(crate) disk_clean: bool,
     /// A zeroed cluster-sized buffer, reused for zero fills.
@@ -191,6 +193,7 @@ impl<D: BsDev> Blobstore<D> {
             total_clusters,
             blobs: BTreeMap::new(),
             bad_blobs: BTreeMap::new(),
+            reserved: Vec::new(),
             disk_clean: false,
             zero_cluster,
         }
@@ -328,88 +331,16 @@ impl<D: BsDev> Blobstore<D> {
         (&self.used_md_pages, &self.used_clusters, &self.used_blobids)
     }
 
-    pub(crate) fn write_super(&mut self) -> Result<()> {
-        let p = self.sb.encode();
-        self.write_pages(0, &p)
+    /// Sets a blob aside: it cannot be opened (`err` says why), but what it
+    /// references stays claimed so nothing overwrites it.
+    pub(crate) fn set_aside(&mut self, md: BlobMd, err: BlobError) {
+        log::warn!("blob {:#x} set aside: {err}", md.id);
+        self.bad_blobs.insert(md.id, err);
+        self.reserved.push(md);
     }
 
-    /// Before the first metadata change after a load or init: mark the super
-    /// block dirty on disk, so a crash is detected and recovered.
-    pub(crate) fn mark_dirty(&mut self) -> Result<()> {
-        if self.disk_clean || self.sb.clean != 0 {
-            self.sb.clean = 0;
-            self.write_super()?;
-            self.flush()?;
-            self.disk_clean = false;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        self.dev.flush().map_err(io_err("flush", 0, 0))
-    }
-
-    fn page_lba(&self, page: u64) -> u64 {
-        page * PAGE_SIZE as u64 / self.dev.block_len() as u64
-    }
-
-    pub(crate) fn write_pages(&mut self, page: u64, buf: &[u8]) -> Result<()> {
-        let lba = self.page_lba(page);
-        let n = buf.len() as u64 / self.dev.block_len() as u64;
-        self.dev.write(lba, buf).map_err(io_err("write", lba, n))
-    }
-
-    pub(crate) fn read_pages(&mut self, page: u64, buf: &mut [u8]) -> Result<()> {
-        let lba = self.page_lba(page);
-        let n = buf.len() as u64 / self.dev.block_len() as u64;
-        self.dev.read(lba, buf).map_err(io_err("read", lba, n))
-    }
-
-    /// Reads md page `idx` (relative to md_start).
-    pub(crate) fn read_md_page(&mut self, idx: u32) -> Result<[u8; PAGE_SIZE]> {
-        let mut p = [0u8; PAGE_SIZE];
-        self.read_pages(self.sb.md_start as u64 + idx as u64, &mut p)?;
-        Ok(p)
-    }
-
-    /// Writes md page `idx`; `idx` is checked against md_len so metadata
-    /// can never land outside its region.
-    pub(crate) fn write_md_page(&mut self, idx: u32, p: &[u8; PAGE_SIZE]) -> Result<()> {
-        if idx >= self.sb.md_len {
-            return Err(BlobError::InvalidArgument(format!(
-                "md page {idx} outside the md region"
-            )));
-        }
-        self.write_pages(self.sb.md_start as u64 + idx as u64, p)
-    }
-
-    /// Claims the first free md page at or after `from`.
-    pub(crate) fn alloc_md_page(&mut self, from: u32) -> Result<u32> {
-        let p = self
-            .used_md_pages
-            .find_first_clear(from)
-            .ok_or(BlobError::NoSpace("metadata pages"))?;
-        self.used_md_pages.set(p);
-        Ok(p)
-    }
-
-    /// Claims the first free cluster.
-    pub(crate) fn alloc_cluster(&mut self) -> Result<u32> {
-        let c = self
-            .used_clusters
-            .find_first_clear(0)
-            .ok_or(BlobError::NoSpace("clusters"))?;
-        self.used_clusters.set(c);
-        Ok(c)
-    }
-
-    /// First device block of cluster `c`.
-    pub(crate) fn cluster_lba(&self, c: u32) -> u64 {
-        c as u64 * (self.sb.cluster_size / self.dev.block_len()) as u64
-    }
-
-    /// Io units per cluster.
-    pub(crate) fn io_units_per_cluster(&self) -> u64 {
-        (self.sb.cluster_size / self.sb.io_unit_size) as u64
+    /// Every blob's metadata, usable or set aside.
+    pub(crate) fn all_md(&self) -> impl Iterator<Item = &BlobMd> {
+        self.blobs.values().chain(self.reserved.iter())
     }
 }

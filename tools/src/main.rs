@@ -11,6 +11,9 @@ use std::process::ExitCode;
 
 mod setup;
 mod blob;
+mod bdevperf;
+mod blob;
+mod setup;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
@@ -29,6 +32,10 @@ enum Command {
     Blob(blob::BlobArgs),
     /// Measure the thread layer: message rate, poller loop, io_channel and async costs.
     ThreadBench(thread_bench::ThreadBenchArgs),
+    /// SPDK's bdevperf: I/O load on the bdevs of an SPDK JSON config.
+    Bdevperf(bdevperf::BdevperfArgs),
+    /// Reserve hugepages and bind NVMe devices to a user-space driver (like SPDK's setup.sh).
+    Setup(setup::SetupArgs),
     /// Controller and namespace data, like spdk_nvme_identify.
     Identify(identify::IdentifyArgs),
     /// NVMe I/O benchmark, like spdk_nvme_perf.
@@ -53,6 +60,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Bdevperf(args) => match bdevperf::run(args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("bdevperf: FAILED (I/O errors or verify mismatches, see above)");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("bdevperf: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Setup(args) => setup::run(args),
         Command::Identify(a) => identify::run(a),
         Command::Perf(a) => perf::run(a),
     }

@@ -119,8 +119,12 @@ fn round_trip(block_size: u32) {
     f.json(&["xattr", "remove", &id, "color"]);
     f.json(&["delete", &clone]);
     assert_eq!(f.json(&["stats"])["num_blobs"], 2);
-    let (ok, _, err) = f.run(&["show", "0x100000099"]);
+    let (ok, out, err) = f.run(&["show", "0x100000099"]);
     assert!(!ok && err.contains("no blob 0x100000099"), "{err}");
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert!(e["error"].as_str().unwrap().contains("no blob 0x100000099"));
+    f.json(&["set-super", &id]);
+    assert_eq!(f.json(&["stats"])["super_blob"], id.as_str());
 }
 
 #[test]

@@ -55,7 +55,7 @@ impl UringChannel {
         let i = idx as usize;
         if self.slots.len() <= i {
             self.slots.resize_with(i + 1, || InFlight {
-                id: IoId { idx: 0, gen: 0 },
+                id: IoId::new(0, 0),
                 expect: 0,
                 iov: Vec::new(),
                 busy: false,
@@ -111,8 +111,8 @@ impl ModuleChannel for UringChannel {
         let len = io.len_bytes();
         let io_type = io.io_type;
         let mut aligned = true;
-        self.ensure(id.idx);
-        let s = &mut self.slots[id.idx as usize];
+        self.ensure(id.index());
+        let s = &mut self.slots[id.index() as usize];
         s.iov.clear();
         if io_type.has_data() {
             let iov = &mut s.iov;
@@ -160,7 +160,7 @@ impl ModuleChannel for UringChannel {
                 return;
             }
         }
-        .user_data(id.idx as u64);
+        .user_data(id.index() as u64);
         s.id = id;
         s.expect = if io_type.has_data() { len as u32 } else { 0 };
         s.busy = true;
@@ -170,7 +170,7 @@ impl ModuleChannel for UringChannel {
         // every entry still in the kernel.
         let pushed = unsafe { self.ring.submission().push(&entry) };
         if pushed.is_err() {
-            self.slots[id.idx as usize].busy = false;
+            self.slots[id.index() as usize].busy = false;
             self.done.complete(id, IoStatus::NoMem);
             return;
         }

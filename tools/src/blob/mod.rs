@@ -1,19 +1,20 @@
 //! `spdk-io blob`: SPDK's blobcli on spdk-io's blobstore. Every command
-//! loads the blobstore on a bdev from an SPDK JSON config (or makes one with
-//! `init`), acts, and unloads it cleanly.
+//! brings up the bdevs of an SPDK JSON config (the bdev layer's loader),
+//! loads the blobstore on one of them (or makes one with `init`), acts, and
+//! unloads it cleanly.
 
 mod bench;
-mod config;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use spdk_io::blob::{BlobId, BlobInfo, BlobOpts, Blobstore, BsDev, BsOpts, LoadOpts};
+use spdk_io::bdev;
+use spdk_io::blob::{BdevBsDev, BlobId, BlobInfo, BlobOpts, Blobstore, BsDev, BsOpts, LoadOpts};
 use std::path::PathBuf;
 
 /// Arguments of `spdk-io blob`.
 #[derive(Args, Debug)]
 pub struct BlobArgs {
-    /// SPDK JSON config describing the bdev (bdev_aio_create or bdev_malloc_create).
+    /// SPDK JSON config describing the bdev (bdev_aio_create, bdev_malloc_create, ...).
     #[arg(long = "json")]
     config: PathBuf,
     /// Name of the bdev holding the blobstore.
@@ -93,6 +94,11 @@ enum BlobCommand {
     },
     /// Delete a blob.
     Delete {
+        /// Blob id.
+        id: String,
+    },
+    /// Make a blob the super blob (spdk_bs_set_super).
+    SetSuper {
         /// Blob id.
         id: String,
     },
@@ -198,9 +204,38 @@ fn blob_text(v: &Value) -> String {
     s
 }
 
+/// Brings up the config's bdevs and opens `name` as a blobstore device.
+fn open_bdev(config: &std::path::Path, name: &str) -> Result<Box<dyn BsDev>, String> {
+    bdev::init().map_err(|e| format!("bdev layer: {e}"))?;
+    bdev::load_config_file(config).map_err(|e| format!("config {}: {e}", config.display()))?;
+    if bdev::get_by_name(name).is_none() {
+        let names: Vec<String> = bdev::bdevs().iter().map(|b| b.name().to_string()).collect();
+        let names = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        return Err(format!(
+            "no bdev named {name:?} in {} (bdevs there: {names})",
+            config.display()
+        ));
+    }
+    Ok(Box::new(BdevBsDev::open(name).map_err(|e| e.to_string())?))
+}
+
 /// Runs `spdk-io blob`.
 pub fn run(args: BlobArgs) -> Result<(), String> {
-    let dev = config::open_bdev(&args.config, &args.bdev)?;
+    let json_out = args.output_format == OutputFormat::Json;
+    let r = run_on_bdev(args);
+    bdev::fini();
+    if let (Err(e), true) = (&r, json_out) {
+        println!("{}", json!({ "error": e }));
+    }
+    r
+}
+
+fn run_on_bdev(args: BlobArgs) -> Result<(), String> {
+    let dev = open_bdev(&args.config, &args.bdev)?;
     let json_out = args.output_format == OutputFormat::Json;
     if let BlobCommand::Bench { ops } = args.command {
         let out = bench::run(dev, ops.max(1))?;
@@ -358,6 +393,10 @@ fn execute<D: BsDev>(
             bs.close_blob(h)?;
             r?;
             json!({ "id": format!("{id:#x}"), "xattr": name })
+        }
+        BlobCommand::SetSuper { id } => {
+            bs.set_super_blob(Some(parse_id(id)?))?;
+            json!({ "super_blob": format!("{:#x}", parse_id(id)?) })
         }
         BlobCommand::Snapshot { id } => {
             json!({ "snapshot": format!("{:#x}", bs.create_snapshot(parse_id(id)?, &[])?) })

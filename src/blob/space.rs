@@ -1,0 +1,95 @@
+//! Device page I/O and space allocation for the blobstore: the super
+//! block, md pages (bounds-checked against the md region), clusters, and
+//! the clean-to-dirty transition before the first metadata change.
+
+use super::dev::BsDev;
+use super::error::{BlobError, Result};
+use super::format::PAGE_SIZE;
+use super::store::{io_err, Blobstore};
+
+impl<D: BsDev> Blobstore<D> {
+    pub(crate) fn write_super(&mut self) -> Result<()> {
+        let p = self.sb.encode();
+        self.write_pages(0, &p)
+    }
+
+    /// Before the first metadata change after a load or init: mark the super
+    /// block dirty on disk, so a crash is detected and recovered.
+    pub(crate) fn mark_dirty(&mut self) -> Result<()> {
+        if self.disk_clean || self.sb.clean != 0 {
+            self.sb.clean = 0;
+            self.write_super()?;
+            self.flush()?;
+            self.disk_clean = false;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        self.dev.flush().map_err(io_err("flush", 0, 0))
+    }
+
+    fn page_lba(&self, page: u64) -> u64 {
+        page * PAGE_SIZE as u64 / self.dev.block_len() as u64
+    }
+
+    pub(crate) fn write_pages(&mut self, page: u64, buf: &[u8]) -> Result<()> {
+        let lba = self.page_lba(page);
+        let n = buf.len() as u64 / self.dev.block_len() as u64;
+        self.dev.write(lba, buf).map_err(io_err("write", lba, n))
+    }
+
+    pub(crate) fn read_pages(&mut self, page: u64, buf: &mut [u8]) -> Result<()> {
+        let lba = self.page_lba(page);
+        let n = buf.len() as u64 / self.dev.block_len() as u64;
+        self.dev.read(lba, buf).map_err(io_err("read", lba, n))
+    }
+
+    /// Reads md page `idx` (relative to md_start).
+    pub(crate) fn read_md_page(&mut self, idx: u32) -> Result<[u8; PAGE_SIZE]> {
+        let mut p = [0u8; PAGE_SIZE];
+        self.read_pages(self.sb.md_start as u64 + idx as u64, &mut p)?;
+        Ok(p)
+    }
+
+    /// Writes md page `idx`; `idx` is checked against md_len so metadata
+    /// can never land outside its region.
+    pub(crate) fn write_md_page(&mut self, idx: u32, p: &[u8; PAGE_SIZE]) -> Result<()> {
+        if idx >= self.sb.md_len {
+            return Err(BlobError::InvalidArgument(format!(
+                "md page {idx} outside the md region"
+            )));
+        }
+        self.write_pages(self.sb.md_start as u64 + idx as u64, p)
+    }
+
+    /// Claims the first free md page at or after `from`.
+    pub(crate) fn alloc_md_page(&mut self, from: u32) -> Result<u32> {
+        let p = self
+            .used_md_pages
+            .find_first_clear(from)
+            .ok_or(BlobError::NoSpace("metadata pages"))?;
+        self.used_md_pages.set(p);
+        Ok(p)
+    }
+
+    /// Claims the first free cluster.
+    pub(crate) fn alloc_cluster(&mut self) -> Result<u32> {
+        let c = self
+            .used_clusters
+            .find_first_clear(0)
+            .ok_or(BlobError::NoSpace("clusters"))?;
+        self.used_clusters.set(c);
+        Ok(c)
+    }
+
+    /// First device block of cluster `c`.
+    pub(crate) fn cluster_lba(&self, c: u32) -> u64 {
+        c as u64 * (self.sb.cluster_size / self.dev.block_len()) as u64
+    }
+
+    /// Io units per cluster.
+    pub(crate) fn io_units_per_cluster(&self) -> u64 {
+        (self.sb.cluster_size / self.sb.io_unit_size) as u64
+    }
+}

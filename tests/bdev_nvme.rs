@@ -1,0 +1,156 @@
+//! The nvme bdev: on the host against the software NVMe controller; in
+//! the QEMU guest (ignored on the host) against a real controller.
+
+#[path = "bdev_common.rs"]
+mod common;
+
+use common::*;
+use spdk_io::bdev::{self, IoBuf, IoStatus, IoType};
+use spdk_io::env::{self, EnvOpts};
+use spdk_io::nvme::emu::EmuController;
+use spdk_io::nvme::{Controller, ControllerOpts};
+use std::sync::Arc;
+
+fn emu_bdevs(name: &str) -> Vec<Arc<bdev::Bdev>> {
+    env::init_once(EnvOpts::no_huge()).expect("env");
+    let e = Arc::new(
+        EmuController::builder()
+            .serial("BDEVEMU1")
+            .mdts(3)
+            .max_io_queue_pairs(4)
+            .namespace(512, 8192)
+            .namespace(4096, 512)
+            .build()
+            .expect("emu"),
+    );
+    let c = Controller::attach(e, ControllerOpts::default()).expect("attach");
+    bdev::nvme::register_controller(name, c, None).expect("register")
+}
+
+fn round_trip(bdev: &str, dma: bool) {
+    let d = bdev::open(bdev, true).unwrap();
+    let ch = d.get_io_channel().unwrap();
+    let bs = d.bdev().block_size() as usize;
+    let l = log();
+    let mut rng = 0x1234_5678u64;
+    for i in 0..40u64 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let n = 1 + rng % 24; // up to 96 KiB: above MDTS (32 KiB), split by the driver
+        let lba = rng % (d.bdev().num_blocks() - n);
+        let len = n as usize * bs;
+        let mut w = if dma {
+            IoBuf::dma(len, 4096).unwrap()
+        } else {
+            IoBuf::from_vec(vec![0; len])
+        };
+        w.iter_mut()
+            .enumerate()
+            .for_each(|(j, b)| *b = (j as u64 ^ i ^ lba) as u8);
+        let want = w.to_vec();
+        d.write_blocks(&ch, w, lba, n, rec(&l)).unwrap();
+        poll_until(&ch, || l.borrow().len() == 1);
+        let r = if dma {
+            IoBuf::dma(len, 4096).unwrap()
+        } else {
+            IoBuf::from_vec(vec![0; len])
+        };
+        d.read_blocks(&ch, r, lba, n, rec(&l)).unwrap();
+        poll_until(&ch, || l.borrow().len() == 2);
+        let mut done = l.borrow_mut();
+        assert!(
+            done.iter().all(|c| c.success()),
+            "{:?}",
+            done.iter().map(|c| c.status).collect::<Vec<_>>()
+        );
+        let got = done.pop().unwrap().data.into_buf().unwrap();
+        assert_eq!(got.is_dma(), dma, "the caller's own buffer comes back");
+        assert!(
+            got[..] == want[..],
+            "{bdev}: data read back differs at lba {lba} (+{n})"
+        );
+        done.clear();
+    }
+}
+
+#[test]
+fn nvme_bdev_per_namespace_round_trips_dma_and_heap_buffers() {
+    let b = emu_bdevs("EmuA");
+    assert_eq!(
+        b.iter().map(|b| b.name().to_string()).collect::<Vec<_>>(),
+        vec!["EmuAn1", "EmuAn2"]
+    );
+    assert_eq!((b[1].block_size(), b[1].num_blocks()), (4096, 512));
+    round_trip("EmuAn1", true);
+    round_trip("EmuAn2", true);
+    round_trip("EmuAn1", false);
+}
+
+#[test]
+fn nvme_bdev_flush_write_zeroes_unmap_and_reset_under_load() {
+    emu_bdevs("EmuB");
+    let d = bdev::open("EmuBn1", true).unwrap();
+    let ch = d.get_io_channel().unwrap();
+    let l = log();
+    d.write_blocks(&ch, IoBuf::from_vec(vec![0xee; 4096]), 16, 8, rec(&l))
+        .unwrap();
+    poll_until(&ch, || l.borrow().len() == 1);
+    if d.bdev().io_type_supported(IoType::WriteZeroes) {
+        d.write_zeroes_blocks(&ch, 16, 4, rec(&l)).unwrap();
+    } else {
+        d.flush_blocks(&ch, 0, 1, rec(&l)).unwrap();
+    }
+    d.flush_blocks(&ch, 0, 8192, rec(&l)).unwrap();
+    poll_until(&ch, || l.borrow().len() == 3);
+    // Reset with reads in flight: every I/O completes exactly once.
+    for i in 0..16 {
+        d.read_blocks(&ch, IoBuf::dma(512, 512).unwrap(), i, 1, rec(&l))
+            .unwrap();
+    }
+    d.reset(&ch, rec(&l)).unwrap();
+    poll_until(&ch, || l.borrow().len() == 3 + 17);
+    for _ in 0..100 {
+        ch.poll();
+    }
+    assert_eq!(l.borrow().len(), 20, "nothing completes twice");
+    let reset = l
+        .borrow()
+        .iter()
+        .filter(|c| c.io_type == IoType::Reset)
+        .map(|c| c.status)
+        .collect::<Vec<_>>();
+    assert_eq!(reset, vec![IoStatus::Success]);
+    // The device works after the reset.
+    d.read_blocks(&ch, IoBuf::dma(4096, 4096).unwrap(), 16, 8, rec(&l))
+        .unwrap();
+    poll_until(&ch, || l.borrow().len() == 21);
+    let c = l.borrow_mut().pop().unwrap();
+    assert!(c.success(), "{:?}", c.status);
+    let b = c.data.into_buf().unwrap();
+    if d.bdev().io_type_supported(IoType::WriteZeroes) {
+        assert!(b[..2048].iter().all(|&x| x == 0) && b[2048..].iter().all(|&x| x == 0xee));
+    }
+}
+
+fn guest_bdf(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run this test in the QEMU guest (qemu/run-tests)")
+    })
+}
+
+#[test]
+#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
+fn nvme_bdev_from_spdk_config_verifies_both_namespaces_in_the_guest() {
+    env::init_once(EnvOpts::default()).expect("env init (hugepages at /dev/hugepages?)");
+    let bdf = guest_bdf("SPDK_IO_TEST_NVME_2NS");
+    let cfg = format!(
+        r#"{{"subsystems":[{{"subsystem":"bdev","config":[
+        {{"method":"bdev_nvme_attach_controller","params":{{"name":"Nvme0","trtype":"PCIe","traddr":"{bdf}"}}}}]}}]}}"#
+    );
+    let made = bdev::load_config(&cfg).expect("attach");
+    assert_eq!(made, vec!["Nvme0n1", "Nvme0n2"]);
+    round_trip("Nvme0n1", true);
+    round_trip("Nvme0n2", true);
+    round_trip("Nvme0n2", false);
+}

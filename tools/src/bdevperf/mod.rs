@@ -1,0 +1,250 @@
+//! `spdk-io bdevperf`: SPDK's bdevperf — I/O load on every bdev of an SPDK
+//! JSON config, one job per bdev per core of `-m`, each job on its own
+//! lightweight thread on that core's reactor.
+
+mod job;
+mod pattern;
+mod report;
+
+use clap::{Args, ValueEnum};
+use job::{JobConfig, JobResult, Shared};
+use spdk_io::bdev;
+use spdk_io::thread::{CpuMask, ReactorOpts, ReactorSet, ThreadOpts};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// Workloads (`-w`), as SPDK bdevperf names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Workload {
+    /// Sequential reads.
+    Read,
+    /// Sequential writes.
+    Write,
+    /// Random reads.
+    Randread,
+    /// Random writes.
+    Randwrite,
+    /// Sequential mix of reads and writes (`-M` percent reads).
+    Rw,
+    /// Random mix of reads and writes (`-M` percent reads).
+    Randrw,
+    /// Write a pattern, read it back and compare; any mismatch fails the run.
+    Verify,
+    /// Sequential unmaps.
+    Unmap,
+    /// Sequential flushes.
+    Flush,
+    /// Sequential write-zeroes.
+    WriteZeroes,
+    /// Random reads with a bdev reset every second.
+    Reset,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables as SPDK bdevperf prints them.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// Arguments of `spdk-io bdevperf` (SPDK bdevperf's flags).
+#[derive(Args, Debug)]
+pub struct BdevperfArgs {
+    /// SPDK JSON config that creates the bdevs.
+    #[arg(long = "json", value_name = "CONFIG")]
+    pub json: PathBuf,
+    /// I/O queue depth per job.
+    #[arg(short = 'q', long = "queue-depth", default_value_t = 128)]
+    pub queue_depth: u32,
+    /// I/O size in bytes (suffixes k, m accepted: 4k).
+    #[arg(short = 'o', long = "io-size", default_value = "4096", value_parser = parse_size)]
+    pub io_size: u64,
+    /// Workload.
+    #[arg(short = 'w', long = "workload", value_enum, default_value = "randread")]
+    pub workload: Workload,
+    /// Percent reads for rw and randrw.
+    #[arg(short = 'M', long = "rwmixread", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub rwmixread: u32,
+    /// Run time in seconds.
+    #[arg(short = 't', long = "time", default_value_t = 5)]
+    pub time: u64,
+    /// Core mask: one reactor per core, one job per bdev per core.
+    #[arg(short = 'm', long = "cpumask", default_value = "0x1")]
+    pub cpumask: String,
+    /// Only this bdev (default: every unclaimed bdev).
+    #[arg(short = 'T', long = "target")]
+    pub target: Option<String>,
+    /// Output format.
+    #[arg(long = "output-format", value_enum, default_value = "text")]
+    pub output_format: OutputFormat,
+    /// Seed of the random offsets.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mul) = match t.strip_suffix(['k', 'm', 'g']) {
+        Some(n) => (
+            n,
+            match t.chars().last() {
+                Some('k') => 1 << 10,
+                Some('m') => 1 << 20,
+                _ => 1 << 30,
+            },
+        ),
+        None => (t.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n * mul)
+        .map_err(|_| format!("'{s}' is not a size (e.g. 4096 or 4k)"))
+}
+
+/// Runs bdevperf; `Ok(false)` when a verify mismatch or I/O error occurred.
+pub fn run(args: BdevperfArgs) -> Result<bool, String> {
+    let cores = CpuMask::parse(&args.cpumask)?;
+    if cores.is_empty() {
+        return Err("-m selects no core".into());
+    }
+    if args.queue_depth == 0 || args.io_size == 0 || args.time == 0 {
+        return Err("-q, -o and -t must be positive".into());
+    }
+    // Room for every job's queue plus split pieces.
+    bdev::set_io_pool_size((args.queue_depth as usize * 2 + 64).max(1024));
+    bdev::init().map_err(|e| e.to_string())?;
+    bdev::load_config_file(&args.json).map_err(|e| e.to_string())?;
+    let result = run_jobs(&args, &cores);
+    bdev::fini();
+    result
+}
+
+fn targets(args: &BdevperfArgs) -> Result<Vec<Arc<bdev::Bdev>>, String> {
+    let all = bdev::bdevs();
+    let t: Vec<_> =
+        match &args.target {
+            Some(n) => vec![bdev::get_by_name(n)
+                .ok_or_else(|| format!("-T {n}: no such bdev in the config"))?],
+            None => all
+                .into_iter()
+                .filter(|b| b.claimed_by().is_none())
+                .collect(),
+        };
+    if t.is_empty() {
+        return Err("no bdev to test: the config created none (or all are claimed)".into());
+    }
+    for b in &t {
+        if !args.io_size.is_multiple_of(b.block_size() as u64) {
+            return Err(format!(
+                "-o {} is not a multiple of the block size {} of '{}'",
+                args.io_size,
+                b.block_size(),
+                b.name()
+            ));
+        }
+        if args.io_size / (b.block_size() as u64) > b.num_blocks() {
+            return Err(format!(
+                "-o {} is larger than bdev '{}'",
+                args.io_size,
+                b.name()
+            ));
+        }
+    }
+    Ok(t)
+}
+
+fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
+    let bdevs = targets(args)?;
+    let core_list: Vec<usize> = cores.iter().collect();
+    let rs = ReactorSet::start(
+        *cores,
+        ReactorOpts {
+            pin: true,
+            idle_backoff: None,
+            ..ReactorOpts::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::channel::<JobResult>();
+    let mut shared = Vec::new();
+    for b in &bdevs {
+        for (k, &core) in core_list.iter().enumerate() {
+            let s = Arc::new(Shared::new(b.name(), core));
+            let cfg = JobConfig {
+                bdev: b.name().to_string(),
+                core,
+                part: (k as u64, core_list.len() as u64),
+                queue_depth: args.queue_depth,
+                io_size: args.io_size,
+                workload: args.workload,
+                rwmixread: args.rwmixread,
+                time: Duration::from_secs(args.time),
+                seed: args.seed ^ ((core as u64) << 32) ^ shared.len() as u64,
+            };
+            let (s2, tx2) = (s.clone(), tx.clone());
+            let opts = ThreadOpts {
+                name: format!("bdevperf_{}_{core}", b.name()),
+                cpumask: CpuMask::single(core),
+                ..ThreadOpts::default()
+            };
+            rs.spawn_thread(core, opts, move || job::start(cfg, s2, tx2))
+                .map_err(|e| e.to_string())?;
+            shared.push(s);
+        }
+    }
+    drop(tx);
+    let text = args.output_format == OutputFormat::Text;
+    if text {
+        println!("Running I/O for {} seconds...", args.time);
+    }
+    let start = Instant::now();
+    let mut last = vec![0u64; shared.len()];
+    let mut results = Vec::new();
+    while results.len() < shared.len() {
+        match rx.recv_timeout(Duration::from_millis(1000)) {
+            Ok(r) => results.push(r),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if text {
+                    let now: Vec<u64> = shared
+                        .iter()
+                        .map(|s| s.completed.load(Ordering::Relaxed))
+                        .collect();
+                    let iops: u64 = now.iter().zip(&last).map(|(a, b)| a - b).sum();
+                    let mib = iops as f64 * args.io_size as f64 / (1 << 20) as f64;
+                    eprintln!(
+                        "{:>8.2} s: {:>12.2} IOPS, {:>10.2} MiB/s",
+                        start.elapsed().as_secs_f64(),
+                        iops as f64,
+                        mib
+                    );
+                    last = now;
+                }
+                if start.elapsed() > Duration::from_secs(args.time + 60) {
+                    rs.stop();
+                    return Err(
+                        "jobs did not finish within 60 s after the run time: I/O is stuck".into(),
+                    );
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    rs.stop();
+    if results.len() < shared.len() {
+        return Err(format!(
+            "{} of {} jobs failed to start or finish",
+            shared.len() - results.len(),
+            shared.len()
+        ));
+    }
+    results.sort_by_key(|a| (a.core, a.bdev.clone()));
+    let ok = results
+        .iter()
+        .all(|r| r.error.is_none() && r.miscompares == 0 && r.failed == 0);
+    report::print(args, &results);
+    Ok(ok)
+}

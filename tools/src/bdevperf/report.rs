@@ -1,0 +1,183 @@
+//! bdevperf's report: SPDK's table (latency in microseconds) or JSON.
+
+use super::job::JobResult;
+use super::{BdevperfArgs, OutputFormat};
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+const PCTS: [f64; 5] = [50.0, 90.0, 99.0, 99.9, 99.99];
+
+struct Figures {
+    iops: f64,
+    mibps: f64,
+    fail_s: f64,
+    avg_us: f64,
+    min_us: f64,
+    max_us: f64,
+}
+
+fn figures(r: &JobResult, io_size: u64) -> Figures {
+    let rt = r.runtime.max(1e-9);
+    let iops = r.ios as f64 / rt;
+    Figures {
+        iops,
+        mibps: iops * io_size as f64 / (1 << 20) as f64,
+        fail_s: r.failed as f64 / rt,
+        avg_us: if r.ios == 0 {
+            0.0
+        } else {
+            r.lat_sum_ns as f64 / r.ios as f64 / 1e3
+        },
+        min_us: r.lat_min_ns as f64 / 1e3,
+        max_us: r.lat_max_ns as f64 / 1e3,
+    }
+}
+
+fn pcts(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    PCTS.iter()
+        .map(|&p| (p, h.value_at_quantile(p / 100.0) as f64 / 1e3))
+        .collect()
+}
+
+fn total(results: &[JobResult]) -> JobResult {
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds");
+    for r in results {
+        let _ = hist.add(&r.hist);
+    }
+    let mut t = JobResult {
+        bdev: "Total".into(),
+        core: 0,
+        runtime: results.iter().map(|r| r.runtime).fold(0.0, f64::max),
+        ios: results.iter().map(|r| r.ios).sum(),
+        failed: results.iter().map(|r| r.failed).sum(),
+        miscompares: results.iter().map(|r| r.miscompares).sum(),
+        lat_sum_ns: results.iter().map(|r| r.lat_sum_ns).sum(),
+        lat_min_ns: results
+            .iter()
+            .filter(|r| r.ios > 0)
+            .map(|r| r.lat_min_ns)
+            .min()
+            .unwrap_or(0),
+        lat_max_ns: results.iter().map(|r| r.lat_max_ns).max().unwrap_or(0),
+        hist,
+        error: None,
+        cpu_ns: 0,
+    };
+    // Sum of per-job rates, as SPDK totals them.
+    let rate: f64 = results
+        .iter()
+        .map(|r| r.ios as f64 / r.runtime.max(1e-9))
+        .sum();
+    t.ios = (rate * t.runtime.max(1e-9)).round() as u64;
+    t
+}
+
+/// CPU nanoseconds per I/O: per core, the reactor's CPU time over the
+/// I/O its jobs completed; summed over cores. Independent of how much of
+/// the core the machine gave us.
+fn cpu_ns_per_io(results: &[JobResult]) -> Option<f64> {
+    let mut per_core: std::collections::BTreeMap<usize, (u64, u64)> = Default::default();
+    for r in results {
+        let e = per_core.entry(r.core).or_default();
+        e.0 = e.0.max(r.cpu_ns);
+        e.1 += r.ios;
+    }
+    let (cpu, ios) = per_core
+        .values()
+        .fold((0u64, 0u64), |a, v| (a.0 + v.0, a.1 + v.1));
+    (cpu > 0 && ios > 0).then(|| cpu as f64 / ios as f64)
+}
+
+/// Prints the report.
+pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
+    let t = total(results);
+    match args.output_format {
+        OutputFormat::Json => {
+            let job = |r: &JobResult, name: &str| {
+                let f = figures(r, args.io_size);
+                let p: serde_json::Map<String, serde_json::Value> = pcts(&r.hist)
+                    .into_iter()
+                    .map(|(p, v)| (format!("p{p}_latency_us"), json!(v)))
+                    .collect();
+                json!({
+                    "job": name, "core_mask": format!("{:#x}", 1u64 << r.core), "workload": format!("{:?}", args.workload).to_lowercase(),
+                    "status": if r.error.is_some() || r.miscompares > 0 { "failed" } else { "finished" },
+                    "queue_depth": args.queue_depth, "io_size": args.io_size, "runtime": r.runtime,
+                    "iops": f.iops, "mibps": f.mibps, "io_failed": r.failed, "miscompares": r.miscompares,
+                    "avg_latency_us": f.avg_us, "min_latency_us": f.min_us, "max_latency_us": f.max_us,
+                    "percentiles": p, "error": r.error,
+                })
+            };
+            let out = json!({
+                "results": results.iter().map(|r| job(r, &r.bdev)).collect::<Vec<_>>(),
+                "total": job(&t, "Total"),
+                "core_count": results.iter().map(|r| r.core).collect::<std::collections::BTreeSet<_>>().len(),
+                "ns_per_io_per_core": if t.ios > 0 { 1e9 / (figures(&t, args.io_size).iops / results.iter().map(|r| r.core).collect::<std::collections::BTreeSet<_>>().len() as f64) } else { 0.0 },
+                "cpu_ns_per_io": cpu_ns_per_io(results),
+            });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        OutputFormat::Text => {
+            println!("{:>98}", "Latency(us)");
+            println!(
+                "{:<24}: {:>10} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "Device Information",
+                "runtime(s)",
+                "IOPS",
+                "MiB/s",
+                "Fail/s",
+                "Average",
+                "min",
+                "max"
+            );
+            let row = |r: &JobResult, name: &str| {
+                let f = figures(r, args.io_size);
+                println!(
+                    "\t {:<16}: {:>10.2} {:>12.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+                    name, r.runtime, f.iops, f.mibps, f.fail_s, f.avg_us, f.min_us, f.max_us
+                );
+            };
+            for r in results {
+                println!(
+                    "Job: {} (Core Mask {:#x}, workload: {:?}, depth: {}, IO size: {})",
+                    r.bdev,
+                    1u64 << r.core,
+                    args.workload,
+                    args.queue_depth,
+                    args.io_size
+                );
+                if let Some(e) = &r.error {
+                    println!("\t error: {e}");
+                }
+                row(r, &r.bdev);
+                let p: Vec<String> = pcts(&r.hist)
+                    .iter()
+                    .map(|(p, v)| format!("p{p}={v:.2}"))
+                    .collect();
+                println!("\t {:<16}  latency percentiles (us): {}", "", p.join(" "));
+                if r.miscompares > 0 {
+                    println!("\t VERIFY FAILED: {} miscompares", r.miscompares);
+                }
+            }
+            println!("{}", "=".repeat(112));
+            row(&t, "Total");
+            let cores = results
+                .iter()
+                .map(|r| r.core)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let f = figures(&t, args.io_size);
+            if f.iops > 0.0 {
+                let cpu = cpu_ns_per_io(results)
+                    .map(|c| format!(", {c:.1} ns of reactor CPU time per I/O"))
+                    .unwrap_or_default();
+                println!(
+                    "\t {:<16}  {:.1} ns per I/O per core (wall){cpu}",
+                    "",
+                    1e9 * cores as f64 / f.iops
+                );
+            }
+        }
+    }
+}
