@@ -87,6 +87,9 @@ struct Job {
     lat_min: Cell<u64>,
     lat_max: Cell<u64>,
     hist: RefCell<Histogram<u64>>,
+    /// Run-length of equal latencies not yet in `hist` (completions of one
+    /// poll share their tick, so runs are common): (value, count).
+    pending_lat: Cell<(u64, u64)>,
     start: u64,
     start_cpu: u64,
     stop_cpu: Cell<u64>,
@@ -172,6 +175,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         lat_min: Cell::new(u64::MAX),
         lat_max: Cell::new(0),
         hist: RefCell::new(hist),
+        pending_lat: Cell::new((0, 0)),
         start: now,
         start_cpu: thread_cpu_ns(),
         stop_cpu: Cell::new(0),
@@ -247,7 +251,8 @@ impl Job {
     #[inline]
     fn next_offset(&self, random: bool) -> u64 {
         let io = if random {
-            self.rand() % self.span_ios
+            // Lemire's multiply-shift range reduction: no division per I/O.
+            ((self.rand() as u128 * self.span_ios as u128) >> 64) as u64
         } else {
             let n = self.next_io.get();
             self.next_io
@@ -275,7 +280,20 @@ impl Job {
         if lat > self.lat_max.get() {
             self.lat_max.set(lat);
         }
-        self.hist.borrow_mut().saturating_record(lat.max(1));
+        let (v, n) = self.pending_lat.get();
+        if v == lat {
+            self.pending_lat.set((v, n + 1));
+        } else {
+            self.flush_lat();
+            self.pending_lat.set((lat, 1));
+        }
+    }
+
+    fn flush_lat(&self) {
+        let (v, n) = self.pending_lat.replace((0, 0));
+        if n > 0 {
+            let _ = self.hist.borrow_mut().record_n(v.max(1), n);
+        }
     }
 
     fn task_done(&self) {
@@ -298,6 +316,7 @@ impl Job {
         } else {
             ticks()
         };
+        self.flush_lat();
         let hist = self.hist.borrow().clone();
         let _ = self.tx.send(JobResult {
             bdev: self.cfg.bdev.clone(),
