@@ -459,7 +459,11 @@ impl IoDone for Task {
                 self.next(&job)
             }
             Phase::VerifyWrite => {
-                job.record(&c);
+                // A verify pair counts once, at its read-back (as SPDK
+                // bdevperf counts); a failed write counts as a failure.
+                if !c.success() {
+                    job.record(&c);
+                }
                 let ok = c.success();
                 self.wbuf = c.data.into_buf();
                 if !ok || job.stopping.get() {
