@@ -219,3 +219,70 @@ fn spawning_a_task_costs_a_fixed_number_of_allocations() {
     drain(&t);
     t.destroy().unwrap();
 }
+
+#[test]
+fn thread_send_costs_one_allocation_per_round_trip() {
+    let t = Thread::new("alloc-send");
+    let h = t.handle();
+    let done = std::rc::Rc::new(Cell::new(0u64));
+    let d = done.clone();
+    let go = std::rc::Rc::new(Cell::new(false));
+    let g = go.clone();
+    t.enter(|| spawn_local(async {}).unwrap());
+    drain(&t);
+    t.enter(|| {
+        spawn_local(async move {
+            while !g.get() {
+                yield_now().await;
+            }
+            for i in 0..1000u64 {
+                let v = Thread::send(&h, move || i * 2).await.unwrap();
+                d.set(d.get() + v);
+            }
+        })
+    })
+    .unwrap();
+    for _ in 0..10 {
+        t.poll(0);
+    }
+    go.set(true);
+    let n = allocations_in(|| while t.poll(0) {});
+    assert_eq!(done.get(), 999 * 1000);
+    assert_eq!(
+        n, 1000,
+        "1000 round trips allocated {n} times (the reply slot each)"
+    );
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}
+
+#[test]
+fn a_full_ring_refuses_without_allocating() {
+    let t = spdk_io::thread::Thread::with_opts(spdk_io::thread::ThreadOpts {
+        name: "alloc-full".into(),
+        msg_ring_size: 4,
+        ..Default::default()
+    });
+    let h = t.handle();
+    for _ in 0..4 {
+        h.send_msg(|| {}).unwrap();
+    }
+    let mut refused = 0;
+    let n = allocations_in(|| {
+        for _ in 0..1000 {
+            match h.try_send(spdk_io::thread::Msg::new(|| {})) {
+                Err((_msg, spdk_io::thread::ThreadError::RingFull { .. })) => refused += 1,
+                other => panic!(
+                    "expected RingFull, got {:?}",
+                    other.err().map(|e| e.1.to_string())
+                ),
+            }
+        }
+    });
+    assert_eq!(refused, 1000);
+    assert_eq!(n, 0, "1000 refusals allocated {n} times");
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
+}

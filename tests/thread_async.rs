@@ -27,7 +27,8 @@ fn spawned_task_runs_on_the_next_poll_and_joins() {
     let waiter = h
         .on(0, || {
             spawn_local(async move {
-                let v = jh.await;
+                let v = jh.await.unwrap();
+                assert_eq!(v, 42);
                 l2.borrow_mut().push("joined");
                 v
             })
@@ -257,4 +258,63 @@ fn spawn_without_a_current_thread_is_an_error() {
         spawn_local(async {}),
         Err(ThreadError::NoCurrentThread)
     ));
+}
+
+#[test]
+fn join_handle_of_a_task_dropped_with_its_thread_resolves_to_canceled() {
+    let h = Harness::new(1);
+    let doomed = Thread::new("doomed");
+    let never = doomed.spawn_local(std::future::pending::<u32>()).unwrap();
+    doomed.poll(0);
+    let out = Rc::new(RefCell::new(None));
+    let o = out.clone();
+    h.on(0, || {
+        spawn_local(async move {
+            *o.borrow_mut() = Some(never.await);
+        })
+    })
+    .unwrap();
+    h.poll_threads();
+    assert!(out.borrow().is_none());
+    drop(doomed);
+    h.poll_threads();
+    assert!(
+        matches!(
+            out.borrow().as_ref(),
+            Some(Err(ThreadError::Canceled { .. }))
+        ),
+        "the waiter learns the task is gone"
+    );
+    h.finish();
+}
+
+#[test]
+fn send_to_a_full_ring_resolves_to_ring_full() {
+    let h = Harness::new(1);
+    let busy = Thread::with_opts(spdk_io::thread::ThreadOpts {
+        name: "busy".into(),
+        msg_ring_size: 1,
+        ..Default::default()
+    });
+    busy.send_msg(|| {}).unwrap();
+    let bh = busy.handle();
+    let out = Rc::new(RefCell::new(None));
+    let o = out.clone();
+    h.on(0, || {
+        spawn_local(async move {
+            *o.borrow_mut() = Some(Thread::send(&bh, || 1).await);
+        })
+    })
+    .unwrap();
+    h.poll_threads();
+    assert!(matches!(
+        out.borrow().as_ref(),
+        Some(Err(ThreadError::RingFull { .. }))
+    ));
+    busy.exit();
+    while !busy.is_exited() {
+        busy.poll(0);
+    }
+    busy.destroy().unwrap();
+    h.finish();
 }

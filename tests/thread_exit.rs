@@ -136,18 +136,25 @@ fn exit_runs_queued_messages_first() {
 fn exit_waits_for_async_tasks() {
     let t = Thread::new("tasks");
     let h = t.handle();
+    let go = std::rc::Rc::new(std::cell::Cell::new(false));
+    let g = go.clone();
     let jh = t
         .spawn_local(async move {
-            spdk_io::thread::sleep(Duration::from_millis(2))
+            while !g.get() {
+                spdk_io::thread::yield_now().await;
+            }
+            // A message round trip to itself, then a short timer.
+            let v = Thread::send(&h, || 7).await.unwrap();
+            spdk_io::thread::sleep(Duration::from_millis(1))
                 .await
                 .unwrap();
-            // A message round trip to itself after the timer.
-            Thread::send(&h, || 7).await.unwrap()
+            v
         })
         .unwrap();
     t.exit();
-    poll_n(&t, 3);
-    assert!(!t.is_exited(), "the task is still sleeping");
+    poll_n(&t, 10);
+    assert!(!t.is_exited(), "the task is still running");
+    go.set(true);
     while !t.is_exited() {
         t.poll(0);
     }
@@ -188,4 +195,29 @@ fn polling_an_exited_thread_does_nothing() {
     assert!(!t.poll(0));
     t.exit();
     t.destroy().unwrap();
+}
+
+#[test]
+fn destroying_after_a_timed_out_exit_drops_unrun_messages_and_their_captures() {
+    let t = Thread::with_opts(ThreadOpts {
+        name: "leftovers".into(),
+        exit_timeout: Duration::from_millis(1),
+        ..ThreadOpts::default()
+    });
+    let p = t
+        .enter(|| poller_register("stuck", 0, || PollerStatus::Idle))
+        .unwrap();
+    t.exit();
+    while !t.is_exited() {
+        t.poll(0);
+    }
+    let token = Arc::new(());
+    // Exited: refused, and the closure (with its capture) is dropped at once.
+    let tk = token.clone();
+    assert!(t.send_msg(move || drop(tk)).is_err());
+    assert_eq!(Arc::strong_count(&token), 1);
+    assert!(t.exit_timed_out());
+    assert!(p.is_registered());
+    t.destroy().unwrap();
+    assert!(!p.is_registered(), "destroy drops the pollers left");
 }

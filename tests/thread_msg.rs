@@ -176,3 +176,30 @@ fn stats_count_busy_and_idle_time() {
     assert!(s.idle_ticks > 0, "{s:?}");
     h.finish();
 }
+
+#[test]
+fn poll_at_counts_time_from_the_given_start_to_its_recorded_end() {
+    let h = Harness::new(1);
+    let t = h.t(0);
+    let start = spdk_io::thread::ticks();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    // An idle poll whose start was 2 ms ago: all of it counts as idle.
+    assert!(!t.poll_at(0, start));
+    let end = t.last_poll_end();
+    assert!(end >= start + 2_000_000);
+    assert_eq!(t.stats().idle_ticks, end - start);
+    assert_eq!(t.stats().busy_ticks, 0);
+    h.finish();
+}
+
+#[test]
+fn nested_enter_restores_the_outer_current_thread() {
+    let h = Harness::new(2);
+    h.on(0, || {
+        assert_eq!(Thread::current().unwrap().name(), "ut0");
+        h.on(1, || assert_eq!(Thread::current().unwrap().name(), "ut1"));
+        assert_eq!(Thread::current().unwrap().name(), "ut0");
+    });
+    assert!(Thread::current().is_none());
+    h.finish();
+}

@@ -284,3 +284,194 @@ fn pinned_reactor_runs_on_its_core() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), vec![0]);
     rs.stop();
 }
+
+#[test]
+fn async_tasks_complete_across_reactors() {
+    let rs = ReactorSet::start(two_cores(), opts()).unwrap();
+    let b = rs
+        .spawn_thread(
+            1,
+            ThreadOpts {
+                name: "b".into(),
+                ..Default::default()
+            },
+            || {},
+        )
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    rs.spawn_thread(
+        0,
+        ThreadOpts {
+            name: "a".into(),
+            ..Default::default()
+        },
+        move || {
+            spdk_io::thread::spawn_local(async move {
+                let mut sum = 0u64;
+                for i in 0..2_000u64 {
+                    // Each await is woken from the other reactor's OS thread.
+                    sum += Thread::send(&b, move || {
+                        assert_eq!(ReactorSet::current_core(), Some(1));
+                        i
+                    })
+                    .await
+                    .unwrap();
+                }
+                assert_eq!(ReactorSet::current_core(), Some(0));
+                tx.send(sum).unwrap();
+            })
+            .unwrap();
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(60)).unwrap(),
+        (0..2_000u64).sum::<u64>()
+    );
+    rs.stop();
+}
+
+#[test]
+fn spawn_anywhere_spreads_threads_within_their_cpumask() {
+    let rs = ReactorSet::start(two_cores(), opts()).unwrap();
+    for i in 0..4 {
+        rs.spawn_thread_anywhere(
+            ThreadOpts {
+                name: format!("s{i}"),
+                ..Default::default()
+            },
+            || {},
+        )
+        .unwrap();
+    }
+    let pinned = rs
+        .spawn_thread_anywhere(
+            ThreadOpts {
+                name: "only1".into(),
+                cpumask: CpuMask::single(1),
+                ..Default::default()
+            },
+            || {
+                assert_eq!(ReactorSet::current_core(), Some(1));
+            },
+        )
+        .unwrap();
+    wait_until("threads placed", || {
+        rs.thread_count(0) == Some(2) && rs.thread_count(1) == Some(3)
+    });
+    let err = rs
+        .spawn_thread_anywhere(
+            ThreadOpts {
+                cpumask: CpuMask::single(7),
+                ..Default::default()
+            },
+            || {},
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("cpumask"), "{err}");
+    rs.stop();
+    assert!(pinned.is_exited());
+}
+
+#[test]
+fn moving_a_thread_keeps_its_channels_and_tasks() {
+    use spdk_io::thread::{io_device_register, IoDeviceKey};
+    let rs = ReactorSet::start(two_cores(), opts()).unwrap();
+    let dev = io_device_register(
+        IoDeviceKey::unique(),
+        "mover-dev",
+        || Ok(Vec::<usize>::new()),
+        |_| {},
+    )
+    .unwrap();
+    let d = dev.clone();
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let t = rs
+        .spawn_thread(
+            0,
+            ThreadOpts {
+                name: "mover2".into(),
+                ..Default::default()
+            },
+            move || {
+                let ch = d.get_io_channel().unwrap();
+                ch.ctx_mut().push(ReactorSet::current_core().unwrap());
+                spdk_io::thread::spawn_local(async move {
+                    ready_tx.send(()).unwrap();
+                    // Sleeps across the move: its timer poller moves too.
+                    spdk_io::thread::sleep(Duration::from_millis(30))
+                        .await
+                        .unwrap();
+                    ch.ctx_mut().push(ReactorSet::current_core().unwrap());
+                    let seen = ch.ctx().clone();
+                    drop(ch);
+                    tx.send(seen).unwrap();
+                    Thread::current().unwrap().exit();
+                })
+                .unwrap();
+            },
+        )
+        .unwrap();
+    ready_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    // SAFETY: the thread holds a channel, a task and its timer, all of the
+    // thread layer's own types or Send values: nothing shared with the OS thread.
+    unsafe { rs.move_thread(&t, 1, |r| r.unwrap()) }.unwrap();
+    let seen = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        seen,
+        vec![0, 1],
+        "same channel context, used on core 0 then core 1"
+    );
+    wait_until("the thread to exit", || t.is_exited());
+    assert_eq!(dev.channel_count(), 0);
+    rs.stop();
+}
+
+#[test]
+fn reactor_stats_split_busy_and_idle_time() {
+    let rs = ReactorSet::start(two_cores(), opts()).unwrap();
+    let quit = Arc::new(AtomicUsize::new(0));
+    let q = quit.clone();
+    rs.spawn_thread(
+        0,
+        ThreadOpts {
+            name: "busy".into(),
+            ..Default::default()
+        },
+        move || {
+            poller_register("spin", 0, move || {
+                if q.load(Ordering::SeqCst) == 1 {
+                    spdk_io::thread::Poller::current().unwrap().unregister();
+                }
+                std::hint::black_box((0..100u64).sum::<u64>());
+                PollerStatus::Busy
+            })
+            .unwrap();
+        },
+    )
+    .unwrap();
+    rs.spawn_thread(
+        1,
+        ThreadOpts {
+            name: "idle".into(),
+            ..Default::default()
+        },
+        || {},
+    )
+    .unwrap();
+    wait_until("core 0 busy time", || {
+        rs.reactor_stats(0).unwrap().busy_ticks > 1_000_000
+    });
+    wait_until("core 1 idle time", || {
+        rs.reactor_stats(1).unwrap().idle_ticks > 0
+    });
+    assert_eq!(
+        rs.reactor_stats(0).unwrap().idle_ticks,
+        0,
+        "core 0 never had an idle iteration"
+    );
+    assert!(rs.reactor_stats(7).is_none());
+    quit.store(1, Ordering::SeqCst);
+    rs.stop();
+}

@@ -134,3 +134,141 @@ fn senders_racing_an_exit_either_deliver_or_get_an_error() {
         t.destroy().unwrap();
     }
 }
+
+#[test]
+fn for_each_channel_walks_complete_while_channels_churn_on_two_reactors() {
+    use spdk_io::thread::{
+        io_device_register, poller_register, CpuMask, IoChannel, IoDeviceKey, Poller, PollerStatus,
+        ReactorOpts, ReactorSet,
+    };
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    let rs = ReactorSet::start(
+        CpuMask::parse("0x3").unwrap(),
+        ReactorOpts {
+            pin: false,
+            idle_backoff: Some(Duration::from_micros(50)),
+            idle_polls_before_backoff: 1000,
+        },
+    )
+    .unwrap();
+    let dev = io_device_register(IoDeviceKey::unique(), "churn", || Ok(0u64), |_| {}).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for i in 0..6 {
+        let (d, s) = (dev.clone(), stop.clone());
+        threads.push(
+            rs.spawn_thread(
+                i % 2,
+                ThreadOpts {
+                    name: format!("churn{i}"),
+                    ..Default::default()
+                },
+                move || {
+                    // Every few polls, take or drop this thread's channel.
+                    let held: Rc<RefCell<Option<IoChannel<u64>>>> = Rc::new(RefCell::new(None));
+                    let mut n = 0u64;
+                    poller_register("churn", 0, move || {
+                        n += 1;
+                        if s.load(Ordering::Relaxed) {
+                            held.borrow_mut().take();
+                            Poller::current().unwrap().unregister();
+                            Thread::current().unwrap().exit();
+                        } else if n % (7 + i as u64) == 0 {
+                            let mut h = held.borrow_mut();
+                            if h.take().is_none() {
+                                *h = d.get_io_channel().ok();
+                            }
+                        }
+                        PollerStatus::Busy
+                    })
+                    .unwrap();
+                },
+            )
+            .unwrap(),
+        );
+    }
+    let walks = 300;
+    let completed = Arc::new(AtomicUsize::new(0));
+    let visits = Arc::new(AtomicUsize::new(0));
+    let (c, v, d) = (completed.clone(), visits.clone(), dev.clone());
+    let origin = rs
+        .spawn_thread(
+            0,
+            ThreadOpts {
+                name: "walker".into(),
+                ..Default::default()
+            },
+            move || {
+                fn launch(
+                    d: spdk_io::thread::IoDevice<u64>,
+                    left: usize,
+                    c: Arc<AtomicUsize>,
+                    v: Arc<AtomicUsize>,
+                ) {
+                    if left == 0 {
+                        return;
+                    }
+                    let (d2, c2, v2) = (d.clone(), c.clone(), v.clone());
+                    d.for_each_channel(
+                        move |ch, it| {
+                            *ch.ctx_mut() += 1;
+                            v2.fetch_add(1, Ordering::Relaxed);
+                            it.continue_with(0)
+                        },
+                        move |status| {
+                            assert_eq!(status, 0);
+                            c2.fetch_add(1, Ordering::SeqCst);
+                            launch(d2, left - 1, c, v);
+                        },
+                    )
+                    .unwrap();
+                }
+                launch(d, walks, c, v);
+            },
+        )
+        .unwrap();
+    let start = Instant::now();
+    while completed.load(Ordering::SeqCst) < walks {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "walks stalled at {}",
+            completed.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let unregistered = Arc::new(AtomicUsize::new(0));
+    let u = unregistered.clone();
+    let d = dev.clone();
+    origin
+        .send_msg(move || {
+            d.unregister(move || {
+                u.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        })
+        .unwrap();
+    while unregistered.load(Ordering::SeqCst) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "unregister never completed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(dev.channel_count(), 0);
+    eprintln!(
+        "{walks} walks, {} channel visits",
+        visits.load(Ordering::Relaxed)
+    );
+    for t in &threads {
+        while !t.is_exited() {
+            assert!(start.elapsed() < Duration::from_secs(60));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    rs.stop();
+}

@@ -1,5 +1,7 @@
 //! The thread layer's error type.
 
+use std::sync::Arc;
+
 /// What went wrong in the thread layer. Each message says what failed and
 /// what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -11,7 +13,7 @@ pub enum ThreadError {
     #[error("message ring of thread '{thread}' is full ({capacity} messages): poll that thread, then retry, or create it with a larger ThreadOpts::msg_ring_size")]
     RingFull {
         /// Name of the target thread.
-        thread: String,
+        thread: Arc<str>,
         /// Capacity of its ring.
         capacity: usize,
     },
@@ -19,19 +21,19 @@ pub enum ThreadError {
     #[error("thread '{thread}' has exited: it accepts no more messages; send to a running thread")]
     Exited {
         /// Name of the target thread.
-        thread: String,
+        thread: Arc<str>,
     },
     /// The critical-message slot of the target thread is already taken.
     #[error("critical message slot of thread '{thread}' is busy: the previous critical message has not run yet; poll the thread and retry")]
     CriticalBusy {
         /// Name of the target thread.
-        thread: String,
+        thread: Arc<str>,
     },
     /// `Thread::destroy` was called on a thread that has not exited.
     #[error("thread '{thread}' cannot be destroyed: it has not exited (call exit() on it and poll it until is_exited())")]
     NotExited {
         /// Name of the thread.
-        thread: String,
+        thread: Arc<str>,
     },
     /// A poller period is beyond the supported maximum.
     #[error("poller period {period_us} µs is too long: the maximum is {max_us} µs (one day)")]
@@ -45,7 +47,7 @@ pub enum ThreadError {
     #[error("thread '{thread}' has exited: it takes no new pollers, io_channels or tasks")]
     ThreadExited {
         /// Name of the thread.
-        thread: String,
+        thread: Arc<str>,
     },
     /// An io_device with this key is already registered.
     #[error("io_device {key:?} is already registered (as '{name}'): unregister it first or use another key")]
@@ -91,7 +93,7 @@ pub enum ThreadError {
     #[error("thread '{thread}' dropped the request without running it (the thread was destroyed)")]
     Canceled {
         /// Name of the target thread.
-        thread: String,
+        thread: Arc<str>,
     },
     /// A reactor could not be started or addressed.
     #[error("reactor error: {0}")]

@@ -7,12 +7,12 @@
 //! anywhere else it sends the thread a message that does (the message
 //! carries one `Arc`, so it is stored inline).
 
+use super::join::{join_pair, JoinHandle};
 use super::{Thread, ThreadError, ThreadHandle};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -139,46 +139,6 @@ impl Executor {
     }
 }
 
-struct JoinState<T> {
-    result: RefCell<Option<T>>,
-    finished: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-/// Awaits a task spawned with [`spawn_local`]; dropping it detaches the
-/// task (it keeps running).
-pub struct JoinHandle<T> {
-    state: Rc<JoinState<T>>,
-}
-
-impl<T> JoinHandle<T> {
-    /// Whether the task has finished.
-    pub fn is_finished(&self) -> bool {
-        self.state.finished.get()
-    }
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = T;
-
-    /// Panics if polled again after it returned the output.
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        if let Some(v) = self.state.result.borrow_mut().take() {
-            return Poll::Ready(v);
-        }
-        assert!(
-            !self.state.finished.get(),
-            "JoinHandle polled after it completed"
-        );
-        let mut w = self.state.waker.borrow_mut();
-        match &*w {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *w = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-}
-
 impl Thread {
     /// Spawns a `!Send` future on this thread's executor; it is first
     /// polled at the thread's next poll. Error: [`ThreadError::ThreadExited`].
@@ -189,24 +149,10 @@ impl Thread {
     {
         if self.is_exited() {
             return Err(ThreadError::ThreadExited {
-                thread: self.name().to_string(),
+                thread: self.inner.shared.name.clone(),
             });
         }
-        let state = Rc::new(JoinState {
-            result: RefCell::new(None),
-            finished: Cell::new(false),
-            waker: RefCell::new(None),
-        });
-        let st = state.clone();
-        let wrapped = async move {
-            let v = fut.await;
-            *st.result.borrow_mut() = Some(v);
-            st.finished.set(true);
-            let w = st.waker.borrow_mut().take();
-            if let Some(w) = w {
-                w.wake();
-            }
-        };
+        let (body, handle) = join_pair(fut, self.inner.shared.name.clone());
         let exec = &self.inner.exec;
         let idx = match exec.free.borrow_mut().pop() {
             Some(i) => i,
@@ -224,14 +170,14 @@ impl Thread {
             scheduled: AtomicBool::new(true),
         });
         let task = Task {
-            fut: Box::pin(wrapped),
+            fut: Box::pin(body),
             waker: Waker::from(flag.clone()),
             flag,
         };
         exec.slots.borrow_mut()[idx as usize].task = Some(task);
         exec.count.set(exec.count.get() + 1);
         exec.ready.borrow_mut().push_back((idx, gen));
-        Ok(JoinHandle { state })
+        Ok(handle)
     }
 }
 

@@ -22,30 +22,56 @@ struct IterState<T: 'static> {
 /// `spdk_io_channel_iter`). The visit function gets it with each channel
 /// and must hand it on with [`continue_with`](Self::continue_with) —
 /// right away or later (after some I/O on that thread); it is `Send`.
-/// Dropping it without continuing stops the walk and never completes it.
+/// Dropping it without continuing stops the walk and completes it with
+/// [`FOR_EACH_DROPPED`] (SPDK would hang; a dropped cursor is a bug, logged).
 pub struct ChannelIter<T: 'static> {
-    state: Box<IterState<T>>,
+    state: Option<Box<IterState<T>>>,
+}
+
+/// The status `done` gets when a [`ChannelIter`] is dropped without
+/// [`continue_with`](ChannelIter::continue_with): `-ECANCELED`.
+pub const FOR_EACH_DROPPED: i32 = -125;
+
+impl<T: 'static> Drop for ChannelIter<T> {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            log::warn!(
+                "for_each_channel on '{}': a visit dropped its ChannelIter without continue_with; completing with -ECANCELED",
+                state.dev.name()
+            );
+            finish(*state, FOR_EACH_DROPPED);
+        }
+    }
 }
 
 impl<T: 'static> ChannelIter<T> {
     /// The device being walked.
     pub fn device(&self) -> &IoDevice<T> {
-        &self.state.dev
+        &self.state().dev
+    }
+
+    fn state(&self) -> &IterState<T> {
+        self.state
+            .as_deref()
+            .expect("a ChannelIter holds its walk until continue_with consumes it")
     }
 
     /// The thread that started the walk (where `done` runs).
     pub fn origin(&self) -> &ThreadHandle {
-        &self.state.origin
+        &self.state().origin
     }
 
     /// Goes on to the next thread (SPDK's `spdk_for_each_channel_continue`):
     /// `status == 0` continues; anything else stops the walk and completes
     /// it with that status.
-    pub fn continue_with(self, status: i32) {
+    pub fn continue_with(mut self, status: i32) {
+        let Some(state) = self.state.take() else {
+            return;
+        };
         if status != 0 {
-            finish(*self.state, status);
+            finish(*state, status);
         } else {
-            step(self.state);
+            step(state);
         }
     }
 }
@@ -114,7 +140,7 @@ impl<T: 'static> Walk<T> {
             // still holds the channel (it is not waiting to be destroyed).
             Some(ch) if ch.ref_count() > 1 => {
                 let f = state.visit.clone();
-                f(&ch, ChannelIter { state });
+                f(&ch, ChannelIter { state: Some(state) });
             }
             _ => step(state),
         }

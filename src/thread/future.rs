@@ -20,7 +20,8 @@ enum Reply<R> {
 
 struct ReplySlot<R> {
     state: Mutex<Reply<R>>,
-    thread: String,
+    /// The target, to name it in an error (cloning a handle does not allocate).
+    thread: ThreadHandle,
 }
 
 impl<R> ReplySlot<R> {
@@ -59,6 +60,7 @@ impl<R> Drop for Replier<R> {
 
 /// The future of [`Thread::send`]: resolves to the closure's result, or to
 /// the error that kept it from running.
+#[must_use = "futures do nothing unless awaited"]
 pub struct SendFuture<R> {
     slot: Result<Arc<ReplySlot<R>>, Option<ThreadError>>,
 }
@@ -78,7 +80,7 @@ impl<R> Future for SendFuture<R> {
         match std::mem::replace(&mut *st, Reply::Taken) {
             Reply::Done(v) => Poll::Ready(Ok(v)),
             Reply::Canceled => Poll::Ready(Err(ThreadError::Canceled {
-                thread: slot.thread.clone(),
+                thread: slot.thread.shared.name.clone(),
             })),
             Reply::Waiting(w) => {
                 let w = match w {
@@ -98,7 +100,8 @@ impl Thread {
     /// face of a message round trip. The request is sent now; if it cannot
     /// be (ring full, thread exited) the future resolves to that error, and
     /// to [`ThreadError::Canceled`] if the target drops it unrun. Costs one
-    /// allocation (the reply slot) per call. Works from any executor.
+    /// allocation (the reply slot) per call when `f` and `R` are small
+    /// enough for an inline message. Works from any executor.
     pub fn send<R, F>(target: &ThreadHandle, f: F) -> SendFuture<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -106,7 +109,7 @@ impl Thread {
     {
         let slot = Arc::new(ReplySlot {
             state: Mutex::new(Reply::Waiting(None)),
-            thread: target.name().to_string(),
+            thread: target.clone(),
         });
         let replier = Replier {
             slot: Some(slot.clone()),
@@ -124,6 +127,7 @@ struct SleepState {
 }
 
 /// The future of [`sleep`].
+#[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     dur: Duration,
     state: Rc<SleepState>,
@@ -201,6 +205,7 @@ pub fn yield_now() -> YieldNow {
 }
 
 /// The future of [`yield_now`].
+#[must_use = "futures do nothing unless awaited"]
 pub struct YieldNow {
     yielded: bool,
 }

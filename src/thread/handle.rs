@@ -4,6 +4,7 @@
 use super::{CpuMask, Msg, ThreadError};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use crossbeam_utils::atomic::AtomicCell;
+use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 /// The part of a thread that other OS threads may touch.
 pub(crate) struct Shared {
     pub(crate) id: u64,
-    pub(crate) name: String,
+    /// Shared with errors, so reporting one allocates nothing.
+    pub(crate) name: Arc<str>,
     pub(crate) cpumask: CpuMask,
     /// The bounded lock-free message ring (many producers, one consumer).
     pub(crate) ring: ArrayQueue<Msg>,
@@ -25,22 +27,30 @@ pub(crate) struct Shared {
     pub(crate) overflow: SegQueue<Msg>,
     pub(crate) critical: AtomicCell<Option<fn()>>,
     pub(crate) state: AtomicU8,
-    /// Senders between their state check and their push (see exit).
-    pub(crate) senders: AtomicUsize,
+    /// Senders between their state check and their push (see exit); on
+    /// its own cache line so senders do not bounce the receiver's lines.
+    pub(crate) senders: CachePadded<AtomicUsize>,
 }
 
 impl Shared {
     pub(crate) fn new(name: String, cpumask: CpuMask, ring_size: usize) -> Shared {
         Shared {
             id: NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed),
-            name,
+            name: name.into(),
             cpumask,
             ring: ArrayQueue::new(ring_size.max(1)),
             overflow: SegQueue::new(),
             critical: AtomicCell::new(None),
             state: AtomicU8::new(STATE_RUNNING),
-            senders: AtomicUsize::new(0),
+            senders: CachePadded::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// A new thread's shared part, listed in the process-wide thread list.
+    pub(crate) fn new_registered(name: String, cpumask: CpuMask, ring_size: usize) -> Arc<Shared> {
+        let s = Arc::new(Shared::new(name, cpumask, ring_size));
+        super::thread_list::insert(&s);
+        s
     }
 
     pub(crate) fn has_messages(&self) -> bool {
@@ -157,6 +167,12 @@ impl ThreadHandle {
             .map_err(|_| ThreadError::CriticalBusy {
                 thread: self.shared.name.clone(),
             })
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        super::thread_list::remove(self.id);
     }
 }
 

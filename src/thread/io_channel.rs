@@ -5,7 +5,6 @@ use super::io_device::IoDevice;
 use super::spdk_thread::{Thread, ThreadInner};
 use std::any::Any;
 use std::cell::{Cell, Ref, RefCell, RefMut};
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::rc::{Rc, Weak};
 
@@ -61,9 +60,11 @@ impl<T: 'static> ChannelEntry for ChannelInner<T> {
 }
 
 /// A thread's channels, by device id, and the puts waiting to be processed.
+/// A thread holds few channels, so a vector searched linearly beats a hash
+/// map here.
 #[derive(Default)]
 pub(crate) struct ChannelTable {
-    map: RefCell<HashMap<u64, Rc<dyn ChannelEntry>>>,
+    map: RefCell<Vec<(u64, Rc<dyn ChannelEntry>)>>,
     deferred: RefCell<Vec<u64>>,
 }
 
@@ -77,28 +78,41 @@ impl ChannelTable {
     }
 
     pub(crate) fn insert(&self, dev_id: u64, e: Rc<dyn ChannelEntry>) {
-        self.map.borrow_mut().insert(dev_id, e);
+        // Only called after lookup found no channel for dev_id.
+        self.map.borrow_mut().push((dev_id, e));
     }
 
     /// Another reference to this thread's channel for `dev_id`, if live.
     pub(crate) fn lookup<T: 'static>(&self, dev_id: u64) -> Option<IoChannel<T>> {
-        let e = self.map.borrow().get(&dev_id)?.clone();
+        let e = self
+            .map
+            .borrow()
+            .iter()
+            .find(|(id, _)| *id == dev_id)?
+            .1
+            .clone();
         let inner = e.into_any().downcast::<ChannelInner<T>>().ok()?;
         Some(IoChannel::from_inner(inner))
     }
 
     /// Destroys channels whose last reference was put, unless a new get
     /// came in since. Returns whether anything was processed.
+    #[inline]
     pub(crate) fn process_deferred(&self) -> bool {
         if self.deferred.borrow().is_empty() {
             return false;
         }
+        self.process_deferred_slow()
+    }
+
+    #[cold]
+    fn process_deferred_slow(&self) -> bool {
         let ids = std::mem::take(&mut *self.deferred.borrow_mut());
         for id in &ids {
             let victim = {
                 let mut map = self.map.borrow_mut();
-                match map.get(id) {
-                    Some(e) if e.refs() == 0 => map.remove(id),
+                match map.iter().position(|(d, _)| d == id) {
+                    Some(i) if map[i].1.refs() == 0 => Some(map.swap_remove(i).1),
                     _ => None,
                 }
             };
@@ -117,7 +131,7 @@ impl ChannelTable {
 
     /// Destroys every channel (thread destruction).
     pub(crate) fn release_all(&self) {
-        let all: Vec<_> = self.map.borrow_mut().drain().map(|(_, e)| e).collect();
+        let all: Vec<_> = self.map.borrow_mut().drain(..).map(|(_, e)| e).collect();
         for e in all {
             e.destroy();
         }

@@ -7,7 +7,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// The error a channel create callback returns.
@@ -44,6 +44,8 @@ pub(crate) struct DeviceCore {
     pub(crate) key: IoDeviceKey,
     pub(crate) id: u64,
     pub(crate) name: String,
+    /// Set by unregister: a lock-free check for get_io_channel.
+    gone: AtomicBool,
     state: Mutex<DevState>,
 }
 
@@ -133,6 +135,7 @@ where
         key,
         id: NEXT_DEV_ID.fetch_add(1, Ordering::Relaxed),
         name: name.to_string(),
+        gone: AtomicBool::new(false),
         state: Mutex::new(DevState {
             threads: BTreeMap::new(),
             for_each: 0,
@@ -191,25 +194,29 @@ impl<T: 'static> IoDevice<T> {
 
     /// Gets the current thread's channel (SPDK's `spdk_get_io_channel`):
     /// creates the context on the thread's first call, otherwise takes
-    /// another reference to the same channel. Errors:
+    /// another reference to the same channel. After [`unregister`](Self::unregister)
+    /// it fails on every thread, as in SPDK. Errors:
     /// [`ThreadError::NoCurrentThread`], [`ThreadError::ThreadExited`],
     /// [`ThreadError::DeviceUnregistering`], [`ThreadError::ChannelCreate`].
     pub fn get_io_channel(&self) -> Result<IoChannel<T>, ThreadError> {
         let t = Thread::current_or_err()?;
-        if let Some(ch) = t.inner.channels.lookup::<T>(self.shared.core.id) {
-            return Ok(ch);
-        }
-        if t.is_exited() {
-            return Err(ThreadError::ThreadExited {
-                thread: t.name().to_string(),
-            });
-        }
         let core = &self.shared.core;
         let unregistering = || ThreadError::DeviceUnregistering {
             name: core.name.clone(),
         };
-        if core.lock().unregistering {
+        // As SPDK: once unregister is called, no thread gets the device's
+        // channel any more, not even one it already holds (clones of a
+        // held IoChannel still work).
+        if core.gone.load(Ordering::Acquire) {
             return Err(unregistering());
+        }
+        if t.is_exited() {
+            return Err(ThreadError::ThreadExited {
+                thread: t.inner.shared.name.clone(),
+            });
+        }
+        if let Some(ch) = t.inner.channels.lookup::<T>(core.id) {
+            return Ok(ch);
         }
         let mut ctx = (self.shared.create)().map_err(|source| ThreadError::ChannelCreate {
             name: core.name.clone(),
@@ -249,6 +256,7 @@ impl<T: 'static> IoDevice<T> {
                 _ => return Err(ThreadError::UnknownDevice { key: core.key }),
             }
         }
+        core.gone.store(true, Ordering::Release);
         let mut st = core.lock();
         st.unregistering = true;
         st.on_unregistered = Some((t.handle(), Box::new(done)));

@@ -7,7 +7,8 @@
 //! # The model
 //! - [`Thread`]: a lightweight, stackless thread (SPDK's `spdk_thread`),
 //!   polled by whoever hosts it with [`Thread::poll`]`(max_msgs) -> busy`
-//!   (a [`Reactor`](ReactorSet), a test harness, your own loop).
+//!   (a [`Reactor`](ReactorSet), a test harness, your own loop; a host
+//!   polling many threads chains [`Thread::poll_at`] to read the clock once).
 //!   [`Thread::current`] is the thread being polled on this OS thread.
 //!   A `Thread` is `!Send`: its pollers, io_channels and tasks never leave
 //!   the OS thread polling it. [`ThreadStats`] counts busy/idle ticks.
@@ -17,6 +18,9 @@
 //!   allocation when the closure captures ≤ [`MSG_INLINE_SIZE`] bytes; a
 //!   full ring is [`ThreadError::RingFull`]; one critical-message slot
 //!   ([`ThreadHandle::send_critical_msg`]).
+//! - The thread list: [`ThreadHandle::by_id`], [`thread_count`],
+//!   [`for_each_thread`] (run a closure on every thread in turn, then
+//!   complete on the caller).
 //! - [`Poller`]: [`poller_register`]`(name, period_us, f)` — untimed
 //!   (period 0) or timed (deadline order); returns [`PollerStatus`];
 //!   pause/resume; unregister (also from inside itself, see
@@ -37,7 +41,31 @@
 //! - Reactors: [`ReactorSet::start`]`(cpumask, opts)` runs one pinned OS
 //!   thread per core, each polling its lightweight threads, with optional
 //!   idle back-off; [`ReactorSet::spawn_thread`] places a thread;
-//!   [`ReactorSet::stop`] exits every thread and joins.
+//!   [`ReactorSet::stop`] exits every thread and joins; moving a thread
+//!   between reactors is [`ReactorSet::move_thread`] (unsafe: see its
+//!   contract); [`ReactorSet::reactor_stats`] gives busy/idle per core.
+//!
+//! # Design notes
+//! - Messages are `FnOnce() + Send` closures stored inline in a 64-byte
+//!   [`Msg`] (48 bytes of captures) on a crossbeam `ArrayQueue`; larger
+//!   closures are boxed. A full ring is the sender's problem
+//!   ([`ThreadError::RingFull`], [`ThreadHandle::try_send`] hands the
+//!   message back); the layer's own messages (for_each steps, wakes,
+//!   unregister completions) overflow into an unbounded queue instead, so
+//!   they are never lost.
+//! - Exit is race-free against senders: a sender counts itself in around
+//!   its state check and push; the exiting thread marks itself exited,
+//!   waits for in-flight senders, and goes back to exiting if a message
+//!   got in. Every accepted message runs (unless the exit times out or
+//!   the thread is dropped without exiting: then it is dropped unrun).
+//! - Walks (for_each_channel, for_each_thread), `Thread::send` replies and
+//!   unregister completions carry drop guards: if a thread disappears with
+//!   one of them unrun, the walk moves on or the waiter gets an error.
+//! - `unsafe` appears in two places only: the inline closure buffer of
+//!   [`Msg`], and [`ReactorSet::move_thread`] — moving a `!Send` thread to
+//!   another OS thread is sound only under a contract the caller states.
+//! - Time is [`ticks`] (nanoseconds, monotonic); a poll reads the clock
+//!   once when its host chains [`Thread::poll_at`].
 //!
 //! # Using it (a test-harness sketch)
 //! ```
@@ -52,6 +80,70 @@
 //! while !t.is_exited() { t.poll(0); }
 //! t.destroy().unwrap();
 //! ```
+//!
+//! # An io_device and its channels
+//! ```
+//! use spdk_io::thread::{io_device_register, IoDeviceKey, Thread};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//!
+//! // Each thread's channel context: here, a per-thread I/O counter.
+//! struct Ctx { ios: u64 }
+//! let live = Arc::new(AtomicU32::new(0));
+//! let (l1, l2) = (live.clone(), live.clone());
+//! let dev = io_device_register(
+//!     IoDeviceKey::unique(),
+//!     "nvme0n1",
+//!     move || { l1.fetch_add(1, Ordering::SeqCst); Ok(Ctx { ios: 0 }) },
+//!     move |_ctx: &mut Ctx| { l2.fetch_sub(1, Ordering::SeqCst); },
+//! ).unwrap();
+//!
+//! let t = Thread::new("io");
+//! let ch = t.enter(|| dev.get_io_channel()).unwrap();
+//! ch.ctx_mut().ios += 1;
+//! assert_eq!(live.load(Ordering::SeqCst), 1);
+//!
+//! // Sum the counters of every channel, then report on the caller.
+//! let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+//! let tt = total.clone();
+//! t.enter(|| dev.for_each_channel(
+//!     move |ch, it| { tt.fetch_add(ch.ctx().ios, Ordering::SeqCst); it.continue_with(0) },
+//!     |status| assert_eq!(status, 0),
+//! )).unwrap();
+//! while t.poll(0) {}
+//! assert_eq!(total.load(Ordering::SeqCst), 1);
+//!
+//! t.enter(|| drop(ch));               // the last put: destroyed at the next poll
+//! t.enter(|| dev.unregister(|| println!("nvme0n1 gone"))).unwrap();
+//! while t.poll(0) {}
+//! assert_eq!(live.load(Ordering::SeqCst), 0);
+//! # t.exit(); while !t.is_exited() { t.poll(0); } t.destroy().unwrap();
+//! ```
+//!
+//! # What stays on its thread
+//! Channels, pollers and threads are `!Send`; the compiler refuses to
+//! move them to another OS thread:
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::IoChannel<u32>>();
+//! ```
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Thread>();
+//! ```
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Poller>();
+//! ```
+//! while handles, devices and messages cross freely:
+//! ```
+//! fn assert_send_sync<T: Send + Sync>() {}
+//! assert_send_sync::<spdk_io::thread::ThreadHandle>();
+//! assert_send_sync::<spdk_io::thread::IoDevice<std::rc::Rc<u32>>>();
+//! fn assert_send<T: Send>() {}
+//! assert_send::<spdk_io::thread::Msg>();
+//! assert_send::<spdk_io::thread::ChannelIter<std::rc::Rc<u32>>>();
+//! ```
 
 mod cpumask;
 mod error;
@@ -61,22 +153,28 @@ mod future;
 mod handle;
 mod io_channel;
 mod io_device;
+mod join;
 mod msg;
 mod poller;
+mod poller_set;
 mod reactor;
+mod reactor_loop;
 mod spdk_thread;
+mod thread_list;
 mod time;
 
 pub use cpumask::{CpuMask, MAX_CORES};
 pub use error::ThreadError;
-pub use exec::{spawn_local, JoinHandle};
-pub use for_each::ChannelIter;
+pub use exec::spawn_local;
+pub use for_each::{ChannelIter, FOR_EACH_DROPPED};
 pub use future::{sleep, yield_now, SendFuture, Sleep, YieldNow};
 pub use handle::{send_msg, ThreadHandle};
 pub use io_channel::IoChannel;
 pub use io_device::{io_device_register, BoxError, IoDevice, IoDeviceKey};
+pub use join::JoinHandle;
 pub use msg::{Msg, MSG_INLINE_SIZE};
 pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
 pub use reactor::{ReactorOpts, ReactorSet};
 pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
+pub use thread_list::{for_each_thread, thread_count};
 pub use time::{ticks, TICKS_HZ};

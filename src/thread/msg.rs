@@ -1,9 +1,9 @@
 //! `Msg`: a type-erased `FnOnce() + Send` stored inline (no heap allocation)
 //! when the closure fits [`MSG_INLINE_SIZE`] bytes, boxed otherwise.
 //!
-//! This is the one place in the thread layer that needs `unsafe`: storing a
-//! closure of any type in a fixed buffer (what SPDK does by passing a
-//! function pointer and a `void *ctx`). The rules are small: the buffer is
+//! One of the two places in the thread layer with `unsafe` (the other is
+//! moving a thread between reactors): storing a closure of any type in a
+//! fixed buffer, as SPDK passes a function pointer and a `void *ctx`. The rules are small: the buffer is
 //! written exactly once in [`Msg::new`], and read or dropped exactly once,
 //! either by [`Msg::run`] or by `Drop`.
 
@@ -55,10 +55,13 @@ impl<F: FnOnce()> Shim<F> {
 pub struct Msg {
     vtable: &'static VTable,
     storage: Storage,
+    /// The erased closure's auto traits are unknown: opt out of both,
+    /// then opt back into `Send` below.
+    _erased: PhantomData<*mut ()>,
 }
 
 // SAFETY: a Msg is only constructed from an `F: Send` (see `Msg::new`), so
-// moving it to another OS thread moves a `Send` value.
+// moving it to another OS thread moves a `Send` value. It stays `!Sync`.
 unsafe impl Send for Msg {}
 
 impl Msg {
@@ -86,6 +89,7 @@ impl Msg {
         Msg {
             vtable: &Shim::<F>::VTABLE,
             storage,
+            _erased: PhantomData,
         }
     }
 

@@ -1,12 +1,11 @@
 //! Pollers (SPDK's `spdk_poller`): functions a thread calls on every poll
 //! (untimed) or every `period` microseconds (timed, run in deadline order).
 
+use super::poller_set::{Entry, State};
 use super::spdk_thread::{Thread, ThreadInner};
 use super::time::ticks;
 use super::ThreadError;
 use std::cell::{Cell, RefCell};
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::rc::{Rc, Weak};
 
 /// The longest poller period accepted: one day, in microseconds.
@@ -29,204 +28,6 @@ impl From<bool> for PollerStatus {
         } else {
             PollerStatus::Idle
         }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Waiting,
-    Running,
-    /// pause() asked; parked in the paused list at the next compaction.
-    PausePending,
-    Paused,
-    Unregistered,
-}
-
-pub(crate) struct Entry {
-    name: String,
-    period: u64,
-    state: Cell<State>,
-    next_run: Cell<u64>,
-    run_count: Cell<u64>,
-    busy_count: Cell<u64>,
-    f: RefCell<Box<dyn FnMut() -> PollerStatus>>,
-}
-
-struct Timed {
-    at: u64,
-    seq: u64,
-    entry: Rc<Entry>,
-}
-
-impl PartialEq for Timed {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Timed {}
-impl PartialOrd for Timed {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Timed {
-    /// Reversed: the earliest deadline is the heap's maximum.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// A thread's pollers.
-pub(crate) struct PollerSet {
-    untimed: RefCell<Vec<Rc<Entry>>>,
-    timed: RefCell<BinaryHeap<Timed>>,
-    paused: RefCell<Vec<Rc<Entry>>>,
-    current: RefCell<Option<Rc<Entry>>>,
-    dirty: Cell<bool>,
-    live: Cell<usize>,
-    seq: Cell<u64>,
-}
-
-impl PollerSet {
-    pub(crate) fn new(_thread_id: u64) -> PollerSet {
-        PollerSet {
-            untimed: RefCell::new(Vec::new()),
-            timed: RefCell::new(BinaryHeap::new()),
-            paused: RefCell::new(Vec::new()),
-            current: RefCell::new(None),
-            dirty: Cell::new(false),
-            live: Cell::new(0),
-            seq: Cell::new(0),
-        }
-    }
-
-    /// Registered and not unregistered pollers (paused ones count).
-    pub(crate) fn live(&self) -> usize {
-        self.live.get()
-    }
-
-    fn schedule(&self, e: Rc<Entry>, now: u64) {
-        if e.period == 0 {
-            self.untimed.borrow_mut().push(e);
-        } else {
-            let at = now.saturating_add(e.period);
-            e.next_run.set(at);
-            let seq = self.seq.get();
-            self.seq.set(seq + 1);
-            self.timed.borrow_mut().push(Timed { at, seq, entry: e });
-        }
-    }
-
-    /// Runs every untimed poller and the expired timed ones; returns busy.
-    pub(crate) fn run(&self, now: u64) -> bool {
-        self.compact();
-        let mut busy = false;
-        let n = self.untimed.borrow().len();
-        for i in 0..n {
-            let e = match self.untimed.borrow().get(i) {
-                Some(e) => e.clone(),
-                None => break,
-            };
-            if e.state.get() == State::Waiting {
-                busy |= self.run_one(&e);
-            }
-        }
-        loop {
-            let e = {
-                let mut heap = self.timed.borrow_mut();
-                match heap.peek() {
-                    Some(t) if t.at <= now => heap.pop().map(|t| t.entry),
-                    _ => None,
-                }
-            };
-            let Some(e) = e else { break };
-            match e.state.get() {
-                State::Waiting => {
-                    busy |= self.run_one(&e);
-                    if e.state.get() == State::Waiting {
-                        self.schedule(e, now);
-                    } else {
-                        self.park_or_drop(e);
-                    }
-                }
-                _ => self.park_or_drop(e),
-            }
-        }
-        self.compact();
-        busy
-    }
-
-    fn park_or_drop(&self, e: Rc<Entry>) {
-        if e.state.get() == State::PausePending {
-            e.state.set(State::Paused);
-            self.paused.borrow_mut().push(e);
-        }
-    }
-
-    fn run_one(&self, e: &Rc<Entry>) -> bool {
-        e.state.set(State::Running);
-        let prev = self.current.replace(Some(e.clone()));
-        let status = {
-            let mut f = e.f.borrow_mut();
-            f()
-        };
-        *self.current.borrow_mut() = prev;
-        e.run_count.set(e.run_count.get() + 1);
-        let busy = status == PollerStatus::Busy;
-        if busy {
-            e.busy_count.set(e.busy_count.get() + 1);
-        }
-        if e.state.get() == State::Running {
-            e.state.set(State::Waiting);
-        } else {
-            self.dirty.set(true);
-        }
-        busy
-    }
-
-    /// Removes unregistered pollers and parks pause-pending ones.
-    fn compact(&self) {
-        if !self.dirty.replace(false) {
-            return;
-        }
-        let mut graveyard = Vec::new();
-        let mut list = std::mem::take(&mut *self.untimed.borrow_mut());
-        list.retain(|e| match e.state.get() {
-            State::Waiting | State::Running => true,
-            State::PausePending => {
-                self.park_or_drop(e.clone());
-                false
-            }
-            State::Paused | State::Unregistered => {
-                graveyard.push(e.clone());
-                false
-            }
-        });
-        let added = std::mem::replace(&mut *self.untimed.borrow_mut(), list);
-        self.untimed.borrow_mut().extend(added);
-        let mut heap = std::mem::take(&mut *self.timed.borrow_mut());
-        heap.retain(|t| match t.entry.state.get() {
-            State::Waiting | State::Running => true,
-            _ => {
-                self.park_or_drop(t.entry.clone());
-                graveyard.push(t.entry.clone());
-                false
-            }
-        });
-        self.timed.borrow_mut().extend(heap);
-        drop(graveyard);
-    }
-
-    /// Drops every poller (thread destruction).
-    pub(crate) fn clear(&self) {
-        let u = std::mem::take(&mut *self.untimed.borrow_mut());
-        let t = std::mem::take(&mut *self.timed.borrow_mut());
-        let p = std::mem::take(&mut *self.paused.borrow_mut());
-        self.live.set(0);
-        for e in u.iter().chain(p.iter()).chain(t.iter().map(|t| &t.entry)) {
-            e.state.set(State::Unregistered);
-        }
-        drop((u, t, p));
     }
 }
 
@@ -279,8 +80,9 @@ impl Poller {
     }
 
     /// Unregisters the poller (SPDK's `spdk_poller_unregister`): it never
-    /// runs again, even if called from inside its own callback; its closure
-    /// is dropped at the thread's next poll. Idempotent.
+    /// runs again, even if called from inside its own callback. Its closure
+    /// (and what it captured) is dropped now, or right after its run when
+    /// called from inside it. Idempotent.
     pub fn unregister(&self) {
         let e = &self.entry;
         let prev = e.state.replace(State::Unregistered);
@@ -300,6 +102,9 @@ impl Poller {
                 drop(removed);
             }
             set.dirty.set(true);
+        }
+        if prev != State::Running {
+            e.release_fn();
         }
     }
 
@@ -374,7 +179,7 @@ impl Thread {
         }
         if self.is_exited() {
             return Err(ThreadError::ThreadExited {
-                thread: self.name().to_string(),
+                thread: self.inner.shared.name.clone(),
             });
         }
         let entry = Rc::new(Entry {
@@ -384,7 +189,7 @@ impl Thread {
             next_run: Cell::new(0),
             run_count: Cell::new(0),
             busy_count: Cell::new(0),
-            f: RefCell::new(Box::new(f)),
+            f: RefCell::new(Some(Box::new(f))),
         });
         let set = &self.inner.pollers;
         set.live.set(set.live.get() + 1);
@@ -399,16 +204,7 @@ impl Thread {
     /// untimed poller exists; `None` if there are no active pollers): lets
     /// a host sleep while idle.
     pub fn next_poller_deadline(&self, now: u64) -> Option<u64> {
-        let set = &self.inner.pollers;
-        if set
-            .untimed
-            .borrow()
-            .iter()
-            .any(|e| e.state.get() == State::Waiting)
-        {
-            return Some(0);
-        }
-        set.timed.borrow().peek().map(|t| t.at.saturating_sub(now))
+        self.inner.pollers.next_deadline(now)
     }
 }
 

@@ -2,10 +2,10 @@
 //! polling the lightweight threads placed on it in a loop.
 
 use super::handle::Shared;
-use super::{CpuMask, Msg, Thread, ThreadError, ThreadHandle, ThreadOpts};
+use super::reactor_loop::{reactor_main, Cmd, Inbox, CORE};
+use super::{CpuMask, Msg, ThreadError, ThreadHandle, ThreadOpts, ThreadStats};
 use crossbeam_queue::SegQueue;
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,40 +29,6 @@ impl Default for ReactorOpts {
             idle_polls_before_backoff: 10_000,
         }
     }
-}
-
-/// A `Thread` in transit between reactors.
-struct Migrant(Thread);
-
-// SAFETY: only built by `ReactorSet::move_thread`, whose caller promises
-// that no non-`Send` value inside the thread is shared with anything
-// outside it; `move_out` also checks that the source reactor holds the
-// only strong reference to the thread. So every `Rc`/`RefCell` in the
-// thread moves together and is touched by one OS thread at a time.
-unsafe impl Send for Migrant {}
-
-enum Cmd {
-    Spawn {
-        shared: Arc<Shared>,
-        exit_timeout: Duration,
-    },
-    MoveOut {
-        thread_id: u64,
-        to: Arc<Inbox>,
-        done: Box<dyn FnOnce(Result<(), ThreadError>) + Send>,
-    },
-    Adopt(Migrant),
-}
-
-struct Inbox {
-    core: usize,
-    cmds: SegQueue<Cmd>,
-    stop: AtomicBool,
-    threads: AtomicUsize,
-}
-
-thread_local! {
-    static CORE: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 /// A set of running reactors, one per core of the mask given to
@@ -92,6 +58,8 @@ impl ReactorSet {
                 cmds: SegQueue::new(),
                 stop: AtomicBool::new(false),
                 threads: AtomicUsize::new(0),
+                busy_ticks: AtomicU64::new(0),
+                idle_ticks: AtomicU64::new(0),
             });
             let (tx, rx) = std::sync::mpsc::channel();
             let ib = inbox.clone();
@@ -130,6 +98,16 @@ impl ReactorSet {
         CORE.with(|c| c.get())
     }
 
+    /// Busy and idle time of `core`'s reactor loop so far (SPDK's reactor
+    /// busy/idle tsc): time spent polling threads in iterations that did
+    /// work, and in iterations that found none (back-off sleeps excluded).
+    pub fn reactor_stats(&self, core: usize) -> Option<ThreadStats> {
+        self.inbox(core).ok().map(|i| ThreadStats {
+            busy_ticks: i.busy_ticks.load(Ordering::Relaxed),
+            idle_ticks: i.idle_ticks.load(Ordering::Relaxed),
+        })
+    }
+
     /// Lightweight threads placed on `core`'s reactor.
     pub fn thread_count(&self, core: usize) -> Option<usize> {
         self.inbox(core)
@@ -166,16 +144,46 @@ impl ReactorSet {
             )));
         }
         let exit_timeout = opts.exit_timeout;
-        let shared = Arc::new(Shared::new(opts.name, opts.cpumask, opts.msg_ring_size));
+        let shared = Shared::new_registered(opts.name, opts.cpumask, opts.msg_ring_size);
         let handle = ThreadHandle {
             shared: shared.clone(),
         };
         handle.try_send(Msg::new(init)).map_err(|(_, e)| e)?;
+        // Counted now, so back-to-back placements spread out.
+        inbox.threads.fetch_add(1, Ordering::SeqCst);
         inbox.cmds.push(Cmd::Spawn {
             shared,
             exit_timeout,
         });
         Ok(handle)
+    }
+
+    /// Creates a lightweight thread on the reactor with the fewest threads
+    /// among the cores of `opts.cpumask` (SPDK places a new thread on a
+    /// reactor its cpumask allows). Error: no reactor in the mask.
+    pub fn spawn_thread_anywhere<F>(
+        &self,
+        opts: ThreadOpts,
+        init: F,
+    ) -> Result<ThreadHandle, ThreadError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let core = self
+            .inboxes
+            .iter()
+            .filter(|i| opts.cpumask.contains(i.core))
+            .min_by_key(|i| i.threads.load(Ordering::SeqCst))
+            .map(|i| i.core)
+            .ok_or_else(|| {
+                ThreadError::Reactor(format!(
+                    "thread '{}' has cpumask {} but reactors run on cores {:?}",
+                    opts.name,
+                    opts.cpumask,
+                    self.cores()
+                ))
+            })?;
+        self.spawn_thread(core, opts, init)
     }
 
     /// Moves a lightweight thread to `core`'s reactor, between two of its
@@ -270,106 +278,4 @@ impl Drop for ReactorSet {
     fn drop(&mut self) {
         self.stop_inner();
     }
-}
-
-fn pin_to(core: usize) -> Result<(), ThreadError> {
-    use nix::sched::{sched_setaffinity, CpuSet};
-    let mut set = CpuSet::new();
-    set.set(core)
-        .and_then(|_| sched_setaffinity(nix::unistd::Pid::from_raw(0), &set))
-        .map_err(|e| ThreadError::Reactor(format!("cannot pin reactor to core {core}: {e} (is the core online and in this process's affinity?)")))
-}
-
-fn reactor_main(
-    inbox: Arc<Inbox>,
-    opts: ReactorOpts,
-    started: std::sync::mpsc::Sender<Result<(), ThreadError>>,
-) {
-    if opts.pin {
-        if let Err(e) = pin_to(inbox.core) {
-            let _ = started.send(Err(e));
-            return;
-        }
-    }
-    CORE.with(|c| c.set(Some(inbox.core)));
-    let _ = started.send(Ok(()));
-    let mut threads: Vec<Thread> = Vec::new();
-    let mut idle: u32 = 0;
-    let mut exiting = false;
-    loop {
-        while let Some(cmd) = inbox.cmds.pop() {
-            handle_cmd(cmd, &mut threads, &inbox);
-        }
-        let mut busy = false;
-        for t in &threads {
-            busy |= t.poll(0);
-        }
-        if threads.iter().any(|t| t.is_exited()) {
-            let (gone, kept): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_exited());
-            threads = kept;
-            for t in gone {
-                let _ = t.destroy();
-            }
-            inbox.threads.store(threads.len(), Ordering::SeqCst);
-        }
-        if inbox.stop.load(Ordering::SeqCst) {
-            if !exiting {
-                exiting = true;
-                threads.iter().for_each(Thread::exit);
-            }
-            if threads.is_empty() && inbox.cmds.is_empty() {
-                break;
-            }
-            // Threads placed or moved here while stopping exit too.
-            threads
-                .iter()
-                .filter(|t| !t.is_exiting())
-                .for_each(Thread::exit);
-        }
-        if busy {
-            idle = 0;
-        } else if let Some(backoff) = opts.idle_backoff {
-            idle = idle.saturating_add(1);
-            if idle >= opts.idle_polls_before_backoff {
-                std::thread::sleep(backoff);
-            }
-        }
-    }
-    CORE.with(|c| c.set(None));
-}
-
-fn handle_cmd(cmd: Cmd, threads: &mut Vec<Thread>, inbox: &Inbox) {
-    match cmd {
-        Cmd::Spawn {
-            shared,
-            exit_timeout,
-        } => {
-            threads.push(Thread::from_shared(shared, exit_timeout));
-        }
-        Cmd::Adopt(Migrant(t)) => threads.push(t),
-        Cmd::MoveOut {
-            thread_id,
-            to,
-            done,
-        } => {
-            let Some(i) = threads.iter().position(|t| t.id() == thread_id) else {
-                // Empty message: "not here" (see move_thread's countdown).
-                return done(Err(ThreadError::Reactor(String::new())));
-            };
-            if std::rc::Rc::strong_count(&threads[i].inner) != 1 {
-                return done(Err(ThreadError::Reactor(format!(
-                    "thread '{}' cannot move: something outside it holds a Thread reference to it",
-                    threads[i].name()
-                ))));
-            }
-            if to.core == inbox.core {
-                return done(Ok(()));
-            }
-            let t = threads.swap_remove(i);
-            to.cmds.push(Cmd::Adopt(Migrant(t)));
-            to.threads.fetch_add(1, Ordering::SeqCst);
-            done(Ok(()));
-        }
-    }
-    inbox.threads.store(threads.len(), Ordering::SeqCst);
 }

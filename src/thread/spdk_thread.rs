@@ -4,7 +4,7 @@
 use super::exec::Executor;
 use super::handle::{Shared, ThreadHandle, STATE_EXITED, STATE_EXITING, STATE_RUNNING};
 use super::io_channel::ChannelTable;
-use super::poller::PollerSet;
+use super::poller_set::PollerSet;
 use super::time::ticks;
 use super::{CpuMask, ThreadError};
 use std::cell::{Cell, RefCell};
@@ -63,6 +63,7 @@ pub(crate) struct ThreadInner {
     exit_deadline: Cell<Option<u64>>,
     exit_timed_out: Cell<bool>,
     stats: Cell<ThreadStats>,
+    last_poll_end: Cell<u64>,
 }
 
 /// A lightweight thread. Not `Send`: it and everything it owns (pollers,
@@ -110,7 +111,7 @@ impl Thread {
     /// Creates a thread with explicit options.
     pub fn with_opts(opts: ThreadOpts) -> Thread {
         let exit_timeout = opts.exit_timeout;
-        let shared = Arc::new(Shared::new(opts.name, opts.cpumask, opts.msg_ring_size));
+        let shared = Shared::new_registered(opts.name, opts.cpumask, opts.msg_ring_size);
         Thread::from_shared(shared, exit_timeout)
     }
 
@@ -128,6 +129,7 @@ impl Thread {
                 exit_deadline: Cell::new(None),
                 exit_timed_out: Cell::new(false),
                 stats: Cell::new(ThreadStats::default()),
+                last_poll_end: Cell::new(0),
             }),
         }
     }
@@ -197,23 +199,36 @@ impl Thread {
     ///
     /// Not re-entrant: do not poll a thread from inside its own callbacks.
     pub fn poll(&self, max_msgs: usize) -> bool {
+        self.poll_at(max_msgs, ticks())
+    }
+
+    /// [`poll`](Self::poll) with the start time given, as SPDK's
+    /// `spdk_thread_poll(thread, max_msgs, now)`: a host polling several
+    /// threads passes the previous thread's [`last_poll_end`](Self::last_poll_end)
+    /// so each poll reads the clock once.
+    pub fn poll_at(&self, max_msgs: usize, now: u64) -> bool {
         let inner = &*self.inner;
         if inner.shared.state.load(Ordering::Acquire) == STATE_EXITED {
             return false;
         }
         let _g = CurrentGuard::enter(self);
-        let start = ticks();
+        let start = now;
         let mut busy = false;
-        if let Some(f) = inner.shared.critical.take() {
-            f();
-            busy = true;
+        // A plain load first: the swap (an atomic write) only when set.
+        if inner.shared.critical.load().is_some() {
+            if let Some(f) = inner.shared.critical.take() {
+                f();
+                busy = true;
+            }
         }
         let max = if max_msgs == 0 {
             MSG_BATCH_SIZE
         } else {
             max_msgs
         };
-        for _ in 0..max {
+        // Pop only what len() saw: a pop on an empty ArrayQueue pays a
+        // SeqCst fence, which would dominate an idle poll.
+        for _ in 0..max.min(inner.shared.ring.len()) {
             match inner.shared.ring.pop() {
                 Some(m) => {
                     m.run();
@@ -223,6 +238,9 @@ impl Thread {
             }
         }
         for _ in 0..max {
+            if inner.shared.overflow.is_empty() {
+                break;
+            }
             match inner.shared.overflow.pop() {
                 Some(m) => {
                     m.run();
@@ -238,14 +256,21 @@ impl Thread {
             self.check_exit(start);
         }
         let end = ticks();
+        inner.last_poll_end.set(end);
         let mut s = inner.stats.get();
+        let spent = end.saturating_sub(start);
         if busy {
-            s.busy_ticks += end - start;
+            s.busy_ticks += spent;
         } else {
-            s.idle_ticks += end - start;
+            s.idle_ticks += spent;
         }
         inner.stats.set(s);
         busy
+    }
+
+    /// The tick at which the last poll ended (SPDK's `spdk_thread_get_last_tsc`).
+    pub fn last_poll_end(&self) -> u64 {
+        self.inner.last_poll_end.get()
     }
 
     /// Asks the thread to exit (SPDK's `spdk_thread_exit`). It keeps
@@ -305,8 +330,16 @@ impl Thread {
             s.state.store(STATE_EXITED, Ordering::SeqCst);
             // A sender that saw "exiting" may still be pushing: wait for it,
             // and if a message got in, stay exiting so it is not lost.
+            let mut spins = 0u32;
             while s.senders.load(Ordering::SeqCst) != 0 {
-                std::hint::spin_loop();
+                // A sender is between its state check and its push; on a
+                // busy machine it may be preempted there, so yield soon.
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
             if s.has_messages() {
                 s.state.store(STATE_EXITING, Ordering::SeqCst);

@@ -2,6 +2,8 @@
 //! several lightweight threads on the test's OS thread, polled by hand.
 #![allow(dead_code)]
 
+pub mod counted_device;
+
 use spdk_io::thread::{Thread, ThreadOpts};
 
 /// `n` threads named `ut0..`, polled by hand.
