@@ -58,6 +58,8 @@ fn every_4k_page_of_multi_hugepage_buffers_translates_correctly() {
             assert_eq!(back.as_ptr() as usize, base + off);
             off += n;
         }
+        let (iova, n) = env::vtophys_len(b.as_ptr(), len).unwrap();
+        assert_eq!((iova, n), (b.iova(), b.contiguous_len(0)));
         let total: usize = b.extents(0, len).map(|(_, n)| n).sum();
         assert_eq!(total, len);
     }
@@ -148,4 +150,14 @@ fn pool_elements_translate_like_buffers() {
     for e in &elems {
         assert_eq!(e.iova(), expected_iova(e.as_ptr() as usize));
     }
+}
+
+#[test]
+fn hugepage_memory_lies_within_a_39_bit_iommu_reach() {
+    setup();
+    let b = DmaBuf::alloc(5 * HUGE, HUGE).unwrap();
+    assert!(
+        (b.as_ptr() as usize + b.len()) < 1 << 39,
+        "IOVA = VA must fit intel-iommu's 39 bits"
+    );
 }

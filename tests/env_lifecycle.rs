@@ -92,10 +92,18 @@ fn env_refuses_bad_options_then_inits_finis_and_inits_again() {
         "teardown unmaps every region"
     );
 
-    // And up again.
+    // And up again: the mapper, still registered, gets the new env's memory.
     env::init(EnvOpts::no_huge()).unwrap();
     let b = DmaBuf::alloc(4096, 4096).unwrap();
     assert_eq!(env::vtophys(b.as_ptr()), Some(b.as_ptr() as u64));
+    assert_eq!(
+        rec.maps.lock().unwrap().len(),
+        1,
+        "a mapper outlives an env"
+    );
+    let as_mapper: Arc<dyn DmaMapper> = rec.clone();
+    assert!(env::unregister_dma_mapper(&as_mapper));
+    assert!(rec.maps.lock().unwrap().is_empty());
     drop(b);
     env::fini();
 }

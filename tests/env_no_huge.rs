@@ -189,6 +189,12 @@ fn registered_user_memory_translates_until_unregistered() {
     let q = unsafe { p.add(5000) };
     assert_eq!(env::vtophys(q), Some(q as u64));
     assert!(env::iova_to_vaddr(p as u64, 64 << 10).is_some());
+    assert_eq!(
+        env::vtophys_len(q, 1 << 20),
+        Some((q as u64, (64 << 10) - 5000)),
+        "clipped at the region's end"
+    );
+    assert_eq!(env::vtophys_len(q, 100), Some((q as u64, 100)));
     assert!(matches!(
         env::mem_register(q, 4096),
         Err(EnvError::Unaligned { .. })
@@ -289,4 +295,32 @@ fn dma_buffers_move_between_threads() {
     .join()
     .unwrap();
     assert_eq!(b[0], 7);
+}
+
+#[test]
+fn dma_memory_lies_within_a_39_bit_iommu_reach() {
+    setup();
+    let b = DmaBuf::alloc(3 << 20, 4096).unwrap();
+    assert!(
+        b.iova_at(b.len() - 1) < 1 << 39,
+        "IOVA = VA must fit intel-iommu's 39 bits"
+    );
+}
+
+#[test]
+fn hugepage_counts_come_from_sysfs() {
+    let root = env_support::temp_dir("hugecounts");
+    let d = root.join("kernel/mm/hugepages/hugepages-2048kB");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("nr_hugepages"), "512\n").unwrap();
+    std::fs::write(d.join("free_hugepages"), "500\n").unwrap();
+    let c = env::hugepage_counts_at(&root, env::HugePageSize::Size2M);
+    assert_eq!((c.total, c.free), (512, 500));
+    let none = env::hugepage_counts_at(&root, env::HugePageSize::Size1G);
+    assert_eq!(
+        (none.total, none.free),
+        (0, 0),
+        "missing size counts as none"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -97,7 +97,7 @@ pub enum EnvError {
         elem_size: usize,
     },
     /// A DMA mapper (a VFIO container) refused a mapping.
-    #[error("DMA map of {len:#x} bytes at vaddr {vaddr:#x} -> iova {iova:#x} failed: {source}; check the IOMMU address width and the locked-memory limit (ulimit -l)")]
+    #[error("DMA map of {len:#x} bytes at vaddr {vaddr:#x} -> iova {iova:#x} failed: {source}; the IOMMU may not reach that address (IOVA = VA needs the address below 2^aw-bits: use memory from DmaBuf, or PA mode) or the locked-memory limit is low (ulimit -l)")]
     Mapper {
         /// Virtual address.
         vaddr: usize,

@@ -2,13 +2,21 @@
 //! need no buffer in hand (`vtophys`, `iova_to_vaddr`, `mem_register`).
 
 use std::ptr::NonNull;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::state::Env;
 use super::sys::{self, Pagemap};
 use super::{DmaMapper, EnvError, EnvOpts, IovaMode};
 
 static ENV: RwLock<Option<Arc<Env>>> = RwLock::new(None);
+
+/// Registered DMA mappers; they outlive an env, so one made after `fini` and
+/// `init` maps its memory into them too. Lock order: ENV, then MAPPERS.
+static MAPPERS: Mutex<Vec<Arc<dyn DmaMapper>>> = Mutex::new(Vec::new());
+
+fn mappers() -> std::sync::MutexGuard<'static, Vec<Arc<dyn DmaMapper>>> {
+    MAPPERS.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The current environment, if initialized.
 pub(crate) fn current() -> Option<Arc<Env>> {
@@ -69,7 +77,8 @@ pub fn init(opts: EnvOpts) -> Result<(), EnvError> {
             format!("{} kB hugepages", opts.hugepage_size.kb())
         }
     );
-    *g = Some(Arc::new(Env::new(opts, mode)?));
+    let m = mappers().clone();
+    *g = Some(Arc::new(Env::new(opts, mode, m)?));
     Ok(())
 }
 
@@ -124,6 +133,17 @@ pub fn vtophys(ptr: *const u8) -> Option<u64> {
     Some(r.iova_at(off))
 }
 
+/// Like SPDK's `spdk_vtophys(buf, &size)`: the IOVA of `ptr` and how many of
+/// the `len` bytes from it are IOVA-contiguous (and inside one registered
+/// region). Walk a range with it to build PRP lists or SGLs for memory that
+/// is not a [`DmaBuf`](super::DmaBuf).
+pub fn vtophys_len(ptr: *const u8, len: usize) -> Option<(u64, usize)> {
+    let env = current()?;
+    let maps = env.maps();
+    let (r, off) = maps.find(ptr as usize)?;
+    Some((r.iova_at(off), r.contiguous_len(off).min(len)))
+}
+
 /// The virtual address of `iova`, if the whole range `[iova, iova+len)` lies in
 /// one IOVA-contiguous extent of registered DMA memory. Software devices use it
 /// to reach "DMA" memory without trusting arbitrary addresses.
@@ -147,15 +167,30 @@ pub fn mem_unregister(ptr: *const u8, len: usize) -> Result<(), EnvError> {
 }
 
 /// Adds a DMA mapper (a VFIO container): every region now registered is mapped
-/// into it, and every region made later.
+/// into it, and every region made later, also by an env started after a
+/// [`fini`]. May be called before [`init`].
 pub fn register_dma_mapper(mapper: Arc<dyn DmaMapper>) -> Result<(), EnvError> {
-    require()?.register_mapper(mapper)
+    let g = ENV.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = &*g {
+        env.register_mapper(mapper.clone())?;
+    }
+    mappers().push(mapper);
+    Ok(())
 }
 
 /// Removes a mapper added by [`register_dma_mapper`], unmapping everything from it.
 /// Returns false if it was not registered.
 pub fn unregister_dma_mapper(mapper: &Arc<dyn DmaMapper>) -> bool {
-    current().is_some_and(|e| e.unregister_mapper(mapper))
+    let g = ENV.write().unwrap_or_else(|p| p.into_inner());
+    let mut m = mappers();
+    let Some(i) = m.iter().position(|x| Arc::ptr_eq(x, mapper)) else {
+        return false;
+    };
+    m.remove(i);
+    if let Some(env) = &*g {
+        env.unregister_mapper(mapper);
+    }
+    true
 }
 
 /// Memory figures of the DMA heap.

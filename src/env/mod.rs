@@ -27,7 +27,8 @@ pub use dmabuf::{DmaBuf, Extents};
 pub use error::EnvError;
 pub use global::{
     fini, init, init_once, iova_mode, iova_to_vaddr, is_initialized, mem_register, mem_stats,
-    mem_unregister, opts, register_dma_mapper, unregister_dma_mapper, vtophys, MemStats,
+    mem_unregister, opts, register_dma_mapper, unregister_dma_mapper, vtophys, vtophys_len,
+    MemStats,
 };
 pub use mapper::DmaMapper;
 pub use opts::{EnvOpts, HugePageSize, IovaMode};

@@ -96,14 +96,7 @@ impl Region {
         for i in 0..n {
             iova.push(pagemap.phys(base + i * page)?);
         }
-        let mut run_end = vec![0usize; n];
-        let mut end = n * page;
-        for i in (0..n).rev() {
-            if i + 1 < n && iova[i] + page as u64 != iova[i + 1] {
-                end = (i + 1) * page;
-            }
-            run_end[i] = end.min(len);
-        }
+        let run_end = run_ends(&iova, page, len);
         Ok(Table::Pages {
             shift,
             iova,
@@ -164,6 +157,20 @@ impl Region {
     }
 }
 
+/// For each page, the offset where its IOVA-contiguous run ends (capped at `len`).
+fn run_ends(iova: &[u64], page: usize, len: usize) -> Vec<usize> {
+    let n = iova.len();
+    let mut run_end = vec![0usize; n];
+    let mut end = n * page;
+    for i in (0..n).rev() {
+        if i + 1 < n && iova[i] + page as u64 != iova[i + 1] {
+            end = (i + 1) * page;
+        }
+        run_end[i] = end.min(len);
+    }
+    run_end
+}
+
 impl Drop for Region {
     fn drop(&mut self) {
         if self.backing != Backing::User {
@@ -171,5 +178,54 @@ impl Drop for Region {
             // holds it (every DmaBuf keeps its Region alive through an Arc).
             unsafe { sys::unmap_region(self.base, self.len) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: usize = 2 << 20;
+
+    fn table(iova: Vec<u64>, len: usize) -> Region {
+        Region {
+            base: NonNull::dangling(),
+            len,
+            backing: Backing::User,
+            table: Table::Pages {
+                shift: P.trailing_zeros(),
+                run_end: run_ends(&iova, P, len),
+                iova,
+            },
+        }
+    }
+
+    #[test]
+    fn contiguous_runs_end_where_physical_pages_jump() {
+        // pages 0,1 adjacent; 2 elsewhere; 3 follows 2; 4 before 0
+        let g = 1u64 << 30;
+        let r = table(
+            vec![g, g + P as u64, 5 * g, 5 * g + P as u64, g - P as u64],
+            5 * P,
+        );
+        assert_eq!(r.contiguous_len(0), 2 * P);
+        assert_eq!(r.contiguous_len(P + 10), P - 10);
+        assert_eq!(r.contiguous_len(2 * P), 2 * P);
+        assert_eq!(
+            r.contiguous_len(4 * P),
+            P,
+            "going backwards is not contiguous"
+        );
+        assert_eq!(r.iova_at(2 * P + 5), 5 * g + 5);
+        let ex = r.extents();
+        assert_eq!(ex.len(), 3);
+        assert_eq!((ex[1].1, ex[1].2), (5 * g, 2 * P));
+    }
+
+    #[test]
+    fn a_region_shorter_than_its_last_page_caps_the_run() {
+        let r = table(vec![0x1000_0000, 0x1000_0000 + P as u64], P + 4096);
+        assert_eq!(r.contiguous_len(0), P + 4096);
+        assert_eq!(r.extents(), vec![(r.addr(), 0x1000_0000, P + 4096)]);
     }
 }

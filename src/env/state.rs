@@ -82,7 +82,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Env {
-    pub(crate) fn new(opts: EnvOpts, mode: IovaMode) -> Result<Self, EnvError> {
+    pub(crate) fn new(
+        opts: EnvOpts,
+        mode: IovaMode,
+        mappers: Vec<Arc<dyn DmaMapper>>,
+    ) -> Result<Self, EnvError> {
         let (backing, page) = if opts.no_huge {
             (Backing::Anonymous, sys::NO_HUGE_ALIGN)
         } else {
@@ -99,7 +103,7 @@ impl Env {
             page,
             heap: Mutex::new(Heap::default()),
             maps: RwLock::new(Maps::default()),
-            mappers: Mutex::new(Vec::new()),
+            mappers: Mutex::new(mappers),
             seq: AtomicU64::new(0),
         };
         if env.opts.mem_size_mb > 0 {
@@ -120,9 +124,20 @@ impl Env {
 
     /// Maps a new region of `bytes` and adds it to the heap, the maps and every mapper.
     fn grow(&self, heap: &mut Heap, bytes: usize) -> Result<(), EnvError> {
+        let safe: String = self
+            .opts
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let name = format!(
-            "{}_{}_map_{}",
-            self.opts.name,
+            "{safe}_{}_map_{}",
             std::process::id(),
             self.seq.fetch_add(1, Ordering::Relaxed)
         );

@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{EnvError, HugePageSize};
 
@@ -18,6 +19,80 @@ pub(crate) const PAGE_4K: usize = 4096;
 pub(crate) const NO_HUGE_ALIGN: usize = 2 << 20;
 
 const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+
+/// DMA regions are placed from here up, so that IOVA = VA fits an IOMMU with a
+/// 39-bit address width (the narrowest intel-iommu, and QEMU's default), far
+/// from the MSI window at 0xfee00000 and from the program's own heap.
+const DMA_VA_BASE: usize = 0x10_0000_0000;
+/// The end of the 39-bit IOVA space.
+const DMA_VA_LIMIT: usize = 1 << 39;
+static NEXT_DMA_VA: AtomicUsize = AtomicUsize::new(DMA_VA_BASE);
+
+/// mmap at a low address (see [`DMA_VA_BASE`]) with MAP_FIXED_NOREPLACE,
+/// skipping ranges already taken; None when the low range is used up.
+fn mmap_low(
+    len: usize,
+    align: usize,
+    flags: libc::c_int,
+    fd: libc::c_int,
+) -> Option<*mut libc::c_void> {
+    for _ in 0..64 {
+        let step = (len + align - 1) & !(align - 1);
+        let hint = NEXT_DMA_VA
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                let a = (v + align - 1) & !(align - 1);
+                (a + step <= DMA_VA_LIMIT).then_some(a + step)
+            })
+            .ok()?;
+        let hint = (hint + align - 1) & !(align - 1);
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: it fails instead.
+        let p = unsafe {
+            libc::mmap(
+                hint as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags | libc::MAP_FIXED_NOREPLACE,
+                fd,
+                0,
+            )
+        };
+        if p != libc::MAP_FAILED {
+            return Some(p);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return None;
+        }
+    }
+    None
+}
+
+/// mmap low if possible, else wherever the kernel likes.
+fn mmap_dma(
+    len: usize,
+    align: usize,
+    flags: libc::c_int,
+    fd: libc::c_int,
+) -> io::Result<*mut libc::c_void> {
+    if let Some(p) = mmap_low(len, align, flags, fd) {
+        return Ok(p);
+    }
+    // SAFETY: a fresh mapping at an address the kernel picks; no existing memory is touched.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p)
+}
 
 /// Reserved and free hugepages of one size, from sysfs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,23 +198,10 @@ pub(crate) fn map_region(
                 | libc::MAP_HUGETLB
                 | libc::MAP_POPULATE
                 | (shift << libc::MAP_HUGE_SHIFT);
-            // SAFETY: a fresh anonymous mapping at an address the kernel picks; no existing memory is touched.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    flags,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(os_err(len, io::Error::last_os_error()));
-            }
+            let p = mmap_dma(len, size.bytes(), flags, -1).map_err(|e| os_err(len, e))?;
             Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
         }
-        Backing::HugetlbFile(_) => {
+        Backing::HugetlbFile(size) => {
             let dir = huge_dir.expect("a hugetlbfs file backing always has a directory");
             let path = dir.join(file_name);
             let file = std::fs::OpenOptions::new()
@@ -154,34 +216,28 @@ pub(crate) fn map_region(
             // Unlink at once: the mapping keeps the pages, and nothing is left behind on exit or crash.
             let _ = std::fs::remove_file(&path);
             file.set_len(len as u64).map_err(|e| os_err(len, e))?;
-            map_file(&file, len)
+            use std::os::fd::AsRawFd;
+            // A shared hugetlbfs mapping reserves its pages at mmap time, so later access cannot SIGBUS.
+            let p = mmap_dma(
+                len,
+                size.bytes(),
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+            )
+            .map_err(|e| os_err(len, e))?;
+            Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
         }
         Backing::User => unreachable!("user memory is registered, never mapped by the env"),
     }
 }
 
-fn map_file(file: &File, len: usize) -> Result<NonNull<u8>, EnvError> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: maps a file we own at an address the kernel picks; a shared hugetlbfs
-    // mapping reserves its pages at mmap time, so later access cannot SIGBUS.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(os_err(len, io::Error::last_os_error()));
-    }
-    Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
-}
-
 /// Anonymous memory aligned to [`NO_HUGE_ALIGN`]: over-map, then trim both ends.
 fn map_anonymous(len: usize) -> Result<NonNull<u8>, EnvError> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
+    if let Some(p) = mmap_low(len, NO_HUGE_ALIGN, flags, -1) {
+        pin(p as usize, len);
+        return Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"));
+    }
     let span = len + NO_HUGE_ALIGN;
     // SAFETY: a fresh anonymous mapping at an address the kernel picks.
     let p = unsafe {
@@ -210,16 +266,16 @@ fn map_anonymous(len: usize) -> Result<NonNull<u8>, EnvError> {
             libc::munmap((aligned + len) as *mut libc::c_void, tail);
         }
     }
-    // Pin it so the pages never move or swap; a low RLIMIT_MEMLOCK only costs the pinning
-    // (a VFIO container pins what it maps anyway).
-    // SAFETY: [aligned, aligned+len) is our mapping.
-    if unsafe { libc::mlock(aligned as *const libc::c_void, len) } != 0 {
-        log::debug!(
-            "mlock of {len} bytes of no_huge memory failed: {}",
-            io::Error::last_os_error()
-        );
-    }
+    pin(aligned, len);
     Ok(NonNull::new(aligned as *mut u8).expect("aligned mmap base is not null"))
+}
+
+/// Pins no_huge memory so its pages never move or swap; a low RLIMIT_MEMLOCK
+/// only costs the pinning (a VFIO container pins what it maps anyway).
+fn pin(addr: usize, len: usize) {
+    if let Err(e) = mlock(addr, len) {
+        log::debug!("mlock of {len} bytes of no_huge memory failed: {e}");
+    }
 }
 
 /// Unmaps a region made by [`map_region`].

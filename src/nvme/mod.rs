@@ -1,1 +1,52 @@
-//! The `nvme` layer (see DESIGN: filled in by its issue).
+//! The `nvme` layer: SPDK's user-space, polled NVMe driver (`<spdk/nvme.h>`).
+//!
+//! - [`spec`]: NVMe specification types (registers, SQE/CQE, status names,
+//!   identify, log pages, features) with compile-time layout checks.
+//! - [`Controller`]: attach by PCI device or transport ID ([`TransportId`],
+//!   [`probe`], [`connect`]), bring-up, Identify, namespaces, admin commands (features,
+//!   log pages, abort, format, passthrough), asynchronous events, reset,
+//!   shutdown on drop. `Send + Sync`; the admin queue is polled with
+//!   [`Controller::process_admin_completions`].
+//! - [`QPair`]: an I/O queue pair owned by one thread (`!Send`): read, write,
+//!   compare, readv/writev, flush, write zeroes, deallocate; PRP lists from
+//!   the env's IOVA; transparent splitting above MDTS; batched and shadow
+//!   doorbells; timeouts with abort; polled with [`QPair::process_completions`].
+//! - [`Namespace`]: size and block size of an active namespace.
+//! - Buffers ([`DmaSlice`], [`IoBuf`]): an I/O owns its DMA buffer until its
+//!   completion ([`IoCompletion`]) hands it back.
+//! - [`NvmeError`]: every failure, NVMe statuses decoded by name.
+//!
+//! Internals: `regs` (BAR0 registers and state transitions), `queue` (rings
+//! and doorbells — the unsafe part), `prp` (PRP lists), `request`
+//! (preallocated requests with inline callbacks), `admin` (admin queue).
+
+mod admin;
+mod admin_cmds;
+mod buffer;
+mod controller;
+pub mod emu;
+mod error;
+mod io;
+mod namespace;
+mod probe;
+mod prp;
+mod qpair;
+mod qpair_recovery;
+mod queue;
+mod regs;
+mod request;
+mod reset;
+pub mod spec;
+mod submit;
+
+pub use crate::pci::{TransportId, TransportType};
+pub use admin_cmds::FormatOpts;
+pub use buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
+pub use controller::{AerCallback, Controller, ControllerOpts};
+pub use error::{NvmeError, Result};
+pub use io::MAX_DSM_RANGES;
+pub use namespace::Namespace;
+pub use probe::{connect, connect_all, probe};
+pub use prp::PAGE_SIZE;
+pub use qpair::{QPair, QPairOpts, TimedOutCommand, TimeoutAction, TimeoutCallback};
+pub use request::CALLBACK_INLINE_BYTES;

@@ -37,8 +37,7 @@ pub fn mounted_in(mounts: &str, bdev: &str) -> Option<String> {
 
 impl Sysfs {
     /// Refuses a function whose namespaces are mounted, swapped on, or held by
-    /// another block device (device-mapper, md). `mounts` is the text of
-    /// /proc/mounts followed by /proc/swaps.
+    /// another block device (device-mapper, md). `mounts` is [`system_mounts`].
     pub fn check_not_in_use(&self, addr: PciAddress, mounts: &str) -> Result<(), PciError> {
         let in_use = |reason: String| PciError::InUse {
             address: addr.to_string(),
@@ -46,7 +45,7 @@ impl Sysfs {
         };
         for b in self.block_devices(addr) {
             if let Some(m) = mounted_in(mounts, &b) {
-                return Err(in_use(format!("{m} is mounted")));
+                return Err(in_use(format!("mounted: {m}")));
             }
         }
         let holders = self.holders(addr);
@@ -79,7 +78,7 @@ impl Sysfs {
     /// Binds the function to `driver` (vfio-pci, uio_pci_generic, nvme, ...):
     /// checks it is not in use when a kernel driver holds it, sets
     /// driver_override, unbinds, and asks the kernel to probe it again.
-    /// `mounts` is the text of /proc/mounts and /proc/swaps.
+    /// `mounts` is [`system_mounts`] (or a fixture in tests).
     pub fn bind(&self, addr: PciAddress, driver: &str, mounts: &str) -> Result<(), PciError> {
         let f = self.function(addr)?;
         if f.driver.as_deref() == Some(driver) {
@@ -148,9 +147,17 @@ impl Sysfs {
     }
 }
 
-/// The text of /proc/mounts and /proc/swaps, for the in-use checks.
+/// The text of /proc/mounts, with each active swap device of /proc/swaps
+/// added as a mount on `[swap]`, for the in-use checks.
 pub fn system_mounts() -> String {
     let mut s = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    s.push_str(&std::fs::read_to_string("/proc/swaps").unwrap_or_default());
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    for dev in swaps
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        s.push_str(&format!("{dev} [swap] swap sw 0 0\n"));
+    }
     s
 }

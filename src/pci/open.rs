@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::{PciAddress, PciDevice, PciError, Sysfs, UioDevice, VfioDevice};
-use crate::env::{self, EnvError, IovaMode};
+use crate::env::{self, IovaMode};
 
 static OPEN: Mutex<Option<HashMap<PciAddress, Weak<dyn PciDevice>>>> = Mutex::new(None);
 
@@ -46,9 +46,6 @@ fn open_new(sysfs: &Sysfs, addr: PciAddress) -> Result<Arc<dyn PciDevice>, PciEr
     };
     match f.driver.as_deref() {
         Some("vfio-pci") => {
-            if !env::is_initialized() {
-                return Err(EnvError::NotInitialized.into());
-            }
             let group = f.iommu_group.ok_or_else(|| {
                 mode_err("bound to vfio-pci but has no IOMMU group: enable the IOMMU (intel_iommu=on) or use uio_pci_generic (`DRIVER_OVERRIDE=uio_pci_generic spdk-io setup`)")
             })?;

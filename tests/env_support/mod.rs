@@ -62,3 +62,4 @@ pub fn test_var(name: &str) -> String {
         panic!("{name} is not set: this test runs inside the QEMU guest, via qemu/run-tests")
     })
 }
+pub mod raw_nvme;

@@ -219,6 +219,10 @@ fn bind_all(sysfs: &Sysfs, filter: &Filter, driver: &str) -> Result<bool, String
     for f in nvme_functions(sysfs, filter)? {
         let from = f.driver.as_deref().unwrap_or("no driver");
         let ids = format!("{:04x} {:04x}", f.vendor_id, f.device_id);
+        if f.driver.as_deref() == Some(driver) {
+            println!("{} ({ids}): already bound to {driver}", f.address);
+            continue;
+        }
         match sysfs.bind(f.address, driver, &mounts) {
             Ok(()) => println!("{} ({ids}): {from} -> {driver}", f.address),
             Err(e @ pci::PciError::InUse { .. }) => println!("{} ({ids}): skipped: {e}", f.address),
@@ -239,6 +243,10 @@ fn reset_all(sysfs: &Sysfs, filter: &Filter) -> Result<bool, String> {
     for f in nvme_functions(sysfs, filter)? {
         let from = f.driver.as_deref().unwrap_or("no driver");
         let ids = format!("{:04x} {:04x}", f.vendor_id, f.device_id);
+        if f.driver.as_deref() == Some("nvme") {
+            println!("{} ({ids}): already bound to nvme", f.address);
+            continue;
+        }
         match sysfs.bind_kernel(f.address, "nvme") {
             Ok(()) => println!("{} ({ids}): {from} -> nvme", f.address),
             Err(e) => {

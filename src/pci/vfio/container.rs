@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use vfio_bindings::bindings::vfio::{
     VFIO_TYPE1v2_IOMMU, VFIO_API_VERSION, VFIO_GROUP_FLAGS_VIABLE, VFIO_NOIOMMU_IOMMU,
@@ -23,6 +23,8 @@ use crate::pci::PciError;
 pub(crate) struct Container {
     file: File,
     state: Mutex<State>,
+    /// Inclusive IOVA ranges the IOMMU maps, once the IOMMU model is set.
+    ranges: OnceLock<Vec<(u64, u64)>>,
 }
 
 #[derive(Default)]
@@ -79,6 +81,7 @@ pub(crate) fn container() -> Result<Arc<Container>, PciError> {
     let c = Arc::new(Container {
         file,
         state: Mutex::new(State::default()),
+        ranges: OnceLock::new(),
     });
     *g = Some(c.clone());
     Ok(c)
@@ -167,6 +170,9 @@ impl Container {
             )?;
             st.noiommu = Some(noiommu);
             if !noiommu {
+                let ranges = ioctl::iova_ranges(self.file.as_fd()).unwrap_or_default();
+                log::debug!("VFIO container IOVA ranges: {ranges:x?}");
+                let _ = self.ranges.set(ranges);
                 env::register_dma_mapper(self.clone())?;
             }
         }
@@ -182,6 +188,19 @@ impl Container {
 
 impl DmaMapper for Container {
     fn dma_map(&self, vaddr: usize, iova: u64, len: usize) -> std::io::Result<()> {
+        if let Some(ranges) = self.ranges.get().filter(|r| !r.is_empty()) {
+            let last = iova + len as u64 - 1;
+            if !ranges.iter().any(|&(s, e)| s <= iova && last <= e) {
+                let list: Vec<String> = ranges
+                    .iter()
+                    .map(|(s, e)| format!("{s:#x}-{e:#x}"))
+                    .collect();
+                return Err(std::io::Error::other(format!(
+                    "IOVA {iova:#x}-{last:#x} is outside what the IOMMU can map ({})",
+                    list.join(", ")
+                )));
+            }
+        }
         ioctl::map_dma(self.file.as_fd(), vaddr as u64, iova, len as u64)
     }
 

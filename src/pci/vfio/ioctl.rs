@@ -6,7 +6,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use vfio_bindings::bindings::vfio::{
     vfio_group_status, vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap, vfio_region_info,
-    VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_TYPE,
+    VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_IOMMU_INFO_CAPS,
+    VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_TYPE,
 };
 
 const fn vfio_io(n: u64) -> u64 {
@@ -16,6 +17,7 @@ const fn vfio_io(n: u64) -> u64 {
 pub(crate) const GET_API_VERSION: u64 = vfio_io(0);
 pub(crate) const CHECK_EXTENSION: u64 = vfio_io(1);
 pub(crate) const SET_IOMMU: u64 = vfio_io(2);
+pub(crate) const IOMMU_GET_INFO: u64 = vfio_io(12);
 pub(crate) const GROUP_GET_STATUS: u64 = vfio_io(3);
 pub(crate) const GROUP_SET_CONTAINER: u64 = vfio_io(4);
 pub(crate) const GROUP_GET_DEVICE_FD: u64 = vfio_io(6);
@@ -119,4 +121,112 @@ pub(crate) fn unmap_dma(container: BorrowedFd<'_>, iova: u64, size: u64) -> io::
     // part; the kernel writes back the unmapped size within it.
     check(unsafe { libc::ioctl(container.as_raw_fd(), IOMMU_UNMAP_DMA as _, &mut unmap) })?;
     Ok(())
+}
+
+/// VFIO_IOMMU_GET_INFO: the IOVA ranges (inclusive) the IOMMU can map, from
+/// the IOVA-range capability; empty if the kernel does not report them.
+pub(crate) fn iova_ranges(container: BorrowedFd<'_>) -> io::Result<Vec<(u64, u64)>> {
+    // u64 words keep the buffer 8-aligned for the kernel's structs.
+    let mut words = vec![0u64; 3];
+    loop {
+        let argsz = (words.len() * 8) as u32;
+        words[0] = argsz as u64; // argsz in the low half, flags = 0
+                                 // SAFETY: the buffer holds `argsz` writable bytes starting with a
+                                 // vfio_iommu_type1_info whose argsz says so; the kernel writes within it.
+        check(unsafe {
+            libc::ioctl(
+                container.as_raw_fd(),
+                IOMMU_GET_INFO as _,
+                words.as_mut_ptr(),
+            )
+        })?;
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let need = u32::from_ne_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
+        if need > bytes.len() {
+            words = vec![0u64; need.div_ceil(8)];
+            continue;
+        }
+        return Ok(parse_iova_ranges(&bytes));
+    }
+}
+
+/// Walks the capability chain of a vfio_iommu_type1_info in `buf` and returns
+/// the ranges of its IOVA-range capability.
+pub(crate) fn parse_iova_ranges(buf: &[u8]) -> Vec<(u64, u64)> {
+    let u16_at = |o: usize| {
+        buf.get(o..o + 2)
+            .map(|b| u16::from_ne_bytes(b.try_into().expect("2")))
+    };
+    let u32_at = |o: usize| {
+        buf.get(o..o + 4)
+            .map(|b| u32::from_ne_bytes(b.try_into().expect("4")))
+    };
+    let u64_at = |o: usize| {
+        buf.get(o..o + 8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8")))
+    };
+    let flags = u32_at(4).unwrap_or(0);
+    if flags & VFIO_IOMMU_INFO_CAPS == 0 {
+        return Vec::new();
+    }
+    let mut off = u32_at(16).unwrap_or(0) as usize;
+    let mut hops = 0;
+    while off != 0 && hops < 32 {
+        hops += 1;
+        let (Some(id), Some(next)) = (u16_at(off), u32_at(off + 4)) else {
+            break;
+        };
+        if id as u32 == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE {
+            let n = u32_at(off + 8).unwrap_or(0) as usize;
+            return (0..n)
+                .map_while(|i| {
+                    let r = off + 16 + i * 16;
+                    Some((u64_at(r)?, u64_at(r + 8)?))
+                })
+                .collect();
+        }
+        off = next as usize;
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put32(b: &mut [u8], o: usize, v: u32) {
+        b[o..o + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    fn put64(b: &mut [u8], o: usize, v: u64) {
+        b[o..o + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    #[test]
+    fn iova_ranges_are_found_in_the_capability_chain() {
+        let mut b = vec![0u8; 96];
+        put32(&mut b, 0, 96);
+        put32(&mut b, 4, VFIO_IOMMU_INFO_CAPS);
+        put32(&mut b, 16, 24); // first cap: some other id, pointing to the next
+        b[24..26].copy_from_slice(&7u16.to_ne_bytes());
+        put32(&mut b, 28, 40);
+        b[40..42].copy_from_slice(&(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE as u16).to_ne_bytes());
+        put32(&mut b, 48, 2);
+        put64(&mut b, 56, 0);
+        put64(&mut b, 64, 0xfedf_ffff);
+        put64(&mut b, 72, 0xfef0_0000);
+        put64(&mut b, 80, (1 << 39) - 1);
+        assert_eq!(
+            parse_iova_ranges(&b),
+            vec![(0, 0xfedf_ffff), (0xfef0_0000, (1 << 39) - 1)]
+        );
+    }
+
+    #[test]
+    fn a_truncated_or_capless_info_yields_no_ranges() {
+        let mut b = vec![0u8; 24];
+        assert!(parse_iova_ranges(&b).is_empty());
+        put32(&mut b, 4, VFIO_IOMMU_INFO_CAPS);
+        put32(&mut b, 16, 200);
+        assert!(parse_iova_ranges(&b).is_empty());
+    }
 }

@@ -1,0 +1,350 @@
+//! NVM I/O commands on a [`QPair`]: read, write, compare (optionally
+//! vectored), flush, write zeroes and deallocate.
+//!
+//! Every call validates its arguments (namespace range, length, buffer size
+//! and alignment) and either queues the command(s) or returns the buffer in a
+//! [`SubmitError`] (checks and queueing are in `submit.rs`). An I/O larger than the controller's maximum transfer size
+//! (MDTS) is **split transparently** into child commands at LBA boundaries;
+//! its callback runs once, after the last child, with the first error if any.
+
+use super::buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
+use super::namespace::Namespace;
+use super::prp;
+use super::qpair::QPair;
+use super::request::Callback;
+use super::spec::command::{DsmRange, DSM_ATTR_DEALLOCATE};
+use super::spec::{NvmOpcode, Sqe};
+use super::NvmeError;
+
+/// Human name of an NVM opcode, for errors.
+pub(crate) fn nvm_name(opc: u8) -> &'static str {
+    match opc {
+        0x00 => "Flush",
+        0x01 => "Write",
+        0x02 => "Read",
+        0x05 => "Compare",
+        0x08 => "Write Zeroes",
+        0x09 => "Dataset Management",
+        _ => "I/O command",
+    }
+}
+
+/// Most ranges in one Dataset Management command.
+pub const MAX_DSM_RANGES: usize = 256;
+
+use super::submit::reject;
+
+impl QPair {
+    /// Reads `lba_count` blocks at `lba` into `buf` (at least that long).
+    pub fn read<F>(
+        &mut self,
+        ns: &Namespace,
+        buf: impl Into<DmaSlice>,
+        lba: u64,
+        lba_count: u32,
+        cb: F,
+    ) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        self.submit_rw(
+            ns,
+            NvmOpcode::Read,
+            IoBuf::Single(buf.into()),
+            lba,
+            lba_count,
+            cb,
+        )
+    }
+
+    /// Writes `lba_count` blocks at `lba` from `buf` (at least that long).
+    pub fn write<F>(
+        &mut self,
+        ns: &Namespace,
+        buf: impl Into<DmaSlice>,
+        lba: u64,
+        lba_count: u32,
+        cb: F,
+    ) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        self.submit_rw(
+            ns,
+            NvmOpcode::Write,
+            IoBuf::Single(buf.into()),
+            lba,
+            lba_count,
+            cb,
+        )
+    }
+
+    /// Compares `lba_count` blocks at `lba` with `buf`; a mismatch completes
+    /// with the media status "Compare Failure".
+    pub fn compare<F>(
+        &mut self,
+        ns: &Namespace,
+        buf: impl Into<DmaSlice>,
+        lba: u64,
+        lba_count: u32,
+        cb: F,
+    ) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        let buf = IoBuf::Single(buf.into());
+        if !ns.supports_compare {
+            return Err(reject(
+                NvmeError::Unsupported("Compare (ONCS bit 0)".into()),
+                buf,
+            ));
+        }
+        self.submit_rw(ns, NvmOpcode::Compare, buf, lba, lba_count, cb)
+    }
+
+    /// Vectored read into `segs` in order; their total length must equal
+    /// `lba_count` blocks and each must be a multiple of the block size.
+    pub fn readv<F>(
+        &mut self,
+        ns: &Namespace,
+        segs: Vec<DmaSlice>,
+        lba: u64,
+        lba_count: u32,
+        cb: F,
+    ) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        self.submit_rw(
+            ns,
+            NvmOpcode::Read,
+            IoBuf::Vectored(segs),
+            lba,
+            lba_count,
+            cb,
+        )
+    }
+
+    /// Vectored write from `segs` (same rules as [`readv`](Self::readv)).
+    pub fn writev<F>(
+        &mut self,
+        ns: &Namespace,
+        segs: Vec<DmaSlice>,
+        lba: u64,
+        lba_count: u32,
+        cb: F,
+    ) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        self.submit_rw(
+            ns,
+            NvmOpcode::Write,
+            IoBuf::Vectored(segs),
+            lba,
+            lba_count,
+            cb,
+        )
+    }
+
+    /// Flush: commits the volatile write cache of the namespace.
+    pub fn flush_ns<F>(&mut self, ns: &Namespace, cb: F) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        let sqe = Sqe::new(NvmOpcode::Flush as u8, ns.id);
+        self.submit_one(sqe, IoBuf::None, Callback::new(cb))
+    }
+
+    /// Write Zeroes over `lba_count` blocks at `lba` (split at 65536 blocks).
+    pub fn write_zeroes<F>(
+        &mut self,
+        ns: &Namespace,
+        lba: u64,
+        lba_count: u32,
+        cb: F,
+    ) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        if !ns.supports_write_zeroes {
+            return Err(reject(
+                NvmeError::Unsupported("Write Zeroes (ONCS bit 3)".into()),
+                IoBuf::None,
+            ));
+        }
+        self.check_range(ns, lba, lba_count as u64)
+            .map_err(|e| reject(e, IoBuf::None))?;
+        let mut sqe = Sqe::new(NvmOpcode::WriteZeroes as u8, ns.id);
+        if lba_count <= 65536 {
+            sqe.set_slba(lba);
+            sqe.cdw12 = lba_count - 1;
+            return self.submit_one(sqe, IoBuf::None, Callback::new(cb));
+        }
+        let chunks = lba_count.div_ceil(65536) as usize;
+        self.submit_split(sqe, IoBuf::None, lba, lba_count, 65536, chunks, false, cb)
+    }
+
+    /// Dataset Management with the Deallocate attribute over up to 256
+    /// `(lba, lba_count)` ranges (SPDK's `spdk_nvme_ns_cmd_dataset_management`).
+    pub fn deallocate<F>(
+        &mut self,
+        ns: &Namespace,
+        ranges: &[(u64, u32)],
+        cb: F,
+    ) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        let none = || IoBuf::None;
+        if !ns.supports_dsm {
+            return Err(reject(
+                NvmeError::Unsupported("Dataset Management (ONCS bit 2)".into()),
+                none(),
+            ));
+        }
+        if ranges.is_empty() || ranges.len() > MAX_DSM_RANGES {
+            return Err(reject(
+                NvmeError::InvalidArgument(format!(
+                    "{} deallocate ranges: give 1..={MAX_DSM_RANGES}",
+                    ranges.len()
+                )),
+                none(),
+            ));
+        }
+        for &(lba, n) in ranges {
+            self.check_range(ns, lba, n as u64)
+                .map_err(|e| reject(e, none()))?;
+        }
+        self.check_usable().map_err(|e| reject(e, none()))?;
+        let Some(cid) = self.pool.alloc() else {
+            return Err(reject(NvmeError::QueueFull, none()));
+        };
+        // The ranges live in the request's own DMA page.
+        let r = &mut self.pool.reqs[cid as usize];
+        for (i, &(lba, n)) in ranges.iter().enumerate() {
+            let d = DsmRange {
+                cattr: 0,
+                nlb: n,
+                slba: lba,
+            };
+            r.page[i * 16..i * 16 + 16].copy_from_slice(super::spec::as_bytes(&d));
+        }
+        let mut sqe = Sqe::new(NvmOpcode::DatasetManagement as u8, ns.id);
+        sqe.prp1 = r.page_iova;
+        sqe.cdw10 = ranges.len() as u32 - 1;
+        sqe.cdw11 = DSM_ATTR_DEALLOCATE;
+        self.arm(cid, IoBuf::None, Callback::new(cb), sqe.opc());
+        self.push(cid, sqe);
+        self.after_push();
+        Ok(())
+    }
+
+    /// Raw I/O command passthrough (SPDK's `spdk_nvme_ctrlr_cmd_io_raw`):
+    /// the driver fills in CID and the data pointer (PRPs over all of `buf`);
+    /// everything else, NSID included, is taken as given and not validated.
+    pub fn submit_raw<F>(&mut self, sqe: Sqe, buf: IoBuf, cb: F) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        let mut sqe = sqe;
+        let len = buf.len();
+        if len > self.max_xfer {
+            return Err(reject(
+                NvmeError::InvalidArgument(format!(
+                    "raw command moves {len} bytes, more than the {} a command may (MDTS)",
+                    self.max_xfer
+                )),
+                buf,
+            ));
+        }
+        if let Err(e) = self.check_usable() {
+            return Err(reject(e, buf));
+        }
+        let Some(cid) = self.pool.alloc() else {
+            return Err(reject(NvmeError::QueueFull, buf));
+        };
+        if len > 0 {
+            let r = &mut self.pool.reqs[cid as usize];
+            match prp::build(buf.segments(), 0, len, &mut r.page, r.page_iova) {
+                Ok(p) => {
+                    sqe.prp1 = p.prp1;
+                    sqe.prp2 = p.prp2;
+                }
+                Err(e) => {
+                    self.pool.release(cid);
+                    return Err(reject(e, buf));
+                }
+            }
+        }
+        self.arm(cid, buf, Callback::new(cb), sqe.opc());
+        self.push(cid, sqe);
+        self.after_push();
+        Ok(())
+    }
+
+    fn submit_rw<F>(
+        &mut self,
+        ns: &Namespace,
+        opc: NvmOpcode,
+        buf: IoBuf,
+        lba: u64,
+        lba_count: u32,
+        cb: F,
+    ) -> Result<(), SubmitError>
+    where
+        F: FnOnce(&mut QPair, IoCompletion) + 'static,
+    {
+        if let Err(e) = self.check_range(ns, lba, lba_count as u64) {
+            return Err(reject(e, buf));
+        }
+        let bytes = (lba_count as usize) << ns.lba_shift;
+        let have = buf.len();
+        if have < bytes {
+            return Err(reject(NvmeError::BufferTooShort { need: bytes, have }, buf));
+        }
+        if let IoBuf::Vectored(v) = &buf {
+            let bs = ns.block_size as usize;
+            if have != bytes || v.iter().any(|s| s.len() % bs != 0) {
+                return Err(reject(
+                    NvmeError::InvalidArgument(format!(
+                        "vectored I/O of {lba_count} blocks of {bs} bytes: segments must total \
+                         {bytes} bytes and each be a multiple of {bs} (got {have} bytes in {} segments)",
+                        v.len()
+                    )),
+                    buf,
+                ));
+            }
+        }
+        let mut sqe = Sqe::new(opc as u8, ns.id);
+        let per = (self.max_xfer >> ns.lba_shift).max(1) as u32;
+        if lba_count <= per {
+            let cid = match self.pool.alloc() {
+                Some(c) => c,
+                None => return Err(reject(NvmeError::QueueFull, buf)),
+            };
+            if let Err(e) = self.check_usable() {
+                self.pool.release(cid);
+                return Err(reject(e, buf));
+            }
+            let r = &mut self.pool.reqs[cid as usize];
+            let p = match prp::build(buf.segments(), 0, bytes, &mut r.page, r.page_iova) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.pool.release(cid);
+                    return Err(reject(e, buf));
+                }
+            };
+            sqe.prp1 = p.prp1;
+            sqe.prp2 = p.prp2;
+            sqe.set_slba(lba);
+            sqe.cdw12 = lba_count - 1;
+            self.arm(cid, buf, Callback::new(cb), opc as u8);
+            self.push(cid, sqe);
+            self.after_push();
+            return Ok(());
+        }
+        let chunks = lba_count.div_ceil(per) as usize;
+        self.submit_split(sqe, buf, lba, lba_count, per, chunks, true, cb)
+    }
+}

@@ -1,0 +1,301 @@
+//! I/O queue pairs: allocation, polled completion, timeouts, recovery after
+//! a controller reset, and deletion. The submission commands are in `io.rs`.
+
+use super::buffer::{IoBuf, IoCompletion};
+use super::controller::{Controller, CtrlrInner};
+use super::queue::{CqRing, Doorbell, SqRing};
+use super::request::{Callback, RequestPool, NO_PARENT};
+use super::spec::registers::{cq_head_doorbell, sq_tail_doorbell};
+use super::spec::Cqe;
+use super::NvmeError;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options for an I/O queue pair (SPDK's `spdk_nvme_io_qpair_opts`).
+#[derive(Debug, Clone)]
+pub struct QPairOpts {
+    /// Entries in the submission and completion queues (2..=CAP.MQES+1).
+    pub io_queue_size: u32,
+    /// Requests preallocated (each with a PRP list page). At most
+    /// `io_queue_size - 1`, so the submission queue can never overflow; 0 means that maximum.
+    pub io_queue_requests: u32,
+    /// Don't ring the SQ tail doorbell on every submission: ring once in
+    /// [`QPair::flush`] or at the next [`QPair::process_completions`].
+    pub delay_cmd_submit: bool,
+    /// Per-command timeout; `None` disables timeout tracking (no clock read per I/O).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for QPairOpts {
+    fn default() -> Self {
+        QPairOpts {
+            io_queue_size: 256,
+            io_queue_requests: 0,
+            delay_cmd_submit: false,
+            timeout: None,
+        }
+    }
+}
+
+/// What to do with a command that timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutAction {
+    /// Send an Abort for it (the default the first time).
+    Abort,
+    /// Reset the controller: every command in flight fails with `AbortedByReset`.
+    Reset,
+    /// Keep waiting.
+    Ignore,
+}
+
+/// A command that exceeded the qpair's timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct TimedOutCommand {
+    /// Submission queue ID.
+    pub qid: u16,
+    /// Command identifier.
+    pub cid: u16,
+    /// Opcode.
+    pub opc: u8,
+    /// True when an Abort was already sent for it.
+    pub abort_sent: bool,
+}
+
+/// Timeout callback: decides what to do with each timed-out command.
+pub type TimeoutCallback = Box<dyn FnMut(TimedOutCommand) -> TimeoutAction>;
+
+/// An I/O submission/completion queue pair (SPDK's `spdk_nvme_qpair`).
+///
+/// **`!Send` by design**: a qpair and all its requests belong to the thread
+/// that allocated it — no lock or atomic on the I/O path. Allocate one per
+/// thread with [`Controller::alloc_io_qpair`] (the controller is `Sync`).
+///
+/// Completion callbacks are `FnOnce(&mut QPair, IoCompletion)`, stored inline
+/// in the preallocated request (no allocation per I/O); they receive the
+/// qpair so they can submit follow-up I/O.
+pub struct QPair {
+    pub(crate) ctrlr: Arc<CtrlrInner>,
+    pub(crate) qid: u16,
+    pub(crate) sq: SqRing,
+    pub(crate) cq: CqRing,
+    pub(crate) pool: RequestPool,
+    pub(crate) opts: QPairOpts,
+    pub(crate) generation: u64,
+    pub(crate) max_xfer: usize,
+    pub(crate) outstanding: usize,
+    pub(crate) timeout_cb: Option<TimeoutCallback>,
+    pub(crate) next_timeout_check: Option<Instant>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Controller {
+    /// Allocates an I/O queue pair: a free queue ID, rings in DMA memory,
+    /// Create I/O CQ then Create I/O SQ, and the request pool.
+    pub fn alloc_io_qpair(&self, opts: QPairOpts) -> Result<QPair, NvmeError> {
+        let c = &self.inner;
+        let max = c.cap.max_queue_entries().min(65536);
+        if opts.io_queue_size < 2 || opts.io_queue_size > max {
+            return Err(NvmeError::InvalidArgument(format!(
+                "io_queue_size {} must be within 2..={max} (CAP.MQES+1)",
+                opts.io_queue_size
+            )));
+        }
+        let entries = opts.io_queue_size.min(u16::MAX as u32) as u16;
+        let nreq = match opts.io_queue_requests {
+            0 => entries - 1,
+            n => n.min(entries as u32 - 1) as u16,
+        };
+        let qid = {
+            let mut q = c.qids.lock().unwrap();
+            let granted = q.len().saturating_sub(1) as u16;
+            let qid = q
+                .iter()
+                .position(|used| !used)
+                .ok_or(NvmeError::NoFreeQueue(granted))?;
+            q[qid] = true;
+            qid as u16
+        };
+        let release_qid = || c.qids.lock().unwrap()[qid as usize] = false;
+        let build = || -> Result<QPair, NvmeError> {
+            let sq_db = Doorbell::new(
+                &c.regs.bar,
+                sq_tail_doorbell(qid, c.dstrd),
+                c.shadow_slot(2 * qid as usize),
+            )?;
+            let cq_db = Doorbell::new(
+                &c.regs.bar,
+                cq_head_doorbell(qid, c.dstrd),
+                c.shadow_slot(2 * qid as usize + 1),
+            )?;
+            let sq = SqRing::new(entries, sq_db)?;
+            let cq = CqRing::new(entries, cq_db)?;
+            let pool = RequestPool::new(nreq)?;
+            let generation = c.generation.load(Ordering::Acquire);
+            if generation % 2 == 1 {
+                return Err(NvmeError::ControllerUnavailable);
+            }
+            c.create_io_cq(qid, entries, cq.iova())?;
+            if let Err(e) = c.create_io_sq(qid, entries, sq.iova()) {
+                let _ = c.delete_io_cq(qid);
+                return Err(e);
+            }
+            Ok(QPair {
+                ctrlr: c.clone(),
+                qid,
+                sq,
+                cq,
+                pool,
+                next_timeout_check: opts.timeout.map(|_| Instant::now()),
+                opts,
+                generation,
+                max_xfer: c.max_xfer,
+                outstanding: 0,
+                timeout_cb: None,
+                _not_send: PhantomData,
+            })
+        };
+        build().inspect_err(|_| release_qid())
+    }
+}
+
+impl std::fmt::Debug for QPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QPair")
+            .field("qid", &self.qid)
+            .field("entries", &self.sq.entries())
+            .field("outstanding", &self.outstanding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QPair {
+    /// Queue ID.
+    pub fn qid(&self) -> u16 {
+        self.qid
+    }
+    /// Requests in flight (submitted, not yet completed).
+    pub fn outstanding(&self) -> usize {
+        self.outstanding
+    }
+    /// Free requests: how many more single-command I/Os can be submitted now.
+    pub fn free_requests(&self) -> usize {
+        self.pool.free_count()
+    }
+    /// Entries in the submission queue.
+    pub fn queue_size(&self) -> u16 {
+        self.sq.entries()
+    }
+    /// Largest transfer of one command; bigger I/Os are split into several.
+    pub fn max_transfer_size(&self) -> usize {
+        self.max_xfer
+    }
+
+    /// Sets the callback consulted when a command times out (needs
+    /// `QPairOpts::timeout`). Without one, a timed-out command is aborted,
+    /// and if it times out again the controller is reset.
+    pub fn set_timeout_callback(
+        &mut self,
+        cb: impl FnMut(TimedOutCommand) -> TimeoutAction + 'static,
+    ) {
+        self.timeout_cb = Some(Box::new(cb));
+    }
+
+    /// Rings the SQ tail doorbell for commands queued with `delay_cmd_submit`.
+    #[inline]
+    pub fn flush(&mut self) {
+        self.sq.ring();
+    }
+
+    /// Processes up to `max` completions (0 = as many as the queue holds),
+    /// running each command's callback; writes the CQ head doorbell once,
+    /// rings pending submissions, and checks timeouts. Returns the number of
+    /// I/Os completed (requests failed by a reset recovery included).
+    pub fn process_completions(&mut self, max: usize) -> Result<usize, NvmeError> {
+        if self.ctrlr.generation.load(Ordering::Acquire) != self.generation {
+            return self.recover();
+        }
+        let limit = if max == 0 {
+            self.cq.entries() as usize
+        } else {
+            max
+        };
+        let mut n = 0;
+        while n < limit {
+            let Some(cqe) = self.cq.pop() else { break };
+            n += 1;
+            self.sq.head = cqe.sqhd;
+            self.complete_cqe(cqe);
+        }
+        if n > 0 {
+            self.cq.ring();
+        }
+        if self.sq.pending() {
+            self.sq.ring();
+        }
+        if self.next_timeout_check.is_some() {
+            self.check_timeouts()?;
+        }
+        Ok(n)
+    }
+
+    #[inline]
+    fn complete_cqe(&mut self, cqe: Cqe) {
+        let cid = cqe.cid;
+        if !self.pool.is_outstanding(cid) {
+            log::error!(
+                "qpair {}: completion for CID {cid} which is not outstanding; ignored",
+                self.qid
+            );
+            return;
+        }
+        let status = cqe.status();
+        let result = if status.is_success() {
+            Ok(())
+        } else {
+            Err(NvmeError::Command {
+                opcode: super::io::nvm_name(self.pool.reqs[cid as usize].opc),
+                status,
+            })
+        };
+        let parent = self.pool.reqs[cid as usize].parent;
+        if parent == NO_PARENT {
+            self.finish(cid, result, cqe.dw0);
+            return;
+        }
+        self.pool.release(cid);
+        let p = &mut self.pool.reqs[parent as usize];
+        if let Err(e) = result {
+            p.child_error.get_or_insert(e);
+        }
+        p.children_left -= 1;
+        if p.children_left == 0 {
+            let r = p.child_error.take().map_or(Ok(()), Err);
+            self.finish(parent, r, 0);
+        }
+    }
+
+    /// Completes a top-level request: frees it, then runs its callback.
+    #[inline]
+    pub(crate) fn finish(&mut self, cid: u16, result: Result<(), NvmeError>, cdw0: u32) {
+        let r = &mut self.pool.reqs[cid as usize];
+        let cb = r.cb.take();
+        let buf = std::mem::take(&mut r.buf);
+        self.pool.release(cid);
+        self.outstanding -= 1;
+        if let Some(cb) = cb {
+            cb.invoke(self, IoCompletion { result, cdw0, buf });
+        }
+    }
+
+    /// Stores callback and buffer on a top-level request.
+    #[inline]
+    pub(crate) fn arm(&mut self, cid: u16, buf: IoBuf, cb: Callback, opc: u8) {
+        let r = &mut self.pool.reqs[cid as usize];
+        r.cb = Some(cb);
+        r.buf = buf;
+        r.opc = opc;
+        self.outstanding += 1;
+    }
+}

@@ -1,0 +1,150 @@
+//! What happens to a qpair when things go wrong: per-command timeouts
+//! (callback, Abort, reset), recovery after a controller reset (queues
+//! re-created, in-flight I/O failed exactly once), detach, and deletion on drop.
+
+use super::qpair::{QPair, TimedOutCommand, TimeoutAction};
+use super::request::{ReqState, NO_PARENT};
+use super::NvmeError;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Generation of a qpair whose controller is detached: never matches again.
+const DEAD: u64 = u64::MAX;
+
+impl QPair {
+    pub(crate) fn check_timeouts(&mut self) -> Result<(), NvmeError> {
+        let (Some(t), Some(next)) = (self.opts.timeout, self.next_timeout_check) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now < next {
+            return Ok(());
+        }
+        self.next_timeout_check = Some(now + (t / 4).max(Duration::from_millis(1)));
+        for cid in 0..self.pool.capacity() as u16 {
+            let r = &self.pool.reqs[cid as usize];
+            let expired = r.state == ReqState::Outstanding
+                && r.submitted.is_some_and(|s| now.duration_since(s) > t);
+            if !expired {
+                continue;
+            }
+            let info = TimedOutCommand {
+                qid: self.qid,
+                cid,
+                opc: r.opc,
+                abort_sent: r.abort_sent,
+            };
+            let action = match self.timeout_cb.as_mut() {
+                Some(cb) => cb(info),
+                None if info.abort_sent => TimeoutAction::Reset,
+                None => TimeoutAction::Abort,
+            };
+            log::warn!(
+                "qpair {}: command CID {cid} opcode {:#x} timed out after {t:?}: {action:?}",
+                self.qid,
+                info.opc
+            );
+            match action {
+                TimeoutAction::Ignore => {}
+                TimeoutAction::Abort => {
+                    let r = &mut self.pool.reqs[cid as usize];
+                    r.abort_sent = true;
+                    r.submitted = Some(now);
+                    if let Err(e) = self.ctrlr.abort(self.qid, cid) {
+                        log::warn!("qpair {}: Abort of CID {cid} failed: {e}", self.qid);
+                    }
+                }
+                TimeoutAction::Reset => {
+                    self.ctrlr.reset()?;
+                    self.recover()?;
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a controller reset: empty and re-create the queues, then fail
+    /// every request that was in flight with [`NvmeError::AbortedByReset`].
+    pub(crate) fn recover(&mut self) -> Result<usize, NvmeError> {
+        let c = self.ctrlr.clone();
+        let generation = c.generation.load(Ordering::Acquire);
+        if c.detached.load(Ordering::Acquire) {
+            // Detached: the controller is disabled, so nothing is in flight any more.
+            if self.generation == DEAD {
+                return Err(NvmeError::ControllerUnavailable);
+            }
+            self.generation = DEAD;
+            return Ok(self.fail_all(|| NvmeError::ControllerUnavailable));
+        }
+        if generation % 2 == 1 {
+            return Err(NvmeError::ControllerUnavailable);
+        }
+        self.sq.reset();
+        self.cq.reset();
+        c.create_io_cq(self.qid, self.cq.entries(), self.cq.iova())?;
+        if let Err(e) = c.create_io_sq(self.qid, self.sq.entries(), self.sq.iova()) {
+            let _ = c.delete_io_cq(self.qid);
+            return Err(e);
+        }
+        self.generation = generation;
+        let n = self.fail_all(|| NvmeError::AbortedByReset);
+        if n > 0 {
+            log::warn!("qpair {}: {n} I/O failed by a controller reset", self.qid);
+        }
+        Ok(n)
+    }
+
+    /// Completes every outstanding request with `err()`: children are freed
+    /// silently, each top-level request's callback runs once.
+    fn fail_all(&mut self, err: fn() -> NvmeError) -> usize {
+        for cid in 0..self.pool.capacity() as u16 {
+            let r = &self.pool.reqs[cid as usize];
+            if r.state == ReqState::Outstanding && r.parent != NO_PARENT {
+                self.pool.release(cid);
+            }
+        }
+        // Recovery path (not per I/O): a list is fine here.
+        let failed: Vec<u16> = (0..self.pool.capacity() as u16)
+            .filter(|&cid| self.pool.is_outstanding(cid))
+            .collect();
+        for &cid in &failed {
+            self.pool.reqs[cid as usize].child_error = None;
+            self.finish(cid, Err(err()), 0);
+        }
+        failed.len()
+    }
+}
+
+impl Drop for QPair {
+    fn drop(&mut self) {
+        let c = self.ctrlr.clone();
+        let live = !c.detached.load(Ordering::Acquire)
+            && c.generation.load(Ordering::Acquire) == self.generation;
+        let deleted = live && c.delete_io_sq(self.qid).is_ok() && {
+            // The controller completed or aborted every command of the SQ.
+            while let Some(cqe) = self.cq.pop() {
+                if self.pool.is_outstanding(cqe.cid) {
+                    let r = &mut self.pool.reqs[cqe.cid as usize];
+                    r.cb = None;
+                }
+            }
+            c.delete_io_cq(self.qid).is_ok()
+        };
+        if live && !deleted && self.outstanding > 0 {
+            // The controller may still DMA into in-flight buffers: keep them alive forever.
+            log::error!(
+                "qpair {}: could not delete queues with {} I/O in flight; leaking their buffers",
+                self.qid,
+                self.outstanding
+            );
+            for r in &mut self.pool.reqs {
+                std::mem::forget(std::mem::take(&mut r.buf));
+            }
+        }
+        let mut q = c.qids.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = q.get_mut(self.qid as usize) {
+            *slot = false;
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Submission and completion rings in DMA memory and their doorbells: the
+//! only place the driver touches queue memory and doorbell registers.
+//!
+//! Ordering: an SQE is written to memory before its tail doorbell (a release
+//! fence orders the stores); a CQE's phase tag is read first and the rest of
+//! the entry only after an acquire fence. With a shadow doorbell buffer
+//! (Doorbell Buffer Config) the new value goes to host memory and the MMIO
+//! doorbell is written only when the controller's EventIdx asks for it.
+
+use super::spec::{Cqe, Sqe};
+use super::NvmeError;
+use crate::env::DmaBuf;
+use crate::pci::Bar;
+use std::sync::atomic::{fence, Ordering};
+
+/// One doorbell: its MMIO register, and optionally its shadow and EventIdx slots.
+pub(crate) struct Doorbell {
+    _bar: Bar,
+    mmio: *mut u32,
+    shadow: Option<(*mut u32, *mut u32)>,
+    /// The value last published (shadow or MMIO).
+    last: u16,
+}
+
+// SAFETY: the raw pointers target BAR0 (kept mapped by `_bar`) and the
+// controller's shadow pages; a Doorbell is used by one thread at a time
+// (inside a QPair, or behind the admin queue's mutex).
+unsafe impl Send for Doorbell {}
+
+impl Doorbell {
+    /// The doorbell at byte `off` of `bar`; `shadow` = (shadow slot, eventidx slot).
+    pub(crate) fn new(
+        bar: &Bar,
+        off: usize,
+        shadow: Option<(*mut u32, *mut u32)>,
+    ) -> Result<Self, NvmeError> {
+        if off + 4 > bar.len() {
+            return Err(NvmeError::Unsupported(format!(
+                "doorbell at {off:#x} is beyond BAR0 ({:#x} bytes)",
+                bar.len()
+            )));
+        }
+        Ok(Doorbell {
+            _bar: bar.clone(),
+            // SAFETY: off + 4 <= bar.len() was checked, so the pointer is inside the mapping.
+            mmio: unsafe { bar.as_ptr().add(off) }.cast::<u32>(),
+            shadow,
+            last: 0,
+        })
+    }
+
+    /// Publishes `value` (new SQ tail or CQ head).
+    #[inline]
+    pub(crate) fn ring(&mut self, value: u16) {
+        let old = self.last;
+        self.last = value;
+        if let Some((db, ei)) = self.shadow {
+            // Queue entries (or consumed CQ slots) before the shadow value.
+            fence(Ordering::Release);
+            // SAFETY: db/ei point into the controller's shadow doorbell pages,
+            // which live as long as the controller (the qpair keeps it alive),
+            // and this slot belongs to this queue only.
+            unsafe { db.write_volatile(value as u32) };
+            // The shadow store must be visible before EventIdx is read (a full fence).
+            fence(Ordering::SeqCst);
+            // SAFETY: as above.
+            let event_idx = unsafe { ei.read_volatile() } as u16;
+            if !need_event(event_idx, value, old) {
+                return;
+            }
+        } else {
+            fence(Ordering::Release);
+        }
+        // SAFETY: mmio is inside BAR0 (checked in new), the Bar clone keeps it mapped.
+        unsafe { self.mmio.write_volatile(value as u32) };
+    }
+
+    /// Forgets the last value and clears the shadow and EventIdx slots
+    /// (after a controller reset, before the queue is created again: a stale
+    /// EventIdx would otherwise suppress the first MMIO doorbell).
+    pub(crate) fn reset(&mut self) {
+        self.last = 0;
+        if let Some((db, ei)) = self.shadow {
+            // SAFETY: as in ring; the controller does not use the slots of a
+            // queue that does not exist.
+            unsafe {
+                db.write_volatile(0);
+                ei.write_volatile(0);
+            }
+        }
+    }
+}
+
+/// The EventIdx rule (as virtio's vring_need_event): ring the MMIO doorbell
+/// when the controller's event index lies in (old, new].
+#[inline]
+pub(crate) fn need_event(event_idx: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event_idx).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
+/// A submission queue ring.
+pub(crate) struct SqRing {
+    mem: DmaBuf,
+    base: *mut Sqe,
+    entries: u16,
+    tail: u16,
+    /// SQ head as last reported by the controller (CQE SQHD).
+    pub(crate) head: u16,
+    pub(crate) db: Doorbell,
+}
+
+// SAFETY: `base` points into `mem`, owned by the ring; used by one thread at a time.
+unsafe impl Send for SqRing {}
+
+impl SqRing {
+    /// A ring of `entries` commands in fresh zeroed DMA memory.
+    pub(crate) fn new(entries: u16, db: Doorbell) -> Result<Self, NvmeError> {
+        let len = entries as usize * 64;
+        // Aligned to its own size: never crosses a hugepage, so IOVA-contiguous.
+        let mut mem = DmaBuf::alloc_zeroed(len, len.next_power_of_two().max(4096))?;
+        if mem.contiguous_len(0) < entries as usize * 64 {
+            return Err(NvmeError::Unsupported(format!(
+                "SQ of {entries} entries is not IOVA-contiguous; use a smaller queue"
+            )));
+        }
+        let base = mem[..].as_mut_ptr().cast::<Sqe>();
+        Ok(SqRing {
+            mem,
+            base,
+            entries,
+            tail: 0,
+            head: 0,
+            db,
+        })
+    }
+    /// IOVA of the ring (ASQ / Create I/O SQ PRP1).
+    pub(crate) fn iova(&self) -> u64 {
+        self.mem.iova()
+    }
+    /// Number of entries.
+    pub(crate) fn entries(&self) -> u16 {
+        self.entries
+    }
+    /// Free slots (one slot is always left empty).
+    pub(crate) fn free(&self) -> u16 {
+        let used = (self.tail + self.entries - self.head) % self.entries;
+        self.entries - 1 - used
+    }
+    /// Copies `sqe` into the tail slot and advances the tail (no doorbell).
+    #[inline]
+    pub(crate) fn push(&mut self, sqe: &Sqe) {
+        debug_assert!(self.free() > 0);
+        // SAFETY: tail < entries, so the slot is inside `mem`, which this ring owns.
+        unsafe { self.base.add(self.tail as usize).write_volatile(*sqe) };
+        self.tail += 1;
+        if self.tail == self.entries {
+            self.tail = 0;
+        }
+    }
+    /// Rings the tail doorbell if entries were pushed since the last ring.
+    #[inline]
+    pub(crate) fn ring(&mut self) {
+        if self.db.last != self.tail {
+            self.db.ring(self.tail);
+        }
+    }
+    /// The current tail (for taking back entries that were never rung).
+    pub(crate) fn tail(&self) -> u16 {
+        self.tail
+    }
+    /// Moves the tail back to `tail`, dropping entries pushed after it; only
+    /// valid while those entries have not been published by a doorbell.
+    pub(crate) fn set_tail(&mut self, tail: u16) {
+        self.tail = tail;
+    }
+    /// True when pushed entries are waiting for a doorbell.
+    pub(crate) fn pending(&self) -> bool {
+        self.db.last != self.tail
+    }
+    /// Back to an empty ring (after a controller reset).
+    pub(crate) fn reset(&mut self) {
+        self.tail = 0;
+        self.head = 0;
+        self.db.reset();
+    }
+}
+
+/// A completion queue ring.
+pub(crate) struct CqRing {
+    mem: DmaBuf,
+    base: *const Cqe,
+    entries: u16,
+    head: u16,
+    phase: bool,
+    pub(crate) db: Doorbell,
+}
+
+// SAFETY: `base` points into `mem`, owned by the ring; used by one thread at a time.
+unsafe impl Send for CqRing {}
+
+impl CqRing {
+    /// A ring of `entries` completions in fresh zeroed DMA memory.
+    pub(crate) fn new(entries: u16, db: Doorbell) -> Result<Self, NvmeError> {
+        let len = entries as usize * 16;
+        let mut mem = DmaBuf::alloc_zeroed(len, len.next_power_of_two().max(4096))?;
+        if mem.contiguous_len(0) < entries as usize * 16 {
+            return Err(NvmeError::Unsupported(format!(
+                "CQ of {entries} entries is not IOVA-contiguous; use a smaller queue"
+            )));
+        }
+        let base = mem[..].as_mut_ptr().cast::<Cqe>().cast_const();
+        Ok(CqRing {
+            mem,
+            base,
+            entries,
+            head: 0,
+            phase: true,
+            db,
+        })
+    }
+    /// IOVA of the ring.
+    pub(crate) fn iova(&self) -> u64 {
+        self.mem.iova()
+    }
+    /// Number of entries.
+    pub(crate) fn entries(&self) -> u16 {
+        self.entries
+    }
+    /// The entry at the head if the controller has posted it (phase tag
+    /// matches), and advances past it. The doorbell is not written.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<Cqe> {
+        // SAFETY: head < entries, inside `mem`, which this ring owns; the
+        // device writes it by DMA, so every read is volatile.
+        let slot = unsafe { self.base.add(self.head as usize) };
+        // SAFETY: as above; the status word is read alone first.
+        let status = unsafe { std::ptr::addr_of!((*slot).status).read_volatile() };
+        if (status & 1 != 0) != self.phase {
+            return None;
+        }
+        // The rest of the entry must not be read before the phase tag.
+        fence(Ordering::Acquire);
+        // SAFETY: as above.
+        let cqe = unsafe { slot.read_volatile() };
+        self.head += 1;
+        if self.head == self.entries {
+            self.head = 0;
+            self.phase = !self.phase;
+        }
+        Some(cqe)
+    }
+    /// Publishes the head (once per batch of pops).
+    #[inline]
+    pub(crate) fn ring(&mut self) {
+        if self.db.last != self.head {
+            self.db.ring(self.head);
+        }
+    }
+    /// Back to an empty ring with zeroed memory (after a controller reset).
+    pub(crate) fn reset(&mut self) {
+        self.mem.fill(0);
+        self.head = 0;
+        self.phase = true;
+        self.db.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::need_event;
+
+    #[test]
+    fn event_idx_rule_rings_only_when_the_index_was_crossed() {
+        // Controller wants a doorbell when tail passes 5.
+        assert!(need_event(5, 6, 5));
+        assert!(need_event(5, 8, 3));
+        assert!(!need_event(5, 5, 3), "event index not yet passed");
+        assert!(!need_event(9, 8, 3));
+        // Wrap-around of the 16-bit counters.
+        assert!(need_event(0xffff, 2, 0xfffe));
+        assert!(!need_event(4, 2, 0xfffe));
+    }
+}

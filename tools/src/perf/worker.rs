@@ -1,0 +1,243 @@
+//! One perf worker: a pinned thread, one qpair per namespace, a fixed
+//! number of I/Os in flight, one doorbell per batch, one clock read per batch.
+
+use super::args::{Config, Pattern};
+use super::report::{NsResult, Progress};
+use hdrhistogram::Histogram;
+use spdk_io::env::DmaBuf;
+use spdk_io::nvme::{Controller, IoCompletion, Namespace, QPair, QPairOpts};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A completed I/O waiting to be accounted (kept in a preallocated vector).
+struct Done {
+    start: Instant,
+    buf: DmaBuf,
+    ok: bool,
+}
+
+type DoneList = Rc<RefCell<(Vec<Done>, Option<String>)>>;
+
+struct NsCtx {
+    name: String,
+    qp: QPair,
+    ns: Namespace,
+    free: Vec<DmaBuf>,
+    done: DoneList,
+    hist: Histogram<u64>,
+    ios: u64,
+    errors: u64,
+    min_ns: u64,
+    max_ns: u64,
+    sum_ns: u128,
+    blocks_per_io: u32,
+    ios_in_ns: u64,
+    next_seq: u64,
+}
+
+/// xorshift64*: a small fast generator; no syscalls, no allocation.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn on_complete(done: DoneList, start: Instant, c: IoCompletion) {
+    let mut d = done.borrow_mut();
+    let ok = c.result.is_ok();
+    if let Err(e) = &c.result {
+        d.1.get_or_insert_with(|| e.to_string());
+    }
+    if let Some(buf) = c.buf.into_dma_buf() {
+        d.0.push(Done { start, buf, ok });
+    }
+}
+
+fn pin(core: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(core).is_ok() {
+        if let Err(e) = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set) {
+            eprintln!("perf: cannot pin to core {core}: {e}; running unpinned");
+        }
+    }
+}
+
+/// Runs one worker until `stop`; returns one result per namespace.
+pub fn run(
+    slot: usize,
+    core: usize,
+    targets: &[(&Controller, Namespace)],
+    cfg: &Config,
+    stop: &AtomicBool,
+    progress: &Progress,
+) -> Result<Vec<NsResult>, String> {
+    pin(core);
+    let mut ctxs = Vec::new();
+    for (c, ns) in targets {
+        let opts = QPairOpts {
+            io_queue_size: cfg.io_queue_size,
+            io_queue_requests: 0,
+            delay_cmd_submit: cfg.batch,
+            timeout: None,
+        };
+        let qp = c
+            .alloc_io_qpair(opts)
+            .map_err(|e| format!("{} NSID {}: allocating a qpair: {e}", c.trid(), ns.id()))?;
+        if (qp.free_requests() as u32) < cfg.queue_depth {
+            return Err(format!(
+                "-q {} exceeds the {} requests of a qpair; raise --io-queue-size",
+                cfg.queue_depth,
+                qp.free_requests()
+            ));
+        }
+        let mut free = Vec::with_capacity(cfg.queue_depth as usize);
+        for i in 0..cfg.queue_depth {
+            let mut b = DmaBuf::alloc(cfg.io_size, 4096).map_err(|e| e.to_string())?;
+            b.fill((i as u8) ^ 0x5a);
+            free.push(b);
+        }
+        let blocks_per_io = (cfg.io_size / ns.block_size() as usize) as u32;
+        let traddr = &c.trid().traddr;
+        ctxs.push(NsCtx {
+            name: format!("PCIE ({traddr}) NSID {} from core {core:2}", ns.id()),
+            qp,
+            ns: ns.clone(),
+            free,
+            done: Rc::new(RefCell::new((
+                Vec::with_capacity(cfg.queue_depth as usize),
+                None,
+            ))),
+            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?,
+            ios: 0,
+            errors: 0,
+            min_ns: u64::MAX,
+            max_ns: 0,
+            sum_ns: 0,
+            blocks_per_io,
+            ios_in_ns: (ns.num_blocks() / blocks_per_io as u64).max(1),
+            next_seq: 0,
+        });
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((slot as u64 + 1) << 17));
+    let start = Instant::now();
+    let mut iter = 0u64;
+    let mut total_ios = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        for ctx in &mut ctxs {
+            submit_free(ctx, cfg, &mut rng)?;
+            ctx.qp
+                .process_completions(0)
+                .map_err(|e| format!("{}: {e}", ctx.name))?;
+            total_ios += account(ctx);
+        }
+        iter += 1;
+        if iter % 64 == 0 {
+            progress.update(slot, total_ios, total_ios * cfg.io_size as u64);
+        }
+    }
+    let elapsed = start.elapsed();
+    // Drain: let every I/O in flight complete (not counted).
+    let drain_deadline = Instant::now() + Duration::from_secs(10);
+    for ctx in &mut ctxs {
+        while ctx.qp.outstanding() > 0 && Instant::now() < drain_deadline {
+            ctx.qp
+                .process_completions(0)
+                .map_err(|e| format!("{}: {e}", ctx.name))?;
+        }
+        ctx.done.borrow_mut().0.clear();
+    }
+    Ok(ctxs
+        .into_iter()
+        .map(|c| {
+            if let Some(e) = &c.done.borrow().1 {
+                eprintln!("perf: {}: I/O error: {e}", c.name);
+            }
+            NsResult {
+                name: c.name,
+                nsid: c.ns.id(),
+                core,
+                ios: c.ios,
+                bytes: c.ios * cfg.io_size as u64,
+                errors: c.errors,
+                seconds: elapsed.as_secs_f64(),
+                min_ns: if c.ios == 0 { 0 } else { c.min_ns },
+                max_ns: c.max_ns,
+                sum_ns: c.sum_ns,
+                hist: c.hist,
+            }
+        })
+        .collect())
+}
+
+/// Submits one I/O per free buffer, all stamped with one clock read, then rings once.
+fn submit_free(ctx: &mut NsCtx, cfg: &Config, rng: &mut Rng) -> Result<(), String> {
+    if ctx.free.is_empty() {
+        return Ok(());
+    }
+    let now = Instant::now();
+    while let Some(buf) = ctx.free.pop() {
+        let idx = match cfg.pattern {
+            Pattern::Random => rng.next() % ctx.ios_in_ns,
+            Pattern::Sequential => {
+                let i = ctx.next_seq;
+                ctx.next_seq = (i + 1) % ctx.ios_in_ns;
+                i
+            }
+        };
+        let lba = idx * ctx.blocks_per_io as u64;
+        let read =
+            cfg.read_pct == 100 || (cfg.read_pct > 0 && (rng.next() % 100) < cfg.read_pct as u64);
+        let done = ctx.done.clone();
+        let cb = move |_: &mut QPair, c: IoCompletion| on_complete(done, now, c);
+        let r = if read {
+            ctx.qp.read(&ctx.ns, buf, lba, ctx.blocks_per_io, cb)
+        } else {
+            ctx.qp.write(&ctx.ns, buf, lba, ctx.blocks_per_io, cb)
+        };
+        if let Err(e) = r {
+            let retry = e.error.is_retryable();
+            if let Some(b) = e.buf.into_dma_buf() {
+                ctx.free.push(b);
+            }
+            if retry {
+                break;
+            }
+            return Err(format!("{}: submit: {}", ctx.name, e.error));
+        }
+    }
+    ctx.qp.flush();
+    Ok(())
+}
+
+/// Accounts completed I/Os with one clock read; returns how many.
+fn account(ctx: &mut NsCtx) -> u64 {
+    let mut d = ctx.done.borrow_mut();
+    if d.0.is_empty() {
+        return 0;
+    }
+    let now = Instant::now();
+    let n = d.0.len() as u64;
+    for Done { start, buf, ok } in d.0.drain(..) {
+        let lat = now.duration_since(start).as_nanos() as u64;
+        if ok {
+            ctx.ios += 1;
+            ctx.sum_ns += lat as u128;
+            ctx.min_ns = ctx.min_ns.min(lat);
+            ctx.max_ns = ctx.max_ns.max(lat);
+            let _ = ctx.hist.record(lat.max(1));
+        } else {
+            ctx.errors += 1;
+        }
+        ctx.free.push(buf);
+    }
+    n
+}
