@@ -6,9 +6,9 @@
 # spdk-io perf --output-format json: IOPS, MiB/s and average latency are
 # read from .total (iops, mib_s, avg_lat_us). Its polling cores
 # (.workload.cores, one by default) are 100 % busy, so its CPU time per I/O
-# is cores/IOPS. fio: jobs[0] read+write IOPS and
-# bandwidth, mean total latency (submission to completion, lat_ns), usr_cpu + sys_cpu (per cent of one
-# CPU) for its CPU time per I/O.
+# is cores/IOPS. fio: jobs[0] read+write IOPS and bandwidth, mean total
+# latency (submission to completion, lat_ns), and usr_cpu + sys_cpu (per
+# cent of one CPU) for its CPU time per I/O.
 
 # bench_json RESULTS: the JSON object keyed by workload name, in the order
 # the guest ran them; the file drive's workloads get the suffix "-file".
