@@ -445,7 +445,7 @@ impl ChannelInner {
         match std::mem::replace(&mut s.cb, Cb::None) {
             Cb::Done(cb) => {
                 let c = IoCompletion {
-                    status: status,
+                    status,
                     io_type: s.io_type,
                     offset_blocks: s.offset_blocks,
                     num_blocks: s.num_blocks,
