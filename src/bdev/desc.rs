@@ -82,10 +82,13 @@ pub struct Desc {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// (bdev address, lightweight thread id or 0).
+type ChannelKey = (usize, u64);
+
 thread_local! {
     /// This OS thread's live channels, by bdev and lightweight thread: what makes
     /// `get_io_channel` return the same channel per thread.
-    static THREAD_CHANNELS: RefCell<Vec<((usize, u64), Weak<ChannelInner>)>> = const { RefCell::new(Vec::new()) };
+    static THREAD_CHANNELS: RefCell<Vec<(ChannelKey, Weak<ChannelInner>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Opens a bdev by name, alias or UUID (`spdk_bdev_open_ext`).
