@@ -5,6 +5,7 @@
 mod job;
 mod pattern;
 mod report;
+mod task;
 
 use clap::{Args, ValueEnum};
 use job::{JobConfig, JobResult, Shared};
