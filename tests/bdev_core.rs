@@ -400,3 +400,35 @@ fn dropped_future_still_completes_and_frees_its_request() {
     ch.poll();
     assert_eq!(ch.outstanding(), 0);
 }
+
+#[test]
+fn get_io_channel_returns_the_threads_channel_while_it_lives() {
+    let n = uniq("Null");
+    null(&n, 64);
+    let d = bdev::open(&n, true).unwrap();
+    let a = d.get_io_channel().unwrap();
+    let b = bdev::open(&n, false).unwrap().get_io_channel().unwrap();
+    d.read_blocks(&a, IoBuf::new(512), 0, 1, Box::new(|_| {}))
+        .unwrap();
+    assert_eq!(b.outstanding(), 1, "one channel per bdev per thread");
+    a.poll();
+    let other = std::thread::spawn({
+        let d = d.clone();
+        move || d.get_io_channel().unwrap().outstanding()
+    });
+    d.read_blocks(&a, IoBuf::new(512), 0, 1, Box::new(|_| {}))
+        .unwrap();
+    assert_eq!(
+        other.join().unwrap(),
+        0,
+        "another thread gets its own channel"
+    );
+    a.poll();
+    drop((a, b));
+    let c = d.get_io_channel().unwrap();
+    assert_eq!(
+        c.iostat().num_read_ops,
+        0,
+        "a new channel once the old one is gone"
+    );
+}

@@ -406,3 +406,61 @@ fn a_qpair_that_outlives_its_controller_fails_cleanly() {
         Err(NvmeError::ControllerUnavailable)
     ));
 }
+
+#[test]
+fn completion_head_doorbells_wait_until_space_could_run_short() {
+    let e = emu(5);
+    let c = Controller::attach(
+        e.clone(),
+        ControllerOpts {
+            shadow_doorbell: false,
+            ..ControllerOpts::default()
+        },
+    )
+    .unwrap();
+    let ns = c.namespace(1).unwrap();
+    let mut qp = c
+        .alloc_io_qpair(QPairOpts {
+            io_queue_size: 16,
+            ..QPairOpts::default()
+        })
+        .unwrap();
+    // QD1: one SQ doorbell per I/O, a CQ doorbell only every ~14 completions.
+    let before = e.stats().doorbell_writes;
+    for i in 0..100u64 {
+        write_sync(&mut qp, &ns, patterned(512, i), i, 1).unwrap();
+    }
+    let writes = e.stats().doorbell_writes - before;
+    assert!(writes >= 100, "every submission rings");
+    assert!(
+        writes <= 100 + 100 / 10,
+        "{writes} doorbell writes for 100 I/Os"
+    );
+    // A full queue (15 requests in flight on 16 entries) never stalls.
+    let done = Rc::new(Cell::new(0u32));
+    for round in 0..40u64 {
+        for i in 0..15u64 {
+            let d = done.clone();
+            qp.read(
+                &ns,
+                DmaBuf::alloc(512, 4096).unwrap(),
+                round * 15 + i,
+                1,
+                move |_, c| {
+                    c.result.unwrap();
+                    d.set(d.get() + 1);
+                },
+            )
+            .unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while qp.outstanding() > 0 {
+            qp.process_completions(0).unwrap();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stalled in round {round}"
+            );
+        }
+    }
+    assert_eq!(done.get(), 600);
+}

@@ -4,10 +4,11 @@
 # after common.sh.
 #
 # spdk-io perf --output-format json: IOPS, MiB/s and average latency are
-# read from .total (iops, mib_s, avg_lat_us). Its polling core is 100 %
-# busy, so its CPU time per I/O is 1/IOPS. fio: jobs[0] read+write IOPS and
-# bandwidth, mean completion latency, usr_cpu + sys_cpu (per cent of one
-# CPU) for its CPU time per I/O.
+# read from .total (iops, mib_s, avg_lat_us). Its polling cores
+# (.workload.cores, one by default) are 100 % busy, so its CPU time per I/O
+# is cores/IOPS. fio: jobs[0] read+write IOPS and bandwidth, mean total
+# latency (submission to completion, lat_ns), and usr_cpu + sys_cpu (per
+# cent of one CPU) for its CPU time per I/O.
 
 # bench_json RESULTS: the JSON object keyed by workload name, in the order
 # the guest ran them; the file drive's workloads get the suffix "-file".
@@ -19,11 +20,12 @@ bench_json() {
         | ($j.read.iops + $j.write.iops) as $iops
         | { iops: $iops,
             mib_s: (($j.read.bw + $j.write.bw) / 1024),
-            avg_lat_us: ((if $j.read.iops > 0 then $j.read.clat_ns.mean else $j.write.clat_ns.mean end) / 1000),
+            avg_lat_us: ((if $j.read.iops > 0 then $j.read.lat_ns.mean else $j.write.lat_ns.mean end) / 1000),
             cpu_us_per_io: (if $iops > 0 then ($j.usr_cpu + $j.sys_cpu) / 100 / $iops * 1e6 else null end) };
-      def spdk: .out.total
+      def spdk: (.out.workload.cores // [0] | length) as $cores
+        | .out.total
         | { iops: .iops, mib_s: .mib_s, avg_lat_us: .avg_lat_us,
-            cpu_us_per_io: (if .iops > 0 then 1e6 / .iops else null end) };
+            cpu_us_per_io: (if .iops > 0 then $cores * 1e6 / .iops else null end) };
       def r(a; b): if a != null and b != null and b > 0 then (a / b * 100 | round) / 100 else null end;
       def two: . * 100 | round / 100;
       reduce .[] as $r ({}; .[$r | key] += [$r])

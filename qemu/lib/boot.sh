@@ -69,7 +69,9 @@ run_qemu() {
     -chardev "stdio,id=console,signal=off" -serial chardev:console
     -serial "file:$dir/results" "${QEMU_DRIVE_ARGS[@]}")
   [[ $VERBOSE == 1 ]] && log "qemu-system-x86_64 ${args[*]}"
-  timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 "${args[@]}" </dev/null
+  # --foreground: stay in the caller's process group, so that Ctrl-C or a
+  # kill of the group reaches qemu too.
+  timeout --foreground --kill-after=10 "$TIMEOUT" qemu-system-x86_64 "${args[@]}" </dev/null
 }
 
 # guest_status DIR: the exit status the guest reported, or nothing.

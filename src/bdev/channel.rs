@@ -51,11 +51,11 @@ pub(crate) struct ChannelInner {
     pub supported: u32,
     pub done: Completer,
     nomem: RefCell<VecDeque<u32>>,
-    split_wait: RefCell<VecDeque<u32>>,
+    pub(crate) split_wait: RefCell<VecDeque<u32>>,
     io_wait: RefCell<VecDeque<Box<dyn FnOnce()>>>,
     pub stat: Arc<ChannelStat>,
     pub now: Cell<u64>,
-    in_module: Cell<u32>,
+    pub(crate) in_module: Cell<u32>,
     progressed: Cell<bool>,
     poller: RefCell<Option<Poller>>,
 }
@@ -222,7 +222,7 @@ impl ChannelInner {
 
     /// Hands request `idx` to the module.
     #[inline]
-    fn to_module(&self, pool: &mut Pool, idx: u32) {
+    pub(crate) fn to_module(&self, pool: &mut Pool, idx: u32) {
         let s = &mut pool.slots[idx as usize];
         s.state = State::InModule;
         let (io_type, off, n, parent, data_off, gen) = (
@@ -250,62 +250,6 @@ impl ChannelInner {
             data_off,
             whole,
         });
-    }
-
-    /// Issues children of split parent `p` while requests are free.
-    fn continue_split(&self, pool: &mut Pool, p: u32) {
-        if pool.slots[p as usize].state != State::SplitParent {
-            return;
-        }
-        loop {
-            let ps = &pool.slots[p as usize];
-            if ps.split_next >= ps.split_end || !ps.status.is_success() {
-                break;
-            }
-            let (next, end, io_type, start) =
-                (ps.split_next, ps.split_end, ps.io_type, ps.offset_blocks);
-            let Some(c) = pool.alloc() else {
-                let mut w = self.split_wait.borrow_mut();
-                if !w.contains(&p) {
-                    w.push_back(p);
-                }
-                return;
-            };
-            let mut n = end - next;
-            if self.max_rw != 0 {
-                n = n.min(self.max_rw);
-            }
-            if self.boundary != 0 {
-                n = n.min(self.boundary - next % self.boundary);
-            }
-            let cs = &mut pool.slots[c as usize];
-            cs.io_type = io_type;
-            cs.offset_blocks = next;
-            cs.num_blocks = n;
-            cs.parent = p;
-            cs.data_off = ((next - start) * self.block_size as u64) as usize;
-            cs.cb = Cb::None;
-            cs.status = IoStatus::Success;
-            let ps = &mut pool.slots[p as usize];
-            ps.split_next = next + n;
-            ps.split_outstanding += 1;
-            self.to_module(pool, c);
-        }
-        let ps = &pool.slots[p as usize];
-        if ps.split_outstanding == 0 {
-            // Nothing in flight and nothing more to issue (or an error stopped
-            // it): the parent is finished. Complete it through the queue so
-            // the callback never runs inside a submit call.
-            let st = ps.status;
-            let id = pool.id(p);
-            pool.slots[p as usize].state = State::InModule;
-            self.in_module.set(self.in_module.get() + 1);
-            self.done.push(Done {
-                id,
-                status: st,
-                has_data: false,
-            });
-        }
     }
 
     pub(crate) fn poll(&self) -> usize {
@@ -352,20 +296,6 @@ impl ChannelInner {
             } else {
                 self.to_module(&mut pool, idx);
             }
-        }
-    }
-
-    fn retry_split(&self) {
-        let n = self.split_wait.borrow().len();
-        for _ in 0..n {
-            if self.pool.borrow().free_count() == 0 {
-                return;
-            }
-            let Some(p) = self.split_wait.borrow_mut().pop_front() else {
-                break;
-            };
-            let mut pool = self.pool.borrow_mut();
-            self.continue_split(&mut pool, p);
         }
     }
 
@@ -445,7 +375,7 @@ impl ChannelInner {
         match std::mem::replace(&mut s.cb, Cb::None) {
             Cb::Done(cb) => {
                 let c = IoCompletion {
-                    status: status,
+                    status,
                     io_type: s.io_type,
                     offset_blocks: s.offset_blocks,
                     num_blocks: s.num_blocks,

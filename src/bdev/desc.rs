@@ -2,10 +2,12 @@
 //! read-only or writable, that receives the bdev's events and may hold a
 //! module's exclusive claim.
 
-use super::channel::Channel;
+use super::channel::{Channel, ChannelInner};
 use super::device::{Bdev, Claim};
 use super::{registry, BdevError, Result};
 use crate::thread::{Thread, ThreadHandle};
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -79,6 +81,15 @@ pub struct Desc {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// (bdev address, lightweight thread id or 0).
+type ChannelKey = (usize, u64);
+
+thread_local! {
+    /// This OS thread's live channels, by bdev and lightweight thread: what makes
+    /// `get_io_channel` return the same channel per thread.
+    static THREAD_CHANNELS: RefCell<Vec<(ChannelKey, Weak<ChannelInner>)>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Opens a bdev by name, alias or UUID (`spdk_bdev_open_ext`).
 /// `event_cb` receives [`BdevEvent::Remove`] when the bdev goes away, on
@@ -166,15 +177,33 @@ impl Desc {
         }
     }
 
-    /// A new I/O channel for the calling thread (`spdk_bdev_get_io_channel`).
-    /// Keep one per thread and reuse it; it must be polled on that thread
-    /// (its poller does this when the thread layer runs it).
+    /// The calling thread's I/O channel to the bdev
+    /// (`spdk_bdev_get_io_channel`): the same channel for every call on one
+    /// thread while any handle to it is alive, a new one otherwise. It must
+    /// be polled on that thread (its poller does this on a lightweight thread).
     pub fn get_io_channel(&self) -> Result<Channel> {
-        Channel::new(self.inner.bdev.clone(), None)
+        // Per bdev and per lightweight thread (several may share an OS thread).
+        let key = (
+            Arc::as_ptr(&self.inner.bdev) as usize,
+            Thread::current().map_or(0, |t| t.id()),
+        );
+        let cached = THREAD_CHANNELS.with(|c| {
+            let mut c = c.borrow_mut();
+            c.retain(|(_, w)| w.strong_count() > 0);
+            c.iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, w)| w.upgrade())
+        });
+        if let Some(inner) = cached {
+            return Ok(Channel(inner));
+        }
+        let ch = Channel::new(self.inner.bdev.clone(), None)?;
+        THREAD_CHANNELS.with(|c| c.borrow_mut().push((key, Rc::downgrade(&ch.0))));
+        Ok(ch)
     }
 
-    /// A new channel whose pool holds `pool_size` requests instead of the
-    /// default (see [`super::set_io_pool_size`]).
+    /// A new channel (never shared) whose pool holds `pool_size` requests
+    /// instead of the default (see [`super::set_io_pool_size`]).
     pub fn get_io_channel_sized(&self, pool_size: usize) -> Result<Channel> {
         Channel::new(self.inner.bdev.clone(), Some(pool_size.max(1)))
     }

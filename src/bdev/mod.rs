@@ -21,7 +21,7 @@
 //! | `module` | [`BdevModule`], module registration, init/fini, examine |
 //! | `device`, `registry` | [`Bdev`], [`BdevProps`], lookup by name/alias/UUID |
 //! | `desc` | [`Desc`], [`open_ext`], claims, [`BdevEvent`] |
-//! | `channel`, `pool` | [`Channel`]: pooled requests, splitting, NOMEM retry, io_wait, poll |
+//! | `channel`, `pool`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; splitting |
 //! | `submit` | the I/O calls of a descriptor |
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
@@ -48,6 +48,7 @@ pub mod passthru;
 mod pool;
 mod registry;
 pub mod split;
+mod split_io;
 mod stat;
 mod submit;
 pub mod ticks;

@@ -228,9 +228,9 @@ impl QPair {
             self.sq.head = cqe.sqhd;
             self.complete_cqe(cqe);
         }
-        if n > 0 {
-            self.cq.ring();
-        }
+        // Commands the controller may still complete (parents included: an over-estimate is safe).
+        let in_flight = self.pool.capacity() - self.pool.free_count();
+        self.cq.ring_lazy(in_flight);
         if self.sq.pending() {
             self.sq.ring();
         }

@@ -3,10 +3,10 @@
 //! buffers and resubmits itself from its completion, so the steady state
 //! allocates nothing.
 
-use super::pattern;
+use super::task::{Phase, Task};
 use super::Workload;
 use hdrhistogram::Histogram;
-use spdk_io::bdev::{self, BdevError, Channel, Desc, IoBuf, IoCompletion, IoDone, IoType};
+use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion};
 use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -67,54 +67,37 @@ fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
-struct Job {
-    cfg: JobConfig,
-    desc: Desc,
-    ch: Channel,
-    block_size: usize,
-    io_blocks: u64,
-    base_io: u64,
-    span_ios: u64,
-    next_io: Cell<u64>,
-    rng: Cell<u64>,
-    seq: Cell<u64>,
-    stopping: Cell<bool>,
-    outstanding: Cell<u32>,
-    ios: Cell<u64>,
-    failed: Cell<u64>,
-    miscompares: Cell<u64>,
-    lat_sum: Cell<u64>,
-    lat_min: Cell<u64>,
-    lat_max: Cell<u64>,
-    hist: RefCell<Histogram<u64>>,
-    start: u64,
-    start_cpu: u64,
-    stop_cpu: Cell<u64>,
-    stop_at: Cell<u64>,
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<JobResult>,
-    poller: RefCell<Option<Poller>>,
-    error: RefCell<Option<String>>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// A plain I/O of the workload.
-    Io,
-    /// Verify: the pattern write is in flight.
-    VerifyWrite,
-    /// Verify: the read-back is in flight.
-    VerifyRead,
-}
-
-struct Task {
-    job: Rc<Job>,
-    /// The data buffer while no I/O holds it.
-    buf: Option<IoBuf>,
-    /// Verify: the written pattern, kept to compare the read-back against.
-    wbuf: Option<IoBuf>,
-    phase: Phase,
-    offset_blocks: u64,
+pub(crate) struct Job {
+    pub(crate) cfg: JobConfig,
+    pub(crate) desc: Desc,
+    pub(crate) ch: Channel,
+    pub(crate) block_size: usize,
+    pub(crate) io_blocks: u64,
+    pub(crate) base_io: u64,
+    pub(crate) span_ios: u64,
+    pub(crate) next_io: Cell<u64>,
+    pub(crate) rng: Cell<u64>,
+    pub(crate) seq: Cell<u64>,
+    pub(crate) stopping: Cell<bool>,
+    pub(crate) outstanding: Cell<u32>,
+    pub(crate) ios: Cell<u64>,
+    pub(crate) failed: Cell<u64>,
+    pub(crate) miscompares: Cell<u64>,
+    pub(crate) lat_sum: Cell<u64>,
+    pub(crate) lat_min: Cell<u64>,
+    pub(crate) lat_max: Cell<u64>,
+    pub(crate) hist: RefCell<Histogram<u64>>,
+    /// Run-length of equal latencies not yet in `hist` (completions of one
+    /// poll share their tick, so runs are common): (value, count).
+    pub(crate) pending_lat: Cell<(u64, u64)>,
+    pub(crate) start: u64,
+    pub(crate) start_cpu: u64,
+    pub(crate) stop_cpu: Cell<u64>,
+    pub(crate) stop_at: Cell<u64>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) tx: mpsc::Sender<JobResult>,
+    pub(crate) poller: RefCell<Option<Poller>>,
+    pub(crate) error: RefCell<Option<String>>,
 }
 
 /// Starts a job on the current lightweight thread (its first message).
@@ -172,6 +155,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         lat_min: Cell::new(u64::MAX),
         lat_max: Cell::new(0),
         hist: RefCell::new(hist),
+        pending_lat: Cell::new((0, 0)),
         start: now,
         start_cpu: thread_cpu_ns(),
         stop_cpu: Cell::new(0),
@@ -204,7 +188,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
 
 impl Job {
     /// Timed poller: publishes progress, ends the run, issues resets.
-    fn tick(&self) -> PollerStatus {
+    pub(crate) fn tick(&self) -> PollerStatus {
         self.shared
             .completed
             .store(self.ios.get(), Ordering::Relaxed);
@@ -234,7 +218,7 @@ impl Job {
     }
 
     #[inline]
-    fn rand(&self) -> u64 {
+    pub(crate) fn rand(&self) -> u64 {
         // xorshift64*
         let mut x = self.rng.get();
         x ^= x >> 12;
@@ -245,9 +229,10 @@ impl Job {
     }
 
     #[inline]
-    fn next_offset(&self, random: bool) -> u64 {
+    pub(crate) fn next_offset(&self, random: bool) -> u64 {
         let io = if random {
-            self.rand() % self.span_ios
+            // Lemire's multiply-shift range reduction: no division per I/O.
+            ((self.rand() as u128 * self.span_ios as u128) >> 64) as u64
         } else {
             let n = self.next_io.get();
             self.next_io
@@ -258,7 +243,7 @@ impl Job {
     }
 
     #[inline]
-    fn record(&self, c: &IoCompletion) {
+    pub(crate) fn record(&self, c: &IoCompletion) {
         if self.stopping.get() {
             return;
         }
@@ -275,10 +260,23 @@ impl Job {
         if lat > self.lat_max.get() {
             self.lat_max.set(lat);
         }
-        self.hist.borrow_mut().saturating_record(lat.max(1));
+        let (v, n) = self.pending_lat.get();
+        if v == lat {
+            self.pending_lat.set((v, n + 1));
+        } else {
+            self.flush_lat();
+            self.pending_lat.set((lat, 1));
+        }
     }
 
-    fn task_done(&self) {
+    pub(crate) fn flush_lat(&self) {
+        let (v, n) = self.pending_lat.replace((0, 0));
+        if n > 0 {
+            let _ = self.hist.borrow_mut().record_n(v.max(1), n);
+        }
+    }
+
+    pub(crate) fn task_done(&self) {
         let left = self.outstanding.get() - 1;
         self.outstanding.set(left);
         if left == 0 {
@@ -286,7 +284,7 @@ impl Job {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(p) = self.poller.borrow_mut().take() {
             p.unregister();
         }
@@ -298,6 +296,7 @@ impl Job {
         } else {
             ticks()
         };
+        self.flush_lat();
         let hist = self.hist.borrow().clone();
         let _ = self.tx.send(JobResult {
             bdev: self.cfg.bdev.clone(),
@@ -322,160 +321,5 @@ impl Job {
             }
             .saturating_sub(self.start_cpu),
         });
-    }
-}
-
-impl Task {
-    /// Picks and submits this task's next I/O, or retires the task.
-    fn next(mut self: Box<Self>, job: &Job) {
-        if job.stopping.get() {
-            return job.task_done();
-        }
-        let w = job.cfg.workload;
-        let random = matches!(
-            w,
-            Workload::Randread | Workload::Randwrite | Workload::Randrw | Workload::Reset
-        );
-        let off = job.next_offset(random);
-        self.offset_blocks = off;
-        let n = job.io_blocks;
-        let io_type = match w {
-            Workload::Read | Workload::Randread | Workload::Reset => IoType::Read,
-            Workload::Write | Workload::Randwrite => IoType::Write,
-            Workload::Rw | Workload::Randrw => {
-                if (job.rand() % 100) < job.cfg.rwmixread as u64 {
-                    IoType::Read
-                } else {
-                    IoType::Write
-                }
-            }
-            Workload::Verify => {
-                self.phase = Phase::VerifyWrite;
-                let seq = job.seq.get() + 1;
-                job.seq.set(seq);
-                let mut wb = self
-                    .wbuf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize));
-                pattern::fill(&mut wb, off, job.block_size, seq);
-                let r = job.desc.write_blocks(&job.ch, wb, off, n, self);
-                return job.rejected(r);
-            }
-            Workload::Unmap => IoType::Unmap,
-            Workload::Flush => IoType::Flush,
-            Workload::WriteZeroes => IoType::WriteZeroes,
-        };
-        self.phase = Phase::Io;
-        let data = if io_type.has_data() {
-            bdev::IoData::Buf(
-                self.buf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize)),
-            )
-        } else {
-            bdev::IoData::None
-        };
-        let r = job.desc.submit(&job.ch, io_type, off, n, data, self);
-        job.rejected(r)
-    }
-}
-
-impl Job {
-    /// Handles a refused submission: wait for a free request on NOMEM,
-    /// otherwise count the failure and retire the task.
-    fn rejected(&self, r: bdev::Submitted) {
-        let Err(rej) = r else { return };
-        let rej = *rej;
-        match (rej.error, rej.cb) {
-            (BdevError::NoMem, Some(cb)) => {
-                // Resubmit from scratch when a request frees up: give the
-                // completion a synthetic success-less path by retrying `next`.
-                let retry = Retry(Some(cb));
-                self.ch.queue_io_wait(move || retry.fire());
-            }
-            (e, _) => {
-                log::error!("bdevperf {}: submit failed: {e}", self.cfg.bdev);
-                self.error.borrow_mut().get_or_insert_with(|| e.to_string());
-                self.failed.set(self.failed.get() + 1);
-                self.stopping.set(true);
-                self.task_done();
-            }
-        }
-    }
-}
-
-/// A task waiting in the io_wait queue. The task's callback is resumed
-/// with an aborted completion so it picks its next I/O again.
-struct Retry(Option<Box<dyn IoDone>>);
-
-impl Retry {
-    fn fire(mut self) {
-        if let Some(cb) = self.0.take() {
-            cb.io_done(IoCompletion {
-                status: bdev::IoStatus::NoMem,
-                io_type: IoType::Read,
-                offset_blocks: 0,
-                num_blocks: 0,
-                data: bdev::IoData::None,
-                submit_tick: 0,
-                complete_tick: 0,
-            });
-        }
-    }
-}
-
-impl IoDone for Task {
-    fn io_done(mut self: Box<Self>, c: IoCompletion) {
-        let job = self.job.clone();
-        if c.status == bdev::IoStatus::NoMem {
-            // Resumed from the io_wait queue: nothing completed; try again.
-            return self.next(&job);
-        }
-        match self.phase {
-            Phase::Io => {
-                job.record(&c);
-                if let Some(b) = c.data.into_buf() {
-                    self.buf = Some(b);
-                }
-                self.next(&job)
-            }
-            Phase::VerifyWrite => {
-                job.record(&c);
-                let ok = c.success();
-                self.wbuf = c.data.into_buf();
-                if !ok || job.stopping.get() {
-                    return self.next(&job);
-                }
-                self.phase = Phase::VerifyRead;
-                let rb = self
-                    .buf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize));
-                let (off, n) = (self.offset_blocks, job.io_blocks);
-                let r = job.desc.read_blocks(&job.ch, rb, off, n, self);
-                job.rejected(r)
-            }
-            Phase::VerifyRead => {
-                job.record(&c);
-                let ok = c.success();
-                let rb = c.data.into_buf();
-                if ok {
-                    if let (Some(r), Some(w)) = (&rb, &self.wbuf) {
-                        if let Some(at) = pattern::first_mismatch(r, w) {
-                            let m = job.miscompares.get() + 1;
-                            job.miscompares.set(m);
-                            if m <= 10 {
-                                eprintln!(
-                                    "bdevperf: VERIFY MISMATCH on {} at block {} (byte {at} of the I/O): wrote {:#04x}, read {:#04x}",
-                                    job.cfg.bdev, self.offset_blocks + (at / job.block_size) as u64, w[at], r[at]
-                                );
-                            }
-                        }
-                    }
-                }
-                self.buf = rb;
-                self.next(&job)
-            }
-        }
     }
 }

@@ -5,6 +5,7 @@
 mod job;
 mod pattern;
 mod report;
+mod task;
 
 use clap::{Args, ValueEnum};
 use job::{JobConfig, JobResult, Shared};
@@ -32,6 +33,7 @@ pub enum Workload {
     /// Random mix of reads and writes (`-M` percent reads).
     Randrw,
     /// Write a pattern, read it back and compare; any mismatch fails the run.
+    /// Each write + read-back pair counts as one I/O, as in SPDK bdevperf.
     Verify,
     /// Sequential unmaps.
     Unmap,

@@ -34,7 +34,11 @@ mod tests {
         fill(&mut b, 10, 512, 1);
         assert_eq!(first_mismatch(&a, &b), None);
         fill(&mut b, 11, 512, 1);
-        assert_eq!(first_mismatch(&a, &b), Some(0));
+        assert_eq!(
+            first_mismatch(&a, &b),
+            Some(3),
+            "the block number sits in byte 3 of each word"
+        );
         fill(&mut b, 10, 512, 2);
         assert!(first_mismatch(&a, &b).is_some());
     }

@@ -1,0 +1,187 @@
+//! One in-flight I/O of a job: a preallocated [`Task`] that owns its
+//! buffers, picks its next I/O and resubmits itself from its completion.
+
+use super::job::Job;
+use super::pattern;
+use super::Workload;
+use spdk_io::bdev::{self, BdevError, IoBuf, IoCompletion, IoDone, IoType};
+use std::rc::Rc;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// A plain I/O of the workload.
+    Io,
+    /// Verify: the pattern write is in flight.
+    VerifyWrite,
+    /// Verify: the read-back is in flight.
+    VerifyRead,
+}
+
+pub(crate) struct Task {
+    pub(crate) job: Rc<Job>,
+    /// The data buffer while no I/O holds it.
+    pub(crate) buf: Option<IoBuf>,
+    /// Verify: the written pattern, kept to compare the read-back against.
+    pub(crate) wbuf: Option<IoBuf>,
+    pub(crate) phase: Phase,
+    pub(crate) offset_blocks: u64,
+}
+
+impl Task {
+    /// Picks and submits this task's next I/O, or retires the task.
+    pub(crate) fn next(mut self: Box<Self>, job: &Job) {
+        if job.stopping.get() {
+            return job.task_done();
+        }
+        let w = job.cfg.workload;
+        let random = matches!(
+            w,
+            Workload::Randread | Workload::Randwrite | Workload::Randrw | Workload::Reset
+        );
+        let off = job.next_offset(random);
+        self.offset_blocks = off;
+        let n = job.io_blocks;
+        let io_type = match w {
+            Workload::Read | Workload::Randread | Workload::Reset => IoType::Read,
+            Workload::Write | Workload::Randwrite => IoType::Write,
+            Workload::Rw | Workload::Randrw => {
+                if (job.rand() % 100) < job.cfg.rwmixread as u64 {
+                    IoType::Read
+                } else {
+                    IoType::Write
+                }
+            }
+            Workload::Verify => {
+                self.phase = Phase::VerifyWrite;
+                let seq = job.seq.get() + 1;
+                job.seq.set(seq);
+                let mut wb = self
+                    .wbuf
+                    .take()
+                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize));
+                pattern::fill(&mut wb, off, job.block_size, seq);
+                let r = job.desc.write_blocks(&job.ch, wb, off, n, self);
+                return job.rejected(r);
+            }
+            Workload::Unmap => IoType::Unmap,
+            Workload::Flush => IoType::Flush,
+            Workload::WriteZeroes => IoType::WriteZeroes,
+        };
+        self.phase = Phase::Io;
+        let data = if io_type.has_data() {
+            bdev::IoData::Buf(
+                self.buf
+                    .take()
+                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize)),
+            )
+        } else {
+            bdev::IoData::None
+        };
+        let r = job.desc.submit(&job.ch, io_type, off, n, data, self);
+        job.rejected(r)
+    }
+}
+
+impl Job {
+    /// Handles a refused submission: wait for a free request on NOMEM,
+    /// otherwise count the failure and retire the task.
+    pub(crate) fn rejected(&self, r: bdev::Submitted) {
+        let Err(rej) = r else { return };
+        let rej = *rej;
+        match (rej.error, rej.cb) {
+            (BdevError::NoMem, Some(cb)) => {
+                // Resubmit from scratch when a request frees up: give the
+                // completion a synthetic success-less path by retrying `next`.
+                let retry = Retry(Some(cb));
+                self.ch.queue_io_wait(move || retry.fire());
+            }
+            (e, _) => {
+                log::error!("bdevperf {}: submit failed: {e}", self.cfg.bdev);
+                self.error.borrow_mut().get_or_insert_with(|| e.to_string());
+                self.failed.set(self.failed.get() + 1);
+                self.stopping.set(true);
+                self.task_done();
+            }
+        }
+    }
+}
+
+/// A task waiting in the io_wait queue. The task's callback is resumed
+/// with an aborted completion so it picks its next I/O again.
+struct Retry(Option<Box<dyn IoDone>>);
+
+impl Retry {
+    fn fire(mut self) {
+        if let Some(cb) = self.0.take() {
+            cb.io_done(IoCompletion {
+                status: bdev::IoStatus::NoMem,
+                io_type: IoType::Read,
+                offset_blocks: 0,
+                num_blocks: 0,
+                data: bdev::IoData::None,
+                submit_tick: 0,
+                complete_tick: 0,
+            });
+        }
+    }
+}
+
+impl IoDone for Task {
+    fn io_done(mut self: Box<Self>, c: IoCompletion) {
+        let job = self.job.clone();
+        if c.status == bdev::IoStatus::NoMem {
+            // Resumed from the io_wait queue: nothing completed; try again.
+            return self.next(&job);
+        }
+        match self.phase {
+            Phase::Io => {
+                job.record(&c);
+                if let Some(b) = c.data.into_buf() {
+                    self.buf = Some(b);
+                }
+                self.next(&job)
+            }
+            Phase::VerifyWrite => {
+                // A verify pair counts once, at its read-back (as SPDK
+                // bdevperf counts); a failed write counts as a failure.
+                if !c.success() {
+                    job.record(&c);
+                }
+                let ok = c.success();
+                self.wbuf = c.data.into_buf();
+                if !ok || job.stopping.get() {
+                    return self.next(&job);
+                }
+                self.phase = Phase::VerifyRead;
+                let rb = self
+                    .buf
+                    .take()
+                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize));
+                let (off, n) = (self.offset_blocks, job.io_blocks);
+                let r = job.desc.read_blocks(&job.ch, rb, off, n, self);
+                job.rejected(r)
+            }
+            Phase::VerifyRead => {
+                job.record(&c);
+                let ok = c.success();
+                let rb = c.data.into_buf();
+                if ok {
+                    if let (Some(r), Some(w)) = (&rb, &self.wbuf) {
+                        if let Some(at) = pattern::first_mismatch(r, w) {
+                            let m = job.miscompares.get() + 1;
+                            job.miscompares.set(m);
+                            if m <= 10 {
+                                eprintln!(
+                                    "bdevperf: VERIFY MISMATCH on {} at block {} (byte {at} of the I/O): wrote {:#04x}, read {:#04x}",
+                                    job.cfg.bdev, self.offset_blocks + (at / job.block_size) as u64, w[at], r[at]
+                                );
+                            }
+                        }
+                    }
+                }
+                self.buf = rb;
+                self.next(&job)
+            }
+        }
+    }
+}
