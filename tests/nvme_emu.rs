@@ -406,3 +406,120 @@ fn a_qpair_that_outlives_its_controller_fails_cleanly() {
         Err(NvmeError::ControllerUnavailable)
     ));
 }
+
+#[test]
+fn completion_head_doorbells_wait_until_space_could_run_short() {
+    let e = emu(5);
+    let c = Controller::attach(
+        e.clone(),
+        ControllerOpts {
+            shadow_doorbell: false,
+            ..ControllerOpts::default()
+        },
+    )
+    .unwrap();
+    let ns = c.namespace(1).unwrap();
+    let mut qp = c
+        .alloc_io_qpair(QPairOpts {
+            io_queue_size: 16,
+            ..QPairOpts::default()
+        })
+        .unwrap();
+    // QD1: one SQ doorbell per I/O, a CQ doorbell only every ~14 completions.
+    let before = e.stats().doorbell_writes;
+    for i in 0..100u64 {
+        write_sync(&mut qp, &ns, patterned(512, i), i, 1).unwrap();
+    }
+    let writes = e.stats().doorbell_writes - before;
+    assert!(writes >= 100, "every submission rings");
+    assert!(
+        writes <= 100 + 100 / 10,
+        "{writes} doorbell writes for 100 I/Os"
+    );
+    // A full queue (15 requests in flight on 16 entries) never stalls.
+    let done = Rc::new(Cell::new(0u32));
+    for round in 0..40u64 {
+        for i in 0..15u64 {
+            let d = done.clone();
+            qp.read(
+                &ns,
+                DmaBuf::alloc(512, 4096).unwrap(),
+                round * 15 + i,
+                1,
+                move |_, c| {
+                    c.result.unwrap();
+                    d.set(d.get() + 1);
+                },
+            )
+            .unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while qp.outstanding() > 0 {
+            qp.process_completions(0).unwrap();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stalled in round {round}"
+            );
+        }
+    }
+    assert_eq!(done.get(), 600);
+}
+
+#[test]
+fn contiguous_buffers_go_as_one_sgl_descriptor_when_offered() {
+    env::init_once(EnvOpts::no_huge()).unwrap();
+    let e = Arc::new(
+        EmuController::builder()
+            .sgl(true)
+            .mdts(3)
+            .namespace(512, 8192)
+            .build()
+            .unwrap(),
+    );
+    for use_sgl in [true, false] {
+        let c = Controller::attach(
+            e.clone(),
+            ControllerOpts {
+                use_sgl,
+                ..ControllerOpts::default()
+            },
+        )
+        .unwrap();
+        assert!(c.data().supports_sgl());
+        let ns = c.namespace(1).unwrap();
+        let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+        let mut rng = Rng(use_sgl as u64 + 5);
+        for i in 0..30u64 {
+            // Up to 3x MDTS (32 KiB), at dword offsets: split, each child one descriptor.
+            let n = 1 + rng.below(190) as u32;
+            let lba = rng.below(8192 - n as u64);
+            let off = (rng.below(32) * 4) as usize;
+            let len = n as usize * 512;
+            let mut b = DmaBuf::alloc(off + len, 4096).unwrap();
+            fill(&mut b[off..], i);
+            let want = b[off..].to_vec();
+            let s = slot();
+            qp.write(
+                &ns,
+                DmaSlice::new(b, off..off + len).unwrap(),
+                lba,
+                n,
+                into_slot(&s),
+            )
+            .unwrap();
+            wait(&mut qp, &s).result.unwrap();
+            let mut media = vec![0u8; len];
+            e.handle().read_blocks(1, lba, &mut media).unwrap();
+            assert_same(&media, &want, "controller's copy");
+            let r = read_sync(
+                &mut qp,
+                &ns,
+                DmaBuf::alloc_zeroed(len, 4096).unwrap(),
+                lba,
+                n,
+            )
+            .unwrap();
+            assert_same(&r, &want, "read back");
+        }
+    }
+}

@@ -245,62 +245,71 @@ fn data_persists_across_a_controller_reset() {
     assert_same(&r, &want, "after reset");
 }
 
-const CHILD_VAR: &str = "SPDK_IO_NVME_CHILD_VERIFY";
+const CHILD_VAR: &str = "SPDK_IO_NVME_CHILD_ROLE";
+const PHASE_VAR: &str = "SPDK_IO_NVME_CHILD_PHASE";
 
-#[test]
-#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
-fn data_persists_across_a_second_process() {
-    let (lba, blocks, seed) = (20_000u64, 64u32, 4242u64);
-    if let Ok(v) = std::env::var(CHILD_VAR) {
-        // Child role: read what the parent wrote.
-        assert_eq!(v, format!("{lba}:{blocks}:{seed}"));
-        let c = attach("SPDK_IO_TEST_NVME");
-        let ns = c.namespace(1).unwrap();
-        let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
-        let len = blocks as usize * 512;
-        let r = read_sync(
-            &mut qp,
-            &ns,
-            DmaBuf::alloc_zeroed(len, 4096).unwrap(),
-            lba,
-            blocks,
-        )
-        .unwrap();
-        assert_same(&r, &patterned(len, seed), "read by the second process");
-        return;
-    }
-    {
-        let c = attach("SPDK_IO_TEST_NVME");
-        let ns = c.namespace(1).unwrap();
-        let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
-        write_sync(
-            &mut qp,
-            &ns,
-            patterned(blocks as usize * 512, seed),
-            lba,
-            blocks,
-        )
-        .unwrap();
-        // qpair and controller dropped: queues deleted, controller shut down.
-    }
+/// Runs test `name` of this binary again in a child process with `var=value`
+/// and asserts that it passed.
+fn run_child(name: &str, var: &str, value: &str) {
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
         .args([
             "--exact",
-            "data_persists_across_a_second_process",
+            name,
             "--include-ignored",
             "--test-threads=1",
             "--nocapture",
         ])
-        .env(CHILD_VAR, format!("{lba}:{blocks}:{seed}"))
+        .env(var, value)
         .output()
         .unwrap();
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "second process failed:\n{}\n{}",
+        "child process ({var}={value}) failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Both phases run in child processes, so this process holds no VFIO group
+/// (the env keeps a group open for the life of a process, and a group can
+/// be open in one process at a time). Named to run before the tests that
+/// attach in this process.
+#[test]
+#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
+fn across_processes_data_written_by_one_reads_back_in_another() {
+    let name = "across_processes_data_written_by_one_reads_back_in_another";
+    let (lba, blocks, seed) = (20_000u64, 64u32, 4242u64);
+    let len = blocks as usize * 512;
+    match std::env::var(CHILD_VAR).as_deref() {
+        Ok("write") => {
+            let c = attach("SPDK_IO_TEST_NVME");
+            let ns = c.namespace(1).unwrap();
+            let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+            write_sync(&mut qp, &ns, patterned(len, seed), lba, blocks).unwrap();
+            // qpair and controller dropped: queues deleted, controller shut down.
+        }
+        Ok("verify") => {
+            let c = attach("SPDK_IO_TEST_NVME");
+            let ns = c.namespace(1).unwrap();
+            let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+            let r = read_sync(
+                &mut qp,
+                &ns,
+                DmaBuf::alloc_zeroed(len, 4096).unwrap(),
+                lba,
+                blocks,
+            )
+            .unwrap();
+            assert_same(&r, &patterned(len, seed), "read by the second process");
+        }
+        Ok(other) => panic!("unknown {CHILD_VAR}={other}"),
+        Err(_) => {
+            let _ = bdf("SPDK_IO_TEST_NVME");
+            run_child(name, CHILD_VAR, "write");
+            run_child(name, CHILD_VAR, "verify");
+        }
+    }
 }
 
 fn user_driver() -> &'static str {
@@ -372,22 +381,51 @@ impl Drop for Rebind {
     }
 }
 
+/// The kernel-interop test's spdk-io phases run in child processes: the env
+/// keeps a VFIO group open for the life of the process, and a group whose
+/// device was rebound (vfio-pci -> nvme -> vfio-pci) cannot be used again by
+/// the process that held it. Named to run before the tests that attach in
+/// this process.
 #[test]
 #[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
-fn data_crosses_between_spdk_io_and_the_kernel_driver() {
+fn across_drivers_data_crosses_between_spdk_io_and_the_kernel() {
     use std::os::unix::fs::FileExt;
+    let name = "across_drivers_data_crosses_between_spdk_io_and_the_kernel";
     let var = "SPDK_IO_TEST_NVME";
-    let addr = bdf(var);
-    let driver = user_driver();
     let (lba, blocks) = (50_000u64, 32u32);
     let len = blocks as usize * 512;
-    // spdk-io writes.
-    {
-        let c = attach(var);
-        let ns = c.namespace(1).unwrap();
-        let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
-        write_sync(&mut qp, &ns, patterned(len, 1111), lba, blocks).unwrap();
+    match std::env::var(PHASE_VAR).as_deref() {
+        Ok("write") => {
+            let c = attach(var);
+            let ns = c.namespace(1).unwrap();
+            let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+            write_sync(&mut qp, &ns, patterned(len, 1111), lba, blocks).unwrap();
+            return;
+        }
+        Ok("read") => {
+            let c = attach(var);
+            let ns = c.namespace(1).unwrap();
+            let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+            let at = lba + blocks as u64;
+            let r = read_sync(
+                &mut qp,
+                &ns,
+                DmaBuf::alloc_zeroed(len, 4096).unwrap(),
+                at,
+                blocks,
+            )
+            .unwrap();
+            assert_same(&r, &patterned(len, 2222), "spdk-io read of kernel data");
+            return;
+        }
+        Ok(other) => panic!("unknown {PHASE_VAR}={other}"),
+        Err(_) => {}
     }
+    let addr = bdf(var);
+    let driver = user_driver();
+    env::init_once(EnvOpts::default()).expect("env init");
+    // spdk-io writes (child process).
+    run_child(name, PHASE_VAR, "write");
     // The kernel reads it back, and writes the next range.
     let rebind = Rebind { addr, driver };
     let dev = kernel_block_device(addr);
@@ -403,17 +441,6 @@ fn data_crosses_between_spdk_io_and_the_kernel_driver() {
     drop(rebind);
     let f = Sysfs::default().function(addr).unwrap();
     assert_eq!(f.driver.as_deref(), Some(driver), "rebound to {driver}");
-    // spdk-io reads what the kernel wrote.
-    let c = attach(var);
-    let ns = c.namespace(1).unwrap();
-    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
-    let r = read_sync(
-        &mut qp,
-        &ns,
-        DmaBuf::alloc_zeroed(len, 4096).unwrap(),
-        lba + blocks as u64,
-        blocks,
-    )
-    .unwrap();
-    assert_same(&r, &patterned(len, 2222), "spdk-io read of kernel data");
+    // spdk-io reads what the kernel wrote (child process).
+    run_child(name, PHASE_VAR, "read");
 }

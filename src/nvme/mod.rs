@@ -16,6 +16,29 @@
 //!   completion ([`IoCompletion`]) hands it back.
 //! - [`NvmeError`]: every failure, NVMe statuses decoded by name.
 //!
+//! ```no_run
+//! use spdk_io::env::{self, DmaBuf, EnvOpts};
+//! use spdk_io::nvme::{self, ControllerOpts, QPairOpts};
+//!
+//! env::init(EnvOpts::default())?;
+//! for trid in nvme::probe()? {
+//!     let ctrlr = nvme::connect(&trid, &ControllerOpts::default())?;
+//!     let ns = ctrlr.namespace(1)?;
+//!     let mut qp = ctrlr.alloc_io_qpair(QPairOpts::default())?;
+//!     let buf = DmaBuf::alloc(4096, 4096)?;
+//!     let blocks = 4096 / ns.block_size();
+//!     qp.read(&ns, buf, 0, blocks, |_qp, done| {
+//!         let buf = done.buf.into_dma_buf(); // the buffer comes back here
+//!         println!("read: {:?}, {} bytes", done.result, buf.map_or(0, |b| b.len()));
+//!     })
+//!     .map_err(|e| e.error)?;
+//!     while qp.outstanding() > 0 {
+//!         qp.process_completions(0)?;
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Internals: `regs` (BAR0 registers and state transitions), `queue` (rings
 //! and doorbells — the unsafe part), `prp` (PRP lists), `request`
 //! (preallocated requests with inline callbacks), `admin` (admin queue).

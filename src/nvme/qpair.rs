@@ -84,6 +84,8 @@ pub struct QPair {
     pub(crate) opts: QPairOpts,
     pub(crate) generation: u64,
     pub(crate) max_xfer: usize,
+    /// SGL support to use for data (Identify SGLS bits 1:0; 0 = PRPs only).
+    pub(crate) sgls: u8,
     pub(crate) outstanding: usize,
     pub(crate) timeout_cb: Option<TimeoutCallback>,
     pub(crate) next_timeout_check: Option<Instant>,
@@ -151,6 +153,11 @@ impl Controller {
                 opts,
                 generation,
                 max_xfer: c.max_xfer,
+                sgls: if c.opts.use_sgl {
+                    (c.cdata.sgls & 0x3) as u8
+                } else {
+                    0
+                },
                 outstanding: 0,
                 timeout_cb: None,
                 _not_send: PhantomData,
@@ -228,9 +235,9 @@ impl QPair {
             self.sq.head = cqe.sqhd;
             self.complete_cqe(cqe);
         }
-        if n > 0 {
-            self.cq.ring();
-        }
+        // Commands the controller may still complete (parents included: an over-estimate is safe).
+        let in_flight = self.pool.capacity() - self.pool.free_count();
+        self.cq.ring_lazy(in_flight);
         if self.sq.pending() {
             self.sq.ring();
         }

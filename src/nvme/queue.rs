@@ -75,6 +75,19 @@ impl Doorbell {
         unsafe { self.mmio.write_volatile(value as u32) };
     }
 
+    /// Writes `value` to the shadow slot only (no EventIdx check, no MMIO),
+    /// so a controller that reads shadow values sees it early; a no-op
+    /// without shadow doorbells. `last` is unchanged: the next `ring`
+    /// compares against the last value published in full.
+    #[inline]
+    pub(crate) fn write_shadow(&mut self, value: u16) {
+        if let Some((db, _)) = self.shadow {
+            fence(Ordering::Release);
+            // SAFETY: as in ring.
+            unsafe { db.write_volatile(value as u32) };
+        }
+    }
+
     /// Forgets the last value and clears the shadow and EventIdx slots
     /// (after a controller reset, before the queue is created again: a stale
     /// EventIdx would otherwise suppress the first MMIO doorbell).
@@ -255,6 +268,29 @@ impl CqRing {
         if self.db.last != self.head {
             self.db.ring(self.head);
         }
+    }
+
+    /// Publishes the head only when the controller could otherwise find the
+    /// queue full: with `in_flight` commands that may still post an entry,
+    /// the controller's view of free space is `entries - 1 - unreported -
+    /// posted`, which stays positive while `unreported + in_flight <
+    /// entries - 1`. Until then the head goes to the shadow slot only (if
+    /// any) and the MMIO doorbell — an exit to the hypervisor in a VM — is
+    /// saved. Interrupts are never enabled on our queues, so nothing else
+    /// depends on a timely head update.
+    #[inline]
+    pub(crate) fn ring_lazy(&mut self, in_flight: usize) {
+        let last = self.db.last;
+        if last == self.head {
+            return;
+        }
+        let n = self.entries as usize;
+        let unreported = (self.head as usize + n - last as usize) % n;
+        if unreported + in_flight < n - 1 {
+            self.db.write_shadow(self.head);
+            return;
+        }
+        self.db.ring(self.head);
     }
     /// Back to an empty ring with zeroed memory (after a controller reset).
     pub(crate) fn reset(&mut self) {

@@ -175,3 +175,33 @@ impl RequestPool {
             .is_some_and(|r| r.state == ReqState::Outstanding)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn a_callback_never_invoked_still_drops_what_it_captured() {
+        let token = Rc::new(());
+        let t = token.clone();
+        let cb = Callback::new(move |_: &mut QPair, _: IoCompletion| drop(t));
+        assert_eq!(Rc::strong_count(&token), 2);
+        drop(cb);
+        assert_eq!(
+            Rc::strong_count(&token),
+            1,
+            "captured state dropped exactly once"
+        );
+    }
+
+    #[test]
+    fn the_inline_slot_fits_a_shared_pointer_and_a_timestamp() {
+        // What a typical completion captures: a context pointer and a submit time.
+        let rc = Rc::new(std::cell::Cell::new(0u32));
+        let now = Instant::now();
+        let f = move |_: &mut QPair, _: IoCompletion| rc.set(now.elapsed().as_nanos() as u32);
+        assert!(size_of_val(&f) <= CALLBACK_INLINE_BYTES);
+        drop(Callback::new(f));
+    }
+}

@@ -3,9 +3,10 @@
 //! Identify, features and log pages live in their own files.
 
 use super::dma;
+use super::execute::Outcome;
 use super::queues::{CompQueue, DbBuf, SubQueue};
 use super::sqe::{CQE_SIZE, SQE_SIZE};
-use super::worker::{Outcome, Worker};
+use super::worker::Worker;
 use super::{Sqe, Status};
 
 /// Admin opcodes (NVMe Base, Admin Command Set).
@@ -156,6 +157,18 @@ impl Worker {
             self.complete(qid, cid, 0, Status::ABORTED_SQ_DELETION);
         }
         self.held.abort_pending.retain(|k| k.0 != qid);
+        // Commands submitted but not yet fetched are aborted too.
+        if let Some(tail) = self.poll_sq_tail(qid) {
+            while let Some(sq) = self.sqs[qid as usize].as_mut().filter(|q| q.head != tail) {
+                let mut b = [0u8; 4];
+                let fetched = dma::read(sq.entry_addr(sq.head), &mut b);
+                sq.head = (sq.head + 1) % sq.size;
+                if fetched.is_ok() {
+                    let cid = (u32::from_le_bytes(b) >> 16) as u16;
+                    self.complete(qid, cid, 0, Status::ABORTED_SQ_DELETION);
+                }
+            }
+        }
         if let Some(sq) = self.sqs[qid as usize].take() {
             if let Some(cq) = self.cqs[sq.cqid as usize].as_mut() {
                 cq.sqs -= 1;

@@ -136,6 +136,13 @@ pub struct EmuBuilder {
     cfg: EmuConfig,
 }
 
+impl From<EmuConfig> for EmuBuilder {
+    /// Starts from a complete configuration (e.g. one cloned from another controller).
+    fn from(cfg: EmuConfig) -> Self {
+        Self { cfg }
+    }
+}
+
 impl EmuBuilder {
     /// Sets the Serial Number.
     pub fn serial(mut self, s: &str) -> Self {

@@ -31,7 +31,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// An active (attached) namespace: what the controller's commands see.
     pub fn namespace(&self, nsid: u32) -> Option<&Namespace> {
+        self.any_namespace(nsid).filter(|n| n.is_active())
+    }
+
+    /// A configured namespace, attached or not.
+    pub fn any_namespace(&self, nsid: u32) -> Option<&Namespace> {
         self.namespaces.iter().find(|n| n.nsid == nsid)
     }
 }
@@ -209,10 +215,25 @@ impl EmuHandle {
             .raise(AsyncEvent::SmartWarning(critical_warning));
     }
 
+    /// Detaches (`false`) or re-attaches (`true`) namespace `nsid`, as
+    /// namespace management would: a detached NSID leaves the active list,
+    /// identifies as all zeroes and refuses I/O with Invalid Namespace or
+    /// Format; its data is kept. A change raises Namespace Attribute Changed.
+    pub fn set_namespace_attached(&self, nsid: u32, attached: bool) -> Result<(), EmuError> {
+        let ns = self
+            .shared
+            .any_namespace(nsid)
+            .ok_or(EmuError::NoSuchNamespace(nsid))?;
+        if ns.set_active(attached) != attached {
+            self.raise_namespace_changed(nsid);
+        }
+        Ok(())
+    }
+
     fn ns_range(&self, nsid: u32, lba: u64, len: usize) -> Result<(&Namespace, u32), EmuError> {
         let ns = self
             .shared
-            .namespace(nsid)
+            .any_namespace(nsid)
             .ok_or(EmuError::NoSuchNamespace(nsid))?;
         let shift = ns.lock().lba_shift;
         if len % (1 << shift) != 0 {
@@ -255,7 +276,7 @@ impl EmuHandle {
     pub fn namespace_geometry(&self, nsid: u32) -> Result<(u32, u64), EmuError> {
         let ns = self
             .shared
-            .namespace(nsid)
+            .any_namespace(nsid)
             .ok_or(EmuError::NoSuchNamespace(nsid))?;
         let data = ns.lock();
         Ok((1 << data.lba_shift, data.blocks()))

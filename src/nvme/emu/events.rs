@@ -24,6 +24,9 @@ pub enum AsyncEvent {
     NamespaceAttributeChanged(u32),
     /// SMART / Health status with these Critical Warning bits (log page 02h).
     SmartWarning(u8),
+    /// Error status: a doorbell written with a value beyond its queue
+    /// (Invalid Doorbell Write Value, log page 01h). Raised by the controller itself.
+    InvalidDoorbellWriteValue,
 }
 
 impl AsyncEvent {
@@ -32,6 +35,7 @@ impl AsyncEvent {
         match self {
             Self::NamespaceAttributeChanged(_) => 2,
             Self::SmartWarning(_) => 1,
+            Self::InvalidDoorbellWriteValue => 0,
         }
     }
 
@@ -43,6 +47,7 @@ impl AsyncEvent {
             Self::SmartWarning(bits) if bits & 0x02 != 0 => (0x01, LOG_SMART),
             Self::SmartWarning(bits) if bits & 0x01 != 0 => (0x02, LOG_SMART),
             Self::SmartWarning(_) => (0x00, LOG_SMART),
+            Self::InvalidDoorbellWriteValue => (0x01, LOG_ERROR),
         };
         self.event_type() as u32 | info << 8 | (log as u32) << 16
     }

@@ -88,26 +88,17 @@ impl CommandMatch {
             QueueSel::Io => !admin,
             QueueSel::Any => true,
         };
-        let lba_ok = self.lba.as_ref().is_none_or_compat(|r| {
+        let lba_ok = self.lba.as_ref().map_or(true, |r| {
             !admin
                 && matches!(sqe.opcode(), 0x01 | 0x02 | 0x05 | 0x08)
                 && sqe.slba() < r.end
                 && sqe.slba().saturating_add(sqe.nlb()) > r.start
         });
         queue_ok
-            && self.opcode.is_none_or_compat(|o| *o == sqe.opcode())
-            && self.nsid.is_none_or_compat(|n| *n == sqe.nsid)
+            && self.opcode.map_or(true, |o| o == sqe.opcode())
+            && self.nsid.map_or(true, |n| n == sqe.nsid)
             && lba_ok
-            && self.predicate.as_ref().is_none_or_compat(|p| p(sqe))
-    }
-}
-
-trait OptionExt<T> {
-    fn is_none_or_compat(&self, f: impl FnOnce(&T) -> bool) -> bool;
-}
-impl<T> OptionExt<T> for Option<T> {
-    fn is_none_or_compat(&self, f: impl FnOnce(&T) -> bool) -> bool {
-        self.as_ref().map_or(true, f)
+            && self.predicate.as_ref().map_or(true, |p| p(sqe))
     }
 }
 

@@ -3,7 +3,8 @@
 
 use super::config::EmuConfig;
 use super::events::AsyncEvent;
-use super::worker::{Outcome, Worker};
+use super::execute::Outcome;
+use super::worker::Worker;
 use super::{Sqe, Status};
 
 /// Feature Identifiers supported.
@@ -78,6 +79,8 @@ impl Features {
         match ev {
             AsyncEvent::NamespaceAttributeChanged(_) => aec & 1 << 8 != 0,
             AsyncEvent::SmartWarning(bits) => aec & *bits as u32 != 0,
+            // Error events cannot be disabled.
+            AsyncEvent::InvalidDoorbellWriteValue => true,
         }
     }
 }

@@ -3,8 +3,9 @@
 //! list (CNS 03h). Byte offsets are those of the NVMe Base specification.
 
 use super::admin::{ACL, AERL};
+use super::execute::Outcome;
 use super::logpage::ERROR_LOG_ENTRIES;
-use super::worker::{Outcome, Worker};
+use super::worker::Worker;
 use super::{Sqe, Status};
 
 fn put(b: &mut [u8], off: usize, v: &[u8]) {
@@ -129,7 +130,7 @@ impl Worker {
             .sh
             .namespaces
             .iter()
-            .filter(|n| n.nsid > nsid)
+            .filter(|n| n.nsid > nsid && n.is_active())
             .take(1024)
             .enumerate()
         {

@@ -2,8 +2,9 @@
 //! Dataset Management. Read/Write/Compare/Write Zeroes: SLBA in CDW11:CDW10,
 //! NLB (0's based) in CDW12 15:0.
 
+use super::execute::Outcome;
 use super::stats::bump;
-use super::worker::{Outcome, Worker};
+use super::worker::Worker;
 use super::{Sqe, Status};
 
 /// NVM command set opcodes.

@@ -6,7 +6,8 @@
 use std::sync::atomic::Ordering;
 
 use super::events::{LOG_CHANGED_NS, LOG_ERROR, LOG_FIRMWARE_SLOT, LOG_SMART};
-use super::worker::{Outcome, Worker};
+use super::execute::Outcome;
+use super::worker::Worker;
 use super::{Sqe, Status};
 
 /// Entries kept in the Error Information log (ELPE + 1).

@@ -1,6 +1,7 @@
 //! A RAM namespace: its bytes and current LBA format, shared between the
 //! worker and test code (which may inspect or seed the contents).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::config::NamespaceConfig;
@@ -34,6 +35,8 @@ impl NsData {
 pub struct Namespace {
     /// Namespace ID.
     pub nsid: u32,
+    /// Attached to the controller (listed active, accepts I/O).
+    active: AtomicBool,
     data: Mutex<NsData>,
 }
 
@@ -51,11 +54,22 @@ impl Namespace {
         bytes.resize(len as usize, 0);
         Ok(Self {
             nsid: cfg.nsid,
+            active: AtomicBool::new(true),
             data: Mutex::new(NsData {
                 lba_shift: cfg.lba_size.trailing_zeros(),
                 bytes,
             }),
         })
+    }
+
+    /// True while the namespace is attached (an active NSID).
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Attaches or detaches the namespace; returns the previous state.
+    pub fn set_active(&self, on: bool) -> bool {
+        self.active.swap(on, Ordering::AcqRel)
     }
 
     /// Locks the contents (a poisoned lock is taken over: the data is plain bytes).

@@ -24,7 +24,8 @@ pub struct PciConfig {
 }
 
 impl PciConfig {
-    /// A header for `vendor:device` with BAR 0 of `bar_len` bytes (reported in the BAR's size mask only).
+    /// A header for `vendor:device` with one 64-bit memory BAR (BAR writes,
+    /// such as sizing, are ignored).
     pub fn new(vendor: u16, device: u16) -> Self {
         let mut s = [0u8; CONFIG_SIZE];
         s[0x00..0x02].copy_from_slice(&vendor.to_le_bytes());

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use super::dma::{self, DmaFault};
+use super::events::AsyncEvent;
 use super::regs;
 use super::sqe::{CQE_SIZE, SQE_SIZE};
 use super::stats::bump;
@@ -149,6 +150,9 @@ impl Worker {
                 self.sh.address,
                 if cq { "CQ head" } else { "SQ tail" },
             );
+            if self.events.len() < self.events.capacity() {
+                self.events.push_back(AsyncEvent::InvalidDoorbellWriteValue);
+            }
             return None;
         }
         Some(value as u16)

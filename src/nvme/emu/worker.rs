@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use super::controller::Shared;
 use super::events::AsyncEvent;
-use super::faults::FaultAction;
+use super::execute::Held;
 use super::features::Features;
 use super::logpage::ErrorLog;
 use super::queues::{CompQueue, DbBuf, SubQueue};
 use super::regs::{self, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE};
 use super::stats::bump;
-use super::{Cqe, Sqe, Status};
+use super::Sqe;
 
 /// Where the controller is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,46 +31,6 @@ pub(super) enum State {
     Fatal,
     /// Shutdown complete: nothing is processed until CC.EN goes to 0.
     ShutDown,
-}
-
-/// The result of executing a command.
-pub(super) enum Outcome {
-    /// Post a completion now.
-    Done { dw0: u32, status: Status },
-    /// The command stays with the controller (an Asynchronous Event Request).
-    Held,
-}
-
-impl Outcome {
-    pub fn status(status: Status) -> Self {
-        Self::Done { dw0: 0, status }
-    }
-    pub fn ok(dw0: u32) -> Self {
-        Self::Done {
-            dw0,
-            status: Status::SUCCESS,
-        }
-    }
-}
-
-/// A command held back by a Delay fault.
-pub(super) struct Delayed {
-    pub due: Instant,
-    pub sqid: u16,
-    pub sqe: Sqe,
-}
-
-/// Commands the controller holds without a completion.
-#[derive(Default)]
-pub(super) struct Held {
-    /// CIDs of outstanding Asynchronous Event Requests.
-    pub aers: Vec<u16>,
-    /// Delayed commands.
-    pub delayed: Vec<Delayed>,
-    /// (SQID, CID) of commands whose completion was dropped.
-    pub lost: Vec<(u16, u16)>,
-    /// (SQID, CID) of commands still in their SQ that an Abort targeted.
-    pub abort_pending: Vec<(u16, u16)>,
 }
 
 /// Commands fetched from one SQ per pass, so one busy queue cannot starve the others.
@@ -136,13 +96,17 @@ impl Worker {
             } else if idle < 400 {
                 std::thread::yield_now();
             } else {
-                let mut nap = if idle < 2000 {
-                    Duration::from_micros(50)
-                } else {
-                    Duration::from_micros(500)
+                // ~0.1 s of 50 µs naps, ~1 s of 500 µs naps, then 2 ms naps.
+                let mut nap = match idle {
+                    ..2_000 => Duration::from_micros(50),
+                    2_000..4_000 => Duration::from_micros(500),
+                    _ => Duration::from_millis(2),
                 };
                 if let Some(due) = self.next_deadline() {
-                    nap = nap.min(due.saturating_duration_since(Instant::now()));
+                    // Wake for a deadline, but never spin on one that has
+                    // passed and cannot be served yet (never-ready, BME off).
+                    let left = due.saturating_duration_since(Instant::now());
+                    nap = nap.min(left.max(Duration::from_micros(20)));
                 }
                 std::thread::park_timeout(nap);
             }
@@ -151,11 +115,14 @@ impl Worker {
         self.reset_queues();
     }
 
+    /// The next moment something is due that the worker can act on.
     fn next_deadline(&self) -> Option<Instant> {
-        let delayed = self.held.delayed.iter().map(|d| d.due).min();
         match self.state {
-            State::Enabling { ready_at } => Some(delayed.map_or(ready_at, |d| d.min(ready_at))),
-            _ => delayed,
+            State::Enabling { ready_at } if !self.sh.faults.never_ready() => Some(ready_at),
+            State::Ready if self.sh.pci.bus_master() => {
+                self.held.delayed.iter().map(|d| d.due).min()
+            }
+            _ => None,
         }
     }
 
@@ -220,11 +187,17 @@ impl Worker {
         let regs = &self.sh.regs;
         let css = cc >> 4 & 0x7;
         let mps = cc >> 7 & 0xf;
+        let ams = cc >> 11 & 0x7;
         let iosqes = cc >> 16 & 0xf;
         let iocqes = cc >> 20 & 0xf;
         if css != 0 {
             return Err(format!(
                 "CC.CSS {css}: only the NVM command set (0) is supported"
+            ));
+        }
+        if ams != 0 {
+            return Err(format!(
+                "CC.AMS {ams}: only round robin arbitration (0) is supported"
             ));
         }
         if mps > 4 {
@@ -340,125 +313,5 @@ impl Worker {
             n += 1;
         }
         n > 0
-    }
-
-    /// Applies faults and executes one fetched command.
-    pub(super) fn dispatch(&mut self, sqid: u16, sqe: Sqe) {
-        let admin = sqid == 0;
-        self.sh.stats.command(admin, sqe.opcode());
-        let key = (sqid, sqe.cid());
-        if let Some(i) = self.held.abort_pending.iter().position(|k| *k == key) {
-            self.held.abort_pending.swap_remove(i);
-            self.complete(sqid, sqe.cid(), 0, Status::ABORT_REQUESTED);
-            return;
-        }
-        let fault = self.sh.faults.take(admin, &sqe);
-        match fault {
-            Some(FaultAction::Status(s)) => return self.complete(sqid, sqe.cid(), 0, s),
-            Some(FaultAction::Delay(d)) => {
-                let due = Instant::now() + d;
-                self.held.delayed.push(Delayed { due, sqid, sqe });
-                return;
-            }
-            Some(FaultAction::Fatal) => return self.go_fatal("fault injected on command"),
-            Some(FaultAction::DropCompletion) | None => {}
-        }
-        self.execute(sqid, sqe, fault == Some(FaultAction::DropCompletion));
-    }
-
-    fn execute(&mut self, sqid: u16, sqe: Sqe, drop_completion: bool) {
-        let outcome = if sqid == 0 {
-            self.admin(&sqe)
-        } else {
-            self.nvm(sqid, &sqe)
-        };
-        if let Outcome::Done { dw0, status } = outcome {
-            if drop_completion {
-                bump(&self.sh.stats.dropped_completions, 1);
-                self.held.lost.push((sqid, sqe.cid()));
-            } else {
-                self.complete(sqid, sqe.cid(), dw0, status);
-            }
-        }
-    }
-
-    fn release_delayed(&mut self) -> bool {
-        if self.held.delayed.is_empty() {
-            return false;
-        }
-        let now = Instant::now();
-        let mut worked = false;
-        while let Some(i) = self.held.delayed.iter().position(|d| d.due <= now) {
-            let d = self.held.delayed.swap_remove(i);
-            self.execute(d.sqid, d.sqe, false);
-            worked = true;
-        }
-        worked
-    }
-
-    /// Completes outstanding AERs with queued events that are enabled and unmasked.
-    fn deliver_events(&mut self) -> bool {
-        self.sh.events.drain_into(&mut self.events);
-        let mut worked = false;
-        let mut i = 0;
-        while i < self.events.len() && !self.held.aers.is_empty() {
-            let ev = self.events[i];
-            let ty = ev.event_type();
-            if !self.features.event_enabled(&ev) {
-                self.events.remove(i);
-                continue;
-            }
-            if self.event_mask & (1 << ty) != 0 {
-                i += 1;
-                continue;
-            }
-            self.events.remove(i);
-            if let AsyncEvent::NamespaceAttributeChanged(nsid) = ev {
-                if !self.changed_ns.contains(&nsid) && self.changed_ns.len() < 1024 {
-                    self.changed_ns.push(nsid);
-                }
-            }
-            self.event_mask |= 1 << ty;
-            let cid = self.held.aers.remove(0);
-            self.complete(0, cid, ev.dw0(), Status::SUCCESS);
-            worked = true;
-        }
-        worked
-    }
-
-    /// Posts (or queues, if the CQ is full) the completion of command `cid` from SQ `sqid`.
-    pub(super) fn complete(&mut self, sqid: u16, cid: u16, dw0: u32, status: Status) {
-        let Some(sq) = self.sqs[sqid as usize].as_ref() else {
-            return;
-        };
-        let (cqid, head) = (sq.cqid, sq.head);
-        if !status.is_success() {
-            self.errlog.record(sqid, cid, status);
-        }
-        let cqe = Cqe {
-            dw0,
-            sqid,
-            cid,
-            status,
-        };
-        let Some(cq) = self.cqs[cqid as usize].as_mut() else {
-            return;
-        };
-        if cq.pending.is_empty() && !cq.full() {
-            let r = cq.post(&cqe, head);
-            self.after_post(r);
-        } else {
-            cq.pending.push_back((cqe, head));
-        }
-    }
-
-    pub(super) fn after_post(&mut self, r: Result<(), super::dma::DmaFault>) {
-        match r {
-            Ok(()) => bump(&self.sh.stats.completions, 1),
-            Err(_) => {
-                bump(&self.sh.stats.dma_faults, 1);
-                self.go_fatal("completion queue memory is not DMA memory");
-            }
-        }
     }
 }

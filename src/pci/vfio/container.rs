@@ -4,12 +4,18 @@
 //! model for `noiommu-N` groups); a type1 container then registers itself with
 //! the env as a [`DmaMapper`], so every DMA region, present and future, is
 //! mapped into it with IOVA = the env's IOVA.
+//!
+//! Groups live as long as a device uses them. When the last one closes, the
+//! kernel drops the container's IOMMU (and every mapping in it), so the
+//! container first leaves the env's mappers; the next group sets the IOMMU up
+//! and maps everything again. This is what lets a device be given to the
+//! kernel driver and taken back within one process.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use vfio_bindings::bindings::vfio::{
     VFIO_TYPE1v2_IOMMU, VFIO_API_VERSION, VFIO_GROUP_FLAGS_VIABLE, VFIO_NOIOMMU_IOMMU,
@@ -23,22 +29,23 @@ use crate::pci::PciError;
 pub(crate) struct Container {
     file: File,
     state: Mutex<State>,
-    /// Inclusive IOVA ranges the IOMMU maps, once the IOMMU model is set.
-    ranges: OnceLock<Vec<(u64, u64)>>,
+    /// Inclusive IOVA ranges the IOMMU maps, while a type1 model is set.
+    ranges: RwLock<Vec<(u64, u64)>>,
 }
 
 #[derive(Default)]
 struct State {
-    /// None until the first group sets the IOMMU model; then Some(noiommu).
+    /// None while no group is attached; then Some(noiommu).
     noiommu: Option<bool>,
-    groups: HashMap<u32, Arc<Group>>,
+    groups: HashMap<u32, Weak<Group>>,
 }
 
-/// An open VFIO group, attached to the container.
+/// An open VFIO group, attached to the container until dropped.
 pub(crate) struct Group {
     pub(crate) file: File,
     pub(crate) number: u32,
     pub(crate) noiommu: bool,
+    container: Arc<Container>,
 }
 
 static CONTAINER: Mutex<Option<Arc<Container>>> = Mutex::new(None);
@@ -81,7 +88,7 @@ pub(crate) fn container() -> Result<Arc<Container>, PciError> {
     let c = Arc::new(Container {
         file,
         state: Mutex::new(State::default()),
-        ranges: OnceLock::new(),
+        ranges: RwLock::new(Vec::new()),
     });
     *g = Some(c.clone());
     Ok(c)
@@ -97,98 +104,138 @@ fn group_node(n: u32) -> Option<(PathBuf, bool)> {
     noiommu.exists().then_some((noiommu, true))
 }
 
+fn open_group_file(number: u32) -> Result<(File, bool), PciError> {
+    let (path, noiommu) = group_node(number).ok_or_else(|| {
+        PciError::io(
+            format!("opening /dev/vfio/{number}"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such VFIO group node: bind the device to vfio-pci (`spdk-io setup`)",
+            ),
+        )
+    })?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::EBUSY) {
+                " (another process has the group open)"
+            } else {
+                ""
+            };
+            PciError::io(format!("opening {}{hint}", path.display()), e)
+        })?;
+    Ok((file, noiommu))
+}
+
 impl Container {
-    /// Group `number`, opened and attached on first use, shared afterwards.
+    /// Group `number`, opened and attached on first use, shared while any device holds it.
     pub(crate) fn group(self: &Arc<Self>, number: u32) -> Result<Arc<Group>, PciError> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(g) = st.groups.get(&number) {
-            return Ok(g.clone());
+        if let Some(g) = st.groups.get(&number).and_then(Weak::upgrade) {
+            return Ok(g);
         }
-        let (path, noiommu) = group_node(number).ok_or_else(|| {
-            PciError::io(
-                format!("opening /dev/vfio/{number}"),
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such VFIO group node: bind the device to vfio-pci (`spdk-io setup`)",
-                ),
-            )
-        })?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| {
-                let hint = if e.raw_os_error() == Some(libc::EBUSY) {
-                    " (another process has the group open)"
-                } else {
-                    ""
-                };
-                PciError::io(format!("opening {}{hint}", path.display()), e)
-            })?;
+        let (file, noiommu) = open_group_file(number)?;
         let name = format!("group {number}");
         let flags =
             ioctl::group_status(file.as_fd()).map_err(vfio_err("GROUP_GET_STATUS", &*name))?;
         if flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
             return Err(PciError::GroupNotViable { group: number });
         }
-        if let Some(model) = st.noiommu {
-            if model != noiommu {
-                return Err(PciError::Vfio {
-                    op: "GROUP_SET_CONTAINER",
-                    device: name,
-                    source: std::io::Error::other(
-                        "cannot mix no-IOMMU and IOMMU groups in one process",
-                    ),
-                });
-            }
+        if st.noiommu.is_some_and(|model| model != noiommu) {
+            return Err(PciError::Vfio {
+                op: "GROUP_SET_CONTAINER",
+                device: name,
+                source: std::io::Error::other(
+                    "cannot mix no-IOMMU and IOMMU groups in one process",
+                ),
+            });
         }
         ioctl::group_set_container(file.as_fd(), self.file.as_fd())
             .map_err(vfio_err("GROUP_SET_CONTAINER", &*name))?;
+        // From here an error drops `file`, which detaches the group again.
         if st.noiommu.is_none() {
-            let model = if noiommu {
-                VFIO_NOIOMMU_IOMMU
-            } else {
-                VFIO_TYPE1v2_IOMMU
-            };
-            let ok = ioctl::ioctl_val(self.file.as_fd(), ioctl::CHECK_EXTENSION, model as _)
-                .map_err(vfio_err("CHECK_EXTENSION", "container"))?;
-            if ok != 1 {
-                return Err(PciError::Vfio {
-                    op: "CHECK_EXTENSION",
-                    device: "container".into(),
-                    source: std::io::Error::other(format!(
-                        "IOMMU model {model} not supported by this kernel"
-                    )),
-                });
-            }
-            ioctl::ioctl_val(self.file.as_fd(), ioctl::SET_IOMMU, model as _).map_err(
-                |source| PciError::Vfio {
-                    op: "SET_IOMMU",
-                    device: format!("{name} (with intel-iommu, interrupt remapping must be on)"),
-                    source,
-                },
-            )?;
+            self.set_iommu(noiommu, &name)?;
             st.noiommu = Some(noiommu);
-            if !noiommu {
-                let ranges = ioctl::iova_ranges(self.file.as_fd()).unwrap_or_default();
-                log::debug!("VFIO container IOVA ranges: {ranges:x?}");
-                let _ = self.ranges.set(ranges);
-                env::register_dma_mapper(self.clone())?;
-            }
         }
         let g = Arc::new(Group {
             file,
             number,
             noiommu,
+            container: self.clone(),
         });
-        st.groups.insert(number, g.clone());
+        st.groups.insert(number, Arc::downgrade(&g));
         Ok(g)
+    }
+
+    /// Sets the IOMMU model for the first group and, for type1, joins the env's mappers.
+    fn set_iommu(self: &Arc<Self>, noiommu: bool, name: &str) -> Result<(), PciError> {
+        let model = if noiommu {
+            VFIO_NOIOMMU_IOMMU
+        } else {
+            VFIO_TYPE1v2_IOMMU
+        };
+        let ok = ioctl::ioctl_val(self.file.as_fd(), ioctl::CHECK_EXTENSION, model as _)
+            .map_err(vfio_err("CHECK_EXTENSION", "container"))?;
+        if ok != 1 {
+            return Err(PciError::Vfio {
+                op: "CHECK_EXTENSION",
+                device: "container".into(),
+                source: std::io::Error::other(format!(
+                    "IOMMU model {model} not supported by this kernel"
+                )),
+            });
+        }
+        ioctl::ioctl_val(self.file.as_fd(), ioctl::SET_IOMMU, model as _).map_err(|source| {
+            PciError::Vfio {
+                op: "SET_IOMMU",
+                device: format!("{name} (with intel-iommu, interrupt remapping must be on)"),
+                source,
+            }
+        })?;
+        if !noiommu {
+            let ranges = ioctl::iova_ranges(self.file.as_fd()).unwrap_or_default();
+            log::debug!("VFIO container IOVA ranges: {ranges:x?}");
+            *self.ranges.write().unwrap_or_else(|p| p.into_inner()) = ranges;
+            env::register_dma_mapper(self.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Called as group `number` closes: when it is the last, leave the env's
+    /// mappers while the IOMMU still exists (its file closes right after).
+    fn group_closing(self: &Arc<Self>, number: u32) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st
+            .groups
+            .get(&number)
+            .is_some_and(|w| w.strong_count() == 0)
+        {
+            st.groups.remove(&number);
+        }
+        if st.groups.values().any(|w| w.strong_count() > 0) {
+            return;
+        }
+        st.groups.clear();
+        if st.noiommu == Some(false) {
+            let me: Arc<dyn DmaMapper> = self.clone();
+            env::unregister_dma_mapper(&me);
+        }
+        st.noiommu = None;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.container.group_closing(self.number);
     }
 }
 
 impl DmaMapper for Container {
     fn dma_map(&self, vaddr: usize, iova: u64, len: usize) -> std::io::Result<()> {
-        if let Some(ranges) = self.ranges.get().filter(|r| !r.is_empty()) {
+        let ranges = self.ranges.read().unwrap_or_else(|p| p.into_inner());
+        if !ranges.is_empty() {
             let last = iova + len as u64 - 1;
             if !ranges.iter().any(|&(s, e)| s <= iova && last <= e) {
                 let list: Vec<String> = ranges

@@ -361,3 +361,40 @@ fn keep_alive_is_accepted() {
         "not offered unless configured"
     );
 }
+
+#[test]
+fn a_detached_namespace_leaves_the_active_list_and_refuses_io() {
+    let mut h = Host::new(
+        EmuController::builder()
+            .namespace(512, 64)
+            .namespace(512, 64)
+            .build()
+            .unwrap(),
+    );
+    h.create_io_queue(1, 8);
+    assert_eq!(
+        set_feature(&mut h, feature_id::ASYNC_EVENT_CONFIG, 1 << 8).0,
+        Status::SUCCESS
+    );
+    let cid = aer(&mut h);
+    h.emu.handle().set_namespace_attached(1, false).unwrap();
+    let c = h.wait(0);
+    assert_eq!((c.cid, c.dw0 & 7), (cid, 2), "namespace attribute notice");
+    let (_, list) = h.identify(2, 0);
+    assert_eq!(&list[0..8], &[2, 0, 0, 0, 0, 0, 0, 0]);
+    let (c, ns) = h.identify(0, 1);
+    assert_eq!(c.status, Status::SUCCESS);
+    assert!(
+        ns[..512].iter().all(|b| *b == 0),
+        "inactive NSID identifies as zeroes"
+    );
+    let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    let r = h.rw(1, nvm_opc::READ, 1, 0, 1, (buf.iova(), 0));
+    assert_eq!(r.status, Status::INVALID_NAMESPACE_OR_FORMAT);
+    h.emu.handle().set_namespace_attached(1, true).unwrap();
+    assert_eq!(
+        h.rw(1, nvm_opc::READ, 1, 0, 1, (buf.iova(), 0)).status,
+        Status::SUCCESS
+    );
+    assert!(h.emu.handle().set_namespace_attached(3, true).is_err());
+}

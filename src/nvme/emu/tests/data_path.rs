@@ -149,3 +149,34 @@ fn flush_and_unknown_opcode() {
     assert_eq!(h.cmd(1, bad).status, Status::INVALID_OPCODE);
     assert_eq!(h.cmd(0, Sqe::new(0x7f, 0)).status, Status::INVALID_OPCODE);
 }
+
+#[test]
+fn prp_list_chains_to_a_second_list_page() {
+    let mut h = host(512, 4096);
+    // PRP1 = page 0; the list starts in the last two slots of its page: one
+    // data entry (page 1), then a pointer to a second list page (pages 2..4).
+    let len = 5 * 4096;
+    let mut data = DmaBuf::alloc_zeroed(len, 4096).unwrap();
+    pattern(&mut data, 21);
+    let mut lists = DmaBuf::alloc_zeroed(2 * 4096, 4096).unwrap();
+    let tail = 4096 - 16;
+    lists[tail..tail + 8].copy_from_slice(&data.iova_at(4096).to_le_bytes());
+    let next = lists.iova_at(4096).to_le_bytes();
+    lists[tail + 8..tail + 16].copy_from_slice(&next);
+    for i in 0..3 {
+        let e = data.iova_at((i + 2) * 4096).to_le_bytes();
+        lists[4096 + i * 8..4096 + i * 8 + 8].copy_from_slice(&e);
+    }
+    let c = h.rw(
+        1,
+        nvm_opc::WRITE,
+        1,
+        0,
+        40,
+        (data.iova(), lists.iova_at(tail)),
+    );
+    assert_eq!(c.status, Status::SUCCESS);
+    let mut media = vec![0u8; len];
+    h.emu.handle().read_blocks(1, 0, &mut media).unwrap();
+    assert_eq!(media[..], data[..]);
+}

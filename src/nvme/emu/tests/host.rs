@@ -29,22 +29,30 @@ pub struct Completion {
 /// One SQ/CQ pair in DMA memory.
 pub struct RawQueue {
     pub qid: u16,
+    /// SQ entries.
     pub size: u16,
+    /// CQ entries.
+    pub cq_size: u16,
     pub sq: DmaBuf,
     pub cq: DmaBuf,
     pub sq_tail: u16,
     pub cq_head: u16,
     pub phase: bool,
-    next_cid: u16,
+    pub next_cid: u16,
 }
 
 impl RawQueue {
     pub fn new(qid: u16, size: u16) -> Self {
+        Self::with_sizes(qid, size, size)
+    }
+
+    pub fn with_sizes(qid: u16, size: u16, cq_size: u16) -> Self {
         Self {
             qid,
             size,
+            cq_size,
             sq: DmaBuf::alloc_zeroed(size as usize * SQE_SIZE, 4096).expect("SQ memory"),
-            cq: DmaBuf::alloc_zeroed(size as usize * CQE_SIZE, 4096).expect("CQ memory"),
+            cq: DmaBuf::alloc_zeroed(cq_size as usize * CQE_SIZE, 4096).expect("CQ memory"),
             sq_tail: 0,
             cq_head: 0,
             phase: true,
@@ -89,7 +97,7 @@ impl RawQueue {
             )
         };
         self.cq_head += 1;
-        if self.cq_head == self.size {
+        if self.cq_head == self.cq_size {
             self.cq_head = 0;
             self.phase = !self.phase;
         }
@@ -110,6 +118,8 @@ pub struct Host {
     pub bar: Bar,
     pub admin: RawQueue,
     pub io: Vec<RawQueue>,
+    /// Clear CC.EN (and wait for RDY = 0) on drop, as a driver must.
+    pub disable_on_drop: bool,
 }
 
 pub const CC_EN_NVM: u32 = 1 | 6 << 16 | 4 << 20;
@@ -147,6 +157,7 @@ impl Host {
             bar,
             admin,
             io: Vec::new(),
+            disable_on_drop: true,
         }
     }
 
@@ -254,10 +265,15 @@ impl Host {
 
     /// Creates I/O CQ and SQ `qid` with `size` entries, asserting success.
     pub fn create_io_queue(&mut self, qid: u16, size: u16) {
-        let q = RawQueue::new(qid, size);
+        self.create_io_queue_sized(qid, size, size)
+    }
+
+    /// Creates I/O CQ `qid` with `cq_size` entries and SQ `qid` with `size`.
+    pub fn create_io_queue_sized(&mut self, qid: u16, size: u16, cq_size: u16) {
+        let q = RawQueue::with_sizes(qid, size, cq_size);
         let mut cq = Sqe::new(0x05, 0);
         cq.prp1 = q.cq.iova();
-        cq.cdw10 = qid as u32 | (size as u32 - 1) << 16;
+        cq.cdw10 = qid as u32 | (cq_size as u32 - 1) << 16;
         cq.cdw11 = 1;
         assert_eq!(
             self.cmd(0, cq).status,
@@ -299,6 +315,9 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        if !self.disable_on_drop {
+            return;
+        }
         // Disable before the queue memory is freed, as a driver must.
         self.bar.write32(0x14, 0);
         let bar = self.bar.clone();

@@ -8,5 +8,8 @@ mod bring_up;
 mod data_path;
 mod driver_interop;
 mod faults;
+mod fuzz;
+mod lifecycle;
 mod nvm_cmds;
+mod queues;
 mod shadow_doorbells;
