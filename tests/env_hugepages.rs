@@ -161,3 +161,19 @@ fn hugepage_memory_lies_within_a_39_bit_iommu_reach() {
         "IOVA = VA must fit intel-iommu's 39 bits"
     );
 }
+
+#[test]
+fn pool_elements_of_odd_size_are_each_iova_contiguous() {
+    setup();
+    let pool = DmaPool::new(1500, 3000, 64).unwrap();
+    let elems: Vec<_> = (0..1500).map(|_| pool.get().unwrap()).collect();
+    for e in &elems {
+        assert_eq!(
+            e.iova_at(2999),
+            e.iova() + 2999,
+            "element {} split",
+            e.index()
+        );
+        assert_eq!(e.iova_at(2999), expected_iova(e.as_ptr() as usize + 2999));
+    }
+}

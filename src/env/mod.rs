@@ -7,7 +7,10 @@
 //! without one. [`DmaBuf`] allocates from a heap of regions that grows on
 //! demand; [`DmaPool`] hands out fixed-size elements for per-I/O objects.
 //! Every region is registered in a vaddr <-> IOVA map ([`vtophys`],
-//! [`iova_to_vaddr`]) and mapped into every [`DmaMapper`] (VFIO containers).
+//! [`vtophys_len`], [`iova_to_vaddr`]; O(1) per buffer with
+//! [`DmaBuf::iova_at`] and [`DmaBuf::extents`]) and mapped into every
+//! [`DmaMapper`] (VFIO containers). Regions are placed below 2^39 so that
+//! IOVA = VA fits the narrowest IOMMUs.
 //! User memory joins with [`mem_register`]. [`fini`] gives everything back.
 //!
 //! `unsafe` is needed here to map memory and hand out slices of it.

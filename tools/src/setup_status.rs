@@ -98,3 +98,74 @@ pub(super) fn render(sysfs: &Sysfs, sys: &Path) -> Result<String, PciError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn put(p: &Path, s: &str) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    }
+
+    #[test]
+    fn status_lists_nvme_functions_and_hugepages_per_size_and_node() {
+        let root = std::env::temp_dir().join(format!("spdk-io-status-{}", std::process::id()));
+        let dev = root.join("devices/pci0000:00/0000:00:04.0");
+        for (f, v) in [
+            ("vendor", "0x1b36"),
+            ("device", "0x0010"),
+            ("class", "0x010802"),
+            ("numa_node", "0"),
+        ] {
+            put(&dev.join(f), v);
+        }
+        std::fs::create_dir_all(dev.join("nvme/nvme0/nvme0n1")).unwrap();
+        std::fs::create_dir_all(root.join("bus/pci/drivers/nvme")).unwrap();
+        symlink(root.join("bus/pci/drivers/nvme"), dev.join("driver")).unwrap();
+        std::fs::create_dir_all(root.join("kernel/iommu_groups/7")).unwrap();
+        symlink(root.join("kernel/iommu_groups/7"), dev.join("iommu_group")).unwrap();
+        std::fs::create_dir_all(root.join("bus/pci/devices")).unwrap();
+        symlink(&dev, root.join("bus/pci/devices/0000:00:04.0")).unwrap();
+        let hp = root.join("kernel/mm/hugepages/hugepages-2048kB");
+        put(&hp.join("nr_hugepages"), "512");
+        put(&hp.join("free_hugepages"), "500");
+        let node = root.join("devices/system/node/node0/hugepages/hugepages-2048kB");
+        put(&node.join("nr_hugepages"), "512");
+        put(&node.join("free_hugepages"), "500");
+
+        let out = render(&Sysfs::new(&root), &root).unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+        let row = out
+            .lines()
+            .find(|l| l.contains("0000:00:04.0"))
+            .expect("the NVMe row");
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cols,
+            [
+                "NVMe",
+                "0000:00:04.0",
+                "1b36",
+                "0010",
+                "0",
+                "nvme",
+                "7",
+                "nvme0n1"
+            ]
+        );
+        let hp_rows: Vec<Vec<&str>> = out
+            .lines()
+            .filter(|l| l.contains("2048kB"))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            hp_rows,
+            [
+                ["all", "2048kB", "500", "/", "512"],
+                ["node0", "2048kB", "500", "/", "512"]
+            ]
+        );
+    }
+}
