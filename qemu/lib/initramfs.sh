@@ -55,7 +55,8 @@ pack_cpio() {
 # base_initramfs: path of the cached base archive, built if missing.
 base_initramfs() {
   local key out stage list
-  key=$(cat "$QEMU_DIR/lib/guest-init" "$QEMU_DIR/lib/initramfs.sh" "$BUSYBOX" | sha256sum | cut -c1-16)
+  key=$(cat "$QEMU_DIR/lib/guest-init" "$QEMU_DIR/lib/guest-bind" "$QEMU_DIR/lib/initramfs.sh" "$BUSYBOX" |
+    sha256sum | cut -c1-16)
   out=$WORK_DIR/base-$KVER-$key.cpio
   if [[ ! -s $out ]]; then
     log "building the base initramfs for kernel $KVER"
@@ -63,7 +64,8 @@ base_initramfs() {
     mkdir -p "$stage"/{bin,sbin,proc,sys,dev,tmp,run,root,payload,etc/modules}
     cp "$BUSYBOX" "$stage/bin/busybox"
     cp "$QEMU_DIR/lib/guest-init" "$stage/init"
-    chmod 755 "$stage/init"
+    cp "$QEMU_DIR/lib/guest-bind" "$stage/bin/spdk-io-guest-bind"
+    chmod 755 "$stage/init" "$stage/bin/spdk-io-guest-bind"
     for list in vfio uio nvme; do
       RESOLVED=()
       # shellcheck disable=SC2046 # module names are single words

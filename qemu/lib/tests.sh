@@ -5,14 +5,26 @@
 
 # build_tests LIST: cargo test --workspace --no-run; writes one line per
 # executable to LIST: KIND<TAB>NAME<TAB>PACKAGE_DIR<TAB>PATH, KIND being
-# test (a test harness) or bin (a binary tests may call).
+# test (a test harness) or bin (a binary tests may call). With ONLY (a
+# comma-separated list of target names), only those test binaries.
 build_tests() {
   log "cargo test --workspace --no-run"
   (cd "$REPO_DIR" && cargo test --workspace --no-run --message-format=json-render-diagnostics) |
     jq -r 'select(.reason == "compiler-artifact" and .executable != null)
       | [(if .profile.test then "test" else "bin" end), .target.name,
          (.manifest_path | sub("/Cargo.toml$"; "")), .executable] | @tsv' |
-    LC_ALL=C sort -t $'\t' -k1,2 >"$1"
+    LC_ALL=C sort -t $'\t' -k1,2 >"$1.all"
+  if [[ -n ${ONLY:-} ]]; then
+    local name
+    grep '^bin' "$1.all" >"$1" || true
+    IFS=, read -r -a names <<<"$ONLY"
+    for name in "${names[@]}"; do
+      awk -F '\t' -v n="$name" '$1 == "test" && $2 == n' "$1.all" | grep . >>"$1" ||
+        die "--only: no test binary named '$name' (see: cargo test --workspace --no-run)"
+    done
+  else
+    mv "$1.all" "$1"
+  fi
   grep -q '^test' "$1" || die "cargo built no test binaries"
 }
 
@@ -20,7 +32,9 @@ build_tests() {
 # /payload/tests, every binary at its host path and on PATH, each
 # package's tests/fixtures at its host path (tests find them through
 # CARGO_MANIFEST_DIR or relative to the package), and /payload/cmd that
-# runs each test binary from its package directory.
+# runs each test binary from its package directory. After each binary,
+# every NVMe function is bound to the mode's driver again, and a binary
+# that left one elsewhere is named.
 stage_tests() {
   local stage=$1 list=$2 kind name pkg exe n=0 seen=" " args
   shift 2
@@ -49,6 +63,7 @@ echo "==> $name (${exe##*/})"
 (cd $(sh_quote "$pkg") && CARGO_MANIFEST_DIR=$(sh_quote "$pkg") timeout $TEST_TIMEOUT $dest $args)
 rc=\$?
 [ \$rc -eq 143 ] && echo "spdk-io-guest: $name killed after ${TEST_TIMEOUT}s (--test-timeout)"
+spdk-io-guest-bind "\$SPDK_IO_GUEST_DRIVER" $(sh_quote "$name") || rc=125
 echo "spdk-io-test: $name \$rc" >/dev/ttyS1
 [ \$rc -eq 0 ] || failed=\$((failed + 1))
 RUN

@@ -28,6 +28,9 @@ pub struct ControllerOpts {
     /// Use the shadow doorbell buffer (Doorbell Buffer Config) when the
     /// controller offers it (OACS bit 8). Fewer MMIO writes; most useful in VMs.
     pub shadow_doorbell: bool,
+    /// Describe contiguous I/O buffers with one SGL descriptor when the
+    /// controller supports SGLs (Identify SGLS), instead of PRP lists.
+    pub use_sgl: bool,
     /// Asynchronous Event Requests to keep outstanding (capped by AERL+1).
     pub num_aers: u16,
     /// How long a normal shutdown (CC.SHN) may take at detach.
@@ -41,6 +44,7 @@ impl Default for ControllerOpts {
             admin_queue_size: 32,
             admin_timeout: Duration::from_secs(10),
             shadow_doorbell: true,
+            use_sgl: true,
             num_aers: 4,
             shutdown_timeout: Duration::from_secs(10),
         }

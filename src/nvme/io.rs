@@ -265,11 +265,13 @@ impl QPair {
             return Err(reject(NvmeError::QueueFull, buf));
         };
         if len > 0 {
+            let sgls = self.sgls;
             let r = &mut self.pool.reqs[cid as usize];
-            match prp::build(buf.segments(), 0, len, &mut r.page, r.page_iova) {
+            match prp::build_dptr(buf.segments(), 0, len, &mut r.page, r.page_iova, sgls) {
                 Ok(p) => {
                     sqe.prp1 = p.prp1;
                     sqe.prp2 = p.prp2;
+                    sqe.set_psdt(p.psdt);
                 }
                 Err(e) => {
                     self.pool.release(cid);
@@ -327,8 +329,10 @@ impl QPair {
                 self.pool.release(cid);
                 return Err(reject(e, buf));
             }
+            let sgls = self.sgls;
             let r = &mut self.pool.reqs[cid as usize];
-            let p = match prp::build(buf.segments(), 0, bytes, &mut r.page, r.page_iova) {
+            let p = match prp::build_dptr(buf.segments(), 0, bytes, &mut r.page, r.page_iova, sgls)
+            {
                 Ok(p) => p,
                 Err(e) => {
                     self.pool.release(cid);
@@ -337,6 +341,7 @@ impl QPair {
             };
             sqe.prp1 = p.prp1;
             sqe.prp2 = p.prp2;
+            sqe.set_psdt(p.psdt);
             sqe.set_slba(lba);
             sqe.cdw12 = lba_count - 1;
             self.arm(cid, buf, Callback::new(cb), opc as u8);

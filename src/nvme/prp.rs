@@ -23,6 +23,55 @@ pub struct Prps {
     pub prp2: u64,
 }
 
+/// The data pointer of an I/O command: PRP1/PRP2 or one SGL descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dptr {
+    /// First 8 bytes of DPTR (PRP1, or the SGL descriptor's address).
+    pub prp1: u64,
+    /// Last 8 bytes of DPTR (PRP2, or the SGL descriptor's length and identifier).
+    pub prp2: u64,
+    /// PSDT for CDW0: 0 for PRPs, 1 for SGLs.
+    pub psdt: u8,
+}
+
+/// Data pointer for bytes `start..start+len` of `segs`. With `sgls`
+/// (Identify Controller SGLS bits 1:0: 1 = SGLs supported, 2 = supported with
+/// dword alignment) and one IOVA-contiguous run, a single SGL Data Block
+/// descriptor describes the whole transfer — one translation for the
+/// controller instead of one per page and no PRP list to fetch. Otherwise PRPs.
+#[inline]
+pub fn build_dptr(
+    segs: &[DmaSlice],
+    start: usize,
+    len: usize,
+    list: &mut [u8],
+    list_iova: u64,
+    sgls: u8,
+) -> Result<Dptr, NvmeError> {
+    if sgls != 0 {
+        if let [seg] = segs {
+            if start < seg.len() && len > 0 && len <= u32::MAX as usize {
+                let (iova, run) = seg.iova_extent(start);
+                let aligned = sgls == 1 || (iova % 4 == 0 && len % 4 == 0);
+                if run >= len && aligned {
+                    // SGL Data Block descriptor: address, length, identifier 0h (type 0, subtype 0).
+                    return Ok(Dptr {
+                        prp1: iova,
+                        prp2: len as u64,
+                        psdt: super::spec::command::PSDT_SGL_MPTR_CONTIG,
+                    });
+                }
+            }
+        }
+    }
+    let p = build(segs, start, len, list, list_iova)?;
+    Ok(Dptr {
+        prp1: p.prp1,
+        prp2: p.prp2,
+        psdt: super::spec::command::PSDT_PRP,
+    })
+}
+
 /// Builds PRPs for bytes `start..start+len` of the concatenation of `segs`.
 /// `list` is the request's PRP list page (written only when needed), at IOVA `list_iova`.
 pub fn build(

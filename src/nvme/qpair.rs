@@ -84,6 +84,8 @@ pub struct QPair {
     pub(crate) opts: QPairOpts,
     pub(crate) generation: u64,
     pub(crate) max_xfer: usize,
+    /// SGL support to use for data (Identify SGLS bits 1:0; 0 = PRPs only).
+    pub(crate) sgls: u8,
     pub(crate) outstanding: usize,
     pub(crate) timeout_cb: Option<TimeoutCallback>,
     pub(crate) next_timeout_check: Option<Instant>,
@@ -151,6 +153,11 @@ impl Controller {
                 opts,
                 generation,
                 max_xfer: c.max_xfer,
+                sgls: if c.opts.use_sgl {
+                    (c.cdata.sgls & 0x3) as u8
+                } else {
+                    0
+                },
                 outstanding: 0,
                 timeout_cb: None,
                 _not_send: PhantomData,

@@ -130,13 +130,15 @@ impl QPair {
             self.pool.reqs[cid as usize].parent = parent;
             let mut sqe = template;
             if has_data {
+                let sgls = self.sgls;
                 let r = &mut self.pool.reqs[cid as usize];
                 let start = done as usize * bytes_per_block;
                 let len = n as usize * bytes_per_block;
-                match prp::build(buf.segments(), start, len, &mut r.page, r.page_iova) {
+                match prp::build_dptr(buf.segments(), start, len, &mut r.page, r.page_iova, sgls) {
                     Ok(p) => {
                         sqe.prp1 = p.prp1;
                         sqe.prp2 = p.prp2;
+                        sqe.set_psdt(p.psdt);
                     }
                     Err(e) => {
                         // Nothing was rung: take back the entries and requests.

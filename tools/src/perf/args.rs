@@ -36,6 +36,9 @@ pub struct PerfArgs {
     /// Do not use the shadow doorbell buffer even if the controller offers it.
     #[arg(long = "no-shadow-doorbell")]
     pub(crate) no_shadow_doorbell: bool,
+    /// Describe buffers with PRP lists even if the controller supports SGLs.
+    #[arg(long = "no-sgl")]
+    pub(crate) no_sgl: bool,
     /// Ring the SQ doorbell after every command instead of once per batch.
     #[arg(long = "no-batch")]
     no_batch: bool,
