@@ -3,16 +3,13 @@
 //! One binary with subcommands, as SPDK ships scripts/setup.sh, spdk_nvme_identify,
 //! spdk_nvme_perf, bdevperf and blobcli.
 
-mod identify;
-mod perf;
-
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod setup;
-mod blob;
 mod bdevperf;
 mod blob;
+mod identify;
+mod perf;
 mod setup;
 mod thread_bench;
 
@@ -34,8 +31,6 @@ enum Command {
     ThreadBench(thread_bench::ThreadBenchArgs),
     /// SPDK's bdevperf: I/O load on the bdevs of an SPDK JSON config.
     Bdevperf(bdevperf::BdevperfArgs),
-    /// Reserve hugepages and bind NVMe devices to a user-space driver (like SPDK's setup.sh).
-    Setup(setup::SetupArgs),
     /// Controller and namespace data, like spdk_nvme_identify.
     Identify(identify::IdentifyArgs),
     /// NVMe I/O benchmark, like spdk_nvme_perf.
@@ -71,7 +66,6 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Setup(args) => setup::run(args),
         Command::Identify(a) => identify::run(a),
         Command::Perf(a) => perf::run(a),
     }
