@@ -90,6 +90,16 @@ extract_vmlinux() {
   mv "$out.tmp" "$out"
 }
 
+# prune_stale KEEP DIR...: remove the unpacked packages of older versions.
+prune_stale() {
+  local keep=$1 d
+  shift
+  for d in "$@"; do
+    [[ -d $d && $d != "$keep" ]] && rm -rf "$d"
+  done
+  return 0
+}
+
 # resolve_versions: KPKG (kernel package), KPKG_VERSION and BB_VERSION.
 # apt-cache takes seconds, so the answer is cached in $WORK_DIR/versions
 # until apt's package lists change.
@@ -125,5 +135,7 @@ prepare_host() {
   fetch_unpack busybox-static "$bbdir"
   BUSYBOX=$bbdir/bin/busybox
   [[ -x $BUSYBOX ]] || die "busybox not found in $bbdir"
+  prune_stale "$KERNEL_DIR" "$WORK_DIR"/linux-image-*
+  prune_stale "$bbdir" "$WORK_DIR"/busybox-static-*
   export KVER KERNEL_DIR VMLINUX BUSYBOX
 }
