@@ -5,15 +5,21 @@ use spdk_io::bdev::{Channel, IoCompletion, IoStatus};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Polls `ch` until `done()` holds; fails after a bounded number of polls.
+/// Polls `ch` until `done()` holds; fails after 60 s (a real device under
+/// an emulator can be slow, but never that slow).
 pub fn poll_until(ch: &Channel, mut done: impl FnMut() -> bool) {
-    for _ in 0..2_000_000 {
-        if done() {
-            return;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        for _ in 0..1024 {
+            if done() {
+                return;
+            }
+            ch.poll();
         }
-        ch.poll();
+        if std::time::Instant::now() > deadline {
+            panic!("condition not reached after 60 s of polling");
+        }
     }
-    panic!("condition not reached after 2M polls");
 }
 
 /// A place completions are recorded in.

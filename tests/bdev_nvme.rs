@@ -1,5 +1,5 @@
-//! The nvme bdev: on the host against the software NVMe controller; in
-//! the QEMU guest (ignored on the host) against a real controller.
+//! The nvme bdev on the host, against the software NVMe controller (the
+//! real-controller test is tests/bdev_nvme_guest.rs).
 
 #[path = "bdev_common.rs"]
 mod common;
@@ -131,26 +131,4 @@ fn nvme_bdev_flush_write_zeroes_unmap_and_reset_under_load() {
     if d.bdev().io_type_supported(IoType::WriteZeroes) {
         assert!(b[..2048].iter().all(|&x| x == 0) && b[2048..].iter().all(|&x| x == 0xee));
     }
-}
-
-fn guest_bdf(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run this test in the QEMU guest (qemu/run-tests)")
-    })
-}
-
-#[test]
-#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
-fn nvme_bdev_from_spdk_config_verifies_both_namespaces_in_the_guest() {
-    env::init_once(EnvOpts::default()).expect("env init (hugepages at /dev/hugepages?)");
-    let bdf = guest_bdf("SPDK_IO_TEST_NVME_2NS");
-    let cfg = format!(
-        r#"{{"subsystems":[{{"subsystem":"bdev","config":[
-        {{"method":"bdev_nvme_attach_controller","params":{{"name":"Nvme0","trtype":"PCIe","traddr":"{bdf}"}}}}]}}]}}"#
-    );
-    let made = bdev::load_config(&cfg).expect("attach");
-    assert_eq!(made, vec!["Nvme0n1", "Nvme0n2"]);
-    round_trip("Nvme0n1", true);
-    round_trip("Nvme0n2", true);
-    round_trip("Nvme0n2", false);
 }

@@ -1,0 +1,80 @@
+//! The nvme bdev in the QEMU guest (ignored on the host) against a real
+//! controller. A test binary of its own, so that the env starts in its
+//! default mode (hugepages, IOVA mode chosen by the bound driver) rather than
+//! in the no-hugepage mode of the software-controller tests.
+
+#[path = "bdev_common.rs"]
+mod common;
+
+use common::*;
+use spdk_io::bdev::{self, IoBuf};
+use spdk_io::env::{self, EnvOpts};
+
+fn round_trip(bdev: &str, dma: bool) {
+    let d = bdev::open(bdev, true).unwrap();
+    let ch = d.get_io_channel().unwrap();
+    let bs = d.bdev().block_size() as usize;
+    let l = log();
+    let mut rng = 0x1234_5678u64;
+    for i in 0..40u64 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let n = 1 + rng % 24; // up to 96 KiB: above MDTS (32 KiB), split by the driver
+        let lba = rng % (d.bdev().num_blocks() - n);
+        let len = n as usize * bs;
+        let mut w = if dma {
+            IoBuf::dma(len, 4096).unwrap()
+        } else {
+            IoBuf::from_vec(vec![0; len])
+        };
+        w.iter_mut()
+            .enumerate()
+            .for_each(|(j, b)| *b = (j as u64 ^ i ^ lba) as u8);
+        let want = w.to_vec();
+        d.write_blocks(&ch, w, lba, n, rec(&l)).unwrap();
+        poll_until(&ch, || l.borrow().len() == 1);
+        let r = if dma {
+            IoBuf::dma(len, 4096).unwrap()
+        } else {
+            IoBuf::from_vec(vec![0; len])
+        };
+        d.read_blocks(&ch, r, lba, n, rec(&l)).unwrap();
+        poll_until(&ch, || l.borrow().len() == 2);
+        let mut done = l.borrow_mut();
+        assert!(
+            done.iter().all(|c| c.success()),
+            "{:?}",
+            done.iter().map(|c| c.status).collect::<Vec<_>>()
+        );
+        let got = done.pop().unwrap().data.into_buf().unwrap();
+        assert_eq!(got.is_dma(), dma, "the caller's own buffer comes back");
+        assert!(
+            got[..] == want[..],
+            "{bdev}: data read back differs at lba {lba} (+{n})"
+        );
+        done.clear();
+    }
+}
+
+fn guest_bdf(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run this test in the QEMU guest (qemu/run-tests)")
+    })
+}
+
+#[test]
+#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
+fn nvme_bdev_from_spdk_config_verifies_both_namespaces_in_the_guest() {
+    env::init_once(EnvOpts::default()).expect("env init (hugepages at /dev/hugepages?)");
+    let bdf = guest_bdf("SPDK_IO_TEST_NVME_2NS");
+    let cfg = format!(
+        r#"{{"subsystems":[{{"subsystem":"bdev","config":[
+        {{"method":"bdev_nvme_attach_controller","params":{{"name":"Nvme0","trtype":"PCIe","traddr":"{bdf}"}}}}]}}]}}"#
+    );
+    let made = bdev::load_config(&cfg).expect("attach");
+    assert_eq!(made, vec!["Nvme0n1", "Nvme0n2"]);
+    round_trip("Nvme0n1", true);
+    round_trip("Nvme0n2", true);
+    round_trip("Nvme0n2", false);
+}
