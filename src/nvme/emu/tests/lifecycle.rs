@@ -84,22 +84,30 @@ fn bar_outlives_the_controller() {
 #[test]
 fn dropping_a_busy_controller_stops_the_worker_before_memory_goes() {
     let e = EmuController::builder().namespace(512, 64).build().unwrap();
-    let faults = e.faults();
+    let handle = e.handle();
     let mut h = Host::new(e);
     h.create_io_queue(1, 8);
     let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
-    faults.delay_next(CommandMatch::any_io(), Duration::from_millis(30), 4);
+    let delay = Duration::from_millis(30);
+    handle.faults().delay_next(CommandMatch::any_io(), delay, 4);
     for _ in 0..4 {
         let mut s = Sqe::new(nvm_opc::READ, 0);
         s.nsid = 1;
         s.prp1 = buf.iova();
-        h.submit(1, s);
+        h.push(1, s);
     }
+    h.ring_sq(1);
+    wait_for("the Reads fetched", || {
+        handle.stats().io(nvm_opc::READ) == 4
+    });
     // Take the controller away without disabling it: dropping it joins the
     // worker first, then the queue memory goes (fields drop in order), then `buf`.
     h.disable_on_drop = false;
     drop(h);
-    std::thread::sleep(Duration::from_millis(60));
+    // Past the Reads' due time nothing has moved: no completion, no DMA fault.
+    let after_drop = handle.stats();
+    std::thread::sleep(2 * delay);
+    assert_eq!(handle.stats(), after_drop, "the worker is gone");
 }
 
 #[test]
