@@ -68,8 +68,8 @@
 //! # Behaviour worth knowing
 //!
 //! - Doorbells are write-only: the worker swaps each back to all-ones after
-//!   reading it, so that every write is noticed (two writes between polls
-//!   count once, as posted MMIO writes may).
+//!   reading (and counting) it, so that every write is noticed (two writes
+//!   between polls count once, as posted MMIO writes may).
 //! - The worker spins briefly after work, then yields, then parks for 50 µs,
 //!   after about 0.1 s idle for 500 µs, after about a second for 2 ms: an
 //!   idle controller costs well under 1% of a core, and the first command

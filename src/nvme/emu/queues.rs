@@ -110,10 +110,8 @@ impl Worker {
         } else {
             regs::sq_doorbell(qid)
         };
-        let mmio = self.sh.regs.take_doorbell(off);
-        if mmio.is_some() {
-            bump(&self.sh.stats.doorbell_writes, 1);
-        }
+        let writes = &self.sh.stats.doorbell_writes;
+        let mmio = self.sh.regs.take_doorbell(off, || bump(writes, 1));
         let value = match self.dbbuf {
             Some(db) if qid != 0 => {
                 let v = match dma::load_u32(db.shadow + DbBuf::offset(qid, cq)) {

@@ -121,9 +121,17 @@ impl Regs {
 
     /// Takes the value last written to a doorbell, leaving
     /// [`DOORBELL_UNWRITTEN`]; `None` if the host has not written since.
-    pub fn take_doorbell(&self, off: usize) -> Option<u32> {
-        let v = self.word(off).swap(DOORBELL_UNWRITTEN, Ordering::AcqRel);
-        (v != DOORBELL_UNWRITTEN).then_some(v)
+    /// `on_write` runs before the doorbell is re-armed, so whoever sees it
+    /// re-armed also sees what `on_write` did (a counted write).
+    pub fn take_doorbell(&self, off: usize, on_write: impl FnOnce()) -> Option<u32> {
+        let word = self.word(off);
+        if word.load(Ordering::Acquire) == DOORBELL_UNWRITTEN {
+            return None;
+        }
+        on_write();
+        // Only the worker re-arms, so the doorbell still holds a written
+        // value (the same or a newer one).
+        Some(word.swap(DOORBELL_UNWRITTEN, Ordering::AcqRel))
     }
 
     /// Sets or clears bits of CSTS.

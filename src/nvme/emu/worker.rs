@@ -251,7 +251,7 @@ impl Worker {
         self.features = Features::new(&self.sh.cfg);
         self.event_mask = 0;
         for off in (regs::DOORBELL_BASE..self.sh.regs.len()).step_by(4) {
-            self.sh.regs.take_doorbell(off);
+            self.sh.regs.take_doorbell(off, || {});
         }
     }
 

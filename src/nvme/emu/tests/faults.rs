@@ -1,6 +1,6 @@
 //! Every injected fault is observable by a host; Abort finds held commands.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::env::DmaBuf;
 use crate::nvme::emu::{admin_opc, nvm_opc, CommandMatch, EmuController, Sqe, Status};
@@ -85,8 +85,10 @@ fn dropped_completion_never_arrives_until_aborted() {
         .faults()
         .drop_completions(CommandMatch::io(nvm_opc::READ), 1);
     let cid = h.submit(1, read(0, &buf));
-    assert!(h.quiet_for(1, Duration::from_millis(50)), "no completion");
-    assert_eq!(h.emu.stats().dropped_completions, 1);
+    wait_for("the Read executed, its completion dropped", || {
+        h.emu.stats().dropped_completions == 1
+    });
+    assert!(h.quiet_for(1, Duration::ZERO), "no completion");
     assert_eq!(abort(&mut h, 1, cid), 0, "aborted");
     let c = h.wait(1);
     assert_eq!((c.cid, c.status), (cid, Status::ABORT_REQUESTED));
@@ -103,13 +105,14 @@ fn slow_command_completes_after_its_delay_unless_aborted() {
         Duration::from_millis(150),
         1,
     );
+    let submitted = Instant::now();
     let cid = h.submit(1, read(0, &buf));
-    assert!(
-        h.quiet_for(1, Duration::from_millis(40)),
-        "held during the delay"
-    );
     let c = h.wait(1);
     assert_eq!((c.cid, c.status), (cid, Status::SUCCESS));
+    assert!(
+        submitted.elapsed() >= Duration::from_millis(150),
+        "held for the whole delay"
+    );
 
     // A delayed write that is aborted never reaches the media.
     buf.fill(0x5a);
@@ -117,7 +120,10 @@ fn slow_command_completes_after_its_delay_unless_aborted() {
     let mut w = read(3, &buf);
     w.cdw0 = nvm_opc::WRITE as u32;
     let cid = h.submit(1, w);
-    assert!(h.quiet_for(1, Duration::from_millis(20)));
+    wait_for("the Write fetched and held", || {
+        h.emu.stats().io(nvm_opc::WRITE) == 1
+    });
+    assert!(h.quiet_for(1, Duration::ZERO));
     assert_eq!(abort(&mut h, 1, cid), 0);
     let c = h.wait(1);
     assert_eq!((c.cid, c.status), (cid, Status::ABORT_REQUESTED));

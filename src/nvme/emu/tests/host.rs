@@ -1,6 +1,7 @@
 //! A minimal hand-written host: raw SQEs into DMA memory, doorbells through
 //! the BAR, CQEs polled by phase. It proves the controller without the driver.
 
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::env::{self, DmaBuf, EnvOpts};
@@ -133,6 +134,48 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A point inside the controller's processing where its worker waits for
+/// the test: call [`Gate::pass`] from a [`crate::nvme::emu::CommandMatch::when`]
+/// predicate (it runs on the worker as a command is fetched), then
+/// [`Gate::wait_reached`], act, and [`Gate::open`]. Lets a test do something
+/// at a known moment of a command's life instead of guessing with sleeps.
+#[derive(Default)]
+pub struct Gate {
+    /// (reached, open)
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+impl Gate {
+    /// Worker side: records that the gate was reached and waits until it is
+    /// open (at most [`TIMEOUT`], so a failed test cannot hang the worker).
+    pub fn pass(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.0 = true;
+        self.changed.notify_all();
+        let (_st, _timed_out) = self
+            .changed
+            .wait_timeout_while(st, TIMEOUT, |st| !st.1)
+            .unwrap();
+    }
+
+    /// Test side: waits until the worker stands at the gate.
+    pub fn wait_reached(&self) {
+        let st = self.state.lock().unwrap();
+        let (st, _) = self
+            .changed
+            .wait_timeout_while(st, TIMEOUT, |st| !st.0)
+            .unwrap();
+        assert!(st.0, "the controller never reached the gate");
+    }
+
+    /// Test side: lets the worker go on (and every later pass through).
+    pub fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+}
+
 impl Host {
     /// Enables bus mastering, programs the admin queue, sets CC.EN and waits for CSTS.RDY.
     pub fn new(emu: EmuController) -> Self {
@@ -159,6 +202,22 @@ impl Host {
             io: Vec::new(),
             disable_on_drop: true,
         }
+    }
+
+    /// After a reset (CSTS.RDY = 0): programs a fresh admin queue, sets
+    /// CC.EN and waits for CSTS.RDY; the old queues are handed back, so the
+    /// test can look at their memory.
+    pub fn reenable(&mut self) -> (RawQueue, Vec<RawQueue>) {
+        let admin = RawQueue::new(0, self.admin.size);
+        self.bar.write64(0x28, admin.sq.iova());
+        self.bar.write64(0x30, admin.cq.iova());
+        let old = (
+            std::mem::replace(&mut self.admin, admin),
+            std::mem::take(&mut self.io),
+        );
+        self.bar.write32(0x14, CC_EN_NVM);
+        wait_for("CSTS.RDY = 1", || self.bar.read32(0x1c) & 1 == 1);
+        old
     }
 
     fn queue(&mut self, qid: u16) -> &mut RawQueue {

@@ -1,12 +1,15 @@
 //! Building, handles, and stopping: the worker goes away cleanly.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::env::DmaBuf;
-use crate::nvme::emu::{nvm_opc, CommandMatch, EmuBuilder, EmuController, EmuError, Sqe};
+use crate::nvme::emu::{
+    admin_opc, nvm_opc, CommandMatch, EmuBuilder, EmuController, EmuError, Sqe, Status,
+};
 use crate::pci::PciDevice;
 
-use super::host::Host;
+use super::host::{wait_for, Gate, Host};
 
 #[test]
 fn bad_configurations_are_refused_with_the_field_named() {
@@ -81,22 +84,30 @@ fn bar_outlives_the_controller() {
 #[test]
 fn dropping_a_busy_controller_stops_the_worker_before_memory_goes() {
     let e = EmuController::builder().namespace(512, 64).build().unwrap();
-    let faults = e.faults();
+    let handle = e.handle();
     let mut h = Host::new(e);
     h.create_io_queue(1, 8);
     let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
-    faults.delay_next(CommandMatch::any_io(), Duration::from_millis(30), 4);
+    let delay = Duration::from_millis(30);
+    handle.faults().delay_next(CommandMatch::any_io(), delay, 4);
     for _ in 0..4 {
         let mut s = Sqe::new(nvm_opc::READ, 0);
         s.nsid = 1;
         s.prp1 = buf.iova();
-        h.submit(1, s);
+        h.push(1, s);
     }
+    h.ring_sq(1);
+    wait_for("the Reads fetched", || {
+        handle.stats().io(nvm_opc::READ) == 4
+    });
     // Take the controller away without disabling it: dropping it joins the
     // worker first, then the queue memory goes (fields drop in order), then `buf`.
     h.disable_on_drop = false;
     drop(h);
-    std::thread::sleep(Duration::from_millis(60));
+    // Past the Reads' due time nothing has moved: no completion, no DMA fault.
+    let after_drop = handle.stats();
+    std::thread::sleep(2 * delay);
+    assert_eq!(handle.stats(), after_drop, "the worker is gone");
 }
 
 #[test]
@@ -117,28 +128,58 @@ fn stats_count_commands_by_opcode() {
     assert!(s.completions >= 5);
 }
 
+/// Reads in flight when CC.EN goes to 0 are never completed: once the host
+/// sees CSTS.RDY = 0, neither their data nor their CQEs reach host memory,
+/// not even after the controller is enabled again and has run past their due time.
 #[test]
 fn after_a_reset_the_controller_leaves_host_memory_alone() {
     let e = EmuController::builder().namespace(512, 64).build().unwrap();
+    // A Read finishing late would copy these bytes into `buf`.
+    e.handle().write_blocks(1, 0, &[0xa5; 512]).unwrap();
     let faults = e.faults();
     let mut h = Host::new(e);
     h.create_io_queue(1, 8);
     let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
-    faults.delay_next(CommandMatch::any_io(), Duration::from_millis(40), 2);
+    // The worker stops in the fetch of the first Read until the host has
+    // cleared CC.EN; both Reads are then held, due at once.
+    let gate = Arc::new(Gate::default());
+    let worker_side = gate.clone();
+    let reads = CommandMatch::io(nvm_opc::READ).when(move |_| {
+        worker_side.pass();
+        true
+    });
+    faults.delay_next(reads, Duration::ZERO, 2);
     for _ in 0..2 {
         let mut s = Sqe::new(nvm_opc::READ, 0);
         s.nsid = 1;
         s.prp1 = buf.iova();
-        h.submit(1, s);
+        h.push(1, s);
     }
+    h.ring_sq(1);
+    gate.wait_reached();
     h.bar.write32(0x14, 0);
-    super::host::wait_for("RDY = 0", || h.bar.read32(0x1c) & 1 == 0);
+    gate.open();
+    wait_for("RDY = 0", || h.bar.read32(0x1c) & 1 == 0);
+    assert!(h.emu.stats().io(nvm_opc::READ) >= 1, "a Read was in flight");
     let cq_before = h.io[0].cq.to_vec();
-    std::thread::sleep(Duration::from_millis(100));
+    let admin_cq_before = h.admin.cq.to_vec();
+
+    // Enabled again, the controller completes a command: it has run past the
+    // Reads' due time with bus mastering on.
+    let (old_admin, old_io) = h.reenable();
+    let c = h.cmd(0, Sqe::new(admin_opc::KEEP_ALIVE, 0));
+    assert_eq!(c.status, Status::SUCCESS);
     assert_eq!(
-        h.io[0].cq.to_vec(),
+        old_io[0].cq.to_vec(),
         cq_before,
         "no completion after the reset"
     );
-    assert_eq!(h.emu.stats().io(nvm_opc::READ), 2);
+    assert_eq!(old_admin.cq.to_vec(), admin_cq_before);
+    assert!(buf.iter().all(|b| *b == 0), "no Read data after the reset");
+    // Queue 1 was forgotten: it can be created again.
+    h.create_io_queue(1, 8);
+    assert!(
+        h.quiet_for(0, Duration::ZERO),
+        "nothing else on the admin CQ"
+    );
 }

@@ -33,7 +33,9 @@ fn full_cq_stalls_the_sq_and_abort_reaches_a_queued_command() {
     let a = h.push(1, read(&buf));
     let b = h.push(1, read(&buf));
     let c = h.submit(1, read(&buf));
-    std::thread::sleep(Duration::from_millis(20));
+    wait_for("the first Read fetched (the CQ is full now)", || {
+        h.emu.stats().io(nvm_opc::READ) == 1
+    });
     let mut abort = Sqe::new(admin_opc::ABORT, 0);
     abort.cdw10 = 1 | (c as u32) << 16;
     let ab = h.cmd(0, abort);
@@ -74,7 +76,9 @@ fn deleting_an_sq_completes_its_held_commands_as_aborted() {
         .faults()
         .delay_next(CommandMatch::any_io(), Duration::from_secs(60), 1);
     let cid = h.submit(1, read(&buf));
-    std::thread::sleep(Duration::from_millis(20));
+    wait_for("the Read fetched and held", || {
+        h.emu.stats().io(nvm_opc::READ) == 1
+    });
     let mut del = Sqe::new(admin_opc::DELETE_IO_SQ, 0);
     del.cdw10 = 1;
     assert_eq!(h.cmd(0, del).status, Status::SUCCESS);
@@ -90,7 +94,9 @@ fn deleting_an_sq_aborts_the_commands_it_has_not_fetched() {
     let a = h.push(1, read(&buf));
     let b = h.push(1, read(&buf));
     let c = h.submit(1, read(&buf));
-    std::thread::sleep(Duration::from_millis(20));
+    wait_for("the first Read fetched (the CQ is full now)", || {
+        h.emu.stats().io(nvm_opc::READ) == 1
+    });
     let mut del = Sqe::new(admin_opc::DELETE_IO_SQ, 0);
     del.cdw10 = 1;
     assert_eq!(h.cmd(0, del).status, Status::SUCCESS);

@@ -76,8 +76,11 @@ fn read0(buf: &DmaBuf) -> Sqe {
 fn shadow_doorbell_alone_moves_an_io_queue() {
     let (mut h, mut db) = host();
     let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
-    // Let the controller see the admin CQ head doorbell of the last command.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // The admin CQ head doorbell of the last command is counted before the
+    // controller re-arms it (all ones): only then is `before` complete.
+    wait_for("the admin CQ head doorbell taken", || {
+        h.bar.read32(0x1004) == u32::MAX
+    });
     let before = h.emu.stats();
     let cid = h.push(1, read0(&buf));
     db.set(2, h.sq_tail(1));
