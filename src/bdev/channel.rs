@@ -12,7 +12,7 @@ use super::io::{IoCompletion, IoId, IoStatus, IoType};
 use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::stat::ChannelStat;
-use super::ticks::ticks;
+use super::ticks::{poll_ticks, ticks};
 use super::{BdevError, Result};
 use crate::thread::{poller_register, Poller, PollerStatus, Thread};
 use std::cell::{Cell, RefCell};
@@ -253,7 +253,9 @@ impl ChannelInner {
     }
 
     pub(crate) fn poll(&self) -> usize {
-        self.now.set(ticks());
+        // The thread's poll read the clock already (inside a poll);
+        // a channel polled by hand reads it here.
+        self.now.set(poll_ticks());
         self.module.borrow_mut().poll();
         let n = self.done.len();
         let mut completed = 0;

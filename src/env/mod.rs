@@ -14,9 +14,12 @@
 //! [`DmaMapper`] (VFIO containers). Regions are placed below 2^39 so that
 //! IOVA = VA fits the narrowest IOMMUs.
 //! User memory joins with [`mem_register`]. [`fini`] gives everything back.
+//! [`now_ns`] is the cheap monotonic clock (the TSC where the kernel
+//! trusts it) that pollers and I/O statistics run on.
 //!
 //! `unsafe` is needed here to map memory and hand out slices of it.
 
+mod clock;
 mod dmabuf;
 mod error;
 mod global;
@@ -29,6 +32,7 @@ mod shared;
 mod state;
 mod sys;
 
+pub use clock::{clock_is_tsc, now_ns};
 pub use dmabuf::{DmaBuf, Extents};
 pub use error::EnvError;
 pub use global::{
