@@ -85,9 +85,16 @@ impl Task {
 impl Job {
     /// Handles a refused submission: wait for a free request on NOMEM,
     /// otherwise count the failure and retire the task.
+    #[inline]
     pub(crate) fn rejected(&self, r: bdev::Submitted) {
-        let Err(rej) = r else { return };
-        let rej = *rej;
+        if let Err(rej) = r {
+            self.refused(*rej);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, rej: bdev::Rejected) {
         match (rej.error, rej.cb) {
             (BdevError::NoMem, Some(cb)) => {
                 // Resubmit from scratch when a request frees up: give the
