@@ -103,3 +103,33 @@ fn two_threads_writing_interleaved_disjoint_ranges_read_back_exactly() {
         );
     }
 }
+
+#[test]
+fn long_writes_at_any_alignment_read_back_exactly() {
+    setup();
+    let m = SharedDmaBuf::alloc_zeroed(1 << 20, 4096).unwrap();
+    // Long and aligned (the streaming path, with and without a tail),
+    // long and unaligned, and short.
+    for (i, &(off, len)) in [
+        (0, 2048),
+        (64, 4096 + 37),
+        (4096, 65536),
+        (4097, 8192),
+        (128, 100),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let data: Vec<u8> = (0..len).map(|k| (k * 13 + i * 7 + 1) as u8).collect();
+        m.write_at(off, &data).unwrap();
+        let mut back = vec![0u8; len + 128];
+        m.read_at(off - off.min(64), &mut back[..len + off.min(64)])
+            .unwrap();
+        assert_eq!(
+            &back[off.min(64)..off.min(64) + len],
+            &data[..],
+            "write of {len} at {off}"
+        );
+        assert!(m.compare_at(off, &data).unwrap());
+    }
+}
