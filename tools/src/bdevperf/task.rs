@@ -55,10 +55,7 @@ impl Task {
                 self.phase = Phase::VerifyWrite;
                 let seq = job.seq.get() + 1;
                 job.seq.set(seq);
-                let mut wb = self
-                    .wbuf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize));
+                let mut wb = self.wbuf.take().unwrap_or_else(|| job.new_buf());
                 pattern::fill(&mut wb, off, job.block_size, seq);
                 let r = job.desc.write_blocks(&job.ch, wb, off, n, self);
                 return job.rejected(r);
@@ -69,11 +66,7 @@ impl Task {
         };
         self.phase = Phase::Io;
         let data = if io_type.has_data() {
-            bdev::IoData::Buf(
-                self.buf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize)),
-            )
+            bdev::IoData::Buf(self.buf.take().unwrap_or_else(|| job.new_buf()))
         } else {
             bdev::IoData::None
         };
@@ -160,10 +153,7 @@ impl IoDone for Task {
                     return self.next(&job);
                 }
                 self.phase = Phase::VerifyRead;
-                let rb = self
-                    .buf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize));
+                let rb = self.buf.take().unwrap_or_else(|| job.new_buf());
                 let (off, n) = (self.offset_blocks, job.io_blocks);
                 let r = job.desc.read_blocks(&job.ch, rb, off, n, self);
                 job.rejected(r)
