@@ -85,6 +85,7 @@ fn main() {
         dif_type: 0,
     })
     .unwrap();
+    spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
     bdev::malloc::create(MallocOpts {
         name: Some("BenchMalloc".into()),
         num_blocks: 32768,

@@ -117,6 +117,7 @@ fn run(name: &str) -> u64 {
 
 #[test]
 fn no_heap_allocation_per_io_through_null_and_malloc() {
+    spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
     let b = allocs();
     let probe = std::hint::black_box(vec![1u8; 64]);
     assert!(allocs() > b, "the counter sees allocations");

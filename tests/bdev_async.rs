@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 fn malloc(name: &str) {
+    spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
     bdev::malloc::create(MallocOpts {
         name: Some(name.into()),
         num_blocks: 256,

@@ -46,3 +46,9 @@ pub fn uniq(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}{}", N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// Brings up DMA memory (ordinary pinned pages) for malloc bdevs; shared
+/// by every test of the process.
+pub fn dma_env() {
+    spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
+}

@@ -3,7 +3,13 @@
 
 use spdk_io::bdev::{self, BdevError};
 
+/// DMA memory for the malloc bdevs the configs create.
+fn dma_env() {
+    spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
+}
+
 fn err(text: &str) -> String {
+    dma_env();
     match bdev::load_config(text) {
         Err(BdevError::Config(m)) => m,
         other => panic!("expected a config error, got {other:?}"),
@@ -12,6 +18,7 @@ fn err(text: &str) -> String {
 
 #[test]
 fn spdk_style_config_with_malloc_null_split_and_passthru_loads_unchanged() {
+    dma_env();
     // As SPDK's save_config writes it: other subsystems, option methods,
     // the examine barrier, and a passthru declared before its base.
     let cfg = r#"{
@@ -73,12 +80,14 @@ fn spdk_style_config_with_malloc_null_split_and_passthru_loads_unchanged() {
 
 #[test]
 fn malformed_json_names_line_and_column() {
+    dma_env();
     let m = err("{\n  \"subsystems\": [\n    { \"subsystem\": \"bdev\", \"config\": [ }\n  ]\n}");
     assert!(m.contains("malformed JSON") && m.contains("line 3"), "{m}");
 }
 
 #[test]
 fn unknown_method_is_named_with_its_line() {
+    dma_env();
     let m = err(r#"{"subsystems":[{"subsystem":"bdev","config":[
         {"method":"bdev_null_create","params":{"name":"CfgUnk0","num_blocks":8,"block_size":512}},
         {"method":"bdev_frobnicate_create","params":{}}]}]}"#);
@@ -90,6 +99,7 @@ fn unknown_method_is_named_with_its_line() {
 
 #[test]
 fn missing_and_unknown_fields_are_named() {
+    dma_env();
     let m = err(r#"{"subsystems":[{"subsystem":"bdev","config":[
         {"method":"bdev_malloc_create","params":{"name":"CfgBad0","block_size":512}}]}]}"#);
     assert!(
@@ -108,6 +118,7 @@ fn missing_and_unknown_fields_are_named() {
 
 #[test]
 fn file_bdev_on_a_missing_path_is_a_clear_error() {
+    dma_env();
     let m = err(r#"{"subsystems":[{"subsystem":"bdev","config":[
         {"method":"bdev_aio_create","params":{"name":"CfgAio0","filename":"/nonexistent/dir/disk.img","block_size":512}}]}]}"#);
     assert!(
@@ -118,6 +129,7 @@ fn file_bdev_on_a_missing_path_is_a_clear_error() {
 
 #[test]
 fn creating_a_bdev_with_bad_geometry_is_an_error() {
+    dma_env();
     let m = err(r#"{"subsystems":[{"subsystem":"bdev","config":[
         {"method":"bdev_malloc_create","params":{"name":"CfgGeo0","num_blocks":0,"block_size":512}}]}]}"#);
     assert!(m.contains("num_blocks"), "{m}");

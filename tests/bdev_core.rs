@@ -24,6 +24,7 @@ fn null(name: &str, blocks: u64) -> std::sync::Arc<bdev::Bdev> {
 }
 
 fn malloc(name: &str, blocks: u64, bs: u32) -> std::sync::Arc<bdev::Bdev> {
+    dma_env();
     bdev::malloc::create(MallocOpts {
         name: Some(name.into()),
         num_blocks: blocks,

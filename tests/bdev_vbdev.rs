@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 fn malloc(name: &str, blocks: u64) {
+    dma_env();
     bdev::malloc::create(MallocOpts {
         name: Some(name.into()),
         num_blocks: blocks,

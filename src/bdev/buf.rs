@@ -16,9 +16,11 @@ pub struct IoBuf {
     len: u32,
 }
 
+// The DMA buffer is boxed so an IoBuf stays small (three words): I/O
+// moves it by value several times per request.
 enum Store {
     Heap(Box<[u8]>),
-    Dma(DmaBuf),
+    Dma(Box<DmaBuf>),
 }
 
 impl Store {
@@ -26,14 +28,14 @@ impl Store {
     fn bytes(&self) -> &[u8] {
         match self {
             Store::Heap(b) => b,
-            Store::Dma(d) => d,
+            Store::Dma(d) => &d[..],
         }
     }
     #[inline]
     fn bytes_mut(&mut self) -> &mut [u8] {
         match self {
             Store::Heap(b) => b,
-            Store::Dma(d) => d,
+            Store::Dma(d) => &mut d[..],
         }
     }
 }
@@ -99,7 +101,7 @@ impl IoBuf {
             u32::try_from(len).expect("I/O buffers are smaller than 4 GiB"),
         );
         Self {
-            store: Store::Dma(d),
+            store: Store::Dma(Box::new(d)),
             off,
             len,
         }
@@ -115,7 +117,7 @@ impl IoBuf {
     pub fn into_dma(self) -> Result<(DmaBuf, std::ops::Range<usize>), IoBuf> {
         let r = self.off as usize..(self.off + self.len) as usize;
         match self.store {
-            Store::Dma(d) => Ok((d, r)),
+            Store::Dma(d) => Ok((*d, r)),
             store => Err(IoBuf {
                 store,
                 off: self.off,

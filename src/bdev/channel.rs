@@ -12,7 +12,7 @@ use super::io::{IoCompletion, IoId, IoStatus, IoType};
 use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::stat::ChannelStat;
-use super::ticks::ticks;
+use super::ticks::{poll_ticks, ticks};
 use super::{BdevError, Result};
 use crate::thread::{poller_register, Poller, PollerStatus, Thread};
 use std::cell::{Cell, RefCell};
@@ -253,7 +253,9 @@ impl ChannelInner {
     }
 
     pub(crate) fn poll(&self) -> usize {
-        self.now.set(ticks());
+        // The thread's poll read the clock already (inside a poll);
+        // a channel polled by hand reads it here.
+        self.now.set(poll_ticks());
         self.module.borrow_mut().poll();
         let n = self.done.len();
         let mut completed = 0;
@@ -374,18 +376,23 @@ impl ChannelInner {
             .record(s.io_type, bytes, now.saturating_sub(s.submit_tick), ok);
         match std::mem::replace(&mut s.cb, Cb::None) {
             Cb::Done(cb) => {
-                let c = IoCompletion {
-                    status,
-                    io_type: s.io_type,
-                    offset_blocks: s.offset_blocks,
-                    num_blocks: s.num_blocks,
-                    data: std::mem::take(&mut s.data),
-                    submit_tick: s.submit_tick,
-                    complete_tick: now,
-                };
+                let (io_type, offset_blocks, num_blocks, submit_tick) =
+                    (s.io_type, s.offset_blocks, s.num_blocks, s.submit_tick);
+                let data = std::mem::take(&mut s.data);
                 pool.release(idx);
                 drop(pool);
-                cb.io_done(c);
+                // Built in the call, from registers: a completion assembled
+                // earlier and copied here would be read back wider than its
+                // small fields were written (a store-forwarding stall).
+                cb.io_done(IoCompletion {
+                    status,
+                    io_type,
+                    offset_blocks,
+                    num_blocks,
+                    data,
+                    submit_tick,
+                    complete_tick: now,
+                });
             }
             Cb::Waker(w) => {
                 s.status = status;

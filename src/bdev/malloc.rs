@@ -1,20 +1,22 @@
 //! The malloc bdev (`bdev_malloc_create`): a RAM disk.
 //!
-//! The RAM is shared by the channels of every thread. Safe Rust needs
-//! exclusive access to copy into shared memory, so the disk is cut into
-//! 2 MiB stripes, each behind its own mutex; an I/O locks only the stripes
-//! it touches, uncontended unless two threads hit the same stripe at once.
-//! Each stripe is an anonymous mapping backed by a transparent huge page
-//! where the kernel allows (few TLB misses, as SPDK's hugepage memory),
-//! faulted in at creation so no I/O pays a page fault.
+//! As in SPDK, the disk lives in DMA memory (hugepages unless the env runs
+//! `no_huge`), so [`env::init`](crate::env::init) must have run. Every
+//! thread's channel copies straight in and out of it with no lock
+//! ([`SharedDmaBuf`]): I/O to different blocks from different threads is
+//! independent; I/O to the same blocks in flight at once from different
+//! threads leaves those blocks unspecified, as on a real disk.
+//! Compare-and-write is atomic with respect to other compare-and-writes
+//! and to all I/O of its own thread; SPDK also fences it from other
+//! threads' writes with LBA range locks, which this layer does not have.
 
 use super::{
     Bdev, BdevError, BdevModule, BdevOps, BdevProps, Completer, IoRequest, IoStatus, IoType,
     ModuleChannel, Result, Uuid,
 };
-use memmap2::MmapMut;
+use crate::env::SharedDmaBuf;
 use serde::Deserialize;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Parameters of `bdev_malloc_create` (SPDK's names).
 #[derive(Debug, Clone, Deserialize)]
@@ -50,101 +52,40 @@ pub(crate) fn module() -> Arc<dyn BdevModule> {
     Arc::new(MallocModule)
 }
 
-const STRIPE: usize = 2 << 20;
-
+/// The disk's memory: DMA memory every channel copies in and out of
+/// without a lock (see [`SharedDmaBuf`] for what racing I/O to the same
+/// blocks does), plus a lock taken only by compare-and-write.
 pub(crate) struct Ram {
-    stripes: Vec<Mutex<MmapMut>>,
-    stripe: usize,
+    mem: SharedDmaBuf,
+    /// Serializes compare-and-writes with each other (the way initiators use
+    /// them as a lock). Reads and writes never take it.
+    caw: Mutex<()>,
 }
 
 impl Ram {
-    pub(crate) fn new(bytes: usize, block_size: usize) -> Result<Ram> {
-        let stripe = (STRIPE / block_size).max(1) * block_size;
-        let n = bytes.div_ceil(stripe);
-        let mut stripes = Vec::with_capacity(n);
-        for i in 0..n {
-            let len = stripe.min(bytes - i * stripe);
-            let mut m = MmapMut::map_anon(len).map_err(|e| {
-                BdevError::InvalidParam(format!("malloc: cannot map {len} bytes of RAM: {e}"))
-            })?;
-            #[cfg(target_os = "linux")]
-            let _ = m.advise(memmap2::Advice::HugePage);
-            // Fault every page in now (one fault per huge page when THP applies).
-            for page in m.chunks_mut(4096) {
-                page[0] = 0;
-            }
-            stripes.push(Mutex::new(m));
-        }
-        Ok(Ram { stripes, stripe })
+    pub(crate) fn new(bytes: usize) -> Result<Ram> {
+        let mem = SharedDmaBuf::alloc_zeroed(bytes, 4096).map_err(|e| {
+            BdevError::InvalidParam(format!(
+                "malloc: cannot allocate {bytes} bytes of DMA memory: {e}"
+            ))
+        })?;
+        Ok(Ram {
+            mem,
+            caw: Mutex::new(()),
+        })
     }
 
-    fn lock(&self, i: usize) -> MutexGuard<'_, MmapMut> {
-        self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Visits `len` bytes of the disk from byte `pos` stripe by stripe.
-    fn walk(&self, mut pos: usize, mut len: usize, mut f: impl FnMut(&mut [u8])) {
-        while len > 0 {
-            let (i, o) = (pos / self.stripe, pos % self.stripe);
-            let n = (self.stripe - o).min(len);
-            f(&mut self.lock(i)[o..o + n]);
-            pos += n;
-            len -= n;
-        }
-    }
-
-    pub(crate) fn read(&self, pos: usize, dst: &mut [u8]) {
-        let mut at = 0;
-        self.walk(pos, dst.len(), |s| {
-            dst[at..at + s.len()].copy_from_slice(s);
-            at += s.len();
-        });
-    }
-
-    pub(crate) fn write(&self, pos: usize, src: &[u8]) {
-        let mut at = 0;
-        self.walk(pos, src.len(), |s| {
-            s.copy_from_slice(&src[at..at + s.len()]);
-            at += s.len();
-        });
-    }
-
-    fn zero(&self, pos: usize, len: usize) {
-        self.walk(pos, len, |s| s.fill(0));
-    }
-
-    fn equal(&self, pos: usize, other: &[u8]) -> bool {
-        let mut at = 0;
-        let mut eq = true;
-        self.walk(pos, other.len(), |s| {
-            eq &= s == &other[at..at + s.len()];
-            at += s.len();
-        });
-        eq
-    }
-
-    /// Compare-and-write under the locks of every stripe involved, taken in order.
     fn compare_and_write(&self, pos: usize, cmp: &[u8], data: &[u8]) -> bool {
-        let first = pos / self.stripe;
-        let last = (pos + cmp.len() - 1) / self.stripe;
-        let mut guards: Vec<_> = (first..=last).map(|i| self.lock(i)).collect();
-        let mut check = |write: bool| {
-            let mut at = 0;
-            let mut p = pos;
-            for g in guards.iter_mut() {
-                let o = p % self.stripe;
-                let n = (g.len() - o).min(cmp.len() - at);
-                if write {
-                    g[o..o + n].copy_from_slice(&data[at..at + n]);
-                } else if g[o..o + n] != cmp[at..at + n] {
-                    return false;
-                }
-                at += n;
-                p += n;
-            }
-            true
-        };
-        check(false) && check(true)
+        let _g = self.caw.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(self.mem.compare_at(pos, cmp), Ok(true)) && self.mem.write_at(pos, data).is_ok()
+    }
+}
+
+fn done_status(ok: bool) -> IoStatus {
+    if ok {
+        IoStatus::Success
+    } else {
+        IoStatus::Failed
     }
 }
 
@@ -162,38 +103,39 @@ impl ModuleChannel for MallocChannel {
     fn submit_request(&mut self, mut io: IoRequest<'_>) {
         let mut pos = io.offset_bytes() as usize;
         let len = io.len_bytes();
+        let mem = &self.ram.mem;
+        // The bdev layer checked the range, so the copies cannot fail; if
+        // one did, the I/O fails rather than the program.
+        let mut ok = true;
         let status = match io.io_type {
             IoType::Read => {
-                let ram = &self.ram;
                 io.for_each_mut(|seg| {
-                    ram.read(pos, seg);
+                    ok &= mem.read_at(pos, seg).is_ok();
                     pos += seg.len();
                 });
-                IoStatus::Success
+                done_status(ok)
             }
             IoType::Write => {
-                let ram = &self.ram;
                 io.for_each(|seg| {
-                    ram.write(pos, seg);
+                    ok &= mem.write_at(pos, seg).is_ok();
                     pos += seg.len();
                 });
-                IoStatus::Success
+                done_status(ok)
             }
-            IoType::Unmap | IoType::WriteZeroes => {
-                self.ram.zero(pos, len);
-                IoStatus::Success
-            }
+            IoType::Unmap | IoType::WriteZeroes => done_status(mem.fill_zero(pos, len).is_ok()),
             IoType::Compare => {
                 let mut eq = true;
-                let ram = &self.ram;
                 io.for_each(|seg| {
-                    eq &= ram.equal(pos, seg);
+                    match mem.compare_at(pos, seg) {
+                        Ok(e) => eq &= e,
+                        Err(_) => ok = false,
+                    }
                     pos += seg.len();
                 });
-                if eq {
-                    IoStatus::Success
-                } else {
-                    IoStatus::Miscompare
+                match (ok, eq) {
+                    (false, _) => IoStatus::Failed,
+                    (true, true) => IoStatus::Success,
+                    (true, false) => IoStatus::Miscompare,
                 }
             }
             IoType::CompareAndWrite => {
@@ -272,6 +214,6 @@ pub fn create(mut opts: MallocOpts) -> Result<Arc<Bdev>> {
     p.uuid = Some(uuid);
     p.optimal_io_boundary = opts.optimal_io_boundary;
     p.split_on_optimal_io_boundary = opts.optimal_io_boundary != 0;
-    let ram = Arc::new(Ram::new(bytes as usize, opts.block_size as usize)?);
+    let ram = Arc::new(Ram::new(bytes as usize)?);
     Bdev::register(p, "malloc", Box::new(MallocBdev { ram, opts }))
 }

@@ -118,4 +118,14 @@ pub enum EnvError {
         #[source]
         source: std::io::Error,
     },
+    /// A copy into or out of a [`SharedDmaBuf`](super::SharedDmaBuf) beyond its end.
+    #[error("{len} bytes at offset {off} are outside the {size}-byte shared DMA buffer: keep offset + length within the buffer")]
+    OutOfBounds {
+        /// Offset asked for.
+        off: usize,
+        /// Length asked for.
+        len: usize,
+        /// Size of the buffer.
+        size: usize,
+    },
 }

@@ -177,4 +177,4 @@ pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
 pub use reactor::{ReactorOpts, ReactorSet};
 pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
 pub use thread_list::{for_each_thread, thread_count};
-pub use time::{ticks, TICKS_HZ};
+pub use time::{poll_ticks, ticks, TICKS_HZ};

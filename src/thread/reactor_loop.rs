@@ -74,17 +74,22 @@ pub(crate) fn reactor_main(
     let mut threads: Vec<Thread> = Vec::new();
     let mut idle: u32 = 0;
     let mut exiting = false;
+    // One clock read per thread poll: each poll starts where the previous
+    // one ended, also across loop iterations (the few instructions between
+    // iterations count towards the next poll).
+    let mut now = ticks();
     loop {
         while let Some(cmd) = inbox.cmds.pop() {
             handle_cmd(cmd, &mut threads, &inbox);
         }
         let mut busy = false;
-        // One clock read per thread poll: each starts where the last ended.
-        let mut now = ticks();
+        if threads.is_empty() {
+            now = ticks();
+        }
         let loop_start = now;
         for t in &threads {
             busy |= t.poll_at(0, now);
-            now = t.last_poll_end();
+            now = now.max(t.last_poll_end());
         }
         if threads.iter().any(|t| t.is_exited()) {
             let (gone, kept): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_exited());
@@ -122,6 +127,7 @@ pub(crate) fn reactor_main(
             idle = idle.saturating_add(1);
             if idle >= opts.idle_polls_before_backoff {
                 std::thread::sleep(backoff);
+                now = ticks();
             }
         }
     }

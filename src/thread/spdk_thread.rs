@@ -5,7 +5,7 @@ use super::exec::Executor;
 use super::handle::{Shared, ThreadHandle, STATE_EXITED, STATE_EXITING, STATE_RUNNING};
 use super::io_channel::ChannelTable;
 use super::poller_set::PollerSet;
-use super::time::ticks;
+use super::time::{ticks, PollNow};
 use super::{CpuMask, ThreadError};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -212,6 +212,7 @@ impl Thread {
             return false;
         }
         let _g = CurrentGuard::enter(self);
+        let _now = PollNow::enter(now);
         let start = now;
         let mut busy = false;
         // A plain load first: the swap (an atomic write) only when set.

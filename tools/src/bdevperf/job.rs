@@ -176,8 +176,8 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
     for _ in 0..job.cfg.queue_depth {
         let task = Box::new(Task {
             job: job.clone(),
-            buf: Some(IoBuf::new(job.cfg.io_size as usize)),
-            wbuf: verify.then(|| IoBuf::new(job.cfg.io_size as usize)),
+            buf: Some(job.new_buf()),
+            wbuf: verify.then(|| job.new_buf()),
             phase: Phase::Io,
             offset_blocks: 0,
         });
@@ -187,6 +187,17 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
 }
 
 impl Job {
+    /// A data buffer for one task: DMA memory (hugepages), as SPDK's
+    /// bdevperf allocates, so the nvme bdev moves it without a bounce copy;
+    /// heap memory if the DMA heap is exhausted.
+    pub(crate) fn new_buf(&self) -> IoBuf {
+        let len = self.cfg.io_size as usize;
+        IoBuf::dma(len, 4096).unwrap_or_else(|e| {
+            log::warn!("bdevperf: {e}; using heap buffers");
+            IoBuf::new(len)
+        })
+    }
+
     /// Timed poller: publishes progress, ends the run, issues resets.
     pub(crate) fn tick(&self) -> PollerStatus {
         self.shared

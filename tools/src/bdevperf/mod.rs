@@ -87,6 +87,36 @@ pub struct BdevperfArgs {
     /// Seed of the random offsets.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
+    /// DMA memory from ordinary pinned pages instead of hugepages (as
+    /// SPDK's `--no-huge`; for software bdevs, or devices behind an IOMMU).
+    #[arg(long = "no-huge")]
+    pub no_huge: bool,
+    /// MiB of DMA memory to reserve up front (SPDK's `-s`; 0: grow on demand).
+    #[arg(short = 's', long = "mem-size", default_value_t = 0)]
+    pub mem_size: usize,
+}
+
+/// Brings up DMA memory: hugepages unless `--no-huge`; without hugepages
+/// (none reserved, no permission) it says so and falls back to pinned
+/// pages, which serve every bdev but an NVMe device without an IOMMU.
+fn env_init(args: &BdevperfArgs) -> Result<(), String> {
+    use spdk_io::env::{self, EnvOpts};
+    let opts = |no_huge: bool| EnvOpts {
+        name: "bdevperf".into(),
+        mem_size_mb: args.mem_size,
+        ..if no_huge {
+            EnvOpts::no_huge()
+        } else {
+            EnvOpts::default()
+        }
+    };
+    if args.no_huge {
+        return env::init(opts(true)).map_err(|e| e.to_string());
+    }
+    env::init(opts(false)).or_else(|e| {
+        eprintln!("bdevperf: hugepage DMA memory unavailable ({e}); using ordinary pinned pages (--no-huge)");
+        env::init(opts(true)).map_err(|e| e.to_string())
+    })
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -118,10 +148,13 @@ pub fn run(args: BdevperfArgs) -> Result<bool, String> {
     }
     // Room for every job's queue plus split pieces.
     bdev::set_io_pool_size((args.queue_depth as usize * 2 + 64).max(1024));
+    env_init(&args)?;
     bdev::init().map_err(|e| e.to_string())?;
-    bdev::load_config_file(&args.json).map_err(|e| e.to_string())?;
-    let result = run_jobs(&args, &cores);
+    let result = bdev::load_config_file(&args.json)
+        .map_err(|e| e.to_string())
+        .and_then(|_| run_jobs(&args, &cores));
     bdev::fini();
+    spdk_io::env::fini();
     result
 }
 

@@ -55,10 +55,7 @@ impl Task {
                 self.phase = Phase::VerifyWrite;
                 let seq = job.seq.get() + 1;
                 job.seq.set(seq);
-                let mut wb = self
-                    .wbuf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize));
+                let mut wb = self.wbuf.take().unwrap_or_else(|| job.new_buf());
                 pattern::fill(&mut wb, off, job.block_size, seq);
                 let r = job.desc.write_blocks(&job.ch, wb, off, n, self);
                 return job.rejected(r);
@@ -69,11 +66,7 @@ impl Task {
         };
         self.phase = Phase::Io;
         let data = if io_type.has_data() {
-            bdev::IoData::Buf(
-                self.buf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize)),
-            )
+            bdev::IoData::Buf(self.buf.take().unwrap_or_else(|| job.new_buf()))
         } else {
             bdev::IoData::None
         };
@@ -85,9 +78,16 @@ impl Task {
 impl Job {
     /// Handles a refused submission: wait for a free request on NOMEM,
     /// otherwise count the failure and retire the task.
+    #[inline]
     pub(crate) fn rejected(&self, r: bdev::Submitted) {
-        let Err(rej) = r else { return };
-        let rej = *rej;
+        if let Err(rej) = r {
+            self.refused(*rej);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, rej: bdev::Rejected) {
         match (rej.error, rej.cb) {
             (BdevError::NoMem, Some(cb)) => {
                 // Resubmit from scratch when a request frees up: give the
@@ -153,10 +153,7 @@ impl IoDone for Task {
                     return self.next(&job);
                 }
                 self.phase = Phase::VerifyRead;
-                let rb = self
-                    .buf
-                    .take()
-                    .unwrap_or_else(|| IoBuf::new(job.cfg.io_size as usize));
+                let rb = self.buf.take().unwrap_or_else(|| job.new_buf());
                 let (off, n) = (self.offset_blocks, job.io_blocks);
                 let r = job.desc.read_blocks(&job.ch, rb, off, n, self);
                 job.rejected(r)
