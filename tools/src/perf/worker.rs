@@ -140,7 +140,7 @@ pub fn run(
             total_ios += account(ctx);
         }
         iter += 1;
-        if iter % 64 == 0 {
+        if iter & 63 == 0 {
             progress.update(slot, total_ios, total_ios * cfg.io_size as u64);
         }
     }
