@@ -54,6 +54,7 @@ fn a_blobstore_lives_on_malloc_and_file_bdevs_from_an_spdk_config() {
         {"method": "bdev_malloc_create", "params": {"name": "BlobMalloc0", "num_blocks": 8192, "block_size": 512}},
         {"method": "bdev_aio_create", "params": {"name": "BlobAio0", "filename": path, "block_size": 4096}}
     ]}]});
+    spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
     bdev::init().unwrap();
     bdev::load_config(&cfg.to_string()).unwrap();
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod bdevperf;
 mod blob;
+mod dma_env;
 mod identify;
 mod perf;
 mod setup;

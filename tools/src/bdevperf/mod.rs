@@ -96,27 +96,9 @@ pub struct BdevperfArgs {
     pub mem_size: usize,
 }
 
-/// Brings up DMA memory: hugepages unless `--no-huge`; without hugepages
-/// (none reserved, no permission) it says so and falls back to pinned
-/// pages, which serve every bdev but an NVMe device without an IOMMU.
+/// Brings up DMA memory (hugepages unless `--no-huge`).
 fn env_init(args: &BdevperfArgs) -> Result<(), String> {
-    use spdk_io::env::{self, EnvOpts};
-    let opts = |no_huge: bool| EnvOpts {
-        name: "bdevperf".into(),
-        mem_size_mb: args.mem_size,
-        ..if no_huge {
-            EnvOpts::no_huge()
-        } else {
-            EnvOpts::default()
-        }
-    };
-    if args.no_huge {
-        return env::init(opts(true)).map_err(|e| e.to_string());
-    }
-    env::init(opts(false)).or_else(|e| {
-        eprintln!("bdevperf: hugepage DMA memory unavailable ({e}); using ordinary pinned pages (--no-huge)");
-        env::init(opts(true)).map_err(|e| e.to_string())
-    })
+    crate::dma_env::init("bdevperf", args.no_huge, args.mem_size)
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

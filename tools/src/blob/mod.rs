@@ -226,8 +226,9 @@ fn open_bdev(config: &std::path::Path, name: &str) -> Result<Box<dyn BsDev>, Str
 /// Runs `spdk-io blob`.
 pub fn run(args: BlobArgs) -> Result<(), String> {
     let json_out = args.output_format == OutputFormat::Json;
-    let r = run_on_bdev(args);
+    let r = crate::dma_env::init("spdk-io blob", false, 0).and_then(|()| run_on_bdev(args));
     bdev::fini();
+    spdk_io::env::fini();
     if let (Err(e), true) = (&r, json_out) {
         println!("{}", json!({ "error": e }));
     }
