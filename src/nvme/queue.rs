@@ -29,6 +29,13 @@ unsafe impl Send for Doorbell {}
 
 impl Doorbell {
     /// The doorbell at byte `off` of `bar`; `shadow` = (shadow slot, eventidx slot).
+    ///
+    /// Both shadow slots are cleared: they may still hold the last values of
+    /// a deleted queue with the same ID, and a controller need not reset
+    /// them when the queue is created again (QEMU does not). A stale
+    /// EventIdx ahead of the new queue's tail would make the first doorbell
+    /// skip its MMIO write, and the controller would never fetch the command.
+    /// Call before the queue is created, while the controller ignores the slots.
     pub(crate) fn new(
         bar: &Bar,
         off: usize,
@@ -40,13 +47,15 @@ impl Doorbell {
                 bar.len()
             )));
         }
-        Ok(Doorbell {
+        let mut db = Doorbell {
             _bar: bar.clone(),
             // SAFETY: off + 4 <= bar.len() was checked, so the pointer is inside the mapping.
             mmio: unsafe { bar.as_ptr().add(off) }.cast::<u32>(),
             shadow,
             last: 0,
-        })
+        };
+        db.reset();
+        Ok(db)
     }
 
     /// Publishes `value` (new SQ tail or CQ head).
@@ -89,8 +98,9 @@ impl Doorbell {
     }
 
     /// Forgets the last value and clears the shadow and EventIdx slots
-    /// (after a controller reset, before the queue is created again: a stale
-    /// EventIdx would otherwise suppress the first MMIO doorbell).
+    /// (for a new queue, or after a controller reset, before the queue is
+    /// created again: a stale EventIdx would otherwise suppress the first
+    /// MMIO doorbell).
     pub(crate) fn reset(&mut self) {
         self.last = 0;
         if let Some((db, ei)) = self.shadow {
@@ -303,7 +313,44 @@ impl CqRing {
 
 #[cfg(test)]
 mod tests {
-    use super::need_event;
+    use super::{need_event, Doorbell};
+    use crate::pci::Bar;
+    use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    /// A 4 KiB stand-in for BAR0 in ordinary memory, and a handle to read it.
+    fn fake_bar() -> (Bar, Arc<Box<[AtomicU64]>>) {
+        let mem: Arc<Box<[AtomicU64]>> = Arc::new((0..512).map(|_| AtomicU64::new(0)).collect());
+        let ptr = NonNull::new(mem.as_ptr().cast_mut().cast::<u8>()).unwrap();
+        // SAFETY: 4 KiB of 8-byte aligned atomics (interior mutability, so
+        // volatile writes through the pointer are allowed), kept alive by `keep`.
+        let bar = unsafe { Bar::from_raw(ptr, 512 * 8, mem.clone()) };
+        (bar, mem)
+    }
+
+    #[test]
+    fn new_doorbell_clears_the_shadow_slots_a_deleted_queue_left_behind() {
+        let (bar, regs) = fake_bar();
+        // A deleted queue with the same ID published tail 80 and the
+        // controller answered EventIdx 80; nothing resets them on re-creation.
+        let (shadow, event_idx) = (AtomicU32::new(80), AtomicU32::new(80));
+        assert!(
+            !need_event(80, 1, 0),
+            "with the stale EventIdx the first doorbell would never reach the controller"
+        );
+        let mut db = Doorbell::new(&bar, 8, Some((shadow.as_ptr(), event_idx.as_ptr()))).unwrap();
+        assert_eq!(shadow.load(Ordering::Relaxed), 0);
+        assert_eq!(event_idx.load(Ordering::Relaxed), 0);
+
+        db.ring(1);
+        assert_eq!(shadow.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            regs[1].load(Ordering::Relaxed) as u32,
+            1,
+            "the first tail of the new queue is written to the MMIO doorbell"
+        );
+    }
 
     #[test]
     fn event_idx_rule_rings_only_when_the_index_was_crossed() {
