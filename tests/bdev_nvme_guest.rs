@@ -10,53 +10,6 @@ use common::*;
 use spdk_io::bdev::{self, IoBuf};
 use spdk_io::env::{self, EnvOpts};
 
-fn round_trip(bdev: &str, dma: bool) {
-    let d = bdev::open(bdev, true).unwrap();
-    let ch = d.get_io_channel().unwrap();
-    let bs = d.bdev().block_size() as usize;
-    let l = log();
-    let mut rng = 0x1234_5678u64;
-    for i in 0..40u64 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let n = 1 + rng % 24; // up to 96 KiB: above MDTS (32 KiB), split by the driver
-        let lba = rng % (d.bdev().num_blocks() - n);
-        let len = n as usize * bs;
-        let mut w = if dma {
-            IoBuf::dma(len, 4096).unwrap()
-        } else {
-            IoBuf::from_vec(vec![0; len])
-        };
-        w.iter_mut()
-            .enumerate()
-            .for_each(|(j, b)| *b = (j as u64 ^ i ^ lba) as u8);
-        let want = w.to_vec();
-        d.write_blocks(&ch, w, lba, n, rec(&l)).unwrap();
-        poll_until(&ch, || l.borrow().len() == 1);
-        let r = if dma {
-            IoBuf::dma(len, 4096).unwrap()
-        } else {
-            IoBuf::from_vec(vec![0; len])
-        };
-        d.read_blocks(&ch, r, lba, n, rec(&l)).unwrap();
-        poll_until(&ch, || l.borrow().len() == 2);
-        let mut done = l.borrow_mut();
-        assert!(
-            done.iter().all(|c| c.success()),
-            "{:?}",
-            done.iter().map(|c| c.status).collect::<Vec<_>>()
-        );
-        let got = done.pop().unwrap().data.into_buf().unwrap();
-        assert_eq!(got.is_dma(), dma, "the caller's own buffer comes back");
-        assert!(
-            got[..] == want[..],
-            "{bdev}: data read back differs at lba {lba} (+{n})"
-        );
-        done.clear();
-    }
-}
-
 fn guest_bdf(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: run this test in the QEMU guest (qemu/run-tests)")
