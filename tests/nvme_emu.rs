@@ -3,6 +3,9 @@
 //! controller's own copy of the data, PRP lists, MDTS splitting, queue full,
 //! argument validation, features, events. Faults: `nvme_emu_faults.rs`.
 
+mod nvme_emu_common;
+use nvme_emu_common::{attach, emu};
+
 mod nvme_common;
 
 use nvme_common::*;
@@ -14,25 +17,6 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn emu(mdts: u8) -> Arc<EmuController> {
-    env::init_once(EnvOpts::no_huge()).expect("env");
-    Arc::new(
-        EmuController::builder()
-            .serial("EMU0001")
-            .model("spdk-io emu")
-            .mdts(mdts)
-            .max_io_queue_pairs(4)
-            .namespace(512, 16384)
-            .namespace(4096, 1024)
-            .build()
-            .expect("emu"),
-    )
-}
-
-fn attach(e: &Arc<EmuController>) -> Controller {
-    Controller::attach(e.clone(), ControllerOpts::default()).expect("attach")
-}
 
 #[test]
 fn bring_up_identifies_the_controller_and_its_namespaces() {

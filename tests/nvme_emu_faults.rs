@@ -3,6 +3,9 @@
 //! I/O, dropped completions (timeout, Abort, reset), controller fatal status
 //! (reset fails in-flight I/O exactly once), a controller that never gets ready.
 
+mod nvme_emu_common;
+use nvme_emu_common::{attach, emu};
+
 mod nvme_common;
 
 use nvme_common::*;
@@ -13,25 +16,6 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn emu(mdts: u8) -> Arc<EmuController> {
-    env::init_once(EnvOpts::no_huge()).expect("env");
-    Arc::new(
-        EmuController::builder()
-            .serial("EMU0001")
-            .model("spdk-io emu")
-            .mdts(mdts)
-            .max_io_queue_pairs(4)
-            .namespace(512, 16384)
-            .namespace(4096, 1024)
-            .build()
-            .expect("emu"),
-    )
-}
-
-fn attach(e: &Arc<EmuController>) -> Controller {
-    Controller::attach(e.clone(), ControllerOpts::default()).expect("attach")
-}
 
 #[test]
 fn a_controller_that_never_becomes_ready_is_a_clear_error() {
