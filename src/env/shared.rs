@@ -12,8 +12,7 @@ use super::{DmaBuf, EnvError};
 /// and no allocation: each call is one bounds check and one copy. On
 /// x86-64, writes of 2 KiB or more to a 64-byte aligned offset bypass the
 /// cache (non-temporal stores, as a device's DMA write would: no read of
-/// the old line first), and reads that long ask for all their cache lines
-/// at once; shorter copies are a plain `memcpy`.
+/// the old line first); shorter writes and all reads are a plain `memcpy`.
 ///
 /// This is how SPDK's malloc bdev treats its buffer, and how a device treats
 /// memory it reaches by DMA. It knows its IOVA ([`iova_at`](Self::iova_at)),
@@ -104,10 +103,6 @@ impl SharedDmaBuf {
     #[inline]
     pub fn read_at(&self, off: usize, dst: &mut [u8]) -> Result<(), EnvError> {
         self.check(off, dst.len())?;
-        #[cfg(target_arch = "x86_64")]
-        if dst.len() >= STREAM_MIN {
-            prefetch(self.ptr.as_ptr().wrapping_add(off), dst.len());
-        }
         // SAFETY: off..off+dst.len() lies inside the live allocation owned by
         // `buf` (checked above). `dst` cannot overlap it: this type never hands
         // out a reference into its bytes, and it took the DmaBuf by value, so
@@ -167,26 +162,12 @@ impl SharedDmaBuf {
     }
 }
 
-/// Writes this long or longer bypass the cache (see [`stream_copy`]);
-/// reads this long prefetch their whole range first (see [`prefetch`]).
+/// Writes this long or longer bypass the cache (see [`stream_copy`]).
+/// Reads are a plain `memcpy` at every length: asking for a cold 4 KiB
+/// range's lines up front with software prefetches measured 15-20 % slower
+/// than letting the copy and the hardware prefetcher stream them.
 #[cfg(target_arch = "x86_64")]
 const STREAM_MIN: usize = 2048;
-
-/// Asks for every cache line of `len` bytes at `p` at once, so a long read
-/// of cold memory waits for about one memory latency instead of trickling
-/// in behind the hardware prefetcher (which stops at each 4 KiB page).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn prefetch(p: *const u8, len: usize) {
-    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    let mut at = 0;
-    while at < len {
-        // SAFETY: PREFETCH is a hint: it never faults and touches no memory
-        // observably, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(at).cast::<i8>()) };
-        at += 64;
-    }
-}
 
 /// Copies `src` to `dst` with non-temporal stores: whole cache lines go to
 /// memory without first being read into the cache, as a device's DMA write
