@@ -90,7 +90,8 @@ base_initramfs() {
 stage_libs() {
   local dir=$1 lib
   shift
-  ldd "$@" 2>/dev/null | grep -o '/[^ ]*' | sort -u | while read -r lib; do
+  # A script (or a static binary) has no libraries: ldd fails, nothing to copy.
+  { ldd "$@" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | sort -u | while read -r lib; do
     [[ -e $dir$lib ]] && continue
     mkdir -p "$dir$(dirname "$lib")"
     cp -L "$lib" "$dir$lib"

@@ -16,11 +16,12 @@ pub struct IoBuf {
     len: u32,
 }
 
-// The DMA buffer is boxed so an IoBuf stays small (three words): I/O
-// moves it by value several times per request.
+// The DMA buffer is held by value, not boxed: an nvme I/O moves it into
+// the driver's request and back, and a box would cost an allocation and a
+// free per I/O for eight fewer words moved.
 enum Store {
     Heap(Box<[u8]>),
-    Dma(Box<DmaBuf>),
+    Dma(DmaBuf),
 }
 
 impl Store {
@@ -101,7 +102,7 @@ impl IoBuf {
             u32::try_from(len).expect("I/O buffers are smaller than 4 GiB"),
         );
         Self {
-            store: Store::Dma(Box::new(d)),
+            store: Store::Dma(d),
             off,
             len,
         }
@@ -117,7 +118,7 @@ impl IoBuf {
     pub fn into_dma(self) -> Result<(DmaBuf, std::ops::Range<usize>), IoBuf> {
         let r = self.off as usize..(self.off + self.len) as usize;
         match self.store {
-            Store::Dma(d) => Ok((*d, r)),
+            Store::Dma(d) => Ok((d, r)),
             store => Err(IoBuf {
                 store,
                 off: self.off,

@@ -263,6 +263,9 @@ impl ChannelInner {
             let Some(d) = self.done.pop() else { break };
             completed += self.finish(d);
         }
+        if n != 0 {
+            self.module.borrow_mut().flush();
+        }
         if !self.nomem.borrow().is_empty() && (self.progressed.get() || self.in_module.get() == 0) {
             self.retry_nomem();
         }

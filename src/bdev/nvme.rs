@@ -6,19 +6,22 @@
 //! queue SQEs, the channel's poll rings the doorbell once and reaps the
 //! completion queue. DMA buffers ([`IoBuf::dma`]) go to the device as they
 //! are; heap buffers are bounced through a DMA copy (slower, but any memory
-//! works, as in SPDK). A bdev reset resets the controller.
+//! works, as in SPDK). A bdev reset resets the controller. The bdev's
+//! `dump_info_json` (in `bdev_get_bdevs`) carries the transport counters
+//! ([`PcieStat`]) of its channels that have closed.
 
 use super::{
     Bdev, BdevError, BdevModule, BdevOps, BdevProps, Completer, IoBuf, IoData, IoId, IoRequest,
     IoStatus, IoType, ModuleChannel, Result,
 };
 use crate::nvme::{
-    self, Controller, ControllerOpts, DmaSlice, Namespace, NvmeError, QPair, QPairOpts, TransportId,
+    self, Controller, ControllerOpts, DmaSlice, Namespace, NvmeError, PcieStat, QPair, QPairOpts,
+    TransportId,
 };
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Parameters of `bdev_nvme_attach_controller` (SPDK's names; PCIe only).
 #[derive(Debug, Clone, Deserialize)]
@@ -60,18 +63,29 @@ struct NvmeBdev {
     ns: Namespace,
     ctrlr_name: String,
     trid: Option<TransportId>,
+    /// Transport counters of this bdev's channels that have closed.
+    stats: Arc<Mutex<PcieStat>>,
 }
 
+#[inline]
 fn status_of(r: &std::result::Result<(), NvmeError>) -> IoStatus {
     match r {
         Ok(()) => IoStatus::Success,
-        Err(NvmeError::Command { status, .. }) => IoStatus::NvmeError {
+        Err(e) => error_status(e),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn error_status(e: &NvmeError) -> IoStatus {
+    match e {
+        NvmeError::Command { status, .. } => IoStatus::NvmeError {
             sct: status.sct.raw(),
             sc: status.sc,
         },
-        Err(NvmeError::AbortedByReset) => IoStatus::Aborted,
-        Err(NvmeError::QueueFull) => IoStatus::NoMem,
-        Err(e) => {
+        NvmeError::AbortedByReset => IoStatus::Aborted,
+        NvmeError::QueueFull => IoStatus::NoMem,
+        e => {
             log::error!("nvme bdev: I/O failed: {e}");
             IoStatus::Failed
         }
@@ -83,6 +97,7 @@ type Bounced = Rc<RefCell<Vec<Option<IoData>>>>;
 
 struct NvmeChannel {
     qp: QPair,
+    stats: Arc<Mutex<PcieStat>>,
     ns: Namespace,
     ctrlr: Arc<Controller>,
     done: Completer,
@@ -90,41 +105,25 @@ struct NvmeChannel {
 }
 
 impl NvmeChannel {
-    /// The data as one DMA slice: the caller's DMA buffer as is, or a bounce
-    /// copy of a heap buffer (kept aside until completion).
-    fn dma_slice(&mut self, io: &mut IoRequest<'_>) -> std::result::Result<DmaSlice, IoStatus> {
-        let Some(data) = io.take_data() else {
-            log::error!("nvme bdev: split pieces are not expected (max_rw_size is 0)");
-            return Err(IoStatus::Failed);
-        };
-        match data {
-            IoData::Buf(b) if b.is_dma() => match b.into_dma() {
-                Ok((d, r)) => DmaSlice::new(d, r).map_err(|(e, _)| {
-                    log::error!("nvme bdev: {e}");
-                    IoStatus::Failed
-                }),
-                Err(_) => Err(IoStatus::Failed),
-            },
-            other => {
-                let len = other.len() as usize;
-                let mut bounce = match crate::env::DmaBuf::alloc(len, 4096) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        log::error!("nvme bdev: bounce buffer of {len} bytes: {e}");
-                        let i = io.id.index() as usize;
-                        self.park(i, other);
-                        return Err(IoStatus::NoMem);
-                    }
-                };
-                let mut at = 0;
-                other.for_each(0, len, |s| {
-                    bounce[at..at + s.len()].copy_from_slice(s);
-                    at += s.len();
-                });
-                self.park(io.id.index() as usize, other);
-                DmaSlice::new(bounce, 0..len).map_err(|_| IoStatus::Failed)
+    /// A bounce copy of a heap buffer (or a vector of buffers): the caller's
+    /// data is parked by request index until the completion hands it back.
+    fn bounce(&mut self, id: IoId, data: IoData) -> std::result::Result<DmaSlice, IoStatus> {
+        let len = data.len() as usize;
+        let mut bounce = match crate::env::DmaBuf::alloc(len, 4096) {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("nvme bdev: bounce buffer of {len} bytes: {e}");
+                self.park(id.index() as usize, data);
+                return Err(IoStatus::NoMem);
             }
-        }
+        };
+        let mut at = 0;
+        data.for_each(0, len, |s| {
+            bounce[at..at + s.len()].copy_from_slice(s);
+            at += s.len();
+        });
+        self.park(id.index() as usize, data);
+        DmaSlice::new(bounce, 0..len).map_err(|_| IoStatus::Failed)
     }
 
     fn park(&mut self, i: usize, data: IoData) {
@@ -134,11 +133,106 @@ impl NvmeChannel {
         }
         b[i] = Some(data);
     }
+
+    fn unpark(&self, id: IoId) -> Option<IoData> {
+        self.bounced
+            .borrow_mut()
+            .get_mut(id.index() as usize)
+            .and_then(Option::take)
+    }
+
+    /// Sends a read, write or compare of one DMA slice; `cb` completes it.
+    fn submit_data(
+        &mut self,
+        t: IoType,
+        slice: DmaSlice,
+        lba: u64,
+        count: u32,
+        cb: impl FnOnce(&mut QPair, nvme::IoCompletion) + 'static,
+    ) -> std::result::Result<(), nvme::SubmitError> {
+        match t {
+            IoType::Read => self.qp.read(&self.ns, slice, lba, count, cb),
+            IoType::Write => self.qp.write(&self.ns, slice, lba, count, cb),
+            _ => self.qp.compare(&self.ns, slice, lba, count, cb),
+        }
+    }
+
+    /// Read, write or compare: a DMA buffer goes to the device as it is (the
+    /// hot path: no copy, no lookup), anything else through a bounce copy.
+    fn submit_rw(&mut self, mut io: IoRequest<'_>, count: u32) {
+        let (id, lba, t) = (io.id, io.offset_blocks, io.io_type);
+        let Some(data) = io.take_data() else {
+            log::error!("nvme bdev: split pieces are not expected (max_rw_size is 0)");
+            self.done.complete(id, IoStatus::Failed);
+            return;
+        };
+        let done = self.done.clone();
+        let r = match data {
+            IoData::Buf(b) if b.is_dma() => {
+                let slice = match b.into_dma() {
+                    Ok((d, r)) => match DmaSlice::new(d, r.clone()) {
+                        Ok(s) => s,
+                        Err((e, d)) => {
+                            log::error!("nvme bdev: {e}");
+                            let data = IoData::Buf(IoBuf::from_dma(d, r.start, r.len()));
+                            return self.done.complete_with_data(id, IoStatus::Failed, data);
+                        }
+                    },
+                    Err(b) => {
+                        return self
+                            .done
+                            .complete_with_data(id, IoStatus::Failed, IoData::Buf(b))
+                    }
+                };
+                self.submit_data(t, slice, lba, count, move |_, c| {
+                    let st = status_of(&c.result);
+                    done.complete_with_data(id, st, dma_back(c.buf));
+                })
+            }
+            other => {
+                let slice = match self.bounce(id, other) {
+                    Ok(s) => s,
+                    Err(st) => {
+                        let data = self.unpark(id).unwrap_or_default();
+                        return self.done.complete_with_data(id, st, data);
+                    }
+                };
+                let bounced = self.bounced.clone();
+                let read = t == IoType::Read;
+                self.submit_data(t, slice, lba, count, move |_, c| {
+                    finish_bounced(&done, &bounced, id, read, c)
+                })
+            }
+        };
+        if let Err(e) = r {
+            let st = status_of(&Err(e.error));
+            let data = self.unpark(id).unwrap_or_else(|| dma_back(e.buf));
+            self.done.complete_with_data(id, st, data);
+        }
+    }
 }
 
-/// Completion of a data I/O: hand the caller's buffer back (copying a
-/// bounced read into it first).
-fn finish_data(done: &Completer, bounced: &Bounced, id: IoId, read: bool, c: nvme::IoCompletion) {
+/// The caller's DMA buffer back from the driver, as it was handed over.
+#[inline]
+fn dma_back(b: nvme::IoBuf) -> IoData {
+    match b.into_single() {
+        Some(slice) => {
+            let r = slice.range();
+            IoData::Buf(IoBuf::from_dma(slice.into_inner(), r.start, r.len()))
+        }
+        None => IoData::None,
+    }
+}
+
+/// Completion of a bounced I/O: copy a read into the caller's buffers and
+/// hand those back (the bounce buffer is freed).
+fn finish_bounced(
+    done: &Completer,
+    bounced: &Bounced,
+    id: IoId,
+    read: bool,
+    c: nvme::IoCompletion,
+) {
     let st = status_of(&c.result);
     let parked = bounced
         .borrow_mut()
@@ -156,49 +250,28 @@ fn finish_data(done: &Completer, bounced: &Bounced, id: IoId, read: bool, c: nvm
             }
             orig
         }
-        (None, Some(slice)) => {
-            let r = slice.range();
-            IoData::Buf(IoBuf::from_dma(slice.into_inner(), r.start, r.len()))
-        }
         (Some(orig), None) => orig,
-        (None, None) => IoData::None,
+        (None, buf) => {
+            log::error!("nvme bdev: bounced request {id:?} lost its parked buffer");
+            buf.map_or(IoData::None, |s| {
+                let r = s.range();
+                IoData::Buf(IoBuf::from_dma(s.into_inner(), r.start, r.len()))
+            })
+        }
     };
     done.complete_with_data(id, st, data);
 }
 
 impl ModuleChannel for NvmeChannel {
-    fn submit_request(&mut self, mut io: IoRequest<'_>) {
+    fn submit_request(&mut self, io: IoRequest<'_>) {
         let (id, lba, n) = (io.id, io.offset_blocks, io.num_blocks);
         let Ok(count) = u32::try_from(n) else {
             self.done.complete(id, IoStatus::Failed);
             return;
         };
-        let (done, bounced) = (self.done.clone(), self.bounced.clone());
+        let done = self.done.clone();
         let r = match io.io_type {
-            IoType::Read | IoType::Write | IoType::Compare => {
-                let slice = match self.dma_slice(&mut io) {
-                    Ok(s) => s,
-                    Err(st) => {
-                        let data = self
-                            .bounced
-                            .borrow_mut()
-                            .get_mut(id.index() as usize)
-                            .and_then(Option::take);
-                        self.done
-                            .complete_with_data(id, st, data.unwrap_or_default());
-                        return;
-                    }
-                };
-                let read = io.io_type == IoType::Read;
-                let cb = move |_: &mut QPair, c: nvme::IoCompletion| {
-                    finish_data(&done, &bounced, id, read, c)
-                };
-                match io.io_type {
-                    IoType::Read => self.qp.read(&self.ns, slice, lba, count, cb),
-                    IoType::Write => self.qp.write(&self.ns, slice, lba, count, cb),
-                    _ => self.qp.compare(&self.ns, slice, lba, count, cb),
-                }
-            }
+            IoType::Read | IoType::Write | IoType::Compare => return self.submit_rw(io, count),
             IoType::Flush => self.qp.flush_ns(&self.ns, move |_, c| {
                 done.complete(id, status_of(&c.result))
             }),
@@ -225,21 +298,7 @@ impl ModuleChannel for NvmeChannel {
             }
         };
         if let Err(e) = r {
-            let st = status_of(&Err(e.error));
-            let parked = self
-                .bounced
-                .borrow_mut()
-                .get_mut(id.index() as usize)
-                .and_then(Option::take);
-            let data = match (parked, e.buf.into_single()) {
-                (Some(orig), _) => orig,
-                (None, Some(slice)) => {
-                    let r = slice.range();
-                    IoData::Buf(IoBuf::from_dma(slice.into_inner(), r.start, r.len()))
-                }
-                (None, None) => IoData::None,
-            };
-            self.done.complete_with_data(id, st, data);
+            self.done.complete(id, status_of(&Err(e.error)));
         }
     }
 
@@ -251,6 +310,10 @@ impl ModuleChannel for NvmeChannel {
                 0
             }
         }
+    }
+
+    fn flush(&mut self) {
+        self.qp.flush();
     }
 
     fn outstanding(&self) -> usize {
@@ -280,6 +343,7 @@ impl BdevOps for NvmeBdev {
             })?;
         Ok(Box::new(NvmeChannel {
             qp,
+            stats: self.stats.clone(),
             ns: self.ns.clone(),
             ctrlr: self.ctrlr.clone(),
             done,
@@ -287,9 +351,11 @@ impl BdevOps for NvmeBdev {
         }))
     }
     fn dump_info_json(&self) -> serde_json::Value {
+        let stats = *self.stats.lock().unwrap_or_else(|p| p.into_inner());
         serde_json::json!({"nvme": {"ctrlr": self.ctrlr_name, "nsid": self.ns.id(),
             "trid": self.trid.as_ref().map(|t| t.to_string()),
-            "serial": self.ctrlr.data().serial(), "model": self.ctrlr.data().model()}})
+            "serial": self.ctrlr.data().serial(), "model": self.ctrlr.data().model(),
+            "transport_stats": stats}})
     }
     fn write_config_json(&self) -> Option<serde_json::Value> {
         let t = self.trid.as_ref()?;
@@ -325,6 +391,7 @@ pub fn register_controller(
             ns,
             ctrlr_name: name.to_string(),
             trid: trid.clone(),
+            stats: Arc::default(),
         };
         match Bdev::register(p, "nvme", Box::new(ops)) {
             Ok(b) => out.push(b),
@@ -355,4 +422,23 @@ pub fn attach_controller(opts: AttachOpts) -> Result<Vec<Arc<Bdev>>> {
         BdevError::InvalidParam(format!("bdev_nvme_attach_controller {}: {e}", opts.traddr))
     })?;
     register_controller(&opts.name, c, Some(trid))
+}
+
+impl Drop for NvmeChannel {
+    fn drop(&mut self) {
+        let mine = self.qp.pcie_stat();
+        let mut sum = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        add_stat(&mut sum, &mine);
+    }
+}
+
+fn add_stat(sum: &mut PcieStat, s: &PcieStat) {
+    sum.polls += s.polls;
+    sum.idle_polls += s.idle_polls;
+    sum.completions += s.completions;
+    sum.submitted_requests += s.submitted_requests;
+    sum.sq_mmio_doorbell_updates += s.sq_mmio_doorbell_updates;
+    sum.cq_mmio_doorbell_updates += s.cq_mmio_doorbell_updates;
+    sum.sq_shadow_doorbell_updates += s.sq_shadow_doorbell_updates;
+    sum.cq_shadow_doorbell_updates += s.cq_shadow_doorbell_updates;
 }

@@ -52,6 +52,13 @@ pub trait ModuleChannel {
         0
     }
 
+    /// Publishes work the module queued without telling its device yet
+    /// (an NVMe SQ tail doorbell held back by `delay_cmd_submit`). The
+    /// layer calls it after a poll's completions have run, so the I/O their
+    /// callbacks resubmitted reaches the device in the same poll, once, as
+    /// SPDK rings at the end of a qpair's completion processing.
+    fn flush(&mut self) {}
+
     /// In-flight requests the module still holds (diagnostics).
     fn outstanding(&self) -> usize {
         0

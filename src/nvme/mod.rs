@@ -10,7 +10,8 @@
 //! - [`QPair`]: an I/O queue pair owned by one thread (`!Send`): read, write,
 //!   compare, readv/writev, flush, write zeroes, deallocate; PRP lists from
 //!   the env's IOVA; transparent splitting above MDTS; batched and shadow
-//!   doorbells; timeouts with abort; polled with [`QPair::process_completions`].
+//!   doorbells; timeouts with abort; polled with [`QPair::process_completions`];
+//!   transport counters ([`PcieStat`]: polls, MMIO vs shadow doorbell writes).
 //! - [`Namespace`]: size and block size of an active namespace.
 //! - Buffers ([`DmaSlice`], [`IoBuf`]): an I/O owns its DMA buffer until its
 //!   completion ([`IoCompletion`]) hands it back.
@@ -60,6 +61,7 @@ mod regs;
 mod request;
 mod reset;
 pub mod spec;
+mod stat;
 mod submit;
 
 pub use crate::pci::{TransportId, TransportType};
@@ -73,3 +75,4 @@ pub use probe::{connect, connect_all, probe};
 pub use prp::PAGE_SIZE;
 pub use qpair::{QPair, QPairOpts, TimedOutCommand, TimeoutAction, TimeoutCallback};
 pub use request::CALLBACK_INLINE_BYTES;
+pub use stat::PcieStat;

@@ -7,6 +7,7 @@ use super::queue::{CqRing, Doorbell, SqRing};
 use super::request::{Callback, RequestPool, NO_PARENT};
 use super::spec::registers::{cq_head_doorbell, sq_tail_doorbell};
 use super::spec::Cqe;
+use super::stat::PcieStat;
 use super::NvmeError;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
@@ -89,6 +90,8 @@ pub struct QPair {
     pub(crate) outstanding: usize,
     pub(crate) timeout_cb: Option<TimeoutCallback>,
     pub(crate) next_timeout_check: Option<Instant>,
+    /// `polls`, `idle_polls`, `completions`, `submitted_requests` of [`PcieStat`].
+    pub(crate) counts: [u64; 4],
     _not_send: PhantomData<*const ()>,
 }
 
@@ -160,6 +163,7 @@ impl Controller {
                 },
                 outstanding: 0,
                 timeout_cb: None,
+                counts: [0; 4],
                 _not_send: PhantomData,
             })
         };
@@ -209,6 +213,20 @@ impl QPair {
         self.timeout_cb = Some(Box::new(cb));
     }
 
+    /// This queue pair's transport counters (SPDK's `spdk_nvme_pcie_stat`).
+    pub fn pcie_stat(&self) -> PcieStat {
+        PcieStat {
+            polls: self.counts[0],
+            idle_polls: self.counts[1],
+            completions: self.counts[2],
+            submitted_requests: self.counts[3],
+            sq_mmio_doorbell_updates: self.sq.db.mmio_writes,
+            cq_mmio_doorbell_updates: self.cq.db.mmio_writes,
+            sq_shadow_doorbell_updates: self.sq.db.shadow_writes,
+            cq_shadow_doorbell_updates: self.cq.db.shadow_writes,
+        }
+    }
+
     /// Rings the SQ tail doorbell for commands queued with `delay_cmd_submit`.
     #[inline]
     pub fn flush(&mut self) {
@@ -235,6 +253,9 @@ impl QPair {
             self.sq.head = cqe.sqhd;
             self.complete_cqe(cqe);
         }
+        self.counts[0] += 1;
+        self.counts[1] += (n == 0) as u64;
+        self.counts[2] += n as u64;
         // Commands the controller may still complete (parents included: an over-estimate is safe).
         let in_flight = self.pool.capacity() - self.pool.free_count();
         self.cq.ring_lazy(in_flight);

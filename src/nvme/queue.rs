@@ -20,6 +20,12 @@ pub(crate) struct Doorbell {
     shadow: Option<(*mut u32, *mut u32)>,
     /// The value last published (shadow or MMIO).
     last: u16,
+    /// The value last stored in the shadow slot (by `ring` or `write_shadow`).
+    shadowed: u16,
+    /// Writes to the MMIO register (each one a VM exit under virtualization).
+    pub(crate) mmio_writes: u64,
+    /// Writes to the shadow slot.
+    pub(crate) shadow_writes: u64,
 }
 
 // SAFETY: the raw pointers target BAR0 (kept mapped by `_bar`) and the
@@ -53,6 +59,9 @@ impl Doorbell {
             mmio: unsafe { bar.as_ptr().add(off) }.cast::<u32>(),
             shadow,
             last: 0,
+            shadowed: 0,
+            mmio_writes: 0,
+            shadow_writes: 0,
         };
         db.reset();
         Ok(db)
@@ -70,6 +79,8 @@ impl Doorbell {
             // which live as long as the controller (the qpair keeps it alive),
             // and this slot belongs to this queue only.
             unsafe { db.write_volatile(value as u32) };
+            self.shadowed = value;
+            self.shadow_writes += 1;
             // The shadow store must be visible before EventIdx is read (a full fence).
             fence(Ordering::SeqCst);
             // SAFETY: as above.
@@ -82,18 +93,25 @@ impl Doorbell {
         }
         // SAFETY: mmio is inside BAR0 (checked in new), the Bar clone keeps it mapped.
         unsafe { self.mmio.write_volatile(value as u32) };
+        self.mmio_writes += 1;
     }
 
     /// Writes `value` to the shadow slot only (no EventIdx check, no MMIO),
     /// so a controller that reads shadow values sees it early; a no-op
     /// without shadow doorbells. `last` is unchanged: the next `ring`
-    /// compares against the last value published in full.
+    /// compares against the last value published in full. Storing the
+    /// value the slot already holds is skipped (idle polls store nothing).
     #[inline]
     pub(crate) fn write_shadow(&mut self, value: u16) {
         if let Some((db, _)) = self.shadow {
+            if value == self.shadowed {
+                return;
+            }
             fence(Ordering::Release);
             // SAFETY: as in ring.
             unsafe { db.write_volatile(value as u32) };
+            self.shadowed = value;
+            self.shadow_writes += 1;
         }
     }
 
@@ -103,6 +121,7 @@ impl Doorbell {
     /// MMIO doorbell).
     pub(crate) fn reset(&mut self) {
         self.last = 0;
+        self.shadowed = 0;
         if let Some((db, ei)) = self.shadow {
             // SAFETY: as in ring; the controller does not use the slots of a
             // queue that does not exist.

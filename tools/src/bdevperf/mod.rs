@@ -94,6 +94,11 @@ pub struct BdevperfArgs {
     /// MiB of DMA memory to reserve up front (SPDK's `-s`; 0: grow on demand).
     #[arg(short = 's', long = "mem-size", default_value_t = 0)]
     pub mem_size: usize,
+    /// After the run, print each nvme bdev's transport counters (polls,
+    /// MMIO and shadow doorbell writes), as SPDK's
+    /// `bdev_nvme_get_transport_statistics` reports them.
+    #[arg(long = "transport-stats")]
+    pub transport_stats: bool,
 }
 
 /// Brings up DMA memory (hugepages unless `--no-huge`).
@@ -263,5 +268,24 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
         .iter()
         .all(|r| r.error.is_none() && r.miscompares == 0 && r.failed == 0);
     report::print(args, &results);
+    if args.transport_stats {
+        print_transport_stats(&bdevs);
+    }
     Ok(ok)
+}
+
+/// Prints the transport counters of every nvme bdev among `bdevs` (their
+/// channels have closed by now: the reactors stopped).
+fn print_transport_stats(bdevs: &[Arc<bdev::Bdev>]) {
+    for b in bdevs {
+        let info = b.info_json();
+        let Some(st) = info["driver_specific"]["nvme"].get("transport_stats") else {
+            eprintln!(
+                "bdevperf: '{}' is not an nvme bdev: no transport statistics",
+                b.name()
+            );
+            continue;
+        };
+        println!("Transport statistics of {}: {st}", b.name());
+    }
 }

@@ -45,6 +45,10 @@ pub struct PerfArgs {
     /// Submission/completion queue entries per qpair (default: enough for -q).
     #[arg(long = "io-queue-size")]
     io_queue_size: Option<u32>,
+    /// Print each qpair's transport counters (polls, MMIO and shadow
+    /// doorbell writes) after the run; JSON output always has them.
+    #[arg(long = "transport-stats")]
+    transport_stats: bool,
 }
 
 /// The I/O pattern.
@@ -71,6 +75,7 @@ pub struct Config {
     pub json: bool,
     pub batch: bool,
     pub io_queue_size: u32,
+    pub transport_stats: bool,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -148,6 +153,7 @@ impl PerfArgs {
             json,
             batch: !self.no_batch,
             io_queue_size,
+            transport_stats: self.transport_stats,
         })
     }
 }

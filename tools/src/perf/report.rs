@@ -19,6 +19,8 @@ pub struct NsResult {
     pub max_ns: u64,
     pub sum_ns: u128,
     pub hist: Histogram<u64>,
+    /// The qpair's transport counters over the run (drain included).
+    pub pcie: spdk_io::nvme::PcieStat,
 }
 
 /// Live counters the workers publish for the once-a-second progress line.
@@ -131,6 +133,7 @@ pub fn print(results: &[NsResult], cfg: &Config) {
                 v["core"] = json!(r.core);
                 v["ios"] = json!(r.ios);
                 v["errors"] = json!(r.errors);
+                v["transport_stats"] = json!(r.pcie);
                 v
             })
             .collect();
@@ -173,6 +176,36 @@ pub fn print(results: &[NsResult], cfg: &Config) {
         "{:w$} : {:>12.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
         "Total", total.iops, total.mib_s, total.avg_us, total.min_us, total.max_us
     );
+    if cfg.transport_stats {
+        for r in results {
+            let s = &r.pcie;
+            println!("\nPCIE transport statistics for {}:", r.name);
+            println!("  polls:              {}", s.polls);
+            println!("  idle_polls:         {}", s.idle_polls);
+            println!("  completions:        {}", s.completions);
+            println!("  submitted_requests: {}", s.submitted_requests);
+            println!(
+                "  sq_mmio_doorbell_updates:   {}",
+                s.sq_mmio_doorbell_updates
+            );
+            println!(
+                "  cq_mmio_doorbell_updates:   {}",
+                s.cq_mmio_doorbell_updates
+            );
+            println!(
+                "  sq_shadow_doorbell_updates: {}",
+                s.sq_shadow_doorbell_updates
+            );
+            println!(
+                "  cq_shadow_doorbell_updates: {}",
+                s.cq_shadow_doorbell_updates
+            );
+            println!(
+                "  mmio doorbell writes per completion: {:.3}",
+                s.mmio_per_completion()
+            );
+        }
+    }
     if cfg.latency > 0 {
         for (r, l) in results.iter().zip(&per) {
             println!("\nSummary latency data for {}:", r.name);

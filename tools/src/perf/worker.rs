@@ -1,10 +1,12 @@
 //! One perf worker: a pinned thread, one qpair per namespace, a fixed
-//! number of I/Os in flight, one doorbell per batch, one clock read per batch.
+//! number of I/Os in flight, one doorbell per batch, one clock read per batch
+//! (the env's TSC clock: a vDSO `clock_gettime` costs far more in a VM
+//! without a stable TSC clocksource, and in emulated CPUs).
 
 use super::args::{Config, Pattern};
 use super::report::{NsResult, Progress};
 use hdrhistogram::Histogram;
-use spdk_io::env::DmaBuf;
+use spdk_io::env::{now_ns, DmaBuf};
 use spdk_io::nvme::{Controller, IoCompletion, Namespace, QPair, QPairOpts};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant};
 
 /// A completed I/O waiting to be accounted (kept in a preallocated vector).
 struct Done {
-    start: Instant,
+    /// Submission time in [`now_ns`] nanoseconds.
+    start: u64,
     buf: DmaBuf,
     ok: bool,
 }
@@ -51,7 +54,7 @@ impl Rng {
     }
 }
 
-fn on_complete(done: DoneList, start: Instant, c: IoCompletion) {
+fn on_complete(done: DoneList, start: u64, c: IoCompletion) {
     let mut d = done.borrow_mut();
     let ok = c.result.is_ok();
     if let Err(e) = &c.result {
@@ -172,6 +175,7 @@ pub fn run(
                 min_ns: if c.ios == 0 { 0 } else { c.min_ns },
                 max_ns: c.max_ns,
                 sum_ns: c.sum_ns,
+                pcie: c.qp.pcie_stat(),
                 hist: c.hist,
             }
         })
@@ -183,7 +187,7 @@ fn submit_free(ctx: &mut NsCtx, cfg: &Config, rng: &mut Rng) -> Result<(), Strin
     if ctx.free.is_empty() {
         return Ok(());
     }
-    let now = Instant::now();
+    let now = now_ns();
     while let Some(buf) = ctx.free.pop() {
         let idx = match cfg.pattern {
             Pattern::Random => rng.next() % ctx.ios_in_ns,
@@ -224,10 +228,10 @@ fn account(ctx: &mut NsCtx) -> u64 {
     if d.0.is_empty() {
         return 0;
     }
-    let now = Instant::now();
+    let now = now_ns();
     let n = d.0.len() as u64;
     for Done { start, buf, ok } in d.0.drain(..) {
-        let lat = now.duration_since(start).as_nanos() as u64;
+        let lat = now.saturating_sub(start);
         if ok {
             ctx.ios += 1;
             ctx.sum_ns += lat as u128;

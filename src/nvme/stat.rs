@@ -1,0 +1,36 @@
+//! Per-queue-pair counters of the PCIe transport, as SPDK keeps them
+//! (`struct spdk_nvme_pcie_stat`): how often the queue was polled, and how
+//! many doorbell updates went to MMIO registers (each one a VM exit under
+//! virtualization) or only to the shadow doorbell buffer.
+
+use serde::Serialize;
+
+/// Counters of one I/O queue pair since it was created
+/// ([`QPair::pcie_stat`](super::QPair::pcie_stat)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PcieStat {
+    /// Calls to `process_completions`.
+    pub polls: u64,
+    /// Polls that found no completion.
+    pub idle_polls: u64,
+    /// Completion queue entries reaped (pieces of split commands included).
+    pub completions: u64,
+    /// Commands written to the submission queue (pieces included).
+    pub submitted_requests: u64,
+    /// SQ tail doorbell writes to the MMIO register.
+    pub sq_mmio_doorbell_updates: u64,
+    /// CQ head doorbell writes to the MMIO register.
+    pub cq_mmio_doorbell_updates: u64,
+    /// SQ tail values written to the shadow doorbell buffer.
+    pub sq_shadow_doorbell_updates: u64,
+    /// CQ head values written to the shadow doorbell buffer.
+    pub cq_shadow_doorbell_updates: u64,
+}
+
+impl PcieStat {
+    /// MMIO doorbell writes (SQ and CQ) per completed command entry.
+    pub fn mmio_per_completion(&self) -> f64 {
+        let mmio = self.sq_mmio_doorbell_updates + self.cq_mmio_doorbell_updates;
+        mmio as f64 / self.completions.max(1) as f64
+    }
+}
