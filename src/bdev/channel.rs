@@ -9,6 +9,8 @@
 use super::buf::IoData;
 use super::device::Bdev;
 use super::io::{IoCompletion, IoId, IoStatus, IoType};
+use super::lock_channel::LockLocal;
+use super::range_lock::{self, ChanLocks};
 use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::stat::ChannelStat;
@@ -58,6 +60,14 @@ pub(crate) struct ChannelInner {
     pub(crate) in_module: Cell<u32>,
     progressed: Cell<bool>,
     poller: RefCell<Option<Poller>>,
+    /// This channel's view of the bdev's LBA range locks (shared with the
+    /// bdev so lockers on other threads reach it).
+    pub(crate) locks: Arc<ChanLocks>,
+    pub(crate) lock_local: LockLocal,
+    /// Compare-and-write runs through the layer's emulation.
+    pub(crate) emulate_caw: bool,
+    /// The module compares natively (the emulation's compare step).
+    pub(crate) native_compare: bool,
 }
 
 impl Drop for ChannelInner {
@@ -65,6 +75,7 @@ impl Drop for ChannelInner {
         if let Some(p) = self.poller.get_mut().take() {
             p.unregister();
         }
+        self.locks_on_drop();
         let snap = self.stat.snapshot();
         let mut st = self.bdev.lock();
         st.retired.add(&snap);
@@ -82,6 +93,16 @@ impl Channel {
             .filter(|t| bdev.io_type_supported(**t))
             .fold(0, |m, t| m | t.bit());
         let p = bdev.props();
+        let emulate_caw = bdev.emulates_compare_and_write();
+        let native_compare = bdev.ops.io_type_supported(IoType::Compare);
+        let locks = range_lock::register_channel(
+            &bdev,
+            if emulate_caw {
+                IoType::CompareAndWrite.bit()
+            } else {
+                0
+            },
+        );
         let stat = Arc::new(ChannelStat::default());
         bdev.lock().stats.push(Arc::downgrade(&stat));
         let ch = Channel(Rc::new(ChannelInner {
@@ -105,6 +126,10 @@ impl Channel {
             in_module: Cell::new(0),
             progressed: Cell::new(false),
             poller: RefCell::new(None),
+            locks,
+            lock_local: LockLocal::default(),
+            emulate_caw,
+            native_compare,
             bdev,
         }));
         if Thread::current().is_some() {
@@ -263,6 +288,11 @@ impl ChannelInner {
             let Some(d) = self.done.pop() else { break };
             completed += self.finish(d);
         }
+        if self.locks.work.load(Ordering::Relaxed)
+            && self.locks.work.swap(false, Ordering::AcqRel)
+        {
+            self.lock_work();
+        }
         if !self.nomem.borrow().is_empty() && (self.progressed.get() || self.in_module.get() == 0) {
             self.retry_nomem();
         }
@@ -402,6 +432,11 @@ impl ChannelInner {
                 if let Some(w) = w {
                     w.wake();
                 }
+            }
+            Cb::Step(p) => {
+                let data = std::mem::take(&mut s.data);
+                self.caw_step_done(&mut pool, idx, p, status, data);
+                return 0;
             }
             Cb::None => pool.release(idx),
         }

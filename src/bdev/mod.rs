@@ -23,6 +23,9 @@
 //! | `desc` | [`Desc`], [`open_ext`], claims, [`BdevEvent`] |
 //! | `channel`, `pool`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; splitting |
 //! | `submit` | the I/O calls of a descriptor |
+//! | `range_lock`, `lock_channel` | LBA range locks: the bdev's lock table, a channel's queue of fenced I/O |
+//! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`] and their unlocks |
+//! | `caw` | compare-and-write emulated under a range lock for modules without a native one |
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
 //! | `config` | SPDK JSON configuration ([`load_config`]) |
@@ -30,6 +33,7 @@
 //! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
 
 mod buf;
+mod caw;
 mod channel;
 pub mod config;
 mod desc;
@@ -39,6 +43,7 @@ pub mod error_inject;
 pub mod file;
 mod future;
 mod io;
+mod lock_channel;
 pub mod malloc;
 mod module;
 pub mod null;
@@ -46,6 +51,8 @@ pub mod nvme;
 mod ops;
 pub mod passthru;
 mod pool;
+mod quiesce;
+mod range_lock;
 mod registry;
 pub mod split;
 mod split_io;
