@@ -10,9 +10,9 @@ use super::buf::IoData;
 use super::device::Bdev;
 use super::io::{IoCompletion, IoId, IoStatus, IoType};
 use super::lock_channel::LockLocal;
-use super::range_lock::{self, ChanLocks};
 use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
+use super::range_lock::{self, ChanLocks};
 use super::stat::ChannelStat;
 use super::ticks::{poll_ticks, ticks};
 use super::{BdevError, Result};
@@ -288,8 +288,7 @@ impl ChannelInner {
             let Some(d) = self.done.pop() else { break };
             completed += self.finish(d);
         }
-        if self.locks.work.load(Ordering::Relaxed)
-            && self.locks.work.swap(false, Ordering::AcqRel)
+        if self.locks.work.load(Ordering::Relaxed) && self.locks.work.swap(false, Ordering::AcqRel)
         {
             self.lock_work();
         }

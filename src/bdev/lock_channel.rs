@@ -127,11 +127,7 @@ impl ChannelInner {
     pub(crate) fn lock_work(&self) {
         let mut acks = Vec::new();
         let (dropped, waiting) = {
-            let mut r = self
-                .locks
-                .ranges
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut r = self.locks.ranges.lock().unwrap_or_else(|e| e.into_inner());
             let before = r.len();
             r.retain(|x| !x.entry.is_released());
             let dropped = r.len() != before;
@@ -201,7 +197,10 @@ impl ChannelInner {
                 continue;
             }
             let s = &pool.slots[idx as usize];
-            if self.locks.is_blocked(s.io_type, s.offset_blocks, s.num_blocks) {
+            if self
+                .locks
+                .is_blocked(s.io_type, s.offset_blocks, s.num_blocks)
+            {
                 self.lock_local.queued.borrow_mut().push_back(idx);
             } else {
                 self.dispatch(&mut pool, idx);

@@ -94,7 +94,12 @@ impl Desc {
     /// Writes queued behind it are resubmitted, in order, from the next
     /// poll of their channels. Unlocking a range that is not held (or not
     /// granted yet) is [`BdevError::RangeNotLocked`].
-    pub fn unlock_lba_range(&self, ch: &Channel, offset_blocks: u64, num_blocks: u64) -> Result<()> {
+    pub fn unlock_lba_range(
+        &self,
+        ch: &Channel,
+        offset_blocks: u64,
+        num_blocks: u64,
+    ) -> Result<()> {
         self.lock_checks(ch)?;
         range_lock::unlock_range(
             self.bdev(),

@@ -281,7 +281,11 @@ pub(crate) fn request(bdev: &Bdev, owner: &Arc<ChanLocks>, req: LockRequest) -> 
         released: AtomicBool::new(false),
     });
     let id = e.id;
-    let busy = t.held.iter().chain(t.pending.iter()).any(|h| h.overlaps_entry(&e));
+    let busy = t
+        .held
+        .iter()
+        .chain(t.pending.iter())
+        .any(|h| h.overlaps_entry(&e));
     if busy {
         t.pending.push_back(e);
     } else {
@@ -372,7 +376,11 @@ pub(crate) fn drop_channel(bdev: &Bdev, me: &Arc<ChanLocks>) {
     );
     let unacked: Vec<Arc<LockEntry>> = {
         let mut r = lock(&me.ranges);
-        let v = r.iter().filter(|r| !r.acked).map(|r| r.entry.clone()).collect();
+        let v = r
+            .iter()
+            .filter(|r| !r.acked)
+            .map(|r| r.entry.clone())
+            .collect();
         r.clear();
         v
     };
@@ -392,7 +400,10 @@ pub(crate) fn bdev_removed(bdev: &Bdev) {
     let t = &mut st.locks;
     for e in t.pending.drain(..) {
         if let Some(o) = e.owner.upgrade() {
-            o.post(LockEvent::Failed(e.id, BdevError::Removed(bdev.name().into())));
+            o.post(LockEvent::Failed(
+                e.id,
+                BdevError::Removed(bdev.name().into()),
+            ));
         }
     }
     for c in t.live_chans() {
