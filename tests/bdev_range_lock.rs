@@ -534,3 +534,37 @@ fn two_threads_compare_and_write_the_same_block_and_lose_no_update() {
 fn compare_and_write_and_locked_plain_writes_from_two_threads_lose_no_update() {
     hammer(false);
 }
+
+#[test]
+fn compare_and_write_through_a_passthru_is_emulated_on_its_base() {
+    let base = malloc(32, 512);
+    let pt = uniq("LockPT");
+    bdev::passthru::create(bdev::passthru::PassthruOpts {
+        base_bdev_name: base.clone(),
+        name: pt.clone(),
+        uuid: None,
+    })
+    .unwrap();
+    let top = bdev::get_by_name(&pt).unwrap();
+    assert!(top.io_type_supported(IoType::CompareAndWrite));
+    assert!(!top.emulates_compare_and_write(), "forwarded to the base");
+    let d = bdev::open(&pt, true).unwrap();
+    let ch = d.get_io_channel().unwrap();
+    let l = log();
+    d.compare_and_write_blocks(&ch, filled(512, 0), filled(512, 1), 4, 1, rec(&l))
+        .unwrap();
+    d.write_blocks(&ch, filled(512, 2), 4, 1, rec(&l)).unwrap();
+    d.compare_and_write_blocks(&ch, filled(512, 1), filled(512, 3), 4, 1, rec(&l))
+        .unwrap();
+    poll_until(&ch, || l.borrow().len() == 3);
+    let order: Vec<(IoType, IoStatus)> = l.borrow().iter().map(|c| (c.io_type, c.status)).collect();
+    assert_eq!(
+        order,
+        [
+            (IoType::CompareAndWrite, IoStatus::Success),
+            (IoType::Write, IoStatus::Success),
+            (IoType::CompareAndWrite, IoStatus::Miscompare)
+        ]
+    );
+    assert_eq!(read_block(&d, &ch, 4, 512), vec![2; 512]);
+}

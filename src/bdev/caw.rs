@@ -11,6 +11,8 @@
 //! one step request that carries a buffer to the module for each step and
 //! brings it back. The parent's `split_next` holds the step's slot index
 //! and `split_end` the lock id (a compare-and-write is never split).
+//! The steps are real requests of the channel, so its statistics count
+//! them (a compare or read, then a write) besides the compare-and-write.
 
 use super::buf::{IoBuf, IoData};
 use super::channel::ChannelInner;

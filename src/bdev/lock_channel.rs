@@ -29,8 +29,9 @@ pub(crate) enum LockCb {
 /// Channel-local lock state (never touched by other threads).
 #[derive(Default)]
 pub(crate) struct LockLocal {
-    /// Requests waiting behind a lock, in submission order.
-    pub queued: RefCell<VecDeque<u32>>,
+    /// Requests waiting behind a lock, in submission order, each with the
+    /// channel's range number when it was queued.
+    pub queued: RefCell<VecDeque<(u32, u64)>>,
     /// Callbacks of locks this channel asked for, by lock id.
     pub cbs: RefCell<Vec<(u64, LockCb)>>,
 }
@@ -71,7 +72,8 @@ impl ChannelInner {
         s.status = IoStatus::Success;
         s.state = State::Locked;
         let id = IoId::new(idx, s.gen);
-        self.lock_local.queued.borrow_mut().push_back(idx);
+        let seq = self.locks.seq();
+        self.lock_local.queued.borrow_mut().push_back((idx, seq));
         // The lock may have gone between the check and the push: look again
         // at the next poll.
         self.locks.work.store(true, Ordering::Release);
@@ -120,17 +122,24 @@ impl ChannelInner {
         })
     }
 
-    /// The poll's lock step: drop released locks, acknowledge new ones
-    /// whose overlapping I/O drained, run owned locks' callbacks, resubmit
-    /// queued I/O that no lock fences any more.
+    /// The poll's lock step: drop released locks and resubmit the queued
+    /// I/O they held back, acknowledge new locks whose overlapping I/O
+    /// drained, run owned locks' callbacks.
     #[cold]
     pub(crate) fn lock_work(&self) {
-        let mut acks = Vec::new();
-        let (dropped, waiting) = {
+        let dropped = {
             let mut r = self.locks.ranges.lock().unwrap_or_else(|e| e.into_inner());
             let before = r.len();
             r.retain(|x| !x.entry.is_released());
-            let dropped = r.len() != before;
+            self.locks.recompute_gate(&r);
+            r.len() != before
+        };
+        if dropped || self.bdev.is_removed() {
+            self.resubmit_locked();
+        }
+        let mut acks = Vec::new();
+        let waiting = {
+            let mut r = self.locks.ranges.lock().unwrap_or_else(|e| e.into_inner());
             let pool = self.pool.borrow();
             let mut waiting = false;
             for x in r.iter_mut().filter(|x| !x.acked) {
@@ -141,8 +150,7 @@ impl ChannelInner {
                     acks.push(x.entry.clone());
                 }
             }
-            self.locks.recompute_gate(&r);
-            (dropped, waiting)
+            waiting
         };
         for e in &acks {
             range_lock::ack(e);
@@ -152,9 +160,6 @@ impl ChannelInner {
         }
         for ev in self.locks.take_events() {
             self.lock_event(ev);
-        }
-        if dropped || !self.lock_local.queued.borrow().is_empty() {
-            self.resubmit_locked();
         }
     }
 
@@ -188,7 +193,7 @@ impl ChannelInner {
         let removed = self.bdev.is_removed();
         let n = self.lock_local.queued.borrow().len();
         for _ in 0..n {
-            let Some(idx) = self.lock_local.queued.borrow_mut().pop_front() else {
+            let Some((idx, seq)) = self.lock_local.queued.borrow_mut().pop_front() else {
                 break;
             };
             let mut pool = self.pool.borrow_mut();
@@ -199,9 +204,9 @@ impl ChannelInner {
             let s = &pool.slots[idx as usize];
             if self
                 .locks
-                .is_blocked(s.io_type, s.offset_blocks, s.num_blocks)
+                .still_blocked(s.io_type, s.offset_blocks, s.num_blocks, seq)
             {
-                self.lock_local.queued.borrow_mut().push_back(idx);
+                self.lock_local.queued.borrow_mut().push_back((idx, seq));
             } else {
                 self.dispatch(&mut pool, idx);
             }
@@ -224,7 +229,13 @@ impl ChannelInner {
                 }));
             }
         }
-        let mut doomed: Vec<u32> = self.lock_local.queued.borrow_mut().drain(..).collect();
+        let mut doomed: Vec<u32> = self
+            .lock_local
+            .queued
+            .borrow_mut()
+            .drain(..)
+            .map(|(idx, _)| idx)
+            .collect();
         doomed.extend(
             self.pool
                 .borrow()

@@ -21,7 +21,7 @@
 //! | `module` | [`BdevModule`], module registration, init/fini, examine |
 //! | `device`, `registry` | [`Bdev`], [`BdevProps`], lookup by name/alias/UUID |
 //! | `desc` | [`Desc`], [`open_ext`], claims, [`BdevEvent`] |
-//! | `channel`, `pool`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; splitting |
+//! | `channel`, `pool`, `complete`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; completion; splitting |
 //! | `submit` | the I/O calls of a descriptor |
 //! | `range_lock`, `lock_channel` | LBA range locks: the bdev's lock table, a channel's queue of fenced I/O |
 //! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`] and their unlocks |
@@ -35,6 +35,7 @@
 mod buf;
 mod caw;
 mod channel;
+mod complete;
 pub mod config;
 mod desc;
 mod device;

@@ -21,7 +21,7 @@ use super::device::Bdev;
 use super::io::IoType;
 use super::{BdevError, Result};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// I/O types a write lock fences: everything that modifies data.
@@ -99,6 +99,8 @@ pub(crate) struct ChanRange {
     pub entry: Arc<LockEntry>,
     /// This channel's overlapping in-flight I/O has drained.
     pub acked: bool,
+    /// When the channel learnt of it ([`ChanLocks::seq`] order).
+    pub seq: u64,
 }
 
 /// The part of a channel other threads reach: the locks it must respect
@@ -113,6 +115,8 @@ pub(crate) struct ChanLocks {
     /// an event); cleared by that poll.
     pub work: AtomicBool,
     pub ranges: Mutex<Vec<ChanRange>>,
+    /// Ranges handed to this channel so far (each gets the next number).
+    seq: AtomicU64,
     events: Mutex<VecDeque<LockEvent>>,
 }
 
@@ -123,11 +127,31 @@ impl ChanLocks {
         self.gate.store(g, Ordering::Release);
     }
 
-    /// True when an I/O must wait behind one of this channel's locks.
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The number the next range will get: an I/O queued now records it.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    /// True when a new I/O must wait behind one of this channel's locks.
     pub fn is_blocked(self: &Arc<Self>, io_type: IoType, off: u64, n: u64) -> bool {
         lock(&self.ranges)
             .iter()
             .any(|r| r.entry.blocks(self, io_type, off, n))
+    }
+
+    /// True when an I/O queued at `seq` must go on waiting: a lock it
+    /// overlaps was known when it was queued, or has been acknowledged
+    /// since. A lock handed out later and not yet acknowledged does not
+    /// hold it back: that lock waits for it instead, as in SPDK, where
+    /// queued I/O is resubmitted before a waiting lock is tried.
+    pub fn still_blocked(self: &Arc<Self>, io_type: IoType, off: u64, n: u64, seq: u64) -> bool {
+        lock(&self.ranges)
+            .iter()
+            .any(|r| (r.acked || r.seq < seq) && r.entry.blocks(self, io_type, off, n))
     }
 
     /// Takes the events for locks this channel owns.
@@ -164,9 +188,11 @@ impl LockTable {
         e.waiting.store(chans.len(), Ordering::Release);
         for c in &chans {
             let mut r = lock(&c.ranges);
+            let seq = c.next_seq();
             r.push(ChanRange {
                 entry: e.clone(),
                 acked: false,
+                seq,
             });
             c.recompute_gate(&r);
             drop(r);
@@ -232,6 +258,7 @@ pub(crate) fn register_channel(bdev: &Bdev, base_gate: u32) -> Arc<ChanLocks> {
         .map(|e| ChanRange {
             entry: e.clone(),
             acked: true,
+            seq: 0,
         })
         .collect();
     let c = Arc::new(ChanLocks {
@@ -239,6 +266,7 @@ pub(crate) fn register_channel(bdev: &Bdev, base_gate: u32) -> Arc<ChanLocks> {
         base_gate,
         work: AtomicBool::new(false),
         ranges: Mutex::new(Vec::new()),
+        seq: AtomicU64::new(1),
         events: Mutex::new(VecDeque::new()),
     });
     c.recompute_gate(&ranges);
@@ -366,6 +394,11 @@ pub(crate) fn close_desc(bdev: &Bdev, desc_id: u64) {
 /// A channel goes away: the locks it owns end, and it acknowledges every
 /// lock still waiting for it (its I/O is gone with it).
 pub(crate) fn drop_channel(bdev: &Bdev, me: &Arc<ChanLocks>) {
+    // Leave the table first, so no lock handed out from now on waits for us.
+    bdev.lock()
+        .locks
+        .chans
+        .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(me)));
     end_locks(
         bdev,
         |e| std::ptr::eq(e.owner.as_ptr(), Arc::as_ptr(me)),
@@ -387,10 +420,6 @@ pub(crate) fn drop_channel(bdev: &Bdev, me: &Arc<ChanLocks>) {
     for e in unacked {
         ack(&e);
     }
-    let mut st = bdev.lock();
-    st.locks
-        .chans
-        .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(me)));
 }
 
 /// The bdev was hot-removed: waiting locks fail and every channel looks
