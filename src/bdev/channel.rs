@@ -5,6 +5,10 @@
 //! on the channel's thread; [`Channel::poll`] (the channel's poller) reaps
 //! the module, runs completions, retries NOMEM I/O and wakes io_wait
 //! entries. Completions never run inside a submit call.
+//!
+//! Its LBA range lock state ([`ChanLocks`], reachable from other threads,
+//! and the queue of I/O waiting behind locks) costs the I/O path one load
+//! and one branch while no lock is held; see `range_lock` and `lock_channel`.
 
 use super::buf::IoData;
 use super::device::Bdev;

@@ -8,6 +8,12 @@
 //! ([`IoBuf`], [`IoData`]) until the completion hands them back; completions
 //! run from [`Channel::poll`] on the submitting thread, never inside submit.
 //!
+//! Writers that need blocks to themselves take an LBA range lock
+//! ([`Desc::lock_lba_range`], or [`Desc::quiesce_range`] to stop reads
+//! too): fenced I/O of every channel waits behind it. Compare-and-write is
+//! passed to modules that do it natively and otherwise emulated under such
+//! a lock, so it is atomic against writers on every thread.
+//!
 //! Modules implement [`BdevModule`] (init/fini/examine) and, per bdev,
 //! [`BdevOps`] (SPDK's function table) with a per-thread [`ModuleChannel`]
 //! that reports completions through a [`Completer`].

@@ -278,19 +278,7 @@ pub(crate) fn register_channel(bdev: &Bdev, base_gate: u32) -> Arc<ChanLocks> {
 /// Asks for a lock owned by channel `owner`; returns its id. The grant (or
 /// failure) arrives as an event on the owner channel.
 pub(crate) fn request(bdev: &Bdev, owner: &Arc<ChanLocks>, req: LockRequest) -> Result<u64> {
-    if req.len == 0
-        || req
-            .offset
-            .checked_add(req.len)
-            .map_or(true, |e| e > bdev.num_blocks())
-    {
-        return Err(BdevError::OutOfRange {
-            bdev: bdev.name().into(),
-            offset_blocks: req.offset,
-            num_blocks: req.len,
-            bdev_blocks: bdev.num_blocks(),
-        });
-    }
+    check_range(bdev, req.offset, req.len)?;
     if bdev.is_removed() {
         return Err(BdevError::Removed(bdev.name().into()));
     }
@@ -322,6 +310,23 @@ pub(crate) fn request(bdev: &Bdev, owner: &Arc<ChanLocks>, req: LockRequest) -> 
     Ok(id)
 }
 
+/// A lock covers at least one block, all inside the bdev.
+fn check_range(bdev: &Bdev, offset: u64, len: u64) -> Result<()> {
+    if len == 0
+        || offset
+            .checked_add(len)
+            .map_or(true, |e| e > bdev.num_blocks())
+    {
+        return Err(BdevError::OutOfRange {
+            bdev: bdev.name().into(),
+            offset_blocks: offset,
+            num_blocks: len,
+            bdev_blocks: bdev.num_blocks(),
+        });
+    }
+    Ok(())
+}
+
 /// Releases the granted lock of `owner` on exactly `offset..offset+len`
 /// with fence `mask` taken through descriptor `desc_id`.
 pub(crate) fn unlock_range(
@@ -332,6 +337,7 @@ pub(crate) fn unlock_range(
     mask: u32,
     desc_id: u64,
 ) -> Result<()> {
+    check_range(bdev, offset, len)?;
     let mut st = bdev.lock();
     let found = st.locks.held.iter().find(|e| {
         e.offset == offset
