@@ -273,3 +273,28 @@ fn hot_remove_aborts_queued_writes_and_fails_waiting_locks() {
         Err(BdevError::Removed(_))
     ));
 }
+
+#[test]
+fn a_lock_still_draining_when_its_descriptor_closes_fails_with_cancelled() {
+    let n = new_malloc(64, 512);
+    let d = bdev::open(&n, true).unwrap();
+    let b = d.get_io_channel_sized(16).unwrap();
+    let l = log();
+    d.write_blocks(&b, filled(512, 1), 0, 1, rec(&l)).unwrap(); // in flight until b polls
+    let locker = bdev::open(&n, true).unwrap();
+    let a = locker.get_io_channel_sized(16).unwrap();
+    let g = granted();
+    locker.lock_lba_range(&a, 0, 8, on_lock(&g)).unwrap();
+    poll_n(&[&a], 10);
+    assert!(g.borrow().is_none());
+    drop(locker);
+    poll_n(&[&a, &b], 10);
+    assert!(matches!(
+        *g.borrow(),
+        Some(Err(BdevError::LockCancelled { .. }))
+    ));
+    assert_eq!(statuses(&l), [IoStatus::Success]);
+    // Nothing is left locked.
+    d.write_blocks(&b, filled(512, 2), 0, 1, rec(&l)).unwrap();
+    poll_until(&b, || l.borrow().len() == 2);
+}

@@ -367,8 +367,9 @@ pub(crate) fn release(bdev: &Bdev, id: u64) {
     st.locks.release(id);
 }
 
-/// Ends every lock matching `doomed`: held ones are released, waiting ones
-/// fail with `why` (delivered to their owner channel).
+/// Ends every lock matching `doomed`: held ones are released; those not
+/// granted yet (waiting for another lock, or for I/O to drain) fail with
+/// `why`, delivered to their owner channel.
 fn end_locks(bdev: &Bdev, doomed: impl Fn(&LockEntry) -> bool, why: impl Fn() -> BdevError) {
     let mut st = bdev.lock();
     let t = &mut st.locks;
@@ -379,9 +380,15 @@ fn end_locks(bdev: &Bdev, doomed: impl Fn(&LockEntry) -> bool, why: impl Fn() ->
             o.post(LockEvent::Failed(e.id, why()));
         }
     }
-    let ids: Vec<u64> = t.held.iter().filter(|e| doomed(e)).map(|e| e.id).collect();
-    for id in ids {
-        t.release(id);
+    let ended: Vec<Arc<LockEntry>> = t.held.iter().filter(|e| doomed(e)).cloned().collect();
+    for e in ended {
+        // One still draining will never be granted now: say so.
+        if !e.is_granted() {
+            if let Some(o) = e.owner.upgrade() {
+                o.post(LockEvent::Failed(e.id, why()));
+            }
+        }
+        t.release(e.id);
     }
 }
 
