@@ -3,7 +3,7 @@
 
 use super::desc::DescInner;
 use super::ops::BdevOps;
-use super::range_lock::{self, LockTable};
+use super::range_lock::LockTable;
 use super::stat::{ChannelStat, IoStat};
 use super::uuid::Uuid;
 use super::{registry, BdevError, IoType, Result};
@@ -139,7 +139,7 @@ impl Bdev {
         log::info!("bdev '{}' unregistered", self.name());
         let descs: Vec<Arc<DescInner>> =
             self.lock().descs.iter().filter_map(Weak::upgrade).collect();
-        range_lock::bdev_removed(self);
+        super::lock_end::bdev_removed(self);
         for d in &descs {
             d.notify_remove();
         }

@@ -218,7 +218,7 @@ impl ChannelInner {
     /// behind a lock or in the layer's compare-and-write completes now with
     /// `Aborted` (its module channel, and any step in it, goes too).
     pub(crate) fn locks_on_drop(&self) {
-        range_lock::drop_channel(&self.bdev, &self.locks);
+        super::lock_end::drop_channel(&self.bdev, &self.locks);
         drop(self.locks.take_events());
         let cbs: Vec<(u64, LockCb)> = self.lock_local.cbs.borrow_mut().drain(..).collect();
         for (_, cb) in cbs {

@@ -29,7 +29,7 @@
 //! | `desc` | [`Desc`], [`open_ext`], claims, [`BdevEvent`] |
 //! | `channel`, `pool`, `complete`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; completion; splitting |
 //! | `submit` | the I/O calls of a descriptor |
-//! | `range_lock`, `lock_channel` | LBA range locks: the bdev's lock table, a channel's queue of fenced I/O |
+//! | `range_lock`, `lock_channel`, `lock_end` | LBA range locks: the bdev's lock table, a channel's queue of fenced I/O, how locks end |
 //! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`] and their unlocks |
 //! | `caw` | compare-and-write emulated under a range lock for modules without a native one |
 //! | `future` | async I/O ([`IoFuture`]) |
@@ -51,6 +51,7 @@ pub mod file;
 mod future;
 mod io;
 mod lock_channel;
+mod lock_end;
 pub mod malloc;
 mod module;
 pub mod null;

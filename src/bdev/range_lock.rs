@@ -34,7 +34,7 @@ pub(crate) const WRITE_MASK: u32 = 1 << IoType::Write as u8
 pub(crate) const QUIESCE_MASK: u32 =
     WRITE_MASK | 1 << IoType::Read as u8 | 1 << IoType::Compare as u8;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -159,7 +159,7 @@ impl ChanLocks {
         std::mem::take(&mut *lock(&self.events))
     }
 
-    fn post(&self, ev: LockEvent) {
+    pub(super) fn post(&self, ev: LockEvent) {
         lock(&self.events).push_back(ev);
         self.work.store(true, Ordering::Release);
     }
@@ -170,14 +170,14 @@ impl ChanLocks {
 pub(crate) struct LockTable {
     next_id: u64,
     /// Handed to the channels: draining or granted.
-    held: Vec<Arc<LockEntry>>,
+    pub(super) held: Vec<Arc<LockEntry>>,
     /// Waiting for an overlapping held lock to go, in request order.
-    pending: VecDeque<Arc<LockEntry>>,
-    chans: Vec<Weak<ChanLocks>>,
+    pub(super) pending: VecDeque<Arc<LockEntry>>,
+    pub(super) chans: Vec<Weak<ChanLocks>>,
 }
 
 impl LockTable {
-    fn live_chans(&mut self) -> Vec<Arc<ChanLocks>> {
+    pub(super) fn live_chans(&mut self) -> Vec<Arc<ChanLocks>> {
         self.chans.retain(|w| w.strong_count() > 0);
         self.chans.iter().filter_map(Weak::upgrade).collect()
     }
@@ -205,7 +205,7 @@ impl LockTable {
     }
 
     /// Removes held lock `id`, tells the channels, promotes waiting locks.
-    fn release(&mut self, id: u64) {
+    pub(super) fn release(&mut self, id: u64) {
         let Some(i) = self.held.iter().position(|e| e.id == id) else {
             return;
         };
@@ -365,90 +365,4 @@ pub(crate) fn release(bdev: &Bdev, id: u64) {
     let mut st = bdev.lock();
     st.locks.pending.retain(|e| e.id != id);
     st.locks.release(id);
-}
-
-/// Ends every lock matching `doomed`: held ones are released; those not
-/// granted yet (waiting for another lock, or for I/O to drain) fail with
-/// `why`, delivered to their owner channel.
-fn end_locks(bdev: &Bdev, doomed: impl Fn(&LockEntry) -> bool, why: impl Fn() -> BdevError) {
-    let mut st = bdev.lock();
-    let t = &mut st.locks;
-    let (gone, keep): (VecDeque<_>, VecDeque<_>) = t.pending.drain(..).partition(|e| doomed(e));
-    t.pending = keep;
-    for e in gone {
-        if let Some(o) = e.owner.upgrade() {
-            o.post(LockEvent::Failed(e.id, why()));
-        }
-    }
-    let ended: Vec<Arc<LockEntry>> = t.held.iter().filter(|e| doomed(e)).cloned().collect();
-    for e in ended {
-        // One still draining will never be granted now: say so.
-        if !e.is_granted() {
-            if let Some(o) = e.owner.upgrade() {
-                o.post(LockEvent::Failed(e.id, why()));
-            }
-        }
-        t.release(e.id);
-    }
-}
-
-/// A descriptor closed: its locks end.
-pub(crate) fn close_desc(bdev: &Bdev, desc_id: u64) {
-    end_locks(
-        bdev,
-        |e| e.desc_id == desc_id,
-        || BdevError::LockCancelled {
-            bdev: bdev.name().into(),
-            why: "its descriptor was closed",
-        },
-    );
-}
-
-/// A channel goes away: the locks it owns end, and it acknowledges every
-/// lock still waiting for it (its I/O is gone with it).
-pub(crate) fn drop_channel(bdev: &Bdev, me: &Arc<ChanLocks>) {
-    // Leave the table first, so no lock handed out from now on waits for us.
-    bdev.lock()
-        .locks
-        .chans
-        .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(me)));
-    end_locks(
-        bdev,
-        |e| std::ptr::eq(e.owner.as_ptr(), Arc::as_ptr(me)),
-        || BdevError::LockCancelled {
-            bdev: bdev.name().into(),
-            why: "its channel was put",
-        },
-    );
-    let unacked: Vec<Arc<LockEntry>> = {
-        let mut r = lock(&me.ranges);
-        let v = r
-            .iter()
-            .filter(|r| !r.acked)
-            .map(|r| r.entry.clone())
-            .collect();
-        r.clear();
-        v
-    };
-    for e in unacked {
-        ack(&e);
-    }
-}
-
-/// The bdev was hot-removed: waiting locks fail and every channel looks
-/// at its queued I/O (which is aborted).
-pub(crate) fn bdev_removed(bdev: &Bdev) {
-    let mut st = bdev.lock();
-    let t = &mut st.locks;
-    for e in t.pending.drain(..) {
-        if let Some(o) = e.owner.upgrade() {
-            o.post(LockEvent::Failed(
-                e.id,
-                BdevError::Removed(bdev.name().into()),
-            ));
-        }
-    }
-    for c in t.live_chans() {
-        c.work.store(true, Ordering::Release);
-    }
 }
