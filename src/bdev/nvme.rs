@@ -62,9 +62,21 @@ struct NvmeBdev {
     trid: Option<TransportId>,
 }
 
+/// NVMe Status Code Type 2h: Media and Data Integrity Errors.
+const SCT_MEDIA_ERROR: u8 = 0x2;
+/// Status Code 85h of that type: Compare Failure.
+const SC_COMPARE_FAILURE: u8 = 0x85;
+
 fn status_of(r: &std::result::Result<(), NvmeError>) -> IoStatus {
     match r {
         Ok(()) => IoStatus::Success,
+        // Media and Data Integrity Errors / Compare Failure is a miscompare,
+        // as SPDK's spdk_bdev_io_complete_nvme_status reports it.
+        Err(NvmeError::Command { status, .. })
+            if status.sct.raw() == SCT_MEDIA_ERROR && status.sc == SC_COMPARE_FAILURE =>
+        {
+            IoStatus::Miscompare
+        }
         Err(NvmeError::Command { status, .. }) => IoStatus::NvmeError {
             sct: status.sct.raw(),
             sc: status.sc,
