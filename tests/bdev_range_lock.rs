@@ -298,3 +298,31 @@ fn a_lock_still_draining_when_its_descriptor_closes_fails_with_cancelled() {
     d.write_blocks(&b, filled(512, 2), 0, 1, rec(&l)).unwrap();
     poll_until(&b, || l.borrow().len() == 2);
 }
+
+#[test]
+fn quiescing_the_whole_bdev_waits_for_in_flight_reads_then_holds_every_io() {
+    let n = new_malloc(64, 512);
+    let d = bdev::open(&n, true).unwrap();
+    let (a, b) = (
+        d.get_io_channel().unwrap(),
+        d.get_io_channel_sized(16).unwrap(),
+    );
+    let l = log();
+    d.read_blocks(&b, IoBuf::new(512), 63, 1, rec(&l)).unwrap(); // in flight until b polls
+    let g = granted();
+    d.quiesce(&a, on_lock(&g)).unwrap();
+    poll_n(&[&a], 20);
+    assert!(g.borrow().is_none(), "granted with a read in flight");
+    poll_until(&a, || {
+        b.poll();
+        g.borrow().is_some()
+    });
+    assert_eq!(statuses(&l), [IoStatus::Success]);
+    d.read_blocks(&b, IoBuf::new(512), 0, 1, rec(&l)).unwrap();
+    d.write_blocks(&b, filled(512, 3), 0, 1, rec(&l)).unwrap();
+    poll_n(&[&a, &b], 20);
+    assert_eq!(b.queued_behind_locks(), 2);
+    d.unquiesce(&a).unwrap();
+    poll_until(&b, || l.borrow().len() == 3);
+    assert!(statuses(&l).iter().all(|s| s.is_success()));
+}

@@ -30,7 +30,7 @@
 //! | `channel`, `pool`, `complete`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; completion; splitting |
 //! | `submit` | the I/O calls of a descriptor |
 //! | `range_lock`, `lock_channel`, `lock_end` | LBA range locks: the bdev's lock table, a channel's queue of fenced I/O, how locks end |
-//! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`] and their unlocks |
+//! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`], [`Desc::quiesce`] and their unlocks |
 //! | `caw` | compare-and-write emulated under a range lock for modules without a native one |
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |

@@ -1,7 +1,8 @@
 //! The public face of LBA range locks: `lock_lba_range` /
 //! `unlock_lba_range` (SPDK's `bdev_lock_lba_range` /
 //! `bdev_unlock_lba_range`) and `quiesce_range` / `unquiesce_range`
-//! (`spdk_bdev_quiesce_range` / `spdk_bdev_unquiesce_range`).
+//! (`spdk_bdev_quiesce_range` / `spdk_bdev_unquiesce_range`, and `quiesce` /
+//! `unquiesce` for the whole bdev).
 //!
 //! Both lock blocks on every channel of the bdev, on every thread. They
 //! differ in what they fence:
@@ -139,6 +140,19 @@ impl Desc {
             QUIESCE_MASK,
             self.inner.id,
         )
+    }
+}
+
+impl Desc {
+    /// Quiesces the whole bdev (SPDK's `spdk_bdev_quiesce`): see
+    /// [`Desc::quiesce_range`].
+    pub fn quiesce(&self, ch: &Channel, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
+        self.quiesce_range(ch, 0, self.bdev().num_blocks(), cb)
+    }
+
+    /// Ends a whole-bdev quiesce (SPDK's `spdk_bdev_unquiesce`).
+    pub fn unquiesce(&self, ch: &Channel) -> Result<()> {
+        self.unquiesce_range(ch, 0, self.bdev().num_blocks())
     }
 }
 
