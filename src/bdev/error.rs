@@ -113,7 +113,7 @@ pub enum BdevError {
         num_blocks: u64,
     },
     /// A range lock that was waiting to be granted will never be.
-    #[error("range lock on '{bdev}' cancelled: {why}")]
+    #[error("range lock on '{bdev}' cancelled before it was granted: {why}; request it again through an open descriptor and a live channel")]
     LockCancelled {
         /// The bdev.
         bdev: String,

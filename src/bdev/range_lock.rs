@@ -366,3 +366,72 @@ pub(crate) fn release(bdev: &Bdev, id: u64) {
     st.locks.pending.retain(|e| e.id != id);
     st.locks.release(id);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        offset: u64,
+        len: u64,
+        mask: u32,
+        owner_passes: bool,
+        owner: &Arc<ChanLocks>,
+    ) -> LockEntry {
+        LockEntry {
+            id: 1,
+            offset,
+            len,
+            mask,
+            owner: Arc::downgrade(owner),
+            owner_passes,
+            desc_id: 0,
+            waiting: AtomicUsize::new(1),
+            released: AtomicBool::new(false),
+        }
+    }
+
+    fn chan() -> Arc<ChanLocks> {
+        Arc::new(ChanLocks {
+            gate: AtomicU32::new(0),
+            base_gate: 0,
+            work: AtomicBool::new(false),
+            ranges: Mutex::new(Vec::new()),
+            seq: AtomicU64::new(1),
+            events: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    #[test]
+    fn adjacent_ranges_do_not_overlap_and_touching_blocks_do() {
+        let c = chan();
+        let e = entry(8, 8, WRITE_MASK, false, &c);
+        assert!(!e.overlaps(0, 8));
+        assert!(!e.overlaps(16, 4));
+        assert!(e.overlaps(7, 2));
+        assert!(e.overlaps(15, 1));
+        assert!(e.overlaps(0, 100));
+    }
+
+    #[test]
+    fn a_write_lock_fences_writes_of_others_but_not_reads_or_its_owner() {
+        let (owner, other) = (chan(), chan());
+        let e = entry(0, 8, WRITE_MASK, true, &owner);
+        for t in [
+            IoType::Write,
+            IoType::Unmap,
+            IoType::WriteZeroes,
+            IoType::CompareAndWrite,
+        ] {
+            assert!(e.blocks(&other, t, 0, 1), "{t:?}");
+            assert!(!e.blocks(&owner, t, 0, 1), "{t:?} on the owner");
+        }
+        for t in [IoType::Read, IoType::Compare, IoType::Flush, IoType::Reset] {
+            assert!(!e.blocks(&other, t, 0, 1), "{t:?}");
+        }
+        let q = entry(0, 8, QUIESCE_MASK, false, &owner);
+        assert!(q.blocks(&owner, IoType::Read, 0, 1));
+        assert!(q.blocks(&other, IoType::Compare, 7, 1));
+        assert!(!q.blocks(&other, IoType::Flush, 0, 1));
+    }
+}
