@@ -326,3 +326,31 @@ fn quiescing_the_whole_bdev_waits_for_in_flight_reads_then_holds_every_io() {
     poll_until(&b, || l.borrow().len() == 3);
     assert!(statuses(&l).iter().all(|s| s.is_success()));
 }
+
+#[test]
+fn waiting_locks_are_granted_in_request_order_where_they_overlap() {
+    let n = new_malloc(64, 512);
+    let d = bdev::open(&n, true).unwrap();
+    let (a, b) = (
+        d.get_io_channel().unwrap(),
+        d.get_io_channel_sized(16).unwrap(),
+    );
+    let g: Vec<Granted> = (0..4).map(|_| granted()).collect();
+    d.lock_lba_range(&a, 40, 8, on_lock(&g[0])).unwrap();
+    d.lock_lba_range(&a, 0, 8, on_lock(&g[1])).unwrap();
+    d.lock_lba_range(&b, 0, 16, on_lock(&g[2])).unwrap(); // waits for [0, 8)
+    d.lock_lba_range(&b, 10, 2, on_lock(&g[3])).unwrap(); // waits for [0, 16)
+    let state = || g.iter().map(|x| x.borrow().is_some()).collect::<Vec<_>>();
+    poll_n(&[&a, &b], 20);
+    assert_eq!(state(), [true, true, false, false]);
+    d.unlock_lba_range(&a, 40, 8).unwrap(); // unrelated: nobody jumps the queue
+    poll_n(&[&a, &b], 20);
+    assert_eq!(state(), [true, true, false, false]);
+    d.unlock_lba_range(&a, 0, 8).unwrap();
+    poll_n(&[&a, &b], 20);
+    assert_eq!(state(), [true, true, true, false]);
+    d.unlock_lba_range(&b, 0, 16).unwrap();
+    poll_n(&[&a, &b], 20);
+    assert_eq!(state(), [true; 4]);
+    d.unlock_lba_range(&b, 10, 2).unwrap();
+}

@@ -216,7 +216,14 @@ impl LockTable {
         }
         let mut still = VecDeque::new();
         while let Some(p) = self.pending.pop_front() {
-            if self.held.iter().any(|h| h.overlaps_entry(&p)) {
+            // Request order among overlapping locks is kept: one waits
+            // behind an earlier waiting one too.
+            let blocked = self
+                .held
+                .iter()
+                .chain(still.iter())
+                .any(|h| h.overlaps_entry(&p));
+            if blocked {
                 still.push_back(p);
             } else {
                 self.distribute(p);
