@@ -74,9 +74,8 @@ impl ChannelInner {
         let id = IoId::new(idx, s.gen);
         let seq = self.locks.seq();
         self.lock_local.queued.borrow_mut().push_back((idx, seq));
-        // The lock may have gone between the check and the push: look again
-        // at the next poll.
-        self.locks.work.store(true, Ordering::Release);
+        // Unlocking raises this channel's work flag; its poll drops the
+        // lock and resubmits this request.
         Ok(id)
     }
 
