@@ -1,7 +1,9 @@
 //! Helpers shared by the bdev tests (included with `mod common;`).
 #![allow(dead_code)]
 
-use spdk_io::bdev::{self, Channel, IoBuf, IoCompletion, IoStatus};
+use spdk_io::bdev::{
+    self, malloc::MallocOpts, BdevError, Channel, Desc, IoBuf, IoCompletion, IoStatus,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -99,5 +101,69 @@ pub fn round_trip(bdev: &str, dma: bool) {
             "{bdev}: data read back differs at lba {lba} (+{n})"
         );
         done.clear();
+    }
+}
+
+/// A malloc bdev with a unique name; returns the name.
+pub fn new_malloc(blocks: u64, bs: u32) -> String {
+    dma_env();
+    let n = uniq("Malloc");
+    bdev::malloc::create(MallocOpts {
+        name: Some(n.clone()),
+        num_blocks: blocks,
+        block_size: bs,
+        uuid: None,
+        optimal_io_boundary: 0,
+        md_size: 0,
+    })
+    .unwrap();
+    n
+}
+
+/// A flag a lock callback sets: `Some(result)` once it ran.
+pub type Granted = Rc<RefCell<Option<Result<(), BdevError>>>>;
+
+/// A fresh, unset [`Granted`] flag.
+pub fn granted() -> Granted {
+    Rc::new(RefCell::new(None))
+}
+
+/// A lock callback that records its result into `g`.
+pub fn on_lock(g: &Granted) -> impl FnOnce(Result<(), BdevError>) + 'static {
+    let g = g.clone();
+    move |r| *g.borrow_mut() = Some(r)
+}
+
+/// A heap buffer of `bs` bytes, each `v`.
+pub fn filled(bs: usize, v: u8) -> IoBuf {
+    IoBuf::from_vec(vec![v; bs])
+}
+
+/// Runs one I/O to completion on `ch` and returns it.
+pub fn wait_io(
+    ch: &Channel,
+    submit: impl FnOnce(Box<dyn spdk_io::bdev::IoDone>) -> spdk_io::bdev::Submitted,
+) -> IoCompletion {
+    let slot: Rc<RefCell<Option<IoCompletion>>> = Rc::new(RefCell::new(None));
+    let s = slot.clone();
+    submit(Box::new(move |c: IoCompletion| *s.borrow_mut() = Some(c))).unwrap();
+    poll_until(ch, || slot.borrow().is_some());
+    let c = slot.borrow_mut().take().unwrap();
+    c
+}
+
+/// Reads block `block` (of `bs` bytes) and returns its bytes.
+pub fn read_block(d: &Desc, ch: &Channel, block: u64, bs: usize) -> Vec<u8> {
+    let c = wait_io(ch, |cb| d.read_blocks(ch, IoBuf::new(bs), block, 1, cb));
+    assert!(c.success());
+    c.data.into_buf().unwrap().to_vec()
+}
+
+/// Polls each channel `n` times, round robin.
+pub fn poll_n(chs: &[&Channel], n: usize) {
+    for _ in 0..n {
+        for c in chs {
+            c.poll();
+        }
     }
 }

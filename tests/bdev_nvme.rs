@@ -85,3 +85,41 @@ fn nvme_bdev_flush_write_zeroes_unmap_and_reset_under_load() {
         assert!(b[..2048].iter().all(|&x| x == 0) && b[2048..].iter().all(|&x| x == 0xee));
     }
 }
+
+#[test]
+fn nvme_bdev_compare_and_write_is_emulated_over_the_native_compare() {
+    emu_bdevs("EmuCaw");
+    let b = bdev::get_by_name("EmuCawn1").unwrap();
+    assert!(b.io_type_supported(IoType::Compare));
+    assert!(b.emulates_compare_and_write(), "no fused commands yet");
+    let d = bdev::open("EmuCawn1", true).unwrap();
+    let ch = d.get_io_channel().unwrap();
+    let l = log();
+    let dma = |v: u8| {
+        let mut b = IoBuf::dma(1024, 512).unwrap();
+        b.fill(v);
+        b
+    };
+    d.write_blocks(&ch, dma(0x11), 40, 2, rec(&l)).unwrap();
+    poll_until(&ch, || l.borrow().len() == 1);
+    d.compare_and_write_blocks(&ch, dma(0x11), dma(0x22), 40, 2, rec(&l))
+        .unwrap();
+    // Heap buffers too: the nvme bdev bounces them.
+    let heap = |v: u8| IoBuf::from_vec(vec![v; 1024]);
+    d.compare_and_write_blocks(&ch, heap(0x11), heap(0x33), 40, 2, rec(&l))
+        .unwrap();
+    d.compare_and_write_blocks(&ch, heap(0x22), heap(0x44), 40, 2, rec(&l))
+        .unwrap();
+    poll_until(&ch, || l.borrow().len() == 4);
+    assert_eq!(
+        statuses(&l)[1..],
+        [IoStatus::Success, IoStatus::Miscompare, IoStatus::Success]
+    );
+    d.read_blocks(&ch, IoBuf::dma(1024, 512).unwrap(), 40, 2, rec(&l))
+        .unwrap();
+    poll_until(&ch, || l.borrow().len() == 5);
+    let got = std::mem::take(&mut l.borrow_mut()[4].data)
+        .into_buf()
+        .unwrap();
+    assert!(got.iter().all(|&x| x == 0x44));
+}

@@ -5,12 +5,18 @@
 //! on the channel's thread; [`Channel::poll`] (the channel's poller) reaps
 //! the module, runs completions, retries NOMEM I/O and wakes io_wait
 //! entries. Completions never run inside a submit call.
+//!
+//! Its LBA range lock state ([`ChanLocks`], reachable from other threads,
+//! and the queue of I/O waiting behind locks) costs the I/O path one load
+//! and one branch while no lock is held; see `range_lock` and `lock_channel`.
 
 use super::buf::IoData;
 use super::device::Bdev;
-use super::io::{IoCompletion, IoId, IoStatus, IoType};
-use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
+use super::io::{IoId, IoStatus, IoType};
+use super::lock_channel::LockLocal;
+use super::ops::{Completer, Done, IoRequest, ModuleChannel};
 use super::pool::{Cb, Pool, State, NO_PARENT};
+use super::range_lock::{self, ChanLocks};
 use super::stat::ChannelStat;
 use super::ticks::{poll_ticks, ticks};
 use super::{BdevError, Result};
@@ -50,14 +56,22 @@ pub(crate) struct ChannelInner {
     pub boundary: u64,
     pub supported: u32,
     pub done: Completer,
-    nomem: RefCell<VecDeque<u32>>,
+    pub(crate) nomem: RefCell<VecDeque<u32>>,
     pub(crate) split_wait: RefCell<VecDeque<u32>>,
     io_wait: RefCell<VecDeque<Box<dyn FnOnce()>>>,
     pub stat: Arc<ChannelStat>,
     pub now: Cell<u64>,
     pub(crate) in_module: Cell<u32>,
-    progressed: Cell<bool>,
+    pub(crate) progressed: Cell<bool>,
     poller: RefCell<Option<Poller>>,
+    /// This channel's view of the bdev's LBA range locks (shared with the
+    /// bdev so lockers on other threads reach it).
+    pub(crate) locks: Arc<ChanLocks>,
+    pub(crate) lock_local: LockLocal,
+    /// Compare-and-write runs through the layer's emulation.
+    pub(crate) emulate_caw: bool,
+    /// The module compares natively (the emulation's compare step).
+    pub(crate) native_compare: bool,
 }
 
 impl Drop for ChannelInner {
@@ -65,6 +79,7 @@ impl Drop for ChannelInner {
         if let Some(p) = self.poller.get_mut().take() {
             p.unregister();
         }
+        self.locks_on_drop();
         let snap = self.stat.snapshot();
         let mut st = self.bdev.lock();
         st.retired.add(&snap);
@@ -82,6 +97,16 @@ impl Channel {
             .filter(|t| bdev.io_type_supported(**t))
             .fold(0, |m, t| m | t.bit());
         let p = bdev.props();
+        let emulate_caw = bdev.emulates_compare_and_write();
+        let native_compare = bdev.ops.io_type_supported(IoType::Compare);
+        let locks = range_lock::register_channel(
+            &bdev,
+            if emulate_caw {
+                IoType::CompareAndWrite.bit()
+            } else {
+                0
+            },
+        );
         let stat = Arc::new(ChannelStat::default());
         bdev.lock().stats.push(Arc::downgrade(&stat));
         let ch = Channel(Rc::new(ChannelInner {
@@ -105,6 +130,10 @@ impl Channel {
             in_module: Cell::new(0),
             progressed: Cell::new(false),
             poller: RefCell::new(None),
+            locks,
+            lock_local: LockLocal::default(),
+            emulate_caw,
+            native_compare,
             bdev,
         }));
         if Thread::current().is_some() {
@@ -266,6 +295,10 @@ impl ChannelInner {
         if n != 0 {
             self.module.borrow_mut().flush();
         }
+        if self.locks.work.load(Ordering::Relaxed) && self.locks.work.swap(false, Ordering::AcqRel)
+        {
+            self.lock_work();
+        }
         if !self.nomem.borrow().is_empty() && (self.progressed.get() || self.in_module.get() == 0) {
             self.retry_nomem();
         }
@@ -317,97 +350,5 @@ impl ChannelInner {
                 has_data: false,
             });
         }
-    }
-
-    /// Handles one module completion; returns 1 if a caller's I/O finished.
-    #[inline]
-    fn finish(&self, d: Packed) -> usize {
-        let data = if d.has_data() {
-            self.done.pop_data()
-        } else {
-            None
-        };
-        let mut pool = self.pool.borrow_mut();
-        let idx = d.id.index();
-        let Some(s) = pool.slots.get_mut(idx as usize) else {
-            log::error!(
-                "bdev {}: completion for unknown request {:?} ignored",
-                self.bdev.name(),
-                d.id
-            );
-            return 0;
-        };
-        if s.gen != d.id.gen() || s.state != State::InModule {
-            log::error!(
-                "bdev {}: stale or doubled completion {:?} ignored",
-                self.bdev.name(),
-                d.id
-            );
-            return 0;
-        }
-        self.in_module.set(self.in_module.get() - 1);
-        let status = d.status();
-        let parent = s.parent;
-        if let Some(data) = data {
-            if parent == NO_PARENT {
-                s.data = data;
-            } else {
-                pool.slots[parent as usize].data = data;
-            }
-        }
-        let s = &mut pool.slots[idx as usize];
-        if status == IoStatus::NoMem {
-            s.state = State::NoMem;
-            self.nomem.borrow_mut().push_back(idx);
-            return 0;
-        }
-        self.progressed.set(true);
-        if parent != NO_PARENT {
-            pool.release(idx);
-            let ps = &mut pool.slots[parent as usize];
-            ps.split_outstanding -= 1;
-            if !status.is_success() && ps.status.is_success() {
-                ps.status = status;
-            }
-            self.continue_split(&mut pool, parent);
-            return 0;
-        }
-        let now = self.now.get();
-        let ok = status.is_success();
-        let bytes = s.num_blocks * self.block_size as u64;
-        self.stat
-            .record(s.io_type, bytes, now.saturating_sub(s.submit_tick), ok);
-        match std::mem::replace(&mut s.cb, Cb::None) {
-            Cb::Done(cb) => {
-                let (io_type, offset_blocks, num_blocks, submit_tick) =
-                    (s.io_type, s.offset_blocks, s.num_blocks, s.submit_tick);
-                let data = std::mem::take(&mut s.data);
-                pool.release(idx);
-                drop(pool);
-                // Built in the call, from registers: a completion assembled
-                // earlier and copied here would be read back wider than its
-                // small fields were written (a store-forwarding stall).
-                cb.io_done(IoCompletion {
-                    status,
-                    io_type,
-                    offset_blocks,
-                    num_blocks,
-                    data,
-                    submit_tick,
-                    complete_tick: now,
-                });
-            }
-            Cb::Waker(w) => {
-                s.status = status;
-                s.state = State::AsyncDone;
-                s.submit_tick = now.saturating_sub(s.submit_tick);
-                drop(pool);
-                if let Some(w) = w {
-                    w.wake();
-                }
-            }
-            Cb::None => pool.release(idx),
-        }
-        1
     }
 }

@@ -61,6 +61,7 @@ impl DescInner {
 
 impl Drop for DescInner {
     fn drop(&mut self) {
+        super::lock_end::close_desc(&self.bdev, self.id);
         {
             let mut st = self.bdev.lock();
             if st.claim.as_ref().is_some_and(|c| c.desc_id == self.id) {

@@ -3,6 +3,7 @@
 
 use super::desc::DescInner;
 use super::ops::BdevOps;
+use super::range_lock::LockTable;
 use super::stat::{ChannelStat, IoStat};
 use super::uuid::Uuid;
 use super::{registry, BdevError, IoType, Result};
@@ -66,6 +67,7 @@ pub(crate) struct BdevState {
     pub stats: Vec<Weak<ChannelStat>>,
     pub retired: IoStat,
     pub destructed: bool,
+    pub locks: LockTable,
 }
 
 /// A registered block device. Shared (`Arc`) by every descriptor and
@@ -137,6 +139,7 @@ impl Bdev {
         log::info!("bdev '{}' unregistered", self.name());
         let descs: Vec<Arc<DescInner>> =
             self.lock().descs.iter().filter_map(Weak::upgrade).collect();
+        super::lock_end::bdev_removed(self);
         for d in &descs {
             d.notify_remove();
         }
@@ -198,9 +201,22 @@ impl Bdev {
     pub fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Relaxed)
     }
-    /// Whether the module supports `io_type`.
+    /// Whether I/O of `io_type` can be submitted
+    /// (`spdk_bdev_io_type_supported`): the module's answer, except that
+    /// compare-and-write is also supported when the layer emulates it (see
+    /// [`BdevOps::emulate_compare_and_write`]).
     pub fn io_type_supported(&self, io_type: IoType) -> bool {
         self.ops.io_type_supported(io_type)
+            || (io_type == IoType::CompareAndWrite && self.emulates_compare_and_write())
+    }
+
+    /// True when compare-and-write goes through the layer's emulation
+    /// (range lock, compare, write) rather than the module.
+    pub fn emulates_compare_and_write(&self) -> bool {
+        !self.ops.io_type_supported(IoType::CompareAndWrite)
+            && self.ops.emulate_compare_and_write()
+            && self.ops.io_type_supported(IoType::Read)
+            && self.ops.io_type_supported(IoType::Write)
     }
     /// Name of the module that claimed it, if any.
     pub fn claimed_by(&self) -> Option<String> {

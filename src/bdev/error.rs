@@ -102,6 +102,24 @@ pub enum BdevError {
     /// The I/O was carried out and completed with an error status.
     #[error("I/O completed with status {0:?}")]
     IoStatus(super::IoStatus),
+    /// An unlock named a range this channel does not hold locked.
+    #[error("blocks {offset_blocks}..+{num_blocks} of '{bdev}' are not locked by this channel: unlock exactly a range this channel locked, after its callback reported success")]
+    RangeNotLocked {
+        /// The bdev.
+        bdev: String,
+        /// First block of the range.
+        offset_blocks: u64,
+        /// Length of the range in blocks.
+        num_blocks: u64,
+    },
+    /// A range lock that was waiting to be granted will never be.
+    #[error("range lock on '{bdev}' cancelled before it was granted: {why}; request it again through an open descriptor and a live channel")]
+    LockCancelled {
+        /// The bdev.
+        bdev: String,
+        /// Why (descriptor closed, channel put).
+        why: &'static str,
+    },
     /// No module of that name is registered.
     #[error("no bdev module named '{0}'")]
     NoModule(String),

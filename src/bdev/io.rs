@@ -59,6 +59,7 @@ impl IoType {
     }
 
     /// Bit of this type in a supported-types mask.
+    #[inline]
     pub fn bit(self) -> u32 {
         1 << self as u8
     }

@@ -6,9 +6,12 @@
 //! ([`SharedDmaBuf`]): I/O to different blocks from different threads is
 //! independent; I/O to the same blocks in flight at once from different
 //! threads leaves those blocks unspecified, as on a real disk.
-//! Compare-and-write is atomic with respect to other compare-and-writes
-//! and to all I/O of its own thread; SPDK also fences it from other
-//! threads' writes with LBA range locks, which this layer does not have.
+//!
+//! Compare-and-write is not native here: the bdev layer emulates it (range
+//! lock on every channel, Compare, Write, unlock), which makes it atomic
+//! against writes and compare-and-writes from every thread. A native one
+//! could only serialize compare-and-writes among themselves, since plain
+//! writes copy without a lock.
 
 use super::{
     Bdev, BdevError, BdevModule, BdevOps, BdevProps, Completer, IoRequest, IoStatus, IoType,
@@ -16,7 +19,7 @@ use super::{
 };
 use crate::env::SharedDmaBuf;
 use serde::Deserialize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Parameters of `bdev_malloc_create` (SPDK's names).
 #[derive(Debug, Clone, Deserialize)]
@@ -54,12 +57,9 @@ pub(crate) fn module() -> Arc<dyn BdevModule> {
 
 /// The disk's memory: DMA memory every channel copies in and out of
 /// without a lock (see [`SharedDmaBuf`] for what racing I/O to the same
-/// blocks does), plus a lock taken only by compare-and-write.
+/// blocks does).
 pub(crate) struct Ram {
     mem: SharedDmaBuf,
-    /// Serializes compare-and-writes with each other (the way initiators use
-    /// them as a lock). Reads and writes never take it.
-    caw: Mutex<()>,
 }
 
 impl Ram {
@@ -69,15 +69,7 @@ impl Ram {
                 "malloc: cannot allocate {bytes} bytes of DMA memory: {e}"
             ))
         })?;
-        Ok(Ram {
-            mem,
-            caw: Mutex::new(()),
-        })
-    }
-
-    fn compare_and_write(&self, pos: usize, cmp: &[u8], data: &[u8]) -> bool {
-        let _g = self.caw.lock().unwrap_or_else(|e| e.into_inner());
-        matches!(self.mem.compare_at(pos, cmp), Ok(true)) && self.mem.write_at(pos, data).is_ok()
+        Ok(Ram { mem })
     }
 }
 
@@ -138,17 +130,8 @@ impl ModuleChannel for MallocChannel {
                     (true, false) => IoStatus::Miscompare,
                 }
             }
-            IoType::CompareAndWrite => {
-                let ok = match (io.compare_half(), io.write_half()) {
-                    (Some(c), Some(w)) => self.ram.compare_and_write(pos, c, w),
-                    _ => false,
-                };
-                if ok {
-                    IoStatus::Success
-                } else {
-                    IoStatus::Miscompare
-                }
-            }
+            // Emulated by the bdev layer; never sent here.
+            IoType::CompareAndWrite => IoStatus::Failed,
             IoType::Flush | IoType::Reset => IoStatus::Success,
         };
         self.done.complete(io.id, status);
@@ -156,8 +139,8 @@ impl ModuleChannel for MallocChannel {
 }
 
 impl BdevOps for MallocBdev {
-    fn io_type_supported(&self, _t: IoType) -> bool {
-        true
+    fn io_type_supported(&self, t: IoType) -> bool {
+        t != IoType::CompareAndWrite
     }
     fn get_io_channel(&self, done: Completer) -> Result<Box<dyn ModuleChannel>> {
         Ok(Box::new(MallocChannel {

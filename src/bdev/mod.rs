@@ -8,6 +8,12 @@
 //! ([`IoBuf`], [`IoData`]) until the completion hands them back; completions
 //! run from [`Channel::poll`] on the submitting thread, never inside submit.
 //!
+//! Writers that need blocks to themselves take an LBA range lock
+//! ([`Desc::lock_lba_range`], or [`Desc::quiesce_range`] to stop reads
+//! too): fenced I/O of every channel waits behind it. Compare-and-write is
+//! passed to modules that do it natively and otherwise emulated under such
+//! a lock, so it is atomic against writers on every thread.
+//!
 //! Modules implement [`BdevModule`] (init/fini/examine) and, per bdev,
 //! [`BdevOps`] (SPDK's function table) with a per-thread [`ModuleChannel`]
 //! that reports completions through a [`Completer`].
@@ -21,8 +27,11 @@
 //! | `module` | [`BdevModule`], module registration, init/fini, examine |
 //! | `device`, `registry` | [`Bdev`], [`BdevProps`], lookup by name/alias/UUID |
 //! | `desc` | [`Desc`], [`open_ext`], claims, [`BdevEvent`] |
-//! | `channel`, `pool`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; splitting |
+//! | `channel`, `pool`, `complete`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; completion; splitting |
 //! | `submit` | the I/O calls of a descriptor |
+//! | `range_lock`, `lock_channel`, `lock_end` | LBA range locks: the bdev's lock table, a channel's queue of fenced I/O, how locks end |
+//! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`], [`Desc::quiesce`] and their unlocks |
+//! | `caw` | compare-and-write emulated under a range lock for modules without a native one |
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
 //! | `config` | SPDK JSON configuration ([`load_config`]) |
@@ -30,7 +39,9 @@
 //! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
 
 mod buf;
+mod caw;
 mod channel;
+mod complete;
 pub mod config;
 mod desc;
 mod device;
@@ -39,6 +50,8 @@ pub mod error_inject;
 pub mod file;
 mod future;
 mod io;
+mod lock_channel;
+mod lock_end;
 pub mod malloc;
 mod module;
 pub mod null;
@@ -46,6 +59,8 @@ pub mod nvme;
 mod ops;
 pub mod passthru;
 mod pool;
+mod quiesce;
+mod range_lock;
 mod registry;
 pub mod split;
 mod split_io;

@@ -60,6 +60,9 @@ impl BdevOps for NullBdev {
     fn io_type_supported(&self, t: IoType) -> bool {
         !matches!(t, IoType::Compare | IoType::CompareAndWrite)
     }
+    fn emulate_compare_and_write(&self) -> bool {
+        false
+    }
     fn get_io_channel(&self, done: Completer) -> Result<Box<dyn ModuleChannel>> {
         Ok(Box::new(NullChannel { done }))
     }

@@ -67,6 +67,11 @@ struct NvmeBdev {
     stats: Arc<Mutex<PcieStat>>,
 }
 
+/// NVMe Status Code Type 2h: Media and Data Integrity Errors.
+const SCT_MEDIA_ERROR: u8 = 0x2;
+/// Status Code 85h of that type: Compare Failure.
+const SC_COMPARE_FAILURE: u8 = 0x85;
+
 #[inline]
 fn status_of(r: &std::result::Result<(), NvmeError>) -> IoStatus {
     match r {
@@ -79,6 +84,13 @@ fn status_of(r: &std::result::Result<(), NvmeError>) -> IoStatus {
 #[inline(never)]
 fn error_status(e: &NvmeError) -> IoStatus {
     match e {
+        // Media and Data Integrity Errors / Compare Failure is a miscompare,
+        // as SPDK's spdk_bdev_io_complete_nvme_status reports it.
+        NvmeError::Command { status, .. }
+            if status.sct.raw() == SCT_MEDIA_ERROR && status.sc == SC_COMPARE_FAILURE =>
+        {
+            IoStatus::Miscompare
+        }
         NvmeError::Command { status, .. } => IoStatus::NvmeError {
             sct: status.sct.raw(),
             sc: status.sc,

@@ -23,6 +23,15 @@ pub trait BdevOps: Send + Sync + 'static {
     /// the channel reports completions through `completer`.
     fn get_io_channel(&self, completer: Completer) -> Result<Box<dyn ModuleChannel>>;
 
+    /// Whether the bdev layer may emulate compare-and-write for this bdev
+    /// when [`BdevOps::io_type_supported`] says it has no native one: lock
+    /// the range, compare (native Compare, or Read and memcmp), write,
+    /// unlock. True by default; false for bdevs that keep no data (null),
+    /// where a compare means nothing.
+    fn emulate_compare_and_write(&self) -> bool {
+        true
+    }
+
     /// Releases the bdev's resources once it is unregistered and every
     /// descriptor is closed (`destruct`).
     fn destruct(&self) {}

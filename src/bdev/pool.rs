@@ -15,6 +15,9 @@ pub(crate) enum Cb {
     Done(Box<dyn IoDone>),
     /// An async future: wake it and keep the result in the slot.
     Waker(Option<Waker>),
+    /// A step of the layer's compare-and-write: hand the result to the
+    /// parent request in this slot.
+    Step(u32),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,6 +31,12 @@ pub(crate) enum State {
     SplitParent,
     /// Finished; an async future will collect it.
     AsyncDone,
+    /// Queued behind an LBA range lock.
+    Locked,
+    /// An emulated compare-and-write: waits for its lock or a step.
+    CawParent,
+    /// Held for a compare-and-write's next step.
+    Reserved,
 }
 
 pub(crate) struct Slot {

@@ -9,6 +9,7 @@ use super::desc::Desc;
 use super::io::{IoDone, IoId, IoType, Rejected};
 use super::pool::Cb;
 use super::BdevError;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What a submit call returns: started, or refused with everything handed back.
@@ -87,6 +88,10 @@ impl Desc {
     ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
         if let Err(e) = self.check(&ch.0, io_type, off, n, &data) {
             return Err((e, data, cb));
+        }
+        // The only cost of range locks when none is held: one load, one branch.
+        if ch.0.locks.gate.load(Ordering::Relaxed) & io_type.bit() != 0 {
+            return ch.0.start_gated(io_type, off, n, data, cb);
         }
         ch.0.start(io_type, off, n, data, cb)
     }
