@@ -212,3 +212,43 @@ fn a_command_that_times_out_twice_resets_the_controller() {
     );
     write_sync(&mut qp, &ns, patterned(512, 1), 1, 1).expect("qpair usable afterwards");
 }
+
+#[test]
+fn a_queue_waiting_long_re_rings_its_doorbells_and_the_io_completes_once() {
+    let e = emu(5);
+    let c = attach(&e);
+    let ns = c.namespace(1).unwrap();
+    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    e.faults().delay_next(
+        CommandMatch::io(nvm_opc::READ),
+        Duration::from_millis(400),
+        1,
+    );
+    let s = slot();
+    qp.read(&ns, DmaBuf::alloc(512, 4096).unwrap(), 0, 1, into_slot(&s))
+        .unwrap();
+    // Poll without yielding so the stall threshold is reached while the
+    // command is held back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while s.borrow().is_none() {
+        qp.process_completions(0).unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read never completed"
+        );
+    }
+    let done = s.borrow_mut().take().unwrap();
+    assert!(done.result.is_ok(), "{:?}", done.result);
+    let st = qp.pcie_stat();
+    assert!(
+        st.doorbell_kicks >= 1,
+        "{} idle polls with the read outstanding, yet no kick: {st:?}",
+        st.idle_polls
+    );
+    assert_eq!(st.completions, 1, "{st:?}");
+    assert_eq!(st.submitted_requests, 1, "{st:?}");
+    assert_eq!(qp.outstanding(), 0);
+    // The queue still works after the re-rung doorbells.
+    let buf = write_sync(&mut qp, &ns, DmaBuf::alloc(512, 4096).unwrap(), 1, 1).unwrap();
+    assert_eq!(buf.len(), 512);
+}

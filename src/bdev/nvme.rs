@@ -453,4 +453,5 @@ fn add_stat(sum: &mut PcieStat, s: &PcieStat) {
     sum.cq_mmio_doorbell_updates += s.cq_mmio_doorbell_updates;
     sum.sq_shadow_doorbell_updates += s.sq_shadow_doorbell_updates;
     sum.cq_shadow_doorbell_updates += s.cq_shadow_doorbell_updates;
+    sum.doorbell_kicks += s.doorbell_kicks;
 }

@@ -73,6 +73,8 @@ pub use io::MAX_DSM_RANGES;
 pub use namespace::Namespace;
 pub use probe::{connect, connect_all, probe};
 pub use prp::PAGE_SIZE;
-pub use qpair::{QPair, QPairOpts, TimedOutCommand, TimeoutAction, TimeoutCallback};
+pub use qpair::{
+    QPair, QPairOpts, TimedOutCommand, TimeoutAction, TimeoutCallback, STALL_KICK_POLLS,
+};
 pub use request::CALLBACK_INLINE_BYTES;
 pub use stat::PcieStat;

@@ -29,6 +29,10 @@ pub struct QPairOpts {
     pub timeout: Option<Duration>,
 }
 
+/// Polls without a completion, with commands outstanding, after which a
+/// queue pair re-rings its doorbells by MMIO ([`QPair::process_completions`]).
+pub const STALL_KICK_POLLS: u64 = 1 << 16;
+
 impl Default for QPairOpts {
     fn default() -> Self {
         QPairOpts {
@@ -92,6 +96,10 @@ pub struct QPair {
     pub(crate) next_timeout_check: Option<Instant>,
     /// `polls`, `idle_polls`, `completions`, `submitted_requests` of [`PcieStat`].
     pub(crate) counts: [u64; 4],
+    /// Consecutive polls that found nothing while commands were outstanding.
+    pub(crate) stalled_polls: u64,
+    /// Times [`QPair::kick`] re-rang the doorbells.
+    pub(crate) kicks: u64,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -164,6 +172,8 @@ impl Controller {
                 outstanding: 0,
                 timeout_cb: None,
                 counts: [0; 4],
+                stalled_polls: 0,
+                kicks: 0,
                 _not_send: PhantomData,
             })
         };
@@ -224,7 +234,28 @@ impl QPair {
             cq_mmio_doorbell_updates: self.cq.db.mmio_writes,
             sq_shadow_doorbell_updates: self.sq.db.shadow_writes,
             cq_shadow_doorbell_updates: self.cq.db.shadow_writes,
+            doorbell_kicks: self.kicks,
         }
+    }
+
+    /// Writes both doorbells by MMIO with their current values. With shadow
+    /// doorbells the controller is told of new entries only when its
+    /// EventIdx asks; a controller that loses that race (a missing memory
+    /// barrier on its side) would leave commands unfetched forever, so a
+    /// queue with commands outstanding and nothing completing for
+    /// [`STALL_KICK_POLLS`] polls re-announces its tail and head. Harmless
+    /// when nothing was lost (the values are unchanged).
+    #[cold]
+    fn kick(&mut self) {
+        self.kicks += 1;
+        log::warn!(
+            "qpair {}: {} polls without a completion with {} commands outstanding: re-ringing the doorbells",
+            self.qid,
+            self.stalled_polls,
+            self.outstanding
+        );
+        self.sq.kick();
+        self.cq.kick();
     }
 
     /// Rings the SQ tail doorbell for commands queued with `delay_cmd_submit`.
@@ -254,8 +285,18 @@ impl QPair {
             self.complete_cqe(cqe);
         }
         self.counts[0] += 1;
-        self.counts[1] += (n == 0) as u64;
         self.counts[2] += n as u64;
+        if n == 0 {
+            self.counts[1] += 1;
+            if self.outstanding > 0 {
+                self.stalled_polls += 1;
+                if self.stalled_polls % STALL_KICK_POLLS == 0 {
+                    self.kick();
+                }
+            }
+        } else {
+            self.stalled_polls = 0;
+        }
         // Commands the controller may still complete (parents included: an over-estimate is safe).
         let in_flight = self.pool.capacity() - self.pool.free_count();
         self.cq.ring_lazy(in_flight);

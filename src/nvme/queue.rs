@@ -115,6 +115,26 @@ impl Doorbell {
         }
     }
 
+    /// Writes `value` to the shadow slot (if any) and to the MMIO register
+    /// whatever EventIdx says: the recovery for a controller that missed a
+    /// notification (see [`QPair::process_completions`](super::QPair::process_completions)).
+    /// Rewriting an unchanged tail or head is harmless: it announces no new
+    /// entries.
+    pub(crate) fn force(&mut self, value: u16) {
+        self.last = value;
+        if let Some((db, _)) = self.shadow {
+            fence(Ordering::Release);
+            // SAFETY: as in ring.
+            unsafe { db.write_volatile(value as u32) };
+            self.shadowed = value;
+            self.shadow_writes += 1;
+        }
+        fence(Ordering::SeqCst);
+        // SAFETY: as in ring.
+        unsafe { self.mmio.write_volatile(value as u32) };
+        self.mmio_writes += 1;
+    }
+
     /// Forgets the last value and clears the shadow and EventIdx slots
     /// (for a new queue, or after a controller reset, before the queue is
     /// created again: a stale EventIdx would otherwise suppress the first
@@ -205,6 +225,11 @@ impl SqRing {
         if self.db.last != self.tail {
             self.db.ring(self.tail);
         }
+    }
+    /// Re-announces the current tail by MMIO (see [`Doorbell::force`]).
+    pub(crate) fn kick(&mut self) {
+        let t = self.tail;
+        self.db.force(t);
     }
     /// The current tail (for taking back entries that were never rung).
     pub(crate) fn tail(&self) -> u16 {
@@ -320,6 +345,10 @@ impl CqRing {
             return;
         }
         self.db.ring(self.head);
+    }
+    /// Re-announces the current head by MMIO (see [`Doorbell::force`]).
+    pub(crate) fn kick(&mut self) {
+        self.db.force(self.head);
     }
     /// Back to an empty ring with zeroed memory (after a controller reset).
     pub(crate) fn reset(&mut self) {

@@ -25,6 +25,11 @@ pub struct PcieStat {
     pub sq_shadow_doorbell_updates: u64,
     /// CQ head values written to the shadow doorbell buffer.
     pub cq_shadow_doorbell_updates: u64,
+    /// Times the queue re-rang its doorbells by MMIO after
+    /// [`STALL_KICK_POLLS`](super::STALL_KICK_POLLS) polls without a
+    /// completion while commands were outstanding (not in SPDK: a guard
+    /// against a controller that missed a shadow doorbell update).
+    pub doorbell_kicks: u64,
 }
 
 impl PcieStat {
