@@ -1,5 +1,6 @@
-//! Zero heap allocations per I/O through bdev + null and bdev + malloc,
-//! counted by a global allocator (per OS thread, so other tests' threads
+//! Zero heap allocations per I/O through bdev + null, bdev + malloc and
+//! bdev + nvme (the software controller, DMA buffers), counted by a global
+//! allocator (per OS thread, so other tests' threads
 //! do not disturb the count).
 
 use spdk_io::bdev::{
@@ -76,7 +77,7 @@ impl IoDone for Task {
     }
 }
 
-fn run(name: &str) -> u64 {
+fn run(name: &str, dma: bool) -> u64 {
     let desc = bdev::open(name, true).unwrap();
     let ch = desc.get_io_channel().unwrap();
     let ctx = Rc::new(Ctx {
@@ -93,9 +94,12 @@ fn run(name: &str) -> u64 {
             off: i,
             write: false,
         });
-        ctx.desc
-            .read_blocks(&ctx.ch, IoBuf::new(512), i, 1, t)
-            .unwrap();
+        let buf = if dma {
+            IoBuf::dma(512, 512).unwrap()
+        } else {
+            IoBuf::new(512)
+        };
+        ctx.desc.read_blocks(&ctx.ch, buf, i, 1, t).unwrap();
     }
     while ctx.left.get() > 0 {
         ctx.ch.poll();
@@ -141,13 +145,33 @@ fn no_heap_allocation_per_io_through_null_and_malloc() {
     })
     .unwrap();
     assert_eq!(
-        run("AllocNull"),
+        run("AllocNull", false),
         0,
         "allocations during 100k I/O through bdev + null"
     );
     assert_eq!(
-        run("AllocMalloc"),
+        run("AllocMalloc", false),
         0,
         "allocations during 100k I/O through bdev + malloc"
+    );
+}
+
+#[test]
+fn no_heap_allocation_per_io_through_the_nvme_bdev() {
+    use spdk_io::nvme::{emu::EmuController, Controller, ControllerOpts};
+    spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
+    let e = std::sync::Arc::new(
+        EmuController::builder()
+            .serial("ALLOCEMU")
+            .namespace(512, 2048)
+            .build()
+            .expect("emu"),
+    );
+    let c = Controller::attach(e, ControllerOpts::default()).expect("attach");
+    bdev::nvme::register_controller("AllocNvme", c, None).expect("register");
+    assert_eq!(
+        run("AllocNvmen1", true),
+        0,
+        "allocations during 100k I/O through bdev + nvme with DMA buffers"
     );
 }

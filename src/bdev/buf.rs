@@ -16,12 +16,13 @@ pub struct IoBuf {
     len: u32,
 }
 
-// The DMA buffer is held by value, not boxed: an nvme I/O moves it into
-// the driver's request and back, and a box would cost an allocation and a
-// free per I/O for eight fewer words moved.
+// The DMA buffer is boxed so an IoBuf stays small (three words): I/O
+// moves it by value several times per request (held inline, the null bdev
+// measured 20 % slower). The nvme bdev hands the box itself to the driver
+// and gets it back ([`IoBuf::into_dma_box`]): no allocation per I/O.
 enum Store {
     Heap(Box<[u8]>),
-    Dma(DmaBuf),
+    Dma(Box<DmaBuf>),
 }
 
 impl Store {
@@ -102,7 +103,7 @@ impl IoBuf {
             u32::try_from(len).expect("I/O buffers are smaller than 4 GiB"),
         );
         Self {
-            store: Store::Dma(d),
+            store: Store::Dma(Box::new(d)),
             off,
             len,
         }
@@ -118,6 +119,20 @@ impl IoBuf {
     pub fn into_dma(self) -> Result<(DmaBuf, std::ops::Range<usize>), IoBuf> {
         let r = self.off as usize..(self.off + self.len) as usize;
         match self.store {
+            Store::Dma(d) => Ok((*d, r)),
+            store => Err(IoBuf {
+                store,
+                off: self.off,
+                len: self.len,
+            }),
+        }
+    }
+
+    /// As [`IoBuf::into_dma`], keeping the DMA buffer in its box.
+    #[inline]
+    pub(crate) fn into_dma_box(self) -> Result<(Box<DmaBuf>, std::ops::Range<usize>), IoBuf> {
+        let r = self.off as usize..(self.off + self.len) as usize;
+        match self.store {
             Store::Dma(d) => Ok((d, r)),
             store => Err(IoBuf {
                 store,
@@ -125,6 +140,21 @@ impl IoBuf {
                 len: self.len,
             }),
         }
+    }
+
+    /// Wraps bytes `off..off+len` of a boxed DMA buffer (the inverse of
+    /// [`IoBuf::into_dma_box`]); `None` when the window is outside it or
+    /// 4 GiB or larger.
+    #[inline]
+    pub(crate) fn from_dma_box(d: Box<DmaBuf>, off: usize, len: usize) -> Option<Self> {
+        if off.checked_add(len)? > d.len() {
+            return None;
+        }
+        Some(Self {
+            store: Store::Dma(d),
+            off: u32::try_from(off).ok()?,
+            len: u32::try_from(len).ok()?,
+        })
     }
 
     /// Length in bytes.

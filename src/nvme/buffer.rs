@@ -9,22 +9,68 @@ use std::ops::Range;
 /// A byte range of an owned DMA buffer: the unit of data an I/O command moves.
 #[derive(Debug)]
 pub struct DmaSlice {
-    buf: DmaBuf,
+    buf: Owned,
     range: Range<usize>,
+}
+
+/// The buffer, held by value or in the caller's box (a layer that keeps its
+/// buffers boxed hands the box through and gets it back: no allocation).
+#[derive(Debug)]
+enum Owned {
+    Inline(DmaBuf),
+    Boxed(Box<DmaBuf>),
+}
+
+impl Owned {
+    #[inline]
+    fn get(&self) -> &DmaBuf {
+        match self {
+            Owned::Inline(b) => b,
+            Owned::Boxed(b) => b,
+        }
+    }
+    #[inline]
+    fn get_mut(&mut self) -> &mut DmaBuf {
+        match self {
+            Owned::Inline(b) => b,
+            Owned::Boxed(b) => b,
+        }
+    }
+}
+
+fn range_error(range: &Range<usize>, len: usize) -> Option<NvmeError> {
+    (range.start > range.end || range.end > len).then(|| {
+        NvmeError::InvalidArgument(format!(
+            "range {range:?} is outside a DMA buffer of {len} bytes"
+        ))
+    })
 }
 
 impl DmaSlice {
     /// The bytes `range` of `buf`; errors when the range is outside the buffer
     /// (the buffer is returned in the error).
     pub fn new(buf: DmaBuf, range: Range<usize>) -> Result<Self, (NvmeError, DmaBuf)> {
-        if range.start > range.end || range.end > buf.len() {
-            let e = NvmeError::InvalidArgument(format!(
-                "range {range:?} is outside a DMA buffer of {} bytes",
-                buf.len()
-            ));
+        if let Some(e) = range_error(&range, buf.len()) {
             return Err((e, buf));
         }
-        Ok(DmaSlice { buf, range })
+        Ok(DmaSlice {
+            buf: Owned::Inline(buf),
+            range,
+        })
+    }
+    /// As [`DmaSlice::new`] for a boxed buffer, which the slice keeps boxed
+    /// ([`DmaSlice::into_boxed`] gives the same box back).
+    pub fn from_boxed(
+        buf: Box<DmaBuf>,
+        range: Range<usize>,
+    ) -> Result<Self, (NvmeError, Box<DmaBuf>)> {
+        if let Some(e) = range_error(&range, buf.len()) {
+            return Err((e, buf));
+        }
+        Ok(DmaSlice {
+            buf: Owned::Boxed(buf),
+            range,
+        })
     }
     /// Length of the range in bytes.
     pub fn len(&self) -> usize {
@@ -40,33 +86,48 @@ impl DmaSlice {
     }
     /// The bytes of the range.
     pub fn as_slice(&self) -> &[u8] {
-        &self.buf[self.range.clone()]
+        &self.buf.get()[self.range.clone()]
     }
     /// The bytes of the range, mutable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         let r = self.range.clone();
-        &mut self.buf[r]
+        &mut self.buf.get_mut()[r]
     }
     /// Gives the whole buffer back.
     pub fn into_inner(self) -> DmaBuf {
-        self.buf
+        match self.buf {
+            Owned::Inline(b) => b,
+            Owned::Boxed(b) => *b,
+        }
+    }
+    /// Gives the whole buffer back in a box (the caller's own box when the
+    /// slice was made by [`DmaSlice::from_boxed`]).
+    pub fn into_boxed(self) -> Box<DmaBuf> {
+        match self.buf {
+            Owned::Inline(b) => Box::new(b),
+            Owned::Boxed(b) => b,
+        }
     }
     /// The buffer this range belongs to.
     pub fn buf(&self) -> &DmaBuf {
-        &self.buf
+        self.buf.get()
     }
     /// IOVA of byte `off` of the range and the number of IOVA-contiguous bytes from there.
     pub(crate) fn iova_extent(&self, off: usize) -> (u64, usize) {
         let at = self.range.start + off;
-        let run = self.buf.contiguous_len(at).min(self.range.end - at);
-        (self.buf.iova_at(at), run)
+        let b = self.buf.get();
+        let run = b.contiguous_len(at).min(self.range.end - at);
+        (b.iova_at(at), run)
     }
 }
 
 impl From<DmaBuf> for DmaSlice {
     fn from(buf: DmaBuf) -> Self {
         let len = buf.len();
-        DmaSlice { buf, range: 0..len }
+        DmaSlice {
+            buf: Owned::Inline(buf),
+            range: 0..len,
+        }
     }
 }
 
