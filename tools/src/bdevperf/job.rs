@@ -7,7 +7,7 @@ use super::task::{Phase, Task};
 use super::Workload;
 use hdrhistogram::Histogram;
 use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion};
-use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus, Thread};
+use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,15 +57,6 @@ pub struct JobResult {
     /// CPU time the job's reactor thread ran during the job (from
     /// /proc/thread-self/schedstat; 0 where unavailable).
     pub cpu_ns: u64,
-    /// Time the job's thread spent in polls that did work during the job
-    /// (the thread's busy ticks): the CPU cost of the I/O path, without
-    /// the time spent waiting for the device.
-    pub busy_ns: u64,
-}
-
-/// Busy time of the current lightweight thread so far (0 outside one).
-fn busy_ns() -> u64 {
-    Thread::current().map_or(0, |t| t.stats().busy_ticks)
 }
 
 /// CPU time of the calling OS thread in ns, from the scheduler's accounting.
@@ -102,8 +93,6 @@ pub(crate) struct Job {
     pub(crate) start: u64,
     pub(crate) start_cpu: u64,
     pub(crate) stop_cpu: Cell<u64>,
-    pub(crate) start_busy: u64,
-    pub(crate) stop_busy: Cell<u64>,
     pub(crate) stop_at: Cell<u64>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) tx: mpsc::Sender<JobResult>,
@@ -127,7 +116,6 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             hist: Histogram::new(3).expect("3 significant figures is valid"),
             error: Some(e),
             cpu_ns: 0,
-            busy_ns: 0,
         });
     };
     let writes = !matches!(cfg.workload, Workload::Read | Workload::Randread);
@@ -171,8 +159,6 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         start: now,
         start_cpu: thread_cpu_ns(),
         stop_cpu: Cell::new(0),
-        start_busy: busy_ns(),
-        stop_busy: Cell::new(0),
         stop_at: Cell::new(now + cfg.time.as_nanos() as u64),
         shared,
         tx,
@@ -221,7 +207,6 @@ impl Job {
             self.stopping.set(true);
             self.stop_at.set(ticks());
             self.stop_cpu.set(thread_cpu_ns());
-            self.stop_busy.set(busy_ns());
         }
         if self.cfg.workload == Workload::Reset && !self.stopping.get() {
             let since = (ticks() - self.start) / 1_000_000_000;
@@ -346,12 +331,6 @@ impl Job {
                 thread_cpu_ns()
             }
             .saturating_sub(self.start_cpu),
-            busy_ns: if self.stopping.get() {
-                self.stop_busy.get()
-            } else {
-                busy_ns()
-            }
-            .saturating_sub(self.start_busy),
         });
     }
 }

@@ -63,7 +63,6 @@ fn total(results: &[JobResult]) -> JobResult {
         hist,
         error: None,
         cpu_ns: 0,
-        busy_ns: 0,
     };
     // Sum of per-job rates, as SPDK totals them.
     let rate: f64 = results
@@ -72,22 +71,6 @@ fn total(results: &[JobResult]) -> JobResult {
         .sum();
     t.ios = (rate * t.runtime.max(1e-9)).round() as u64;
     t
-}
-
-/// Busy nanoseconds per I/O: per core, the time its threads spent in polls
-/// that did work (no waiting for devices) over the I/O its jobs completed;
-/// summed over cores.
-fn busy_ns_per_io(results: &[JobResult]) -> Option<f64> {
-    let mut per_core: std::collections::BTreeMap<usize, (u64, u64)> = Default::default();
-    for r in results {
-        let e = per_core.entry(r.core).or_default();
-        e.0 = e.0.max(r.busy_ns);
-        e.1 += r.ios;
-    }
-    let (busy, ios) = per_core
-        .values()
-        .fold((0u64, 0u64), |a, v| (a.0 + v.0, a.1 + v.1));
-    (busy > 0 && ios > 0).then(|| busy as f64 / ios as f64)
 }
 
 /// CPU nanoseconds per I/O: per core, the reactor's CPU time over the
@@ -132,7 +115,6 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
                 "core_count": results.iter().map(|r| r.core).collect::<std::collections::BTreeSet<_>>().len(),
                 "ns_per_io_per_core": if t.ios > 0 { 1e9 / (figures(&t, args.io_size).iops / results.iter().map(|r| r.core).collect::<std::collections::BTreeSet<_>>().len() as f64) } else { 0.0 },
                 "cpu_ns_per_io": cpu_ns_per_io(results),
-                "busy_ns_per_io": busy_ns_per_io(results),
             });
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
@@ -190,11 +172,8 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
                 let cpu = cpu_ns_per_io(results)
                     .map(|c| format!(", {c:.1} ns of reactor CPU time per I/O"))
                     .unwrap_or_default();
-                let busy = busy_ns_per_io(results)
-                    .map(|b| format!(", {b:.1} ns busy (polls that did work)"))
-                    .unwrap_or_default();
                 println!(
-                    "\t {:<16}  {:.1} ns per I/O per core (wall){cpu}{busy}",
+                    "\t {:<16}  {:.1} ns per I/O per core (wall){cpu}",
                     "",
                     1e9 * cores as f64 / f.iops
                 );
