@@ -126,7 +126,7 @@ pub fn run(args: ThreadBenchArgs) -> Result<(), String> {
         let mut best: Option<Figure> = None;
         for _ in 0..args.repeat.max(1) {
             let f = bench()?;
-            if best.as_ref().is_none_or(|b| f.ns_per_op < b.ns_per_op) {
+            if best.as_ref().map_or(true, |b| f.ns_per_op < b.ns_per_op) {
                 best = Some(f);
             }
         }

@@ -160,7 +160,7 @@ fn targets(args: &BdevperfArgs) -> Result<Vec<Arc<bdev::Bdev>>, String> {
         return Err("no bdev to test: the config created none (or all are claimed)".into());
     }
     for b in &t {
-        if !args.io_size.is_multiple_of(b.block_size() as u64) {
+        if args.io_size % (b.block_size() as u64) != 0 {
             return Err(format!(
                 "-o {} is not a multiple of the block size {} of '{}'",
                 args.io_size,
