@@ -178,6 +178,28 @@ impl ModuleChannel for UringChannel {
     }
 
     fn poll(&mut self) -> usize {
+        self.submit_queued();
+        if self.in_kernel > 0 {
+            self.reap()
+        } else {
+            0
+        }
+    }
+
+    /// Hands the entries queued by the completions just delivered to the
+    /// kernel now (one `io_uring_enter`) rather than at the next poll.
+    fn flush(&mut self) {
+        self.submit_queued();
+    }
+
+    fn outstanding(&self) -> usize {
+        (self.in_kernel + self.queued) as usize
+    }
+}
+
+impl UringChannel {
+    /// Submits the queued entries; on failure they stay queued for the next try.
+    fn submit_queued(&mut self) {
         if self.queued > 0 {
             match self.ring.submit() {
                 Ok(_) => {
@@ -187,15 +209,6 @@ impl ModuleChannel for UringChannel {
                 Err(e) => log::warn!("file bdev: io_uring_enter: {e}; retrying"),
             }
         }
-        if self.in_kernel > 0 {
-            self.reap()
-        } else {
-            0
-        }
-    }
-
-    fn outstanding(&self) -> usize {
-        (self.in_kernel + self.queued) as usize
     }
 }
 
