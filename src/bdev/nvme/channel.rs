@@ -1,71 +1,13 @@
-//! The nvme bdev (`bdev_nvme_attach_controller`): one bdev per active
-//! namespace of an attached controller, named `<name>n<nsid>` as SPDK
-//! names them (`Nvme0n1`).
-//!
-//! Each bdev channel owns an I/O queue pair with batched doorbells: submits
-//! queue SQEs, the channel's poll rings the doorbell once and reaps the
-//! completion queue. DMA buffers ([`IoBuf::dma`]) go to the device as they
-//! are; heap buffers are bounced through a DMA copy (slower, but any memory
-//! works, as in SPDK). A bdev reset resets the controller. The bdev's
-//! `dump_info_json` (in `bdev_get_bdevs`) carries the transport counters
-//! ([`PcieStat`]) of its channels that have closed.
+//! One nvme bdev channel: an I/O queue pair owned by the thread, the
+//! submission paths (a DMA buffer handed to the driver in its box; heap
+//! buffers through a bounce copy), NVMe status mapping, and the transport
+//! counters it leaves to its bdev when it closes.
 
-use super::{
-    Bdev, BdevError, BdevModule, BdevOps, BdevProps, Completer, IoBuf, IoData, IoId, IoRequest,
-    IoStatus, IoType, ModuleChannel, Result,
-};
-use crate::nvme::{
-    self, Controller, ControllerOpts, DmaSlice, Namespace, NvmeError, PcieStat, QPair, QPairOpts,
-    TransportId,
-};
-use serde::Deserialize;
+use super::super::{Completer, IoBuf, IoData, IoId, IoRequest, IoStatus, IoType, ModuleChannel};
+use crate::nvme::{self, Controller, DmaSlice, Namespace, NvmeError, PcieStat, QPair};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-
-/// Parameters of `bdev_nvme_attach_controller` (SPDK's names; PCIe only).
-#[derive(Debug, Clone, Deserialize)]
-pub struct AttachOpts {
-    /// Controller name; bdevs are `<name>n<nsid>`.
-    pub name: String,
-    /// Transport type (`PCIe`).
-    pub trtype: String,
-    /// Transport address (`0000:00:04.0`).
-    pub traddr: String,
-    /// Address family (ignored for PCIe).
-    #[serde(default)]
-    pub adrfam: Option<String>,
-    /// Service id (ignored for PCIe).
-    #[serde(default)]
-    pub trsvcid: Option<String>,
-    /// Subsystem NQN (ignored for PCIe).
-    #[serde(default)]
-    pub subnqn: Option<String>,
-    /// Every other SPDK option (prchk, hostnqn, ...) is accepted and ignored.
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
-
-struct NvmeModule;
-
-impl BdevModule for NvmeModule {
-    fn name(&self) -> &'static str {
-        "nvme"
-    }
-}
-
-pub(crate) fn module() -> Arc<dyn BdevModule> {
-    Arc::new(NvmeModule)
-}
-
-struct NvmeBdev {
-    ctrlr: Arc<Controller>,
-    ns: Namespace,
-    ctrlr_name: String,
-    trid: Option<TransportId>,
-    /// Transport counters of this bdev's channels that have closed.
-    stats: Arc<Mutex<PcieStat>>,
-}
 
 /// NVMe Status Code Type 2h: Media and Data Integrity Errors.
 const SCT_MEDIA_ERROR: u8 = 0x2;
@@ -107,7 +49,8 @@ fn error_status(e: &NvmeError) -> IoStatus {
 /// Heap buffers waiting for their bounce I/O, by request index.
 type Bounced = Rc<RefCell<Vec<Option<IoData>>>>;
 
-struct NvmeChannel {
+/// A bdev channel of an nvme bdev: its own I/O queue pair.
+pub(super) struct NvmeChannel {
     qp: QPair,
     stats: Arc<Mutex<PcieStat>>,
     ns: Namespace,
@@ -117,6 +60,25 @@ struct NvmeChannel {
 }
 
 impl NvmeChannel {
+    /// A channel over `qp` for namespace `ns`; `stats` receives the queue
+    /// pair's counters when the channel closes.
+    pub(super) fn new(
+        qp: QPair,
+        ns: Namespace,
+        ctrlr: Arc<Controller>,
+        done: Completer,
+        stats: Arc<Mutex<PcieStat>>,
+    ) -> Self {
+        NvmeChannel {
+            qp,
+            stats,
+            ns,
+            ctrlr,
+            done,
+            bounced: Rc::new(RefCell::new(Vec::new())),
+        }
+    }
+
     /// A bounce copy of a heap buffer (or a vector of buffers): the caller's
     /// data is parked by request index until the completion hands it back.
     fn bounce(&mut self, id: IoId, data: IoData) -> std::result::Result<DmaSlice, IoStatus> {
@@ -346,109 +308,6 @@ impl ModuleChannel for NvmeChannel {
     fn outstanding(&self) -> usize {
         self.qp.outstanding()
     }
-}
-
-impl BdevOps for NvmeBdev {
-    fn io_type_supported(&self, t: IoType) -> bool {
-        match t {
-            IoType::Read | IoType::Write | IoType::Flush | IoType::Reset => true,
-            IoType::Unmap => self.ns.supports_deallocate(),
-            IoType::WriteZeroes => self.ns.supports_write_zeroes(),
-            IoType::Compare => self.ns.supports_compare(),
-            IoType::CompareAndWrite => false,
-        }
-    }
-    fn get_io_channel(&self, done: Completer) -> Result<Box<dyn ModuleChannel>> {
-        let qp = self
-            .ctrlr
-            .alloc_io_qpair(QPairOpts {
-                delay_cmd_submit: true,
-                ..QPairOpts::default()
-            })
-            .map_err(|e| {
-                BdevError::InvalidParam(format!("nvme bdev: allocating an I/O queue pair: {e}"))
-            })?;
-        Ok(Box::new(NvmeChannel {
-            qp,
-            stats: self.stats.clone(),
-            ns: self.ns.clone(),
-            ctrlr: self.ctrlr.clone(),
-            done,
-            bounced: Rc::new(RefCell::new(Vec::new())),
-        }))
-    }
-    fn dump_info_json(&self) -> serde_json::Value {
-        let stats = *self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        serde_json::json!({"nvme": {"ctrlr": self.ctrlr_name, "nsid": self.ns.id(),
-            "trid": self.trid.as_ref().map(|t| t.to_string()),
-            "serial": self.ctrlr.data().serial(), "model": self.ctrlr.data().model(),
-            "transport_stats": stats}})
-    }
-    fn write_config_json(&self) -> Option<serde_json::Value> {
-        let t = self.trid.as_ref()?;
-        (self.ns.id() == first_nsid(&self.ctrlr)).then(|| {
-            serde_json::json!({"method": "bdev_nvme_attach_controller", "params": {
-                "name": self.ctrlr_name, "trtype": t.trtype.as_str(), "traddr": t.traddr}})
-        })
-    }
-}
-
-fn first_nsid(c: &Controller) -> u32 {
-    c.namespace_ids().first().copied().unwrap_or(1)
-}
-
-/// Registers a bdev per active namespace of an attached controller.
-pub fn register_controller(
-    name: &str,
-    ctrlr: Controller,
-    trid: Option<TransportId>,
-) -> Result<Vec<Arc<Bdev>>> {
-    let ctrlr = Arc::new(ctrlr);
-    let mut out = Vec::new();
-    for ns in ctrlr.namespaces() {
-        let mut p = BdevProps::new(
-            format!("{name}n{}", ns.id()),
-            ns.block_size(),
-            ns.num_blocks(),
-        );
-        p.product_name = "NVMe disk".into();
-        p.write_cache = true;
-        let ops = NvmeBdev {
-            ctrlr: ctrlr.clone(),
-            ns,
-            ctrlr_name: name.to_string(),
-            trid: trid.clone(),
-            stats: Arc::default(),
-        };
-        match Bdev::register(p, "nvme", Box::new(ops)) {
-            Ok(b) => out.push(b),
-            Err(e) => {
-                for b in &out {
-                    b.unregister();
-                }
-                return Err(e);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// `bdev_nvme_attach_controller` for PCIe: connects the controller at
-/// `traddr` (bound to vfio-pci or uio; the env must be initialized).
-pub fn attach_controller(opts: AttachOpts) -> Result<Vec<Arc<Bdev>>> {
-    let text = format!("trtype:{} traddr:{}", opts.trtype, opts.traddr);
-    let trid: TransportId = text
-        .parse()
-        .map_err(|e| BdevError::InvalidParam(format!("bdev_nvme_attach_controller: {e}")))?;
-    if !crate::env::is_initialized() {
-        return Err(BdevError::InvalidParam(
-            "bdev_nvme_attach_controller: the env is not initialized (hugepages/DMA memory): call env::init first".into(),
-        ));
-    }
-    let c = nvme::connect(&trid, &ControllerOpts::default()).map_err(|e| {
-        BdevError::InvalidParam(format!("bdev_nvme_attach_controller {}: {e}", opts.traddr))
-    })?;
-    register_controller(&opts.name, c, Some(trid))
 }
 
 impl Drop for NvmeChannel {
