@@ -200,6 +200,7 @@ pub fn print(results: &[NsResult], cfg: &Config) {
                 "  cq_shadow_doorbell_updates: {}",
                 s.cq_shadow_doorbell_updates
             );
+            println!("  doorbell_kicks:     {}", s.doorbell_kicks);
             println!(
                 "  mmio doorbell writes per completion: {:.3}",
                 s.mmio_per_completion()
