@@ -118,6 +118,7 @@ mod prp;
 mod queues;
 mod regs;
 mod sgl;
+mod shadow;
 mod sqe;
 mod stats;
 mod status;
