@@ -146,10 +146,15 @@ impl Worker {
         if !sq.active {
             return None;
         }
-        let t = self.read_shadow(qid, false, known, size, mmio.is_some())?;
+        let shadow = self.read_shadow(qid, false, known, size, mmio.is_some());
         let sq = self.sqs[qid as usize].as_mut()?;
-        sq.tail = t;
-        Some(t)
+        match shadow {
+            Some(t) => sq.tail = t,
+            // An invalid shadow tail (reported once) stops the queue until
+            // the next MMIO write.
+            None => sq.active = false,
+        }
+        shadow
     }
 
     /// The SQ's tail as the host last published it (MMIO or shadow), for

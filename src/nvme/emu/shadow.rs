@@ -86,7 +86,8 @@ impl Worker {
     }
 
     /// After a command was fetched from SQ `qid`: EventIdx := the tail seen,
-    /// then the shadow tail is read again. Returns the SQ's tail.
+    /// then the shadow tail is read again. Returns the SQ's tail; `None`
+    /// stops the pass (queue gone, fatal, or an invalid shadow tail).
     pub(super) fn refresh_sq_tail(&mut self, qid: u16) -> Option<u16> {
         let (tail, size) = self.sqs[qid as usize].as_ref().map(|q| (q.tail, q.size))?;
         if !self.uses_shadow(qid) {
@@ -95,10 +96,14 @@ impl Worker {
         if !self.write_eventidx(qid, false, tail) {
             return Some(tail);
         }
-        let t = self.read_shadow(qid, false, tail, size, false)?;
+        let shadow = self.read_shadow(qid, false, tail, size, false);
         let sq = self.sqs[qid as usize].as_mut()?;
-        sq.tail = t;
-        Some(t)
+        match shadow {
+            Some(t) => sq.tail = t,
+            // Reported once; the queue waits for the next MMIO write.
+            None => sq.active = false,
+        }
+        shadow
     }
 
     /// Before a completion is posted to CQ `qid`: EventIdx := the head the

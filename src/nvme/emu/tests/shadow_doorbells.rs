@@ -259,3 +259,24 @@ fn host_following_eventidx_completes_every_command() {
         Status::SUCCESS
     );
 }
+
+#[test]
+fn a_shadow_tail_beyond_the_queue_is_reported_once_and_stops_the_queue() {
+    let (mut h, mut db) = host();
+    let aer = h.submit(0, Sqe::new(admin_opc::ASYNC_EVENT_REQUEST, 0));
+    db.set(2, 100);
+    h.ring_sq(1); // MMIO tail 0: processing starts and reads the shadow tail
+    let c = h.wait(0);
+    assert_eq!((c.cid, c.status), (aer, Status::SUCCESS));
+    assert_eq!(c.dw0 >> 8 & 0xff, 0x01, "Invalid Doorbell Write Value");
+    // A second AER stays outstanding: the bad value is not reported again.
+    h.submit(0, Sqe::new(admin_opc::ASYNC_EVENT_REQUEST, 0));
+    assert!(h.quiet_for(0, Duration::from_millis(30)), "reported once");
+    assert_eq!(h.emu.stats().io(nvm_opc::READ), 0, "nothing fetched");
+    // A valid tail and an MMIO write get the queue going again.
+    let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    h.push(1, read0(&buf));
+    db.set(2, h.sq_tail(1));
+    h.ring_sq(1);
+    assert_eq!(h.wait_quietly(1).status, Status::SUCCESS);
+}
