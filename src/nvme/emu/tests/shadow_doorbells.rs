@@ -280,3 +280,39 @@ fn a_shadow_tail_beyond_the_queue_is_reported_once_and_stops_the_queue() {
     h.ring_sq(1);
     assert_eq!(h.wait_quietly(1).status, Status::SUCCESS);
 }
+
+#[test]
+fn doorbell_buffer_config_seeds_the_shadow_slots_of_existing_queues_only() {
+    let e = EmuController::builder()
+        .shadow_doorbells(true)
+        .namespace(512, 256)
+        .build()
+        .unwrap();
+    let mut h = Host::new(e);
+    h.create_io_queue(1, 16);
+    let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    for _ in 0..3 {
+        assert_eq!(h.cmd(1, read0(&buf)).status, Status::SUCCESS);
+    }
+    let mut db = Dbbuf {
+        shadow: DmaBuf::alloc_zeroed(4096, 4096).unwrap(),
+        eventidx: DmaBuf::alloc_zeroed(4096, 4096).unwrap(),
+    };
+    db.set_eventidx(2, 7);
+    wait_for("the CQ 1 head doorbell taken", || {
+        h.bar.read32(0x1000 + 12) == u32::MAX
+    });
+    let mut cfg = Sqe::new(admin_opc::DOORBELL_BUFFER_CONFIG, 0);
+    cfg.prp1 = db.shadow.iova();
+    cfg.prp2 = db.eventidx.iova();
+    assert_eq!(h.cmd(0, cfg).status, Status::SUCCESS);
+    assert_eq!((db.shadow(2), db.shadow(3)), (3, 3), "SQ 1 tail, CQ 1 head");
+    assert_eq!(db.eventidx(2), 7, "EventIdx is left alone");
+    assert_eq!(db.shadow(4), 0, "no queue 2: its slot is untouched");
+    // From here on the shadow tail counts: the MMIO write starts the queue.
+    h.push(1, read0(&buf));
+    db.set(2, h.sq_tail(1));
+    h.ring_sq(1);
+    assert_eq!(h.wait_quietly(1).status, Status::SUCCESS);
+    wait_for("EventIdx of SQ 1 tail", || db.eventidx(2) == 4);
+}
