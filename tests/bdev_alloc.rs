@@ -163,6 +163,7 @@ fn no_heap_allocation_per_io_through_the_nvme_bdev() {
     let e = std::sync::Arc::new(
         EmuController::builder()
             .serial("ALLOCEMU")
+            .shadow_doorbells(true)
             .namespace(512, 2048)
             .build()
             .expect("emu"),

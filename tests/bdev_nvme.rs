@@ -18,6 +18,7 @@ fn emu_bdevs(name: &str) -> Vec<Arc<bdev::Bdev>> {
             .serial("BDEVEMU1")
             .mdts(3)
             .max_io_queue_pairs(4)
+            .shadow_doorbells(true)
             .namespace(512, 8192)
             .namespace(4096, 512)
             .build()

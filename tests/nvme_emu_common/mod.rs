@@ -5,8 +5,10 @@ use spdk_io::nvme::emu::EmuController;
 use spdk_io::nvme::{Controller, ControllerOpts};
 use std::sync::Arc;
 
-/// A software controller with two namespaces (512 B x 16384, 4 KiB x 1024)
-/// and the given MDTS, on a no-hugepage env.
+/// A software controller with two namespaces (512 B x 16384, 4 KiB x 1024),
+/// the given MDTS and shadow doorbells (read as QEMU reads them, so the
+/// driver's EventIdx handling is exercised by every test), on a
+/// no-hugepage env.
 pub fn emu(mdts: u8) -> Arc<EmuController> {
     env::init_once(EnvOpts::no_huge()).expect("env");
     Arc::new(
@@ -15,6 +17,7 @@ pub fn emu(mdts: u8) -> Arc<EmuController> {
             .model("spdk-io emu")
             .mdts(mdts)
             .max_io_queue_pairs(4)
+            .shadow_doorbells(true)
             .namespace(512, 16384)
             .namespace(4096, 1024)
             .build()

@@ -4,7 +4,8 @@
 
 use super::dma;
 use super::execute::Outcome;
-use super::queues::{CompQueue, DbBuf, SubQueue};
+use super::queues::{CompQueue, SubQueue};
+use super::shadow::DbBuf;
 use super::sqe::{CQE_SIZE, SQE_SIZE};
 use super::worker::Worker;
 use super::{Sqe, Status};
@@ -106,8 +107,8 @@ impl Worker {
         if dma::resolve(sqe.prp1, entries as usize * CQE_SIZE).is_err() {
             return Outcome::status(Status::DATA_TRANSFER_ERROR);
         }
+        // The shadow and EventIdx slots are left as they are (see `shadow`).
         self.cqs[qid as usize] = Some(CompQueue::new(sqe.prp1, entries, true));
-        self.init_shadow(qid, true, 0);
         Outcome::ok(0)
     }
 
@@ -133,7 +134,6 @@ impl Worker {
         cq.sqs += 1;
         cq.pending.reserve(entries as usize);
         self.sqs[qid as usize] = Some(SubQueue::new(sqe.prp1, entries, cqid));
-        self.init_shadow(qid, false, 0);
         Outcome::ok(0)
     }
 
@@ -158,7 +158,7 @@ impl Worker {
         }
         self.held.abort_pending.retain(|k| k.0 != qid);
         // Commands submitted but not yet fetched are aborted too.
-        if let Some(tail) = self.poll_sq_tail(qid) {
+        if let Some(tail) = self.sq_tail_at_deletion(qid) {
             while let Some(sq) = self.sqs[qid as usize].as_mut().filter(|q| q.head != tail) {
                 let mut b = [0u8; 4];
                 let fetched = dma::read(sq.entry_addr(sq.head), &mut b);
@@ -247,27 +247,8 @@ impl Worker {
             return Outcome::status(Status::DATA_TRANSFER_ERROR);
         }
         self.dbbuf = Some(DbBuf { shadow, eventidx });
-        for qid in 1..self.sqs.len() as u16 {
-            if let Some(t) = self.sqs[qid as usize].as_ref().map(|q| q.tail) {
-                self.init_shadow(qid, false, t);
-            }
-            if let Some(h) = self.cqs[qid as usize].as_ref().map(|q| q.head) {
-                self.init_shadow(qid, true, h);
-            }
-        }
+        self.seed_shadow_slots();
         Outcome::ok(0)
-    }
-
-    /// Seeds a queue's shadow doorbell and EventIdx with its current value.
-    fn init_shadow(&mut self, qid: u16, cq: bool, value: u16) {
-        if let Some(db) = self.dbbuf {
-            let off = DbBuf::offset(qid, cq);
-            let ok = dma::store_u32(db.shadow + off, value as u32).is_ok()
-                && dma::store_u32(db.eventidx + off, value as u32).is_ok();
-            if !ok {
-                self.go_fatal("doorbell buffer is no longer DMA memory");
-            }
-        }
     }
 
     /// Format NVM (CDW10: LBAF 3:0, MSET 4, PI 7:5, SES 11:9): zeroes the

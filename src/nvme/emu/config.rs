@@ -40,6 +40,8 @@ pub struct EmuConfig {
     /// The namespaces, in NSID order.
     pub namespaces: Vec<NamespaceConfig>,
     /// Offer Doorbell Buffer Config (shadow doorbells with EventIdx) in OACS.
+    /// The shadow values are read as QEMU reads them (see the module docs):
+    /// a driver that skips a needed MMIO doorbell write is caught.
     pub shadow_doorbells: bool,
     /// A volatile write cache is present (Identify VWC, feature 06h).
     pub volatile_write_cache: bool,
@@ -203,7 +205,7 @@ impl EmuBuilder {
         });
         self
     }
-    /// Offers shadow doorbells (Doorbell Buffer Config).
+    /// Offers shadow doorbells (Doorbell Buffer Config), read as QEMU reads them.
     pub fn shadow_doorbells(mut self, on: bool) -> Self {
         self.cfg.shadow_doorbells = on;
         self

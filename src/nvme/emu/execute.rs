@@ -152,12 +152,9 @@ impl Worker {
         let Some(cq) = self.cqs[cqid as usize].as_mut() else {
             return;
         };
-        if cq.pending.is_empty() && !cq.full() {
-            let r = cq.post(&cqe, head);
-            self.after_post(r);
-        } else {
-            cq.pending.push_back((cqe, head));
-        }
+        // Behind any completion still waiting for room, in order.
+        cq.pending.push_back((cqe, head));
+        self.post_pending(cqid);
     }
 
     pub(super) fn after_post(&mut self, r: Result<(), super::dma::DmaFault>) {

@@ -75,8 +75,19 @@
 //!   idle controller costs well under 1% of a core, and the first command
 //!   after a long idle time waits up to 2 ms.
 //! - Shadow doorbells apply to I/O queues (as SPDK and Linux use them); the
-//!   admin queue always uses its MMIO doorbells. EventIdx is set to the last
-//!   value the controller saw.
+//!   admin queue always uses its MMIO doorbells. They are read as QEMU's
+//!   NVMe controller reads them, so a driver that gets EventIdx wrong hangs
+//!   here as it would there: an SQ's shadow tail is read only once an MMIO
+//!   tail doorbell write has started processing of that queue; after each
+//!   command fetched, the controller stores the tail it has seen as EventIdx
+//!   and reads the shadow tail again, going on while new entries appear.
+//!   When the queue runs dry it stops, and a shadow tail moved after that is
+//!   not fetched until the next MMIO write. A CQ's shadow head is read (after
+//!   storing the known head as its EventIdx) only when completions are
+//!   posted; a full CQ takes more only after an MMIO head doorbell write or
+//!   a new completion. Create I/O SQ/CQ leaves the shadow and EventIdx
+//!   slots as they are (a deleted queue's values stay); Doorbell Buffer
+//!   Config seeds the shadow slots of queues that already exist.
 //! - CSTS.RDY = 0 after CC.EN 1→0 means the controller has forgotten every
 //!   queue: from then on it touches no host memory. Dropping the
 //!   [`EmuController`] joins the worker.
@@ -90,7 +101,8 @@
 //!
 //! `controller` (the device and its handle), `config`, `regs` (BAR 0),
 //! `pci_config`, `worker` (CC state machine, polling loop, backoff),
-//! `queues` (SQ/CQ state, doorbells, shadow doorbells, CQE posting),
+//! `queues` (SQ/CQ state, MMIO doorbells, CQE posting), `shadow` (shadow
+//! doorbells and EventIdx),
 //! `execute` (faults, held commands, completions), `admin`, `identify`,
 //! `features`, `logpage`, `io` (NVM commands), `data`, `prp`, `sgl` and
 //! `dma` (host memory through the env), `namespace`, `faults`, `events`,
@@ -118,6 +130,7 @@ mod prp;
 mod queues;
 mod regs;
 mod sgl;
+mod shadow;
 mod sqe;
 mod stats;
 mod status;

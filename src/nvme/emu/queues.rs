@@ -1,6 +1,5 @@
-//! Submission and completion queue state, doorbell polling (MMIO registers
-//! and, once Doorbell Buffer Config ran, shadow doorbells with EventIdx), and
-//! posting completions with the phase tag.
+//! Submission and completion queue state, MMIO doorbells (shadow doorbells
+//! are read in `shadow`), and posting completions with the phase tag.
 
 use std::collections::VecDeque;
 
@@ -21,6 +20,9 @@ pub(super) struct SubQueue {
     /// Last tail the host published.
     pub tail: u16,
     pub cqid: u16,
+    /// Processing was started by an MMIO tail write and has not yet run dry
+    /// (only consulted with shadow doorbells).
+    pub active: bool,
 }
 
 impl SubQueue {
@@ -31,6 +33,7 @@ impl SubQueue {
             head: 0,
             tail: 0,
             cqid,
+            active: false,
         }
     }
 
@@ -87,111 +90,117 @@ impl CompQueue {
     }
 }
 
-/// Shadow doorbell and EventIdx buffers from Doorbell Buffer Config.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct DbBuf {
-    pub shadow: u64,
-    pub eventidx: u64,
-}
-
-impl DbBuf {
-    /// Offset of queue `qid`'s SQ (`cq = false`) or CQ entry in either buffer (stride 0).
-    pub fn offset(qid: u16, cq: bool) -> u64 {
-        (2 * qid as u64 + cq as u64) * 4
-    }
-}
-
 impl Worker {
-    /// Reads doorbell `qid`/`cq`: from the shadow buffer for I/O queues once
-    /// configured, else from the MMIO register. Returns the new value if it changed.
-    fn poll_doorbell(&mut self, qid: u16, cq: bool, current: u16, size: u16) -> Option<u16> {
+    /// Takes the value last written to MMIO doorbell `qid`/`cq`, if any.
+    fn take_mmio(&mut self, qid: u16, cq: bool, size: u16) -> Option<u16> {
         let off = if cq {
             regs::cq_doorbell(qid)
         } else {
             regs::sq_doorbell(qid)
         };
         let writes = &self.sh.stats.doorbell_writes;
-        let mmio = self.sh.regs.take_doorbell(off, || bump(writes, 1));
-        let value = match self.dbbuf {
-            Some(db) if qid != 0 => {
-                let v = match dma::load_u32(db.shadow + DbBuf::offset(qid, cq)) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        bump(&self.sh.stats.dma_faults, 1);
-                        self.go_fatal("shadow doorbell buffer is not DMA memory");
-                        return None;
-                    }
-                };
-                if v != current as u32 {
-                    bump(&self.sh.stats.shadow_updates, 1);
-                    if mmio.is_none() {
-                        bump(&self.sh.stats.mmio_suppressed, 1);
-                    }
-                    // Tell the host which value was seen: it rings the MMIO
-                    // doorbell again only when it moves past this one.
-                    if dma::store_u32(db.eventidx + DbBuf::offset(qid, cq), v).is_err() {
-                        bump(&self.sh.stats.dma_faults, 1);
-                        self.go_fatal("EventIdx buffer is not DMA memory");
-                        return None;
-                    }
-                }
-                v
-            }
-            _ => mmio?,
-        };
-        if value == current as u32 {
-            return None;
-        }
-        if value >= size as u32 {
-            log::warn!(
-                "nvme emu {}: {} doorbell of queue {qid} written with {value}, beyond its {size} entries: ignored",
-                self.sh.address,
-                if cq { "CQ head" } else { "SQ tail" },
-            );
-            if self.events.len() < self.events.capacity() {
-                self.events.push_back(AsyncEvent::InvalidDoorbellWriteValue);
-            }
-            return None;
-        }
-        Some(value as u16)
+        let v = self.sh.regs.take_doorbell(off, || bump(writes, 1))?;
+        self.checked_doorbell(qid, cq, v, size)
     }
 
-    /// The SQ's tail after polling its doorbell; `None` if the queue is gone.
-    pub(super) fn poll_sq_tail(&mut self, qid: u16) -> Option<u16> {
-        let (tail, size) = {
-            let sq = self.sqs[qid as usize].as_ref()?;
-            (sq.tail, sq.size)
-        };
-        if let Some(t) = self.poll_doorbell(qid, false, tail, size) {
-            self.sqs[qid as usize].as_mut()?.tail = t;
-            return Some(t);
+    /// `value` if it lies inside the queue; otherwise it is ignored and
+    /// Invalid Doorbell Write Value is raised.
+    pub(super) fn checked_doorbell(
+        &mut self,
+        qid: u16,
+        cq: bool,
+        value: u32,
+        size: u16,
+    ) -> Option<u16> {
+        if value < size as u32 {
+            return Some(value as u16);
+        }
+        log::warn!(
+            "nvme emu {}: {} doorbell of queue {qid} written with {value}, beyond its {size} entries: ignored",
+            self.sh.address,
+            if cq { "CQ head" } else { "SQ tail" },
+        );
+        if self.events.len() < self.events.capacity() {
+            self.events.push_back(AsyncEvent::InvalidDoorbellWriteValue);
+        }
+        None
+    }
+
+    /// The tail to fetch up to in this pass over SQ `qid`, or `None` when
+    /// the queue is gone or not to be processed now. An MMIO tail write
+    /// starts processing; a queue using shadow doorbells then reads its
+    /// shadow tail, and stays idle after it ran dry until the next MMIO
+    /// write (see `shadow`).
+    pub(super) fn sq_tail_for_pass(&mut self, qid: u16) -> Option<u16> {
+        let (known, size) = self.sqs[qid as usize].as_ref().map(|q| (q.tail, q.size))?;
+        let mmio = self.take_mmio(qid, false, size);
+        let shadowed = self.uses_shadow(qid);
+        let sq = self.sqs[qid as usize].as_mut()?;
+        if let Some(t) = mmio {
+            sq.tail = t;
+            sq.active = true;
+        }
+        if !shadowed {
+            return Some(sq.tail);
+        }
+        if !sq.active {
+            return None;
+        }
+        let shadow = self.read_shadow(qid, false, known, size, mmio.is_some());
+        let sq = self.sqs[qid as usize].as_mut()?;
+        match shadow {
+            Some(t) => sq.tail = t,
+            // An invalid shadow tail (reported once) stops the queue until
+            // the next MMIO write.
+            None => sq.active = false,
+        }
+        shadow
+    }
+
+    /// The SQ's tail as the host last published it (MMIO or shadow), for
+    /// aborting unfetched commands when the queue is deleted.
+    pub(super) fn sq_tail_at_deletion(&mut self, qid: u16) -> Option<u16> {
+        let (known, size) = self.sqs[qid as usize].as_ref().map(|q| (q.tail, q.size))?;
+        let mut tail = self.take_mmio(qid, false, size).unwrap_or(known);
+        if self.uses_shadow(qid) {
+            tail = self
+                .read_shadow(qid, false, known, size, true)
+                .unwrap_or(tail);
         }
         Some(tail)
     }
 
-    /// Polls every CQ head doorbell and posts completions that now fit.
+    /// Takes every MMIO CQ head doorbell and posts waiting completions that now fit.
     pub(super) fn poll_cq_heads(&mut self) -> bool {
         let mut worked = false;
         for qid in 0..self.cqs.len() as u16 {
-            let Some((head, size)) = self.cqs[qid as usize].as_ref().map(|c| (c.head, c.size))
-            else {
+            let Some(size) = self.cqs[qid as usize].as_ref().map(|c| c.size) else {
                 continue;
             };
-            if let Some(h) = self.poll_doorbell(qid, true, head, size) {
+            if let Some(h) = self.take_mmio(qid, true, size) {
                 if let Some(cq) = self.cqs[qid as usize].as_mut() {
                     cq.head = h;
                 }
                 worked = true;
+                worked |= self.post_pending(qid);
             }
-            worked |= self.flush_pending(qid);
         }
         worked
     }
 
-    /// Posts queued completions of CQ `qid` while there is room.
-    fn flush_pending(&mut self, qid: u16) -> bool {
+    /// Posts queued completions of CQ `qid` while there is room; with shadow
+    /// doorbells the shadow head is read before each one. What does not fit
+    /// waits for the next MMIO head doorbell write or the next completion.
+    pub(super) fn post_pending(&mut self, qid: u16) -> bool {
         let mut worked = false;
         loop {
+            if self.cqs[qid as usize]
+                .as_ref()
+                .map_or(true, |cq| cq.pending.is_empty())
+            {
+                return worked;
+            }
+            self.refresh_cq_head(qid);
             let Some(cq) = self.cqs[qid as usize].as_mut() else {
                 return worked;
             };

@@ -76,10 +76,13 @@ pub struct EmuStats {
     /// Doorbell register writes observed (writes between two polls of the
     /// same doorbell count once, as posted MMIO writes coalesce).
     pub doorbell_writes: u64,
-    /// Shadow doorbell changes observed (Doorbell Buffer Config in use).
+    /// Shadow doorbell changes observed (Doorbell Buffer Config in use). The
+    /// controller reads a shadow slot only while it works on the queue, so
+    /// a change it never looked at is not counted.
     pub shadow_doorbell_updates: u64,
-    /// Shadow doorbell changes that came without an MMIO doorbell write: the
-    /// MMIO exits EventIdx saved.
+    /// Shadow doorbell changes picked up without an MMIO doorbell write
+    /// (re-reads after a fetched command, or before posting a completion):
+    /// the MMIO exits EventIdx saved.
     pub mmio_suppressed: u64,
     /// Completion queue entries posted.
     pub completions: u64,

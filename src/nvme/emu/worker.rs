@@ -11,8 +11,9 @@ use super::events::AsyncEvent;
 use super::execute::Held;
 use super::features::Features;
 use super::logpage::ErrorLog;
-use super::queues::{CompQueue, DbBuf, SubQueue};
+use super::queues::{CompQueue, SubQueue};
 use super::regs::{self, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE};
+use super::shadow::DbBuf;
 use super::stats::bump;
 use super::Sqe;
 
@@ -281,8 +282,11 @@ impl Worker {
         worked
     }
 
+    /// Fetches and dispatches commands of SQ `qid` up to its tail. With
+    /// shadow doorbells the tail is re-read after each command (see
+    /// `shadow`); a queue that runs dry stays idle until an MMIO write.
     fn process_sq(&mut self, qid: u16) -> bool {
-        let Some(tail) = self.poll_sq_tail(qid) else {
+        let Some(mut tail) = self.sq_tail_for_pass(qid) else {
             return false;
         };
         let mut n = 0;
@@ -293,6 +297,7 @@ impl Worker {
                 break;
             };
             if sq.head == tail {
+                sq.active = false;
                 break;
             }
             let cq_full = self.cqs[sq.cqid as usize]
@@ -311,6 +316,10 @@ impl Worker {
             sq.head = (sq.head + 1) % sq.size;
             self.dispatch(qid, Sqe::from_bytes(&bytes));
             n += 1;
+            match self.refresh_sq_tail(qid) {
+                Some(t) => tail = t,
+                None => break,
+            }
         }
         n > 0
     }
