@@ -69,16 +69,10 @@ impl ChannelInner {
         pool.slots[c as usize].state = State::Reserved;
         let now = self.now.get();
         let s = &mut pool.slots[p as usize];
-        s.io_type = IoType::CompareAndWrite;
-        s.offset_blocks = off;
-        s.num_blocks = n;
-        s.data = data;
-        s.cb = cb;
-        s.submit_tick = now;
-        s.status = IoStatus::Success;
+        s.arm(IoType::CompareAndWrite, off, n, data, cb, now);
+        let id = IoId::new(p, s.gen);
         s.state = State::CawParent;
         s.split_next = c as u64;
-        let id = IoId::new(p, s.gen);
         drop(pool);
         let req = LockRequest {
             offset: off,

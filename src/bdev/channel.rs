@@ -210,13 +210,7 @@ impl ChannelInner {
         };
         let now = self.now.get();
         let s = &mut pool.slots[idx as usize];
-        s.io_type = io_type;
-        s.offset_blocks = offset_blocks;
-        s.num_blocks = num_blocks;
-        s.data = data;
-        s.cb = cb;
-        s.submit_tick = now;
-        s.status = IoStatus::Success;
+        s.arm(io_type, offset_blocks, num_blocks, data, cb, now);
         let id = IoId::new(idx, s.gen);
         let split = io_type.has_data()
             && ((self.max_rw != 0 && num_blocks > self.max_rw)

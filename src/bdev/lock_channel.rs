@@ -63,15 +63,9 @@ impl ChannelInner {
         };
         let now = self.now.get();
         let s = &mut pool.slots[idx as usize];
-        s.io_type = io_type;
-        s.offset_blocks = off;
-        s.num_blocks = n;
-        s.data = data;
-        s.cb = cb;
-        s.submit_tick = now;
-        s.status = IoStatus::Success;
-        s.state = State::Locked;
+        s.arm(io_type, off, n, data, cb, now);
         let id = IoId::new(idx, s.gen);
+        s.state = State::Locked;
         let seq = self.locks.seq();
         self.lock_local.queued.borrow_mut().push_back((idx, seq));
         // Unlocking raises this channel's work flag; its poll drops the

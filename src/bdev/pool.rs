@@ -78,6 +78,27 @@ impl Slot {
             split_outstanding: 0,
         }
     }
+
+    /// Fills a freshly allocated slot with a new caller I/O submitted at
+    /// `now` (status Success until told otherwise).
+    #[inline]
+    pub(crate) fn arm(
+        &mut self,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: IoData,
+        cb: Cb,
+        now: u64,
+    ) {
+        self.io_type = io_type;
+        self.offset_blocks = offset_blocks;
+        self.num_blocks = num_blocks;
+        self.data = data;
+        self.cb = cb;
+        self.submit_tick = now;
+        self.status = IoStatus::Success;
+    }
 }
 
 pub(crate) struct Pool {

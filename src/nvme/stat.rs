@@ -32,6 +32,21 @@ pub struct PcieStat {
     pub doorbell_kicks: u64,
 }
 
+impl std::ops::AddAssign<&PcieStat> for PcieStat {
+    /// Adds another queue pair's counters (totals over several qpairs).
+    fn add_assign(&mut self, o: &PcieStat) {
+        self.polls += o.polls;
+        self.idle_polls += o.idle_polls;
+        self.completions += o.completions;
+        self.submitted_requests += o.submitted_requests;
+        self.sq_mmio_doorbell_updates += o.sq_mmio_doorbell_updates;
+        self.cq_mmio_doorbell_updates += o.cq_mmio_doorbell_updates;
+        self.sq_shadow_doorbell_updates += o.sq_shadow_doorbell_updates;
+        self.cq_shadow_doorbell_updates += o.cq_shadow_doorbell_updates;
+        self.doorbell_kicks += o.doorbell_kicks;
+    }
+}
+
 impl PcieStat {
     /// MMIO doorbell writes (SQ and CQ) per completed command entry.
     pub fn mmio_per_completion(&self) -> f64 {

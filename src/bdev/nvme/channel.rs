@@ -314,18 +314,6 @@ impl Drop for NvmeChannel {
     fn drop(&mut self) {
         let mine = self.qp.pcie_stat();
         let mut sum = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        add_stat(&mut sum, &mine);
+        *sum += &mine;
     }
-}
-
-fn add_stat(sum: &mut PcieStat, s: &PcieStat) {
-    sum.polls += s.polls;
-    sum.idle_polls += s.idle_polls;
-    sum.completions += s.completions;
-    sum.submitted_requests += s.submitted_requests;
-    sum.sq_mmio_doorbell_updates += s.sq_mmio_doorbell_updates;
-    sum.cq_mmio_doorbell_updates += s.cq_mmio_doorbell_updates;
-    sum.sq_shadow_doorbell_updates += s.sq_shadow_doorbell_updates;
-    sum.cq_shadow_doorbell_updates += s.cq_shadow_doorbell_updates;
-    sum.doorbell_kicks += s.doorbell_kicks;
 }
