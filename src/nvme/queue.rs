@@ -73,17 +73,11 @@ impl Doorbell {
         let old = self.last;
         self.last = value;
         if let Some((db, ei)) = self.shadow {
-            // Queue entries (or consumed CQ slots) before the shadow value.
-            fence(Ordering::Release);
-            // SAFETY: db/ei point into the controller's shadow doorbell pages,
-            // which live as long as the controller (the qpair keeps it alive),
-            // and this slot belongs to this queue only.
-            unsafe { db.write_volatile(value as u32) };
-            self.shadowed = value;
-            self.shadow_writes += 1;
+            self.store_shadow(db, value);
             // The shadow store must be visible before EventIdx is read (a full fence).
             fence(Ordering::SeqCst);
-            // SAFETY: as above.
+            // SAFETY: ei points into the controller's EventIdx page, alive as
+            // long as the controller (the qpair keeps it), this queue's slot.
             let event_idx = unsafe { ei.read_volatile() } as u16;
             if !need_event(event_idx, value, old) {
                 return;
@@ -91,9 +85,7 @@ impl Doorbell {
         } else {
             fence(Ordering::Release);
         }
-        // SAFETY: mmio is inside BAR0 (checked in new), the Bar clone keeps it mapped.
-        unsafe { self.mmio.write_volatile(value as u32) };
-        self.mmio_writes += 1;
+        self.store_mmio(value);
     }
 
     /// Writes `value` to the shadow slot only (no EventIdx check, no MMIO),
@@ -104,14 +96,9 @@ impl Doorbell {
     #[inline]
     pub(crate) fn write_shadow(&mut self, value: u16) {
         if let Some((db, _)) = self.shadow {
-            if value == self.shadowed {
-                return;
+            if value != self.shadowed {
+                self.store_shadow(db, value);
             }
-            fence(Ordering::Release);
-            // SAFETY: as in ring.
-            unsafe { db.write_volatile(value as u32) };
-            self.shadowed = value;
-            self.shadow_writes += 1;
         }
     }
 
@@ -123,14 +110,30 @@ impl Doorbell {
     pub(crate) fn force(&mut self, value: u16) {
         self.last = value;
         if let Some((db, _)) = self.shadow {
-            fence(Ordering::Release);
-            // SAFETY: as in ring.
-            unsafe { db.write_volatile(value as u32) };
-            self.shadowed = value;
-            self.shadow_writes += 1;
+            self.store_shadow(db, value);
         }
         fence(Ordering::SeqCst);
-        // SAFETY: as in ring.
+        self.store_mmio(value);
+    }
+
+    /// Stores `value` in shadow slot `db`, after the queue memory it
+    /// publishes (a release fence), and counts it.
+    #[inline]
+    fn store_shadow(&mut self, db: *mut u32, value: u16) {
+        fence(Ordering::Release);
+        // SAFETY: db points into the controller's shadow doorbell page, which
+        // lives as long as the controller (the qpair keeps it alive), and this
+        // slot belongs to this queue only.
+        unsafe { db.write_volatile(value as u32) };
+        self.shadowed = value;
+        self.shadow_writes += 1;
+    }
+
+    /// Writes `value` to the MMIO doorbell register and counts it; the
+    /// caller has fenced the memory it publishes.
+    #[inline]
+    fn store_mmio(&mut self, value: u16) {
+        // SAFETY: mmio is inside BAR0 (checked in new), the Bar clone keeps it mapped.
         unsafe { self.mmio.write_volatile(value as u32) };
         self.mmio_writes += 1;
     }
