@@ -94,12 +94,11 @@ pub struct QPair {
     pub(crate) outstanding: usize,
     pub(crate) timeout_cb: Option<TimeoutCallback>,
     pub(crate) next_timeout_check: Option<Instant>,
-    /// `polls`, `idle_polls`, `completions`, `submitted_requests` of [`PcieStat`].
-    pub(crate) counts: [u64; 4],
+    /// The counters kept here; the doorbell ones live in the doorbells
+    /// and are filled in by [`QPair::pcie_stat`].
+    pub(crate) stat: PcieStat,
     /// Consecutive polls that found nothing while commands were outstanding.
     pub(crate) stalled_polls: u64,
-    /// Times [`QPair::kick`] re-rang the doorbells.
-    pub(crate) kicks: u64,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -171,9 +170,8 @@ impl Controller {
                 },
                 outstanding: 0,
                 timeout_cb: None,
-                counts: [0; 4],
+                stat: PcieStat::default(),
                 stalled_polls: 0,
-                kicks: 0,
                 _not_send: PhantomData,
             })
         };
@@ -226,15 +224,11 @@ impl QPair {
     /// This queue pair's transport counters (SPDK's `spdk_nvme_pcie_stat`).
     pub fn pcie_stat(&self) -> PcieStat {
         PcieStat {
-            polls: self.counts[0],
-            idle_polls: self.counts[1],
-            completions: self.counts[2],
-            submitted_requests: self.counts[3],
             sq_mmio_doorbell_updates: self.sq.db.mmio_writes,
             cq_mmio_doorbell_updates: self.cq.db.mmio_writes,
             sq_shadow_doorbell_updates: self.sq.db.shadow_writes,
             cq_shadow_doorbell_updates: self.cq.db.shadow_writes,
-            doorbell_kicks: self.kicks,
+            ..self.stat
         }
     }
 
@@ -247,7 +241,7 @@ impl QPair {
     /// when nothing was lost (the values are unchanged).
     #[cold]
     fn kick(&mut self) {
-        self.kicks += 1;
+        self.stat.doorbell_kicks += 1;
         log::warn!(
             "qpair {}: {} polls without a completion with {} commands outstanding: re-ringing the doorbells",
             self.qid,
@@ -284,10 +278,10 @@ impl QPair {
             self.sq.head = cqe.sqhd;
             self.complete_cqe(cqe);
         }
-        self.counts[0] += 1;
-        self.counts[2] += n as u64;
+        self.stat.polls += 1;
+        self.stat.completions += n as u64;
         if n == 0 {
-            self.counts[1] += 1;
+            self.stat.idle_polls += 1;
             if self.outstanding > 0 {
                 self.stalled_polls += 1;
                 if self.stalled_polls % STALL_KICK_POLLS == 0 {

@@ -177,7 +177,7 @@ impl QPair {
             self.pool.reqs[cid as usize].submitted = Some(Instant::now());
         }
         self.sq.push(&sqe);
-        self.counts[3] += 1;
+        self.stat.submitted_requests += 1;
     }
 
     #[inline]

@@ -258,18 +258,29 @@ impl ModuleChannel for NvmeChannel {
             self.done.complete(id, IoStatus::Failed);
             return;
         };
-        let done = self.done.clone();
+        // Only commands without data capture the completer here; reads,
+        // writes and compares take it in submit_rw.
+        let done = || self.done.clone();
         let r = match io.io_type {
             IoType::Read | IoType::Write | IoType::Compare => return self.submit_rw(io, count),
-            IoType::Flush => self.qp.flush_ns(&self.ns, move |_, c| {
-                done.complete(id, status_of(&c.result))
-            }),
-            IoType::WriteZeroes => self.qp.write_zeroes(&self.ns, lba, count, move |_, c| {
-                done.complete(id, status_of(&c.result))
-            }),
-            IoType::Unmap => self.qp.deallocate(&self.ns, &[(lba, count)], move |_, c| {
-                done.complete(id, status_of(&c.result))
-            }),
+            IoType::Flush => {
+                let done = done();
+                self.qp.flush_ns(&self.ns, move |_, c| {
+                    done.complete(id, status_of(&c.result))
+                })
+            }
+            IoType::WriteZeroes => {
+                let done = done();
+                self.qp.write_zeroes(&self.ns, lba, count, move |_, c| {
+                    done.complete(id, status_of(&c.result))
+                })
+            }
+            IoType::Unmap => {
+                let done = done();
+                self.qp.deallocate(&self.ns, &[(lba, count)], move |_, c| {
+                    done.complete(id, status_of(&c.result))
+                })
+            }
             IoType::Reset => {
                 let st = match self.ctrlr.reset() {
                     Ok(()) => IoStatus::Success,
