@@ -6,21 +6,31 @@
 mod common;
 
 use common::*;
-use spdk_io::bdev::{self, BdevError, IoBuf, IoStatus, IoType};
-#[test]
-fn writes_from_other_channels_wait_behind_a_lock_and_run_in_order_after_unlock() {
+use spdk_io::bdev::{self, BdevError, Channel, Desc, IoBuf, IoStatus, IoType};
+/// A writable descriptor on a new 64-block malloc bdev and two channels:
+/// `a` (takes the locks) and `b` (another thread's view).
+fn two_channels() -> (Desc, Channel, Channel) {
     let n = new_malloc(64, 512);
     let d = bdev::open(&n, true).unwrap();
-    let (a, b) = (
-        d.get_io_channel().unwrap(),
-        d.get_io_channel_sized(64).unwrap(),
-    );
-    let g = granted();
-    d.lock_lba_range(&a, 10, 10, on_lock(&g)).unwrap();
-    poll_until(&a, || {
+    let a = d.get_io_channel().unwrap();
+    let b = d.get_io_channel_sized(64).unwrap();
+    (d, a, b)
+}
+
+/// Polls both channels until the lock callback behind `g` has run.
+fn wait_granted(a: &Channel, b: &Channel, g: &Granted) {
+    poll_until(a, || {
         b.poll();
         g.borrow().is_some()
     });
+}
+
+#[test]
+fn writes_from_other_channels_wait_behind_a_lock_and_run_in_order_after_unlock() {
+    let (d, a, b) = two_channels();
+    let g = granted();
+    d.lock_lba_range(&a, 10, 10, on_lock(&g)).unwrap();
+    wait_granted(&a, &b, &g);
     assert_eq!(*g.borrow(), Some(Ok(())));
 
     let l = log();
@@ -60,12 +70,7 @@ fn writes_from_other_channels_wait_behind_a_lock_and_run_in_order_after_unlock()
 
 #[test]
 fn lock_is_granted_only_after_overlapping_in_flight_writes_complete() {
-    let n = new_malloc(64, 512);
-    let d = bdev::open(&n, true).unwrap();
-    let (a, b) = (
-        d.get_io_channel().unwrap(),
-        d.get_io_channel_sized(64).unwrap(),
-    );
+    let (d, a, b) = two_channels();
     let l = log();
     // In flight on b until b polls (the module finished, the layer has not).
     d.write_blocks(&b, filled(512, 5), 3, 1, rec(&l)).unwrap();
@@ -86,12 +91,7 @@ fn lock_is_granted_only_after_overlapping_in_flight_writes_complete() {
 
 #[test]
 fn an_overlapping_lock_waits_for_the_first_to_be_released() {
-    let n = new_malloc(64, 512);
-    let d = bdev::open(&n, true).unwrap();
-    let (a, b) = (
-        d.get_io_channel().unwrap(),
-        d.get_io_channel_sized(64).unwrap(),
-    );
+    let (d, a, b) = two_channels();
     let (g1, g2) = (granted(), granted());
     d.lock_lba_range(&a, 0, 8, on_lock(&g1)).unwrap();
     d.lock_lba_range(&b, 4, 8, on_lock(&g2)).unwrap();
@@ -130,18 +130,10 @@ fn a_channel_made_while_a_lock_is_held_respects_it() {
 
 #[test]
 fn quiesce_fences_reads_too_even_on_its_own_channel() {
-    let n = new_malloc(64, 512);
-    let d = bdev::open(&n, true).unwrap();
-    let (a, b) = (
-        d.get_io_channel().unwrap(),
-        d.get_io_channel_sized(64).unwrap(),
-    );
+    let (d, a, b) = two_channels();
     let g = granted();
     d.quiesce_range(&a, 0, 4, on_lock(&g)).unwrap();
-    poll_until(&a, || {
-        b.poll();
-        g.borrow().is_some()
-    });
+    wait_granted(&a, &b, &g);
     let l = log();
     d.read_blocks(&a, IoBuf::new(512), 1, 1, rec(&l)).unwrap();
     d.read_blocks(&b, IoBuf::new(512), 2, 1, rec(&l)).unwrap();
@@ -248,12 +240,7 @@ fn putting_a_channel_with_writes_queued_behind_a_lock_aborts_them() {
 
 #[test]
 fn hot_remove_aborts_queued_writes_and_fails_waiting_locks() {
-    let n = new_malloc(64, 512);
-    let d = bdev::open(&n, true).unwrap();
-    let (a, b) = (
-        d.get_io_channel().unwrap(),
-        d.get_io_channel_sized(64).unwrap(),
-    );
+    let (d, a, b) = two_channels();
     let (g1, g2) = (granted(), granted());
     d.lock_lba_range(&a, 0, 8, on_lock(&g1)).unwrap();
     poll_until(&a, || {
@@ -313,10 +300,7 @@ fn quiescing_the_whole_bdev_waits_for_in_flight_reads_then_holds_every_io() {
     d.quiesce(&a, on_lock(&g)).unwrap();
     poll_n(&[&a], 20);
     assert!(g.borrow().is_none(), "granted with a read in flight");
-    poll_until(&a, || {
-        b.poll();
-        g.borrow().is_some()
-    });
+    wait_granted(&a, &b, &g);
     assert_eq!(statuses(&l), [IoStatus::Success]);
     d.read_blocks(&b, IoBuf::new(512), 0, 1, rec(&l)).unwrap();
     d.write_blocks(&b, filled(512, 3), 0, 1, rec(&l)).unwrap();
