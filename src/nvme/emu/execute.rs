@@ -1,6 +1,7 @@
 //! Executing fetched commands: fault injection, held commands (delayed,
 //! dropped, Asynchronous Event Requests), and posting completions.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::events::AsyncEvent;
@@ -159,8 +160,9 @@ impl Worker {
 
     pub(super) fn after_post(&mut self, r: Result<(), super::dma::DmaFault>) {
         match r {
-            Ok(()) => bump(&self.sh.stats.completions, 1),
+            Ok(()) => {}
             Err(_) => {
+                self.sh.stats.completions.fetch_sub(1, Ordering::Relaxed);
                 bump(&self.sh.stats.dma_faults, 1);
                 self.go_fatal("completion queue memory is not DMA memory");
             }

@@ -210,6 +210,9 @@ impl Worker {
             let Some((cqe, head)) = cq.pending.pop_front() else {
                 return worked;
             };
+            // Counted before the CQE is visible, so a host that has seen it
+            // also sees it in the counters.
+            bump(&self.sh.stats.completions, 1);
             let r = cq.post(&cqe, head);
             self.after_post(r);
             worked = true;
