@@ -203,6 +203,12 @@ impl std::fmt::Debug for IoBuf {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn drop_cold(d: IoData) {
+    drop(d)
+}
+
 /// The data of one I/O: nothing (flush, unmap, write_zeroes, reset), one
 /// buffer (read, write, compare), a vector of buffers (readv, writev) or the
 /// two halves of a compare-and-write.
@@ -222,6 +228,20 @@ pub enum IoData {
 }
 
 impl IoData {
+    /// Stores `v` in `self`. The old value is dropped out of line, and only
+    /// when it holds buffers: on the I/O path the slot is almost always
+    /// empty, and a plain assignment would call the enum's drop glue
+    /// (a function call and a match) every time.
+    #[inline(always)]
+    pub(crate) fn put(&mut self, v: IoData) {
+        let old = std::mem::replace(self, v);
+        if !matches!(old, IoData::None) {
+            drop_cold(old);
+        } else {
+            std::mem::forget(old);
+        }
+    }
+
     /// Total bytes the data moves (for compare-and-write: the compare half).
     #[inline]
     pub fn len(&self) -> u64 {

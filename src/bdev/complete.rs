@@ -5,18 +5,15 @@
 
 use super::channel::ChannelInner;
 use super::io::{IoCompletion, IoStatus};
-use super::ops::Packed;
+use super::ops::Entry;
 use super::pool::{Cb, State, NO_PARENT};
 
 impl ChannelInner {
     /// Handles one module completion; returns 1 if a caller's I/O finished.
     #[inline]
-    pub(crate) fn finish(&self, d: Packed) -> usize {
-        let data = if d.has_data() {
-            self.done.pop_data()
-        } else {
-            None
-        };
+    pub(crate) fn finish(&self, e: Entry) -> usize {
+        let d = e.p;
+        let data = if d.has_data() { Some(e.data) } else { None };
         let mut pool = self.pool.borrow_mut();
         let idx = d.id.index();
         let Some(s) = pool.slots.get_mut(idx as usize) else {
@@ -40,9 +37,9 @@ impl ChannelInner {
         let parent = s.parent;
         if let Some(data) = data {
             if parent == NO_PARENT {
-                s.data = data;
+                s.data.put(data);
             } else {
-                pool.slots[parent as usize].data = data;
+                pool.slots[parent as usize].data.put(data);
             }
         }
         let s = &mut pool.slots[idx as usize];

@@ -208,9 +208,16 @@ impl Packed {
     }
 }
 
+/// One queued completion: the packed report and the buffers handed back
+/// (`IoData::None` when the module kept none), in one entry so a
+/// completion is one push and one pop.
+pub(crate) struct Entry {
+    pub p: Packed,
+    pub data: IoData,
+}
+
 pub(crate) struct Queues {
-    pub done: RefCell<VecDeque<Packed>>,
-    pub data: RefCell<VecDeque<IoData>>,
+    pub done: RefCell<VecDeque<Entry>>,
 }
 
 /// A module's handle for reporting completions to its bdev channel.
@@ -223,7 +230,6 @@ impl Completer {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Completer(Rc::new(Queues {
             done: RefCell::new(VecDeque::with_capacity(n)),
-            data: RefCell::new(VecDeque::with_capacity(n)),
         }))
     }
 
@@ -238,28 +244,28 @@ impl Completer {
     }
 
     /// Reports completion and returns buffers taken with [`IoRequest::take_data`].
+    #[inline]
     pub fn complete_with_data(&self, id: IoId, status: IoStatus, data: IoData) {
-        self.0.data.borrow_mut().push_back(data);
-        self.push(Done {
+        let p = Packed::pack(Done {
             id,
             status,
             has_data: true,
         });
+        self.0.done.borrow_mut().push_back(Entry { p, data });
     }
 
     #[inline]
     pub(crate) fn push(&self, d: Done) {
-        self.0.done.borrow_mut().push_back(Packed::pack(d));
+        let p = Packed::pack(d);
+        self.0.done.borrow_mut().push_back(Entry {
+            p,
+            data: IoData::None,
+        });
     }
 
     #[inline]
-    pub(crate) fn pop(&self) -> Option<Packed> {
+    pub(crate) fn pop(&self) -> Option<Entry> {
         self.0.done.borrow_mut().pop_front()
-    }
-
-    #[inline]
-    pub(crate) fn pop_data(&self) -> Option<IoData> {
-        self.0.data.borrow_mut().pop_front()
     }
 
     #[inline]

@@ -143,7 +143,25 @@ pub enum IoBuf {
     Vectored(Vec<DmaSlice>),
 }
 
+#[cold]
+#[inline(never)]
+fn drop_cold(b: IoBuf) {
+    drop(b)
+}
+
 impl IoBuf {
+    /// Stores `v` in `self`, dropping the old value out of line only when
+    /// it holds a buffer (a request's slot is empty when it is armed).
+    #[inline(always)]
+    pub(crate) fn put(&mut self, v: IoBuf) {
+        let old = std::mem::replace(self, v);
+        if matches!(old, IoBuf::None) {
+            std::mem::forget(old);
+        } else {
+            drop_cold(old);
+        }
+    }
+
     /// Total bytes over all ranges.
     pub fn len(&self) -> usize {
         match self {

@@ -357,7 +357,7 @@ impl QPair {
     pub(crate) fn arm(&mut self, cid: u16, buf: IoBuf, cb: Callback, opc: u8) {
         let r = &mut self.pool.reqs[cid as usize];
         r.cb = Some(cb);
-        r.buf = buf;
+        r.buf.put(buf);
         r.opc = opc;
         self.outstanding += 1;
     }
