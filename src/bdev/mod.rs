@@ -52,6 +52,7 @@ mod future;
 mod io;
 mod lock_channel;
 mod lock_end;
+mod lock_future;
 pub mod malloc;
 mod module;
 pub mod null;
