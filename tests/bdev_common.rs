@@ -167,3 +167,13 @@ pub fn poll_n(chs: &[&Channel], n: usize) {
         }
     }
 }
+
+/// A writable descriptor on a new 64-block malloc bdev and two channels:
+/// `a` (takes the locks) and `b` (another thread's view, a smaller pool).
+pub fn two_channels() -> (Desc, Channel, Channel) {
+    let n = new_malloc(64, 512);
+    let d = bdev::open(&n, true).unwrap();
+    let a = d.get_io_channel().unwrap();
+    let b = d.get_io_channel_sized(64).unwrap();
+    (d, a, b)
+}

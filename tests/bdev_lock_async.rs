@@ -22,16 +22,6 @@ fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(&w))
 }
 
-/// A writable descriptor on a new 64-block malloc bdev and two channels:
-/// `a` takes the locks, `b` stands for another thread.
-fn two_channels() -> (Desc, Channel, Channel) {
-    let n = new_malloc(64, 512);
-    let d = bdev::open(&n, true).unwrap();
-    let a = d.get_io_channel().unwrap();
-    let b = d.get_io_channel_sized(64).unwrap();
-    (d, a, b)
-}
-
 /// A write from `b` to block 3 completes (no lock holds it back).
 fn write_on_b_completes(d: &Desc, a: &Channel, b: &Channel) {
     let l = log();

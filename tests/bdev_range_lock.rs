@@ -6,16 +6,7 @@
 mod common;
 
 use common::*;
-use spdk_io::bdev::{self, BdevError, Channel, Desc, IoBuf, IoStatus, IoType};
-/// A writable descriptor on a new 64-block malloc bdev and two channels:
-/// `a` (takes the locks) and `b` (another thread's view).
-fn two_channels() -> (Desc, Channel, Channel) {
-    let n = new_malloc(64, 512);
-    let d = bdev::open(&n, true).unwrap();
-    let a = d.get_io_channel().unwrap();
-    let b = d.get_io_channel_sized(64).unwrap();
-    (d, a, b)
-}
+use spdk_io::bdev::{self, BdevError, Channel, IoBuf, IoStatus, IoType};
 
 /// Polls both channels until the lock callback behind `g` has run.
 fn wait_granted(a: &Channel, b: &Channel, g: &Granted) {
