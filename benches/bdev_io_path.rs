@@ -4,61 +4,18 @@
 //!
 //! `cargo bench --bench bdev_io_path`
 
-use spdk_io::bdev::{
-    self, malloc::MallocOpts, null::NullOpts, Channel, Desc, IoBuf, IoCompletion, IoDone,
-};
-use std::cell::Cell;
-use std::rc::Rc;
+#[path = "common/resubmit.rs"]
+mod resubmit;
+
+use resubmit::{cpu_ns, Ctx, Task};
+use spdk_io::bdev::{self, malloc::MallocOpts, null::NullOpts, IoBuf};
 use std::time::Instant;
-
-struct Ctx {
-    desc: Desc,
-    ch: Channel,
-    left: Cell<u64>,
-    rng: Cell<u64>,
-    blocks: u64,
-}
-
-struct Task {
-    ctx: Rc<Ctx>,
-}
-
-impl IoDone for Task {
-    fn io_done(self: Box<Self>, c: IoCompletion) {
-        let ctx = self.ctx.clone();
-        let left = ctx.left.get();
-        if left == 0 {
-            return;
-        }
-        ctx.left.set(left - 1);
-        let mut x = ctx.rng.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        ctx.rng.set(x);
-        let buf = c.data.into_buf().unwrap_or_else(|| IoBuf::new(4096));
-        let _ = ctx.desc.read_blocks(&ctx.ch, buf, x % ctx.blocks, 1, self);
-    }
-}
-
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
 
 fn run(name: &str, ios: u64) -> serde_json::Value {
     let desc = bdev::open(name, false).unwrap();
     let ch = desc.get_io_channel().unwrap();
     let blocks = desc.bdev().num_blocks();
-    let ctx = Rc::new(Ctx {
-        desc,
-        ch,
-        left: Cell::new(ios),
-        rng: Cell::new(0x9e37_79b9),
-        blocks,
-    });
+    let ctx = Ctx::new(desc, ch, blocks, ios + 128, 128);
     let (t0, c0) = (Instant::now(), cpu_ns());
     for i in 0..128 {
         let t = Box::new(Task { ctx: ctx.clone() });

@@ -12,7 +12,11 @@
 //! instruction-counting profiler restricted to the poll and submit calls,
 //! that gives the busy path's cost per I/O without idle polls.
 
-use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoDone};
+#[path = "common/resubmit.rs"]
+mod resubmit;
+
+use resubmit::{cpu_ns, next, Ctx, Task};
+use spdk_io::bdev::{self, IoBuf};
 use spdk_io::env::DmaBuf;
 use spdk_io::nvme::emu::EmuController;
 use spdk_io::nvme::{Controller, ControllerOpts, QPairOpts};
@@ -22,22 +26,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const BLOCKS: u64 = 4096;
-
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
-fn next(x: &Cell<u64>) -> u64 {
-    let mut v = x.get();
-    v ^= v << 13;
-    v ^= v >> 7;
-    v ^= v << 17;
-    x.set(v);
-    v
-}
 
 fn report(path: &str, ios: u64, t0: Instant, c0: u64) -> serde_json::Value {
     let (wall, cpu) = (t0.elapsed().as_nanos() as f64, (cpu_ns() - c0) as f64);
@@ -96,48 +84,13 @@ fn wait_posted(e: &EmuController, n: u64) {
     }
 }
 
-struct Ctx {
-    submitted: Cell<u64>,
-    desc: Desc,
-    ch: Channel,
-    left: Cell<u64>,
-    rng: Cell<u64>,
-}
-
-struct Task {
-    ctx: Rc<Ctx>,
-}
-
-impl IoDone for Task {
-    fn io_done(self: Box<Self>, c: IoCompletion) {
-        let ctx = self.ctx.clone();
-        let left = ctx.left.get();
-        if left == 0 {
-            return;
-        }
-        ctx.left.set(left - 1);
-        let lba = next(&ctx.rng) % BLOCKS;
-        let buf = c.data.into_buf().expect("the buffer comes back");
-        ctx.submitted.set(ctx.submitted.get() + 1);
-        if let Err(r) = ctx.desc.read_blocks(&ctx.ch, buf, lba, 1, self) {
-            panic!("resubmit: {}", r.error);
-        }
-    }
-}
-
 /// Through the nvme bdev: each completion callback resubmits, as
 /// `spdk-io bdevperf` does.
 fn through_bdev(name: &str, emu: Option<&EmuController>, ios: u64, qd: u32) -> serde_json::Value {
     let desc = bdev::open(name, false).expect("open");
     let ch = desc.get_io_channel().expect("channel");
     let base = emu.map_or(0, |e| e.stats().completions);
-    let ctx = Rc::new(Ctx {
-        submitted: Cell::new(qd as u64),
-        desc,
-        ch,
-        left: Cell::new(ios - qd as u64),
-        rng: Cell::new(0x9e37_79b9),
-    });
+    let ctx = Ctx::new(desc, ch, BLOCKS, ios, qd as u64);
     let (t0, c0) = (Instant::now(), cpu_ns());
     for i in 0..qd as u64 {
         let t = Box::new(Task { ctx: ctx.clone() });
