@@ -10,7 +10,7 @@
 //!
 //! Writers that need blocks to themselves take an LBA range lock
 //! ([`Desc::lock_lba_range`], or [`Desc::quiesce_range`] to stop reads
-//! too): fenced I/O of every channel waits behind it. Compare-and-write is
+//! too; `.._async` forms resolve when the lock is held): fenced I/O of every channel waits behind it. Compare-and-write is
 //! passed to modules that do it natively and otherwise emulated under such
 //! a lock, so it is atomic against writers on every thread.
 //!
@@ -31,6 +31,7 @@
 //! | `submit` | the I/O calls of a descriptor |
 //! | `range_lock`, `lock_channel`, `lock_end` | LBA range locks: the bdev's lock table, a channel's queue of fenced I/O, how locks end |
 //! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`], [`Desc::quiesce`] and their unlocks |
+//! | `lock_future` | their async forms ([`Desc::lock_lba_range_async`], ...); a dropped future releases its lock |
 //! | `caw` | compare-and-write emulated under a range lock for modules without a native one |
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
