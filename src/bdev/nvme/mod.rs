@@ -4,7 +4,7 @@
 //!
 //! Each bdev channel owns an I/O queue pair with batched doorbells: submits
 //! queue SQEs, the channel's poll rings the doorbell once and reaps the
-//! completion queue. DMA buffers ([`IoBuf::dma`]) go to the device as they
+//! completion queue. DMA buffers ([`IoBuf::dma`](super::IoBuf::dma)) go to the device as they
 //! are; heap buffers are bounced through a DMA copy (slower, but any memory
 //! works, as in SPDK). A bdev reset resets the controller. The bdev's
 //! `dump_info_json` (in `bdev_get_bdevs`) carries the transport counters
