@@ -7,7 +7,7 @@
 //!
 //! | layer | what it is |
 //! |---|---|
-//! | [`env`] | hugepages, DMA memory ([`env::DmaBuf`], pools), vaddr -> IOVA translation |
+//! | [`env`](mod@env) | hugepages, DMA memory ([`env::DmaBuf`], pools), vaddr -> IOVA translation |
 //! | [`pci`] | sysfs enumeration, driver binding, VFIO and uio device access, the device trait |
 //! | [`nvme`] | the user-space, polled, lock-free NVMe driver |
 //! | [`thread`] | lightweight threads, messages, pollers, io_device/io_channel, reactors, async |
