@@ -172,3 +172,31 @@ fn on_a_lightweight_thread_the_lock_future_is_woken_by_its_grant() {
         t.poll(0);
     }
 }
+
+#[test]
+fn an_abandoned_lock_future_does_not_keep_its_descriptor_open() {
+    let n = new_malloc(64, 512);
+    let d2 = bdev::open(&n, true).unwrap();
+    let a = d2.get_io_channel().unwrap();
+    let g = granted();
+    d2.lock_lba_range(&a, 0, 8, on_lock(&g)).unwrap();
+    poll_until(&a, || g.borrow().is_some());
+    // d1's lock waits behind d2's; d1 is then dropped along with its future.
+    let d1 = bdev::open(&n, true).unwrap();
+    d1.claim("lock-test").unwrap();
+    let mut f = Box::pin(d1.lock_lba_range_async(&a, 0, 8));
+    assert!(poll_once(f.as_mut()).is_pending());
+    poll_n(&[&a], 10);
+    drop(f);
+    drop(d1);
+    assert_eq!(
+        d2.bdev().claimed_by(),
+        None,
+        "the descriptor stayed open behind the abandoned lock"
+    );
+    d2.unlock_lba_range(&a, 0, 8).unwrap();
+    let l = log();
+    d2.write_blocks(&a, filled(512, 3), 1, 1, rec(&l)).unwrap();
+    poll_until(&a, || !l.borrow().is_empty());
+    assert_eq!(statuses(&l), [IoStatus::Success]);
+}

@@ -22,10 +22,12 @@ struct Slot {
     abandoned: bool,
 }
 
-/// What releases the lock if nobody collects it.
+/// What releases the lock if nobody collects it. It holds the descriptor
+/// and channel weakly: it must not keep either open (closing them ends
+/// their locks anyway).
 #[derive(Clone)]
 struct Release {
-    desc: Desc,
+    desc: std::sync::Weak<super::desc::DescInner>,
     ch: Weak<super::channel::ChannelInner>,
     offset_blocks: u64,
     num_blocks: u64,
@@ -34,17 +36,15 @@ struct Release {
 
 impl Release {
     fn run(&self) {
-        let Some(inner) = self.ch.upgrade() else {
-            // The channel is gone, and its locks with it.
+        let (Some(d), Some(c)) = (self.desc.upgrade(), self.ch.upgrade()) else {
+            // The descriptor or channel is gone, and its locks with it.
             return;
         };
-        let ch = Channel(inner);
+        let (desc, ch) = (Desc { inner: d }, Channel(c));
         let r = if self.quiesce {
-            self.desc
-                .unquiesce_range(&ch, self.offset_blocks, self.num_blocks)
+            desc.unquiesce_range(&ch, self.offset_blocks, self.num_blocks)
         } else {
-            self.desc
-                .unlock_lba_range(&ch, self.offset_blocks, self.num_blocks)
+            desc.unlock_lba_range(&ch, self.offset_blocks, self.num_blocks)
         };
         if let Err(e) = r {
             log::warn!("releasing a lock whose future was dropped: {e}");
@@ -96,7 +96,7 @@ impl Desc {
     ) -> Result<Granted> {
         let slot = Rc::new(RefCell::new(Slot::default()));
         let release = Release {
-            desc: self.clone(),
+            desc: std::sync::Arc::downgrade(&self.inner),
             ch: Rc::downgrade(&ch.0),
             offset_blocks,
             num_blocks,
