@@ -203,10 +203,24 @@ impl std::fmt::Debug for IoBuf {
     }
 }
 
+/// Stores `v` in `slot`. The old value is dropped out of line, and only
+/// when `empty` says it holds something: on the I/O path slots are almost
+/// always empty, and a plain assignment would run the type's drop glue (a
+/// call and a match) every time.
+#[inline(always)]
+pub(crate) fn put_into<T>(slot: &mut T, v: T, empty: fn(&T) -> bool) {
+    let old = std::mem::replace(slot, v);
+    if empty(&old) {
+        std::mem::forget(old);
+    } else {
+        drop_cold(old);
+    }
+}
+
 #[cold]
 #[inline(never)]
-fn drop_cold(d: IoData) {
-    drop(d)
+fn drop_cold<T>(t: T) {
+    drop(t)
 }
 
 /// The data of one I/O: nothing (flush, unmap, write_zeroes, reset), one
@@ -228,18 +242,11 @@ pub enum IoData {
 }
 
 impl IoData {
-    /// Stores `v` in `self`. The old value is dropped out of line, and only
-    /// when it holds buffers: on the I/O path the slot is almost always
-    /// empty, and a plain assignment would call the enum's drop glue
-    /// (a function call and a match) every time.
+    /// Stores `v` in `self` without drop glue when `self` is empty
+    /// (see [`put_into`]).
     #[inline(always)]
     pub(crate) fn put(&mut self, v: IoData) {
-        let old = std::mem::replace(self, v);
-        if !matches!(old, IoData::None) {
-            drop_cold(old);
-        } else {
-            std::mem::forget(old);
-        }
+        put_into(self, v, |d| matches!(d, IoData::None));
     }
 
     /// Total bytes the data moves (for compare-and-write: the compare half).

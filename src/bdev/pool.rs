@@ -1,7 +1,7 @@
 //! The per-channel pool of I/O requests (SPDK's `spdk_bdev_io`): allocated
 //! once when the channel is created, recycled through a free list.
 
-use super::buf::IoData;
+use super::buf::{put_into, IoData};
 use super::io::{IoDone, IoId, IoStatus, IoType};
 use std::task::Waker;
 
@@ -96,21 +96,10 @@ impl Slot {
         self.num_blocks = num_blocks;
         self.data.put(data);
         // The slot's callback was taken when it last completed: no drop glue.
-        let old = std::mem::replace(&mut self.cb, cb);
-        if matches!(old, Cb::None) {
-            std::mem::forget(old);
-        } else {
-            drop_cb_cold(old);
-        }
+        put_into(&mut self.cb, cb, |c| matches!(c, Cb::None));
         self.submit_tick = now;
         self.status = IoStatus::Success;
     }
-}
-
-#[cold]
-#[inline(never)]
-fn drop_cb_cold(c: Cb) {
-    drop(c)
 }
 
 pub(crate) struct Pool {

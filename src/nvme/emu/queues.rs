@@ -211,10 +211,13 @@ impl Worker {
                 return worked;
             };
             // Counted before the CQE is visible, so a host that has seen it
-            // also sees it in the counters.
-            bump(&self.sh.stats.completions, 1);
-            let r = cq.post(&cqe, head);
-            self.after_post(r);
+            // also sees it in the counters; taken back if it never got there.
+            let posted = &self.sh.stats.completions;
+            bump(posted, 1);
+            if cq.post(&cqe, head).is_err() {
+                posted.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.post_faulted();
+            }
             worked = true;
         }
     }
