@@ -120,6 +120,21 @@ pub fn new_malloc(blocks: u64, bs: u32) -> String {
     n
 }
 
+/// A new null bdev of `blocks` blocks of 512 bytes; returns its name.
+pub fn new_null(prefix: &str, blocks: u64) -> String {
+    let n = uniq(prefix);
+    bdev::null::create(bdev::null::NullOpts {
+        name: n.clone(),
+        num_blocks: blocks,
+        block_size: 512,
+        uuid: None,
+        md_size: 0,
+        dif_type: 0,
+    })
+    .unwrap();
+    n
+}
+
 /// A flag a lock callback sets: `Some(result)` once it ran.
 pub type Granted = Rc<RefCell<Option<Result<(), BdevError>>>>;
 

@@ -65,16 +65,7 @@ fn a_write_on_another_channel_cannot_land_between_compare_and_write() {
 
 #[test]
 fn compare_and_write_is_refused_on_a_bdev_without_data() {
-    let n = uniq("LockNull");
-    bdev::null::create(bdev::null::NullOpts {
-        name: n.clone(),
-        num_blocks: 8,
-        block_size: 512,
-        uuid: None,
-        md_size: 0,
-        dif_type: 0,
-    })
-    .unwrap();
+    let n = new_null("LockNull", 8);
     let d = bdev::open(&n, true).unwrap();
     let ch = d.get_io_channel().unwrap();
     let l = log();

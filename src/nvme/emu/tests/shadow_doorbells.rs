@@ -14,41 +14,38 @@ struct Dbbuf {
     eventidx: DmaBuf,
 }
 
+/// Writes dword `idx` of a 4 KiB page the controller reads from its own thread.
+fn put_dword(page: &mut DmaBuf, idx: usize, v: u16) {
+    assert!(idx < page.len() / 4);
+    // SAFETY: idx is inside the buffer (checked above); volatile because
+    // the controller reads it from its own thread.
+    unsafe {
+        page.as_mut_ptr()
+            .cast::<u32>()
+            .add(idx)
+            .write_volatile(v as u32)
+    }
+}
+
+/// Reads dword `idx` of a page the controller writes from its own thread.
+fn get_dword(page: &DmaBuf, idx: usize) -> u16 {
+    assert!(idx < page.len() / 4);
+    // SAFETY: as in put_dword.
+    unsafe { page.as_ptr().cast::<u32>().add(idx).read_volatile() as u16 }
+}
+
 impl Dbbuf {
     fn set(&mut self, idx: usize, v: u16) {
-        // SAFETY: idx < 1024 dwords of a 4 KiB buffer; volatile because the
-        // controller reads it from its own thread.
-        unsafe {
-            self.shadow
-                .as_mut_ptr()
-                .cast::<u32>()
-                .add(idx)
-                .write_volatile(v as u32)
-        }
+        put_dword(&mut self.shadow, idx, v)
     }
     fn set_eventidx(&mut self, idx: usize, v: u16) {
-        // SAFETY: as in set.
-        unsafe {
-            self.eventidx
-                .as_mut_ptr()
-                .cast::<u32>()
-                .add(idx)
-                .write_volatile(v as u32)
-        }
+        put_dword(&mut self.eventidx, idx, v)
     }
     fn shadow(&self, idx: usize) -> u16 {
-        // SAFETY: as in set.
-        unsafe { self.shadow.as_ptr().cast::<u32>().add(idx).read_volatile() as u16 }
+        get_dword(&self.shadow, idx)
     }
     fn eventidx(&self, idx: usize) -> u16 {
-        // SAFETY: as in set.
-        unsafe {
-            self.eventidx
-                .as_ptr()
-                .cast::<u32>()
-                .add(idx)
-                .read_volatile() as u16
-        }
+        get_dword(&self.eventidx, idx)
     }
 }
 
