@@ -13,7 +13,6 @@ impl ChannelInner {
     #[inline]
     pub(crate) fn finish(&self, e: Entry) -> usize {
         let d = e.p;
-        let data = if d.has_data() { Some(e.data) } else { None };
         let mut pool = self.pool.borrow_mut();
         let idx = d.id.index();
         let Some(s) = pool.slots.get_mut(idx as usize) else {
@@ -35,11 +34,11 @@ impl ChannelInner {
         self.in_module.set(self.in_module.get() - 1);
         let status = d.status();
         let parent = s.parent;
-        if let Some(data) = data {
+        if d.has_data() {
             if parent == NO_PARENT {
-                s.data.put(data);
+                s.data.put(e.data);
             } else {
-                pool.slots[parent as usize].data.put(data);
+                pool.slots[parent as usize].data.put(e.data);
             }
         }
         let s = &mut pool.slots[idx as usize];

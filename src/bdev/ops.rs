@@ -209,8 +209,8 @@ impl Packed {
 }
 
 /// One queued completion: the packed report and the buffers handed back
-/// (`IoData::None` when the module kept none), in one entry so a
-/// completion is one push and one pop.
+/// (used only when the report says the module took them), in one entry so
+/// a completion is one push and one pop.
 pub(crate) struct Entry {
     pub p: Packed,
     pub data: IoData,
@@ -246,21 +246,23 @@ impl Completer {
     /// Reports completion and returns buffers taken with [`IoRequest::take_data`].
     #[inline]
     pub fn complete_with_data(&self, id: IoId, status: IoStatus, data: IoData) {
-        let p = Packed::pack(Done {
+        let d = Done {
             id,
             status,
             has_data: true,
-        });
-        self.0.done.borrow_mut().push_back(Entry { p, data });
+        };
+        self.push_entry(d, data);
     }
 
     #[inline]
     pub(crate) fn push(&self, d: Done) {
+        self.push_entry(d, IoData::None);
+    }
+
+    #[inline]
+    fn push_entry(&self, d: Done, data: IoData) {
         let p = Packed::pack(d);
-        self.0.done.borrow_mut().push_back(Entry {
-            p,
-            data: IoData::None,
-        });
+        self.0.done.borrow_mut().push_back(Entry { p, data });
     }
 
     #[inline]
