@@ -7,11 +7,16 @@ mod common;
 use common::*;
 use spdk_io::bdev::{self, IoBuf, IoStatus, IoType};
 use spdk_io::env::{self, EnvOpts};
-use spdk_io::nvme::emu::EmuController;
+use spdk_io::nvme::emu::{admin_opc, nvm_opc, CommandMatch, EmuController, Status};
 use spdk_io::nvme::{Controller, ControllerOpts};
 use std::sync::Arc;
 
 fn emu_bdevs(name: &str) -> Vec<Arc<bdev::Bdev>> {
+    emu_bdevs_with(name).1
+}
+
+/// The bdevs and the software controller behind them (for its faults).
+fn emu_bdevs_with(name: &str) -> (Arc<EmuController>, Vec<Arc<bdev::Bdev>>) {
     env::init_once(EnvOpts::no_huge()).expect("env");
     let e = Arc::new(
         EmuController::builder()
@@ -24,8 +29,9 @@ fn emu_bdevs(name: &str) -> Vec<Arc<bdev::Bdev>> {
             .build()
             .expect("emu"),
     );
-    let c = Controller::attach(e, ControllerOpts::default()).expect("attach");
-    bdev::nvme::register_controller(name, c, None).expect("register")
+    let c = Controller::attach(e.clone(), ControllerOpts::default()).expect("attach");
+    let b = bdev::nvme::register_controller(name, c, None).expect("register");
+    (e, b)
 }
 
 #[test]
@@ -123,4 +129,43 @@ fn nvme_bdev_compare_and_write_is_emulated_over_the_native_compare() {
         .into_buf()
         .unwrap();
     assert!(got.iter().all(|&x| x == 0x44));
+}
+
+#[test]
+fn a_channel_whose_queue_cannot_be_deleted_never_frees_the_buffers_in_flight() {
+    // The nvme bdev lends DMA buffers to the device by address. When its
+    // channel closes with a read in flight and the controller refuses to
+    // delete the queue, the device may still write that buffer: the layer
+    // must never free it (nor the queue's rings).
+    let (e, _) = emu_bdevs_with("EmuLeak");
+    let d = bdev::open("EmuLeakn2", true).unwrap();
+    let ch = d.get_io_channel().unwrap();
+    let l = log();
+    d.write_blocks(&ch, filled(4096, 0x6b), 3, 1, rec(&l))
+        .unwrap();
+    poll_until(&ch, || l.borrow().len() == 1);
+    e.faults().delay_next(
+        CommandMatch::io(nvm_opc::READ),
+        std::time::Duration::from_millis(300),
+        1,
+    );
+    e.faults().fail_next(
+        CommandMatch::admin(admin_opc::DELETE_IO_SQ),
+        Status::INTERNAL_ERROR,
+        1,
+    );
+    d.read_blocks(&ch, IoBuf::dma(4096, 4096).unwrap(), 3, 1, rec(&l))
+        .unwrap();
+    ch.poll(); // rings the doorbell
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    drop(ch);
+    assert_eq!(l.borrow().len(), 1, "no completion for the abandoned read");
+    let fresh: Vec<IoBuf> = (0..64).map(|_| IoBuf::dma(4096, 4096).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    for (i, f) in fresh.iter().enumerate() {
+        assert!(
+            f.iter().all(|&x| x == 0),
+            "buffer {i} was written after the close"
+        );
+    }
 }

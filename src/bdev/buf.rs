@@ -18,8 +18,8 @@ pub struct IoBuf {
 
 // The DMA buffer is boxed so an IoBuf stays small (three words): I/O
 // moves it by value several times per request (held inline, the null bdev
-// measured 20 % slower). The nvme bdev hands the box itself to the driver
-// and gets it back ([`IoBuf::into_dma_box`]): no allocation per I/O.
+// measured 20 % slower). The nvme bdev lends the DMA memory to the device
+// by address ([`IoBuf::dma_window`]): the buffer never leaves its request.
 enum Store {
     Heap(Box<[u8]>),
     Dma(Box<DmaBuf>),
@@ -128,33 +128,14 @@ impl IoBuf {
         }
     }
 
-    /// As [`IoBuf::into_dma`], keeping the DMA buffer in its box.
+    /// The DMA buffer this window lies in and the window's start in it;
+    /// `None` for heap memory.
     #[inline]
-    pub(crate) fn into_dma_box(self) -> Result<(Box<DmaBuf>, std::ops::Range<usize>), IoBuf> {
-        let r = self.off as usize..(self.off + self.len) as usize;
-        match self.store {
-            Store::Dma(d) => Ok((d, r)),
-            store => Err(IoBuf {
-                store,
-                off: self.off,
-                len: self.len,
-            }),
+    pub fn dma_window(&self) -> Option<(&DmaBuf, usize)> {
+        match &self.store {
+            Store::Dma(d) => Some((d, self.off as usize)),
+            Store::Heap(_) => None,
         }
-    }
-
-    /// Wraps bytes `off..off+len` of a boxed DMA buffer (the inverse of
-    /// [`IoBuf::into_dma_box`]); `None` when the window is outside it or
-    /// 4 GiB or larger.
-    #[inline]
-    pub(crate) fn from_dma_box(d: Box<DmaBuf>, off: usize, len: usize) -> Option<Self> {
-        if off.checked_add(len)? > d.len() {
-            return None;
-        }
-        Some(Self {
-            store: Store::Dma(d),
-            off: u32::try_from(off).ok()?,
-            len: u32::try_from(len).ok()?,
-        })
     }
 
     /// Length in bytes.

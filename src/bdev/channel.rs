@@ -79,6 +79,21 @@ impl Drop for ChannelInner {
         if let Some(p) = self.poller.get_mut().take() {
             p.unregister();
         }
+        if !self.module.get_mut().shutdown() {
+            // A device may still use the buffers of unfinished requests
+            // (lent by address): never free them.
+            let mut leaked = 0;
+            for s in &mut self.pool.get_mut().slots {
+                if s.state != State::Free && !matches!(s.data, IoData::None) {
+                    std::mem::forget(std::mem::take(&mut s.data));
+                    leaked += 1;
+                }
+            }
+            log::error!(
+                "bdev {}: channel closed with device I/O it could not stop; {leaked} buffers leaked",
+                self.bdev.name()
+            );
+        }
         self.locks_on_drop();
         let snap = self.stat.snapshot();
         let mut st = self.bdev.lock();

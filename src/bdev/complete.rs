@@ -40,6 +40,10 @@ impl ChannelInner {
             } else {
                 pool.slots[parent as usize].data.put(e.data);
             }
+        } else {
+            // A report without buffers carries IoData::None (Completer::push):
+            // nothing to drop, so skip the drop glue.
+            std::mem::forget(e.data);
         }
         let s = &mut pool.slots[idx as usize];
         if status == IoStatus::NoMem {

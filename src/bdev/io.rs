@@ -128,6 +128,20 @@ impl IoId {
         self.0 as u32
     }
 
+    /// The handle as one word, for a module that tags device commands
+    /// with it ([`IoId::from_u64`] turns it back).
+    #[inline]
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// A handle from [`IoId::as_u64`]. A word that names no request in
+    /// flight is harmless: the layer ignores (and logs) a completion for it.
+    #[inline]
+    pub fn from_u64(v: u64) -> IoId {
+        IoId(v)
+    }
+
     #[inline]
     pub(crate) fn gen(self) -> u32 {
         (self.0 >> 32) as u32

@@ -72,6 +72,15 @@ pub trait ModuleChannel {
     fn outstanding(&self) -> usize {
         0
     }
+
+    /// Stops the channel's device work; called once, just before the
+    /// channel is dropped. Returns `false` when a device may still read or
+    /// write the buffers of requests the module has not completed (an NVMe
+    /// queue that could not be deleted): the layer then never frees the
+    /// buffers it still holds for this channel. `true` by default.
+    fn shutdown(&mut self) -> bool {
+        true
+    }
 }
 
 /// One request handed to a module: the blocks, the type and a window into
@@ -119,6 +128,28 @@ impl IoRequest<'_> {
     pub fn compare_half(&self) -> Option<&[u8]> {
         match &*self.data {
             IoData::CompareWrite(b) => Some(&b[0][..]),
+            _ => None,
+        }
+    }
+
+    /// The DMA buffer holding this request's bytes and their range in it,
+    /// when they are one window of DMA memory (a whole [`IoData::Buf`] of
+    /// DMA memory, or a piece of one split by the layer); `None` otherwise.
+    ///
+    /// A module may hand that range to a device by address instead of
+    /// taking the buffer ([`IoRequest::take_data`]): until the module
+    /// reports this request complete, the layer neither frees the buffer
+    /// nor touches those bytes, and if the module's
+    /// [`ModuleChannel::shutdown`] returns `false` it never frees it.
+    #[inline]
+    pub fn dma_range(&self) -> Option<(&crate::env::DmaBuf, std::ops::Range<usize>)> {
+        match &*self.data {
+            IoData::Buf(b) => {
+                let (d, off) = b.dma_window()?;
+                let start = off + self.data_off;
+                let end = start + self.len_bytes();
+                (end <= off + b.len()).then_some((d, start..end))
+            }
             _ => None,
         }
     }

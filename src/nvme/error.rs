@@ -54,6 +54,9 @@ pub enum NvmeError {
     /// The controller is detached or failed: no new commands are accepted.
     #[error("controller is failed or detached; reset it or attach again")]
     ControllerUnavailable,
+    /// The queue pair was shut down ([`QPair::shutdown`](super::QPair::shutdown)): it takes no more commands.
+    #[error("queue pair {0} was shut down: allocate a new one")]
+    QPairShutDown(u16),
     /// Zero logical blocks were asked for.
     #[error("zero-length I/O: lba_count must be at least 1")]
     ZeroLength,

@@ -9,12 +9,14 @@
 
 use super::buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
 use super::namespace::Namespace;
-use super::prp;
+use super::prp::{self, DmaRange, Segment};
 use super::qpair::QPair;
-use super::request::Callback;
+use super::request::{Callback, Notify};
 use super::spec::command::{DsmRange, DSM_ATTR_DEALLOCATE};
 use super::spec::{NvmOpcode, Sqe};
 use super::NvmeError;
+use crate::env::DmaBuf;
+use std::ops::Range;
 
 /// Human name of an NVM opcode, for errors.
 pub(crate) fn nvm_name(opc: u8) -> &'static str {
@@ -153,7 +155,7 @@ impl QPair {
         F: FnOnce(&mut QPair, IoCompletion) + 'static,
     {
         let sqe = Sqe::new(NvmOpcode::Flush as u8, ns.id);
-        self.submit_one(sqe, IoBuf::None, Callback::new(cb))
+        self.submit_one(sqe, IoBuf::None, Notify::Call(Callback::new(cb)))
     }
 
     /// Write Zeroes over `lba_count` blocks at `lba` (split at 65536 blocks).
@@ -179,7 +181,7 @@ impl QPair {
         if lba_count <= 65536 {
             sqe.set_slba(lba);
             sqe.cdw12 = lba_count - 1;
-            return self.submit_one(sqe, IoBuf::None, Callback::new(cb));
+            return self.submit_one(sqe, IoBuf::None, Notify::Call(Callback::new(cb)));
         }
         let chunks = lba_count.div_ceil(65536) as usize;
         self.submit_split(sqe, IoBuf::None, lba, lba_count, 65536, chunks, false, cb)
@@ -234,7 +236,7 @@ impl QPair {
         sqe.prp1 = r.page_iova;
         sqe.cdw10 = ranges.len() as u32 - 1;
         sqe.cdw11 = DSM_ATTR_DEALLOCATE;
-        self.arm(cid, IoBuf::None, Callback::new(cb), sqe.opc());
+        self.arm(cid, IoBuf::None, Notify::Call(Callback::new(cb)), sqe.opc());
         self.push(cid, sqe);
         self.after_push();
         Ok(())
@@ -279,7 +281,7 @@ impl QPair {
                 }
             }
         }
-        self.arm(cid, buf, Callback::new(cb), sqe.opc());
+        self.arm(cid, buf, Notify::Call(Callback::new(cb)), sqe.opc());
         self.push(cid, sqe);
         self.after_push();
         Ok(())
@@ -318,38 +320,130 @@ impl QPair {
                 ));
             }
         }
+        match self.rw_commands(ns, opc, buf.segments(), bytes, lba, lba_count) {
+            Ok(cid) => {
+                self.arm(cid, buf, Notify::Call(Callback::new(cb)), opc as u8);
+                self.after_push();
+                Ok(())
+            }
+            Err(e) => Err(reject(e, buf)),
+        }
+    }
+
+    /// Queues the command (or, past the maximum transfer size, the child
+    /// commands under a parent) moving `bytes` of `segs` for `lba_count`
+    /// blocks at `lba`, and returns the request to arm. The range and the
+    /// buffer's length were checked by the caller; the doorbell is not rung.
+    #[inline]
+    fn rw_commands<S: Segment>(
+        &mut self,
+        ns: &Namespace,
+        opc: NvmOpcode,
+        segs: &[S],
+        bytes: usize,
+        lba: u64,
+        lba_count: u32,
+    ) -> Result<u16, NvmeError> {
         let mut sqe = Sqe::new(opc as u8, ns.id);
         let per = (self.max_xfer >> ns.lba_shift).max(1) as u32;
-        if lba_count <= per {
-            let cid = match self.pool.alloc() {
-                Some(c) => c,
-                None => return Err(reject(NvmeError::QueueFull, buf)),
-            };
-            if let Err(e) = self.check_usable() {
-                self.pool.release(cid);
-                return Err(reject(e, buf));
-            }
-            let sgls = self.sgls;
-            let r = &mut self.pool.reqs[cid as usize];
-            let p = match prp::build_dptr(buf.segments(), 0, bytes, &mut r.page, r.page_iova, sgls)
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    self.pool.release(cid);
-                    return Err(reject(e, buf));
-                }
-            };
-            sqe.prp1 = p.prp1;
-            sqe.prp2 = p.prp2;
-            sqe.set_psdt(p.psdt);
-            sqe.set_slba(lba);
-            sqe.cdw12 = lba_count - 1;
-            self.arm(cid, buf, Callback::new(cb), opc as u8);
-            self.push(cid, sqe);
-            self.after_push();
-            return Ok(());
+        if lba_count > per {
+            let chunks = lba_count.div_ceil(per) as usize;
+            let bpb = 1usize << ns.lba_shift;
+            return self.split_commands(sqe, segs, lba, lba_count, per, chunks, bpb);
         }
-        let chunks = lba_count.div_ceil(per) as usize;
-        self.submit_split(sqe, buf, lba, lba_count, per, chunks, true, cb)
+        let Some(cid) = self.pool.alloc() else {
+            return Err(NvmeError::QueueFull);
+        };
+        if let Err(e) = self.check_usable() {
+            self.pool.release(cid);
+            return Err(e);
+        }
+        let sgls = self.sgls;
+        let r = &mut self.pool.reqs[cid as usize];
+        let p = match prp::build_dptr(segs, 0, bytes, &mut r.page, r.page_iova, sgls) {
+            Ok(p) => p,
+            Err(e) => {
+                self.pool.release(cid);
+                return Err(e);
+            }
+        };
+        sqe.prp1 = p.prp1;
+        sqe.prp2 = p.prp2;
+        sqe.set_psdt(p.psdt);
+        sqe.set_slba(lba);
+        sqe.cdw12 = lba_count - 1;
+        self.push(cid, sqe);
+        Ok(cid)
     }
+
+    /// Reads, writes or compares `lba_count` blocks at `lba` with the bytes
+    /// `range` of a DMA buffer the caller keeps (SPDK's way: the command
+    /// borrows the memory, nothing moves), and completes by
+    /// `on_tag(tag, result)` in [`QPair::process_completions_tagged`]
+    /// instead of a callback: no buffer hand-over, no stored closure. The
+    /// fast path for a layer that already owns its requests' buffers. An
+    /// I/O larger than the maximum transfer size is split as for
+    /// [`QPair::read`]; its tag is reported once.
+    ///
+    /// Errors (nothing was queued, the tag will not be reported): the same
+    /// checks as [`QPair::read`], and `range` must lie within `buf`.
+    ///
+    /// # Safety
+    /// From this call until the tag is reported, or until [`QPair::shutdown`]
+    /// (or dropping the qpair) returned `true`, the device may read and
+    /// write those bytes: the caller must keep `buf` allocated and must not
+    /// read or write the bytes of a read (nor write those of a write or
+    /// compare). When `shutdown` returns `false` the device may still use
+    /// them at any time: the caller must then never free `buf`.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn rw_tagged(
+        &mut self,
+        ns: &Namespace,
+        op: RwOp,
+        buf: &DmaBuf,
+        range: Range<usize>,
+        lba: u64,
+        lba_count: u32,
+        tag: u64,
+    ) -> Result<(), NvmeError> {
+        let opc = match op {
+            RwOp::Read => NvmOpcode::Read,
+            RwOp::Write => NvmOpcode::Write,
+            RwOp::Compare if ns.supports_compare => NvmOpcode::Compare,
+            RwOp::Compare => return Err(NvmeError::Unsupported("Compare (ONCS bit 0)".into())),
+        };
+        self.check_range(ns, lba, lba_count as u64)?;
+        if range.start > range.end || range.end > buf.len() {
+            return Err(NvmeError::InvalidArgument(format!(
+                "range {range:?} is outside a DMA buffer of {} bytes",
+                buf.len()
+            )));
+        }
+        let bytes = (lba_count as usize) << ns.lba_shift;
+        let have = range.end - range.start;
+        if have < bytes {
+            return Err(NvmeError::BufferTooShort { need: bytes, have });
+        }
+        let seg = DmaRange {
+            buf,
+            start: range.start,
+            len: bytes,
+        };
+        let cid = self.rw_commands(ns, opc, std::slice::from_ref(&seg), bytes, lba, lba_count)?;
+        self.arm(cid, IoBuf::None, Notify::Tag(tag), opc as u8);
+        self.after_push();
+        Ok(())
+    }
+}
+
+/// The data command of [`QPair::rw_tagged`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RwOp {
+    /// Read from the namespace into the buffer.
+    Read,
+    /// Write the buffer to the namespace.
+    Write,
+    /// Compare the buffer with the namespace (a mismatch completes with the
+    /// media status "Compare Failure").
+    Compare,
 }

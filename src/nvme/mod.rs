@@ -69,7 +69,7 @@ pub use admin_cmds::FormatOpts;
 pub use buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
 pub use controller::{AerCallback, Controller, ControllerOpts};
 pub use error::{NvmeError, Result};
-pub use io::MAX_DSM_RANGES;
+pub use io::{RwOp, MAX_DSM_RANGES};
 pub use namespace::Namespace;
 pub use probe::{connect, connect_all, probe};
 pub use prp::PAGE_SIZE;

@@ -6,6 +6,47 @@
 
 use super::buffer::DmaSlice;
 use super::NvmeError;
+use crate::env::DmaBuf;
+
+/// A run of DMA bytes a data pointer can describe: an owned
+/// [`DmaSlice`], or a caller's buffer lent for one command ([`DmaRange`]).
+pub(crate) trait Segment {
+    /// Bytes in the run.
+    fn seg_len(&self) -> usize;
+    /// IOVA of byte `off` and the number of IOVA-contiguous bytes from there.
+    fn iova_extent(&self, off: usize) -> (u64, usize);
+}
+
+impl Segment for DmaSlice {
+    #[inline]
+    fn seg_len(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn iova_extent(&self, off: usize) -> (u64, usize) {
+        DmaSlice::iova_extent(self, off)
+    }
+}
+
+/// Bytes `start..start + len` of a DMA buffer the caller keeps.
+pub(crate) struct DmaRange<'a> {
+    pub buf: &'a DmaBuf,
+    pub start: usize,
+    pub len: usize,
+}
+
+impl Segment for DmaRange<'_> {
+    #[inline]
+    fn seg_len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    fn iova_extent(&self, off: usize) -> (u64, usize) {
+        let at = self.start + off;
+        let run = self.buf.contiguous_len(at).min(self.len - off);
+        (self.buf.iova_at(at), run)
+    }
+}
 
 /// Memory page size the driver programs in CC.MPS (4 KiB).
 pub const PAGE_SIZE: usize = 4096;
@@ -40,20 +81,23 @@ pub struct Dptr {
 /// descriptor describes the whole transfer — one translation for the
 /// controller instead of one per page and no PRP list to fetch. Otherwise PRPs.
 #[inline]
-pub fn build_dptr(
-    segs: &[DmaSlice],
+pub(crate) fn build_dptr<S: Segment>(
+    segs: &[S],
     start: usize,
     len: usize,
     list: &mut [u8],
     list_iova: u64,
     sgls: u8,
 ) -> Result<Dptr, NvmeError> {
-    if sgls != 0 {
-        if let [seg] = segs {
-            if start < seg.len() && len > 0 && len <= u32::MAX as usize {
-                let (iova, run) = seg.iova_extent(start);
-                let aligned = sgls == 1 || (iova % 4 == 0 && len % 4 == 0);
-                if run >= len && aligned {
+    // The common I/O: one IOVA-contiguous run, decided here without a call.
+    if let [seg] = segs {
+        if start < seg.seg_len() && len > 0 {
+            let (iova, run) = seg.iova_extent(start);
+            if run >= len {
+                if sgls != 0
+                    && len <= u32::MAX as usize
+                    && (sgls == 1 || (iova % 4 == 0 && len % 4 == 0))
+                {
                     // SGL Data Block descriptor: address, length, identifier 0h (type 0, subtype 0).
                     return Ok(Dptr {
                         prp1: iova,
@@ -61,9 +105,30 @@ pub fn build_dptr(
                         psdt: super::spec::command::PSDT_SGL_MPTR_CONTIG,
                     });
                 }
+                if len <= MAX_PRP_TRANSFER && iova % 4 == 0 {
+                    let p = contiguous(iova, len, list, list_iova);
+                    return Ok(Dptr {
+                        prp1: p.prp1,
+                        prp2: p.prp2,
+                        psdt: super::spec::command::PSDT_PRP,
+                    });
+                }
             }
         }
     }
+    build_dptr_slow(segs, start, len, list, list_iova)
+}
+
+/// PRPs through the general walk (several runs, or a misaligned one).
+#[cold]
+#[inline(never)]
+fn build_dptr_slow<S: Segment>(
+    segs: &[S],
+    start: usize,
+    len: usize,
+    list: &mut [u8],
+    list_iova: u64,
+) -> Result<Dptr, NvmeError> {
     let p = build(segs, start, len, list, list_iova)?;
     Ok(Dptr {
         prp1: p.prp1,
@@ -74,8 +139,8 @@ pub fn build_dptr(
 
 /// Builds PRPs for bytes `start..start+len` of the concatenation of `segs`.
 /// `list` is the request's PRP list page (written only when needed), at IOVA `list_iova`.
-pub fn build(
-    segs: &[DmaSlice],
+pub(crate) fn build<S: Segment>(
+    segs: &[S],
     start: usize,
     len: usize,
     list: &mut [u8],
@@ -83,7 +148,7 @@ pub fn build(
 ) -> Result<Prps, NvmeError> {
     // Fast path: one IOVA-contiguous, dword-aligned run (the common I/O).
     if let [seg] = segs {
-        if start < seg.len() {
+        if start < seg.seg_len() {
             let (iova, run) = seg.iova_extent(start);
             if run >= len && len > 0 && len <= MAX_PRP_TRANSFER && iova % 4 == 0 {
                 return Ok(contiguous(iova, len, list, list_iova));
@@ -119,13 +184,13 @@ pub fn build(
         if left == 0 {
             break;
         }
-        if skip >= seg.len() {
-            skip -= seg.len();
+        if skip >= seg.seg_len() {
+            skip -= seg.seg_len();
             continue;
         }
         let mut off = skip;
         skip = 0;
-        while left > 0 && off < seg.len() {
+        while left > 0 && off < seg.seg_len() {
             let (iova, run) = seg.iova_extent(off);
             let take = run.min(left);
             if entries == 0 {
@@ -156,7 +221,7 @@ pub fn build(
     if left != 0 {
         return Err(NvmeError::BufferTooShort {
             need: start + len,
-            have: segs.iter().map(DmaSlice::len).sum(),
+            have: segs.iter().map(S::seg_len).sum(),
         });
     }
     Ok(match entries {
@@ -176,7 +241,7 @@ pub fn build(
 }
 
 /// PRPs for `len` bytes at one contiguous IOVA.
-#[inline]
+#[inline(always)]
 fn contiguous(iova: u64, len: usize, list: &mut [u8], list_iova: u64) -> Prps {
     let page = PAGE_SIZE as u64;
     let second = (iova & !(page - 1)) + page;
@@ -193,16 +258,24 @@ fn contiguous(iova: u64, len: usize, list: &mut [u8], list_iova: u64) -> Prps {
             prp2: second,
         };
     }
-    let mut p = second;
-    let mut i = 0;
-    while p < end {
-        list[i * 8..i * 8 + 8].copy_from_slice(&p.to_le_bytes());
-        p += page;
-        i += 1;
-    }
+    fill_list(second, end, list);
     Prps {
         prp1: iova,
         prp2: list_iova,
+    }
+}
+
+/// Writes the page addresses `from, from + 4 KiB, ...` below `end` into a
+/// PRP list (kept out of line: only transfers over two pages need it).
+#[inline(never)]
+fn fill_list(from: u64, end: u64, list: &mut [u8]) {
+    let mut p = from;
+    for e in list.chunks_exact_mut(8) {
+        if p >= end {
+            break;
+        }
+        e.copy_from_slice(&p.to_le_bytes());
+        p += PAGE_SIZE as u64;
     }
 }
 

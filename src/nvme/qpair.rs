@@ -4,7 +4,7 @@
 use super::buffer::{IoBuf, IoCompletion};
 use super::controller::{Controller, CtrlrInner};
 use super::queue::{CqRing, Doorbell, SqRing};
-use super::request::{Callback, RequestPool, NO_PARENT};
+use super::request::{Notify, RequestPool, NO_PARENT};
 use super::spec::registers::{cq_head_doorbell, sq_tail_doorbell};
 use super::spec::Cqe;
 use super::stat::PcieStat;
@@ -68,6 +68,9 @@ pub struct TimedOutCommand {
     pub abort_sent: bool,
 }
 
+/// The handler of tagged completions on the cold paths (recovery, timeouts).
+pub(crate) type OnTag<'a> = &'a mut dyn FnMut(u64, Result<(), NvmeError>);
+
 /// Timeout callback: decides what to do with each timed-out command.
 pub type TimeoutCallback = Box<dyn FnMut(TimedOutCommand) -> TimeoutAction>;
 
@@ -99,6 +102,10 @@ pub struct QPair {
     pub(crate) stat: PcieStat,
     /// Consecutive polls that found nothing while commands were outstanding.
     pub(crate) stalled_polls: u64,
+    /// [`QPair::shutdown`] ran: the queues are gone from the controller.
+    pub(crate) shut: bool,
+    /// What [`QPair::shutdown`] answered (true until it runs).
+    pub(crate) dma_done: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -172,6 +179,8 @@ impl Controller {
                 timeout_cb: None,
                 stat: PcieStat::default(),
                 stalled_polls: 0,
+                shut: false,
+                dma_done: true,
                 _not_send: PhantomData,
             })
         };
@@ -262,9 +271,30 @@ impl QPair {
     /// running each command's callback; writes the CQ head doorbell once,
     /// rings pending submissions, and checks timeouts. Returns the number of
     /// I/Os completed (requests failed by a reset recovery included).
+    ///
+    /// A command submitted with a tag ([`QPair::rw_tagged`]) needs
+    /// [`QPair::process_completions_tagged`]: here its completion is logged
+    /// as an error and dropped.
     pub fn process_completions(&mut self, max: usize) -> Result<usize, NvmeError> {
+        self.process_completions_tagged(max, |tag, _| {
+            log::error!("tagged command {tag:#x} completed without a tag handler; dropped")
+        })
+    }
+
+    /// As [`QPair::process_completions`], and each command submitted with a
+    /// tag ([`QPair::rw_tagged`]) completes by `on_tag(tag, result)`
+    /// instead of a callback: one call per command, in completion order,
+    /// failures of a reset recovery included.
+    pub fn process_completions_tagged<H>(
+        &mut self,
+        max: usize,
+        mut on_tag: H,
+    ) -> Result<usize, NvmeError>
+    where
+        H: FnMut(u64, Result<(), NvmeError>),
+    {
         if self.ctrlr.generation.load(Ordering::Acquire) != self.generation {
-            return self.recover();
+            return self.recover_or_closed(&mut on_tag);
         }
         let limit = if max == 0 {
             self.cq.entries() as usize
@@ -276,7 +306,7 @@ impl QPair {
             let Some(cqe) = self.cq.pop() else { break };
             n += 1;
             self.sq.head = cqe.sqhd;
-            self.complete_cqe(cqe);
+            self.complete_cqe(cqe, &mut on_tag);
         }
         self.stat.polls += 1;
         self.stat.completions += n as u64;
@@ -298,13 +328,13 @@ impl QPair {
             self.sq.ring();
         }
         if self.next_timeout_check.is_some() {
-            self.check_timeouts()?;
+            self.check_timeouts(&mut on_tag)?;
         }
         Ok(n)
     }
 
     #[inline]
-    fn complete_cqe(&mut self, cqe: Cqe) {
+    fn complete_cqe<H: FnMut(u64, Result<(), NvmeError>)>(&mut self, cqe: Cqe, on_tag: &mut H) {
         let cid = cqe.cid;
         if !self.pool.is_outstanding(cid) {
             log::error!(
@@ -324,7 +354,7 @@ impl QPair {
         };
         let parent = self.pool.reqs[cid as usize].parent;
         if parent == NO_PARENT {
-            self.finish(cid, result, cqe.dw0);
+            self.finish(cid, result, cqe.dw0, on_tag);
             return;
         }
         self.pool.release(cid);
@@ -335,28 +365,49 @@ impl QPair {
         p.children_left -= 1;
         if p.children_left == 0 {
             let r = p.child_error.take().map_or(Ok(()), Err);
-            self.finish(parent, r, 0);
+            self.finish(parent, r, 0, on_tag);
         }
     }
 
-    /// Completes a top-level request: frees it, then runs its callback.
+    /// Completes a top-level request: frees it, then runs its callback or
+    /// hands its tag to `on_tag`.
     #[inline]
-    pub(crate) fn finish(&mut self, cid: u16, result: Result<(), NvmeError>, cdw0: u32) {
+    pub(crate) fn finish<H: FnMut(u64, Result<(), NvmeError>)>(
+        &mut self,
+        cid: u16,
+        result: Result<(), NvmeError>,
+        cdw0: u32,
+        on_tag: &mut H,
+    ) {
         let r = &mut self.pool.reqs[cid as usize];
-        let cb = r.cb.take();
-        let buf = std::mem::take(&mut r.buf);
-        self.pool.release(cid);
-        self.outstanding -= 1;
-        if let Some(cb) = cb {
-            cb.invoke(self, IoCompletion { result, cdw0, buf });
+        let notify = std::mem::replace(&mut r.notify, Notify::None);
+        match notify {
+            Notify::Tag(tag) => {
+                // A tagged request owns no buffer: nothing to take back.
+                self.pool.release(cid);
+                self.outstanding -= 1;
+                on_tag(tag, result);
+            }
+            Notify::Call(cb) => {
+                let buf = std::mem::take(&mut r.buf);
+                self.pool.release(cid);
+                self.outstanding -= 1;
+                cb.invoke(self, IoCompletion { result, cdw0, buf });
+            }
+            Notify::None => {
+                let buf = std::mem::take(&mut r.buf);
+                self.pool.release(cid);
+                self.outstanding -= 1;
+                drop(buf);
+            }
         }
     }
 
-    /// Stores callback and buffer on a top-level request.
+    /// Stores the notification and buffer on a top-level request.
     #[inline]
-    pub(crate) fn arm(&mut self, cid: u16, buf: IoBuf, cb: Callback, opc: u8) {
+    pub(crate) fn arm(&mut self, cid: u16, buf: IoBuf, notify: Notify, opc: u8) {
         let r = &mut self.pool.reqs[cid as usize];
-        r.cb = Some(cb);
+        r.notify = notify;
         r.buf.put(buf);
         r.opc = opc;
         self.outstanding += 1;

@@ -2,8 +2,9 @@
 //! (callback, Abort, reset), recovery after a controller reset (queues
 //! re-created, in-flight I/O failed exactly once), detach, and deletion on drop.
 
+use super::qpair::OnTag;
 use super::qpair::{QPair, TimedOutCommand, TimeoutAction};
-use super::request::{ReqState, NO_PARENT};
+use super::request::{Notify, ReqState, NO_PARENT};
 use super::NvmeError;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 const DEAD: u64 = u64::MAX;
 
 impl QPair {
-    pub(crate) fn check_timeouts(&mut self) -> Result<(), NvmeError> {
+    pub(crate) fn check_timeouts(&mut self, on_tag: OnTag<'_>) -> Result<(), NvmeError> {
         let (Some(t), Some(next)) = (self.opts.timeout, self.next_timeout_check) else {
             return Ok(());
         };
@@ -56,7 +57,7 @@ impl QPair {
                 }
                 TimeoutAction::Reset => {
                     self.ctrlr.reset()?;
-                    self.recover()?;
+                    self.recover(on_tag)?;
                     return Ok(());
                 }
             }
@@ -65,8 +66,9 @@ impl QPair {
     }
 
     /// After a controller reset: empty and re-create the queues, then fail
-    /// every request that was in flight with [`NvmeError::AbortedByReset`].
-    pub(crate) fn recover(&mut self) -> Result<usize, NvmeError> {
+    /// every request that was in flight with [`NvmeError::AbortedByReset`]
+    /// (tagged ones through `on_tag`).
+    pub(crate) fn recover(&mut self, on_tag: OnTag<'_>) -> Result<usize, NvmeError> {
         let c = self.ctrlr.clone();
         let generation = c.generation.load(Ordering::Acquire);
         if c.detached.load(Ordering::Acquire) {
@@ -75,7 +77,7 @@ impl QPair {
                 return Err(NvmeError::ControllerUnavailable);
             }
             self.generation = DEAD;
-            return Ok(self.fail_all(|| NvmeError::ControllerUnavailable));
+            return Ok(self.fail_all(|| NvmeError::ControllerUnavailable, on_tag));
         }
         if generation % 2 == 1 {
             return Err(NvmeError::ControllerUnavailable);
@@ -88,7 +90,7 @@ impl QPair {
             return Err(e);
         }
         self.generation = generation;
-        let n = self.fail_all(|| NvmeError::AbortedByReset);
+        let n = self.fail_all(|| NvmeError::AbortedByReset, on_tag);
         if n > 0 {
             log::warn!("qpair {}: {n} I/O failed by a controller reset", self.qid);
         }
@@ -96,8 +98,8 @@ impl QPair {
     }
 
     /// Completes every outstanding request with `err()`: children are freed
-    /// silently, each top-level request's callback runs once.
-    fn fail_all(&mut self, err: fn() -> NvmeError) -> usize {
+    /// silently, each top-level request's callback (or `on_tag`) runs once.
+    fn fail_all(&mut self, err: fn() -> NvmeError, mut on_tag: OnTag<'_>) -> usize {
         for cid in 0..self.pool.capacity() as u16 {
             let r = &self.pool.reqs[cid as usize];
             if r.state == ReqState::Outstanding && r.parent != NO_PARENT {
@@ -110,14 +112,31 @@ impl QPair {
             .collect();
         for &cid in &failed {
             self.pool.reqs[cid as usize].child_error = None;
-            self.finish(cid, Err(err()), 0);
+            self.finish(cid, Err(err()), 0, &mut on_tag);
         }
         failed.len()
     }
 }
 
-impl Drop for QPair {
-    fn drop(&mut self) {
+impl QPair {
+    /// Deletes this queue pair's queues on the controller now, as dropping
+    /// it would, and tells whether the device is done with the memory of
+    /// every command still in flight: `true` when the queues were deleted
+    /// (the controller aborted or completed their commands) or the
+    /// controller is detached or was reset; `false` when deleting failed
+    /// with commands in flight, so the device may still read or write their
+    /// buffers. The buffers this qpair owns are then leaked, never freed
+    /// (its rings and PRP list pages too, when it is dropped); a caller that
+    /// lent buffers ([`QPair::rw_tagged`]) must leak its own.
+    ///
+    /// No callback or tag handler runs for the commands it drops. Afterwards
+    /// the qpair accepts no commands ([`NvmeError::QPairShutDown`]); calling
+    /// it again returns the first answer.
+    pub fn shutdown(&mut self) -> bool {
+        if self.shut {
+            return self.dma_done;
+        }
+        self.shut = true;
         let c = self.ctrlr.clone();
         let live = !c.detached.load(Ordering::Acquire)
             && c.generation.load(Ordering::Acquire) == self.generation;
@@ -126,12 +145,14 @@ impl Drop for QPair {
             while let Some(cqe) = self.cq.pop() {
                 if self.pool.is_outstanding(cqe.cid) {
                     let r = &mut self.pool.reqs[cqe.cid as usize];
-                    r.cb = None;
+                    r.notify = Notify::None;
                 }
             }
             c.delete_io_cq(self.qid).is_ok()
         };
-        if live && !deleted && self.outstanding > 0 {
+        self.generation = DEAD;
+        self.dma_done = !(live && !deleted && self.outstanding > 0);
+        if !self.dma_done {
             // The controller may still DMA into in-flight buffers: keep them alive forever.
             log::error!(
                 "qpair {}: could not delete queues with {} I/O in flight; leaking their buffers",
@@ -142,7 +163,30 @@ impl Drop for QPair {
                 std::mem::forget(std::mem::take(&mut r.buf));
             }
         }
-        let mut q = c.qids.lock().unwrap_or_else(|p| p.into_inner());
+        self.dma_done
+    }
+
+    /// A generation mismatch seen by a poll: recover after a reset, or
+    /// refuse when the qpair was shut down.
+    #[cold]
+    pub(crate) fn recover_or_closed(&mut self, on_tag: OnTag<'_>) -> Result<usize, NvmeError> {
+        if self.shut {
+            return Err(NvmeError::QPairShutDown(self.qid));
+        }
+        self.recover(on_tag)
+    }
+}
+
+impl Drop for QPair {
+    fn drop(&mut self) {
+        if !self.shutdown() {
+            // The controller still knows these queues: their rings and PRP
+            // list pages stay allocated, as the buffers do.
+            self.sq.leak();
+            self.cq.leak();
+            self.pool.leak();
+        }
+        let mut q = self.ctrlr.qids.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = q.get_mut(self.qid as usize) {
             *slot = false;
         }

@@ -165,7 +165,9 @@ pub(crate) fn need_event(event_idx: u16, new: u16, old: u16) -> bool {
 
 /// A submission queue ring.
 pub(crate) struct SqRing {
-    mem: DmaBuf,
+    /// The ring's memory; `None` once leaked ([`SqRing::leak`]).
+    mem: Option<DmaBuf>,
+    iova: u64,
     base: *mut Sqe,
     entries: u16,
     tail: u16,
@@ -190,7 +192,8 @@ impl SqRing {
         }
         let base = mem[..].as_mut_ptr().cast::<Sqe>();
         Ok(SqRing {
-            mem,
+            iova: mem.iova(),
+            mem: Some(mem),
             base,
             entries,
             tail: 0,
@@ -200,7 +203,13 @@ impl SqRing {
     }
     /// IOVA of the ring (ASQ / Create I/O SQ PRP1).
     pub(crate) fn iova(&self) -> u64 {
-        self.mem.iova()
+        self.iova
+    }
+    /// Gives up the ring's memory without freeing it, for a queue the
+    /// controller could not be made to forget: it may still read it. Call
+    /// only when the ring is about to be dropped.
+    pub(crate) fn leak(&mut self) {
+        std::mem::forget(self.mem.take());
     }
     /// Number of entries.
     pub(crate) fn entries(&self) -> u16 {
@@ -257,7 +266,9 @@ impl SqRing {
 
 /// A completion queue ring.
 pub(crate) struct CqRing {
-    mem: DmaBuf,
+    /// The ring's memory; `None` once leaked ([`CqRing::leak`]).
+    mem: Option<DmaBuf>,
+    iova: u64,
     base: *const Cqe,
     entries: u16,
     head: u16,
@@ -280,7 +291,8 @@ impl CqRing {
         }
         let base = mem[..].as_mut_ptr().cast::<Cqe>().cast_const();
         Ok(CqRing {
-            mem,
+            iova: mem.iova(),
+            mem: Some(mem),
             base,
             entries,
             head: 0,
@@ -290,7 +302,13 @@ impl CqRing {
     }
     /// IOVA of the ring.
     pub(crate) fn iova(&self) -> u64 {
-        self.mem.iova()
+        self.iova
+    }
+    /// Gives up the ring's memory without freeing it, for a queue the
+    /// controller could not be made to forget: it may still write it. Call
+    /// only when the ring is about to be dropped.
+    pub(crate) fn leak(&mut self) {
+        std::mem::forget(self.mem.take());
     }
     /// Number of entries.
     pub(crate) fn entries(&self) -> u16 {
@@ -355,7 +373,9 @@ impl CqRing {
     }
     /// Back to an empty ring with zeroed memory (after a controller reset).
     pub(crate) fn reset(&mut self) {
-        self.mem.fill(0);
+        if let Some(m) = &mut self.mem {
+            m.fill(0);
+        }
         self.head = 0;
         self.phase = true;
         self.db.reset();

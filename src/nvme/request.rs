@@ -77,6 +77,18 @@ impl Drop for Callback {
     }
 }
 
+/// Who hears of a request's completion.
+pub(crate) enum Notify {
+    /// Nobody: a child of a split I/O, or a request whose queue was
+    /// deleted with it in flight.
+    None,
+    /// Its callback.
+    Call(Callback),
+    /// The handler passed to [`QPair::process_completions_tagged`], with
+    /// this tag.
+    Tag(u64),
+}
+
 /// No parent: a request that completes to its own callback.
 pub(crate) const NO_PARENT: u16 = u16::MAX;
 
@@ -92,7 +104,7 @@ pub(crate) enum ReqState {
 /// One request slot; its index is the command identifier (CID).
 pub(crate) struct Request {
     pub(crate) state: ReqState,
-    pub(crate) cb: Option<Callback>,
+    pub(crate) notify: Notify,
     pub(crate) buf: IoBuf,
     /// PRP list page (also holds Dataset Management ranges).
     pub(crate) page: DmaBuf,
@@ -125,7 +137,7 @@ impl RequestPool {
             let page_iova = page.iova();
             reqs.push(Request {
                 state: ReqState::Free,
-                cb: None,
+                notify: Notify::None,
                 buf: IoBuf::None,
                 page,
                 page_iova,
@@ -160,13 +172,19 @@ impl RequestPool {
         r.submitted = None;
         Some(cid)
     }
-    /// Returns a request to the free list (its callback and buffer must have been taken).
+    /// Returns a request to the free list (its notification and buffer must have been taken).
     #[inline]
     pub(crate) fn release(&mut self, cid: u16) {
         let r = &mut self.reqs[cid as usize];
         debug_assert_eq!(r.state, ReqState::Outstanding);
         r.state = ReqState::Free;
         self.free.push(cid);
+    }
+    /// Gives up every request's PRP list page without freeing it (see
+    /// [`QPair::shutdown`] returning false). Call only when the pool is
+    /// about to be dropped.
+    pub(crate) fn leak(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.reqs));
     }
     /// True when `cid` names an outstanding request.
     pub(crate) fn is_outstanding(&self, cid: u16) -> bool {

@@ -4,9 +4,9 @@
 
 use super::buffer::{IoBuf, IoCompletion, SubmitError};
 use super::namespace::Namespace;
-use super::prp;
+use super::prp::{self, Segment};
 use super::qpair::QPair;
-use super::request::Callback;
+use super::request::{Callback, Notify};
 use super::spec::Sqe;
 use super::NvmeError;
 use std::time::Instant;
@@ -48,6 +48,9 @@ impl QPair {
             .generation
             .load(std::sync::atomic::Ordering::Relaxed);
         if g != self.generation {
+            if self.shut {
+                return Err(NvmeError::QPairShutDown(self.qid));
+            }
             return Err(
                 if self
                     .ctrlr
@@ -68,7 +71,7 @@ impl QPair {
         &mut self,
         sqe: Sqe,
         buf: IoBuf,
-        cb: Callback,
+        cb: Notify,
     ) -> Result<(), SubmitError> {
         if let Err(e) = self.check_usable() {
             return Err(reject(e, buf));
@@ -98,11 +101,41 @@ impl QPair {
     where
         F: FnOnce(&mut QPair, IoCompletion) + 'static,
     {
-        if let Err(e) = self.check_usable() {
-            return Err(reject(e, buf));
+        let bytes_per_block = if has_data {
+            buf.len() / lba_count.max(1) as usize
+        } else {
+            0
+        };
+        let segs = buf.segments();
+        match self.split_commands(template, segs, lba, lba_count, per, chunks, bytes_per_block) {
+            Ok(parent) => {
+                self.arm(parent, buf, Notify::Call(Callback::new(cb)), template.opc());
+                self.after_push();
+                Ok(())
+            }
+            Err(e) => Err(reject(e, buf)),
         }
+    }
+
+    /// Queues `chunks` child commands of at most `per` blocks each under a
+    /// new parent request and returns the parent, to be armed by the caller
+    /// (the doorbell is not rung). `bytes_per_block` is 0 for commands
+    /// without data; otherwise each child's data pointer covers its blocks
+    /// of `segs`. All or nothing: on an error nothing stays queued.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn split_commands<S: Segment>(
+        &mut self,
+        template: Sqe,
+        segs: &[S],
+        lba: u64,
+        lba_count: u32,
+        per: u32,
+        chunks: usize,
+        bytes_per_block: usize,
+    ) -> Result<u16, NvmeError> {
+        self.check_usable()?;
         if chunks + 1 > self.pool.free_count() || chunks > self.sq.free() as usize {
-            let e = if chunks + 1 > self.pool.capacity() {
+            return Err(if chunks + 1 > self.pool.capacity() {
                 NvmeError::InvalidArgument(format!(
                     "I/O needs {} commands of at most {} bytes but the qpair has only {} \
                      requests: use a larger io_queue_size or smaller I/O",
@@ -112,16 +145,10 @@ impl QPair {
                 ))
             } else {
                 NvmeError::QueueFull
-            };
-            return Err(reject(e, buf));
+            });
         }
         let parent = self.pool.alloc().expect("free count checked");
         let tail_before = self.sq.tail();
-        let bytes_per_block = if has_data {
-            buf.len() / lba_count.max(1) as usize
-        } else {
-            0
-        };
         let mut done = 0u32;
         let mut children = 0u16;
         while done < lba_count {
@@ -129,12 +156,12 @@ impl QPair {
             let cid = self.pool.alloc().expect("free count checked");
             self.pool.reqs[cid as usize].parent = parent;
             let mut sqe = template;
-            if has_data {
+            if bytes_per_block != 0 {
                 let sgls = self.sgls;
                 let r = &mut self.pool.reqs[cid as usize];
                 let start = done as usize * bytes_per_block;
                 let len = n as usize * bytes_per_block;
-                match prp::build_dptr(buf.segments(), start, len, &mut r.page, r.page_iova, sgls) {
+                match prp::build_dptr(segs, start, len, &mut r.page, r.page_iova, sgls) {
                     Ok(p) => {
                         sqe.prp1 = p.prp1;
                         sqe.prp2 = p.prp2;
@@ -151,7 +178,7 @@ impl QPair {
                             }
                         }
                         self.pool.release(parent);
-                        return Err(reject(e, buf));
+                        return Err(e);
                     }
                 }
             }
@@ -164,9 +191,7 @@ impl QPair {
         }
         self.pool.reqs[parent as usize].children_left = children;
         self.pool.reqs[parent as usize].child_error = None;
-        self.arm(parent, buf, Callback::new(cb), template.opc());
-        self.after_push();
-        Ok(())
+        Ok(parent)
     }
 
     /// Writes the SQE for request `cid` into the SQ (doorbell not rung).

@@ -4,7 +4,7 @@
 //! counters it leaves to its bdev when it closes.
 
 use super::super::{Completer, IoBuf, IoData, IoId, IoRequest, IoStatus, IoType, ModuleChannel};
-use crate::nvme::{self, Controller, DmaSlice, Namespace, NvmeError, PcieStat, QPair};
+use crate::nvme::{self, Controller, DmaSlice, Namespace, NvmeError, PcieStat, QPair, RwOp};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -131,84 +131,55 @@ impl NvmeChannel {
         }
     }
 
-    /// Read, write or compare: a DMA buffer goes to the device as it is (the
-    /// hot path: no copy, no lookup), anything else through a bounce copy.
+    /// Read, write or compare. DMA memory goes to the device by address and
+    /// stays in the layer's request (the hot path: nothing moves, nothing
+    /// is allocated, the completion is the request's tag); anything else
+    /// through a bounce copy.
+    #[inline]
     fn submit_rw(&mut self, mut io: IoRequest<'_>, count: u32) {
         let (id, lba, t) = (io.id, io.offset_blocks, io.io_type);
+        if let Some((buf, range)) = io.dma_range() {
+            let op = match t {
+                IoType::Read => RwOp::Read,
+                IoType::Write => RwOp::Write,
+                _ => RwOp::Compare,
+            };
+            // SAFETY: the bdev layer keeps `buf` allocated and leaves those
+            // bytes alone until this request's completion is reported
+            // (IoRequest::dma_range). The tag is reported from `poll` once
+            // the device completed the command, or failed it in a reset
+            // recovery; if the queue pair cannot be deleted, `shutdown`
+            // returns false and the layer never frees the buffer.
+            let r = unsafe {
+                self.qp
+                    .rw_tagged(&self.ns, op, buf, range, lba, count, id.as_u64())
+            };
+            if let Err(e) = r {
+                self.done.complete(id, status_of(&Err(e)));
+            }
+            return;
+        }
         let Some(data) = io.take_data() else {
-            log::error!("nvme bdev: split pieces are not expected (max_rw_size is 0)");
+            log::error!("nvme bdev: a split piece of heap memory cannot be bounced");
             self.done.complete(id, IoStatus::Failed);
             return;
         };
-        let done = self.done.clone();
-        let r = match data {
-            IoData::Buf(b) if b.is_dma() => {
-                // The buffer's box goes to the driver and comes back: no
-                // allocation, no copy.
-                let slice = match b.into_dma_box() {
-                    Ok((d, r)) => match DmaSlice::from_boxed(d, r.clone()) {
-                        Ok(s) => s,
-                        Err((e, d)) => {
-                            log::error!("nvme bdev: {e}");
-                            let data = boxed_back(d, r);
-                            return self.done.complete_with_data(id, IoStatus::Failed, data);
-                        }
-                    },
-                    Err(b) => {
-                        return self
-                            .done
-                            .complete_with_data(id, IoStatus::Failed, IoData::Buf(b))
-                    }
-                };
-                self.submit_data(t, slice, lba, count, move |_, c| {
-                    let st = status_of(&c.result);
-                    done.complete_with_data(id, st, dma_back(c.buf));
-                })
-            }
-            other => {
-                let slice = match self.bounce(id, other) {
-                    Ok(s) => s,
-                    Err(st) => {
-                        let data = self.unpark(id).unwrap_or_default();
-                        return self.done.complete_with_data(id, st, data);
-                    }
-                };
-                let bounced = self.bounced.clone();
-                let read = t == IoType::Read;
-                self.submit_data(t, slice, lba, count, move |_, c| {
-                    finish_bounced(&done, &bounced, id, read, c)
-                })
+        let slice = match self.bounce(id, data) {
+            Ok(s) => s,
+            Err(st) => {
+                let data = self.unpark(id).unwrap_or_default();
+                return self.done.complete_with_data(id, st, data);
             }
         };
+        let (done, bounced) = (self.done.clone(), self.bounced.clone());
+        let read = t == IoType::Read;
+        let r = self.submit_data(t, slice, lba, count, move |_, c| {
+            finish_bounced(&done, &bounced, id, read, c)
+        });
         if let Err(e) = r {
             let st = status_of(&Err(e.error));
-            let data = self.unpark(id).unwrap_or_else(|| dma_back(e.buf));
+            let data = self.unpark(id).unwrap_or_default();
             self.done.complete_with_data(id, st, data);
-        }
-    }
-}
-
-/// The caller's DMA buffer back from the driver, as it was handed over.
-#[inline]
-fn dma_back(b: nvme::IoBuf) -> IoData {
-    match b.into_single() {
-        Some(slice) => {
-            let r = slice.range();
-            boxed_back(slice.into_boxed(), r)
-        }
-        None => IoData::None,
-    }
-}
-
-/// A boxed DMA buffer and the window the caller's `IoBuf` had into it.
-#[inline]
-fn boxed_back(d: Box<crate::env::DmaBuf>, r: std::ops::Range<usize>) -> IoData {
-    match IoBuf::from_dma_box(d, r.start, r.len()) {
-        Some(b) => IoData::Buf(b),
-        None => {
-            // The window came from a valid IoBuf: unreachable in practice.
-            log::error!("nvme bdev: buffer window {r:?} no longer fits its DMA buffer");
-            IoData::None
         }
     }
 }
@@ -303,7 +274,11 @@ impl ModuleChannel for NvmeChannel {
     }
 
     fn poll(&mut self) -> usize {
-        match self.qp.process_completions(0) {
+        let done = &self.done;
+        let r = self.qp.process_completions_tagged(0, |tag, r| {
+            done.complete(IoId::from_u64(tag), status_of(&r))
+        });
+        match r {
             Ok(n) => n,
             Err(e) => {
                 log::warn!("nvme bdev: qpair: {e}");
@@ -318,6 +293,10 @@ impl ModuleChannel for NvmeChannel {
 
     fn outstanding(&self) -> usize {
         self.qp.outstanding()
+    }
+
+    fn shutdown(&mut self) -> bool {
+        self.qp.shutdown()
     }
 }
 
