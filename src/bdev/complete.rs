@@ -5,16 +5,21 @@
 
 use super::channel::ChannelInner;
 use super::io::{IoCompletion, IoStatus};
-use super::ops::Entry;
+use super::ops::Packed;
 use super::pool::{Cb, State, NO_PARENT};
 
 impl ChannelInner {
     /// Handles one module completion; returns 1 if a caller's I/O finished.
     #[inline]
-    pub(crate) fn finish(&self, e: Entry) -> usize {
-        let d = e.p;
+    pub(crate) fn finish(&self, d: Packed) -> usize {
         let mut pool = self.pool.borrow_mut();
         let idx = d.id.index();
+        // The buffers leave the queue with their report, whatever becomes of it.
+        let data = if d.has_data() {
+            self.done.pop_data()
+        } else {
+            super::buf::IoData::None
+        };
         let Some(s) = pool.slots.get_mut(idx as usize) else {
             log::error!(
                 "bdev {}: completion for unknown request {:?} ignored",
@@ -36,14 +41,13 @@ impl ChannelInner {
         let parent = s.parent;
         if d.has_data() {
             if parent == NO_PARENT {
-                s.data.put(e.data);
+                s.data.put(data);
             } else {
-                pool.slots[parent as usize].data.put(e.data);
+                pool.slots[parent as usize].data.put(data);
             }
         } else {
-            // A report without buffers carries IoData::None (Completer::push):
-            // nothing to drop, so skip the drop glue.
-            std::mem::forget(e.data);
+            // No buffers came back: `data` is IoData::None, skip its drop glue.
+            std::mem::forget(data);
         }
         let s = &mut pool.slots[idx as usize];
         if status == IoStatus::NoMem {

@@ -239,16 +239,13 @@ impl Packed {
     }
 }
 
-/// One queued completion: the packed report and the buffers handed back
-/// (used only when the report says the module took them), in one entry so
-/// a completion is one push and one pop.
-pub(crate) struct Entry {
-    pub p: Packed,
-    pub data: IoData,
-}
-
+/// The completion queues: one packed report per completion, and the
+/// buffers handed back by the completions that carry them, in the same
+/// order. Most completions carry none (the buffers stayed in the request),
+/// so the common report is two words pushed and popped.
 pub(crate) struct Queues {
-    pub done: RefCell<VecDeque<Entry>>,
+    pub done: RefCell<VecDeque<Packed>>,
+    pub data: RefCell<VecDeque<IoData>>,
 }
 
 /// A module's handle for reporting completions to its bdev channel.
@@ -261,6 +258,7 @@ impl Completer {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Completer(Rc::new(Queues {
             done: RefCell::new(VecDeque::with_capacity(n)),
+            data: RefCell::new(VecDeque::with_capacity(n)),
         }))
     }
 
@@ -277,28 +275,28 @@ impl Completer {
     /// Reports completion and returns buffers taken with [`IoRequest::take_data`].
     #[inline]
     pub fn complete_with_data(&self, id: IoId, status: IoStatus, data: IoData) {
-        let d = Done {
+        self.0.data.borrow_mut().push_back(data);
+        self.push(Done {
             id,
             status,
             has_data: true,
-        };
-        self.push_entry(d, data);
+        });
     }
 
     #[inline]
     pub(crate) fn push(&self, d: Done) {
-        self.push_entry(d, IoData::None);
+        self.0.done.borrow_mut().push_back(Packed::pack(d));
     }
 
     #[inline]
-    fn push_entry(&self, d: Done, data: IoData) {
-        let p = Packed::pack(d);
-        self.0.done.borrow_mut().push_back(Entry { p, data });
-    }
-
-    #[inline]
-    pub(crate) fn pop(&self) -> Option<Entry> {
+    pub(crate) fn pop(&self) -> Option<Packed> {
         self.0.done.borrow_mut().pop_front()
+    }
+
+    /// The buffers of the report just popped, which said it carries them.
+    #[inline]
+    pub(crate) fn pop_data(&self) -> IoData {
+        self.0.data.borrow_mut().pop_front().unwrap_or_default()
     }
 
     #[inline]

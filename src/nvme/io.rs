@@ -396,6 +396,7 @@ impl QPair {
     /// compare). When `shutdown` returns `false` the device may still use
     /// them at any time: the caller must then never free `buf`.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub unsafe fn rw_tagged(
         &mut self,
         ns: &Namespace,

@@ -80,7 +80,7 @@ pub struct Dptr {
 /// dword alignment) and one IOVA-contiguous run, a single SGL Data Block
 /// descriptor describes the whole transfer — one translation for the
 /// controller instead of one per page and no PRP list to fetch. Otherwise PRPs.
-#[inline]
+#[inline(always)]
 pub(crate) fn build_dptr<S: Segment>(
     segs: &[S],
     start: usize,

@@ -371,7 +371,7 @@ impl QPair {
 
     /// Completes a top-level request: frees it, then runs its callback or
     /// hands its tag to `on_tag`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish<H: FnMut(u64, Result<(), NvmeError>)>(
         &mut self,
         cid: u16,
