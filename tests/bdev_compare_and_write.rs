@@ -113,6 +113,10 @@ fn emulated_compare_and_write_on_the_file_bdev_uses_read_and_compare() {
     drop((ch, d));
     b.unregister();
     let _ = std::fs::remove_file(&path);
+    // The directory goes with its last file (other tests may still use it).
+    if let Some(d) = path.parent() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 /// The block holds two little-endian counters: bytes 0..8 and 8..16.

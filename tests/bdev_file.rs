@@ -75,6 +75,10 @@ fn file_bdev_writes_persist_in_the_file_and_read_back() {
     );
     assert!(raw[7 * 512..8 * 512].iter().all(|&x| x == 9));
     let _ = std::fs::remove_file(&path);
+    // The directory goes with its last file (other tests may still use it).
+    if let Some(d) = path.parent() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 #[test]
@@ -106,6 +110,10 @@ fn file_bdev_unmap_reads_back_zeroes() {
         .iter()
         .all(|&x| x == 0));
     let _ = std::fs::remove_file(&path);
+    // The directory goes with its last file (other tests may still use it).
+    if let Some(d) = path.parent() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 #[test]
@@ -121,6 +129,10 @@ fn channel_drop_with_io_in_flight_waits_for_the_kernel() {
     ch.poll(); // hands them to the kernel
     drop(ch); // must not free buffers the kernel still writes from
     let _ = std::fs::remove_file(&path);
+    // The directory goes with its last file (other tests may still use it).
+    if let Some(d) = path.parent() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 #[test]
@@ -136,4 +148,8 @@ fn missing_file_and_empty_file_are_clear_errors() {
     let e = bdev::file::create(opts(&name, &path), "bdev_aio_create").unwrap_err();
     assert!(e.to_string().contains("less than one"), "{e}");
     let _ = std::fs::remove_file(&path);
+    // The directory goes with its last file (other tests may still use it).
+    if let Some(d) = path.parent() {
+        let _ = std::fs::remove_dir(d);
+    }
 }

@@ -148,6 +148,10 @@ fn verify_over_a_file_bdev() {
     verify(&d, &ch, 0, d.bdev().num_blocks(), 1000, 16, 9);
     drop(ch);
     let _ = std::fs::remove_file(&path);
+    // The directory goes with its last file (other tests may still use it).
+    if let Some(d) = path.parent() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 #[test]
