@@ -275,8 +275,9 @@ impl ModuleChannel for NvmeChannel {
 
     fn poll(&mut self) -> usize {
         let done = &self.done;
-        let r = self.qp.process_completions_tagged(0, |tag, r| {
-            done.complete(IoId::from_u64(tag), status_of(&r))
+        let r = self.qp.process_completions_tagged(0, |tag, r| match r {
+            Ok(()) => done.complete_ok(IoId::from_u64(tag)),
+            Err(e) => done.complete(IoId::from_u64(tag), error_status(&e)),
         });
         match r {
             Ok(n) => n,
