@@ -4,9 +4,15 @@
 //!
 //! Each bdev channel owns an I/O queue pair with batched doorbells: submits
 //! queue SQEs, the channel's poll rings the doorbell once and reaps the
-//! completion queue. DMA buffers ([`IoBuf::dma`](super::IoBuf::dma)) go to the device as they
-//! are; heap buffers are bounced through a DMA copy (slower, but any memory
-//! works, as in SPDK). A bdev reset resets the controller. The bdev's
+//! completion queue. DMA buffers ([`IoBuf::dma`](super::IoBuf::dma)) are
+//! lent to the device by address and stay in the layer's request
+//! ([`IoRequest::dma_range`](super::IoRequest::dma_range)); the command
+//! carries the request's id as its tag
+//! ([`QPair::rw_tagged`](crate::nvme::QPair::rw_tagged)), so nothing moves
+//! and no closure is stored per I/O. Heap buffers are bounced through a DMA
+//! copy (slower, but any memory works, as in SPDK). Closing a channel
+//! deletes its queue pair first; if the controller refuses, the buffers of
+//! unfinished requests are never freed. A bdev reset resets the controller. The bdev's
 //! `dump_info_json` (in `bdev_get_bdevs`) carries the transport counters
 //! ([`PcieStat`]) of its channels that have closed.
 //!
