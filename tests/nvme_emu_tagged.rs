@@ -12,11 +12,23 @@ mod nvme_common;
 
 use nvme_common::*;
 use spdk_io::env::DmaBuf;
-use spdk_io::nvme::emu::{admin_opc, nvm_opc, CommandMatch, Status as EmuStatus};
-use spdk_io::nvme::{NvmeError, QPair, QPairOpts, RwOp};
+use spdk_io::nvme::emu::{admin_opc, nvm_opc, CommandMatch, EmuController, Status as EmuStatus};
+use spdk_io::nvme::{Controller, Namespace, NvmeError, QPair, QPairOpts, RwOp};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Reports = Vec<(u64, Result<(), NvmeError>)>;
+
+/// A software controller with the given MDTS, the driver attached, a
+/// namespace and a queue pair (the controller must outlive the queue pair,
+/// so it comes along).
+fn setup(mdts: u8, nsid: u32) -> (Arc<EmuController>, Controller, Namespace, QPair) {
+    let e = emu(mdts);
+    let c = attach(&e);
+    let ns = c.namespace(nsid).unwrap();
+    let qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    (e, c, ns, qp)
+}
 
 /// Polls until `n` tags were reported (10 s limit), then a few more times
 /// to catch a doubled report.
@@ -39,10 +51,7 @@ fn reap(qp: &mut QPair, n: usize) -> Reports {
 #[test]
 fn tagged_writes_and_reads_round_trip_through_lent_buffers_split_or_not() {
     // MDTS 2: 16 KiB per command, so 40 blocks of 512 B split in two.
-    let e = emu(2);
-    let c = attach(&e);
-    let ns = c.namespace(1).unwrap();
-    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    let (e, _c, ns, mut qp) = setup(2, 1);
     let mut src = DmaBuf::alloc_zeroed(64 * 1024, 4096).unwrap();
     fill(&mut src, 11);
     // Two windows: one page-aligned of 8 blocks, one at byte 1024 of 40.
@@ -92,13 +101,10 @@ fn tagged_writes_and_reads_round_trip_through_lent_buffers_split_or_not() {
 
 #[test]
 fn a_compare_mismatch_is_the_tag_s_error_and_a_match_succeeds() {
-    let e = emu(5);
-    let c = attach(&e);
-    let ns = c.namespace(2).unwrap();
-    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    let (_e, _c, ns, mut qp) = setup(5, 2);
     let w = patterned(4096, 5);
     let w = write_sync(&mut qp, &ns, w, 9, 1).unwrap();
-    let mut other = patterned(4096, 6);
+    let other = patterned(4096, 6);
     // SAFETY: both buffers outlive their commands (reaped below).
     unsafe {
         qp.rw_tagged(&ns, RwOp::Compare, &w, 0..4096, 9, 1, 1)
@@ -117,16 +123,12 @@ fn a_compare_mismatch_is_the_tag_s_error_and_a_match_succeeds() {
             t => panic!("unknown tag {t}"),
         }
     }
-    other[0] ^= 1;
     assert_eq!(got.len(), 2);
 }
 
 #[test]
 fn bad_arguments_are_errors_and_their_tags_never_come_back() {
-    let e = emu(5);
-    let c = attach(&e);
-    let ns = c.namespace(1).unwrap();
-    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    let (_e, _c, ns, mut qp) = setup(5, 1);
     let b = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
     // SAFETY: every call below is rejected before anything is queued.
     unsafe {
@@ -157,10 +159,7 @@ fn bad_arguments_are_errors_and_their_tags_never_come_back() {
 
 #[test]
 fn tagged_and_callback_commands_share_a_queue_and_a_reset_fails_each_tag_once() {
-    let e = emu(5);
-    let c = attach(&e);
-    let ns = c.namespace(1).unwrap();
-    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    let (e, c, ns, mut qp) = setup(5, 1);
     let b = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
     let s = slot();
     qp.read(&ns, DmaBuf::alloc(512, 512).unwrap(), 3, 1, into_slot(&s))
@@ -200,10 +199,7 @@ fn tagged_and_callback_commands_share_a_queue_and_a_reset_fails_each_tag_once() 
 
 #[test]
 fn shutdown_deletes_the_queues_reports_held_commands_done_and_refuses_new_ones() {
-    let e = emu(5);
-    let c = attach(&e);
-    let ns = c.namespace(1).unwrap();
-    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    let (e, c, ns, mut qp) = setup(5, 1);
     let b = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
     e.faults()
         .delay_next(CommandMatch::io(nvm_opc::READ), Duration::from_secs(30), 1);
@@ -226,10 +222,7 @@ fn shutdown_deletes_the_queues_reports_held_commands_done_and_refuses_new_ones()
 
 #[test]
 fn a_queue_the_controller_will_not_delete_keeps_its_memory_forever() {
-    let e = emu(5);
-    let c = attach(&e);
-    let ns = c.namespace(1).unwrap();
-    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    let (e, _c, ns, mut qp) = setup(5, 1);
     let w = patterned(4096, 0x5a);
     write_sync(&mut qp, &ns, w, 0, 8).unwrap();
     // A read held for a while, and a Delete I/O SQ that fails.
