@@ -1,7 +1,8 @@
 //! One nvme bdev channel: an I/O queue pair owned by the thread, the
-//! submission paths (a DMA buffer handed to the driver in its box; heap
-//! buffers through a bounce copy), NVMe status mapping, and the transport
-//! counters it leaves to its bdev when it closes.
+//! submission paths (a DMA buffer lent to the device by address, the
+//! command tagged with the request's id; heap buffers through a bounce
+//! copy), NVMe status mapping, and the transport counters it leaves to its
+//! bdev when it closes.
 
 use super::super::{Completer, IoBuf, IoData, IoId, IoRequest, IoStatus, IoType, ModuleChannel};
 use crate::nvme::{self, Controller, DmaSlice, Namespace, NvmeError, PcieStat, QPair, RwOp};
