@@ -18,7 +18,7 @@ impl ChannelInner {
         let data = if d.has_data() {
             self.done.pop_data()
         } else {
-            super::buf::IoData::None
+            None
         };
         let Some(s) = pool.slots.get_mut(idx as usize) else {
             log::error!(
@@ -39,15 +39,12 @@ impl ChannelInner {
         self.in_module.set(self.in_module.get() - 1);
         let status = d.status();
         let parent = s.parent;
-        if d.has_data() {
+        if let Some(data) = data {
             if parent == NO_PARENT {
                 s.data.put(data);
             } else {
                 pool.slots[parent as usize].data.put(data);
             }
-        } else {
-            // No buffers came back: `data` is IoData::None, skip its drop glue.
-            std::mem::forget(data);
         }
         let s = &mut pool.slots[idx as usize];
         if status == IoStatus::NoMem {

@@ -206,6 +206,13 @@ impl Packed {
         }
     }
 
+    /// A success without buffers: what `pack` makes of it, with nothing to
+    /// encode.
+    #[inline]
+    fn success(id: IoId) -> Packed {
+        Packed { id, word: 0 }
+    }
+
     /// The status, decoded in registers (never through memory).
     #[inline]
     pub fn status(self) -> IoStatus {
@@ -280,7 +287,7 @@ impl Completer {
     /// with nothing to encode).
     #[inline]
     pub fn complete_ok(&self, id: IoId) {
-        self.0.done.borrow_mut().push_back(Packed { id, word: 0 });
+        self.0.done.borrow_mut().push_back(Packed::success(id));
     }
 
     /// Reports completion and returns buffers taken with [`IoRequest::take_data`].
@@ -306,8 +313,8 @@ impl Completer {
 
     /// The buffers of the report just popped, which said it carries them.
     #[inline]
-    pub(crate) fn pop_data(&self) -> IoData {
-        self.0.data.borrow_mut().pop_front().unwrap_or_default()
+    pub(crate) fn pop_data(&self) -> Option<IoData> {
+        self.0.data.borrow_mut().pop_front()
     }
 
     #[inline]

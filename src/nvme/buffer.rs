@@ -38,19 +38,28 @@ impl Owned {
     }
 }
 
-fn range_error(range: &Range<usize>, len: usize) -> Option<NvmeError> {
-    (range.start > range.end || range.end > len).then(|| {
-        NvmeError::InvalidArgument(format!(
-            "range {range:?} is outside a DMA buffer of {len} bytes"
-        ))
-    })
+/// Checks that a byte range lies within a buffer of `len` bytes.
+#[inline]
+pub(crate) fn check_window(range: &Range<usize>, len: usize) -> Result<(), NvmeError> {
+    if range.start > range.end || range.end > len {
+        return Err(window_error(range, len));
+    }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn window_error(range: &Range<usize>, len: usize) -> NvmeError {
+    NvmeError::InvalidArgument(format!(
+        "range {range:?} is outside a DMA buffer of {len} bytes"
+    ))
 }
 
 impl DmaSlice {
     /// The bytes `range` of `buf`; errors when the range is outside the buffer
     /// (the buffer is returned in the error).
     pub fn new(buf: DmaBuf, range: Range<usize>) -> Result<Self, (NvmeError, DmaBuf)> {
-        if let Some(e) = range_error(&range, buf.len()) {
+        if let Err(e) = check_window(&range, buf.len()) {
             return Err((e, buf));
         }
         Ok(DmaSlice {
@@ -64,7 +73,7 @@ impl DmaSlice {
         buf: Box<DmaBuf>,
         range: Range<usize>,
     ) -> Result<Self, (NvmeError, Box<DmaBuf>)> {
-        if let Some(e) = range_error(&range, buf.len()) {
+        if let Err(e) = check_window(&range, buf.len()) {
             return Err((e, buf));
         }
         Ok(DmaSlice {

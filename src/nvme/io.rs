@@ -414,12 +414,7 @@ impl QPair {
             RwOp::Compare => return Err(NvmeError::Unsupported("Compare (ONCS bit 0)".into())),
         };
         self.check_range(ns, lba, lba_count as u64)?;
-        if range.start > range.end || range.end > buf.len() {
-            return Err(NvmeError::InvalidArgument(format!(
-                "range {range:?} is outside a DMA buffer of {} bytes",
-                buf.len()
-            )));
-        }
+        super::buffer::check_window(&range, buf.len())?;
         let bytes = (lba_count as usize) << ns.lba_shift;
         let have = range.end - range.start;
         if have < bytes {

@@ -90,30 +90,21 @@ pub(crate) fn build_dptr<S: Segment>(
     sgls: u8,
 ) -> Result<Dptr, NvmeError> {
     // The common I/O: one IOVA-contiguous run, decided here without a call.
-    if let [seg] = segs {
-        if start < seg.seg_len() && len > 0 {
-            let (iova, run) = seg.iova_extent(start);
-            if run >= len {
-                if sgls != 0
-                    && len <= u32::MAX as usize
-                    && (sgls == 1 || (iova % 4 == 0 && len % 4 == 0))
-                {
-                    // SGL Data Block descriptor: address, length, identifier 0h (type 0, subtype 0).
-                    return Ok(Dptr {
-                        prp1: iova,
-                        prp2: len as u64,
-                        psdt: super::spec::command::PSDT_SGL_MPTR_CONTIG,
-                    });
-                }
-                if len <= MAX_PRP_TRANSFER && iova % 4 == 0 {
-                    let p = contiguous(iova, len, list, list_iova);
-                    return Ok(Dptr {
-                        prp1: p.prp1,
-                        prp2: p.prp2,
-                        psdt: super::spec::command::PSDT_PRP,
-                    });
-                }
-            }
+    if let Some(iova) = single_run(segs, start, len) {
+        if sgls != 0 && len <= u32::MAX as usize && (sgls == 1 || (iova % 4 == 0 && len % 4 == 0)) {
+            // SGL Data Block descriptor: address, length, identifier 0h (type 0, subtype 0).
+            return Ok(Dptr {
+                prp1: iova,
+                prp2: len as u64,
+                psdt: super::spec::command::PSDT_SGL_MPTR_CONTIG,
+            });
+        }
+        if let Some(p) = contiguous_prps(iova, len, list, list_iova) {
+            return Ok(Dptr {
+                prp1: p.prp1,
+                prp2: p.prp2,
+                psdt: super::spec::command::PSDT_PRP,
+            });
         }
     }
     build_dptr_slow(segs, start, len, list, list_iova)
@@ -147,13 +138,10 @@ pub(crate) fn build<S: Segment>(
     list_iova: u64,
 ) -> Result<Prps, NvmeError> {
     // Fast path: one IOVA-contiguous, dword-aligned run (the common I/O).
-    if let [seg] = segs {
-        if start < seg.seg_len() {
-            let (iova, run) = seg.iova_extent(start);
-            if run >= len && len > 0 && len <= MAX_PRP_TRANSFER && iova % 4 == 0 {
-                return Ok(contiguous(iova, len, list, list_iova));
-            }
-        }
+    if let Some(p) =
+        single_run(segs, start, len).and_then(|iova| contiguous_prps(iova, len, list, list_iova))
+    {
+        return Ok(p);
     }
     let mut entries = 0usize;
     let mut first = 0u64;
@@ -238,6 +226,25 @@ pub(crate) fn build<S: Segment>(
             prp2: list_iova,
         },
     })
+}
+
+/// The IOVA of bytes `start..start + len` when they are one non-empty
+/// IOVA-contiguous run of a single segment.
+#[inline(always)]
+fn single_run<S: Segment>(segs: &[S], start: usize, len: usize) -> Option<u64> {
+    let [seg] = segs else { return None };
+    if start >= seg.seg_len() || len == 0 {
+        return None;
+    }
+    let (iova, run) = seg.iova_extent(start);
+    (run >= len).then_some(iova)
+}
+
+/// PRPs for `len` bytes at one contiguous IOVA, when PRPs can describe
+/// them (a dword-aligned start, at most one list page of entries).
+#[inline(always)]
+fn contiguous_prps(iova: u64, len: usize, list: &mut [u8], list_iova: u64) -> Option<Prps> {
+    (len <= MAX_PRP_TRANSFER && iova % 4 == 0).then(|| contiguous(iova, len, list, list_iova))
 }
 
 /// PRPs for `len` bytes at one contiguous IOVA.

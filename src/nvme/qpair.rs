@@ -102,10 +102,9 @@ pub struct QPair {
     pub(crate) stat: PcieStat,
     /// Consecutive polls that found nothing while commands were outstanding.
     pub(crate) stalled_polls: u64,
-    /// [`QPair::shutdown`] ran: the queues are gone from the controller.
-    pub(crate) shut: bool,
-    /// What [`QPair::shutdown`] answered (true until it runs).
-    pub(crate) dma_done: bool,
+    /// What [`QPair::shutdown`] answered once it ran: whether the device
+    /// is done with the memory of the commands it dropped.
+    pub(crate) shut_down: Option<bool>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -179,8 +178,7 @@ impl Controller {
                 timeout_cb: None,
                 stat: PcieStat::default(),
                 stalled_polls: 0,
-                shut: false,
-                dma_done: true,
+                shut_down: None,
                 _not_send: PhantomData,
             })
         };
@@ -381,25 +379,17 @@ impl QPair {
     ) {
         let r = &mut self.pool.reqs[cid as usize];
         let notify = std::mem::replace(&mut r.notify, Notify::None);
-        match notify {
-            Notify::Tag(tag) => {
-                // A tagged request owns no buffer: nothing to take back.
-                self.pool.release(cid);
-                self.outstanding -= 1;
-                on_tag(tag, result);
-            }
-            Notify::Call(cb) => {
-                let buf = std::mem::take(&mut r.buf);
-                self.pool.release(cid);
-                self.outstanding -= 1;
-                cb.invoke(self, IoCompletion { result, cdw0, buf });
-            }
-            Notify::None => {
-                let buf = std::mem::take(&mut r.buf);
-                self.pool.release(cid);
-                self.outstanding -= 1;
-                drop(buf);
-            }
+        if let Notify::Tag(tag) = notify {
+            // A tagged request holds no buffer: nothing to take back.
+            self.pool.release(cid);
+            self.outstanding -= 1;
+            return on_tag(tag, result);
+        }
+        let buf = std::mem::take(&mut r.buf);
+        self.pool.release(cid);
+        self.outstanding -= 1;
+        if let Notify::Call(cb) = notify {
+            cb.invoke(self, IoCompletion { result, cdw0, buf });
         }
     }
 

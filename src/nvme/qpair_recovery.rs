@@ -2,8 +2,7 @@
 //! (callback, Abort, reset), recovery after a controller reset (queues
 //! re-created, in-flight I/O failed exactly once), detach, and deletion on drop.
 
-use super::qpair::OnTag;
-use super::qpair::{QPair, TimedOutCommand, TimeoutAction};
+use super::qpair::{OnTag, QPair, TimedOutCommand, TimeoutAction};
 use super::request::{Notify, ReqState, NO_PARENT};
 use super::NvmeError;
 use std::sync::atomic::Ordering;
@@ -116,9 +115,7 @@ impl QPair {
         }
         failed.len()
     }
-}
 
-impl QPair {
     /// Deletes this queue pair's queues on the controller now, as dropping
     /// it would, and tells whether the device is done with the memory of
     /// every command still in flight: `true` when the queues were deleted
@@ -133,10 +130,9 @@ impl QPair {
     /// the qpair accepts no commands ([`NvmeError::QPairShutDown`]); calling
     /// it again returns the first answer.
     pub fn shutdown(&mut self) -> bool {
-        if self.shut {
-            return self.dma_done;
+        if let Some(done) = self.shut_down {
+            return done;
         }
-        self.shut = true;
         let c = self.ctrlr.clone();
         let live = !c.detached.load(Ordering::Acquire)
             && c.generation.load(Ordering::Acquire) == self.generation;
@@ -151,8 +147,9 @@ impl QPair {
             c.delete_io_cq(self.qid).is_ok()
         };
         self.generation = DEAD;
-        self.dma_done = !(live && !deleted && self.outstanding > 0);
-        if !self.dma_done {
+        let done = !(live && !deleted && self.outstanding > 0);
+        self.shut_down = Some(done);
+        if !done {
             // The controller may still DMA into in-flight buffers: keep them alive forever.
             log::error!(
                 "qpair {}: could not delete queues with {} I/O in flight; leaking their buffers",
@@ -163,14 +160,14 @@ impl QPair {
                 std::mem::forget(std::mem::take(&mut r.buf));
             }
         }
-        self.dma_done
+        done
     }
 
     /// A generation mismatch seen by a poll: recover after a reset, or
     /// refuse when the qpair was shut down.
     #[cold]
     pub(crate) fn recover_or_closed(&mut self, on_tag: OnTag<'_>) -> Result<usize, NvmeError> {
-        if self.shut {
+        if self.shut_down.is_some() {
             return Err(NvmeError::QPairShutDown(self.qid));
         }
         self.recover(on_tag)

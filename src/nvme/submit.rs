@@ -48,7 +48,7 @@ impl QPair {
             .generation
             .load(std::sync::atomic::Ordering::Relaxed);
         if g != self.generation {
-            if self.shut {
+            if self.shut_down.is_some() {
                 return Err(NvmeError::QPairShutDown(self.qid));
             }
             return Err(

@@ -230,8 +230,8 @@ impl ModuleChannel for NvmeChannel {
             self.done.complete(id, IoStatus::Failed);
             return;
         };
-        // Only commands without data capture the completer here; reads,
-        // writes and compares take it in submit_rw.
+        // Only commands without data capture the completer (a callback of
+        // their own); reads, writes and compares are tagged in submit_rw.
         let done = || self.done.clone();
         let r = match io.io_type {
             IoType::Read | IoType::Write | IoType::Compare => return self.submit_rw(io, count),
