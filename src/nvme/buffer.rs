@@ -163,11 +163,12 @@ impl IoBuf {
     /// it holds a buffer (a request's slot is empty when it is armed).
     #[inline(always)]
     pub(crate) fn put(&mut self, v: IoBuf) {
-        let old = std::mem::replace(self, v);
-        if matches!(old, IoBuf::None) {
-            std::mem::forget(old);
+        // Tested in place, before the store: the old value is read (and
+        // kept for its drop) only on the cold path.
+        if matches!(self, IoBuf::None) {
+            std::mem::forget(std::mem::replace(self, v));
         } else {
-            drop_cold(old);
+            drop_cold(std::mem::replace(self, v));
         }
     }
 

@@ -426,7 +426,7 @@ impl QPair {
             len: bytes,
         };
         let cid = self.rw_commands(ns, opc, std::slice::from_ref(&seg), bytes, lba, lba_count)?;
-        self.arm(cid, IoBuf::None, Notify::Tag(tag), opc as u8);
+        self.arm_tagged(cid, tag, opc as u8);
         self.after_push();
         Ok(())
     }

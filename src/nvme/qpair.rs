@@ -378,19 +378,37 @@ impl QPair {
         on_tag: &mut H,
     ) {
         let r = &mut self.pool.reqs[cid as usize];
-        let notify = std::mem::replace(&mut r.notify, Notify::None);
-        if let Notify::Tag(tag) = notify {
+        // The tag is read in place: moving the whole notification out (a
+        // callback's inline slot) is only worth it for a callback.
+        if let Notify::Tag(tag) = r.notify {
             // A tagged request holds no buffer: nothing to take back.
+            r.notify = Notify::None;
             self.pool.release(cid);
             self.outstanding -= 1;
             return on_tag(tag, result);
         }
+        let notify = std::mem::replace(&mut r.notify, Notify::None);
         let buf = std::mem::take(&mut r.buf);
         self.pool.release(cid);
         self.outstanding -= 1;
         if let Notify::Call(cb) = notify {
             cb.invoke(self, IoCompletion { result, cdw0, buf });
         }
+    }
+
+    /// Arms a tagged top-level request ([`QPair::rw_tagged`]): the tag is
+    /// its notification and it holds no buffer. A request comes off the
+    /// free list with neither (`finish` took them), so nothing is moved
+    /// or dropped on the way.
+    #[inline]
+    pub(crate) fn arm_tagged(&mut self, cid: u16, tag: u64, opc: u8) {
+        let r = &mut self.pool.reqs[cid as usize];
+        if !matches!(r.notify, Notify::None) || !matches!(r.buf, IoBuf::None) {
+            arm_cold(&mut r.notify, &mut r.buf);
+        }
+        r.notify = Notify::Tag(tag);
+        r.opc = opc;
+        self.outstanding += 1;
     }
 
     /// Stores the notification and buffer on a top-level request.
@@ -402,4 +420,13 @@ impl QPair {
         r.opc = opc;
         self.outstanding += 1;
     }
+}
+
+/// Drops what a request taken off the free list should not hold (never on
+/// the I/O path: `finish` empties a request before freeing it).
+#[cold]
+#[inline(never)]
+fn arm_cold(notify: &mut Notify, buf: &mut IoBuf) {
+    *notify = Notify::None;
+    *buf = IoBuf::None;
 }

@@ -224,8 +224,12 @@ impl SqRing {
     #[inline]
     pub(crate) fn push(&mut self, sqe: &Sqe) {
         debug_assert!(self.free() > 0);
+        // A plain store: the device reads the slot only after the tail
+        // doorbell, whose release fence orders this store before it (and
+        // keeps the compiler from sinking or dropping it). A volatile store
+        // of the 64-byte entry would be split field by field.
         // SAFETY: tail < entries, so the slot is inside `mem`, which this ring owns.
-        unsafe { self.base.add(self.tail as usize).write_volatile(*sqe) };
+        unsafe { self.base.add(self.tail as usize).write(*sqe) };
         self.tail += 1;
         if self.tail == self.entries {
             self.tail = 0;
