@@ -211,3 +211,77 @@ fn reset_aborts_io_held_by_the_error_vbdev() {
         vec![IoStatus::Aborted, IoStatus::Aborted, IoStatus::Success]
     );
 }
+
+/// A callback that waits for another I/O by polling its channel by hand
+/// runs a poll nested in the outer one. The nested poll handles the newer
+/// report before the rest of the outer batch; every I/O must still get its
+/// own buffer back (the passthru returns buffers with its reports).
+#[test]
+fn a_poll_nested_in_a_callback_hands_each_io_its_own_buffer() {
+    use spdk_io::bdev::{Channel, Desc, IoCompletion, IoDone};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let base = uniq("Malloc");
+    malloc(&base, 64);
+    let pt = uniq("PT");
+    bdev::passthru::create(PassthruOpts {
+        base_bdev_name: base,
+        name: pt.clone(),
+        uuid: None,
+    })
+    .unwrap();
+    let d = bdev::open(&pt, true).unwrap();
+    let ch = d.get_io_channel().unwrap();
+    let io: Rc<(Desc, Channel)> = Rc::new((d, ch));
+    // (the byte an I/O's buffer was filled with, the first byte it came back with)
+    let got: Rc<RefCell<Vec<(u8, u8)>>> = Rc::new(RefCell::new(Vec::new()));
+    let write = |byte: u8, lba: u64, cb: Box<dyn IoDone>| {
+        let r =
+            io.0.write_blocks(&io.1, IoBuf::from_vec(vec![byte; 512]), lba, 1, cb);
+        assert!(r.is_ok(), "write {byte} not submitted");
+    };
+    let record = |byte: u8| -> Box<dyn IoDone> {
+        let g = got.clone();
+        Box::new(move |c: IoCompletion| {
+            assert!(c.success());
+            let b = c.data.into_buf().expect("the buffer comes back");
+            g.borrow_mut().push((byte, b[0]));
+        })
+    };
+    // The first write's callback submits a fourth and polls until it is done.
+    let (g, io2, rec4) = (got.clone(), io.clone(), record(4));
+    let first: Box<dyn IoDone> = Box::new(move |c: IoCompletion| {
+        let b = c.data.into_buf().expect("the buffer comes back");
+        g.borrow_mut().push((1, b[0]));
+        let r = io2
+            .0
+            .write_blocks(&io2.1, IoBuf::from_vec(vec![4; 512]), 4, 1, rec4);
+        assert!(r.is_ok(), "write 4 not submitted");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !g.borrow().iter().any(|&(w, _)| w == 4) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the nested I/O never completed"
+            );
+            io2.1.poll();
+        }
+    });
+    write(1, 1, first);
+    write(2, 2, record(2));
+    write(3, 3, record(3));
+    poll_until(&io.1, || got.borrow().len() == 4);
+    let mut seen = got.borrow().clone();
+    let order: Vec<u8> = seen.iter().map(|&(w, _)| w).collect();
+    assert_eq!(
+        order,
+        [1, 4, 2, 3],
+        "the nested poll ran inside the first callback"
+    );
+    seen.sort();
+    assert_eq!(
+        seen,
+        [(1, 1), (2, 2), (3, 3), (4, 4)],
+        "an I/O got another's buffer"
+    );
+}

@@ -190,11 +190,12 @@ impl std::fmt::Debug for IoBuf {
 /// call and a match) every time.
 #[inline(always)]
 pub(crate) fn put_into<T>(slot: &mut T, v: T, empty: fn(&T) -> bool) {
-    let old = std::mem::replace(slot, v);
-    if empty(&old) {
-        std::mem::forget(old);
+    // Tested in place, before the store: the old value is read (and kept
+    // for its drop) only on the cold path.
+    if empty(slot) {
+        std::mem::forget(std::mem::replace(slot, v));
     } else {
-        drop_cold(old);
+        drop_cold(std::mem::replace(slot, v));
     }
 }
 

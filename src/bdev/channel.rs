@@ -14,7 +14,7 @@ use super::buf::IoData;
 use super::device::Bdev;
 use super::io::{IoId, IoStatus, IoType};
 use super::lock_channel::LockLocal;
-use super::ops::{Completer, Done, IoRequest, ModuleChannel};
+use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::range_lock::{self, ChanLocks};
 use super::stat::ChannelStat;
@@ -56,6 +56,9 @@ pub(crate) struct ChannelInner {
     pub boundary: u64,
     pub supported: u32,
     pub done: Completer,
+    /// The storage the poll swaps with the completion queue (empty
+    /// between polls; see [`Completer::take_all`]).
+    batch: Cell<Vec<Packed>>,
     pub(crate) nomem: RefCell<VecDeque<u32>>,
     pub(crate) split_wait: RefCell<VecDeque<u32>>,
     io_wait: RefCell<VecDeque<Box<dyn FnOnce()>>>,
@@ -137,6 +140,7 @@ impl Channel {
             },
             supported,
             done,
+            batch: Cell::new(Vec::with_capacity(n)),
             nomem: RefCell::new(VecDeque::with_capacity(n)),
             split_wait: RefCell::new(VecDeque::new()),
             io_wait: RefCell::new(VecDeque::new()),
@@ -295,13 +299,20 @@ impl ChannelInner {
         // a channel polled by hand reads it here.
         self.now.set(poll_ticks());
         self.module.borrow_mut().poll();
-        let n = self.done.len();
         let mut completed = 0;
-        for _ in 0..n {
-            let Some(d) = self.done.pop() else { break };
-            completed += self.finish(d);
-        }
-        if n != 0 {
+        if !self.done.is_empty() {
+            // The reports queued so far; those their callbacks cause wait
+            // for the next poll. A poll nested in a callback takes an empty
+            // vector here (and gives back its own): it handles the reports
+            // queued since, before the rest of this batch. That is safe
+            // because a report's buffers are found by its id.
+            let mut batch = self.batch.take();
+            self.done.take_all(&mut batch);
+            for &d in batch.iter() {
+                completed += self.finish(d);
+            }
+            batch.clear();
+            self.batch.set(batch);
             self.module.borrow_mut().flush();
         }
         if self.locks.work.load(Ordering::Relaxed) && self.locks.work.swap(false, Ordering::AcqRel)

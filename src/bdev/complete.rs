@@ -3,23 +3,29 @@
 //! a compare-and-write step, or finished for its caller — statistics,
 //! then the callback or the future's wake.
 
+use super::buf::IoData;
 use super::channel::ChannelInner;
 use super::io::{IoCompletion, IoStatus};
 use super::ops::Packed;
-use super::pool::{Cb, State, NO_PARENT};
+use super::pool::{Cb, Pool, State, NO_PARENT};
+use std::cell::RefMut;
 
 impl ChannelInner {
     /// Handles one module completion; returns 1 if a caller's I/O finished.
+    ///
+    /// The common report (a success without buffers for a caller's own
+    /// request) is handled here with constants; the others go through
+    /// [`ChannelInner::finish_other`].
     #[inline]
     pub(crate) fn finish(&self, d: Packed) -> usize {
-        let mut pool = self.pool.borrow_mut();
-        let idx = d.id.index();
         // The buffers leave the queue with their report, whatever becomes of it.
         let data = if d.has_data() {
-            self.done.pop_data()
+            self.done.take_data(d.id)
         } else {
             None
         };
+        let mut pool = self.pool.borrow_mut();
+        let idx = d.id.index();
         let Some(s) = pool.slots.get_mut(idx as usize) else {
             log::error!(
                 "bdev {}: completion for unknown request {:?} ignored",
@@ -37,14 +43,30 @@ impl ChannelInner {
             return 0;
         }
         self.in_module.set(self.in_module.get() - 1);
-        let status = d.status();
-        let parent = s.parent;
+        if !d.is_plain_success() || s.parent != NO_PARENT {
+            return self.finish_other(pool, idx, d.status(), data);
+        }
+        self.progressed.set(true);
+        self.deliver(pool, idx, IoStatus::Success)
+    }
+
+    /// The rest of [`ChannelInner::finish`] for a report that hands buffers
+    /// back, comes from a split child, or says NOMEM: the buffers go back
+    /// to their owner, then the request is queued for retry, credited to
+    /// its parent, or finished as usual.
+    #[cold]
+    #[inline(never)]
+    fn finish_other(
+        &self,
+        mut pool: RefMut<'_, Pool>,
+        idx: u32,
+        status: IoStatus,
+        data: Option<IoData>,
+    ) -> usize {
+        let parent = pool.slots[idx as usize].parent;
         if let Some(data) = data {
-            if parent == NO_PARENT {
-                s.data.put(data);
-            } else {
-                pool.slots[parent as usize].data.put(data);
-            }
+            let owner = if parent == NO_PARENT { idx } else { parent };
+            pool.slots[owner as usize].data.put(data);
         }
         let s = &mut pool.slots[idx as usize];
         if status == IoStatus::NoMem {
@@ -63,31 +85,24 @@ impl ChannelInner {
             self.continue_split(&mut pool, parent);
             return 0;
         }
+        self.deliver(pool, idx, status)
+    }
+
+    /// Finishes a caller's own request `idx` with `status`: statistics,
+    /// then its callback, its future's wake or its compare-and-write step.
+    #[inline(always)]
+    fn deliver(&self, mut pool: RefMut<'_, Pool>, idx: u32, status: IoStatus) -> usize {
+        let s = &mut pool.slots[idx as usize];
         let now = self.now.get();
-        let ok = status.is_success();
         let bytes = s.num_blocks * self.block_size as u64;
-        self.stat
-            .record(s.io_type, bytes, now.saturating_sub(s.submit_tick), ok);
+        self.stat.record(
+            s.io_type,
+            bytes,
+            now.saturating_sub(s.submit_tick),
+            status.is_success(),
+        );
         match std::mem::replace(&mut s.cb, Cb::None) {
-            Cb::Done(cb) => {
-                let (io_type, offset_blocks, num_blocks, submit_tick) =
-                    (s.io_type, s.offset_blocks, s.num_blocks, s.submit_tick);
-                let data = std::mem::take(&mut s.data);
-                pool.release(idx);
-                drop(pool);
-                // Built in the call, from registers: a completion assembled
-                // earlier and copied here would be read back wider than its
-                // small fields were written (a store-forwarding stall).
-                cb.io_done(IoCompletion {
-                    status,
-                    io_type,
-                    offset_blocks,
-                    num_blocks,
-                    data,
-                    submit_tick,
-                    complete_tick: now,
-                });
-            }
+            Cb::Done(cb) => cb.io_done(completion(pool, idx, status, now)),
             Cb::Waker(w) => {
                 s.status = status;
                 s.state = State::AsyncDone;
@@ -105,5 +120,25 @@ impl ChannelInner {
             Cb::None => pool.release(idx),
         }
         1
+    }
+}
+
+/// What request `idx` hands its caller: the slot's fields and buffers,
+/// the slot freed and the pool let go before the callback runs (it may
+/// submit again). Built where the call reads it, field by field: nothing
+/// assembled elsewhere is copied (a copy would read its small fields back
+/// wider than they were written, and cost a move).
+#[inline(always)]
+fn completion(mut pool: RefMut<'_, Pool>, idx: u32, status: IoStatus, now: u64) -> IoCompletion {
+    pool.release(idx);
+    let s = &mut pool.slots[idx as usize];
+    IoCompletion {
+        status,
+        io_type: s.io_type,
+        offset_blocks: s.offset_blocks,
+        num_blocks: s.num_blocks,
+        data: std::mem::take(&mut s.data),
+        submit_tick: s.submit_tick,
+        complete_tick: now,
     }
 }

@@ -223,6 +223,12 @@ impl Packed {
         self.unpack().status
     }
 
+    /// A success that hands no buffers back: the common report, one test.
+    #[inline]
+    pub fn is_plain_success(self) -> bool {
+        self.word == 0
+    }
+
     #[inline]
     pub fn has_data(self) -> bool {
         self.word >> 32 != 0
@@ -251,12 +257,16 @@ impl Packed {
 }
 
 /// The completion queues: one packed report per completion, and the
-/// buffers handed back by the completions that carry them, in the same
-/// order. Most completions carry none (the buffers stayed in the request),
-/// so the common report is two words pushed and popped.
+/// buffers handed back by the completions that carry them, with their
+/// request's id. Most completions carry none (the buffers stayed in the
+/// request), so the common report is two words pushed. The channel's poll
+/// takes every queued report at once ([`Completer::take_all`]) and walks
+/// them as a slice: no queue arithmetic, no borrow per report. Buffers are
+/// found by id, so a poll nested in a callback, which handles newer
+/// reports before the rest of its outer poll's batch, gets the right ones.
 pub(crate) struct Queues {
-    pub done: RefCell<VecDeque<Packed>>,
-    pub data: RefCell<VecDeque<IoData>>,
+    pub done: RefCell<Vec<Packed>>,
+    pub data: RefCell<VecDeque<(IoId, IoData)>>,
 }
 
 /// A module's handle for reporting completions to its bdev channel.
@@ -268,7 +278,7 @@ pub struct Completer(pub(crate) Rc<Queues>);
 impl Completer {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Completer(Rc::new(Queues {
-            done: RefCell::new(VecDeque::with_capacity(n)),
+            done: RefCell::new(Vec::with_capacity(n)),
             data: RefCell::new(VecDeque::with_capacity(n)),
         }))
     }
@@ -287,13 +297,13 @@ impl Completer {
     /// with nothing to encode).
     #[inline]
     pub fn complete_ok(&self, id: IoId) {
-        self.0.done.borrow_mut().push_back(Packed::success(id));
+        self.0.done.borrow_mut().push(Packed::success(id));
     }
 
     /// Reports completion and returns buffers taken with [`IoRequest::take_data`].
     #[inline]
     pub fn complete_with_data(&self, id: IoId, status: IoStatus, data: IoData) {
-        self.0.data.borrow_mut().push_back(data);
+        self.0.data.borrow_mut().push_back((id, data));
         self.push(Done {
             id,
             status,
@@ -303,22 +313,29 @@ impl Completer {
 
     #[inline]
     pub(crate) fn push(&self, d: Done) {
-        self.0.done.borrow_mut().push_back(Packed::pack(d));
+        self.0.done.borrow_mut().push(Packed::pack(d));
+    }
+
+    /// Moves every queued report into `batch` (which must be empty), in
+    /// arrival order, and leaves `batch`'s storage as the queue: reports
+    /// pushed while the batch is handled wait for the next take.
+    #[inline]
+    pub(crate) fn take_all(&self, batch: &mut Vec<Packed>) {
+        debug_assert!(batch.is_empty());
+        std::mem::swap(&mut *self.0.done.borrow_mut(), batch);
+    }
+
+    /// The buffers queued with a report for `id`, which said it carries
+    /// them: the oldest such entry (almost always the front).
+    #[inline]
+    pub(crate) fn take_data(&self, id: IoId) -> Option<IoData> {
+        let mut q = self.0.data.borrow_mut();
+        let at = q.iter().position(|(i, _)| *i == id)?;
+        q.remove(at).map(|(_, d)| d)
     }
 
     #[inline]
-    pub(crate) fn pop(&self) -> Option<Packed> {
-        self.0.done.borrow_mut().pop_front()
-    }
-
-    /// The buffers of the report just popped, which said it carries them.
-    #[inline]
-    pub(crate) fn pop_data(&self) -> Option<IoData> {
-        self.0.data.borrow_mut().pop_front()
-    }
-
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.0.done.borrow().len()
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.done.borrow().is_empty()
     }
 }
