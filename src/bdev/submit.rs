@@ -57,6 +57,8 @@ impl Desc {
         if io_type.has_data() {
             let want = n * ch.block_size as u64;
             let ok = match data {
+                // The common case spelled out: the general length sums a vector.
+                IoData::Buf(b) => b.len() as u64 == want,
                 IoData::CompareWrite(b) => b[0].len() as u64 == want && b[1].len() as u64 == want,
                 d => d.len() == want,
             };

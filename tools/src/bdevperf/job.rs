@@ -6,7 +6,7 @@
 use super::task::{Phase, Task};
 use super::Workload;
 use hdrhistogram::Histogram;
-use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion};
+use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoType};
 use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -75,6 +75,11 @@ pub(crate) struct Job {
     pub(crate) io_blocks: u64,
     pub(crate) base_io: u64,
     pub(crate) span_ios: u64,
+    /// Offsets are random (otherwise sequential).
+    pub(crate) random: bool,
+    /// The I/O type of every I/O, for the workloads of one type that move
+    /// data (read, randread, reset, write, randwrite): the fast path.
+    pub(crate) plain: Option<IoType>,
     pub(crate) next_io: Cell<u64>,
     pub(crate) rng: Cell<u64>,
     pub(crate) seq: Cell<u64>,
@@ -143,6 +148,15 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         io_blocks,
         base_io,
         span_ios,
+        random: matches!(
+            cfg.workload,
+            Workload::Randread | Workload::Randwrite | Workload::Randrw | Workload::Reset
+        ),
+        plain: match cfg.workload {
+            Workload::Read | Workload::Randread | Workload::Reset => Some(IoType::Read),
+            Workload::Write | Workload::Randwrite => Some(IoType::Write),
+            _ => None,
+        },
         next_io: Cell::new(0),
         rng: Cell::new(cfg.seed | 1),
         seq: Cell::new(0),

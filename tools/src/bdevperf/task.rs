@@ -30,16 +30,44 @@ pub(crate) struct Task {
 impl Task {
     /// Picks and submits this task's next I/O, or retires the task.
     pub(crate) fn next(mut self: Box<Self>, job: &Job) {
+        let buf = self.buf.take();
+        self.next_with(job, buf)
+    }
+
+    /// [`Task::next`] with the data buffer in hand (the one the last I/O
+    /// handed back, if any). Workloads of one data-moving type take the
+    /// short path: no workload decisions per I/O.
+    #[inline]
+    fn next_with(mut self: Box<Self>, job: &Job, buf: Option<IoBuf>) {
         if job.stopping.get() {
+            self.buf = buf;
             return job.task_done();
         }
-        let w = job.cfg.workload;
-        let random = matches!(
-            w,
-            Workload::Randread | Workload::Randwrite | Workload::Randrw | Workload::Reset
-        );
-        let off = job.next_offset(random);
+        let off = job.next_offset(job.random);
         self.offset_blocks = off;
+        let n = job.io_blocks;
+        let r = match job.plain {
+            Some(IoType::Read) => {
+                let b = buf.unwrap_or_else(|| job.new_buf());
+                job.desc.read_blocks(&job.ch, b, off, n, self)
+            }
+            Some(IoType::Write) => {
+                let b = buf.unwrap_or_else(|| job.new_buf());
+                job.desc.write_blocks(&job.ch, b, off, n, self)
+            }
+            _ => {
+                self.buf = buf;
+                return self.next_other(job, off);
+            }
+        };
+        job.rejected(r)
+    }
+
+    /// The next I/O of the other workloads: mixed, verify, and those
+    /// without data.
+    #[inline(never)]
+    fn next_other(mut self: Box<Self>, job: &Job, off: u64) {
+        let w = job.cfg.workload;
         let n = job.io_blocks;
         let io_type = match w {
             Workload::Read | Workload::Randread | Workload::Reset => IoType::Read,
@@ -136,10 +164,8 @@ impl IoDone for Task {
         match self.phase {
             Phase::Io => {
                 job.record(&c);
-                if let Some(b) = c.data.into_buf() {
-                    self.buf = Some(b);
-                }
-                self.next(&job)
+                let buf = c.data.into_buf();
+                self.next_with(&job, buf)
             }
             Phase::VerifyWrite => {
                 // A verify pair counts once, at its read-back (as SPDK
