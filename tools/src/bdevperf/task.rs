@@ -120,7 +120,9 @@ impl Job {
             (BdevError::NoMem, Some(cb)) => {
                 // Resubmit from scratch when a request frees up: give the
                 // completion a synthetic success-less path by retrying `next`.
-                let retry = Retry(Some(cb));
+                // The refused buffers go back with it, so the retry
+                // allocates nothing.
+                let retry = Retry(Some((cb, rej.data)));
                 self.ch.queue_io_wait(move || retry.fire());
             }
             (e, _) => {
@@ -134,19 +136,20 @@ impl Job {
     }
 }
 
-/// A task waiting in the io_wait queue. The task's callback is resumed
-/// with an aborted completion so it picks its next I/O again.
-struct Retry(Option<Box<dyn IoDone>>);
+/// A task waiting in the io_wait queue, with the buffers its refused I/O
+/// handed back. The task's callback is resumed with an aborted completion
+/// carrying them, so it picks its next I/O again.
+struct Retry(Option<(Box<dyn IoDone>, bdev::IoData)>);
 
 impl Retry {
     fn fire(mut self) {
-        if let Some(cb) = self.0.take() {
+        if let Some((cb, data)) = self.0.take() {
             cb.io_done(IoCompletion {
                 status: bdev::IoStatus::NoMem,
                 io_type: IoType::Read,
                 offset_blocks: 0,
                 num_blocks: 0,
-                data: bdev::IoData::None,
+                data,
                 submit_tick: 0,
                 complete_tick: 0,
             });
@@ -158,7 +161,15 @@ impl IoDone for Task {
     fn io_done(mut self: Box<Self>, c: IoCompletion) {
         let job = self.job.clone();
         if c.status == bdev::IoStatus::NoMem {
-            // Resumed from the io_wait queue: nothing completed; try again.
+            // Resumed from the io_wait queue: nothing completed; take the
+            // refused buffer back (a verify write's is the pattern buffer)
+            // and try again.
+            if let Some(b) = c.data.into_buf() {
+                match self.phase {
+                    Phase::VerifyWrite => self.wbuf = Some(b),
+                    _ => self.buf = Some(b),
+                }
+            }
             return self.next(&job);
         }
         match self.phase {
