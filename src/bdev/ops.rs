@@ -177,7 +177,7 @@ impl IoRequest<'_> {
 pub(crate) struct Done {
     pub id: IoId,
     pub status: IoStatus,
-    /// Buffers come back through the data queue, in the same order.
+    /// Buffers come back through the data queue, found by the request id.
     pub has_data: bool,
 }
 
