@@ -20,17 +20,19 @@ fn config(tag: &str) -> PathBuf {
     path
 }
 
-/// 256 verify tasks of 64 KiB split into 16 pieces each want far more
-/// requests than the channel's pool holds, so submissions are refused
-/// with NOMEM and retried from the io_wait queue with the buffers they
-/// handed back. Every pattern must still read back intact.
+/// 256 verify tasks of 16 KiB, split into 4 pieces each, want more
+/// requests than the channel's pool of 1024 holds, so submissions are
+/// refused with NOMEM and retried from the io_wait queue with the buffers
+/// they handed back (dozens of times a second). Every pattern must still
+/// read back intact. Two seconds: an emulated CPU running a debug build
+/// needs them to finish a first verify pair.
 #[test]
 fn verify_passes_while_the_request_pool_runs_dry() {
     let cfg = config("verify");
     let out = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
         .args(["bdevperf", "--no-huge", "--json"])
         .arg(&cfg)
-        .args(["-q", "256", "-o", "65536", "-w", "verify", "-t", "1"])
+        .args(["-q", "256", "-o", "16384", "-w", "verify", "-t", "2"])
         .args(["--output-format", "json"])
         .output()
         .unwrap();
