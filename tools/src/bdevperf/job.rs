@@ -148,15 +148,8 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         io_blocks,
         base_io,
         span_ios,
-        random: matches!(
-            cfg.workload,
-            Workload::Randread | Workload::Randwrite | Workload::Randrw | Workload::Reset
-        ),
-        plain: match cfg.workload {
-            Workload::Read | Workload::Randread | Workload::Reset => Some(IoType::Read),
-            Workload::Write | Workload::Randwrite => Some(IoType::Write),
-            _ => None,
-        },
+        random: cfg.workload.random(),
+        plain: cfg.workload.single_type().filter(|t| t.has_data()),
         next_io: Cell::new(0),
         rng: Cell::new(cfg.seed | 1),
         seq: Cell::new(0),

@@ -9,7 +9,7 @@ mod task;
 
 use clap::{Args, ValueEnum};
 use job::{JobConfig, JobResult, Shared};
-use spdk_io::bdev;
+use spdk_io::bdev::{self, IoType};
 use spdk_io::thread::{CpuMask, ReactorOpts, ReactorSet, ThreadOpts};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -43,6 +43,29 @@ pub enum Workload {
     WriteZeroes,
     /// Random reads with a bdev reset every second.
     Reset,
+}
+
+impl Workload {
+    /// Whether offsets are random (otherwise sequential).
+    pub(crate) fn random(self) -> bool {
+        matches!(
+            self,
+            Workload::Randread | Workload::Randwrite | Workload::Randrw | Workload::Reset
+        )
+    }
+
+    /// The I/O type of every I/O, for the workloads of one type; `None`
+    /// for the mixes and verify.
+    pub(crate) fn single_type(self) -> Option<IoType> {
+        match self {
+            Workload::Read | Workload::Randread | Workload::Reset => Some(IoType::Read),
+            Workload::Write | Workload::Randwrite => Some(IoType::Write),
+            Workload::Unmap => Some(IoType::Unmap),
+            Workload::Flush => Some(IoType::Flush),
+            Workload::WriteZeroes => Some(IoType::WriteZeroes),
+            Workload::Rw | Workload::Randrw | Workload::Verify => None,
+        }
+    }
 }
 
 /// Output formats.

@@ -69,17 +69,9 @@ impl Task {
     fn next_other(mut self: Box<Self>, job: &Job, off: u64) {
         let w = job.cfg.workload;
         let n = job.io_blocks;
-        let io_type = match w {
-            Workload::Read | Workload::Randread | Workload::Reset => IoType::Read,
-            Workload::Write | Workload::Randwrite => IoType::Write,
-            Workload::Rw | Workload::Randrw => {
-                if (job.rand() % 100) < job.cfg.rwmixread as u64 {
-                    IoType::Read
-                } else {
-                    IoType::Write
-                }
-            }
-            Workload::Verify => {
+        let io_type = match (w, w.single_type()) {
+            (_, Some(t)) => t,
+            (Workload::Verify, None) => {
                 self.phase = Phase::VerifyWrite;
                 let seq = job.seq.get() + 1;
                 job.seq.set(seq);
@@ -88,9 +80,9 @@ impl Task {
                 let r = job.desc.write_blocks(&job.ch, wb, off, n, self);
                 return job.rejected(r);
             }
-            Workload::Unmap => IoType::Unmap,
-            Workload::Flush => IoType::Flush,
-            Workload::WriteZeroes => IoType::WriteZeroes,
+            // Rw and Randrw: `-M` percent reads.
+            _ if (job.rand() % 100) < job.cfg.rwmixread as u64 => IoType::Read,
+            _ => IoType::Write,
         };
         self.phase = Phase::Io;
         let data = if io_type.has_data() {
