@@ -1,6 +1,7 @@
 //! Doorbell Buffer Config: shadow doorbells in host memory and EventIdx,
 //! read only while the controller works on a queue (as QEMU reads them).
 
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +36,13 @@ fn get_dword(page: &DmaBuf, idx: usize) -> u16 {
 }
 
 impl Dbbuf {
+    /// Stores a shadow doorbell value, then a full fence: a host that reads
+    /// EventIdx next must not have that load pass its own store (the store
+    /// buffer would let the controller go idle on the old value while the
+    /// host reads an old EventIdx and skips the MMIO write).
     fn set(&mut self, idx: usize, v: u16) {
-        put_dword(&mut self.shadow, idx, v)
+        put_dword(&mut self.shadow, idx, v);
+        fence(Ordering::SeqCst);
     }
     fn set_eventidx(&mut self, idx: usize, v: u16) {
         put_dword(&mut self.eventidx, idx, v)
