@@ -55,7 +55,10 @@ run_qemu() {
   # are zeroed when first touched anyway.
   append="console=ttyS0 panic=-1 init_on_alloc=0 spdkio.mode=$MODE spdkio.hugepages=$HUGEPAGES"
   if [[ $VERBOSE == 1 ]]; then append+=" spdkio.verbose=1"; else append+=" quiet loglevel=3"; fi
-  args=(-nodefaults -no-user-config -no-reboot -display none
+  # debug-threads=on names qemu's threads ("CPU 0/TCG", the main loop
+  # keeps the process name), so a host-side look at where the emulator's
+  # time goes can tell the guest's CPU from the device emulation.
+  args=(-nodefaults -no-user-config -no-reboot -display none -name spdkio,debug-threads=on
     -accel "$accel" -smp "$SMP" -m "$MEM_MB")
   if [[ $accel == kvm ]]; then args+=(-cpu host); else args+=(-cpu max); fi
   if [[ $MODE == vfio ]]; then
