@@ -3,7 +3,8 @@
 //! round trips (MDTS splits included), every tag reported exactly once
 //! (after a reset too), argument errors that report nothing, mixing with
 //! callback commands, and `QPair::shutdown` — including a queue the
-//! controller refuses to delete, whose memory must then never be reused.
+//! controller refuses to delete, whose memory must then never be reused;
+//! and a reap that leaves delayed submissions for `flush`.
 
 mod nvme_emu_common;
 use nvme_emu_common::{attach, emu};
@@ -266,4 +267,47 @@ fn a_queue_the_controller_will_not_delete_keeps_its_memory_forever() {
             "buffer {i} was written after the drop"
         );
     }
+}
+
+#[test]
+fn an_unflushed_reap_completes_what_finished_and_leaves_new_submissions_unrung() {
+    let e = emu(5);
+    let c = attach(&e);
+    let ns = c.namespace(1).unwrap();
+    let opts = QPairOpts {
+        delay_cmd_submit: true,
+        ..QPairOpts::default()
+    };
+    let mut qp = c.alloc_io_qpair(opts).unwrap();
+    let buf = DmaBuf::alloc_zeroed(2 * 4096, 4096).unwrap();
+    // SAFETY (both commands): `buf` outlives them and is not touched
+    // until they are reaped.
+    unsafe { qp.rw_tagged(&ns, RwOp::Read, &buf, 0..4096, 0, 8, 1) }.unwrap();
+    qp.flush();
+    let mut got = Reports::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.is_empty() {
+        qp.process_completions_tagged_unflushed(0, |t, r| got.push((t, r)))
+            .expect("poll");
+        assert!(
+            Instant::now() < deadline,
+            "the flushed read never completed"
+        );
+        std::thread::yield_now();
+    }
+    assert!(matches!(got[..], [(1, Ok(()))]), "{got:?}");
+    // Queued after the reap, as a completion handler would: until a flush
+    // the controller is not told, however often the queue is reaped.
+    unsafe { qp.rw_tagged(&ns, RwOp::Read, &buf, 4096..8192, 8, 8, 2) }.unwrap();
+    for _ in 0..200 {
+        qp.process_completions_tagged_unflushed(0, |t, r| got.push((t, r)))
+            .expect("poll");
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    assert_eq!(got.len(), 1, "an unrung command completed: {got:?}");
+    assert_eq!(e.stats().io(nvm_opc::READ), 1, "the controller fetched it");
+    // The ordinary reap rings what is pending, as SPDK's does.
+    let got = reap(&mut qp, 1);
+    assert!(matches!(got[..], [(2, Ok(()))]), "{got:?}");
+    assert_eq!(e.stats().io(nvm_opc::READ), 2);
 }

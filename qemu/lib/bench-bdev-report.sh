@@ -29,7 +29,7 @@ bench_bdev_json() {
               perf_median: ($p | median | if . then round else . end),
               bdevperf_median: ($b | median | if . then round else . end),
               cost_pct: cost($b | median; $p | median),
-              paired_cost_pct: ($paired | median),
+              paired_cost_pct: ($paired | median | if . then (. * 10 | round) / 10 else . end),
               paired_cost_pct_min: ($paired | min),
               paired_cost_pct_max: ($paired | max) }) }) | from_entries) })
       | from_entries'

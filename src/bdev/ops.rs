@@ -61,6 +61,15 @@ pub trait ModuleChannel {
         0
     }
 
+    /// Reaps again within the same channel poll, after the completions of
+    /// [`ModuleChannel::poll`] ran and before [`ModuleChannel::flush`]:
+    /// reports work that finished meanwhile without telling the device
+    /// about new submissions yet. Returns how many completed; the default
+    /// reaps nothing.
+    fn reap_more(&mut self) -> usize {
+        0
+    }
+
     /// Publishes work the module queued without telling its device yet
     /// (an NVMe SQ tail doorbell held back by `delay_cmd_submit`). The
     /// layer calls it after a poll's completions have run, so the I/O their

@@ -286,7 +286,40 @@ impl QPair {
     pub fn process_completions_tagged<H>(
         &mut self,
         max: usize,
+        on_tag: H,
+    ) -> Result<usize, NvmeError>
+    where
+        H: FnMut(u64, Result<(), NvmeError>),
+    {
+        self.reap_tagged(max, on_tag, true)
+    }
+
+    /// As [`QPair::process_completions_tagged`], but submissions queued
+    /// with `delay_cmd_submit` stay unrung until [`QPair::flush`] (or the
+    /// next `process_completions`).
+    ///
+    /// For a caller that runs its completion handlers after the reap and
+    /// resubmits from them: reaping again before it rings lets the
+    /// resubmissions of both reaps go to the controller with one doorbell.
+    #[inline]
+    pub fn process_completions_tagged_unflushed<H>(
+        &mut self,
+        max: usize,
+        on_tag: H,
+    ) -> Result<usize, NvmeError>
+    where
+        H: FnMut(u64, Result<(), NvmeError>),
+    {
+        self.reap_tagged(max, on_tag, false)
+    }
+
+    /// The reap behind both: `ring_sq` rings pending submissions at the end.
+    #[inline(always)]
+    fn reap_tagged<H>(
+        &mut self,
+        max: usize,
         mut on_tag: H,
+        ring_sq: bool,
     ) -> Result<usize, NvmeError>
     where
         H: FnMut(u64, Result<(), NvmeError>),
@@ -322,7 +355,7 @@ impl QPair {
         // Commands the controller may still complete (parents included: an over-estimate is safe).
         let in_flight = self.pool.capacity() - self.pool.free_count();
         self.cq.ring_lazy(in_flight);
-        if self.sq.pending() {
+        if ring_sq && self.sq.pending() {
             self.sq.ring();
         }
         if self.next_timeout_check.is_some() {

@@ -186,6 +186,17 @@ impl ModuleChannel for UringChannel {
         }
     }
 
+    /// Reaps the completion ring again (memory only, no system call), so
+    /// what the kernel finished while the last completions ran goes to the
+    /// kernel with their resubmissions in one `io_uring_enter`.
+    fn reap_more(&mut self) -> usize {
+        if self.in_kernel > 0 {
+            self.reap()
+        } else {
+            0
+        }
+    }
+
     /// Hands the entries queued by the completions just delivered to the
     /// kernel now (one `io_uring_enter`) rather than at the next poll.
     fn flush(&mut self) {

@@ -232,6 +232,31 @@ fn finish_bounced(
     done.complete_with_data(id, st, data);
 }
 
+impl NvmeChannel {
+    /// Reports every completion the qpair holds; `ring` also rings
+    /// submissions queued since the last flush (the qpair's own poll).
+    #[inline]
+    fn reap(&mut self, ring: bool) -> usize {
+        let done = &self.done;
+        let on_tag = |tag, r: Result<(), NvmeError>| match r {
+            Ok(()) => done.complete_ok(IoId::from_u64(tag)),
+            Err(e) => complete_error(done, tag, e),
+        };
+        let r = if ring {
+            self.qp.process_completions_tagged(0, on_tag)
+        } else {
+            self.qp.process_completions_tagged_unflushed(0, on_tag)
+        };
+        match r {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!("nvme bdev: qpair: {e}");
+                0
+            }
+        }
+    }
+}
+
 impl ModuleChannel for NvmeChannel {
     fn submit_request(&mut self, io: IoRequest<'_>) {
         let (id, lba, n) = (io.id, io.offset_blocks, io.num_blocks);
@@ -284,18 +309,13 @@ impl ModuleChannel for NvmeChannel {
     }
 
     fn poll(&mut self) -> usize {
-        let done = &self.done;
-        let r = self.qp.process_completions_tagged(0, |tag, r| match r {
-            Ok(()) => done.complete_ok(IoId::from_u64(tag)),
-            Err(e) => complete_error(done, tag, e),
-        });
-        match r {
-            Ok(n) => n,
-            Err(e) => {
-                log::warn!("nvme bdev: qpair: {e}");
-                0
-            }
-        }
+        self.reap(true)
+    }
+
+    /// Reaps without ringing the SQ: the resubmissions of the completions
+    /// just run wait for `flush`, with those of what this reap finds.
+    fn reap_more(&mut self) -> usize {
+        self.reap(false)
     }
 
     fn flush(&mut self) {
