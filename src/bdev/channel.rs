@@ -302,7 +302,7 @@ impl ChannelInner {
         let mut completed = 0;
         if !self.done.is_empty() {
             // The reports queued so far; those their callbacks cause wait
-            // for the next poll. A poll nested in a callback takes an empty
+            // for the second round or the next poll. A poll nested in a callback takes an empty
             // vector here (and gives back its own): it handles the reports
             // queued since, before the rest of this batch. That is safe
             // because a report's buffers are found by its id.
@@ -316,7 +316,10 @@ impl ChannelInner {
             // resubmissions, under the one flush below. A device that posts
             // a burst of completions more slowly than we reap them (QEMU's
             // NVMe does) would otherwise leave a straggler or two for the
-            // next poll, and every burst would cost two doorbells.
+            // next poll, and every burst would cost two doorbells. This
+            // second round also takes what the first round's callbacks
+            // queued (a refused resubmission); it is the last one, so a
+            // poll stays bounded.
             if self.module.borrow_mut().reap_more() > 0 {
                 self.done.take_all(&mut batch);
                 for &d in batch.iter() {
