@@ -169,3 +169,65 @@ fn a_channel_whose_queue_cannot_be_deleted_never_frees_the_buffers_in_flight() {
         );
     }
 }
+
+#[test]
+fn a_namespace_formatted_with_metadata_takes_no_block_io_and_gets_no_bdev() {
+    env::init_once(EnvOpts::no_huge()).expect("env");
+    let e = Arc::new(
+        EmuController::builder()
+            .serial("BDEVEMUMD")
+            .advertise_metadata(8)
+            .namespace(512, 1024)
+            .build()
+            .expect("emu"),
+    );
+    let c = Controller::attach(e.clone(), ControllerOpts::default()).expect("attach");
+    // The driver lists the namespace and tells what it is ...
+    let ns = c.namespace(1).unwrap();
+    assert_eq!(
+        (ns.block_size(), ns.num_blocks(), ns.metadata_size()),
+        (512, 1024, 8)
+    );
+    assert!(!ns.supports_block_io());
+    // ... refuses every command that moves blocks, by name, and hands the
+    // buffer back; the device never sees one ...
+    let mut qp = c.alloc_io_qpair(Default::default()).unwrap();
+    let buf = spdk_io::env::DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    let r = qp.read(&ns, buf, 0, 8, |_, _| {}).unwrap_err();
+    assert!(
+        r.error
+            .to_string()
+            .contains("8 bytes of metadata per block"),
+        "{}",
+        r.error
+    );
+    assert_eq!(r.buf.len(), 4096, "the buffer comes back");
+    assert!(qp.write_zeroes(&ns, 0, 1, |_, _| {}).is_err());
+    assert!(qp.deallocate(&ns, &[(0, 1)], |_, _| {}).is_err());
+    assert_eq!(e.stats().io(nvm_opc::READ), 0);
+    // ... but a flush, which addresses no block, still runs.
+    let done = std::rc::Rc::new(std::cell::Cell::new(false));
+    let d2 = done.clone();
+    qp.flush_ns(&ns, move |_, c| {
+        c.result.unwrap();
+        d2.set(true);
+    })
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done.get() {
+        qp.process_completions(0).unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flush never completed"
+        );
+    }
+    drop(qp);
+    // The nvme bdev module makes no bdev of it and says why.
+    let err = bdev::nvme::register_controller("EmuMd", c, None).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("EmuMd") && msg.contains("namespace 1") && msg.contains("metadata"),
+        "{msg}"
+    );
+    assert!(bdev::get_by_name("EmuMdn1").is_none());
+}

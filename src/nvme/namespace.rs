@@ -1,7 +1,15 @@
 //! Namespaces: what Identify Namespace says about one NSID, in the form the
 //! I/O path needs (size, block size) plus the raw structure.
+//!
+//! A namespace formatted with metadata (an LBA format with MS > 0, with or
+//! without end-to-end protection) is listed but takes no I/O that
+//! addresses blocks: the driver has no metadata buffers yet, and such a
+//! device would move more bytes per block than the data buffer holds
+//! (extended LBAs) or fetch metadata from address 0 (a separate buffer).
+//! Those commands fail with [`NvmeError::Unsupported`] naming the format.
 
 use super::spec::IdentifyNamespace;
+use super::NvmeError;
 use std::sync::Arc;
 
 /// An active namespace of a controller (SPDK's `spdk_nvme_ns`).
@@ -14,6 +22,11 @@ pub struct Namespace {
     pub(crate) num_blocks: u64,
     pub(crate) block_size: u32,
     pub(crate) lba_shift: u32,
+    /// Blocks that commands may address: `num_blocks`, or 0 for a
+    /// namespace the driver cannot do block I/O on (metadata formats),
+    /// so the one range check refuses it at no cost to the I/O path.
+    pub(crate) io_blocks: u64,
+    pub(crate) metadata_size: u16,
     pub(crate) supports_dsm: bool,
     pub(crate) supports_write_zeroes: bool,
     pub(crate) supports_compare: bool,
@@ -28,11 +41,14 @@ impl Namespace {
         if data.is_inactive() || bs == 0 {
             return None;
         }
+        let metadata_size = data.lba_format().ms;
         Some(Namespace {
             id,
             num_blocks: data.nsze,
             block_size: bs,
             lba_shift: bs.trailing_zeros(),
+            io_blocks: if metadata_size == 0 { data.nsze } else { 0 },
+            metadata_size,
             supports_dsm: oncs & ONCS_DSM != 0,
             supports_write_zeroes: oncs & ONCS_WRITE_ZEROES != 0,
             supports_compare: oncs & ONCS_COMPARE != 0,
@@ -67,8 +83,92 @@ impl Namespace {
     pub fn supports_compare(&self) -> bool {
         self.supports_compare
     }
+    /// Metadata bytes per logical block in the LBA format in use (MS).
+    pub fn metadata_size(&self) -> u16 {
+        self.metadata_size
+    }
+    /// End-to-end protection information type in use (DPS bits 2:0; 0 = none).
+    pub fn protection_type(&self) -> u8 {
+        self.data.dps & 0x7
+    }
+    /// Whether commands that address blocks (read, write, compare, write
+    /// zeroes, deallocate) are accepted: false for a namespace formatted
+    /// with metadata, which the driver does not support yet (see the
+    /// module docs). Flush is accepted either way.
+    pub fn supports_block_io(&self) -> bool {
+        self.metadata_size == 0
+    }
+
+    /// The reason block I/O is refused, for error messages.
+    pub(crate) fn block_io_refusal(&self) -> NvmeError {
+        let ext = if self.data.flbas & 1 << 4 != 0 {
+            "extended LBAs"
+        } else {
+            "a separate buffer"
+        };
+        let pi = match self.protection_type() {
+            0 => String::new(),
+            t => format!(", protection information type {t}"),
+        };
+        NvmeError::Unsupported(format!(
+            "namespace {} is formatted with {} bytes of metadata per block ({ext}{pi}); \
+             metadata is not supported yet: format it with an LBA format without \
+             metadata (MS = 0)",
+            self.id, self.metadata_size
+        ))
+    }
+
     /// The Identify Namespace data.
     pub fn identify(&self) -> &IdentifyNamespace {
         &self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(ms: u16, flbas: u8, dps: u8) -> IdentifyNamespace {
+        let mut d: IdentifyNamespace = crate::nvme::spec::zeroed();
+        d.nsze = 1000;
+        d.nlbaf = 1;
+        d.lbaf[0].lbads = 9;
+        d.lbaf[1].lbads = 12;
+        d.lbaf[1].ms = ms;
+        d.flbas = flbas;
+        d.dps = dps;
+        d
+    }
+
+    #[test]
+    fn a_format_without_metadata_takes_block_io() {
+        let ns = Namespace::new(1, data(8, 0, 0), 0).unwrap();
+        assert_eq!((ns.block_size(), ns.metadata_size()), (512, 0));
+        assert!(ns.supports_block_io());
+        assert_eq!(ns.io_blocks, 1000);
+    }
+
+    #[test]
+    fn a_metadata_format_is_listed_but_refuses_block_io_by_name() {
+        let ns = Namespace::new(3, data(8, 1 | 1 << 4, 1), 0).unwrap();
+        assert_eq!((ns.block_size(), ns.num_blocks()), (4096, 1000));
+        assert_eq!((ns.metadata_size(), ns.protection_type()), (8, 1));
+        assert!(!ns.supports_block_io());
+        assert_eq!(ns.io_blocks, 0);
+        let msg = ns.block_io_refusal().to_string();
+        for part in [
+            "namespace 3",
+            "8 bytes of metadata",
+            "extended LBAs",
+            "type 1",
+        ] {
+            assert!(msg.contains(part), "{part:?} missing from {msg:?}");
+        }
+        let sep = Namespace::new(4, data(16, 1, 0), 0).unwrap();
+        let msg = sep.block_io_refusal().to_string();
+        assert!(
+            msg.contains("a separate buffer") && !msg.contains("protection"),
+            "{msg}"
+        );
     }
 }

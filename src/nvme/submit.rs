@@ -27,8 +27,11 @@ impl QPair {
         }
         if lba
             .checked_add(count)
-            .map_or(true, |end| end > ns.num_blocks)
+            .map_or(true, |end| end > ns.io_blocks)
         {
+            if !ns.supports_block_io() {
+                return Err(ns.block_io_refusal());
+            }
             return Err(NvmeError::LbaOutOfRange {
                 nsid: ns.id,
                 lba,

@@ -130,7 +130,14 @@ pub fn register_controller(
 ) -> Result<Vec<Arc<Bdev>>> {
     let ctrlr = Arc::new(ctrlr);
     let mut out = Vec::new();
+    let mut refused = Vec::new();
     for ns in ctrlr.namespaces() {
+        if !ns.supports_block_io() {
+            let why = ns.block_io_refusal();
+            log::warn!("nvme bdev: no bdev for {name}n{}: {why}", ns.id());
+            refused.push(why.to_string());
+            continue;
+        }
         let mut p = BdevProps::new(
             format!("{name}n{}", ns.id()),
             ns.block_size(),
@@ -154,6 +161,12 @@ pub fn register_controller(
                 return Err(e);
             }
         }
+    }
+    if out.is_empty() && !refused.is_empty() {
+        return Err(BdevError::InvalidParam(format!(
+            "controller '{name}' has no namespace a bdev can use: {}",
+            refused.join("; ")
+        )));
     }
     Ok(out)
 }

@@ -47,6 +47,11 @@ pub struct EmuConfig {
     pub volatile_write_cache: bool,
     /// SGLs supported for NVM commands (Identify SGLS).
     pub sgl: bool,
+    /// Metadata bytes per block that Identify Namespace reports in every
+    /// LBA format (MS). Only reported: the controller moves no metadata,
+    /// so this is for checking that a host refuses block I/O on such
+    /// namespaces. 0 (the default) reports formats without metadata.
+    pub advertised_metadata: u16,
     /// PCI vendor and device ID in config space.
     pub pci_ids: (u16, u16),
     /// The PCI address reported; a unique made-up one when `None`.
@@ -68,6 +73,7 @@ impl Default for EmuConfig {
             shadow_doorbells: false,
             volatile_write_cache: true,
             sgl: false,
+            advertised_metadata: 0,
             pci_ids: (0x1b36, 0x0010),
             address: None,
         }
@@ -203,6 +209,12 @@ impl EmuBuilder {
             lba_size,
             blocks,
         });
+        self
+    }
+    /// Reports `ms` bytes of metadata per block in every LBA format
+    /// (see [`EmuConfig::advertised_metadata`]: reported, never moved).
+    pub fn advertise_metadata(mut self, ms: u16) -> Self {
+        self.cfg.advertised_metadata = ms;
         self
     }
     /// Offers shadow doorbells (Doorbell Buffer Config), read as QEMU reads them.

@@ -117,8 +117,9 @@ impl Worker {
         put(b, 104, &id.to_be_bytes()); // NGUID, first half
         put(b, 112, &(!id).to_be_bytes()); // NGUID, second half
         put(b, 120, &id.to_be_bytes()); // EUI64
-        put(b, 128, &(9u32 << 16 | 2 << 24).to_le_bytes()); // LBAF0: 512 B, good performance
-        put(b, 132, &(12u32 << 16).to_le_bytes()); // LBAF1: 4096 B, best performance
+        let ms = self.sh.cfg.advertised_metadata as u32;
+        put(b, 128, &(ms | 9u32 << 16 | 2 << 24).to_le_bytes()); // LBAF0: 512 B, good performance
+        put(b, 132, &(ms | 12u32 << 16).to_le_bytes()); // LBAF1: 4096 B, best performance
         Ok(())
     }
 
