@@ -14,12 +14,13 @@ controller_bdf() { printf '0000:00:%02x.0\n' $((4 + $1)); }
 # add_controller RUN_DIR SERIAL BACKEND MDTS QUEUES NS...: one controller.
 # BACKEND: file (a sparse raw file in RUN_DIR, fresh each run) or null
 # (null-co, reads return zeroes, never the bottleneck). MDTS and QUEUES may
-# be empty (QEMU's defaults, 7 and 64). Each NS is SIZE_MIB:LBA_BYTES;
-# several namespaces put the controller in an nvme-subsys.
+# be empty (QEMU's defaults, 7 and 64). Each NS is SIZE_MIB:LBA_BYTES or
+# SIZE_MIB:LBA_BYTES:MS (MS bytes of metadata per block, in a separate
+# buffer); several namespaces put the controller in an nvme-subsys.
 add_controller() {
   local dir=$1 serial=$2 backend=$3 mdts=$4 queues=$5
   shift 5
-  local i=${#CONTROLLER_BDFS[@]} nsid=0 spec size lba drive ctrl
+  local i=${#CONTROLLER_BDFS[@]} nsid=0 spec size lba ms rest drive ctrl
   ((i < 16)) || die "at most 16 controllers"
   ((${#} >= 1)) || die "controller $serial needs at least one namespace"
   ctrl="nvme,id=nvme$i,serial=$serial,addr=$(printf '0x%x' $((4 + i))),ioeventfd=off"
@@ -33,9 +34,13 @@ add_controller() {
   for spec in "$@"; do
     nsid=$((nsid + 1))
     size=${spec%%:*}
-    lba=${spec##*:}
+    rest=${spec#*:}
+    lba=${rest%%:*}
+    ms=0
+    [[ $rest == *:* ]] && ms=${rest#*:}
     [[ $size =~ ^[0-9]+$ && $size -gt 0 ]] || die "namespace size must be a number of MiB, not '$size'"
     [[ $lba == 512 || $lba == 4096 ]] || die "LBA size must be 512 or 4096, not '$lba'"
+    [[ $ms == 0 || $ms == 8 || $ms == 16 || $ms == 64 ]] || die "metadata size must be 0, 8, 16 or 64, not '$ms'"
     drive=nvm$i-$nsid
     case $backend in
       file)
@@ -47,7 +52,9 @@ add_controller() {
         ;;
       *) die "drive backend must be file or null, not '$backend'" ;;
     esac
-    QEMU_DRIVE_ARGS+=(-device "nvme-ns,drive=$drive,bus=nvme$i,nsid=$nsid,logical_block_size=$lba,physical_block_size=$lba")
+    local nsdev="nvme-ns,drive=$drive,bus=nvme$i,nsid=$nsid,logical_block_size=$lba,physical_block_size=$lba"
+    [[ $ms == 0 ]] || nsdev+=",ms=$ms"
+    QEMU_DRIVE_ARGS+=(-device "$nsdev")
   done
   CONTROLLER_BDFS+=("$(controller_bdf "$i")")
 }
@@ -65,26 +72,27 @@ test_controllers() {
 }
 
 # custom_controller RUN_DIR N SPEC: controller N from a --drive SPEC,
-# "file|null[,size=MiB][,lba=512|4096][,namespaces=N][,mdts=N][,queues=N]".
+# "file|null[,size=MiB][,lba=512|4096][,ms=N][,namespaces=N][,mdts=N][,queues=N]".
 # Keys missing from SPEC come from DRIVE_SIZE, DRIVE_LBA, DRIVE_NAMESPACES,
 # DRIVE_MDTS and DRIVE_QUEUES.
 custom_controller() {
   local dir=$1 n=$2 spec=$3 backend kv
-  local size=$DRIVE_SIZE lba=$DRIVE_LBA count=$DRIVE_NAMESPACES mdts=$DRIVE_MDTS queues=$DRIVE_QUEUES
+  local size=$DRIVE_SIZE lba=$DRIVE_LBA ms=0 count=$DRIVE_NAMESPACES mdts=$DRIVE_MDTS queues=$DRIVE_QUEUES
   IFS=, read -r -a kv <<<"$spec"
   backend=${kv[0]}
   for spec in "${kv[@]:1}"; do
     case $spec in
       size=*) size=${spec#size=} ;;
       lba=*) lba=${spec#lba=} ;;
+      ms=*) ms=${spec#ms=} ;;
       namespaces=*) count=${spec#namespaces=} ;;
       mdts=*) mdts=${spec#mdts=} ;;
       queues=*) queues=${spec#queues=} ;;
-      *) die "unknown drive option '$spec' (size, lba, namespaces, mdts, queues)" ;;
+      *) die "unknown drive option '$spec' (size, lba, ms, namespaces, mdts, queues)" ;;
     esac
   done
   [[ $count =~ ^[0-9]+$ && $count -ge 1 ]] || die "namespaces must be a positive number, not '$count'"
   local ns=() j
-  for ((j = 0; j < count; j++)); do ns+=("$size:$lba"); done
+  for ((j = 0; j < count; j++)); do ns+=("$size:$lba:$ms"); done
   add_controller "$dir" "$(printf 'SPDKIOX%04d' "$n")" "$backend" "$mdts" "$queues" "${ns[@]}"
 }

@@ -32,7 +32,8 @@ GUEST_OPTIONS_HELP='Guest options:
   --keep               keep the run directory (images, console, results)
 Drive options (default: the three controllers of the test contract):
   --drive SPEC         add a controller; SPEC is file|null[,size=MIB][,lba=512|4096]
-                       [,namespaces=N][,mdts=N][,queues=N]; repeatable
+                       [,ms=0|8|16|64][,namespaces=N][,mdts=N][,queues=N];
+                       repeatable (ms: metadata bytes per block, separate)
   --size MIB           namespace size for --drive without size= (default 256)
   --lba 512|4096       LBA size for --drive without lba= (default 512)
   --namespaces N       namespaces per controller (default 1)
