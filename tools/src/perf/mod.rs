@@ -60,6 +60,15 @@ pub fn run(args: PerfArgs) -> ExitCode {
     let mut targets = Vec::new();
     for c in &ctrlrs {
         for ns in c.namespaces() {
+            if !ns.supports_block_io() {
+                eprintln!(
+                    "perf: skipping {} NSID {}: formatted with {} bytes of metadata per block, which is not supported yet",
+                    c.trid(),
+                    ns.id(),
+                    ns.metadata_size()
+                );
+                continue;
+            }
             if (ns.size_bytes() as usize) < cfg.io_size {
                 eprintln!(
                     "perf: skipping {} NSID {}: smaller than one I/O",
