@@ -302,16 +302,13 @@ impl ChannelInner {
         let mut completed = 0;
         if !self.done.is_empty() {
             // The reports queued so far; those their callbacks cause wait
-            // for the second round or the next poll. A poll nested in a callback takes an empty
-            // vector here (and gives back its own): it handles the reports
-            // queued since, before the rest of this batch. That is safe
-            // because a report's buffers are found by its id.
+            // for the second round or the next poll. A poll nested in a
+            // callback takes an empty vector here (and gives back its own):
+            // it handles the reports queued since, before the rest of this
+            // batch. That is safe because a report's buffers are found by
+            // its id.
             let mut batch = self.batch.take();
-            self.done.take_all(&mut batch);
-            for &d in batch.iter() {
-                completed += self.finish(d);
-            }
-            batch.clear();
+            completed += self.finish_queued(&mut batch);
             // What finished while those ran goes out with their
             // resubmissions, under the one flush below. A device that posts
             // a burst of completions more slowly than we reap them (QEMU's
@@ -321,11 +318,7 @@ impl ChannelInner {
             // queued (a refused resubmission); it is the last one, so a
             // poll stays bounded.
             if self.module.borrow_mut().reap_more() > 0 {
-                self.done.take_all(&mut batch);
-                for &d in batch.iter() {
-                    completed += self.finish(d);
-                }
-                batch.clear();
+                completed += self.finish_queued(&mut batch);
             }
             self.batch.set(batch);
             self.module.borrow_mut().flush();
@@ -346,6 +339,19 @@ impl ChannelInner {
             };
             f();
         }
+        completed
+    }
+
+    /// Takes every queued report into `batch` (empty, kept for its
+    /// capacity) and finishes each; returns the I/Os completed.
+    #[inline]
+    fn finish_queued(&self, batch: &mut Vec<Packed>) -> usize {
+        self.done.take_all(batch);
+        let mut completed = 0;
+        for &d in batch.iter() {
+            completed += self.finish(d);
+        }
+        batch.clear();
         completed
     }
 

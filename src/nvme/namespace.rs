@@ -26,7 +26,6 @@ pub struct Namespace {
     /// namespace the driver cannot do block I/O on (metadata formats),
     /// so the one range check refuses it at no cost to the I/O path.
     pub(crate) io_blocks: u64,
-    pub(crate) metadata_size: u16,
     pub(crate) supports_dsm: bool,
     pub(crate) supports_write_zeroes: bool,
     pub(crate) supports_compare: bool,
@@ -41,14 +40,13 @@ impl Namespace {
         if data.is_inactive() || bs == 0 {
             return None;
         }
-        let metadata_size = data.lba_format().ms;
+        let has_metadata = data.lba_format().ms != 0;
         Some(Namespace {
             id,
             num_blocks: data.nsze,
             block_size: bs,
             lba_shift: bs.trailing_zeros(),
-            io_blocks: if metadata_size == 0 { data.nsze } else { 0 },
-            metadata_size,
+            io_blocks: if has_metadata { 0 } else { data.nsze },
             supports_dsm: oncs & ONCS_DSM != 0,
             supports_write_zeroes: oncs & ONCS_WRITE_ZEROES != 0,
             supports_compare: oncs & ONCS_COMPARE != 0,
@@ -85,7 +83,7 @@ impl Namespace {
     }
     /// Metadata bytes per logical block in the LBA format in use (MS).
     pub fn metadata_size(&self) -> u16 {
-        self.metadata_size
+        self.data.lba_format().ms
     }
     /// End-to-end protection information type in use (DPS bits 2:0; 0 = none).
     pub fn protection_type(&self) -> u8 {
@@ -96,11 +94,15 @@ impl Namespace {
     /// with metadata, which the driver does not support yet (see the
     /// module docs). Flush is accepted either way.
     pub fn supports_block_io(&self) -> bool {
-        self.metadata_size == 0
+        self.metadata_size() == 0
     }
 
-    /// The reason block I/O is refused, for error messages.
-    pub(crate) fn block_io_refusal(&self) -> NvmeError {
+    /// `Ok` when [`Namespace::supports_block_io`]; otherwise the error
+    /// block commands fail with, naming the format and what to do.
+    pub fn check_block_io(&self) -> Result<(), NvmeError> {
+        if self.supports_block_io() {
+            return Ok(());
+        }
         let ext = if self.data.flbas & 1 << 4 != 0 {
             "extended LBAs"
         } else {
@@ -110,12 +112,13 @@ impl Namespace {
             0 => String::new(),
             t => format!(", protection information type {t}"),
         };
-        NvmeError::Unsupported(format!(
+        Err(NvmeError::Unsupported(format!(
             "namespace {} is formatted with {} bytes of metadata per block ({ext}{pi}); \
              metadata is not supported yet: format it with an LBA format without \
              metadata (MS = 0)",
-            self.id, self.metadata_size
-        ))
+            self.id,
+            self.metadata_size()
+        )))
     }
 
     /// The Identify Namespace data.
@@ -145,6 +148,7 @@ mod tests {
         let ns = Namespace::new(1, data(8, 0, 0), 0).unwrap();
         assert_eq!((ns.block_size(), ns.metadata_size()), (512, 0));
         assert!(ns.supports_block_io());
+        assert!(ns.check_block_io().is_ok());
         assert_eq!(ns.io_blocks, 1000);
     }
 
@@ -155,7 +159,7 @@ mod tests {
         assert_eq!((ns.metadata_size(), ns.protection_type()), (8, 1));
         assert!(!ns.supports_block_io());
         assert_eq!(ns.io_blocks, 0);
-        let msg = ns.block_io_refusal().to_string();
+        let msg = ns.check_block_io().unwrap_err().to_string();
         for part in [
             "namespace 3",
             "8 bytes of metadata",
@@ -165,7 +169,7 @@ mod tests {
             assert!(msg.contains(part), "{part:?} missing from {msg:?}");
         }
         let sep = Namespace::new(4, data(16, 1, 0), 0).unwrap();
-        let msg = sep.block_io_refusal().to_string();
+        let msg = sep.check_block_io().unwrap_err().to_string();
         assert!(
             msg.contains("a separate buffer") && !msg.contains("protection"),
             "{msg}"

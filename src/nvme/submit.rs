@@ -29,9 +29,7 @@ impl QPair {
             .checked_add(count)
             .map_or(true, |end| end > ns.io_blocks)
         {
-            if !ns.supports_block_io() {
-                return Err(ns.block_io_refusal());
-            }
+            ns.check_block_io()?;
             return Err(NvmeError::LbaOutOfRange {
                 nsid: ns.id,
                 lba,

@@ -132,8 +132,7 @@ pub fn register_controller(
     let mut out = Vec::new();
     let mut refused = Vec::new();
     for ns in ctrlr.namespaces() {
-        if !ns.supports_block_io() {
-            let why = ns.block_io_refusal();
+        if let Err(why) = ns.check_block_io() {
             log::warn!("nvme bdev: no bdev for {name}n{}: {why}", ns.id());
             refused.push(why.to_string());
             continue;

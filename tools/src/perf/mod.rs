@@ -60,13 +60,8 @@ pub fn run(args: PerfArgs) -> ExitCode {
     let mut targets = Vec::new();
     for c in &ctrlrs {
         for ns in c.namespaces() {
-            if !ns.supports_block_io() {
-                eprintln!(
-                    "perf: skipping {} NSID {}: formatted with {} bytes of metadata per block, which is not supported yet",
-                    c.trid(),
-                    ns.id(),
-                    ns.metadata_size()
-                );
+            if let Err(why) = ns.check_block_io() {
+                eprintln!("perf: skipping {} NSID {}: {why}", c.trid(), ns.id());
                 continue;
             }
             if (ns.size_bytes() as usize) < cfg.io_size {
