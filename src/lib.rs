@@ -14,6 +14,11 @@
 //! | [`bdev`] | block devices: the module trait, descriptors, channels, pooled I/O, modules |
 //! | [`blob`] | the blobstore, on-disk compatible with SPDK's |
 //!
+//! [`rpc`] is a leaf beside them: the vocabulary of the method table
+//! (SPDK's `lib/rpc`) through which every configurable layer offers its
+//! operations to the application framework's JSON-RPC server and `--json`
+//! config loader.
+//!
 //! `unsafe` code lives in `env`, `pci` and the NVMe queue code only: it is
 //! needed to map device registers and hugepages and to hand memory to a
 //! device that writes into it by DMA.
@@ -25,4 +30,5 @@ pub mod blob;
 pub mod env;
 pub mod nvme;
 pub mod pci;
+pub mod rpc;
 pub mod thread;
