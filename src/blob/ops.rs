@@ -119,6 +119,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Creates a blob and persists it (spdk_bs_create_blob_ext).
     pub fn create_blob(&mut self, opts: &BlobOpts) -> Result<BlobId> {
+        self.check_writable()?;
         for (n, v) in &opts.xattrs {
             if !xattr_fits(n, v) {
                 return Err(BlobError::InvalidArgument(format!(
@@ -183,6 +184,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Deletes a closed blob (spdk_bs_delete_blob). A snapshot with one
     /// clone is merged into the clone first; with more clones it is busy.
     pub fn delete_blob(&mut self, id: BlobId) -> Result<()> {
+        self.check_writable()?;
         let md = self.md(id)?;
         if md.open_refs > 0 {
             return Err(BlobError::Busy {
@@ -214,6 +216,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Resizes to `num_clusters` (spdk_blob_resize); takes effect on disk at the next sync.
     pub fn resize_blob(&mut self, blob: &Blob, num_clusters: u64) -> Result<()> {
+        self.check_writable()?;
         let md = self.md_writable(blob.id)?;
         if md.data_ro() {
             return Err(BlobError::ReadOnly(blob.id));
@@ -264,6 +267,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Sets an xattr (spdk_blob_set_xattr); persisted at the next sync.
     pub fn set_xattr(&mut self, blob: &Blob, name: &str, value: &[u8]) -> Result<()> {
+        self.check_writable()?;
         if !xattr_fits(name, value) {
             return Err(BlobError::InvalidArgument(format!(
                 "xattr {name:?} of {} bytes does not fit a metadata page",
@@ -276,6 +280,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Removes an xattr (spdk_blob_remove_xattr).
     pub fn remove_xattr(&mut self, blob: &Blob, name: &str) -> Result<()> {
+        self.check_writable()?;
         if self.md_writable(blob.id)?.remove_xattr(false, name) {
             Ok(())
         } else {
@@ -304,6 +309,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Marks the blob's data read-only (spdk_blob_set_read_only); persisted at the next sync.
     pub fn set_read_only(&mut self, blob: &Blob) -> Result<()> {
+        self.check_writable()?;
         let md = self.md_writable(blob.id)?;
         md.data_ro_flags |= BLOB_READ_ONLY;
         md.dirty = true;

@@ -115,6 +115,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Clears a cluster by the blob's clear method (0 default = unmap,
     /// 1 none, 2 unmap, 3 write zeroes) and returns it to the free pool.
     pub(crate) fn release_cluster(&mut self, c: u32, clear_method: u64) -> Result<()> {
+        self.check_writable()?;
         let lba = self.cluster_lba(c);
         let n = (self.sb.cluster_size / self.dev.block_len()) as u64;
         match clear_method {

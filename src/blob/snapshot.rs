@@ -21,6 +21,7 @@ impl<D: BsDev> Blobstore<D> {
     /// snapshot takes over the blob's clusters and the blob becomes a thin
     /// clone of it. Returns the snapshot's id.
     pub fn create_snapshot(&mut self, id: BlobId, xattrs: &[Xattr]) -> Result<BlobId> {
+        self.check_writable()?;
         let orig = self.md(id)?;
         if orig.md_ro() {
             return Err(BlobError::MdReadOnly(id));
@@ -78,6 +79,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Clones a read-only snapshot (spdk_bs_create_clone): a thin blob of the
     /// same size that reads through to it.
     pub fn create_clone(&mut self, snapshot: BlobId, xattrs: &[Xattr]) -> Result<BlobId> {
+        self.check_writable()?;
         let snap = self.md(snapshot)?;
         if !snap.data_ro() {
             return Err(BlobError::InvalidArgument(format!(
@@ -129,12 +131,14 @@ impl<D: BsDev> Blobstore<D> {
     /// there now, and drops the parent: the blob becomes thick and
     /// independent (spdk_bs_inflate_blob).
     pub fn inflate_blob(&mut self, blob: &Blob) -> Result<()> {
+        self.check_writable()?;
         self.copy_up(blob.id, true)
     }
 
     /// Copies the clusters the parent snapshot owns and re-parents the blob
     /// to the parent's parent (spdk_bs_blob_decouple_parent).
     pub fn decouple_parent(&mut self, blob: &Blob) -> Result<()> {
+        self.check_writable()?;
         if self.md(blob.id)?.parent().is_none() {
             return Err(BlobError::InvalidArgument(format!(
                 "blob {:#x} has no parent to decouple from",

@@ -16,6 +16,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Before the first metadata change after a load or init: mark the super
     /// block dirty on disk, so a crash is detected and recovered.
     pub(crate) fn mark_dirty(&mut self) -> Result<()> {
+        self.check_writable()?;
         if self.disk_clean || self.sb.clean != 0 {
             self.sb.clean = 0;
             self.write_super()?;
@@ -34,6 +35,7 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     pub(crate) fn write_pages(&mut self, page: u64, buf: &[u8]) -> Result<()> {
+        self.check_writable()?;
         let lba = self.page_lba(page);
         let n = buf.len() as u64 / self.dev.block_len() as u64;
         self.dev.write(lba, buf).map_err(io_err("write", lba, n))
@@ -73,11 +75,13 @@ impl<D: BsDev> Blobstore<D> {
         Ok(p)
     }
 
-    /// Claims the first free cluster.
+    /// Claims the first free cluster after the metadata clusters (whatever
+    /// the used-cluster mask says of those: mask pages carry no crc).
     pub(crate) fn alloc_cluster(&mut self) -> Result<u32> {
+        let first_data = self.num_md_clusters();
         let c = self
             .used_clusters
-            .find_first_clear(0)
+            .find_first_clear(first_data)
             .ok_or(BlobError::NoSpace("clusters"))?;
         self.used_clusters.set(c);
         Ok(c)
