@@ -149,3 +149,29 @@ fn a_clean_load_keeps_the_metadata_clusters_used_whatever_the_cluster_mask_says(
     assert_eq!(bs.unusable_blobs().count(), 0);
     assert_eq!(bs.blob_ids().len(), 4);
 }
+
+#[test]
+fn a_snapshot_on_a_store_with_a_corrupt_blobid_mask_changes_nothing_or_succeeds() {
+    // Blob-id bits set for pages that root nothing (5.., or 13..).
+    for bits in [[0xffu8, 0xff], [0x35, 0x00], [0x15, 0xf0]] {
+        let mut img = image("blobs-4k");
+        img[3 * 4096 + 5..3 * 4096 + 7].copy_from_slice(&bits);
+        let dev = RamDev::from_image(img.clone(), 4096).unwrap();
+        let mut bs = Blobstore::load(dev, &LoadOpts::default()).unwrap();
+        let before = bs.blob_info(0x1_0000_0000).unwrap();
+        match bs.create_snapshot(0x1_0000_0000, &[]) {
+            Ok(snap) => {
+                // Reported as done: it is, and the snapshot is usable.
+                assert_eq!(bs.blob_info(0x1_0000_0000).unwrap().parent, Some(snap));
+                bs.blob_info(snap).unwrap();
+                let bs = Blobstore::load(bs.unload().unwrap(), &LoadOpts::default()).unwrap();
+                assert_eq!(bs.blob_info(0x1_0000_0000).unwrap().parent, Some(snap));
+            }
+            Err(e) => {
+                // Reported as failed: nothing changed.
+                assert_eq!(bs.blob_info(0x1_0000_0000).unwrap(), before, "{e}");
+                assert!(bs.unload().unwrap().into_image() == img, "{e}");
+            }
+        }
+    }
+}

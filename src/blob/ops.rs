@@ -96,9 +96,19 @@ pub struct BlobInfo {
 impl<D: BsDev> Blobstore<D> {
     pub(crate) fn md(&self, id: BlobId) -> Result<&BlobMd> {
         if let Some(e) = self.bad_blobs.get(&id) {
-            return Err(BlobError::CorruptBlob {
-                id,
-                reason: e.to_string(),
+            // The same error again, not wrapped in another "metadata is corrupt".
+            return Err(match e {
+                BlobError::CorruptBlob { reason, .. } => BlobError::CorruptBlob {
+                    id,
+                    reason: reason.clone(),
+                },
+                BlobError::UnknownInvalidFlags { flags, .. } => {
+                    BlobError::UnknownInvalidFlags { id, flags: *flags }
+                }
+                other => BlobError::CorruptBlob {
+                    id,
+                    reason: other.to_string(),
+                },
             });
         }
         self.blobs.get(&id).ok_or(BlobError::NoSuchBlob(id))
@@ -128,10 +138,7 @@ impl<D: BsDev> Blobstore<D> {
                 )));
             }
         }
-        let page = self
-            .used_md_pages
-            .find_first_clear(0)
-            .ok_or(BlobError::NoSpace("metadata pages"))?;
+        let page = self.find_free_root_page()?;
         let id = page_to_blobid(page);
         let mut md = BlobMd {
             id,
@@ -328,6 +335,22 @@ impl<D: BsDev> Blobstore<D> {
             .filter(|b| b.parent() == Some(id))
             .map(|b| b.id)
             .collect()
+    }
+
+    /// Whether logical cluster `cluster` of the blob reads device data (it
+    /// is allocated in the blob or in a snapshot below it) rather than
+    /// zeroes. Lets a copy skip what reads as zeroes without reading it.
+    pub fn cluster_has_data(&self, blob: &Blob, cluster: u64) -> Result<bool> {
+        let mut id = blob.id;
+        for _ in 0..=self.blobs.len() {
+            let md = self.md(id)?;
+            match (md.clusters.get(cluster as usize).copied(), md.parent()) {
+                (Some(c), _) if c != 0 => return Ok(true),
+                (Some(_), Some(parent)) => id = parent,
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Describes a blob without opening it.

@@ -35,10 +35,7 @@ impl<D: BsDev> Blobstore<D> {
             self.persist(id)?;
         }
         let orig = self.md(id)?.clone();
-        let page = self
-            .used_md_pages
-            .find_first_clear(0)
-            .ok_or(BlobError::NoSpace("metadata pages"))?;
+        let page = self.find_free_root_page()?;
         self.used_md_pages.set(page);
         self.used_blobids.set(page);
         let snap_id = page_to_blobid(page);
@@ -98,10 +95,7 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     fn create_blob_with(&mut self, opts: &BlobOpts, f: impl FnOnce(&mut BlobMd)) -> Result<BlobId> {
-        let page = self
-            .used_md_pages
-            .find_first_clear(0)
-            .ok_or(BlobError::NoSpace("metadata pages"))?;
+        let page = self.find_free_root_page()?;
         let id = page_to_blobid(page);
         let mut md = BlobMd {
             id,
