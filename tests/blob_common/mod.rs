@@ -2,6 +2,8 @@
 //! manifests and SPDK's test patterns.
 #![allow(dead_code)]
 
+pub mod powercut;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
