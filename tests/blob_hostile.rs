@@ -175,3 +175,26 @@ fn a_snapshot_on_a_store_with_a_corrupt_blobid_mask_changes_nothing_or_succeeds(
         }
     }
 }
+
+#[test]
+fn a_metadata_sync_that_fails_leaves_the_blob_as_on_disk_and_the_store_unloadable() {
+    // Every md page marked used: a chain that needs a second page cannot be written.
+    let mut img = image("multipage-4k");
+    img[4096 + 5..4096 + 9].fill(0xff);
+    let mut bs =
+        Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
+    let id = bs.blob_ids()[0];
+    let before = bs.blob_info(id).unwrap();
+    let h = bs.open_blob(id).unwrap();
+    bs.set_xattr(&h, "more", &[9; 3000]).unwrap();
+    let e = bs.sync_md(&h).unwrap_err();
+    assert!(matches!(e, BlobError::NoSpace(_)), "{e}");
+    assert_eq!(
+        bs.blob_info(id).unwrap(),
+        before,
+        "the failed change is not kept"
+    );
+    bs.close_blob(h).unwrap();
+    let bs = Blobstore::load(bs.unload().unwrap(), &LoadOpts::default()).unwrap();
+    assert_eq!(bs.blob_info(id).unwrap(), before);
+}

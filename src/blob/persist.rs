@@ -14,9 +14,21 @@ use super::BlobId;
 
 impl<D: BsDev> Blobstore<D> {
     /// Persists blob `id`'s metadata (the body of spdk_blob_sync_md).
+    ///
+    /// When it fails, the blob in memory goes back to what its metadata on
+    /// disk says (the change is reported failed and not kept pending, so a
+    /// later sync or unload does not fail on it again); md pages or
+    /// clusters the failed attempt claimed stay claimed until the next
+    /// recovery.
     pub(crate) fn persist(&mut self, id: BlobId) -> Result<()> {
         let mut md = self.blobs.remove(&id).ok_or(BlobError::NoSuchBlob(id))?;
         let r = self.persist_md(&mut md);
+        if r.is_err() && !md.chain.is_empty() {
+            if let Ok(mut on_disk) = self.load_blob(id) {
+                on_disk.open_refs = md.open_refs;
+                md = on_disk;
+            }
+        }
         self.blobs.insert(id, md);
         r
     }

@@ -2,6 +2,7 @@
 //! manifests and SPDK's test patterns.
 #![allow(dead_code)]
 
+pub mod corrupt;
 pub mod powercut;
 
 use serde_json::Value;
