@@ -62,6 +62,12 @@ fn a_blobstore_lives_on_malloc_and_file_bdevs_from_an_spdk_config() {
     let (dev, id) = exercise(BdevBsDev::open("BlobAio0").unwrap());
     drop(dev);
     assert!(BdevBsDev::open("NoSuchBdev").is_err());
+    let e = FileDev::open(&path, 4096).unwrap_err().to_string();
+    assert!(
+        e.contains(path.to_str().unwrap()) && e.contains("in use"),
+        "the file bdev holds the file: {e}"
+    );
+    bdev::get_by_name("BlobAio0").unwrap().unregister();
 
     let bs = Blobstore::load(FileDev::open(&path, 4096).unwrap(), &LoadOpts::default()).unwrap();
     assert_eq!(

@@ -9,7 +9,6 @@ use spdk_io::blob::{
 };
 use spdk_io::thread::{spawn_local, Thread, ThreadHandle};
 use std::cell::RefCell;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -105,11 +104,11 @@ fn fill(version: u64, page: u64) -> Vec<u8> {
 /// returns the model of what the blob must hold.
 async fn writer(
     bs: BlobstoreHandle<FileDev>,
-    path: PathBuf,
+    dev: FileDev,
     id: u64,
     seed: u64,
 ) -> Result<Vec<Vec<u8>>, BlobError> {
-    let ch = BlobIoChannel::new(&bs, SlowFile(FileDev::open(&path, 4096).unwrap())).await?;
+    let ch = BlobIoChannel::new(&bs, SlowFile(dev)).await?;
     let mut model = vec![vec![0u8; 4096]; PAGES as usize];
     let mut x = seed;
     for v in 1..=300u64 {
@@ -139,7 +138,13 @@ fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
-    let store = Blobstore::init(FileDev::open(&path, 4096).unwrap(), &BsOpts::default()).unwrap();
+    let dev = FileDev::open(&path, 4096).unwrap();
+    assert!(
+        FileDev::open(&path, 4096).is_err(),
+        "one writer per file: a second open is refused"
+    );
+    let channel_devs: Vec<FileDev> = (0..2).map(|_| dev.try_clone().unwrap()).collect();
+    let store = Blobstore::init(dev, &BsOpts::default()).unwrap();
     let bs = BlobstoreHandle::start(&md, store).unwrap();
 
     // Two blobs, opened for the writers.
@@ -165,11 +170,12 @@ fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
     let writers_running = Arc::new(std::sync::atomic::AtomicUsize::new(ids.len()));
     let writers: Vec<_> = ids
         .iter()
+        .zip(channel_devs)
         .enumerate()
-        .map(|(i, &id)| {
-            let (bs, path) = (bs.clone(), path.clone());
+        .map(|(i, (&id, dev))| {
+            let bs = bs.clone();
             std::thread::spawn(move || {
-                block_on(writer(bs, path, id, 0x9e3779b97f4a7c15 ^ (i as u64 + 1)))
+                block_on(writer(bs, dev, id, 0x9e3779b97f4a7c15 ^ (i as u64 + 1)))
             })
         })
         .collect();

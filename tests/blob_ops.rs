@@ -406,6 +406,7 @@ fn bad_devices_are_clear_errors() {
     let img = bs.unload().unwrap().into_image();
     let wrong = LoadOpts {
         bstype: *b"something-else00",
+        ..Default::default()
     };
     assert!(matches!(
         Blobstore::load(RamDev::from_image(img.clone(), 4096).unwrap(), &wrong),

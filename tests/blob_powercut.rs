@@ -1,49 +1,16 @@
-//! The power-cut sweep: a scripted workload runs on a device that drops
-//! every write after the N-th (optionally tearing the N-th), for every N the
-//! workload issues. After each cut the store must load, every blob must be
-//! in its state before or after the step that was cut (data block by block),
-//! and the used-page / used-cluster / used-blob-id maps must agree with the
-//! blobs — also after a further clean unload and load.
+//! The power-cut sweep (machinery in blob_common::powercut): scripted
+//! workloads run on a device that drops every write after the N-th
+//! (optionally tearing the N-th), for every N each workload issues — over a
+//! thousand cut points in all. After each cut the store must load, every
+//! blob must be in its state before or after the step that was cut, and
+//! the maps must agree with the blobs.
 
 mod blob_common;
 
 use blob_common::pattern;
-use spdk_io::blob::{
-    BlobId, BlobInfo, BlobOpts, Blobstore, BsDev, BsOpts, LoadOpts, PowerCutDev, RamDev,
-};
+use blob_common::powercut::{state, sweep, write, State, PAGES_PER_CLUSTER};
+use spdk_io::blob::{BlobOpts, Blobstore, PowerCutDev};
 use std::collections::BTreeMap;
-
-const CS: u32 = 16 * 1024;
-const PAGES_PER_CLUSTER: u64 = (CS / 4096) as u64;
-
-#[derive(Debug, Clone, PartialEq)]
-struct BlobState {
-    info: BlobInfo,
-    data: Vec<u8>,
-}
-
-type State = BTreeMap<BlobId, BlobState>;
-
-fn state<D: BsDev>(bs: &mut Blobstore<D>) -> State {
-    let mut s = State::new();
-    for id in bs.blob_ids() {
-        let info = bs.blob_info(id).unwrap();
-        let h = bs.open_blob(id).unwrap();
-        let mut data = vec![0u8; bs.num_io_units(&h) as usize * bs.io_unit_size() as usize];
-        bs.read(&h, 0, &mut data).unwrap();
-        bs.close_blob(h).unwrap();
-        s.insert(id, BlobState { info, data });
-    }
-    s
-}
-
-/// Writes `data` at 4 KiB page `page` of the blob, whatever the io unit.
-fn write<D: BsDev>(bs: &mut Blobstore<D>, id: BlobId, page: u64, data: &[u8]) {
-    let h = bs.open_blob(id).unwrap();
-    let unit = page * 4096 / bs.io_unit_size() as u64;
-    bs.write(&h, unit, data).unwrap();
-    bs.close_blob(h).unwrap();
-}
 
 /// The workload: one operation per step, each fully synced. Returns, per
 /// step, the device's write count at its end and the state it leaves.
@@ -153,157 +120,213 @@ fn workload(bs: &mut Blobstore<PowerCutDev>, et: bool) -> Vec<(u64, State)> {
     out
 }
 
-fn base_image(block_len: u32) -> Vec<u8> {
-    let opts = BsOpts {
-        cluster_size: CS,
+/// The second workload: metadata chains that grow and shrink across pages,
+/// many small blobs, clones of clones, a snapshot merged into its only
+/// clone on delete, read-only flags, thick resizes and whole-cluster writes.
+fn workload_b(bs: &mut Blobstore<PowerCutDev>, et: bool) -> Vec<(u64, State)> {
+    let mut out = vec![(bs.dev().writes(), state(bs))];
+    let x = |n: &str, v: &[u8]| (n.to_string(), v.to_vec());
+    macro_rules! step {
+        ($e:expr) => {{
+            $e;
+            out.push((bs.dev().writes(), state(bs)));
+        }};
+    }
+    macro_rules! with {
+        ($id:expr, |$h:ident| $body:expr) => {{
+            let $h = bs.open_blob($id).unwrap();
+            $body;
+            bs.sync_md(&$h).unwrap();
+            bs.close_blob($h).unwrap();
+        }};
+    }
+    let opts = |n: u64, thin: bool| BlobOpts {
+        use_extent_table: et,
+        num_clusters: n,
+        thin_provision: thin,
         ..Default::default()
     };
-    Blobstore::init(RamDev::new(block_len, (2 << 20) / block_len as u64), &opts)
-        .unwrap()
-        .unload()
-        .unwrap()
-        .into_image()
-}
-
-fn blob_ok(
-    got: &BlobState,
-    before: Option<&BlobState>,
-    after: Option<&BlobState>,
-) -> Result<(), String> {
-    let md_ok =
-        before.is_some_and(|b| b.info == got.info) || after.is_some_and(|a| a.info == got.info);
-    if !md_ok {
-        return Err(format!(
-            "metadata {:?} is neither {:?} nor {:?}",
-            got.info,
-            before.map(|b| &b.info),
-            after.map(|a| &a.info)
+    let mut small = Vec::new();
+    for i in 0..6u8 {
+        step!(small.push(
+            bs.create_blob(&BlobOpts {
+                xattrs: vec![x("i", &[i])],
+                ..opts(u64::from(i % 3), i % 2 == 0)
+            })
+            .unwrap()
         ));
     }
-    for (i, blk) in got.data.chunks(4096).enumerate() {
-        let same = |s: Option<&BlobState>| s.and_then(|s| s.data.chunks(4096).nth(i)) == Some(blk);
-        if !same(before) && !same(after) {
-            return Err(format!(
-                "data block {i} is neither the old nor the new content"
+    let big = small[1];
+    // A chain of md pages that grows to three pages, then shrinks.
+    for (i, len) in [2000usize, 3000, 3500, 100].into_iter().enumerate() {
+        step!(with!(big, |h| bs
+            .set_xattr(&h, &format!("x{i}"), &vec![i as u8 + 1; len])
+            .unwrap()));
+    }
+    step!(with!(big, |h| bs.remove_xattr(&h, "x1").unwrap()));
+    step!(with!(big, |h| bs.remove_xattr(&h, "x2").unwrap()));
+    // Whole clusters, across a cluster boundary.
+    step!(write(
+        bs,
+        small[2],
+        PAGES_PER_CLUSTER - 1,
+        &pattern('C', 4096 + CS_BYTES)
+    ));
+    step!(with!(small[4], |h| bs.resize_blob(&h, 5).unwrap()));
+    step!(write(
+        bs,
+        small[4],
+        3 * PAGES_PER_CLUSTER,
+        &pattern('A', CS_BYTES)
+    ));
+    // Snapshot, clone of the snapshot, snapshot of the clone, clone again.
+    let s1 = bs.create_snapshot(small[4], &[]).unwrap();
+    out.push((bs.dev().writes(), state(bs)));
+    let c1 = bs.create_clone(s1, &[x("name", b"c1\0")]).unwrap();
+    out.push((bs.dev().writes(), state(bs)));
+    step!(write(bs, c1, 1, &pattern('D', 4096)));
+    let s2 = bs.create_snapshot(c1, &[]).unwrap();
+    out.push((bs.dev().writes(), state(bs)));
+    let c2 = bs.create_clone(s2, &[]).unwrap();
+    out.push((bs.dev().writes(), state(bs)));
+    step!(write(bs, c2, 2 * PAGES_PER_CLUSTER, &pattern('B', 4096)));
+    // s2 has one clone (c2) once c1 is gone: deleting it merges it into c2.
+    step!(bs.delete_blob(c1).unwrap());
+    step!(bs.delete_blob(s2).unwrap());
+    step!(with!(small[0], |h| bs.set_read_only(&h).unwrap()));
+    step!(with!(small[4], |h| bs.resize_blob(&h, 1).unwrap()));
+    step!(bs.set_super_blob(Some(small[3])).unwrap());
+    for &id in small
+        .iter()
+        .rev()
+        .filter(|&&id| id != small[4] && id != small[3])
+    {
+        step!(bs.delete_blob(id).unwrap());
+    }
+    step!(bs.set_super_blob(None).unwrap());
+    out
+}
+
+const CS_BYTES: usize = blob_common::powercut::CS as usize;
+
+/// The third workload: churn. Round after round a thin blob is created,
+/// written, sometimes snapshotted (and written again, copy-on-write) or
+/// grown, and the oldest blob is deleted (a snapshot merges into its clone),
+/// so md pages and clusters are reused many times over.
+fn workload_c(bs: &mut Blobstore<PowerCutDev>, et: bool) -> Vec<(u64, State)> {
+    let mut out = vec![(bs.dev().writes(), state(bs))];
+    macro_rules! step {
+        ($e:expr) => {{
+            let r = $e;
+            out.push((bs.dev().writes(), state(bs)));
+            r
+        }};
+    }
+    let mut live = std::collections::VecDeque::new();
+    for round in 0..20u64 {
+        let id = step!(bs
+            .create_blob(&BlobOpts {
+                use_extent_table: et,
+                num_clusters: 4,
+                thin_provision: true,
+                xattrs: vec![("round".to_string(), round.to_le_bytes().to_vec())],
+                ..Default::default()
+            })
+            .unwrap());
+        let kind = ['A', 'B', 'C', 'D'][round as usize % 4];
+        step!(write(
+            bs,
+            id,
+            (round % 4) * PAGES_PER_CLUSTER + 1,
+            &pattern(kind, 8192)
+        ));
+        if round % 3 == 0 {
+            live.push_back(step!(bs.create_snapshot(id, &[]).unwrap()));
+            step!(write(
+                bs,
+                id,
+                (round % 4) * PAGES_PER_CLUSTER,
+                &pattern('D', 4096)
             ));
         }
-    }
-    Ok(())
-}
-
-fn check_cut(
-    base: &[u8],
-    bl: u32,
-    cut: u64,
-    tear: bool,
-    et: bool,
-    steps: &[(u64, State)],
-) -> Result<(), String> {
-    let dev = PowerCutDev::new(
-        RamDev::from_image(base.to_vec(), bl).unwrap(),
-        Some(cut),
-        tear,
-    );
-    let mut bs = Blobstore::load(dev, &LoadOpts::default()).unwrap();
-    workload(&mut bs, et);
-    let img = bs.abandon().into_inner();
-    let mut bs =
-        Blobstore::load(img, &LoadOpts::default()).map_err(|e| format!("load failed: {e}"))?;
-    if let Some((id, e)) = bs.unusable_blobs().next() {
-        return Err(format!("blob {id:#x} unusable after the cut: {e}"));
-    }
-    bs.verify()?;
-    let k = steps
-        .iter()
-        .position(|(w, _)| *w >= cut)
-        .unwrap_or(steps.len() - 1);
-    let (before, after) = (&steps[k.saturating_sub(1)].1, &steps[k].1);
-    let got = state(&mut bs);
-    for id in before.keys().chain(after.keys()).chain(got.keys()) {
-        match got.get(id) {
-            Some(g) => blob_ok(g, before.get(id), after.get(id))
-                .map_err(|e| format!("step {k}, blob {id:#x}: {e}"))?,
-            None if before.contains_key(id) && after.contains_key(id) => {
-                return Err(format!("step {k}: blob {id:#x} vanished"))
-            }
-            None => {}
+        if round % 4 == 1 {
+            step!({
+                let h = bs.open_blob(id).unwrap();
+                bs.resize_blob(&h, 6).unwrap();
+                bs.sync_md(&h).unwrap();
+                bs.close_blob(h).unwrap();
+            });
+        }
+        live.push_back(id);
+        while live.len() > 5 {
+            let old = live.pop_front().unwrap();
+            step!(bs.delete_blob(old).unwrap());
         }
     }
-    // The recovered store keeps working and round-trips cleanly.
-    let id = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 1,
-            ..Default::default()
-        })
-        .map_err(|e| e.to_string())?;
-    let h = bs.open_blob(id).unwrap();
-    bs.write(&h, 0, &pattern('A', 4096))
-        .map_err(|e| e.to_string())?;
-    bs.close_blob(h).unwrap();
-    let expect = state(&mut bs);
-    let mut bs = Blobstore::load(
-        bs.unload().map_err(|e| e.to_string())?,
-        &LoadOpts::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    bs.verify()?;
-    if state(&mut bs) != expect {
-        return Err(format!(
-            "step {k}: state changed across a clean unload/load"
-        ));
-    }
-    Ok(())
-}
-
-fn sweep(bl: u32, tear: bool, et: bool) -> u64 {
-    let base = base_image(bl);
-    let dev = PowerCutDev::new(RamDev::from_image(base.clone(), bl).unwrap(), None, false);
-    let mut bs = Blobstore::load(dev, &LoadOpts::default()).unwrap();
-    let steps = workload(&mut bs, et);
-    let total = steps.last().unwrap().0;
-    assert!(total > 40, "the workload issues {total} writes");
-    let failures: Vec<String> = (1..=total + 1)
-        .filter_map(|n| {
-            check_cut(&base, bl, n, tear, et, &steps)
-                .err()
-                .map(|e| format!("cut at write {n}: {e}"))
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cut points failed:\n{}",
-        failures.len(),
-        total + 1,
-        failures.join("\n")
-    );
-    eprintln!(
-        "power-cut sweep ({bl}-byte blocks, tear={tear}, extent table={et}): {} cut points, all consistent",
-        total + 1
-    );
-    total + 1
+    out
 }
 
 #[test]
 fn every_cut_point_leaves_each_blob_old_or_new_with_agreeing_maps() {
-    sweep(4096, false, true);
+    sweep("a", workload, 4096, false, true);
 }
 
 /// Blocks are the device's atomic unit: with 4 KiB blocks a torn write
 /// never splits a metadata page, so tearing only ever splits data.
 #[test]
 fn every_torn_last_write_leaves_each_blob_old_or_new_with_agreeing_maps() {
-    sweep(4096, true, true);
+    sweep("a", workload, 4096, true, true);
 }
 
 /// With 512-byte blocks (io unit 512) every cut point, without tearing
 /// (a torn 4 KiB metadata page on such a device is lost, in SPDK as here).
 #[test]
 fn every_cut_point_on_a_512_byte_block_device_is_consistent() {
-    sweep(512, false, true);
+    sweep("a", workload, 512, false, true);
 }
 
 /// Blobs with RLE extents (as older SPDK writes them) under every cut point.
 #[test]
 fn every_cut_point_with_rle_extent_blobs_is_consistent() {
-    sweep(4096, true, false);
+    sweep("a", workload, 4096, true, false);
+}
+
+#[test]
+fn every_cut_point_of_the_metadata_heavy_workload_is_consistent() {
+    sweep("b", workload_b, 4096, false, true);
+}
+
+#[test]
+fn every_torn_last_write_of_the_metadata_heavy_workload_is_consistent() {
+    sweep("b", workload_b, 4096, true, true);
+}
+
+#[test]
+fn every_cut_point_of_the_metadata_heavy_workload_on_512_byte_blocks_is_consistent() {
+    sweep("b", workload_b, 512, false, true);
+}
+
+#[test]
+fn every_cut_point_of_the_metadata_heavy_workload_with_rle_extents_is_consistent() {
+    sweep("b", workload_b, 4096, true, false);
+}
+
+#[test]
+fn every_cut_point_of_the_churn_workload_is_consistent() {
+    sweep("c", workload_c, 4096, false, true);
+}
+
+#[test]
+fn every_torn_last_write_of_the_churn_workload_is_consistent() {
+    sweep("c", workload_c, 4096, true, true);
+}
+
+#[test]
+fn every_cut_point_of_the_churn_workload_on_512_byte_blocks_is_consistent() {
+    sweep("c", workload_c, 512, false, true);
+}
+
+#[test]
+fn every_cut_point_of_the_churn_workload_with_rle_extents_is_consistent() {
+    sweep("c", workload_c, 4096, true, false);
 }

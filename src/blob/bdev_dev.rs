@@ -17,7 +17,8 @@ use crate::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoData, IoType};
 /// How long one I/O may take before it is reported as stuck.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A writable bdev descriptor and a channel on the thread that opened it.
+/// A bdev descriptor (writable, or read-only for a store loaded with
+/// [`super::LoadOpts::read_only`]) and a channel on the thread that opened it.
 pub struct BdevBsDev {
     desc: Desc,
     ch: Channel,
@@ -34,7 +35,22 @@ fn err(what: String) -> io::Error {
 impl BdevBsDev {
     /// Opens bdev `name` for writing, with a channel on the calling thread.
     pub fn open(name: &str) -> io::Result<BdevBsDev> {
-        let desc = bdev::open(name, true).map_err(|e| err(format!("open bdev {name}: {e}")))?;
+        Self::open_mode(name, true)
+    }
+
+    /// Opens bdev `name` read-only (a read-only bdev opens too): every
+    /// write, unmap or flush fails.
+    pub fn open_read_only(name: &str) -> io::Result<BdevBsDev> {
+        Self::open_mode(name, false)
+    }
+
+    fn open_mode(name: &str, write: bool) -> io::Result<BdevBsDev> {
+        let desc = bdev::open(name, write).map_err(|e| err(format!("open bdev {name}: {e}")))?;
+        if write && !desc.bdev().io_type_supported(IoType::Write) {
+            return Err(err(format!(
+                "bdev {name} is read-only (it does not support writes): open it read-only, or make it writable"
+            )));
+        }
         let ch = desc
             .get_io_channel()
             .map_err(|e| err(format!("bdev {name}: I/O channel: {e}")))?;

@@ -175,13 +175,18 @@ impl BsDev for RamDev {
 #[derive(Debug)]
 pub struct FileDev {
     file: File,
+    /// One writer per file: held while the device is open.
+    _lock: std::sync::Arc<crate::bdev::file::lock::FileLock>,
     block_len: u32,
     block_count: u64,
 }
 
 impl FileDev {
     /// Opens `path` read-write with blocks of `block_len` bytes; the file
-    /// size, rounded down to whole blocks, is the device size.
+    /// size, rounded down to whole blocks, is the device size. The file is
+    /// locked exclusively while the device is open: a second opener, in
+    /// this process or another, gets an `io::ErrorKind::WouldBlock` error
+    /// naming the file and the holder.
     pub fn open(path: &Path, block_len: u32) -> io::Result<FileDev> {
         if block_len == 0 || !block_len.is_power_of_two() || block_len > 4096 {
             return Err(io::Error::new(
@@ -194,12 +199,27 @@ impl FileDev {
             .write(true)
             .open(path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let lock = crate::bdev::file::lock::lock_file(&file, &path.display().to_string(), true)?;
         // Seeking to the end sizes block devices too (their metadata length is 0).
         let len = std::io::Seek::seek(&mut &file, std::io::SeekFrom::End(0))?;
         Ok(FileDev {
             file,
+            _lock: std::sync::Arc::new(lock),
             block_len,
             block_count: len / block_len as u64,
+        })
+    }
+}
+
+impl FileDev {
+    /// Another handle on the same open file, sharing its lock: the device
+    /// of a [`super::BlobIoChannel`] on another thread.
+    pub fn try_clone(&self) -> io::Result<FileDev> {
+        Ok(FileDev {
+            file: self.file.try_clone()?,
+            _lock: self._lock.clone(),
+            block_len: self.block_len,
+            block_count: self.block_count,
         })
     }
 }

@@ -100,6 +100,9 @@ pub enum BlobError {
         "the blobstore is not running on its metadata thread (unloaded, or the thread exited)"
     )]
     NotRunning,
+    /// The store was opened read-only and the operation would write.
+    #[error("the blobstore was opened read-only and nothing may be written to it: load it without read_only to change it")]
+    StoreReadOnly,
     /// The store still has open blobs.
     #[error("cannot unload: {0} blob(s) still open; close them first")]
     BlobsOpen(usize),

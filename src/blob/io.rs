@@ -90,6 +90,7 @@ impl<D: BsDev> Blobstore<D> {
         buf: &[u8],
         zeroes: bool,
     ) -> Result<()> {
+        self.check_writable()?;
         let md = self.md(id)?;
         if md.data_ro() {
             return Err(BlobError::ReadOnly(id));

@@ -17,6 +17,12 @@ use super::BlobId;
 pub struct LoadOpts {
     /// Expected blobstore type; all-zero accepts any.
     pub bstype: [u8; 16],
+    /// Open without ever writing to the device: a dirty store is recovered
+    /// in memory only, an interrupted snapshot operation is finished in
+    /// memory only, every change is refused with
+    /// [`BlobError::StoreReadOnly`], and unload writes nothing. For
+    /// read-only media and for commands that only look.
+    pub read_only: bool,
 }
 
 /// How a load went.
@@ -68,6 +74,7 @@ impl<D: BsDev> Blobstore<D> {
         let total = (sb.size / sb.cluster_size as u64).min(u32::MAX as u64) as u32;
         let clean = sb.is_clean();
         let mut bs = Blobstore::new(dev, sb, total);
+        bs.read_only = opts.read_only;
         if clean {
             bs.load_masks()?;
             bs.disk_clean = true;
@@ -280,7 +287,14 @@ impl<D: BsDev> Blobstore<D> {
                 // deletion had not: the snapshot stays.
                 let md = self.blobs.get_mut(&snap).expect("pending blob is loaded");
                 md.remove_xattr(true, attr);
-                self.persist(snap)?;
+                if self.read_only {
+                    md.dirty = false;
+                } else {
+                    self.persist(snap)?;
+                }
+            } else if self.read_only {
+                // Seen as it will be once a writable load finishes the removal.
+                self.blobs.remove(&snap);
             } else {
                 // Creation had not committed, or the clone already took over.
                 log::info!("finishing interrupted snapshot operation: removing {snap:#x}");

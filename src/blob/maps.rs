@@ -22,6 +22,10 @@ impl<D: BsDev> Blobstore<D> {
     /// cluster in use).
     pub(crate) fn claim_referenced(&mut self) {
         let mut missing = 0u32;
+        for c in 0..self.num_md_clusters().min(self.total_clusters) {
+            missing += u32::from(!self.used_clusters.get(c));
+            self.used_clusters.set(c);
+        }
         for md in self.blobs.values().chain(self.reserved.iter()) {
             let pages = md
                 .chain

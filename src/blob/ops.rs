@@ -96,9 +96,19 @@ pub struct BlobInfo {
 impl<D: BsDev> Blobstore<D> {
     pub(crate) fn md(&self, id: BlobId) -> Result<&BlobMd> {
         if let Some(e) = self.bad_blobs.get(&id) {
-            return Err(BlobError::CorruptBlob {
-                id,
-                reason: e.to_string(),
+            // The same error again, not wrapped in another "metadata is corrupt".
+            return Err(match e {
+                BlobError::CorruptBlob { reason, .. } => BlobError::CorruptBlob {
+                    id,
+                    reason: reason.clone(),
+                },
+                BlobError::UnknownInvalidFlags { flags, .. } => {
+                    BlobError::UnknownInvalidFlags { id, flags: *flags }
+                }
+                other => BlobError::CorruptBlob {
+                    id,
+                    reason: other.to_string(),
+                },
             });
         }
         self.blobs.get(&id).ok_or(BlobError::NoSuchBlob(id))
@@ -119,6 +129,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Creates a blob and persists it (spdk_bs_create_blob_ext).
     pub fn create_blob(&mut self, opts: &BlobOpts) -> Result<BlobId> {
+        self.check_writable()?;
         for (n, v) in &opts.xattrs {
             if !xattr_fits(n, v) {
                 return Err(BlobError::InvalidArgument(format!(
@@ -127,10 +138,7 @@ impl<D: BsDev> Blobstore<D> {
                 )));
             }
         }
-        let page = self
-            .used_md_pages
-            .find_first_clear(0)
-            .ok_or(BlobError::NoSpace("metadata pages"))?;
+        let page = self.find_free_root_page()?;
         let id = page_to_blobid(page);
         let mut md = BlobMd {
             id,
@@ -183,6 +191,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Deletes a closed blob (spdk_bs_delete_blob). A snapshot with one
     /// clone is merged into the clone first; with more clones it is busy.
     pub fn delete_blob(&mut self, id: BlobId) -> Result<()> {
+        self.check_writable()?;
         let md = self.md(id)?;
         if md.open_refs > 0 {
             return Err(BlobError::Busy {
@@ -214,6 +223,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Resizes to `num_clusters` (spdk_blob_resize); takes effect on disk at the next sync.
     pub fn resize_blob(&mut self, blob: &Blob, num_clusters: u64) -> Result<()> {
+        self.check_writable()?;
         let md = self.md_writable(blob.id)?;
         if md.data_ro() {
             return Err(BlobError::ReadOnly(blob.id));
@@ -264,6 +274,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Sets an xattr (spdk_blob_set_xattr); persisted at the next sync.
     pub fn set_xattr(&mut self, blob: &Blob, name: &str, value: &[u8]) -> Result<()> {
+        self.check_writable()?;
         if !xattr_fits(name, value) {
             return Err(BlobError::InvalidArgument(format!(
                 "xattr {name:?} of {} bytes does not fit a metadata page",
@@ -276,6 +287,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Removes an xattr (spdk_blob_remove_xattr).
     pub fn remove_xattr(&mut self, blob: &Blob, name: &str) -> Result<()> {
+        self.check_writable()?;
         if self.md_writable(blob.id)?.remove_xattr(false, name) {
             Ok(())
         } else {
@@ -304,6 +316,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Marks the blob's data read-only (spdk_blob_set_read_only); persisted at the next sync.
     pub fn set_read_only(&mut self, blob: &Blob) -> Result<()> {
+        self.check_writable()?;
         let md = self.md_writable(blob.id)?;
         md.data_ro_flags |= BLOB_READ_ONLY;
         md.dirty = true;
@@ -322,6 +335,22 @@ impl<D: BsDev> Blobstore<D> {
             .filter(|b| b.parent() == Some(id))
             .map(|b| b.id)
             .collect()
+    }
+
+    /// Whether logical cluster `cluster` of the blob reads device data (it
+    /// is allocated in the blob or in a snapshot below it) rather than
+    /// zeroes. Lets a copy skip what reads as zeroes without reading it.
+    pub fn cluster_has_data(&self, blob: &Blob, cluster: u64) -> Result<bool> {
+        let mut id = blob.id;
+        for _ in 0..=self.blobs.len() {
+            let md = self.md(id)?;
+            match (md.clusters.get(cluster as usize).copied(), md.parent()) {
+                (Some(c), _) if c != 0 => return Ok(true),
+                (Some(_), Some(parent)) => id = parent,
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Describes a blob without opening it.

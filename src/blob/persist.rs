@@ -14,9 +14,21 @@ use super::BlobId;
 
 impl<D: BsDev> Blobstore<D> {
     /// Persists blob `id`'s metadata (the body of spdk_blob_sync_md).
+    ///
+    /// When it fails, the blob in memory goes back to what its metadata on
+    /// disk says (the change is reported failed and not kept pending, so a
+    /// later sync or unload does not fail on it again); md pages or
+    /// clusters the failed attempt claimed stay claimed until the next
+    /// recovery.
     pub(crate) fn persist(&mut self, id: BlobId) -> Result<()> {
         let mut md = self.blobs.remove(&id).ok_or(BlobError::NoSuchBlob(id))?;
         let r = self.persist_md(&mut md);
+        if r.is_err() && !md.chain.is_empty() {
+            if let Ok(mut on_disk) = self.load_blob(id) {
+                on_disk.open_refs = md.open_refs;
+                md = on_disk;
+            }
+        }
         self.blobs.insert(id, md);
         r
     }
@@ -115,6 +127,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Clears a cluster by the blob's clear method (0 default = unmap,
     /// 1 none, 2 unmap, 3 write zeroes) and returns it to the free pool.
     pub(crate) fn release_cluster(&mut self, c: u32, clear_method: u64) -> Result<()> {
+        self.check_writable()?;
         let lba = self.cluster_lba(c);
         let n = (self.sb.cluster_size / self.dev.block_len()) as u64;
         match clear_method {

@@ -21,6 +21,7 @@ impl<D: BsDev> Blobstore<D> {
     /// snapshot takes over the blob's clusters and the blob becomes a thin
     /// clone of it. Returns the snapshot's id.
     pub fn create_snapshot(&mut self, id: BlobId, xattrs: &[Xattr]) -> Result<BlobId> {
+        self.check_writable()?;
         let orig = self.md(id)?;
         if orig.md_ro() {
             return Err(BlobError::MdReadOnly(id));
@@ -34,10 +35,7 @@ impl<D: BsDev> Blobstore<D> {
             self.persist(id)?;
         }
         let orig = self.md(id)?.clone();
-        let page = self
-            .used_md_pages
-            .find_first_clear(0)
-            .ok_or(BlobError::NoSpace("metadata pages"))?;
+        let page = self.find_free_root_page()?;
         self.used_md_pages.set(page);
         self.used_blobids.set(page);
         let snap_id = page_to_blobid(page);
@@ -78,6 +76,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Clones a read-only snapshot (spdk_bs_create_clone): a thin blob of the
     /// same size that reads through to it.
     pub fn create_clone(&mut self, snapshot: BlobId, xattrs: &[Xattr]) -> Result<BlobId> {
+        self.check_writable()?;
         let snap = self.md(snapshot)?;
         if !snap.data_ro() {
             return Err(BlobError::InvalidArgument(format!(
@@ -96,10 +95,7 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     fn create_blob_with(&mut self, opts: &BlobOpts, f: impl FnOnce(&mut BlobMd)) -> Result<BlobId> {
-        let page = self
-            .used_md_pages
-            .find_first_clear(0)
-            .ok_or(BlobError::NoSpace("metadata pages"))?;
+        let page = self.find_free_root_page()?;
         let id = page_to_blobid(page);
         let mut md = BlobMd {
             id,
@@ -129,12 +125,14 @@ impl<D: BsDev> Blobstore<D> {
     /// there now, and drops the parent: the blob becomes thick and
     /// independent (spdk_bs_inflate_blob).
     pub fn inflate_blob(&mut self, blob: &Blob) -> Result<()> {
+        self.check_writable()?;
         self.copy_up(blob.id, true)
     }
 
     /// Copies the clusters the parent snapshot owns and re-parents the blob
     /// to the parent's parent (spdk_bs_blob_decouple_parent).
     pub fn decouple_parent(&mut self, blob: &Blob) -> Result<()> {
+        self.check_writable()?;
         if self.md(blob.id)?.parent().is_none() {
             return Err(BlobError::InvalidArgument(format!(
                 "blob {:#x} has no parent to decouple from",

@@ -5,7 +5,7 @@
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
 use super::format::PAGE_SIZE;
-use super::store::{io_err, Blobstore};
+use super::store::{io_err, page_to_blobid, Blobstore};
 
 impl<D: BsDev> Blobstore<D> {
     pub(crate) fn write_super(&mut self) -> Result<()> {
@@ -16,6 +16,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Before the first metadata change after a load or init: mark the super
     /// block dirty on disk, so a crash is detected and recovered.
     pub(crate) fn mark_dirty(&mut self) -> Result<()> {
+        self.check_writable()?;
         if self.disk_clean || self.sb.clean != 0 {
             self.sb.clean = 0;
             self.write_super()?;
@@ -34,6 +35,7 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     pub(crate) fn write_pages(&mut self, page: u64, buf: &[u8]) -> Result<()> {
+        self.check_writable()?;
         let lba = self.page_lba(page);
         let n = buf.len() as u64 / self.dev.block_len() as u64;
         self.dev.write(lba, buf).map_err(io_err("write", lba, n))
@@ -63,21 +65,39 @@ impl<D: BsDev> Blobstore<D> {
         self.write_pages(self.sb.md_start as u64 + idx as u64, p)
     }
 
+    /// Whether md page `p` may be given out: free in the used-page map,
+    /// and not the root of a blob by the blob-id map or of a blob that
+    /// could not be loaded (the maps of a corrupt store can disagree).
+    fn md_page_free(&self, p: u32) -> bool {
+        !self.used_md_pages.get(p)
+            && !self.used_blobids.get(p)
+            && !self.bad_blobs.contains_key(&page_to_blobid(p))
+    }
+
     /// Claims the first free md page at or after `from`.
     pub(crate) fn alloc_md_page(&mut self, from: u32) -> Result<u32> {
-        let p = self
-            .used_md_pages
-            .find_first_clear(from)
+        let p = (from..self.sb.md_len)
+            .find(|&p| self.md_page_free(p))
             .ok_or(BlobError::NoSpace("metadata pages"))?;
         self.used_md_pages.set(p);
         Ok(p)
     }
 
-    /// Claims the first free cluster.
+    /// The first md page a new blob may be rooted at (its id is
+    /// `page_to_blobid(page)`); the caller claims it.
+    pub(crate) fn find_free_root_page(&self) -> Result<u32> {
+        (0..self.sb.md_len)
+            .find(|&p| self.md_page_free(p))
+            .ok_or(BlobError::NoSpace("metadata pages"))
+    }
+
+    /// Claims the first free cluster after the metadata clusters (whatever
+    /// the used-cluster mask says of those: mask pages carry no crc).
     pub(crate) fn alloc_cluster(&mut self) -> Result<u32> {
+        let first_data = self.num_md_clusters();
         let c = self
             .used_clusters
-            .find_first_clear(0)
+            .find_first_clear(first_data)
             .ok_or(BlobError::NoSpace("clusters"))?;
         self.used_clusters.set(c);
         Ok(c)

@@ -78,6 +78,8 @@ pub struct Blobstore<D: BsDev> {
     pub(crate) reserved: Vec<BlobMd>,
     /// Whether the on-disk super block says clean.
     pub(crate) disk_clean: bool,
+    /// Opened read-only: nothing is ever written to the device.
+    pub(crate) read_only: bool,
     /// A zeroed cluster-sized buffer, reused for zero fills.
     pub(crate) zero_cluster: Vec<u8>,
 }
@@ -176,6 +178,9 @@ impl<D: BsDev> Blobstore<D> {
         for c in 0..num_md_clusters as u32 {
             bs.used_clusters.set(c);
         }
+        // A complete clean store from the start, as SPDK's bs_init writes it.
+        bs.write_masks()?;
+        bs.flush()?;
         bs.write_super()?;
         bs.disk_clean = true;
         Ok(bs)
@@ -195,16 +200,23 @@ impl<D: BsDev> Blobstore<D> {
             bad_blobs: BTreeMap::new(),
             reserved: Vec::new(),
             disk_clean: false,
+            read_only: false,
             zero_cluster,
         }
     }
 
     /// Persists the masks, then marks the store clean (spdk_bs_unload), and
     /// returns the device. Every blob must be closed.
+    ///
+    /// A store that is clean on disk and was not changed since it was loaded
+    /// (or one opened read-only) is left untouched: nothing is written.
     pub fn unload(mut self) -> Result<D> {
         let open = self.blobs.values().filter(|b| b.open_refs > 0).count();
         if open > 0 {
             return Err(BlobError::BlobsOpen(open));
+        }
+        if self.read_only || (self.disk_clean && !self.blobs.values().any(|b| b.dirty)) {
+            return Ok(self.dev);
         }
         let ids: Vec<BlobId> = self
             .blobs
@@ -215,6 +227,16 @@ impl<D: BsDev> Blobstore<D> {
         for id in ids {
             self.persist(id)?;
         }
+        self.write_masks()?;
+        self.flush()?;
+        self.sb.clean = 1;
+        self.write_super()?;
+        self.flush()?;
+        Ok(self.dev)
+    }
+
+    /// Writes the three mask regions from the in-memory maps.
+    fn write_masks(&mut self) -> Result<()> {
         let masks = [
             (
                 MaskKind::UsedPages,
@@ -239,11 +261,7 @@ impl<D: BsDev> Blobstore<D> {
             let buf = MaskPage { kind, bits }.encode(len);
             self.write_pages(start as u64, &buf)?;
         }
-        self.flush()?;
-        self.sb.clean = 1;
-        self.write_super()?;
-        self.flush()?;
-        Ok(self.dev)
+        Ok(())
     }
 
     /// Drops the store without unloading and returns the device, exactly as
@@ -259,6 +277,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Sets (or clears) the super blob and writes the super block (spdk_bs_set_super).
     pub fn set_super_blob(&mut self, id: Option<BlobId>) -> Result<()> {
+        self.check_writable()?;
         if let Some(id) = id {
             self.md(id)?;
         }
@@ -268,6 +287,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Grows the store to the device's current size (spdk_bs_grow_live).
     pub fn grow(&mut self) -> Result<()> {
+        self.check_writable()?;
         let size = self.dev.block_count() * self.dev.block_len() as u64;
         let total = size / self.sb.cluster_size as u64;
         if size <= self.sb.size || total <= self.total_clusters as u64 {
@@ -324,6 +344,19 @@ impl<D: BsDev> Blobstore<D> {
     /// The device.
     pub fn dev(&self) -> &D {
         &self.dev
+    }
+
+    /// Whether the store was loaded read-only ([`super::LoadOpts::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Refuses a change to a store opened read-only.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(BlobError::StoreReadOnly);
+        }
+        Ok(())
     }
 
     /// The used md page, used cluster and used blob id maps in memory.

@@ -34,6 +34,16 @@ pub enum PciError {
         /// The address asked for.
         address: String,
     },
+    /// Another process holds the device's lock (spdk_pci_device_claim).
+    #[error("{address} is claimed by {holder} (lock file {lock_file}): one process at a time may drive a device; stop the other one")]
+    Claimed {
+        /// The device.
+        address: String,
+        /// The lock file.
+        lock_file: String,
+        /// The holding process, as far as the lock file tells.
+        holder: String,
+    },
     /// The env's `pci_allowed` list does not name the function.
     #[error("{address} is not in the env's pci_allowed list: add it to EnvOpts::pci_allowed")]
     NotAllowed {

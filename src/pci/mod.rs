@@ -7,11 +7,13 @@
 //!   configurable so tests run against fixture trees.
 //! - [`open`]: a [`PciDevice`] through VFIO ([`VfioDevice`], with the process's
 //!   one container mapping all env memory) or through uio ([`UioDevice`], PA mode).
+//!   It first [`claim`]s the function, as SPDK does: one process per device.
 //!
 //! `unsafe` is needed here for VFIO ioctls and to map device registers.
 
 mod address;
 mod bind;
+pub mod claim;
 mod device;
 mod error;
 mod mmio;

@@ -40,6 +40,7 @@ fn open_new(sysfs: &Sysfs, addr: PciAddress) -> Result<Arc<dyn PciDevice>, PciEr
             });
         }
     }
+    super::claim::claim_in(std::path::Path::new(super::claim::LOCK_DIR), addr)?;
     let mode_err = |reason: &str| PciError::IovaMode {
         address: addr.to_string(),
         reason: reason.to_string(),

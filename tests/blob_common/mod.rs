@@ -2,6 +2,9 @@
 //! manifests and SPDK's test patterns.
 #![allow(dead_code)]
 
+pub mod corrupt;
+pub mod powercut;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

@@ -7,7 +7,12 @@
 //! for everything else (and when `O_DIRECT` is refused). Each channel owns
 //! an io_uring; requests are queued in `submit_request` and handed to the
 //! kernel by one `io_uring_enter` per poll, which also reaps completions.
+//!
+//! A file bdev opened for writing holds an exclusive [`lock`] on its file
+//! (a read-only one a shared lock), so a second process cannot write the
+//! same file under it.
 
+pub mod lock;
 mod uring;
 
 use super::{
@@ -58,6 +63,8 @@ pub(crate) struct Backing {
     pub buffered: File,
     pub direct: Option<File>,
     pub readonly: bool,
+    /// Held while the bdev exists.
+    _lock: lock::FileLock,
 }
 
 struct FileBdev {
@@ -125,6 +132,8 @@ pub fn create(mut opts: FileOpts, method: &str) -> Result<Arc<Bdev>> {
         o.open(&path)
     };
     let mut buffered = open(false).map_err(|e| os("open file bdev", &path, e))?;
+    let file_lock =
+        lock::lock_file(&buffered, &path, !opts.readonly).map_err(|e| os("lock", &path, e))?;
     let direct = match open(true) {
         Ok(f) => Some(f),
         Err(e) => {
@@ -167,6 +176,7 @@ pub fn create(mut opts: FileOpts, method: &str) -> Result<Arc<Bdev>> {
         buffered,
         direct,
         readonly: opts.readonly,
+        _lock: file_lock,
     });
     let method = if method == "bdev_uring_create" {
         "bdev_uring_create"

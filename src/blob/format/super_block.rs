@@ -203,8 +203,31 @@ impl SuperBlock {
         for (name, start, len) in regions {
             if start == 0 || len == 0 || start as u64 + len as u64 > pages {
                 return Err(invalid(format!(
-                    "{name} region (start page {start}, {len} pages) is empty, overlaps the super block or lies outside the {pages}-page store"
+                    "{name} region ({name}_start {start}, {name}_len {len}) is empty, overlaps the super block or lies outside the {pages}-page store"
                 )));
+            }
+        }
+        // Everything before the cluster area: its clusters are never handed
+        // to a blob, so a mask or md page beyond it would share a cluster
+        // with blob data.
+        let md_end = self.md_start as u64 + self.md_len as u64;
+        for (name, start, len) in regions {
+            let end = start as u64 + len as u64;
+            if end > md_end {
+                return Err(invalid(format!(
+                    "{name} region ({name}_start {start}, {name}_len {len}) ends at page {end}, past the end of the metadata area (md_start + md_len = page {md_end}): it would overlap the data clusters"
+                )));
+            }
+        }
+        for (i, &(a, a_start, a_len)) in regions.iter().enumerate() {
+            for &(b, b_start, b_len) in &regions[i + 1..] {
+                let (a0, a1) = (a_start as u64, a_start as u64 + a_len as u64);
+                let (b0, b1) = (b_start as u64, b_start as u64 + b_len as u64);
+                if a0 < b1 && b0 < a1 {
+                    return Err(invalid(format!(
+                        "{a} region (pages {a0}..{a1}, from {a}_start {a_start} and {a}_len {a_len}) overlaps the {b} region (pages {b0}..{b1}, from {b}_start {b_start} and {b}_len {b_len}): the store is corrupt and writing its masks would destroy metadata"
+                    )));
+                }
             }
         }
         let need = |bits: u64| (5 + bits.div_ceil(8)).div_ceil(page);
@@ -265,6 +288,36 @@ mod tests {
         assert_eq!(get_u32(&p, 4092), 0x948fbd62);
         assert_eq!(SuperBlock::decode(&p).unwrap(), sb);
         sb.validate_layout(16 << 20, 4096).unwrap();
+    }
+
+    #[test]
+    fn a_super_block_with_overlapping_regions_is_refused_naming_the_field() {
+        let mut sb = sample();
+        sb.used_blobid_mask_len = 2;
+        let e = sb.validate_layout(16 << 20, 4096).unwrap_err().to_string();
+        assert!(
+            e.contains("used_blobid_mask_len 2") && e.contains("overlaps the md region"),
+            "{e}"
+        );
+        let mut sb = sample();
+        sb.used_page_mask_len = 4000;
+        let e = sb.validate_layout(16 << 20, 4096).unwrap_err().to_string();
+        assert!(e.contains("used_page_mask_len 4000"), "{e}");
+        let mut sb = sample();
+        sb.used_page_mask_start = 3;
+        let e = sb.validate_layout(16 << 20, 4096).unwrap_err().to_string();
+        assert!(e.contains("used_page_mask_start 3"), "{e}");
+    }
+
+    #[test]
+    fn a_mask_region_in_the_data_clusters_is_refused() {
+        let mut sb = sample();
+        sb.used_page_mask_start = 257;
+        let e = sb.validate_layout(16 << 20, 4096).unwrap_err().to_string();
+        assert!(
+            e.contains("used_page_mask_start 257") && e.contains("data clusters"),
+            "{e}"
+        );
     }
 
     #[test]

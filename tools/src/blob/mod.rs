@@ -1,14 +1,18 @@
 //! `spdk-io blob`: SPDK's blobcli on spdk-io's blobstore. Every command
 //! brings up the bdevs of an SPDK JSON config (the bdev layer's loader),
 //! loads the blobstore on one of them (or makes one with `init`), acts, and
-//! unloads it cleanly.
+//! unloads it cleanly. Commands that only look (`list`, `show`, `stats`,
+//! `export`) open the bdev and the store read-only and write nothing.
 
 mod bench;
+mod render;
+mod transfer;
 
 use clap::{Args, Subcommand, ValueEnum};
+use render::{blob_json, print_text, unusable_json};
 use serde_json::{json, Value};
 use spdk_io::bdev;
-use spdk_io::blob::{BdevBsDev, BlobId, BlobInfo, BlobOpts, Blobstore, BsDev, BsOpts, LoadOpts};
+use spdk_io::blob::{BdevBsDev, BlobId, BlobOpts, Blobstore, BsDev, BsOpts, LoadOpts};
 use std::path::PathBuf;
 
 /// Arguments of `spdk-io blob`.
@@ -63,14 +67,16 @@ enum BlobCommand {
         /// Blob id (hex like 0x100000000, or decimal).
         id: String,
     },
-    /// Copy a file into a blob from offset 0, growing the blob if needed.
+    /// Copy a file into a blob from offset 0, growing the blob if needed
+    /// (the last io unit is padded with zeroes).
     Import {
         /// Blob id.
         id: String,
         /// File to read.
         file: PathBuf,
     },
-    /// Copy a blob's contents to a file (the imported length if the blob was imported).
+    /// Copy a blob's whole logical content (snapshot data below a clone
+    /// included) to a file.
     Export {
         /// Blob id.
         id: String,
@@ -132,9 +138,6 @@ enum XattrOp {
     },
 }
 
-/// xattr holding the byte length of an imported file.
-const IMPORT_LEN_XATTR: &str = "spdk-io.import_len";
-
 fn parse_id(s: &str) -> Result<BlobId, String> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(h) => u64::from_str_radix(h, 16),
@@ -143,69 +146,26 @@ fn parse_id(s: &str) -> Result<BlobId, String> {
     r.map_err(|_| format!("{s:?} is not a blob id (hex like 0x100000000, or decimal)"))
 }
 
-fn xattr_json(list: &[(String, Vec<u8>)]) -> Value {
-    let text = |v: &[u8]| {
-        let t = v.strip_suffix(&[0]).unwrap_or(v);
-        std::str::from_utf8(t)
-            .ok()
-            .filter(|s| s.chars().all(|c| !c.is_control()))
-            .map(str::to_string)
-    };
-    list.iter()
-        .map(|(n, v)| {
-            let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
-            (n.clone(), json!({ "hex": hex, "text": text(v) }))
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+impl BlobCommand {
+    /// Whether the command only looks: it opens the store read-only.
+    fn read_only(&self) -> bool {
+        matches!(
+            self,
+            BlobCommand::List
+                | BlobCommand::Show { .. }
+                | BlobCommand::Stats
+                | BlobCommand::Export { .. }
+        )
+    }
 }
 
-fn blob_json(i: &BlobInfo) -> Value {
-    json!({
-        "id": format!("{:#x}", i.id),
-        "num_clusters": i.num_clusters,
-        "num_allocated_clusters": i.num_allocated_clusters,
-        "thin_provisioned": i.thin_provisioned,
-        "read_only": i.read_only,
-        "is_snapshot": i.is_snapshot,
-        "is_clone": i.parent.is_some(),
-        "parent": i.parent.map(|p| format!("{p:#x}")),
-        "clones": i.clones.iter().map(|c| format!("{c:#x}")).collect::<Vec<_>>(),
-        "xattrs": xattr_json(&i.xattrs),
-    })
-}
-
-fn blob_text(v: &Value) -> String {
-    let mut s = format!(
-        "Blob ID: {}  clusters: {} (allocated {})",
-        v["id"].as_str().unwrap_or(""),
-        v["num_clusters"],
-        v["num_allocated_clusters"]
-    );
-    for (flag, label) in [
-        ("thin_provisioned", "thin"),
-        ("read_only", "read-only"),
-        ("is_snapshot", "snapshot"),
-        ("is_clone", "clone"),
-    ] {
-        if v[flag] == true {
-            s += &format!(" [{label}]");
-        }
-    }
-    if let Some(p) = v["parent"].as_str() {
-        s += &format!(" parent: {p}");
-    }
-    for (n, x) in v["xattrs"].as_object().into_iter().flatten() {
-        match x["text"].as_str() {
-            Some(t) => s += &format!("\n    xattr {n} = \"{t}\""),
-            None => s += &format!("\n    xattr {n} = 0x{}", x["hex"].as_str().unwrap_or("")),
-        }
-    }
-    s
-}
-
-/// Brings up the config's bdevs and opens `name` as a blobstore device.
-fn open_bdev(config: &std::path::Path, name: &str) -> Result<Box<dyn BsDev>, String> {
+/// Brings up the config's bdevs and opens `name` as a blobstore device
+/// (read-only when `read_only`).
+fn open_bdev(
+    config: &std::path::Path,
+    name: &str,
+    read_only: bool,
+) -> Result<Box<dyn BsDev>, String> {
     bdev::init().map_err(|e| format!("bdev layer: {e}"))?;
     bdev::load_config_file(config).map_err(|e| format!("config {}: {e}", config.display()))?;
     if bdev::get_by_name(name).is_none() {
@@ -220,7 +180,12 @@ fn open_bdev(config: &std::path::Path, name: &str) -> Result<Box<dyn BsDev>, Str
             config.display()
         ));
     }
-    Ok(Box::new(BdevBsDev::open(name).map_err(|e| e.to_string())?))
+    let dev = if read_only {
+        BdevBsDev::open_read_only(name)
+    } else {
+        BdevBsDev::open(name)
+    };
+    Ok(Box::new(dev.map_err(|e| e.to_string())?))
 }
 
 /// Runs `spdk-io blob`.
@@ -236,7 +201,7 @@ pub fn run(args: BlobArgs) -> Result<(), String> {
 }
 
 fn run_on_bdev(args: BlobArgs) -> Result<(), String> {
-    let dev = open_bdev(&args.config, &args.bdev)?;
+    let dev = open_bdev(&args.config, &args.bdev, args.command.read_only())?;
     let json_out = args.output_format == OutputFormat::Json;
     if let BlobCommand::Bench { ops } = args.command {
         let out = bench::run(dev, ops.max(1))?;
@@ -262,8 +227,13 @@ fn run_on_bdev(args: BlobArgs) -> Result<(), String> {
             };
             Blobstore::init(dev, &opts).map_err(|e| format!("init on bdev {}: {e}", args.bdev))?
         }
-        _ => Blobstore::load(dev, &LoadOpts::default())
-            .map_err(|e| format!("load from bdev {}: {e}", args.bdev))?,
+        cmd => {
+            let opts = LoadOpts {
+                read_only: cmd.read_only(),
+                ..Default::default()
+            };
+            Blobstore::load(dev, &opts).map_err(|e| format!("load from bdev {}: {e}", args.bdev))?
+        }
     };
     let out = execute(&mut bs, &args.command).map_err(|e| e.to_string());
     let unload = bs.unload().map(|_| ()).map_err(|e| format!("unload: {e}"));
@@ -275,27 +245,6 @@ fn run_on_bdev(args: BlobArgs) -> Result<(), String> {
         print_text(&args.command, &out);
     }
     Ok(())
-}
-
-fn print_text(cmd: &BlobCommand, out: &Value) {
-    match cmd {
-        BlobCommand::List => {
-            let blobs = out["blobs"].as_array().cloned().unwrap_or_default();
-            println!("{} blob(s)", blobs.len());
-            blobs.iter().for_each(|b| println!("{}", blob_text(b)));
-        }
-        BlobCommand::Show { .. } => println!("{}", blob_text(out)),
-        _ => {
-            for (k, v) in out.as_object().into_iter().flatten() {
-                println!(
-                    "{k}: {}",
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                );
-            }
-        }
-    }
 }
 
 fn execute<D: BsDev>(
@@ -310,6 +259,7 @@ fn execute<D: BsDev>(
             "total_clusters": bs.total_clusters(),
             "free_clusters": bs.free_cluster_count(),
             "num_blobs": bs.blob_ids().len(),
+            "unusable_blobs": unusable_json(bs),
             "super_blob": bs.super_blob().map(|s| format!("{s:#x}")),
             "md_start": bs.super_block().md_start,
             "md_len": bs.super_block().md_len,
@@ -320,7 +270,7 @@ fn execute<D: BsDev>(
                 .into_iter()
                 .map(|id| bs.blob_info(id).map(|i| blob_json(&i)))
                 .collect();
-            json!({ "blobs": blobs? })
+            json!({ "blobs": blobs?, "unusable": unusable_json(bs) })
         }
         BlobCommand::Create {
             clusters,
@@ -346,35 +296,14 @@ fn execute<D: BsDev>(
         }
         BlobCommand::Show { id } => blob_json(&bs.blob_info(parse_id(id)?)?),
         BlobCommand::Import { id, file } => {
-            let mut data = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let len = data.len();
-            let unit = bs.io_unit_size() as usize;
-            data.resize(len.div_ceil(unit) * unit, 0);
-            let h = bs.open_blob(parse_id(id)?)?;
-            let need = (data.len() as u64).div_ceil(bs.cluster_size() as u64);
-            if bs.num_clusters(&h) < need {
-                bs.resize_blob(&h, need)?;
-                bs.sync_md(&h)?;
-            }
-            let r = bs
-                .write(&h, 0, &data)
-                .and_then(|_| bs.set_xattr(&h, IMPORT_LEN_XATTR, len.to_string().as_bytes()));
-            bs.close_blob(h)?;
-            r?;
-            json!({ "id": format!("{:#x}", parse_id(id)?), "bytes": len })
+            let id = parse_id(id)?;
+            let len = transfer::import(bs, id, file)?;
+            json!({ "id": format!("{id:#x}"), "bytes": len })
         }
         BlobCommand::Export { id, file } => {
-            let h = bs.open_blob(parse_id(id)?)?;
-            let mut data = vec![0u8; (bs.num_io_units(&h) * bs.io_unit_size() as u64) as usize];
-            let r = bs.read(&h, 0, &mut data);
-            let len = bs
-                .get_xattr(&h, IMPORT_LEN_XATTR)
-                .and_then(|v| String::from_utf8(v).ok()?.parse::<usize>().ok());
-            bs.close_blob(h)?;
-            r?;
-            data.truncate(len.unwrap_or(data.len()).min(data.len()));
-            std::fs::write(file, &data).map_err(|e| format!("{}: {e}", file.display()))?;
-            json!({ "id": format!("{:#x}", parse_id(id)?), "bytes": data.len() })
+            let id = parse_id(id)?;
+            let len = transfer::export(bs, id, file)?;
+            json!({ "id": format!("{id:#x}"), "bytes": len })
         }
         BlobCommand::Xattr { op } => {
             let (id, name) = match op {
