@@ -12,6 +12,7 @@ mod bdevperf;
 mod blob;
 mod dma_env;
 mod identify;
+mod latency_hist;
 mod perf;
 mod setup;
 mod thread_bench;
