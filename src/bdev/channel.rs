@@ -18,7 +18,7 @@ use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::range_lock::{self, ChanLocks};
 use super::stat::ChannelStat;
-use super::ticks::{poll_ticks, ticks};
+use super::ticks::ticks;
 use super::{BdevError, Result};
 use crate::thread::{poller_register, Poller, PollerStatus, Thread};
 use std::cell::{Cell, RefCell};
@@ -63,7 +63,13 @@ pub(crate) struct ChannelInner {
     pub(crate) split_wait: RefCell<VecDeque<u32>>,
     io_wait: RefCell<VecDeque<Box<dyn FnOnce()>>>,
     pub stat: Arc<ChannelStat>,
+    /// The clock read when this poll's completions were reaped: the
+    /// completion time of each, and the submission time of each I/O their
+    /// callbacks submit (see [`ChannelInner::stamp`]).
     pub now: Cell<u64>,
+    /// The poll is running completions (their callbacks' submissions take
+    /// `now`); outside, a submission reads the clock.
+    in_completions: Cell<bool>,
     pub(crate) in_module: Cell<u32>,
     pub(crate) progressed: Cell<bool>,
     poller: RefCell<Option<Poller>>,
@@ -146,6 +152,7 @@ impl Channel {
             io_wait: RefCell::new(VecDeque::new()),
             stat,
             now: Cell::new(ticks()),
+            in_completions: Cell::new(false),
             in_module: Cell::new(0),
             progressed: Cell::new(false),
             poller: RefCell::new(None),
@@ -227,7 +234,7 @@ impl ChannelInner {
         let Some(idx) = pool.alloc() else {
             return Err((BdevError::NoMem, data, cb));
         };
-        let now = self.now.get();
+        let now = self.stamp();
         let s = &mut pool.slots[idx as usize];
         s.arm(io_type, offset_blocks, num_blocks, data, cb, now);
         let id = IoId::new(idx, s.gen);
@@ -294,13 +301,32 @@ impl ChannelInner {
         });
     }
 
+    /// The submission time of an I/O submitted now: inside this channel's
+    /// completions, the time they were reaped (they run in the same few
+    /// microseconds, and one clock read serves the batch); anywhere else
+    /// (a message, another poller, an io_wait callback) the clock itself,
+    /// as SPDK stamps each submission. A cached time from elsewhere would
+    /// be off: the channel's last poll is arbitrarily old, and the start of
+    /// the thread's poll precedes completions reaped later in that same
+    /// poll, which then timed out at 0.
+    #[inline]
+    fn stamp(&self) -> u64 {
+        if self.in_completions.get() {
+            self.now.get()
+        } else {
+            ticks()
+        }
+    }
+
     pub(crate) fn poll(&self) -> usize {
-        // The thread's poll read the clock already (inside a poll);
-        // a channel polled by hand reads it here.
-        self.now.set(poll_ticks());
         self.module.borrow_mut().poll();
         let mut completed = 0;
         if !self.done.is_empty() {
+            // One clock read per poll that completes something: every
+            // completion of the batch, and every submission its callbacks
+            // make, share it.
+            self.now.set(ticks());
+            let outer = self.in_completions.replace(true);
             // The reports queued so far; those their callbacks cause wait
             // for the second round or the next poll. A poll nested in a
             // callback takes an empty vector here (and gives back its own):
@@ -318,8 +344,10 @@ impl ChannelInner {
             // queued (a refused resubmission); it is the last one, so a
             // poll stays bounded.
             if self.module.borrow_mut().reap_more() > 0 {
+                self.now.set(ticks());
                 completed += self.finish_queued(&mut batch);
             }
+            self.in_completions.set(outer);
             self.batch.set(batch);
             self.module.borrow_mut().flush();
         }

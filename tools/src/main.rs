@@ -5,11 +5,14 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 mod bdevperf;
 mod blob;
 mod dma_env;
 mod identify;
+mod latency_hist;
 mod perf;
 mod setup;
 mod thread_bench;
@@ -38,7 +41,23 @@ enum Command {
     Perf(perf::PerfArgs),
 }
 
+/// Output to a closed pipe (`spdk-io blob list | head -1`) ends the
+/// process quietly, as it ends `cat` or `ls`: SIGPIPE takes its default
+/// action instead of being ignored (Rust's start-up ignores it, and then
+/// every `println!` after the reader left panics with exit code 101).
+/// Every subcommand is a one-shot tool writing to stdout; a daemon that
+/// writes to sockets would send with MSG_NOSIGNAL or keep SIGPIPE ignored.
+fn die_quietly_on_closed_pipe() {
+    let armed = Arc::new(AtomicBool::new(true));
+    if let Err(e) =
+        signal_hook::flag::register_conditional_default(signal_hook::consts::SIGPIPE, armed)
+    {
+        eprintln!("spdk-io: cannot restore SIGPIPE's default action ({e}): output to a closed pipe will fail loudly");
+    }
+}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Setup(args) => setup::run(args),
