@@ -35,7 +35,7 @@
 //! | `caw` | compare-and-write emulated under a range lock for modules without a native one |
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
-//! | `config` | SPDK JSON configuration ([`load_config`]) |
+//! | `config`, `config_lines` | SPDK JSON configuration ([`load_config`]); each entry's line, in one pass |
 //! | `rpc` | the bdev JSON-RPC methods ([`rpc::methods`]) and `save_config` entries |
 //! | `null`, `malloc`, `file`, `nvme`, `split`, `passthru`, `error_inject` | the modules |
 //! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
@@ -45,6 +45,7 @@ mod caw;
 mod channel;
 mod complete;
 pub mod config;
+mod config_lines;
 mod desc;
 mod device;
 mod error;
