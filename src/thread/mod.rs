@@ -32,6 +32,9 @@
 //!   poll unless a get came in between; [`IoDevice::for_each_channel`]
 //!   visits each thread with a channel, one at a time ([`ChannelIter`]);
 //!   [`IoDevice::unregister`] completes once all channels and walks are gone.
+//! - Listings: [`Thread::pollers`] ([`PollerInfo`]) and
+//!   [`Thread::io_channels`] ([`IoChannelInfo`]), for the framework's
+//!   `thread_get_pollers` / `thread_get_io_channels`.
 //! - Exit: [`Thread::exit`] then poll until [`Thread::is_exited`] (no
 //!   pollers, channels, walks, tasks or messages left, or the exit timeout);
 //!   [`Thread::destroy`] refuses a thread that has not exited.
@@ -151,6 +154,7 @@ mod exec;
 mod for_each;
 mod future;
 mod handle;
+mod introspect;
 mod io_channel;
 mod io_device;
 mod join;
@@ -169,6 +173,7 @@ pub use exec::spawn_local;
 pub use for_each::{ChannelIter, FOR_EACH_DROPPED};
 pub use future::{sleep, yield_now, SendFuture, Sleep, YieldNow};
 pub use handle::{send_msg, ThreadHandle};
+pub use introspect::{IoChannelInfo, PollerInfo, PollerKind};
 pub use io_channel::IoChannel;
 pub use io_device::{io_device_register, BoxError, IoDevice, IoDeviceKey};
 pub use join::JoinHandle;
