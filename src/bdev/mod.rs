@@ -36,6 +36,7 @@
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
 //! | `config` | SPDK JSON configuration ([`load_config`]) |
+//! | `rpc` | the bdev JSON-RPC methods ([`rpc::methods`]) and `save_config` entries |
 //! | `null`, `malloc`, `file`, `nvme`, `split`, `passthru`, `error_inject` | the modules |
 //! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
 
@@ -64,6 +65,7 @@ mod pool;
 mod quiesce;
 mod range_lock;
 mod registry;
+pub mod rpc;
 pub mod split;
 mod split_io;
 mod stat;
