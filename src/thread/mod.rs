@@ -18,7 +18,7 @@
 //!   allocation when the closure captures ≤ [`MSG_INLINE_SIZE`] bytes; a
 //!   full ring is [`ThreadError::RingFull`]; one critical-message slot
 //!   ([`ThreadHandle::send_critical_msg`]).
-//! - The thread list: [`ThreadHandle::by_id`], [`thread_count`],
+//! - The thread list: [`ThreadHandle::by_id`], [`threads`], [`thread_count`],
 //!   [`for_each_thread`] (run a closure on every thread in turn, then
 //!   complete on the caller).
 //! - [`Poller`]: [`poller_register`]`(name, period_us, f)` — untimed
@@ -181,5 +181,5 @@ pub use msg::{Msg, MSG_INLINE_SIZE};
 pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
 pub use reactor::{ReactorOpts, ReactorSet};
 pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
-pub use thread_list::{for_each_thread, thread_count};
+pub use thread_list::{for_each_thread, thread_count, threads};
 pub use time::{poll_ticks, ticks, TICKS_HZ};

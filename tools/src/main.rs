@@ -12,6 +12,7 @@ mod dma_env;
 mod identify;
 mod perf;
 mod setup;
+mod tgt;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
@@ -36,6 +37,8 @@ enum Command {
     Identify(identify::IdentifyArgs),
     /// NVMe I/O benchmark, like spdk_nvme_perf.
     Perf(perf::PerfArgs),
+    /// The storage daemon, like spdk_tgt: JSON config, JSON-RPC on a Unix socket (drive it with SPDK's rpc.py).
+    Tgt(tgt::TgtArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,5 +72,6 @@ fn main() -> ExitCode {
         },
         Command::Identify(a) => identify::run(a),
         Command::Perf(a) => perf::run(a),
+        Command::Tgt(a) => tgt::run(a),
     }
 }
