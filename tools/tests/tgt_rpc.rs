@@ -154,7 +154,6 @@ fn invalid_requests_unknown_methods_and_mistyped_params_get_spdk_errors() {
         v["error"],
         json!({"code": -32602, "message": "invalid log level"})
     );
-    drop(ask);
     t.assert_alive();
 }
 
