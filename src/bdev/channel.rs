@@ -61,6 +61,8 @@ pub(crate) struct ChannelInner {
     batch: Cell<Vec<Packed>>,
     pub(crate) nomem: RefCell<VecDeque<u32>>,
     pub(crate) split_wait: RefCell<VecDeque<u32>>,
+    /// Requests waiting for QoS quota, in submission order.
+    pub(crate) qos_queue: RefCell<VecDeque<u32>>,
     io_wait: RefCell<VecDeque<Box<dyn FnOnce()>>>,
     pub stat: Arc<ChannelStat>,
     pub now: Cell<u64>,
@@ -143,6 +145,7 @@ impl Channel {
             batch: Cell::new(Vec::with_capacity(n)),
             nomem: RefCell::new(VecDeque::with_capacity(n)),
             split_wait: RefCell::new(VecDeque::new()),
+            qos_queue: RefCell::new(VecDeque::new()),
             io_wait: RefCell::new(VecDeque::new()),
             stat,
             now: Cell::new(ticks()),
@@ -211,11 +214,31 @@ impl Channel {
 }
 
 impl ChannelInner {
-    /// Takes a request from the pool and starts it. Checks are done by the caller.
+    /// Takes a request from the pool and starts it, or queues it for QoS
+    /// quota when the bdev has rate limits. Checks are done by the caller.
     // The error tuple is large but only built when the pool is empty.
     #[allow(clippy::result_large_err)]
     #[inline]
     pub(crate) fn start(
+        &self,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: IoData,
+        cb: Cb,
+    ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
+        // The only cost of QoS when no limit is set: one load, one branch.
+        if self.bdev.qos.enabled.load(Ordering::Relaxed) {
+            return self.start_qos(io_type, offset_blocks, num_blocks, data, cb);
+        }
+        self.start_now(io_type, offset_blocks, num_blocks, data, cb)
+    }
+
+    /// [`ChannelInner::start`] past QoS: a pooled request to the module now.
+    // The error tuple is large but only built when the pool is empty.
+    #[allow(clippy::result_large_err)]
+    #[inline]
+    pub(crate) fn start_now(
         &self,
         io_type: IoType,
         offset_blocks: u64,
@@ -333,6 +356,9 @@ impl ChannelInner {
         if !self.split_wait.borrow().is_empty() {
             self.retry_split();
         }
+        if !self.qos_queue.borrow().is_empty() {
+            completed += self.qos_poll();
+        }
         while !self.io_wait.borrow().is_empty() && self.pool.borrow().free_count() > 0 {
             let Some(f) = self.io_wait.borrow_mut().pop_front() else {
                 break;
@@ -378,8 +404,10 @@ impl ChannelInner {
         }
     }
 
-    /// Aborts every request waiting for NOMEM retry (reset, hot remove).
+    /// Aborts every request waiting for NOMEM retry or QoS quota (reset,
+    /// hot remove).
     pub(crate) fn abort_queued(&self) {
+        self.abort_qos_queued();
         while let Some(idx) = self.nomem.borrow_mut().pop_front() {
             let mut pool = self.pool.borrow_mut();
             let id = pool.id(idx);

@@ -91,31 +91,6 @@ pub fn call_method(method: &str, p: &Value) -> Result<Value> {
     }
 }
 
-/// Byte offset -> 1-based line number.
-fn line_of(text: &str, pos: usize) -> usize {
-    text[..pos.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// Positions of every `"method"` key, in document order: entry k of the
-/// config (counted across subsystems) is the k-th one.
-fn method_positions(text: &str) -> Vec<usize> {
-    let mut v = Vec::new();
-    let mut from = 0;
-    while let Some(i) = text[from..].find("\"method\"") {
-        let at = from + i;
-        let rest = text[at + 8..].trim_start();
-        if rest.starts_with(':') {
-            v.push(at);
-        }
-        from = at + 8;
-    }
-    v
-}
-
 /// Loads a configuration text: creates every bdev of the `bdev` subsystem,
 /// in order. Returns the names of the bdevs created.
 pub fn load_config(text: &str) -> Result<Vec<String>> {
@@ -129,7 +104,7 @@ pub fn load_config(text: &str) -> Result<Vec<String>> {
                 "config: missing field `subsystems` (an array) at the top level".into(),
             )
         })?;
-    let positions = method_positions(text);
+    let lines = super::config_lines::entry_lines(text);
     let mut entry_no = 0usize;
     let mut created = Vec::new();
     for (si, sub) in subs.iter().enumerate() {
@@ -151,7 +126,7 @@ pub fn load_config(text: &str) -> Result<Vec<String>> {
             }
         };
         for (ci, e) in entries.iter().enumerate() {
-            let line = positions.get(entry_no).map(|&p| line_of(text, p));
+            let line = lines.get(entry_no).copied();
             entry_no += 1;
             if sname != "bdev" {
                 continue;

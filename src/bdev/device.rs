@@ -79,6 +79,8 @@ pub struct Bdev {
     pub(crate) ops: Box<dyn BdevOps>,
     removed: AtomicBool,
     pub(crate) state: Mutex<BdevState>,
+    /// Rate limits (`bdev_set_qos_limit`), shared by every channel.
+    pub(crate) qos: super::qos::Qos,
 }
 
 impl std::fmt::Debug for Bdev {
@@ -120,6 +122,7 @@ impl Bdev {
             ops,
             removed: AtomicBool::new(false),
             state: Mutex::new(BdevState::default()),
+            qos: super::qos::Qos::default(),
         });
         registry::insert(&bdev)?;
         log::info!("bdev '{}' registered by module {}", bdev.name(), module);
