@@ -26,18 +26,34 @@ struct Entry {
     params: Value,
 }
 
-/// Byte offsets of every `"method"` key, in document order.
-fn method_lines(text: &str) -> Vec<usize> {
-    let mut lines = Vec::new();
-    let mut from = 0;
-    while let Some(i) = text[from..].find("\"method\"") {
-        let at = from + i;
-        if text[at + 8..].trim_start().starts_with(':') {
-            lines.push(text[..at].bytes().filter(|&b| b == b'\n').count() + 1);
+/// Finds the lines of the entries' `"method"` keys in one forward pass:
+/// each search starts where the previous entry's was found and takes the
+/// first `"method"` key whose value is this entry's method, so a
+/// `"method"` key inside some params does not shift later entries.
+struct LineFinder<'a> {
+    text: &'a str,
+    pos: usize,
+    line: usize,
+}
+
+impl LineFinder<'_> {
+    fn find(&mut self, method: &str) -> Option<usize> {
+        let mut from = self.pos;
+        while let Some(i) = self.text[from..].find("\"method\"") {
+            let at = from + i;
+            let rest = self.text[at + 8..].trim_start();
+            if let Some(v) = rest.strip_prefix(':') {
+                let v = v.trim_start();
+                if v.strip_prefix('"').and_then(|v| v.strip_prefix(method)).is_some_and(|r| r.starts_with('"')) {
+                    self.line += self.text[self.pos..at].bytes().filter(|&b| b == b'\n').count();
+                    self.pos = at;
+                    return Some(self.line);
+                }
+            }
+            from = at + 8;
         }
-        from = at + 8;
+        None
     }
-    lines
 }
 
 /// Parses the file into the entries of the subsystems `known` has,
@@ -61,8 +77,7 @@ fn entries(text: &str, known: &[&str]) -> Result<Vec<Entry>, EventError> {
             ))
         }
     };
-    let lines = method_lines(text);
-    let mut k = 0;
+    let mut lines = LineFinder { text, pos: 0, line: 1 };
     let mut out = Vec::new();
     for (si, sub) in subs.iter().enumerate() {
         let name = sub.get("subsystem").and_then(Value::as_str).ok_or_else(|| {
@@ -80,17 +95,15 @@ fn entries(text: &str, known: &[&str]) -> Result<Vec<Entry>, EventError> {
             }
         };
         for (ci, e) in list.iter().enumerate() {
-            let line = lines.get(k).copied();
-            k += 1;
-            let at = match line {
+            let Some(method) = e.get("method").and_then(Value::as_str) else {
+                return Err(err(format!(
+                    "config subsystems[{si}].config[{ci}]: Failed to decode config entry: missing `method` (a string)"
+                )));
+            };
+            let at = match lines.find(method) {
                 Some(l) => format!("config line {l}, subsystems[{si}].config[{ci}]"),
                 None => format!("config subsystems[{si}].config[{ci}]"),
             };
-            let method = e.get("method").and_then(Value::as_str).ok_or_else(|| {
-                err(format!(
-                    "{at}: Failed to decode config entry: missing `method` (a string)"
-                ))
-            })?;
             if !known.contains(&name) {
                 log::info!(
                     "Skipping method '{method}' because its subsystem '{name}' is not enabled"
@@ -175,6 +188,14 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].method, "bdev_null_create");
         assert_eq!(e[0].at, "config line 4, subsystems[1].config[0]");
+    }
+
+    #[test]
+    fn a_method_key_inside_params_does_not_shift_the_lines_of_later_entries() {
+        let text = "{\"subsystems\": [{\"subsystem\": \"bdev\", \"config\": [\n{\"method\": \"a\", \"params\": {\"method\": \"x\"}},\n\n{\"method\": \"b\"}]}]}";
+        let e = entries(text, &["bdev"]).unwrap();
+        assert_eq!(e[0].at, "config line 2, subsystems[0].config[0]");
+        assert_eq!(e[1].at, "config line 4, subsystems[0].config[1]");
     }
 
     #[test]
