@@ -44,8 +44,14 @@ impl LineFinder<'_> {
             let rest = self.text[at + 8..].trim_start();
             if let Some(v) = rest.strip_prefix(':') {
                 let v = v.trim_start();
-                if v.strip_prefix('"').and_then(|v| v.strip_prefix(method)).is_some_and(|r| r.starts_with('"')) {
-                    self.line += self.text[self.pos..at].bytes().filter(|&b| b == b'\n').count();
+                if v.strip_prefix('"')
+                    .and_then(|v| v.strip_prefix(method))
+                    .is_some_and(|r| r.starts_with('"'))
+                {
+                    self.line += self.text[self.pos..at]
+                        .bytes()
+                        .filter(|&b| b == b'\n')
+                        .count();
                     self.pos = at;
                     return Some(self.line);
                 }
@@ -77,7 +83,11 @@ fn entries(text: &str, known: &[&str]) -> Result<Vec<Entry>, EventError> {
             ))
         }
     };
-    let mut lines = LineFinder { text, pos: 0, line: 1 };
+    let mut lines = LineFinder {
+        text,
+        pos: 0,
+        line: 1,
+    };
     let mut out = Vec::new();
     for (si, sub) in subs.iter().enumerate() {
         let name = sub.get("subsystem").and_then(Value::as_str).ok_or_else(|| {

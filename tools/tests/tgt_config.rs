@@ -43,7 +43,10 @@ fn a_config_loads_at_start_and_its_saved_form_loads_back_to_the_same_state() {
     let again = write_config(&dir, "saved.json", saved.clone());
     drop(t);
     let t = Tgt::start("roundtrip-2", &["--json", &again]);
-    assert_eq!(t.ok("framework_get_config", Some(json!({"name": "bdev"}))), saved);
+    assert_eq!(
+        t.ok("framework_get_config", Some(json!({"name": "bdev"}))),
+        saved
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -58,18 +61,32 @@ fn a_failing_entry_stops_the_start_naming_its_line_and_method() {
             {"method": "bdev_null_create", "params": {"name": "Null0", "num_blocks": 8, "block_size": 512}},
         ]),
     );
-    let mut child = command(&dir.join("s.sock"), &["--json", &cfg]).spawn().unwrap();
+    let mut child = command(&dir.join("s.sock"), &["--json", &cfg])
+        .spawn()
+        .unwrap();
     let (st, err) = wait_exit(&mut child);
     assert!(!st.success());
     assert!(err.contains("subsystems[0].config[1]"), "{err}");
     assert!(err.contains("config line"), "{err}");
     assert!(err.contains("bdev_null_create"), "{err}");
-    assert!(!dir.join("s.sock").exists(), "the socket is removed after a failed start");
-    let unknown = write_config(&dir, "unknown.json", json!([{"method": "bdev_frob_create"}]));
-    let mut child = command(&dir.join("s.sock"), &["--json", &unknown]).spawn().unwrap();
+    assert!(
+        !dir.join("s.sock").exists(),
+        "the socket is removed after a failed start"
+    );
+    let unknown = write_config(
+        &dir,
+        "unknown.json",
+        json!([{"method": "bdev_frob_create"}]),
+    );
+    let mut child = command(&dir.join("s.sock"), &["--json", &unknown])
+        .spawn()
+        .unwrap();
     let (st, err) = wait_exit(&mut child);
     assert!(!st.success());
-    assert!(err.contains("Method 'bdev_frob_create' was not found"), "{err}");
+    assert!(
+        err.contains("Method 'bdev_frob_create' was not found"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -84,7 +101,11 @@ fn json_ignore_init_errors_goes_on_past_a_failed_entry() {
             {"method": "bdev_null_create", "params": {"name": "Null1", "num_blocks": 8, "block_size": 512}},
         ]),
     );
-    let t = Tgt::start_at(dir.clone(), dir.join("s.sock"), &["--json", &cfg, "--json-ignore-init-errors"]);
+    let t = Tgt::start_at(
+        dir.clone(),
+        dir.join("s.sock"),
+        &["--json", &cfg, "--json-ignore-init-errors"],
+    );
     let saved = t.ok("framework_get_config", Some(json!({"name": "bdev"})));
     assert!(saved.to_string().contains("Null1"), "{saved}");
 }
@@ -94,7 +115,9 @@ fn a_config_that_is_not_json_is_refused_at_start() {
     let dir = scratch("notjson-cfg");
     let p = dir.join("c.json");
     std::fs::write(&p, "{\"subsystems\": [").unwrap();
-    let mut child = command(&dir.join("s.sock"), &["--json", p.to_str().unwrap()]).spawn().unwrap();
+    let mut child = command(&dir.join("s.sock"), &["--json", p.to_str().unwrap()])
+        .spawn()
+        .unwrap();
     let (st, err) = wait_exit(&mut child);
     assert!(!st.success());
     assert!(err.contains("Parsing JSON configuration failed"), "{err}");
