@@ -220,6 +220,7 @@ fn a_64_mib_request_is_refused_and_its_connection_closed() {
 #[test]
 fn two_hundred_connections_at_once_are_all_served() {
     let t = Tgt::start("many", &[]);
+    let fds = t.fd_count();
     let mut conns: Vec<_> = (0..200).map(|_| t.connect()).collect();
     for (i, s) in conns.iter_mut().enumerate() {
         s.write_all(
@@ -234,6 +235,7 @@ fn two_hundred_connections_at_once_are_all_served() {
         assert_eq!(v["id"], i as u64);
     }
     drop(conns);
+    t.assert_fds_back_to(fds);
     t.assert_alive();
 }
 
@@ -266,13 +268,16 @@ fn a_client_that_never_reads_does_not_stop_the_others() {
         "the target kept reading {sent} bytes from a client that reads nothing"
     );
     t.assert_alive();
+    let fds = t.fd_count();
     drop(s);
+    t.assert_fds_back_to(fds - 1);
     t.assert_alive();
 }
 
 #[test]
 fn a_client_that_disconnects_with_requests_in_flight_leaves_the_target_serving() {
     let t = Tgt::start("gone", &["--wait-for-rpc"]);
+    let fds = t.fd_count();
     let mut s = t.connect();
     for i in 0..10 {
         s.write_all(
@@ -285,6 +290,7 @@ fn a_client_that_disconnects_with_requests_in_flight_leaves_the_target_serving()
     std::thread::sleep(Duration::from_millis(50));
     drop(s);
     assert_eq!(t.ok("framework_start_init", None), json!(true));
+    t.assert_fds_back_to(fds);
     t.assert_alive();
 }
 

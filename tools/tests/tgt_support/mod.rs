@@ -208,3 +208,25 @@ impl Tgt {
         Some(call(&mut s, "spdk_get_version", None))
     }
 }
+
+impl Tgt {
+    /// Open file descriptors of the target process.
+    pub fn fd_count(&self) -> usize {
+        let pid = self.child.as_ref().expect("target running").id();
+        std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    }
+
+    /// Waits (bounded) until the target has at most `n` descriptors open;
+    /// panics with the count it kept.
+    pub fn assert_fds_back_to(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.fd_count();
+            if now <= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the target keeps {now} descriptors open, {n} before");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
