@@ -382,3 +382,14 @@ fn log_levels_and_flags_are_set_and_read_back() {
         json!({"code": -32602, "message": "invalid log flag"})
     );
 }
+
+#[test]
+fn a_two_core_mask_runs_a_reactor_per_core_with_the_app_thread_on_the_first() {
+    let t = Tgt::start("twocores", &["-m", "0x3"]);
+    let r = t.ok("framework_get_reactors", None);
+    let reactors = r["reactors"].as_array().unwrap();
+    assert_eq!(reactors.len(), 2, "{r}");
+    assert_eq!(reactors[0]["lcore"], 0);
+    assert_eq!(reactors[1]["lcore"], 1);
+    assert_eq!(reactors[0]["lw_threads"][0]["name"], "app_thread");
+}

@@ -213,7 +213,9 @@ impl Tgt {
     /// Open file descriptors of the target process.
     pub fn fd_count(&self) -> usize {
         let pid = self.child.as_ref().expect("target running").id();
-        std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
     }
 
     /// Waits (bounded) until the target has at most `n` descriptors open;
@@ -225,7 +227,10 @@ impl Tgt {
             if now <= n {
                 return;
             }
-            assert!(Instant::now() < deadline, "the target keeps {now} descriptors open, {n} before");
+            assert!(
+                Instant::now() < deadline,
+                "the target keeps {now} descriptors open, {n} before"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
