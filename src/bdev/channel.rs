@@ -35,6 +35,11 @@ pub fn set_io_pool_size(n: usize) {
     POOL_SIZE.store(n.max(1), Ordering::Relaxed);
 }
 
+/// How many requests each new channel preallocates.
+pub fn io_pool_size() -> usize {
+    POOL_SIZE.load(Ordering::Relaxed)
+}
+
 /// A thread's I/O channel to a bdev. `!Send`: it stays on the thread that
 /// made it. Cloning is cheap and yields the same channel.
 ///

@@ -179,18 +179,30 @@ pub fn create(opts: ErrorOpts) -> Result<Arc<Bdev>> {
     Ok(bdev)
 }
 
-/// Adds a rule to error bdev `name` (`bdev_error_inject_error`): the next
-/// `num` I/O of `io_type` (all types when `None`) get `kind`.
-pub fn inject_error(name: &str, io_type: Option<IoType>, kind: ErrorType, num: u64) -> Result<()> {
+/// Removes every rule of error bdev `name` (`io_type` `clear` of
+/// `bdev_error_inject_error`).
+pub fn clear_errors(name: &str) -> Result<()> {
+    let inj = injector(name)?;
+    inj.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    inj.armed.store(false, Ordering::Relaxed);
+    Ok(())
+}
+
+fn injector(name: &str) -> Result<Arc<Inject>> {
     if get_by_name(name).map_or(true, |b| b.module_name() != "error") {
         return Err(BdevError::NotFound(name.into()));
     }
     let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    let inj = r
-        .iter()
+    r.iter()
         .find(|(n, _)| n == name)
         .and_then(|(_, w)| w.upgrade())
-        .ok_or_else(|| BdevError::NotFound(name.into()))?;
+        .ok_or_else(|| BdevError::NotFound(name.into()))
+}
+
+/// Adds a rule to error bdev `name` (`bdev_error_inject_error`): the next
+/// `num` I/O of `io_type` (all types when `None`) get `kind`.
+pub fn inject_error(name: &str, io_type: Option<IoType>, kind: ErrorType, num: u64) -> Result<()> {
+    let inj = injector(name)?;
     inj.rules
         .lock()
         .unwrap_or_else(|e| e.into_inner())

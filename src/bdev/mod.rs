@@ -79,18 +79,21 @@ mod uuid;
 pub mod vbdev;
 
 pub use buf::{IoBuf, IoData};
-pub use channel::{set_io_pool_size, Channel};
+pub use channel::{io_pool_size, set_io_pool_size, Channel};
 pub use config::{load_config, load_config_file, save_config};
 pub use desc::{open, open_ext, BdevEvent, Desc, EventCb};
 pub use device::{Bdev, BdevProps};
 pub use error::{BdevError, Result};
 pub use future::{IoFailed, IoFuture};
 pub use io::{IoCompletion, IoDone, IoId, IoStatus, IoType, Rejected};
-pub use module::{fini, init, module_names, register_module, BdevModule};
+pub use module::{
+    auto_examine, examine_allowlist, examine_bdev, fini, init, module_names, register_module,
+    set_auto_examine, BdevModule,
+};
 pub use ops::{BdevOps, Completer, IoRequest, ModuleChannel};
 pub use qos::QosLimits;
 pub use registry::{bdevs, get_by_name, get_iostat_json};
-pub use stat::{ChannelStat, IoStat};
+pub use stat::{ChannelStat, IoStat, ResetMode};
 pub use submit::Submitted;
 pub use uuid::Uuid;
 

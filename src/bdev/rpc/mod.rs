@@ -5,76 +5,130 @@
 //!
 //! Nothing here knows sockets or the JSON-RPC wire: a method is a name, the
 //! states it may run in and a handler turning `params` into a future of the
-//! result (see [`crate::rpc`]).
+//! result (see [`crate::rpc`]). The same functions serve `--json` config
+//! loading in this layer ([`call_sync`]), so a config entry and an RPC call
+//! behave alike.
 //!
 //! | item | job |
 //! |---|---|
 //! | [`methods`] | every bdev method, with SPDK's names and states |
 //! | [`config_entries`] | the `config` array of the `bdev` subsystem |
-//! | `errors` | a [`BdevError`](super::BdevError) as the error SPDK sends |
+//! | [`call_sync`] | one method called directly (config loading) |
+//! | `core` | bdev_get_bdevs, iostat, options, examine, QoS |
+//! | `modules` | create / delete of malloc, null, aio, uring, split, passthru, error |
+//! | `nvme` | bdev_nvme_* |
+//! | `info`, `errors` | result objects; failures as SPDK's error objects |
 
+mod core;
 mod errors;
+mod info;
+mod modules;
+mod nvme;
 
-pub use errors::to_rpc_error;
+pub use errors::{errno_of, to_rpc_error, Failure};
 
-use crate::rpc::{Method, MethodFuture, MethodStates};
-use serde_json::Value;
+use crate::bdev::BdevError;
+use crate::rpc::{parse_params, Method, MethodFuture, MethodStates};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
 
-/// Runs one method through the bdev layer's config dispatcher.
-fn call(name: &str, params: Value) -> MethodFuture {
-    let r = super::config::call_method(name, &params).map_err(to_rpc_error);
-    Box::pin(std::future::ready(r))
+/// Decodes `params`, unknown or mistyped fields named (`-32602`).
+fn params<T: DeserializeOwned>(p: Value) -> Result<T, Failure> {
+    parse_params(p).map_err(|e| Failure::Params(e.message))
 }
 
-/// A [`Method`] whose handler runs `call` with its own name.
-macro_rules! method {
-    ($name:literal, $states:expr) => {{
-        fn handler(params: Value) -> MethodFuture {
-            call($name, params)
+type SyncFn = fn(Value) -> Result<Value, Failure>;
+
+const RT: MethodStates = MethodStates::RUNTIME;
+const BOTH: MethodStates = MethodStates::STARTUP.union(MethodStates::RUNTIME);
+const STARTUP: MethodStates = MethodStates::STARTUP;
+
+macro_rules! sync_methods {
+    ($($name:literal => $f:path, $states:expr;)*) => {
+        /// Methods that finish inside the call, by name.
+        const SYNC: &[(&str, SyncFn)] = &[$(($name, $f)),*];
+
+        fn sync_methods() -> Vec<Method> {
+            vec![$({
+                fn handler(p: Value) -> MethodFuture {
+                    Box::pin(std::future::ready($f(p).map_err(|e| e.into_rpc($name))))
+                }
+                Method { name: $name, states: $states, handler }
+            }),*]
         }
-        Method {
-            name: $name,
-            states: $states,
-            handler,
-        }
-    }};
+    };
+}
+
+sync_methods! {
+    "bdev_set_options" => core::set_options, STARTUP;
+    "bdev_wait_for_examine" => core::wait_for_examine, RT;
+    "bdev_examine" => core::examine, RT;
+    "bdev_get_iostat" => core::get_iostat, RT;
+    "bdev_reset_iostat" => core::reset_iostat, RT;
+    "bdev_set_qos_limit" => core::set_qos_limit, RT;
+    "bdev_malloc_create" => modules::malloc_create, RT;
+    "bdev_malloc_delete" => modules::malloc_delete, RT;
+    "bdev_null_create" => modules::null_create, RT;
+    "bdev_null_delete" => modules::null_delete, RT;
+    "bdev_aio_create" => modules::aio_create, RT;
+    "bdev_aio_delete" => modules::file_delete, RT;
+    "bdev_uring_create" => modules::uring_create, RT;
+    "bdev_uring_delete" => modules::file_delete, RT;
+    "bdev_split_create" => modules::split_create, RT;
+    "bdev_split_delete" => modules::split_delete, RT;
+    "bdev_passthru_create" => modules::passthru_create, RT;
+    "bdev_passthru_delete" => modules::passthru_delete, RT;
+    "bdev_error_create" => modules::error_create, RT;
+    "bdev_error_delete" => modules::error_delete, RT;
+    "bdev_error_inject_error" => modules::error_inject, RT;
+    "bdev_nvme_attach_controller" => nvme::attach, RT;
+    "bdev_nvme_detach_controller" => nvme::detach, RT;
+    "bdev_nvme_get_controllers" => nvme::get_controllers, RT;
+    "bdev_nvme_reset_controller" => nvme::reset, RT;
+    "bdev_nvme_set_options" => nvme::set_options, BOTH;
+    "bdev_nvme_set_hotplug" => nvme::set_hotplug, RT;
+}
+
+fn get_bdevs_handler(p: Value) -> MethodFuture {
+    Box::pin(async move {
+        core::get_bdevs(p)
+            .await
+            .map_err(|e| e.into_rpc("bdev_get_bdevs"))
+    })
 }
 
 /// Every bdev method, as SPDK registers it (name and allowed states).
 pub fn methods() -> Vec<Method> {
-    let rt = MethodStates::RUNTIME;
-    let both = MethodStates::STARTUP | MethodStates::RUNTIME;
-    let startup = MethodStates::STARTUP;
-    vec![
-        method!("bdev_set_options", startup),
-        method!("bdev_wait_for_examine", both),
-        method!("bdev_malloc_create", rt),
-        method!("bdev_malloc_delete", rt),
-        method!("bdev_null_create", rt),
-        method!("bdev_null_delete", rt),
-        method!("bdev_aio_create", rt),
-        method!("bdev_aio_delete", rt),
-        method!("bdev_uring_create", rt),
-        method!("bdev_uring_delete", rt),
-        method!("bdev_split_create", rt),
-        method!("bdev_split_delete", rt),
-        method!("bdev_passthru_create", rt),
-        method!("bdev_passthru_delete", rt),
-        method!("bdev_error_create", rt),
-        method!("bdev_error_delete", rt),
-        method!("bdev_nvme_attach_controller", rt),
-        method!("bdev_nvme_set_options", startup),
-        method!("bdev_nvme_set_hotplug", both),
-        method!("bdev_aio_set_options", startup),
-    ]
+    let mut v = sync_methods();
+    v.push(Method {
+        name: "bdev_get_bdevs",
+        states: RT,
+        handler: get_bdevs_handler,
+    });
+    v
 }
 
-/// The `config` array of the `bdev` subsystem for `save_config`: one
-/// `{"method", "params"}` entry per bdev that a method created, in creation
-/// order, ending with `bdev_wait_for_examine` as SPDK writes it.
+/// Calls method `name` directly, as config loading does; `None` when
+/// this layer has no such method that finishes inside the call.
+pub fn call_sync(name: &str, params: Value) -> Option<Result<Value, BdevError>> {
+    let (_, f) = SYNC.iter().find(|(n, _)| *n == name)?;
+    Some(f(params).map_err(|e| e.into_bdev(name)))
+}
+
+/// The `config` array of the `bdev` subsystem for `save_config`, in
+/// SPDK's order: `bdev_set_options`, `bdev_examine` of each name given,
+/// the modules' options, each bdev a method created (then its QoS limits),
+/// and `bdev_wait_for_examine` last.
 pub fn config_entries() -> Vec<Value> {
-    match super::config::save_config()["subsystems"][0]["config"].take() {
-        Value::Array(a) => a,
-        _ => vec![serde_json::json!({"method": "bdev_wait_for_examine"})],
+    let mut v = vec![core::options_entry()];
+    for n in crate::bdev::examine_allowlist() {
+        v.push(json!({"method": "bdev_examine", "params": {"name": n}}));
     }
+    v.extend(nvme::options_entry());
+    for b in crate::bdev::bdevs() {
+        v.extend(b.ops.write_config_json());
+        v.extend(core::qos_entry(&b));
+    }
+    v.push(json!({"method": "bdev_wait_for_examine"}));
+    v
 }
