@@ -191,7 +191,7 @@ fn spdk_rpc_creates_lists_and_deletes_bdevs_and_save_config_restores_them() {
     }
     let one = rpc_json(&s, &["bdev_get_bdevs", "-b", "Aio0"]);
     assert_eq!(one[0]["block_size"], 512);
-    let stat = rpc_json(&s, &["bdev_get_iostat", "-b", "Malloc0"]);
+    let stat = rpc_json(&s, &["bdev_get_iostat", "--names", "Malloc0"]);
     assert!(stat["bdevs"][0]["num_read_ops"].is_u64(), "{stat}");
 
     let saved = rpc_json(&s, &["framework_get_config", "bdev"]);

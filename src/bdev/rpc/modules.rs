@@ -299,9 +299,11 @@ pub(super) fn error_inject(p: Value) -> Res {
         "unmap" => Some(Some(IoType::Unmap)),
         "all" => Some(None),
         "clear" => None,
-        o => return Err(Failure::Params(format!(
+        o => {
+            return Err(Failure::Params(format!(
             "Invalid parameters: io_type '{o}' is not one of read, write, flush, unmap, all, clear"
-        ))),
+        )))
+        }
     };
     let kind = match p.error_type.as_str() {
         "failure" => error_inject::ErrorType::Failure,
