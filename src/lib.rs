@@ -13,6 +13,7 @@
 //! | [`thread`] | lightweight threads, messages, pollers, io_device/io_channel, reactors, async |
 //! | [`bdev`] | block devices: the module trait, descriptors, channels, pooled I/O, modules |
 //! | [`blob`] | the blobstore, on-disk compatible with SPDK's |
+//! | [`event`] | the application framework: reactors, subsystems, JSON config, the JSON-RPC server (`spdk-io tgt`) |
 //!
 //! [`rpc`] is a leaf beside them: the vocabulary of the method table
 //! (SPDK's `lib/rpc`) through which every configurable layer offers its
@@ -28,6 +29,7 @@
 pub mod bdev;
 pub mod blob;
 pub mod env;
+pub mod event;
 pub mod nvme;
 pub mod pci;
 pub mod rpc;

@@ -15,6 +15,7 @@ mod identify;
 mod latency_hist;
 mod perf;
 mod setup;
+mod tgt;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
@@ -39,6 +40,8 @@ enum Command {
     Identify(identify::IdentifyArgs),
     /// NVMe I/O benchmark, like spdk_nvme_perf.
     Perf(perf::PerfArgs),
+    /// The storage daemon, like spdk_tgt: JSON config, JSON-RPC on a Unix socket (drive it with SPDK's rpc.py).
+    Tgt(tgt::TgtArgs),
 }
 
 /// Output to a closed pipe (`spdk-io blob list | head -1`) ends the
@@ -88,5 +91,6 @@ fn main() -> ExitCode {
         },
         Command::Identify(a) => identify::run(a),
         Command::Perf(a) => perf::run(a),
+        Command::Tgt(a) => tgt::run(a),
     }
 }
