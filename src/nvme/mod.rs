@@ -63,6 +63,7 @@ mod reset;
 pub mod spec;
 mod stat;
 mod submit;
+pub mod tcp;
 
 pub use crate::pci::{TransportId, TransportType};
 pub use admin_cmds::FormatOpts;
