@@ -73,3 +73,49 @@ impl PduError {
         }
     }
 }
+
+/// What failed on an NVMe/TCP connection.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpError {
+    /// The socket failed (connect, reset, closed).
+    #[error("NVMe/TCP: {0}")]
+    Sock(#[from] crate::sock::SockError),
+    /// The controller sent a PDU that breaks the rules.
+    #[error("NVMe/TCP protocol error from {addr}: {error}")]
+    Pdu {
+        /// The controller's address.
+        addr: std::net::SocketAddr,
+        /// What was wrong.
+        error: PduError,
+    },
+    /// The controller's answer to ICReq is not one this host can use.
+    #[error("NVMe/TCP connection setup with {addr} failed: {why}")]
+    Negotiation {
+        /// The controller's address.
+        addr: std::net::SocketAddr,
+        /// What was wrong.
+        why: String,
+    },
+    /// A PDU referred to a command this queue does not have in flight, or
+    /// to data outside what the command moves.
+    #[error("NVMe/TCP protocol error from {addr}: {why}")]
+    Protocol {
+        /// The controller's address.
+        addr: std::net::SocketAddr,
+        /// What was wrong.
+        why: String,
+    },
+    /// The connection failed before and takes no more commands.
+    #[error("NVMe/TCP connection to {0} has failed; reconnect the queue")]
+    Failed(std::net::SocketAddr),
+    /// The controller did not answer in time.
+    #[error("NVMe/TCP: no answer from {addr} to {what} within {after:?}")]
+    Timeout {
+        /// The controller's address.
+        addr: std::net::SocketAddr,
+        /// What was awaited.
+        what: &'static str,
+        /// How long.
+        after: std::time::Duration,
+    },
+}
