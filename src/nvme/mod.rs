@@ -56,6 +56,7 @@ mod probe;
 mod prp;
 mod qpair;
 mod qpair_recovery;
+mod qpair_tcp;
 mod queue;
 mod regs;
 mod request;

@@ -4,6 +4,8 @@
 //! a target: the real peers are Linux's nvmet-tcp in the guest.
 #![allow(dead_code)]
 
+pub mod target;
+
 use spdk_io::nvme::spec::{Cqe, Sqe};
 use spdk_io::nvme::tcp::decode::{decode_header, header_frame_len, Expect, Header, Psh};
 use spdk_io::nvme::tcp::encode::*;
@@ -54,6 +56,21 @@ where
     let addr = l.local_addr().unwrap();
     let h = std::thread::spawn(move || {
         let (s, _) = l.accept().unwrap();
+        let mut p = Peer::accept_ic(s, opts);
+        let r = script(&mut p);
+        if !p.hang_up {
+            // Until the host closes: an early close would fail its queue.
+            let mut sink = [0u8; 4096];
+            while matches!(p.s.read(&mut sink), Ok(n) if n > 0) {}
+        }
+        r
+    });
+    (addr, h)
+}
+
+impl Peer {
+    /// Answers the host's ICReq on a fresh connection.
+    pub fn accept_ic(s: TcpStream, opts: PeerOpts) -> Peer {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.set_nodelay(true).unwrap();
         let mut p = Peer {
@@ -85,18 +102,9 @@ where
             ddgst: dg & dgst::DDGST_ENABLE != 0,
             pda: opts.cpda,
         };
-        let r = script(&mut p);
-        if !p.hang_up {
-            // Until the host closes: an early close would fail its queue.
-            let mut sink = [0u8; 4096];
-            while matches!(p.s.read(&mut sink), Ok(n) if n > 0) {}
-        }
-        r
-    });
-    (addr, h)
-}
+        p
+    }
 
-impl Peer {
     fn framing_out(&self) -> Framing {
         Framing {
             pda: 0,

@@ -11,6 +11,8 @@
 //! - [`PduError`], [`TcpError`]: a PDU that breaks the rules (naming the
 //!   field), and what fails on a connection.
 
+mod admin;
+mod attach;
 mod check;
 pub mod decode;
 pub mod digest;
@@ -21,5 +23,7 @@ pub mod pdu;
 mod queue;
 mod queue_recv;
 
+pub(crate) use admin::TcpAdmin;
+pub(crate) use attach::{attach, shutdown, TcpTransport};
 pub use error::{PduError, TcpError};
 pub use queue::{CommandBuffers, TcpQueue, TcpQueueOpts};

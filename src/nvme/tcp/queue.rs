@@ -209,6 +209,11 @@ impl TcpQueue {
         }
     }
 
+    /// Whether command `cid` is in flight.
+    pub fn is_active(&self, cid: u16) -> bool {
+        self.cmds.get(cid as usize).is_some_and(|c| c.active)
+    }
+
     /// Whether a command with `cid` may be submitted now.
     pub fn can_submit(&self, cid: u16) -> bool {
         !self.failed
