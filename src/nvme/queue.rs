@@ -95,6 +95,21 @@ impl Doorbell {
         Ok(db)
     }
 
+    /// A doorbell in ordinary memory, for a queue that no device watches:
+    /// an NVMe/TCP queue pair keeps its commands in an SQ ring that its own
+    /// poll hands to the connection, so ringing only records the tail.
+    pub(crate) fn local() -> Result<Self, NvmeError> {
+        let mem: std::sync::Arc<[std::sync::atomic::AtomicU64; 1]> =
+            std::sync::Arc::new([std::sync::atomic::AtomicU64::new(0)]);
+        let ptr = std::ptr::NonNull::new(mem.as_ptr().cast_mut().cast::<u8>())
+            .expect("an Arc's pointer is not null");
+        // SAFETY: 8 bytes of an 8-byte aligned atomic (interior mutability,
+        // so volatile stores through the pointer are allowed), kept alive by
+        // the Bar's `keep` for as long as the doorbell.
+        let bar = unsafe { Bar::from_raw(ptr, 8, mem) };
+        Doorbell::new(&bar, 0, None)
+    }
+
     /// Publishes `value` (new SQ tail or CQ head).
     #[inline]
     pub(crate) fn ring(&mut self, value: u16) {
@@ -265,6 +280,14 @@ impl SqRing {
     pub(crate) fn kick(&mut self) {
         let t = self.tail;
         self.db.force(t);
+    }
+    /// A copy of the entry at `idx` (an NVMe/TCP queue pair reads back the
+    /// commands pushed since its last poll to send them).
+    pub(crate) fn read(&self, idx: u16) -> Sqe {
+        let i = (idx % self.entries) as usize;
+        // SAFETY: i < entries, so the slot is inside `mem`, which this ring
+        // owns; only this thread writes it (push), never concurrently.
+        unsafe { self.base.add(i).read() }
     }
     /// The current tail (for taking back entries that were never rung).
     pub(crate) fn tail(&self) -> u16 {
