@@ -1,0 +1,1 @@
+//! The NVMe/TCP transport, target side.
