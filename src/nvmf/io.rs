@@ -56,7 +56,7 @@ pub fn decode(
     let nlb = (sqe.cdw12 & 0xffff) as u64 + 1;
     let ranged = |kind| -> Result<IoCmd, Completion> {
         let slba = sqe.slba();
-        if slba.checked_add(nlb).is_none_or(|end| end > num_blocks) {
+        if slba.checked_add(nlb).map_or(true, |end| end > num_blocks) {
             return Err(Completion::generic(generic::LBA_OUT_OF_RANGE));
         }
         Ok(IoCmd {
