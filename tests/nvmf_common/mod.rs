@@ -5,12 +5,17 @@
 #![allow(dead_code)]
 
 use spdk_io::bdev::{self, malloc::MallocOpts};
+use spdk_io::env::DmaBuf;
 use spdk_io::env::{self, EnvOpts};
+use spdk_io::nvme::{self, ControllerOpts, IoCompletion, QPair, QPairOpts};
 use spdk_io::nvmf::tcp::{PollGroup, TcpTransport};
+use spdk_io::nvmf::SubsystemOpts;
 use spdk_io::nvmf::{Target, TransportOpts};
 use spdk_io::thread::Thread;
+use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -186,4 +191,96 @@ impl RawHost {
         }
         false
     }
+}
+
+pub type Done = Rc<RefCell<Vec<IoCompletion>>>;
+
+pub fn opts(digests: bool) -> ControllerOpts {
+    ControllerOpts {
+        admin_timeout: Duration::from_secs(10),
+        header_digest: digests,
+        data_digest: digests,
+        ..ControllerOpts::default()
+    }
+}
+
+pub fn qp_opts() -> QPairOpts {
+    QPairOpts {
+        io_queue_size: 64,
+        ..QPairOpts::default()
+    }
+}
+
+pub fn wait(qp: &mut QPair, done: &Done, n: usize) {
+    let start = Instant::now();
+    while done.borrow().len() < n {
+        qp.process_completions(0).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "I/O did not complete"
+        );
+    }
+}
+
+pub fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+        | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A subsystem `nqn` over a new malloc bdev `bdev` with a listener on the target.
+pub fn subsystem(t: &Tgt, nqn: &str, bdev: &str, blocks: u64, allow_any: bool) {
+    malloc(bdev, blocks, 512);
+    let s = t
+        .target
+        .create_subsystem(
+            nqn,
+            SubsystemOpts {
+                serial_number: "SPDKIO00000000000001".into(),
+                model_number: "spdk-io nvmf test".into(),
+                allow_any_host: allow_any,
+                max_namespaces: 4,
+            },
+        )
+        .unwrap();
+    s.add_ns(bdev, None, None, None).unwrap();
+    s.add_listener(spdk_io::nvmf::tcp::TcpTransport::listen_addr(t.addr));
+}
+
+pub fn write_read(qp: &mut QPair, ns: &nvme::Namespace, lba: u64, data: &[u8]) {
+    let done: Done = Rc::new(RefCell::new(Vec::new()));
+    let mut buf = DmaBuf::alloc(data.len(), 4096).unwrap();
+    buf.copy_from_slice(data);
+    let d = done.clone();
+    let blocks = (data.len() / 512) as u32;
+    qp.write(ns, buf, lba, blocks, move |_, c| d.borrow_mut().push(c))
+        .map_err(|e| e.error)
+        .unwrap();
+    wait(qp, &done, 1);
+    done.borrow_mut().pop().unwrap().result.unwrap();
+    let d = done.clone();
+    let rbuf = DmaBuf::alloc_zeroed(data.len(), 4096).unwrap();
+    qp.read(ns, rbuf, lba, blocks, move |_, c| d.borrow_mut().push(c))
+        .map_err(|e| e.error)
+        .unwrap();
+    wait(qp, &done, 1);
+    let r = done.borrow_mut().pop().unwrap();
+    r.result.unwrap();
+    let back = r.buf.into_dma_buf().unwrap();
+    assert!(
+        back[..] == data[..],
+        "{} bytes at LBA {lba} read back",
+        data.len()
+    );
 }
