@@ -65,7 +65,7 @@ fn identify(target: &Target, ctrlr: &Ctrlr, sqe: &Sqe, out: &mut [u8]) -> AdminO
             let vwc = subsys.lock().namespaces.values().any(|ns| {
                 crate::bdev::get_by_name(&ns.bdev_name).is_some_and(|b| b.props().write_cache)
             });
-            let d = identify::controller(ctrlr, target.opts(), vwc);
+            let d = identify::controller(ctrlr, &target.opts(), vwc);
             page.copy_from_slice(spec::as_bytes(&d));
         }
         _ if discovery => return done(Completion::invalid_field()),

@@ -11,6 +11,7 @@
 //! | `admin`, `identify`, `log_page` | admin commands, Identify data, log pages (discovery included) |
 //! | `io` | I/O commands decoded into bdev operations, bdev statuses into NVMe statuses |
 //! | `status` | [`Completion`]: what goes into a CQE |
+//! | `rpc` | the `nvmf_*` JSON-RPC methods, the subsystem's init/fini and `save_config` entries |
 //! | `tcp` | the NVMe/TCP transport: listener, poll groups, one connection per queue |
 //! | `error` | [`NvmfError`] |
 
@@ -21,6 +22,7 @@ pub mod fabrics;
 pub mod identify;
 pub mod io;
 pub mod log_page;
+pub mod rpc;
 mod status;
 mod subsystem;
 mod target;

@@ -95,7 +95,7 @@ impl TransportOpts {
 /// The target: its subsystems and the transport options.
 #[derive(Debug)]
 pub struct Target {
-    opts: TransportOpts,
+    opts: Mutex<TransportOpts>,
     discovery: Arc<Subsystem>,
     subsystems: Mutex<Vec<Arc<Subsystem>>>,
     /// Generation counter of the discovery log (bumped by every change).
@@ -112,16 +112,24 @@ impl Target {
             SubsystemOpts::default(),
         )?;
         Ok(Arc::new(Target {
-            opts,
+            opts: Mutex::new(opts),
             discovery,
             subsystems: Mutex::new(Vec::new()),
             genctr: 0.into(),
         }))
     }
 
-    /// The transport options.
-    pub fn opts(&self) -> &TransportOpts {
-        &self.opts
+    /// The transport options (connections take a copy when they start).
+    pub fn opts(&self) -> TransportOpts {
+        self.opts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the transport options (`nvmf_create_transport`); queues
+    /// already connected keep theirs.
+    pub fn set_opts(&self, opts: TransportOpts) -> Result<(), NvmfError> {
+        opts.check()?;
+        *self.opts.lock().unwrap_or_else(|e| e.into_inner()) = opts;
+        Ok(())
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Subsystem>>> {

@@ -284,3 +284,19 @@ pub fn write_read(qp: &mut QPair, ns: &nvme::Namespace, lba: u64, data: &[u8]) {
         data.len()
     );
 }
+
+/// Reads `len` bytes at `lba`.
+pub fn read(qp: &mut QPair, ns: &nvme::Namespace, lba: u64, len: usize) -> Vec<u8> {
+    let done: Done = Rc::new(RefCell::new(Vec::new()));
+    let d = done.clone();
+    let buf = DmaBuf::alloc_zeroed(len, 4096).unwrap();
+    qp.read(ns, buf, lba, (len / 512) as u32, move |_, c| {
+        d.borrow_mut().push(c)
+    })
+    .map_err(|e| e.error)
+    .unwrap();
+    wait(qp, &done, 1);
+    let r = done.borrow_mut().pop().unwrap();
+    r.result.unwrap();
+    r.buf.into_dma_buf().unwrap().to_vec()
+}

@@ -8,7 +8,7 @@ use super::slot::{Slot, SlotState};
 use crate::bdev::{Channel, Desc};
 use crate::nvme::tcp::pdu::Framing;
 use crate::nvmf::fabrics::Connected;
-use crate::nvmf::Target;
+use crate::nvmf::{Target, TransportOpts};
 use crate::sock::{RecvBuffer, SendQueue, SockError, Socket};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -71,6 +71,8 @@ pub(crate) struct Conn {
     pub rb: RecvBuffer,
     pub sq: SendQueue,
     pub target: Arc<Target>,
+    /// The transport options when the connection started.
+    pub opts: TransportOpts,
     pub phase: Phase,
     pub rstate: RecvState,
     /// How PDUs from the host are framed (digests, our CPDA).
@@ -102,16 +104,15 @@ const STAGING_PER_SLOT: usize = crate::nvme::tcp::encode::MAX_HEADER_WITH_PAD + 
 impl Conn {
     /// A connection over `sock` with `depth` command slots.
     pub fn new(sock: Socket, target: Arc<Target>) -> Rc<RefCell<Conn>> {
-        let depth = target
-            .opts()
-            .max_queue_depth
-            .max(target.opts().max_aq_depth) as usize;
+        let opts = target.opts();
+        let depth = opts.max_queue_depth.max(opts.max_aq_depth) as usize;
         Rc::new_cyclic(|me| {
             RefCell::new(Conn {
                 sock,
                 rb: RecvBuffer::new(RECV_BUF),
                 sq: SendQueue::new(depth * STAGING_PER_SLOT + 512, depth * 4 + 16),
                 target,
+                opts,
                 phase: Phase::AwaitIcReq,
                 rstate: RecvState::Header,
                 recv_framing: Framing::default(),

@@ -12,7 +12,7 @@ use crossbeam_queue::SegQueue;
 use std::cell::RefCell;
 use std::net::TcpStream;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +24,7 @@ const TIMER_US: u64 = 100_000;
 pub struct PollGroupHandle {
     inbox: Arc<SegQueue<TcpStream>>,
     conns: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
 }
 
 impl PollGroupHandle {
@@ -35,6 +36,11 @@ impl PollGroupHandle {
     pub fn connections(&self) -> usize {
         self.conns.load(Ordering::Relaxed)
     }
+    /// Asks the group to close its connections and stop its pollers (at
+    /// its next poll, on its own thread).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
 }
 
 struct Inner {
@@ -43,13 +49,14 @@ struct Inner {
     count: Arc<AtomicUsize>,
     conns: Vec<Rc<RefCell<Conn>>>,
     sock_opts: SocketOpts,
+    stop: Arc<AtomicBool>,
+    pollers: Vec<Poller>,
 }
 
 /// A poll group on the current thread; dropping it stops its pollers and
 /// closes its connections.
 pub struct PollGroup {
     handle: PollGroupHandle,
-    pollers: [Poller; 2],
     inner: Rc<RefCell<Inner>>,
 }
 
@@ -58,6 +65,7 @@ impl PollGroup {
     pub fn start(target: Arc<Target>) -> Result<PollGroup, NvmfError> {
         let inbox = Arc::new(SegQueue::new());
         let count = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
         let sock_opts = SocketOpts {
             priority: match target.opts().sock_priority {
                 0 => None,
@@ -71,6 +79,8 @@ impl PollGroup {
             count: count.clone(),
             conns: Vec::new(),
             sock_opts,
+            stop: stop.clone(),
+            pollers: Vec::new(),
         }));
         let g = inner.clone();
         let main = poller_register("nvmf_tcp_poll_group", 0, move || {
@@ -81,14 +91,23 @@ impl PollGroup {
             g.borrow_mut().timer();
             PollerStatus::Idle
         })?;
+        inner.borrow_mut().pollers = vec![main, timer];
         Ok(PollGroup {
             handle: PollGroupHandle {
                 inbox,
                 conns: count,
+                stop,
             },
-            pollers: [main, timer],
             inner,
         })
+    }
+
+    /// Lets the group run on by itself (its pollers own it) until
+    /// [`PollGroupHandle::stop`]; returns its handle.
+    pub fn detach(self) -> PollGroupHandle {
+        let h = self.handle.clone();
+        std::mem::forget(self);
+        h
     }
 
     /// Where to hand it connections (from any thread).
@@ -99,17 +118,27 @@ impl PollGroup {
 
 impl Drop for PollGroup {
     fn drop(&mut self) {
-        for p in &self.pollers {
-            p.unregister();
-        }
-        for c in self.inner.borrow().conns.iter() {
-            c.borrow_mut().close();
-        }
+        self.inner.borrow_mut().shut();
     }
 }
 
 impl Inner {
+    /// Closes every connection and stops the pollers.
+    fn shut(&mut self) {
+        for p in self.pollers.drain(..) {
+            p.unregister();
+        }
+        for c in self.conns.iter() {
+            c.borrow_mut().close();
+        }
+        self.count.store(0, Ordering::Relaxed);
+    }
+
     fn poll(&mut self) -> bool {
+        if self.stop.load(Ordering::Relaxed) {
+            self.shut();
+            return false;
+        }
         let mut busy = false;
         while let Some(s) = self.inbox.pop() {
             busy = true;

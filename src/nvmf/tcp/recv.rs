@@ -44,7 +44,7 @@ impl Conn {
 
     /// Most in-capsule data a command may carry on this queue.
     fn in_capsule_limit(&self) -> usize {
-        let icd = self.target.opts().in_capsule_data_size as usize;
+        let icd = self.opts.in_capsule_data_size as usize;
         match &self.queue {
             Some(q) if q.qid != 0 => icd,
             _ => icd.max(ADMIN_IN_CAPSULE_MAX),
@@ -268,7 +268,7 @@ impl Conn {
             );
             return self.terminate(fes::PDU_SEQUENCE_ERROR, 0, frame);
         };
-        let max_io = self.target.opts().max_io_size as usize;
+        let max_io = self.opts.max_io_size as usize;
         let sgl_len = sqe.prp2 as u32 as usize;
         let sgl_id = (sqe.prp2 >> 56) as u8;
         let icd_limit = self.in_capsule_limit();

@@ -101,7 +101,7 @@ impl Conn {
     /// response: folded into the PDU's SUCCESS flag when the transport
     /// allows it and the completion carries nothing else.
     pub(super) fn send_data(&mut self, i: u16, len: usize, c: Completion) {
-        let success = self.target.opts().c2h_success && c.is_success() && c.dw0 == 0 && c.dw1 == 0;
+        let success = self.opts.c2h_success && c.is_success() && c.dw0 == 0 && c.dw1 == 0;
         let mut fl = flags::LAST_PDU;
         if success {
             fl |= flags::SUCCESS;
