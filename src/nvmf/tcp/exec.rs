@@ -164,15 +164,13 @@ impl Conn {
         let s = &mut self.slots[i as usize];
         let Some((cmd, k)) = s.io else { return };
         let n = &self.ns[k];
+        if cmd.data_len > 0 && s.ensure_buf(cmd.data_len).is_err() {
+            return self.respond(i, Completion::generic(generic::INTERNAL_ERROR));
+        }
         let Some(cb) = s.done.take() else {
             return self.respond(i, Completion::generic(generic::INTERNAL_ERROR));
         };
-        let buf = |s: &mut super::slot::Slot| {
-            s.buf
-                .take()
-                .map(|d| IoBuf::from_dma(d, 0, cmd.data_len))
-                .unwrap_or_else(|| IoBuf::new(0))
-        };
+        let buf = |s: &mut super::slot::Slot| s.buf.take().unwrap_or_else(|| IoBuf::new(0));
         let (ch, d) = (&n.ch, &n.desc);
         let r: Submitted = match cmd.kind {
             IoKind::Read => d.read_blocks(ch, buf(s), cmd.slba, cmd.nlb, cb),
@@ -240,8 +238,8 @@ impl Conn {
     /// Puts an I/O's data buffer back into its slot.
     fn take_back(&mut self, i: u16, data: IoData) {
         if let Some(b) = data.into_buf() {
-            if let Ok((d, _)) = b.into_dma() {
-                self.slots[i as usize].buf = Some(d);
+            if b.is_dma() {
+                self.slots[i as usize].buf = Some(b);
             }
         }
     }

@@ -4,7 +4,7 @@
 //! a command needs that much and kept for the next ones.
 
 use super::conn::Conn;
-use crate::bdev::{IoCompletion, IoDone};
+use crate::bdev::{IoBuf, IoCompletion, IoDone};
 use crate::env::DmaBuf;
 use crate::nvme::spec::Sqe;
 use crate::nvmf::io::IoCmd;
@@ -32,8 +32,9 @@ pub(super) enum SlotState {
 pub(super) struct Slot {
     pub state: SlotState,
     pub sqe: Sqe,
-    /// Data buffer (at least `xfer_len` bytes while in use).
-    pub buf: Option<DmaBuf>,
+    /// Data buffer: a window of DMA memory as long as the current
+    /// transfer, handed to the bdev layer and back as it is.
+    pub buf: Option<IoBuf>,
     /// Bytes the command's SGL describes.
     pub xfer_len: usize,
     /// Bytes of host data received so far.
@@ -60,11 +61,23 @@ impl Slot {
         }
     }
 
-    /// Makes the buffer at least `len` bytes (grown, never shrunk).
+    /// Makes the buffer exactly `len` bytes long: as it is when it already
+    /// is (no allocation when commands keep their size), a new window on
+    /// the same memory when that is large enough, new memory otherwise.
     pub fn ensure_buf(&mut self, len: usize) -> Result<(), crate::env::EnvError> {
-        if self.buf.as_ref().map_or(true, |b| b.len() < len) {
-            self.buf = Some(DmaBuf::alloc_zeroed(len.max(4096), 4096)?);
-        }
+        let dma = match self.buf.take() {
+            Some(b) if b.len() == len => {
+                self.buf = Some(b);
+                return Ok(());
+            }
+            Some(b) => b.into_dma().ok().map(|(d, _)| d),
+            None => None,
+        };
+        let d = match dma {
+            Some(d) if d.len() >= len => d,
+            _ => DmaBuf::alloc_zeroed(len.max(4096), 4096)?,
+        };
+        self.buf = Some(IoBuf::from_dma(d, 0, len));
         Ok(())
     }
 
