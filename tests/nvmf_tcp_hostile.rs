@@ -304,7 +304,6 @@ fn a_namespace_added_while_a_host_is_connected_completes_its_event_request() {
         "Notice: Namespace Attribute Changed, log 04h"
     );
     // The good host's controller sees the new namespace after a rescan.
-    let mut b = b;
     b.c.scan_namespaces().unwrap();
     assert_eq!(b.c.namespace_ids(), vec![1, 2]);
     // ... and serves it (a new I/O queue: the initiator's queues know the
