@@ -313,3 +313,86 @@ fn a_namespace_added_while_a_host_is_connected_completes_its_event_request() {
     let mut qp2 = b.c.alloc_io_qpair(qp_opts()).unwrap();
     write_read(&mut qp2, &ns2, 1000, &random(8192, 12));
 }
+
+/// ICReq asking for header and data digests; the ICResp grants them.
+fn handshake_digests(addr: std::net::SocketAddr) -> RawHost {
+    use spdk_io::nvme::tcp::encode::encode_ic_req;
+    use spdk_io::nvme::tcp::pdu::{dgst, IcReq};
+    let mut h = RawHost::connect(addr);
+    h.send(&encode_ic_req(&IcReq {
+        dgst: dgst::HDGST_ENABLE | dgst::DDGST_ENABLE,
+        ..IcReq::default()
+    }));
+    let r = h.recv_pdu().expect("ICResp");
+    assert_eq!((r[0], r[11]), (0x01, 3), "ICResp with both digests");
+    h
+}
+
+fn connect_with_digests(bad_header: bool, bad_data: bool) -> Vec<u8> {
+    let sqe = {
+        let mut s = connect_cmd(0, 32, 0);
+        set_sgl(&mut s, 1024, true);
+        s
+    };
+    let data = connect_data(
+        &[9; 16],
+        CNTLID_DYNAMIC,
+        "nqn.x",
+        "nqn.2024-01.io.spdk-io:raw",
+    );
+    let f = Framing {
+        hdgst: true,
+        ddgst: true,
+        pda: 0,
+    };
+    let mut h = [0u8; MAX_HEADER_WITH_PAD];
+    let n = encode_header(
+        &mut h,
+        PduType::CapsuleCmd,
+        0,
+        capsule_cmd_psh(&sqe),
+        data.len(),
+        f,
+    );
+    let mut pdu = h[..n].to_vec();
+    if bad_header {
+        pdu[72] ^= 0xff; // the header digest follows the 72-byte header
+    }
+    pdu.extend_from_slice(&data);
+    let mut d = spdk_io::nvme::tcp::digest::data_digest(&data);
+    if bad_data {
+        d[0] ^= 0xff;
+    }
+    pdu.extend_from_slice(&d);
+    pdu
+}
+
+#[test]
+fn a_header_digest_that_does_not_match_is_a_header_digest_error() {
+    let mut b = bench("nqn.2016-06.io.spdk-io:h-hdgst", "NvmfHostileHdgst");
+    let mut h = handshake_digests(b.t.addr);
+    h.send(&connect_with_digests(true, false));
+    expect_term(&mut h, fes::HDGST_ERROR);
+    b.still_served(13);
+}
+
+#[test]
+fn a_data_digest_that_does_not_match_fails_the_command_with_a_transient_transport_error() {
+    let mut b = bench("nqn.2016-06.io.spdk-io:h-ddgst", "NvmfHostileDdgst");
+    let mut h = handshake_digests(b.t.addr);
+    h.send(&connect_with_digests(false, true));
+    let r = h.recv_pdu().expect("a response capsule");
+    assert_eq!(r[0], PduType::CapsuleResp as u8);
+    assert_eq!(
+        r[1] & flags::HDGSTF,
+        flags::HDGSTF,
+        "with its header digest"
+    );
+    let status = u16::from_le_bytes([r[22], r[23]]) >> 1;
+    assert_eq!(status & 0xff, 0x22, "Transient Transport Error");
+    // The connection stays: a good Connect (to an unknown NQN) is answered.
+    h.send(&connect_with_digests(false, false));
+    let r = h.recv_pdu().expect("a second response");
+    assert_eq!(r[0], PduType::CapsuleResp as u8);
+    b.still_served(14);
+}
