@@ -148,6 +148,18 @@ fn methods_build_a_target_the_initiator_uses_and_save_config_rebuilds_it() {
         let ns = c.namespace(3).unwrap();
         let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
         write_read(&mut qp, &ns, 128, &data);
+        let (tx3, got) = mpsc::channel();
+        on_app(&to_app, move || {
+            spawn_local(async move {
+                let v = call("nvmf_subsystem_get_controllers", json!({"nqn": NQN})).await;
+                tx3.send(v.unwrap()).unwrap();
+            })
+            .unwrap();
+        });
+        let ctrlrs = got.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(ctrlrs[0]["cntlid"], 1);
+        assert_eq!(ctrlrs[0]["hostnqn"], HOST);
+        assert_eq!(ctrlrs[0]["num_io_qpairs"], 1);
     }
 
     // Tear the subsystem down and replay what save_config wrote.

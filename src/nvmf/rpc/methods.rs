@@ -54,6 +54,9 @@ pub fn methods() -> Vec<Method> {
         m("nvmf_subsystem_allow_any_host", |p| {
             Box::pin(async move { allow_any_host(p) })
         }),
+        m("nvmf_subsystem_get_controllers", |p| {
+            Box::pin(async move { get_controllers(p) })
+        }),
     ]
 }
 
@@ -303,4 +306,23 @@ fn allow_any_host(p: Value) -> RpcResult {
     }
     s.lock().allow_any_host = p.allow_any_host;
     Ok(json!(true))
+}
+
+/// `nvmf_subsystem_get_controllers`: each controller's ID, host and I/O queues.
+fn get_controllers(p: Value) -> RpcResult {
+    let p: Nqn = parse_params(p)?;
+    let s = subsystem(&p.nqn)?;
+    let ctrlrs = s.lock().controllers.clone();
+    let out: Vec<Value> = ctrlrs
+        .iter()
+        .map(|c| {
+            json!({
+                "cntlid": c.cntlid(),
+                "hostnqn": c.hostnqn(),
+                "hostid": uuid_str(&c.hostid()),
+                "num_io_qpairs": c.lock().io_qids.len(),
+            })
+        })
+        .collect();
+    Ok(Value::Array(out))
 }
