@@ -396,3 +396,44 @@ fn a_data_digest_that_does_not_match_fails_the_command_with_a_transient_transpor
     assert_eq!(r[0], PduType::CapsuleResp as u8);
     b.still_served(14);
 }
+
+#[test]
+fn a_host_that_never_reads_is_disconnected_and_the_other_host_is_still_served() {
+    let mut b = bench("nqn.2016-06.io.spdk-io:h-noread", "NvmfHostileNoRead");
+    let conns = |b: &Bench| -> usize { b.t.group_conns.iter().map(|g| g.connections()).sum() };
+    let before = conns(&b);
+    let mut h = raw_admin(b.t.addr, b.nqn, 0);
+    let mut set = Sqe::new(0x7f, 0x00);
+    set.set_cid(1);
+    set.cdw11 = 0x14;
+    set.cdw12 = 1 | 6 << 16 | 4 << 20;
+    assert_eq!(admin_cmd(&mut h, &set).1, 0);
+    h.s.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // 128 KiB log pages again and again, never read: the socket and then
+    // the target's send queue fill up.
+    let start = Instant::now();
+    for n in 0..4000u32 {
+        let mut cmd = Sqe::new(0x02, 0);
+        cmd.set_cid((n % 1000) as u16 + 10);
+        cmd.cdw10 = 0x01 | (32768 - 1) << 16;
+        set_sgl(&mut cmd, 131072, false);
+        use std::io::Write;
+        if h.s.write_all(&capsule(&cmd, &[])).is_err() || start.elapsed() > Duration::from_secs(20)
+        {
+            break;
+        }
+    }
+    b.still_served(15);
+    // Without reading anything more, the target lets the connection go.
+    let start = Instant::now();
+    while conns(&b) > before {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the unread connection is still served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.still_served(16);
+    drop(h);
+}

@@ -13,6 +13,7 @@ use crate::sock::{RecvBuffer, SendQueue, SockError, Socket};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The connection's phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +92,12 @@ pub(crate) struct Conn {
     pub sqhd: u16,
     /// Bdev I/Os in flight (a closed connection is dropped only at 0).
     pub inflight: usize,
+    /// When closing began.
+    pub closing_since: Option<Instant>,
 }
+
+/// How long a closing connection may take to send what is queued.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Most bytes in one H2CData PDU (SPDK's `NVMF_TCP_PDU_MAX_H2C_DATA_SIZE`).
 pub const MAX_H2C_DATA: u32 = 131072;
@@ -128,6 +134,7 @@ impl Conn {
                 ns: Vec::new(),
                 sqhd: 0,
                 inflight: 0,
+                closing_since: None,
             })
         })
     }
@@ -143,8 +150,12 @@ impl Conn {
             }
         }
         busy |= self.flush();
-        if self.phase == Phase::Closing && self.sq.is_empty() {
-            self.close();
+        if self.phase == Phase::Closing {
+            // What is queued goes out first, unless the peer stops reading.
+            let since = *self.closing_since.get_or_insert_with(Instant::now);
+            if self.sq.is_empty() || since.elapsed() > CLOSE_LINGER {
+                self.close();
+            }
         }
         busy
     }
