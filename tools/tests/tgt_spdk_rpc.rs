@@ -148,7 +148,7 @@ fn spdk_rpc_creates_lists_and_deletes_bdevs_and_save_config_restores_them() {
     if in_guest() {
         return;
     }
-    let t = Tgt::start("pyrpc-bdev", &[]);
+    let mut t = Tgt::start("pyrpc-bdev", &[]);
     let s = t.sock.clone();
     let img = t.dir.join("aio.img");
     std::fs::File::create(&img)
@@ -198,12 +198,15 @@ fn spdk_rpc_creates_lists_and_deletes_bdevs_and_save_config_restores_them() {
     let cfg = json!({"subsystems": [{"subsystem": "bdev", "config": saved}]});
     let cfg_path = t.dir.join("saved.json");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    // The restored target opens the same image files, which the first one
+    // holds locked for writing (one owner per file): stop the first one
+    // (its directory, with the images and the config, stays), then go on
+    // with the restored one.
+    let (st, err) = t.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(st.success(), "{st}: {err}");
     let restored = Tgt::start("pyrpc-bdev-2", &["--json", cfg_path.to_str().unwrap()]);
-    assert_eq!(
-        rpc_json(&restored.sock, &["framework_get_config", "bdev"]),
-        saved
-    );
-    drop(restored);
+    let s = restored.sock.clone();
+    assert_eq!(rpc_json(&s, &["framework_get_config", "bdev"]), saved);
 
     rpc(&s, &["bdev_error_delete", "EE_Malloc1"]);
     rpc(&s, &["bdev_passthru_delete", "PT0"]);
