@@ -70,14 +70,19 @@ pub struct JobResult {
     /// CPU time the job's reactor thread ran during the job (from
     /// /proc/thread-self/schedstat; 0 where unavailable).
     pub cpu_ns: u64,
+    /// Time the job's reactor thread was runnable but not running (waiting
+    /// for the CPU: preempted) during the job; 0 where unavailable. Where
+    /// the latency tail's time goes when the core is shared.
+    pub wait_ns: u64,
 }
 
-/// CPU time of the calling OS thread in ns, from the scheduler's accounting.
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+/// The calling OS thread's (CPU time, run-queue wait) in ns, from the
+/// scheduler's accounting (/proc/thread-self/schedstat); zeros where
+/// unavailable.
+fn thread_sched_ns() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut f = s.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+    (f.next().unwrap_or(0), f.next().unwrap_or(0))
 }
 
 pub(crate) struct Job {
@@ -114,8 +119,10 @@ pub(crate) struct Job {
     pub(crate) pending_lat: Cell<(u64, u64)>,
     /// When the run started: after every task's buffers were allocated.
     pub(crate) start: Cell<u64>,
-    pub(crate) start_cpu: Cell<u64>,
-    pub(crate) stop_cpu: Cell<u64>,
+    /// (CPU time, run-queue wait) of the reactor thread at the start and
+    /// the end of the run.
+    pub(crate) start_cpu: Cell<(u64, u64)>,
+    pub(crate) stop_cpu: Cell<(u64, u64)>,
     pub(crate) stop_at: Cell<u64>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) tx: mpsc::Sender<JobResult>,
@@ -140,6 +147,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             hist: LatencyHistogram::new(),
             error: Some(e),
             cpu_ns: 0,
+            wait_ns: 0,
         });
     };
     let writes = !matches!(cfg.workload, Workload::Read | Workload::Randread);
@@ -187,8 +195,8 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         busy,
         pending_lat: Cell::new((0, 0)),
         start: Cell::new(now),
-        start_cpu: Cell::new(thread_cpu_ns()),
-        stop_cpu: Cell::new(0),
+        start_cpu: Cell::new(thread_sched_ns()),
+        stop_cpu: Cell::new((0, 0)),
         stop_at: Cell::new(now + cfg.time.as_nanos() as u64),
         shared,
         tx,
@@ -216,7 +224,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
     // The clock starts when the I/O does: allocating the buffers is setup.
     let now = ticks();
     job.start.set(now);
-    job.start_cpu.set(thread_cpu_ns());
+    job.start_cpu.set(thread_sched_ns());
     job.stop_at.set(now + job.cfg.time.as_nanos() as u64);
     for task in tasks {
         job.outstanding.set(job.outstanding.get() + 1);
@@ -245,7 +253,7 @@ impl Job {
         if !self.stopping.get() && (interrupted || ticks() >= self.stop_at.get()) {
             self.stopping.set(true);
             self.stop_at.set(ticks());
-            self.stop_cpu.set(thread_cpu_ns());
+            self.stop_cpu.set(thread_sched_ns());
         }
         if self.cfg.workload == Workload::Reset && !self.stopping.get() {
             let since = (ticks() - self.start.get()) / 1_000_000_000;
@@ -389,6 +397,14 @@ impl Job {
         };
         self.flush_lat();
         let hist = std::mem::take(&mut *self.hist.borrow_mut());
+        let (start, stop) = (
+            self.start_cpu.get(),
+            if self.stopping.get() {
+                self.stop_cpu.get()
+            } else {
+                thread_sched_ns()
+            },
+        );
         let _ = self.tx.send(JobResult {
             bdev: self.cfg.bdev.clone(),
             core: self.cfg.core,
@@ -406,12 +422,8 @@ impl Job {
             lat_max_ns: self.lat_max.get(),
             hist,
             error: self.error.borrow_mut().take(),
-            cpu_ns: if self.stopping.get() {
-                self.stop_cpu.get()
-            } else {
-                thread_cpu_ns()
-            }
-            .saturating_sub(self.start_cpu.get()),
+            cpu_ns: stop.0.saturating_sub(start.0),
+            wait_ns: stop.1.saturating_sub(start.1),
         });
     }
 }
