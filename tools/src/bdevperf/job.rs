@@ -3,6 +3,7 @@
 //! buffers and resubmits itself from its completion, so the steady state
 //! allocates nothing.
 
+use super::outstanding::Outstanding;
 use super::task::{Phase, Task};
 use super::Workload;
 use crate::latency_hist::LatencyHistogram;
@@ -10,71 +11,10 @@ use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoType};
 use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
-/// What a job is told to do (sent to its thread).
-pub struct JobConfig {
-    pub bdev: String,
-    pub core: usize,
-    /// This job's share of the bdev: (index, count) among the jobs on it.
-    pub part: (u64, u64),
-    pub queue_depth: u32,
-    pub io_size: u64,
-    pub workload: Workload,
-    pub rwmixread: u32,
-    pub time: Duration,
-    pub seed: u64,
-}
-
-/// What the main thread and a job share: the job's progress, and the
-/// main thread's request to end the run early (SIGINT).
-pub struct Shared {
-    pub completed: AtomicU64,
-    pub stop: AtomicBool,
-}
-
-impl Shared {
-    pub fn new() -> Shared {
-        Shared {
-            completed: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-        }
-    }
-}
-
-/// I/Os of `io_blocks` blocks in a bdev of `num_blocks`, and the
-/// (first, count) of them that job `k` of `n` on the bdev owns.
-pub fn share(num_blocks: u64, io_blocks: u64, (k, n): (u64, u64)) -> (u64, u64) {
-    let total_ios = num_blocks / io_blocks.max(1);
-    let base = total_ios * k / n;
-    (base, (total_ios * (k + 1) / n - base).max(1))
-}
-
-/// A finished job's figures.
-pub struct JobResult {
-    pub bdev: String,
-    pub core: usize,
-    /// The queue depth the job ran at (a verify job's may be below `-q`).
-    pub queue_depth: u32,
-    pub runtime: f64,
-    pub ios: u64,
-    pub failed: u64,
-    pub miscompares: u64,
-    pub lat_sum_ns: u64,
-    pub lat_min_ns: u64,
-    pub lat_max_ns: u64,
-    pub hist: LatencyHistogram,
-    pub error: Option<String>,
-    /// CPU time the job's reactor thread ran during the job (from
-    /// /proc/thread-self/schedstat; 0 where unavailable).
-    pub cpu_ns: u64,
-    /// Time the job's reactor thread was runnable but not running (waiting
-    /// for the CPU: preempted) during the job; 0 where unavailable. Where
-    /// the latency tail's time goes when the core is shared.
-    pub wait_ns: u64,
-}
+pub use super::spec::{share, JobConfig, JobResult, Shared};
 
 /// The calling OS thread's (CPU time, run-queue wait) in ns, from the
 /// scheduler's accounting (/proc/thread-self/schedstat); zeros where
@@ -113,7 +53,7 @@ pub(crate) struct Job {
     /// Verify: one bit per I/O of the job's share, set while an I/O there
     /// is in flight, so no two in-flight I/Os overlap (SPDK's
     /// `job->outstanding`). `None` for the other workloads.
-    pub(crate) busy: Option<RefCell<Vec<u64>>>,
+    pub(crate) busy: Option<RefCell<Outstanding>>,
     /// Run-length of equal latencies not yet in `hist` (completions of one
     /// poll share their tick, so runs are common): (value, count).
     pub(crate) pending_lat: Cell<(u64, u64)>,
@@ -169,7 +109,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         );
         cfg.queue_depth = span_ios as u32;
     }
-    let busy = verify.then(|| RefCell::new(vec![0u64; span_ios.div_ceil(64) as usize]));
+    let busy = verify.then(|| RefCell::new(Outstanding::new(span_ios)));
     let now = ticks();
     let job = Rc::new(Job {
         desc,
@@ -313,31 +253,23 @@ impl Job {
     /// SPDK's bdevperf skips outstanding offsets), marked busy. The queue
     /// depth is at most the share's I/Os, so a free one exists among the
     /// next `span_ios`.
-    fn claim_free(&self, busy: &mut [u64], mut n: u64) -> u64 {
-        for _ in 0..self.span_ios {
-            let (w, bit) = ((n / 64) as usize, 1u64 << (n % 64));
-            if busy[w] & bit == 0 {
-                busy[w] |= bit;
-                return n;
-            }
-            n = self.next_sequential();
-        }
-        // Unreachable while depth <= span_ios; never hand out a busy one
-        // silently: overlap is what this prevents.
-        log::error!(
-            "bdevperf {}: no free offset for a verify I/O",
-            self.cfg.bdev
-        );
-        n
+    fn claim_free(&self, busy: &mut Outstanding, n: u64) -> u64 {
+        busy.claim(n, self.span_ios, || self.next_sequential())
+            .unwrap_or_else(|| {
+                // Unreachable while depth <= span_ios.
+                log::error!(
+                    "bdevperf {}: no free offset for a verify I/O",
+                    self.cfg.bdev
+                );
+                n
+            })
     }
 
     /// Verify: the I/O at `offset_blocks` is no longer in flight.
     pub(crate) fn release(&self, offset_blocks: u64) {
         if let Some(busy) = &self.busy {
-            let n = offset_blocks / self.io_blocks - self.base_io;
-            if let Some(w) = busy.borrow_mut().get_mut((n / 64) as usize) {
-                *w &= !(1u64 << (n % 64));
-            }
+            busy.borrow_mut()
+                .release(offset_blocks / self.io_blocks - self.base_io);
         }
     }
 

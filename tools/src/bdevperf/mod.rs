@@ -4,8 +4,10 @@
 
 mod job;
 mod limits;
+mod outstanding;
 mod pattern;
 mod report;
+mod spec;
 mod task;
 
 use clap::{Args, ValueEnum};
