@@ -9,10 +9,12 @@
 //! |---|---|
 //! | [`env`](mod@env) | hugepages, DMA memory ([`env::DmaBuf`], pools), vaddr -> IOVA translation |
 //! | [`pci`] | sysfs enumeration, driver binding, VFIO and uio device access, the device trait |
-//! | [`nvme`] | the user-space, polled, lock-free NVMe driver |
+//! | [`sock`] | non-blocking TCP sockets polled by their owner: batched sends, partial-send resume |
+//! | [`nvme`] | the user-space, polled, lock-free NVMe driver (PCIe and NVMe/TCP) |
 //! | [`thread`] | lightweight threads, messages, pollers, io_device/io_channel, reactors, async |
 //! | [`bdev`] | block devices: the module trait, descriptors, channels, pooled I/O, modules |
 //! | [`blob`] | the blobstore, on-disk compatible with SPDK's |
+//! | [`event`] | the application framework: reactors, subsystems, JSON config, the JSON-RPC server (`spdk-io tgt`) |
 //!
 //! [`rpc`] is a leaf beside them: the vocabulary of the method table
 //! (SPDK's `lib/rpc`) through which every configurable layer offers its
@@ -28,7 +30,9 @@
 pub mod bdev;
 pub mod blob;
 pub mod env;
+pub mod event;
 pub mod nvme;
 pub mod pci;
 pub mod rpc;
+pub mod sock;
 pub mod thread;

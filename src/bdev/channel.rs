@@ -18,7 +18,7 @@ use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::pool::{Cb, Pool, State, NO_PARENT};
 use super::range_lock::{self, ChanLocks};
 use super::stat::ChannelStat;
-use super::ticks::{poll_ticks, ticks};
+use super::ticks::ticks;
 use super::{BdevError, Result};
 use crate::thread::{poller_register, Poller, PollerStatus, Thread};
 use std::cell::{Cell, RefCell};
@@ -33,6 +33,11 @@ static POOL_SIZE: AtomicUsize = AtomicUsize::new(1024);
 /// `bdev_io_cache_size`, per thread); default 1024.
 pub fn set_io_pool_size(n: usize) {
     POOL_SIZE.store(n.max(1), Ordering::Relaxed);
+}
+
+/// How many requests each new channel preallocates.
+pub fn io_pool_size() -> usize {
+    POOL_SIZE.load(Ordering::Relaxed)
 }
 
 /// A thread's I/O channel to a bdev. `!Send`: it stays on the thread that
@@ -61,9 +66,17 @@ pub(crate) struct ChannelInner {
     batch: Cell<Vec<Packed>>,
     pub(crate) nomem: RefCell<VecDeque<u32>>,
     pub(crate) split_wait: RefCell<VecDeque<u32>>,
+    /// Requests waiting for QoS quota, in submission order.
+    pub(crate) qos_queue: RefCell<VecDeque<u32>>,
     io_wait: RefCell<VecDeque<Box<dyn FnOnce()>>>,
     pub stat: Arc<ChannelStat>,
+    /// The clock read when this poll's completions were reaped: the
+    /// completion time of each, and the submission time of each I/O their
+    /// callbacks submit (see [`ChannelInner::stamp`]).
     pub now: Cell<u64>,
+    /// The poll is running completions (their callbacks' submissions take
+    /// `now`); outside, a submission reads the clock.
+    in_completions: Cell<bool>,
     pub(crate) in_module: Cell<u32>,
     pub(crate) progressed: Cell<bool>,
     poller: RefCell<Option<Poller>>,
@@ -143,9 +156,11 @@ impl Channel {
             batch: Cell::new(Vec::with_capacity(n)),
             nomem: RefCell::new(VecDeque::with_capacity(n)),
             split_wait: RefCell::new(VecDeque::new()),
+            qos_queue: RefCell::new(VecDeque::new()),
             io_wait: RefCell::new(VecDeque::new()),
             stat,
             now: Cell::new(ticks()),
+            in_completions: Cell::new(false),
             in_module: Cell::new(0),
             progressed: Cell::new(false),
             poller: RefCell::new(None),
@@ -211,7 +226,8 @@ impl Channel {
 }
 
 impl ChannelInner {
-    /// Takes a request from the pool and starts it. Checks are done by the caller.
+    /// Takes a request from the pool and starts it, or queues it for QoS
+    /// quota when the bdev has rate limits. Checks are done by the caller.
     // The error tuple is large but only built when the pool is empty.
     #[allow(clippy::result_large_err)]
     #[inline]
@@ -223,11 +239,30 @@ impl ChannelInner {
         data: IoData,
         cb: Cb,
     ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
+        // The only cost of QoS when no limit is set: one load, one branch.
+        if self.bdev.qos.enabled.load(Ordering::Relaxed) {
+            return self.start_qos(io_type, offset_blocks, num_blocks, data, cb);
+        }
+        self.start_now(io_type, offset_blocks, num_blocks, data, cb)
+    }
+
+    /// [`ChannelInner::start`] past QoS: a pooled request to the module now.
+    // The error tuple is large but only built when the pool is empty.
+    #[allow(clippy::result_large_err)]
+    #[inline]
+    pub(crate) fn start_now(
+        &self,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: IoData,
+        cb: Cb,
+    ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
         let mut pool = self.pool.borrow_mut();
         let Some(idx) = pool.alloc() else {
             return Err((BdevError::NoMem, data, cb));
         };
-        let now = self.now.get();
+        let now = self.stamp();
         let s = &mut pool.slots[idx as usize];
         s.arm(io_type, offset_blocks, num_blocks, data, cb, now);
         let id = IoId::new(idx, s.gen);
@@ -294,13 +329,32 @@ impl ChannelInner {
         });
     }
 
+    /// The submission time of an I/O submitted now: inside this channel's
+    /// completions, the time they were reaped (they run in the same few
+    /// microseconds, and one clock read serves the batch); anywhere else
+    /// (a message, another poller, an io_wait callback) the clock itself,
+    /// as SPDK stamps each submission. A cached time from elsewhere would
+    /// be off: the channel's last poll is arbitrarily old, and the start of
+    /// the thread's poll precedes completions reaped later in that same
+    /// poll, which then timed out at 0.
+    #[inline]
+    pub(crate) fn stamp(&self) -> u64 {
+        if self.in_completions.get() {
+            self.now.get()
+        } else {
+            ticks()
+        }
+    }
+
     pub(crate) fn poll(&self) -> usize {
-        // The thread's poll read the clock already (inside a poll);
-        // a channel polled by hand reads it here.
-        self.now.set(poll_ticks());
         self.module.borrow_mut().poll();
         let mut completed = 0;
         if !self.done.is_empty() {
+            // One clock read per poll that completes something: every
+            // completion of the batch, and every submission its callbacks
+            // make, share it.
+            self.now.set(ticks());
+            let outer = self.in_completions.replace(true);
             // The reports queued so far; those their callbacks cause wait
             // for the second round or the next poll. A poll nested in a
             // callback takes an empty vector here (and gives back its own):
@@ -318,8 +372,10 @@ impl ChannelInner {
             // queued (a refused resubmission); it is the last one, so a
             // poll stays bounded.
             if self.module.borrow_mut().reap_more() > 0 {
+                self.now.set(ticks());
                 completed += self.finish_queued(&mut batch);
             }
+            self.in_completions.set(outer);
             self.batch.set(batch);
             self.module.borrow_mut().flush();
         }
@@ -332,6 +388,9 @@ impl ChannelInner {
         }
         if !self.split_wait.borrow().is_empty() {
             self.retry_split();
+        }
+        if !self.qos_queue.borrow().is_empty() {
+            completed += self.qos_poll();
         }
         while !self.io_wait.borrow().is_empty() && self.pool.borrow().free_count() > 0 {
             let Some(f) = self.io_wait.borrow_mut().pop_front() else {
@@ -378,8 +437,10 @@ impl ChannelInner {
         }
     }
 
-    /// Aborts every request waiting for NOMEM retry (reset, hot remove).
+    /// Aborts every request waiting for NOMEM retry or QoS quota (reset,
+    /// hot remove).
     pub(crate) fn abort_queued(&self) {
+        self.abort_qos_queued();
         while let Some(idx) = self.nomem.borrow_mut().pop_front() {
             let mut pool = self.pool.borrow_mut();
             let id = pool.id(idx);

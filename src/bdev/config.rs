@@ -5,16 +5,12 @@
 //! SPDK names them; other subsystems are skipped. Errors name the line, the
 //! entry, the method and serde's reason (missing or unknown field).
 
-use super::{error_inject, file, malloc, null, passthru, split, BdevError, Result, Uuid};
-use serde::de::DeserializeOwned;
+use super::{BdevError, Result, Uuid};
 use serde_json::{json, Value};
 
-/// Options-only methods of SPDK modules we accept and ignore, so a config
-/// saved by SPDK loads unchanged.
+/// Options-only methods of SPDK modules this crate does not have, accepted
+/// and ignored so a config saved by SPDK loads unchanged.
 const IGNORED: &[&str] = &[
-    "bdev_wait_for_examine",
-    "bdev_nvme_set_options",
-    "bdev_nvme_set_hotplug",
     "bdev_iscsi_set_options",
     "bdev_raid_set_options",
     "bdev_aio_set_options",
@@ -31,89 +27,24 @@ pub(crate) fn parse_uuid(s: Option<&str>) -> Result<Option<Uuid>> {
     }
 }
 
-fn params<T: DeserializeOwned>(method: &str, p: &Value) -> Result<T> {
-    serde_json::from_value(p.clone())
-        .map_err(|e| BdevError::Config(format!("{method}: params: {e}")))
-}
-
-/// Runs one bdev JSON-RPC method; returns what SPDK's RPC returns (the
-/// bdev name(s), or `true`).
+/// Runs one bdev JSON-RPC method as a config entry (the same code as the
+/// RPC, see [`super::rpc::call_sync`]); returns what SPDK's RPC returns
+/// (the bdev name(s), or `true`).
 pub fn call_method(method: &str, p: &Value) -> Result<Value> {
-    let p = if p.is_null() { &json!({}) } else { p };
-    let name = |b: &std::sync::Arc<super::Bdev>| Value::String(b.name().to_string());
-    match method {
-        "bdev_null_create" => null::create(params(method, p)?).map(|b| name(&b)),
-        "bdev_malloc_create" => malloc::create(params(method, p)?).map(|b| name(&b)),
-        "bdev_aio_create" | "bdev_uring_create" => file::create(params(method, p)?, method).map(|b| name(&b)),
-        "bdev_split_create" => split::create(params(method, p)?).map(|v| v.iter().map(name).collect()),
-        "bdev_passthru_create" => passthru::create(params(method, p)?)
-            .map(|b| b.map(|b| name(&b)).unwrap_or_else(|| p.get("name").cloned().unwrap_or(Value::Null))),
-        "bdev_nvme_attach_controller" => super::nvme::attach_controller(params(method, p)?).map(|v| v.iter().map(name).collect()),
-        "bdev_error_create" => error_inject::create(params(method, p)?).map(|b| name(&b)),
-        "bdev_null_delete" | "bdev_malloc_delete" | "bdev_aio_delete" | "bdev_uring_delete" | "bdev_passthru_delete"
-        | "bdev_error_delete" => {
-            #[derive(serde::Deserialize)]
-            struct Name {
-                name: String,
-            }
-            let n: Name = params(method, p)?;
-            let b = super::get_by_name(&n.name).ok_or(BdevError::NotFound(n.name))?;
-            b.unregister();
-            Ok(Value::Bool(true))
-        }
-        "bdev_split_delete" => {
-            #[derive(serde::Deserialize)]
-            struct Base {
-                base_bdev: String,
-            }
-            let b: Base = params(method, p)?;
-            split::delete(&b.base_bdev).map(|_| Value::Bool(true))
-        }
-        "bdev_set_options" => {
-            #[derive(serde::Deserialize)]
-            struct Opts {
-                #[serde(default)]
-                bdev_io_cache_size: Option<usize>,
-                #[serde(flatten)]
-                _rest: serde_json::Map<String, Value>,
-            }
-            let o: Opts = params(method, p)?;
-            if let Some(n) = o.bdev_io_cache_size {
-                super::set_io_pool_size(n);
-            }
-            Ok(Value::Bool(true))
-        }
-        m if IGNORED.contains(&m) => Ok(Value::Bool(true)),
-        m => Err(BdevError::Config(format!(
-            "unknown bdev method '{m}': supported are bdev_null_create, bdev_malloc_create, bdev_aio_create, \
-             bdev_uring_create, bdev_split_create, bdev_passthru_create, bdev_nvme_attach_controller, bdev_error_create and their _delete"
-        ))),
+    if let Some(r) = super::rpc::call_sync(method, p.clone()) {
+        return r;
     }
-}
-
-/// Byte offset -> 1-based line number.
-fn line_of(text: &str, pos: usize) -> usize {
-    text[..pos.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// Positions of every `"method"` key, in document order: entry k of the
-/// config (counted across subsystems) is the k-th one.
-fn method_positions(text: &str) -> Vec<usize> {
-    let mut v = Vec::new();
-    let mut from = 0;
-    while let Some(i) = text[from..].find("\"method\"") {
-        let at = from + i;
-        let rest = text[at + 8..].trim_start();
-        if rest.starts_with(':') {
-            v.push(at);
-        }
-        from = at + 8;
+    if IGNORED.contains(&method) {
+        return Ok(Value::Bool(true));
     }
-    v
+    Err(BdevError::Config(format!(
+        "unknown bdev method '{method}': supported are {}",
+        super::rpc::methods()
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 /// Loads a configuration text: creates every bdev of the `bdev` subsystem,
@@ -129,7 +60,7 @@ pub fn load_config(text: &str) -> Result<Vec<String>> {
                 "config: missing field `subsystems` (an array) at the top level".into(),
             )
         })?;
-    let positions = method_positions(text);
+    let lines = super::config_lines::entry_lines(text);
     let mut entry_no = 0usize;
     let mut created = Vec::new();
     for (si, sub) in subs.iter().enumerate() {
@@ -151,7 +82,7 @@ pub fn load_config(text: &str) -> Result<Vec<String>> {
             }
         };
         for (ci, e) in entries.iter().enumerate() {
-            let line = positions.get(entry_no).map(|&p| line_of(text, p));
+            let line = lines.get(entry_no).copied();
             entry_no += 1;
             if sname != "bdev" {
                 continue;
@@ -197,12 +128,7 @@ pub fn load_config_file(path: &std::path::Path) -> Result<Vec<String>> {
 }
 
 /// The current bdevs as a configuration SPDK (and [`load_config`]) can load
-/// (`save_config` of the bdev subsystem).
+/// (`save_config` of the bdev subsystem; see [`super::rpc::config_entries`]).
 pub fn save_config() -> Value {
-    let mut cfg: Vec<Value> = super::bdevs()
-        .iter()
-        .filter_map(|b| b.ops.write_config_json())
-        .collect();
-    cfg.push(json!({"method": "bdev_wait_for_examine"}));
-    json!({"subsystems": [{"subsystem": "bdev", "config": cfg}]})
+    json!({"subsystems": [{"subsystem": "bdev", "config": super::rpc::config_entries()}]})
 }

@@ -79,6 +79,8 @@ pub struct Bdev {
     pub(crate) ops: Box<dyn BdevOps>,
     removed: AtomicBool,
     pub(crate) state: Mutex<BdevState>,
+    /// Rate limits (`bdev_set_qos_limit`), shared by every channel.
+    pub(crate) qos: super::qos::Qos,
 }
 
 impl std::fmt::Debug for Bdev {
@@ -120,6 +122,7 @@ impl Bdev {
             ops,
             removed: AtomicBool::new(false),
             state: Mutex::new(BdevState::default()),
+            qos: super::qos::Qos::default(),
         });
         registry::insert(&bdev)?;
         log::info!("bdev '{}' registered by module {}", bdev.name(), module);
@@ -233,27 +236,90 @@ impl Bdev {
         total
     }
 
-    /// `bdev_get_bdevs` entry: properties plus the module's `dump_info_json`.
-    pub fn info_json(&self) -> serde_json::Value {
-        let supported: serde_json::Map<String, serde_json::Value> = IoType::ALL
+    /// The statistics of each live channel, one by one
+    /// (`bdev_get_iostat` with `per_channel`).
+    pub fn channel_iostats(&self) -> Vec<IoStat> {
+        self.lock()
+            .stats
             .iter()
-            .map(|t| {
-                (
-                    t.name().to_string(),
-                    serde_json::Value::Bool(self.io_type_supported(*t)),
-                )
+            .filter_map(Weak::upgrade)
+            .map(|s| s.snapshot())
+            .collect()
+    }
+
+    /// Clears the bdev's statistics (`bdev_reset_iostat`): those of its
+    /// closed channels now, each live channel's as its thread next
+    /// records an I/O (reads show them cleared at once).
+    pub fn reset_iostat(&self, mode: super::stat::ResetMode) {
+        let mut st = self.lock();
+        st.retired.reset(mode);
+        for s in st.stats.iter().filter_map(Weak::upgrade) {
+            s.request_reset(mode);
+        }
+    }
+
+    /// `bdev_get_bdevs` entry, shaped as SPDK's (`rpc_dump_bdev_info`):
+    /// properties, rate limits, claim, every SPDK I/O type with whether it
+    /// is supported, and the module's `dump_info_json`.
+    pub fn info_json(&self) -> serde_json::Value {
+        let supported: serde_json::Map<String, serde_json::Value> = SPDK_IO_TYPES
+            .iter()
+            .map(|&name| {
+                let ours = IoType::ALL.iter().find(|t| t.name() == name);
+                let yes = ours.is_some_and(|t| self.io_type_supported(*t));
+                (name.to_string(), serde_json::Value::Bool(yes))
             })
             .collect();
-        serde_json::json!({
+        let claimed = self.claimed_by().is_some();
+        let mut v = serde_json::json!({
             "name": self.name(),
             "aliases": self.aliases(),
             "product_name": self.product_name(),
             "block_size": self.block_size(),
             "num_blocks": self.num_blocks(),
+            "preferred_write_alignment": 0,
+            "preferred_write_granularity": 0,
+            "optimal_write_size": 0,
+            "preferred_unmap_alignment": 0,
+            "preferred_unmap_granularity": 0,
             "uuid": self.uuid.to_string(),
-            "claimed": self.claimed_by().is_some(),
+            "assigned_rate_limits": self.qos_limits(),
+            "claimed": claimed,
+            "zoned": false,
             "supported_io_types": supported,
             "driver_specific": self.ops.dump_info_json(),
-        })
+        });
+        if claimed {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("claim_type".into(), "exclusive_write".into());
+            }
+        }
+        v
     }
 }
+
+/// SPDK's I/O type names in its order (`spdk_bdev_get_io_type_name`):
+/// `supported_io_types` lists them all, the ones this layer lacks as false.
+const SPDK_IO_TYPES: &[&str] = &[
+    "read",
+    "write",
+    "unmap",
+    "flush",
+    "reset",
+    "nvme_admin",
+    "nvme_io",
+    "nvme_io_md",
+    "write_zeroes",
+    "zcopy",
+    "get_zone_info",
+    "zone_management",
+    "zone_append",
+    "compare",
+    "compare_and_write",
+    "abort",
+    "seek_hole",
+    "seek_data",
+    "copy",
+    "nvme_iov_md",
+    "nvme_nssr",
+];

@@ -208,8 +208,9 @@ impl ChannelInner {
 
     /// The channel is going away: its locks end, lock callbacks it still
     /// holds get [`BdevError::LockCancelled`], and every request queued
-    /// behind a lock or in the layer's compare-and-write completes now with
-    /// `Aborted` (its module channel, and any step in it, goes too).
+    /// behind a lock, for QoS quota or in the layer's compare-and-write
+    /// completes now with `Aborted` (its module channel, and any step in
+    /// it, goes too).
     pub(crate) fn locks_on_drop(&self) {
         super::lock_end::drop_channel(&self.bdev, &self.locks);
         drop(self.locks.take_events());
@@ -235,7 +236,7 @@ impl ChannelInner {
                 .slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| s.state == State::CawParent)
+                .filter(|(_, s)| matches!(s.state, State::CawParent | State::QosQueued))
                 .map(|(i, _)| i as u32),
         );
         for idx in doomed {

@@ -32,10 +32,12 @@
 //! | `range_lock`, `lock_channel`, `lock_end` | LBA range locks: the bdev's lock table, a channel's queue of fenced I/O, how locks end |
 //! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`], [`Desc::quiesce`] and their unlocks |
 //! | `lock_future` | their async forms ([`Desc::lock_lba_range_async`], ...); a dropped future releases its lock |
+//! | `qos`, `qos_channel` | rate limits per bdev ([`QosLimits`]): quota per 1 ms slice, a channel's queue of I/O over quota |
 //! | `caw` | compare-and-write emulated under a range lock for modules without a native one |
 //! | `future` | async I/O ([`IoFuture`]) |
 //! | `stat`, `ticks` | [`IoStat`] (bdev_get_iostat), the tick clock |
-//! | `config` | SPDK JSON configuration ([`load_config`]) |
+//! | `config`, `config_lines` | SPDK JSON configuration ([`load_config`]); each entry's line, in one pass |
+//! | `rpc` | the bdev JSON-RPC methods ([`rpc::methods`]) and `save_config` entries |
 //! | `null`, `malloc`, `file`, `nvme`, `split`, `passthru`, `error_inject` | the modules |
 //! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
 
@@ -44,6 +46,7 @@ mod caw;
 mod channel;
 mod complete;
 pub mod config;
+mod config_lines;
 mod desc;
 mod device;
 mod error;
@@ -61,9 +64,12 @@ pub mod nvme;
 mod ops;
 pub mod passthru;
 mod pool;
+mod qos;
+mod qos_channel;
 mod quiesce;
 mod range_lock;
 mod registry;
+pub mod rpc;
 pub mod split;
 mod split_io;
 mod stat;
@@ -73,17 +79,21 @@ mod uuid;
 pub mod vbdev;
 
 pub use buf::{IoBuf, IoData};
-pub use channel::{set_io_pool_size, Channel};
+pub use channel::{io_pool_size, set_io_pool_size, Channel};
 pub use config::{load_config, load_config_file, save_config};
 pub use desc::{open, open_ext, BdevEvent, Desc, EventCb};
 pub use device::{Bdev, BdevProps};
 pub use error::{BdevError, Result};
 pub use future::{IoFailed, IoFuture};
 pub use io::{IoCompletion, IoDone, IoId, IoStatus, IoType, Rejected};
-pub use module::{fini, init, module_names, register_module, BdevModule};
+pub use module::{
+    auto_examine, examine_allowlist, examine_bdev, fini, init, module_names, register_module,
+    set_auto_examine, BdevModule,
+};
 pub use ops::{BdevOps, Completer, IoRequest, ModuleChannel};
+pub use qos::QosLimits;
 pub use registry::{bdevs, get_by_name, get_iostat_json};
-pub use stat::{ChannelStat, IoStat};
+pub use stat::{ChannelStat, IoStat, ResetMode};
 pub use submit::Submitted;
 pub use uuid::Uuid;
 

@@ -4,6 +4,7 @@
 
 use super::device::Bdev;
 use super::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 /// A bdev module: a kind of bdev (null, malloc, file, ...) or of virtual
@@ -27,6 +28,9 @@ pub trait BdevModule: Send + Sync + 'static {
 }
 
 static MODULES: Mutex<Vec<Arc<dyn BdevModule>>> = Mutex::new(Vec::new());
+static AUTO_EXAMINE: AtomicBool = AtomicBool::new(true);
+/// Bdevs named by `bdev_examine` (examined although auto examine is off).
+static ALLOWLIST: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static BUILTIN: Once = Once::new();
 
 fn modules() -> Vec<Arc<dyn BdevModule>> {
@@ -74,7 +78,59 @@ pub fn fini() {
     }
 }
 
+/// Whether every new bdev is examined (SPDK's `bdev_auto_examine`, on by
+/// default). Off, only bdevs named by [`examine_bdev`] are.
+pub fn set_auto_examine(on: bool) {
+    AUTO_EXAMINE.store(on, Ordering::Relaxed);
+}
+
+/// See [`set_auto_examine`].
+pub fn auto_examine() -> bool {
+    AUTO_EXAMINE.load(Ordering::Relaxed)
+}
+
+/// The bdevs named by [`examine_bdev`], in order.
+pub fn examine_allowlist() -> Vec<String> {
+    ALLOWLIST.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// `bdev_examine`: lets the modules examine bdev `name` (now if it exists,
+/// else when it is registered). Refused while auto examine is on, and for
+/// a name already given.
+pub fn examine_bdev(name: &str) -> Result<()> {
+    if auto_examine() {
+        return Err(super::BdevError::InvalidParam(format!(
+            "bdev_examine {name}: manual examine is not allowed while auto examine is on (bdev_set_options bdev_auto_examine=false first)"
+        )));
+    }
+    {
+        let mut l = ALLOWLIST.lock().unwrap_or_else(|e| e.into_inner());
+        if l.iter().any(|n| n == name) {
+            return Err(super::BdevError::Exists(name.to_string()));
+        }
+        l.push(name.to_string());
+    }
+    if let Some(b) = super::registry::get_by_name(name) {
+        examine_now(&b);
+    }
+    Ok(())
+}
+
 pub(crate) fn examine(bdev: &Arc<Bdev>) {
+    if !auto_examine() {
+        let allowed = ALLOWLIST
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|n| n == bdev.name() || bdev.aliases().contains(n));
+        if !allowed {
+            return;
+        }
+    }
+    examine_now(bdev);
+}
+
+fn examine_now(bdev: &Arc<Bdev>) {
     for m in modules() {
         if bdev.is_removed() {
             return;

@@ -81,6 +81,26 @@ pub fn create(mut opts: NullOpts) -> Result<Arc<Bdev>> {
             opts.name
         )));
     }
+    if opts
+        .num_blocks
+        .checked_mul(u64::from(opts.block_size))
+        .is_none()
+    {
+        return Err(super::BdevError::InvalidParam(format!(
+            "null bdev '{}': {} blocks of {} bytes is more than 2^64 bytes; give fewer blocks",
+            opts.name, opts.num_blocks, opts.block_size
+        )));
+    }
+    if opts
+        .num_blocks
+        .checked_mul(u64::from(opts.block_size))
+        .is_none()
+    {
+        return Err(super::BdevError::InvalidParam(format!(
+            "null bdev '{}': {} blocks of {} bytes is more than 2^64 bytes; give fewer blocks",
+            opts.name, opts.num_blocks, opts.block_size
+        )));
+    }
     let uuid = super::config::parse_uuid(opts.uuid.as_deref())?.unwrap_or_else(Uuid::random);
     opts.uuid = Some(uuid.to_string());
     let mut p = BdevProps::new(opts.name.clone(), opts.block_size, opts.num_blocks);

@@ -37,6 +37,8 @@ pub(crate) enum State {
     CawParent,
     /// Held for a compare-and-write's next step.
     Reserved,
+    /// Waiting in the channel's QoS queue for its bdev's rate limits.
+    QosQueued,
 }
 
 pub(crate) struct Slot {

@@ -5,7 +5,7 @@
 
 use super::io::IoType;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 
 /// A snapshot of I/O statistics, with SPDK's field names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -64,6 +64,47 @@ impl IoStat {
     }
 }
 
+/// What `bdev_reset_iostat` clears (SPDK's `spdk_bdev_reset_stat_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetMode {
+    /// Every counter.
+    All,
+    /// Only the maximum and minimum latencies.
+    MaxMin,
+}
+
+impl ResetMode {
+    fn bit(self) -> u8 {
+        match self {
+            ResetMode::All => 1,
+            ResetMode::MaxMin => 2,
+        }
+    }
+}
+
+impl IoStat {
+    /// Clears what `mode` names.
+    pub fn reset(&mut self, mode: ResetMode) {
+        match mode {
+            ResetMode::All => *self = IoStat::default(),
+            ResetMode::MaxMin => {
+                self.max_read_latency_ticks = 0;
+                self.min_read_latency_ticks = 0;
+                self.max_write_latency_ticks = 0;
+                self.min_write_latency_ticks = 0;
+            }
+        }
+    }
+
+    fn reset_bits(&mut self, bits: u8) {
+        if bits & 1 != 0 {
+            self.reset(ResetMode::All);
+        } else if bits & 2 != 0 {
+            self.reset(ResetMode::MaxMin);
+        }
+    }
+}
+
 fn min_nz(a: u64, b: u64) -> u64 {
     match (a, b) {
         (0, x) | (x, 0) => x,
@@ -84,6 +125,9 @@ impl Counter {
         if v > self.0.load(Relaxed) {
             self.0.store(v, Relaxed);
         }
+    }
+    fn zero(&self) {
+        self.0.store(0, Relaxed);
     }
     #[inline]
     fn min(&self, v: u64) {
@@ -115,12 +159,18 @@ pub struct ChannelStat {
     unmap_lat: Counter,
     errors: Counter,
     other: Counter,
+    /// Resets asked for by other threads ([`ResetMode`] bits), applied by
+    /// the owner at its next record.
+    reset: AtomicU8,
 }
 
 impl ChannelStat {
     /// Records one completed I/O.
     #[inline]
     pub(crate) fn record(&self, io_type: IoType, bytes: u64, lat: u64, ok: bool) {
+        if self.reset.load(Relaxed) != 0 {
+            self.apply_reset();
+        }
         if !ok {
             self.errors.add(1);
             return;
@@ -149,8 +199,53 @@ impl ChannelStat {
         }
     }
 
+    /// Asks the owner to clear what `mode` names before its next record;
+    /// snapshots show it cleared from now on.
+    pub(crate) fn request_reset(&self, mode: ResetMode) {
+        self.reset.fetch_or(mode.bit(), Relaxed);
+    }
+
+    #[cold]
+    fn apply_reset(&self) {
+        let bits = self.reset.swap(0, Relaxed);
+        let maxmin = [
+            &self.read_max,
+            &self.read_min,
+            &self.write_max,
+            &self.write_min,
+        ];
+        if bits & 1 != 0 {
+            for c in [
+                &self.bytes_read,
+                &self.num_read_ops,
+                &self.bytes_written,
+                &self.num_write_ops,
+                &self.bytes_unmapped,
+                &self.num_unmap_ops,
+                &self.read_lat,
+                &self.write_lat,
+                &self.unmap_lat,
+                &self.errors,
+                &self.other,
+            ] {
+                c.zero();
+            }
+        }
+        if bits != 0 {
+            for c in maxmin {
+                c.zero();
+            }
+        }
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> IoStat {
+        let mut s = self.raw_snapshot();
+        s.reset_bits(self.reset.load(Relaxed));
+        s
+    }
+
+    fn raw_snapshot(&self) -> IoStat {
         IoStat {
             bytes_read: self.bytes_read.get(),
             num_read_ops: self.num_read_ops.get(),

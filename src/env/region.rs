@@ -31,6 +31,10 @@ pub(crate) struct Region {
     len: usize,
     backing: Backing,
     table: Table,
+    /// The mapping holding the memory (None for user memory). It is unmapped
+    /// when the region drops, which happens only once no DmaBuf holds the
+    /// region (every DmaBuf keeps its Region alive through an Arc).
+    _mapping: Option<sys::Mapping>,
 }
 
 // SAFETY: a Region is an owned mapping plus an immutable table; the memory itself is
@@ -48,7 +52,7 @@ impl Region {
         huge_dir: Option<&std::path::Path>,
         file_name: &str,
     ) -> Result<Self, EnvError> {
-        let base = sys::map_region(backing, len, huge_dir, file_name)?;
+        let (base, mapping) = sys::map_region(backing, len, huge_dir, file_name)?;
         let shift = match backing {
             Backing::Hugetlb(s) | Backing::HugetlbFile(s) => s.bytes().trailing_zeros(),
             _ => sys::PAGE_4K.trailing_zeros(),
@@ -58,6 +62,7 @@ impl Region {
             len,
             backing,
             table: Table::Va,
+            _mapping: Some(mapping),
         };
         if mode == IovaMode::Pa {
             region.table = Self::pa_table(base.as_ptr() as usize, len, shift)?;
@@ -85,6 +90,7 @@ impl Region {
             len,
             backing: Backing::User,
             table,
+            _mapping: None,
         })
     }
 
@@ -171,16 +177,6 @@ fn run_ends(iova: &[u64], page: usize, len: usize) -> Vec<usize> {
     run_end
 }
 
-impl Drop for Region {
-    fn drop(&mut self) {
-        if self.backing != Backing::User {
-            // SAFETY: the region owns this mapping; it is dropped only once no DmaBuf
-            // holds it (every DmaBuf keeps its Region alive through an Arc).
-            unsafe { sys::unmap_region(self.base, self.len) };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +193,7 @@ mod tests {
                 run_end: run_ends(&iova, P, len),
                 iova,
             },
+            _mapping: None,
         }
     }
 

@@ -1,10 +1,8 @@
 //! The system calls of the env layer: mapping memory, hugepage counters,
 //! /proc/self/pagemap, and IOMMU detection.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -18,8 +16,6 @@ pub(crate) const PAGE_4K: usize = 4096;
 /// Alignment of ordinary (`no_huge`) regions, so 2 MiB alignments work there too.
 pub(crate) const NO_HUGE_ALIGN: usize = 2 << 20;
 
-const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
-
 /// DMA regions are placed from here up, so that IOVA = VA fits an IOMMU with a
 /// 39-bit address width (the narrowest intel-iommu, and QEMU's default), far
 /// from the MSI window at 0xfee00000 and from the program's own heap.
@@ -28,14 +24,58 @@ const DMA_VA_BASE: usize = 0x10_0000_0000;
 const DMA_VA_LIMIT: usize = 1 << 39;
 static NEXT_DMA_VA: AtomicUsize = AtomicUsize::new(DMA_VA_BASE);
 
-/// mmap at a low address (see [`DMA_VA_BASE`]) with MAP_FIXED_NOREPLACE,
-/// skipping ranges already taken; None when the low range is used up.
-fn mmap_low(
+/// One mapping of DMA memory; dropping it unmaps it.
+///
+/// Regions are placed low ([`LowMapping`]) when they can be; otherwise
+/// memmap2 maps them wherever the kernel likes.
+#[allow(dead_code)] // the memmap2 variants are held only for their Drop
+pub(crate) enum Mapping {
+    /// Placed below [`DMA_VA_LIMIT`] by [`map_low`].
+    Low(LowMapping),
+    /// Private anonymous memory (hugepages or not), possibly larger than
+    /// the region so that the region's start could be aligned inside it.
+    Anon(memmap2::MmapMut),
+    /// A shared mapping of a hugetlbfs file.
+    File(memmap2::MmapRaw),
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mapping::Low(m) => write!(f, "Low({:p}, {:#x})", m.base, m.len),
+            Mapping::Anon(m) => write!(f, "Anon({:p}, {:#x})", m.as_ptr(), m.len()),
+            Mapping::File(m) => write!(f, "File({:p}, {:#x})", m.as_ptr(), m.len()),
+        }
+    }
+}
+
+/// A mapping made with `MAP_FIXED_NOREPLACE` at a chosen low address.
+///
+/// This is the one place the env calls mmap itself: memmap2 has no way to
+/// ask for an address without replacing what is there, and DMA memory must
+/// sit below the IOMMU's address width for IOVA = VA to work.
+pub(crate) struct LowMapping {
+    base: NonNull<u8>,
     len: usize,
-    align: usize,
-    flags: libc::c_int,
-    fd: libc::c_int,
-) -> Option<*mut libc::c_void> {
+}
+
+// SAFETY: an owned mapping; the memory is reached only through the Region holding it.
+unsafe impl Send for LowMapping {}
+// SAFETY: as for Send: &LowMapping exposes nothing but its address.
+unsafe impl Sync for LowMapping {}
+
+impl Drop for LowMapping {
+    fn drop(&mut self) {
+        // SAFETY: base..base+len is the mapping map_low made for this value alone;
+        // it is dropped only once its Region (and so every DmaBuf in it) is gone.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Maps `len` bytes at a low address (see [`DMA_VA_BASE`]) aligned to
+/// `align`, with MAP_FIXED_NOREPLACE, skipping ranges already taken; None
+/// when the low range is used up or the kernel refuses.
+fn map_low(len: usize, align: usize, flags: libc::c_int, fd: libc::c_int) -> Option<LowMapping> {
     for _ in 0..64 {
         let step = (len + align - 1) & !(align - 1);
         let hint = NEXT_DMA_VA
@@ -57,7 +97,8 @@ fn mmap_low(
             )
         };
         if p != libc::MAP_FAILED {
-            return Some(p);
+            let base = NonNull::new(p.cast::<u8>())?;
+            return Some(LowMapping { base, len });
         }
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EEXIST) {
@@ -65,33 +106,6 @@ fn mmap_low(
         }
     }
     None
-}
-
-/// mmap low if possible, else wherever the kernel likes.
-fn mmap_dma(
-    len: usize,
-    align: usize,
-    flags: libc::c_int,
-    fd: libc::c_int,
-) -> io::Result<*mut libc::c_void> {
-    if let Some(p) = mmap_low(len, align, flags, fd) {
-        return Ok(p);
-    }
-    // SAFETY: a fresh mapping at an address the kernel picks; no existing memory is touched.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            flags,
-            fd,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(p)
 }
 
 /// Reserved and free hugepages of one size, from sysfs.
@@ -144,21 +158,8 @@ pub fn iommu_present() -> bool {
 
 /// True when `dir` is on a hugetlbfs mount.
 pub(crate) fn is_hugetlbfs(dir: &Path) -> bool {
-    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
-    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable statfs storage.
-    let rc = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return false;
-    }
-    // SAFETY: statfs returned 0, so it filled `st`.
-    let st = unsafe { st.assume_init() };
-    // f_type's integer type differs between architectures.
-    #[allow(clippy::unnecessary_cast)]
-    let magic = st.f_type as i64;
-    magic == HUGETLBFS_MAGIC
+    nix::sys::statfs::statfs(dir)
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::HUGETLBFS_MAGIC)
 }
 
 /// Where a region's memory comes from.
@@ -183,23 +184,54 @@ fn os_err(bytes: usize, e: io::Error) -> EnvError {
 
 /// Maps `len` bytes (a multiple of the backing's page size) of fresh, zeroed,
 /// populated memory, aligned to that page size (2 MiB for anonymous memory).
+/// Returns the region's first byte and the mapping that owns it.
 pub(crate) fn map_region(
     backing: Backing,
     len: usize,
     huge_dir: Option<&Path>,
     file_name: &str,
-) -> Result<NonNull<u8>, EnvError> {
+) -> Result<(NonNull<u8>, Mapping), EnvError> {
+    let low = |m: LowMapping| (m.base, Mapping::Low(m));
     match backing {
-        Backing::Anonymous => map_anonymous(len),
+        Backing::Anonymous => {
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
+            let (base, mapping) = match map_low(len, NO_HUGE_ALIGN, flags, -1) {
+                Some(m) => low(m),
+                None => {
+                    // Over-map so an aligned start fits, and keep the whole mapping.
+                    let m = memmap2::MmapOptions::new()
+                        .len(len + NO_HUGE_ALIGN)
+                        .populate()
+                        .map_anon()
+                        .map_err(|e| os_err(len, e))?;
+                    let start = m.as_ptr() as usize;
+                    let aligned = (start + NO_HUGE_ALIGN - 1) & !(NO_HUGE_ALIGN - 1);
+                    let base = NonNull::new(aligned as *mut u8).expect("an mmap is never at 0");
+                    (base, Mapping::Anon(m))
+                }
+            };
+            pin(base.as_ptr() as usize, len);
+            Ok((base, mapping))
+        }
         Backing::Hugetlb(size) => {
-            let shift = size.bytes().trailing_zeros() as i32;
+            let shift = size.bytes().trailing_zeros();
             let flags = libc::MAP_PRIVATE
                 | libc::MAP_ANONYMOUS
                 | libc::MAP_HUGETLB
                 | libc::MAP_POPULATE
-                | (shift << libc::MAP_HUGE_SHIFT);
-            let p = mmap_dma(len, size.bytes(), flags, -1).map_err(|e| os_err(len, e))?;
-            Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
+                | ((shift as libc::c_int) << libc::MAP_HUGE_SHIFT);
+            if let Some(m) = map_low(len, size.bytes(), flags, -1) {
+                return Ok(low(m));
+            }
+            // Hugepage mappings are aligned to their page size by the kernel.
+            let m = memmap2::MmapOptions::new()
+                .len(len)
+                .huge(Some(shift as u8))
+                .populate()
+                .map_anon()
+                .map_err(|e| os_err(len, e))?;
+            let base = NonNull::new(m.as_ptr().cast_mut()).expect("an mmap is never at 0");
+            Ok((base, Mapping::Anon(m)))
         }
         Backing::HugetlbFile(size) => {
             let dir = huge_dir.expect("a hugetlbfs file backing always has a directory");
@@ -218,56 +250,20 @@ pub(crate) fn map_region(
             file.set_len(len as u64).map_err(|e| os_err(len, e))?;
             use std::os::fd::AsRawFd;
             // A shared hugetlbfs mapping reserves its pages at mmap time, so later access cannot SIGBUS.
-            let p = mmap_dma(
-                len,
-                size.bytes(),
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                file.as_raw_fd(),
-            )
-            .map_err(|e| os_err(len, e))?;
-            Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
+            let flags = libc::MAP_SHARED | libc::MAP_POPULATE;
+            if let Some(m) = map_low(len, size.bytes(), flags, file.as_raw_fd()) {
+                return Ok(low(m));
+            }
+            let m = memmap2::MmapOptions::new()
+                .len(len)
+                .populate()
+                .map_raw(&file)
+                .map_err(|e| os_err(len, e))?;
+            let base = NonNull::new(m.as_mut_ptr()).expect("an mmap is never at 0");
+            Ok((base, Mapping::File(m)))
         }
         Backing::User => unreachable!("user memory is registered, never mapped by the env"),
     }
-}
-
-/// Anonymous memory aligned to [`NO_HUGE_ALIGN`]: over-map, then trim both ends.
-fn map_anonymous(len: usize) -> Result<NonNull<u8>, EnvError> {
-    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
-    if let Some(p) = mmap_low(len, NO_HUGE_ALIGN, flags, -1) {
-        pin(p as usize, len);
-        return Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"));
-    }
-    let span = len + NO_HUGE_ALIGN;
-    // SAFETY: a fresh anonymous mapping at an address the kernel picks.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            span,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(os_err(len, io::Error::last_os_error()));
-    }
-    let start = p as usize;
-    let aligned = (start + NO_HUGE_ALIGN - 1) & !(NO_HUGE_ALIGN - 1);
-    let head = aligned - start;
-    let tail = span - head - len;
-    // SAFETY: both trims lie inside the mapping made above and outside [aligned, aligned+len).
-    unsafe {
-        if head > 0 {
-            libc::munmap(p, head);
-        }
-        if tail > 0 {
-            libc::munmap((aligned + len) as *mut libc::c_void, tail);
-        }
-    }
-    pin(aligned, len);
-    Ok(NonNull::new(aligned as *mut u8).expect("aligned mmap base is not null"))
 }
 
 /// Pins no_huge memory so its pages never move or swap; a low RLIMIT_MEMLOCK
@@ -276,15 +272,6 @@ fn pin(addr: usize, len: usize) {
     if let Err(e) = mlock(addr, len) {
         log::debug!("mlock of {len} bytes of no_huge memory failed: {e}");
     }
-}
-
-/// Unmaps a region made by [`map_region`].
-///
-/// # Safety
-/// `base..base+len` must be a mapping returned by `map_region` that nothing references any more.
-pub(crate) unsafe fn unmap_region(base: NonNull<u8>, len: usize) {
-    // SAFETY: per the caller's contract the range is our mapping and unused.
-    unsafe { libc::munmap(base.as_ptr().cast(), len) };
 }
 
 /// Pins user memory (`mem_register` in PA mode); failure is reported.

@@ -23,8 +23,69 @@ enum Slot {
     Aer,
 }
 
-/// The admin submission/completion queue pair (queue ID 0).
-pub(crate) struct AdminQueue {
+/// The admin queue of a controller, over its transport.
+pub(crate) enum AdminQueue {
+    /// Rings in DMA memory and BAR0 doorbells.
+    Pcie(PcieAdmin),
+    /// A TCP connection.
+    Tcp(super::tcp::TcpAdmin),
+}
+
+impl AdminQueue {
+    /// Executes `sqe` with an optional data buffer and waits for its
+    /// completion; `regs` are BAR0's (PCIe only: checked for a fatal status).
+    pub(crate) fn exec(
+        &mut self,
+        regs: Option<&Regs>,
+        sqe: Sqe,
+        buf: Option<DmaBuf>,
+        timeout: Duration,
+    ) -> Result<(Cqe, Option<DmaBuf>), NvmeError> {
+        match (self, regs) {
+            (AdminQueue::Pcie(a), Some(r)) => a.exec(r, sqe, buf, timeout),
+            (AdminQueue::Tcp(a), _) => a.exec(sqe, buf, timeout),
+            (AdminQueue::Pcie(_), None) => Err(NvmeError::Unsupported(
+                "a PCIe admin queue without its registers".into(),
+            )),
+        }
+    }
+
+    /// Processes posted completions; returns how many.
+    pub(crate) fn poll(&mut self) -> usize {
+        match self {
+            AdminQueue::Pcie(a) => a.poll(),
+            AdminQueue::Tcp(a) => a.poll(),
+        }
+    }
+
+    /// Submits one Asynchronous Event Request (left outstanding).
+    pub(crate) fn submit_aer(&mut self) -> bool {
+        match self {
+            AdminQueue::Pcie(a) => a.submit_aer(),
+            // Not yet over TCP: namespace changes are found by a rescan.
+            AdminQueue::Tcp(_) => false,
+        }
+    }
+
+    /// Events from AER completions not yet handed to the user.
+    pub(crate) fn take_events(&mut self) -> Vec<AsyncEvent> {
+        match self {
+            AdminQueue::Pcie(a) => std::mem::take(&mut a.events),
+            AdminQueue::Tcp(_) => Vec::new(),
+        }
+    }
+
+    /// The PCIe admin queue (`None` over TCP).
+    pub(crate) fn pcie(&mut self) -> Option<&mut PcieAdmin> {
+        match self {
+            AdminQueue::Pcie(a) => Some(a),
+            AdminQueue::Tcp(_) => None,
+        }
+    }
+}
+
+/// The PCIe admin submission/completion queue pair (queue ID 0).
+pub(crate) struct PcieAdmin {
     sq: SqRing,
     cq: CqRing,
     prp_page: DmaBuf,
@@ -57,12 +118,12 @@ pub(crate) fn admin_name(opc: u8) -> &'static str {
         .map_or("Admin command", |(_, n)| n)
 }
 
-impl AdminQueue {
+impl PcieAdmin {
     /// Allocates the rings (not yet programmed into AQA/ASQ/ACQ).
     pub(crate) fn new(regs: &Regs, entries: u16, dstrd: u8) -> Result<Self, NvmeError> {
         let sq_db = Doorbell::new(&regs.bar, sq_tail_doorbell(0, dstrd), None)?;
         let cq_db = Doorbell::new(&regs.bar, cq_head_doorbell(0, dstrd), None)?;
-        Ok(AdminQueue {
+        Ok(PcieAdmin {
             sq: SqRing::new(entries, sq_db)?,
             cq: CqRing::new(entries, cq_db)?,
             prp_page: DmaBuf::alloc_zeroed(prp::PAGE_SIZE, prp::PAGE_SIZE)?,

@@ -1,7 +1,7 @@
 //! The controller: attach and bring-up per the NVMe specification, reset,
 //! shutdown and detach. Admin commands are in `admin_cmds.rs`.
 
-use super::admin::AdminQueue;
+use super::admin::{AdminQueue, PcieAdmin};
 use super::namespace::Namespace;
 use super::regs::Regs;
 use super::spec::features::AsyncEvent;
@@ -35,6 +35,18 @@ pub struct ControllerOpts {
     pub num_aers: u16,
     /// How long a normal shutdown (CC.SHN) may take at detach.
     pub shutdown_timeout: Duration,
+    /// Fabrics: the host NQN to connect as (a `hostnqn:` in the transport
+    /// ID wins; without either, one is made from `hostid`).
+    pub hostnqn: Option<String>,
+    /// Fabrics: the host identifier sent in Connect.
+    pub hostid: [u8; 16],
+    /// NVMe/TCP: ask for header digests.
+    pub header_digest: bool,
+    /// NVMe/TCP: ask for data digests.
+    pub data_digest: bool,
+    /// Fabrics: Keep Alive Timeout in milliseconds sent in the admin
+    /// Connect (0: none; keep alive is not sent yet, so keep it 0).
+    pub keep_alive_timeout_ms: u32,
 }
 
 impl Default for ControllerOpts {
@@ -47,8 +59,31 @@ impl Default for ControllerOpts {
             use_sgl: true,
             num_aers: 4,
             shutdown_timeout: Duration::from_secs(10),
+            hostnqn: None,
+            hostid: default_hostid(),
+            header_digest: false,
+            data_digest: false,
+            keep_alive_timeout_ms: 0,
         }
     }
+}
+
+/// A host ID that stays the same on this machine: from /etc/machine-id
+/// when it is there (as nvme-cli derives it), else fixed.
+fn default_hostid() -> [u8; 16] {
+    let mut id = *b"spdk-io-host-id!";
+    if let Ok(s) = std::fs::read_to_string("/etc/machine-id") {
+        let hex: Vec<u8> = s.trim().bytes().collect();
+        for (i, pair) in hex.chunks(2).take(16).enumerate() {
+            if let Some(b) = std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+            {
+                id[i] = b;
+            }
+        }
+    }
+    id
 }
 
 /// Callback for asynchronous events (namespace changes, SMART warnings, errors).
@@ -68,14 +103,28 @@ unsafe impl Send for ShadowDoorbells {}
 // SAFETY: as above: no two queues share a slot.
 unsafe impl Sync for ShadowDoorbells {}
 
+/// How a controller is reached: what its registers and queues live on.
+pub(crate) enum Transport {
+    /// Local PCIe: BAR0 registers, rings in DMA memory, doorbells.
+    Pcie(PcieTransport),
+    /// NVMe/TCP: registers are properties, each queue a TCP connection.
+    Tcp(super::tcp::TcpTransport),
+}
+
+/// What a PCIe controller's queues need.
+pub(crate) struct PcieTransport {
+    pub(crate) _device: Arc<dyn PciDevice>,
+    pub(crate) regs: Regs,
+    pub(crate) dstrd: u8,
+    pub(crate) shadow: Option<ShadowDoorbells>,
+}
+
 /// State shared by a [`Controller`] and its queue pairs.
 pub(crate) struct CtrlrInner {
     pub(crate) trid: TransportId,
-    pub(crate) _device: Arc<dyn PciDevice>,
-    pub(crate) regs: Regs,
+    pub(crate) transport: Transport,
     pub(crate) cap: Cap,
     pub(crate) vs: Vs,
-    pub(crate) dstrd: u8,
     pub(crate) opts: ControllerOpts,
     pub(crate) admin: Mutex<AdminQueue>,
     pub(crate) cdata: Box<IdentifyController>,
@@ -84,7 +133,6 @@ pub(crate) struct CtrlrInner {
     pub(crate) num_io_queues: RwLock<u16>,
     /// qid -> in use (index 0 is the admin queue).
     pub(crate) qids: Mutex<Vec<bool>>,
-    pub(crate) shadow: Option<ShadowDoorbells>,
     /// Even: running; odd: reset in progress. Bumped twice per reset.
     pub(crate) generation: AtomicU64,
     pub(crate) failed: AtomicBool,
@@ -149,7 +197,7 @@ impl Controller {
             .admin_queue_size
             .clamp(2, 4096)
             .min(cap.max_queue_entries().min(4096) as u16);
-        let mut admin = AdminQueue::new(&regs, aq_entries, dstrd)?;
+        let mut admin = PcieAdmin::new(&regs, aq_entries, dstrd)?;
         program_and_enable(&regs, &admin, cap)?;
 
         // Identify Controller.
@@ -186,18 +234,20 @@ impl Controller {
 
         let inner = CtrlrInner {
             trid,
-            _device: device,
-            regs,
+            transport: Transport::Pcie(PcieTransport {
+                _device: device,
+                regs,
+                dstrd,
+                shadow,
+            }),
             cap,
             vs,
-            dstrd,
             opts,
-            admin: Mutex::new(admin),
+            admin: Mutex::new(AdminQueue::Pcie(admin)),
             cdata,
             namespaces: RwLock::new(BTreeMap::new()),
             num_io_queues: RwLock::new(0),
             qids: Mutex::new(Vec::new()),
-            shadow,
             generation: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             detached: AtomicBool::new(false),
@@ -218,7 +268,7 @@ impl Controller {
             vs,
             ctrlr.inner.namespaces.read().unwrap().len(),
             ctrlr.max_io_qpairs(),
-            if ctrlr.inner.shadow.is_some() { "on" } else { "off" },
+            if ctrlr.shadow_doorbells_enabled() { "on" } else { "off" },
         );
         Ok(ctrlr)
     }
@@ -253,11 +303,11 @@ impl Controller {
     }
     /// Size of the Controller Memory Buffer in bytes (CMBSZ; 0 when absent).
     pub fn cmb_size(&self) -> u64 {
-        self.inner.regs.cmbsz().size_bytes()
+        self.inner.regs().map_or(0, |r| r.cmbsz().size_bytes())
     }
     /// True when shadow doorbells (Doorbell Buffer Config) are in use.
     pub fn shadow_doorbells_enabled(&self) -> bool {
-        self.inner.shadow.is_some()
+        self.inner.shadow().is_some()
     }
     /// Active namespace IDs, ascending.
     pub fn namespace_ids(&self) -> Vec<u32> {
@@ -303,15 +353,17 @@ impl Controller {
         let (n, events) = {
             let mut a = self.admin()?;
             let n = a.poll();
-            (n, std::mem::take(&mut a.events))
+            (n, a.take_events())
         };
-        let csts = self.inner.regs.csts();
-        if csts.is_all_ones() {
-            return Err(NvmeError::DeviceGone);
-        }
-        if csts.cfs() == 1 {
-            self.inner.failed.store(true, Ordering::Release);
-            return Err(NvmeError::ControllerFatal);
+        if let Some(regs) = self.inner.regs() {
+            let csts = regs.csts();
+            if csts.is_all_ones() {
+                return Err(NvmeError::DeviceGone);
+            }
+            if csts.cfs() == 1 {
+                self.inner.failed.store(true, Ordering::Release);
+                return Err(NvmeError::ControllerFatal);
+            }
         }
         for ev in events {
             if ev.log_page != 0 {
@@ -367,6 +419,22 @@ impl Controller {
 }
 
 impl CtrlrInner {
+    /// The PCIe side of the controller (`None` over a fabric).
+    pub(crate) fn pcie(&self) -> Option<&PcieTransport> {
+        match &self.transport {
+            Transport::Pcie(p) => Some(p),
+            Transport::Tcp(_) => None,
+        }
+    }
+    /// BAR0 registers (PCIe only).
+    pub(crate) fn regs(&self) -> Option<&Regs> {
+        self.pcie().map(|p| &p.regs)
+    }
+    /// The shadow doorbell pages, when in use.
+    pub(crate) fn shadow(&self) -> Option<&ShadowDoorbells> {
+        self.pcie()?.shadow.as_ref()
+    }
+
     pub(crate) fn admin(&self) -> Result<MutexGuard<'_, AdminQueue>, NvmeError> {
         if self.detached.load(Ordering::Acquire) {
             return Err(NvmeError::ControllerUnavailable);
@@ -381,7 +449,7 @@ impl CtrlrInner {
         buf: Option<DmaBuf>,
     ) -> Result<(super::spec::Cqe, Option<DmaBuf>), NvmeError> {
         let timeout = self.opts.admin_timeout;
-        let r = self.admin()?.exec(&self.regs, sqe, buf, timeout);
+        let r = self.admin()?.exec(self.regs(), sqe, buf, timeout);
         if matches!(r, Err(NvmeError::ControllerFatal)) {
             self.failed.store(true, Ordering::Release);
         }
@@ -391,8 +459,9 @@ impl CtrlrInner {
     /// Shadow doorbell (shadow, eventidx) slot pointers for doorbell index `idx`
     /// (2·qid for an SQ tail, 2·qid+1 for a CQ head).
     pub(crate) fn shadow_slot(&self, idx: usize) -> Option<(*mut u32, *mut u32)> {
-        let sh = self.shadow.as_ref()?;
-        let off = idx << self.dstrd;
+        let p = self.pcie()?;
+        let sh = p.shadow.as_ref()?;
+        let off = idx << p.dstrd;
         if (off + 1) * 4 > 4096 {
             return None;
         }
@@ -404,7 +473,7 @@ impl CtrlrInner {
 /// Programs AQA/ASQ/ACQ and CC, then enables and waits for ready.
 pub(crate) fn program_and_enable(
     regs: &Regs,
-    admin: &AdminQueue,
+    admin: &PcieAdmin,
     cap: Cap,
 ) -> Result<(), NvmeError> {
     let n = admin.entries() as u32 - 1;
@@ -427,14 +496,18 @@ impl Drop for Controller {
     fn drop(&mut self) {
         let i = &self.inner;
         // Hold the admin lock so no command races the shutdown.
-        let _admin = i.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let mut admin = i.admin.lock().unwrap_or_else(|p| p.into_inner());
         i.detached.store(true, Ordering::Release);
         i.generation.fetch_add(2, Ordering::AcqRel);
-        if let Err(e) = i.regs.shutdown(i.opts.shutdown_timeout) {
+        let Some(regs) = i.regs() else {
+            super::tcp::shutdown(&i.trid, &mut admin, i.opts.shutdown_timeout);
+            return;
+        };
+        if let Err(e) = regs.shutdown(i.opts.shutdown_timeout) {
             log::warn!("{}: shutdown did not complete: {e}", i.trid);
         }
         // Disabled, so no DMA is in flight when queue memory is freed with the last Arc.
-        if let Err(e) = i.regs.disable(i.cap.timeout()) {
+        if let Err(e) = regs.disable(i.cap.timeout()) {
             log::warn!("{}: disable after shutdown: {e}", i.trid);
         }
     }

@@ -92,6 +92,17 @@ pub enum NvmeError {
     /// No I/O queue ID is free (Set Features Number of Queues granted fewer).
     #[error("no free I/O queue: the controller granted {0} I/O queue pairs; free one first")]
     NoFreeQueue(u16),
+    /// An NVMe/TCP connection failed (connect, reset, protocol error).
+    #[error("{0}")]
+    Tcp(Box<super::tcp::TcpError>),
+    /// The controller refused a Fabrics Connect (the message names why:
+    /// wrong subsystem NQN, host not allowed, ...).
+    #[error("{0}")]
+    ConnectRefused(String),
+    /// The I/O was failed because its queue pair's NVMe/TCP connection
+    /// failed while it was in flight.
+    #[error("I/O failed: the NVMe/TCP connection of its queue pair failed; allocate a new queue pair and resubmit")]
+    ConnectionLost,
 }
 
 // Boxed so that an NvmeError (and a SubmitError carrying a buffer back) stays small.

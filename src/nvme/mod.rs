@@ -56,6 +56,7 @@ mod probe;
 mod prp;
 mod qpair;
 mod qpair_recovery;
+mod qpair_tcp;
 mod queue;
 mod regs;
 mod request;
@@ -63,6 +64,7 @@ mod reset;
 pub mod spec;
 mod stat;
 mod submit;
+pub mod tcp;
 
 pub use crate::pci::{TransportId, TransportType};
 pub use admin_cmds::FormatOpts;

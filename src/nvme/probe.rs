@@ -17,8 +17,12 @@ pub fn probe() -> Result<Vec<TransportId>, NvmeError> {
     Ok(v)
 }
 
-/// Opens the device named by `trid` and attaches the controller.
+/// Attaches the controller named by `trid`: opens the PCI device, or
+/// connects over NVMe/TCP (`trtype:TCP traddr:... trsvcid:... subnqn:...`).
 pub fn connect(trid: &TransportId, opts: &ControllerOpts) -> Result<Controller, NvmeError> {
+    if trid.trtype == crate::pci::TransportType::Tcp {
+        return super::tcp::attach(trid, opts.clone());
+    }
     let dev = pci::open(trid.pci_address()?)?;
     Controller::attach(dev, opts.clone())
 }

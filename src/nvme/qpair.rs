@@ -105,7 +105,9 @@ pub struct QPair {
     /// What [`QPair::shutdown`] answered once it ran: whether the device
     /// is done with the memory of the commands it dropped.
     pub(crate) shut_down: Option<bool>,
-    _not_send: PhantomData<*const ()>,
+    /// The connection of an NVMe/TCP queue pair (`None` over PCIe).
+    pub(crate) tcp: Option<Box<super::qpair_tcp::TcpIo>>,
+    pub(crate) _not_send: PhantomData<*const ()>,
 }
 
 impl Controller {
@@ -137,14 +139,17 @@ impl Controller {
         };
         let release_qid = || c.qids.lock().unwrap()[qid as usize] = false;
         let build = || -> Result<QPair, NvmeError> {
+            let Some(p) = c.pcie() else {
+                return QPair::new_tcp(c, qid, entries, nreq, opts);
+            };
             let sq_db = Doorbell::new(
-                &c.regs.bar,
-                sq_tail_doorbell(qid, c.dstrd),
+                &p.regs.bar,
+                sq_tail_doorbell(qid, p.dstrd),
                 c.shadow_slot(2 * qid as usize),
             )?;
             let cq_db = Doorbell::new(
-                &c.regs.bar,
-                cq_head_doorbell(qid, c.dstrd),
+                &p.regs.bar,
+                cq_head_doorbell(qid, p.dstrd),
                 c.shadow_slot(2 * qid as usize + 1),
             )?;
             let sq = SqRing::new(entries, sq_db)?;
@@ -179,6 +184,7 @@ impl Controller {
                 stat: PcieStat::default(),
                 stalled_polls: 0,
                 shut_down: None,
+                tcp: None,
                 _not_send: PhantomData,
             })
         };
@@ -263,6 +269,9 @@ impl QPair {
     #[inline]
     pub fn flush(&mut self) {
         self.sq.ring();
+        if self.tcp.is_some() {
+            self.tcp_send();
+        }
     }
 
     /// Processes up to `max` completions (0 = as many as the queue holds),
@@ -327,6 +336,9 @@ impl QPair {
         if self.ctrlr.generation.load(Ordering::Acquire) != self.generation {
             return self.recover_or_closed(&mut on_tag);
         }
+        if self.tcp.is_some() {
+            return self.reap_tcp(&mut on_tag);
+        }
         let limit = if max == 0 {
             self.cq.entries() as usize
         } else {
@@ -365,7 +377,11 @@ impl QPair {
     }
 
     #[inline]
-    fn complete_cqe<H: FnMut(u64, Result<(), NvmeError>)>(&mut self, cqe: Cqe, on_tag: &mut H) {
+    pub(crate) fn complete_cqe<H: FnMut(u64, Result<(), NvmeError>)>(
+        &mut self,
+        cqe: Cqe,
+        on_tag: &mut H,
+    ) {
         let cid = cqe.cid;
         if !self.pool.is_outstanding(cid) {
             log::error!(

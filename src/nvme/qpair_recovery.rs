@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Generation of a qpair whose controller is detached: never matches again.
-const DEAD: u64 = u64::MAX;
+pub(crate) const DEAD: u64 = u64::MAX;
 
 impl QPair {
     pub(crate) fn check_timeouts(&mut self, on_tag: OnTag<'_>) -> Result<(), NvmeError> {
@@ -98,7 +98,7 @@ impl QPair {
 
     /// Completes every outstanding request with `err()`: children are freed
     /// silently, each top-level request's callback (or `on_tag`) runs once.
-    fn fail_all(&mut self, err: fn() -> NvmeError, mut on_tag: OnTag<'_>) -> usize {
+    pub(crate) fn fail_all(&mut self, err: fn() -> NvmeError, mut on_tag: OnTag<'_>) -> usize {
         for cid in 0..self.pool.capacity() as u16 {
             let r = &self.pool.reqs[cid as usize];
             if r.state == ReqState::Outstanding && r.parent != NO_PARENT {
@@ -132,6 +132,13 @@ impl QPair {
     pub fn shutdown(&mut self) -> bool {
         if let Some(done) = self.shut_down {
             return done;
+        }
+        if let Some(t) = self.tcp.as_mut() {
+            // Nothing reaches the buffers once the connection is closed.
+            t.queue.close();
+            self.generation = DEAD;
+            self.shut_down = Some(true);
+            return true;
         }
         let c = self.ctrlr.clone();
         let live = !c.detached.load(Ordering::Acquire)

@@ -11,13 +11,28 @@ use super::spec::{Cqe, Sqe};
 use super::NvmeError;
 use crate::env::DmaBuf;
 use crate::pci::Bar;
+use std::ptr::NonNull;
 use std::sync::atomic::{fence, Ordering};
+use volatile::access::WriteOnly;
+use volatile::VolatilePtr;
+
+/// A doorbell register, or a shadow slot: written, never read.
+type DbReg = VolatilePtr<'static, u32, WriteOnly>;
+
+/// The shadow doorbell slot of a queue and its EventIdx slot (which the
+/// host only reads, except for clearing it before the queue exists).
+#[derive(Clone, Copy)]
+struct Shadow {
+    db: DbReg,
+    event_idx: VolatilePtr<'static, u32>,
+}
 
 /// One doorbell: its MMIO register, and optionally its shadow and EventIdx slots.
 pub(crate) struct Doorbell {
+    /// Keeps BAR0 mapped for `mmio` (hence its `'static`).
     _bar: Bar,
-    mmio: *mut u32,
-    shadow: Option<(*mut u32, *mut u32)>,
+    mmio: DbReg,
+    shadow: Option<Shadow>,
     /// The value last published (shadow or MMIO).
     last: u16,
     /// The value last stored in the shadow slot (by `ring` or `write_shadow`).
@@ -28,7 +43,7 @@ pub(crate) struct Doorbell {
     pub(crate) shadow_writes: u64,
 }
 
-// SAFETY: the raw pointers target BAR0 (kept mapped by `_bar`) and the
+// SAFETY: the volatile pointers target BAR0 (kept mapped by `_bar`) and the
 // controller's shadow pages; a Doorbell is used by one thread at a time
 // (inside a QPair, or behind the admin queue's mutex).
 unsafe impl Send for Doorbell {}
@@ -47,16 +62,29 @@ impl Doorbell {
         off: usize,
         shadow: Option<(*mut u32, *mut u32)>,
     ) -> Result<Self, NvmeError> {
-        if off + 4 > bar.len() {
-            return Err(NvmeError::Unsupported(format!(
-                "doorbell at {off:#x} is beyond BAR0 ({:#x} bytes)",
+        let reg = bar.reg32(off).ok_or_else(|| {
+            NvmeError::Unsupported(format!(
+                "doorbell at {off:#x} is beyond BAR0 ({:#x} bytes) or misaligned",
                 bar.len()
-            )));
-        }
+            ))
+        })?;
+        // SAFETY: the register lies inside BAR0 (reg32 checked it), and the Bar clone
+        // kept in `_bar` keeps the mapping alive as long as this Doorbell: the
+        // 'static pointer never outlives it.
+        let mmio = unsafe { VolatilePtr::new_restricted(WriteOnly, reg.as_raw_ptr()) };
+        let shadow = shadow.and_then(|(db, ei)| Some((NonNull::new(db)?, NonNull::new(ei)?)));
+        // SAFETY: the slots are this queue's u32s in the controller's shadow doorbell
+        // and EventIdx pages (Controller::shadow_slot checks the bounds), which live
+        // as long as the controller, and every user of a Doorbell keeps it alive.
+        let shadow = shadow.map(|(db, ei)| unsafe {
+            Shadow {
+                db: VolatilePtr::new_restricted(WriteOnly, db),
+                event_idx: VolatilePtr::new(ei),
+            }
+        });
         let mut db = Doorbell {
             _bar: bar.clone(),
-            // SAFETY: off + 4 <= bar.len() was checked, so the pointer is inside the mapping.
-            mmio: unsafe { bar.as_ptr().add(off) }.cast::<u32>(),
+            mmio,
             shadow,
             last: 0,
             shadowed: 0,
@@ -67,18 +95,31 @@ impl Doorbell {
         Ok(db)
     }
 
+    /// A doorbell in ordinary memory, for a queue that no device watches:
+    /// an NVMe/TCP queue pair keeps its commands in an SQ ring that its own
+    /// poll hands to the connection, so ringing only records the tail.
+    pub(crate) fn local() -> Result<Self, NvmeError> {
+        let mem: std::sync::Arc<[std::sync::atomic::AtomicU64; 1]> =
+            std::sync::Arc::new([std::sync::atomic::AtomicU64::new(0)]);
+        let ptr = std::ptr::NonNull::new(mem.as_ptr().cast_mut().cast::<u8>())
+            .expect("an Arc's pointer is not null");
+        // SAFETY: 8 bytes of an 8-byte aligned atomic (interior mutability,
+        // so volatile stores through the pointer are allowed), kept alive by
+        // the Bar's `keep` for as long as the doorbell.
+        let bar = unsafe { Bar::from_raw(ptr, 8, mem) };
+        Doorbell::new(&bar, 0, None)
+    }
+
     /// Publishes `value` (new SQ tail or CQ head).
     #[inline]
     pub(crate) fn ring(&mut self, value: u16) {
         let old = self.last;
         self.last = value;
-        if let Some((db, ei)) = self.shadow {
-            self.store_shadow(db, value);
+        if let Some(sh) = self.shadow {
+            self.store_shadow(sh.db, value);
             // The shadow store must be visible before EventIdx is read (a full fence).
             fence(Ordering::SeqCst);
-            // SAFETY: ei points into the controller's EventIdx page, alive as
-            // long as the controller (the qpair keeps it), this queue's slot.
-            let event_idx = unsafe { ei.read_volatile() } as u16;
+            let event_idx = sh.event_idx.read() as u16;
             if !need_event(event_idx, value, old) {
                 return;
             }
@@ -95,9 +136,9 @@ impl Doorbell {
     /// value the slot already holds is skipped (idle polls store nothing).
     #[inline]
     pub(crate) fn write_shadow(&mut self, value: u16) {
-        if let Some((db, _)) = self.shadow {
+        if let Some(sh) = self.shadow {
             if value != self.shadowed {
-                self.store_shadow(db, value);
+                self.store_shadow(sh.db, value);
             }
         }
     }
@@ -109,8 +150,8 @@ impl Doorbell {
     /// entries.
     pub(crate) fn force(&mut self, value: u16) {
         self.last = value;
-        if let Some((db, _)) = self.shadow {
-            self.store_shadow(db, value);
+        if let Some(sh) = self.shadow {
+            self.store_shadow(sh.db, value);
         }
         fence(Ordering::SeqCst);
         self.store_mmio(value);
@@ -119,12 +160,9 @@ impl Doorbell {
     /// Stores `value` in shadow slot `db`, after the queue memory it
     /// publishes (a release fence), and counts it.
     #[inline]
-    fn store_shadow(&mut self, db: *mut u32, value: u16) {
+    fn store_shadow(&mut self, db: DbReg, value: u16) {
         fence(Ordering::Release);
-        // SAFETY: db points into the controller's shadow doorbell page, which
-        // lives as long as the controller (the qpair keeps it alive), and this
-        // slot belongs to this queue only.
-        unsafe { db.write_volatile(value as u32) };
+        db.write(value as u32);
         self.shadowed = value;
         self.shadow_writes += 1;
     }
@@ -133,8 +171,7 @@ impl Doorbell {
     /// caller has fenced the memory it publishes.
     #[inline]
     fn store_mmio(&mut self, value: u16) {
-        // SAFETY: mmio is inside BAR0 (checked in new), the Bar clone keeps it mapped.
-        unsafe { self.mmio.write_volatile(value as u32) };
+        self.mmio.write(value as u32);
         self.mmio_writes += 1;
     }
 
@@ -145,13 +182,10 @@ impl Doorbell {
     pub(crate) fn reset(&mut self) {
         self.last = 0;
         self.shadowed = 0;
-        if let Some((db, ei)) = self.shadow {
-            // SAFETY: as in ring; the controller does not use the slots of a
-            // queue that does not exist.
-            unsafe {
-                db.write_volatile(0);
-                ei.write_volatile(0);
-            }
+        // The controller does not use the slots of a queue that does not exist.
+        if let Some(sh) = self.shadow {
+            sh.db.write(0);
+            sh.event_idx.write(0);
         }
     }
 }
@@ -247,6 +281,14 @@ impl SqRing {
         let t = self.tail;
         self.db.force(t);
     }
+    /// A copy of the entry at `idx` (an NVMe/TCP queue pair reads back the
+    /// commands pushed since its last poll to send them).
+    pub(crate) fn read(&self, idx: u16) -> Sqe {
+        let i = (idx % self.entries) as usize;
+        // SAFETY: i < entries, so the slot is inside `mem`, which this ring
+        // owns; only this thread writes it (push), never concurrently.
+        unsafe { self.base.add(i).read() }
+    }
     /// The current tail (for taking back entries that were never rung).
     pub(crate) fn tail(&self) -> u16 {
         self.tail
@@ -268,12 +310,15 @@ impl SqRing {
     }
 }
 
+/// Index of a CQE's status word (Phase Tag and Status Field) in u16s.
+const STATUS_U16: usize = std::mem::offset_of!(Cqe, status) / 2;
+
 /// A completion queue ring.
 pub(crate) struct CqRing {
     /// The ring's memory; `None` once leaked ([`CqRing::leak`]).
     mem: Option<DmaBuf>,
     iova: u64,
-    base: *const Cqe,
+    base: NonNull<Cqe>,
     entries: u16,
     head: u16,
     phase: bool,
@@ -293,7 +338,8 @@ impl CqRing {
                 "CQ of {entries} entries is not IOVA-contiguous; use a smaller queue"
             )));
         }
-        let base = mem[..].as_mut_ptr().cast::<Cqe>().cast_const();
+        let base =
+            NonNull::new(mem[..].as_mut_ptr().cast::<Cqe>()).expect("DMA memory is never at 0");
         Ok(CqRing {
             iova: mem.iova(),
             mem: Some(mem),
@@ -322,18 +368,23 @@ impl CqRing {
     /// matches), and advances past it. The doorbell is not written.
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<Cqe> {
-        // SAFETY: head < entries, inside `mem`, which this ring owns; the
-        // device writes it by DMA, so every read is volatile.
-        let slot = unsafe { self.base.add(self.head as usize) };
-        // SAFETY: as above; the status word is read alone first.
-        let status = unsafe { std::ptr::addr_of!((*slot).status).read_volatile() };
-        if (status & 1 != 0) != self.phase {
+        // SAFETY: head < entries, so the slot (and its status word, the last u16 of
+        // the 16-byte entry) lie inside `mem`, which this ring owns and keeps; the
+        // device writes it by DMA, so it is only read through volatile pointers.
+        let (slot, status) = unsafe {
+            let slot = self.base.add(self.head as usize);
+            (
+                VolatilePtr::new_read_only(slot),
+                VolatilePtr::new_read_only(slot.cast::<u16>().add(STATUS_U16)),
+            )
+        };
+        // The status word is read alone first.
+        if (status.read() & 1 != 0) != self.phase {
             return None;
         }
         // The rest of the entry must not be read before the phase tag.
         fence(Ordering::Acquire);
-        // SAFETY: as above.
-        let cqe = unsafe { slot.read_volatile() };
+        let cqe = slot.read();
         self.head += 1;
         if self.head == self.entries {
             self.head = 0;

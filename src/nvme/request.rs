@@ -120,6 +120,9 @@ pub(crate) struct Request {
     pub(crate) abort_sent: bool,
     /// Opcode, for timeout reports.
     pub(crate) opc: u8,
+    /// A child's byte offset in its parent's buffer (set by a split; an
+    /// NVMe/TCP queue pair sends and receives the child's data there).
+    pub(crate) data_off: u32,
 }
 
 /// The per-qpair request pool: slots and a LIFO free list.
@@ -147,6 +150,7 @@ impl RequestPool {
                 submitted: None,
                 abort_sent: false,
                 opc: 0,
+                data_off: 0,
             });
         }
         let free = (0..n).rev().collect();

@@ -20,9 +20,9 @@ impl CtrlrInner {
         let dw0 = self.set_feature_raw(FeatureId::NumberOfQueues, want.to_cdw11(), 0)?;
         let got = NumberOfQueues::from_dw0(dw0);
         let mut n = got.nsq.min(got.ncq).min(want.nsq);
-        if i.shadow.is_some() {
+        if let (Some(p), Some(_)) = (i.pcie(), i.shadow()) {
             // One 4 KiB shadow page holds 4096 / (8 << DSTRD) queue pairs, admin included.
-            n = n.min((4096 / (8usize << i.dstrd)) as u16 - 1);
+            n = n.min((4096 / (8usize << p.dstrd)) as u16 - 1);
         }
         *i.num_io_queues.write().unwrap() = n;
         {
@@ -32,14 +32,14 @@ impl CtrlrInner {
             }
             q[0] = true;
         }
-        if let Some(sh) = &i.shadow {
+        if let Some(sh) = i.shadow() {
             // The pages start zeroed (alloc_zeroed); after a reset each qpair
             // clears its own slots before re-creating its queues.
             let mut sqe = Sqe::new(AdminOpcode::DoorbellBufferConfig as u8, 0);
             sqe.prp1 = sh.dbs.iova();
             sqe.prp2 = sh.eis.iova();
             self.admin()?
-                .exec(&i.regs, sqe, None, i.opts.admin_timeout)
+                .exec(i.regs(), sqe, None, i.opts.admin_timeout)
                 .map_err(|e| {
                     log::warn!("{}: Doorbell Buffer Config failed: {e}", i.trid);
                     e
@@ -64,15 +64,22 @@ impl CtrlrInner {
         if i.detached.load(Ordering::Acquire) {
             return Err(NvmeError::ControllerUnavailable);
         }
+        let Some(regs) = i.regs() else {
+            return Err(NvmeError::Unsupported(format!(
+                "{}: reset over NVMe/TCP is not implemented yet: detach and attach again",
+                i.trid
+            )));
+        };
         let mut admin = i.admin.lock().unwrap_or_else(|p| p.into_inner());
         i.generation.fetch_add(1, Ordering::AcqRel);
         log::warn!("{}: resetting controller", i.trid);
         let to = i.cap.timeout();
         let result = (|| {
-            i.regs.disable(to)?;
+            regs.disable(to)?;
             // Disabled: the controller no longer touches any queue or buffer.
+            let admin = admin.pcie().ok_or(NvmeError::ControllerUnavailable)?;
             admin.reset();
-            program_and_enable(&i.regs, &admin, i.cap)
+            program_and_enable(regs, admin, i.cap)
         })();
         drop(admin);
         let result = result.and_then(|()| self.init_after_enable());

@@ -156,6 +156,7 @@ impl QPair {
             let n = per.min(lba_count - done);
             let cid = self.pool.alloc().expect("free count checked");
             self.pool.reqs[cid as usize].parent = parent;
+            self.pool.reqs[cid as usize].data_off = (done as usize * bytes_per_block) as u32;
             let mut sqe = template;
             if bytes_per_block != 0 {
                 let sgls = self.sgls;

@@ -8,6 +8,8 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use volatile::VolatilePtr;
+
 use super::{PciAddress, PciError};
 
 /// A mapped memory region of a device (a BAR), accessed with volatile loads and stores.
@@ -63,6 +65,18 @@ impl Bar {
         off % size == 0 && off.checked_add(size).is_some_and(|end| end <= self.len)
     }
 
+    /// The 32-bit register at byte offset `off` as a volatile pointer, or
+    /// None when `off` is out of range or not 4-aligned. Drivers that keep a
+    /// register (a doorbell) keep a clone of the `Bar` with it.
+    pub fn reg32(&self, off: usize) -> Option<VolatilePtr<'_, u32>> {
+        if !self.in_bounds(off, 4) {
+            return None;
+        }
+        // SAFETY: in bounds and 4-aligned (the base is 8-aligned), and the mapping stays
+        // valid while `self` (which the returned pointer borrows) lives, per from_raw.
+        Some(unsafe { VolatilePtr::new(self.ptr.add(off).cast::<u32>()) })
+    }
+
     /// Volatile 32-bit read at byte offset `off`. An out-of-range or
     /// misaligned offset reads all-ones, as a PCI read of nothing does.
     pub fn read32(&self, off: usize) -> u32 {
@@ -71,11 +85,7 @@ impl Bar {
             "BAR read32 at {off:#x} out of {:#x}",
             self.len
         );
-        if !self.in_bounds(off, 4) {
-            return u32::MAX;
-        }
-        // SAFETY: in bounds and 4-aligned (the base is 8-aligned), mapping valid per from_raw.
-        unsafe { self.ptr.as_ptr().add(off).cast::<u32>().read_volatile() }
+        self.reg32(off).map_or(u32::MAX, |r| r.read())
     }
 
     /// Volatile 32-bit write at byte offset `off`; out of range is dropped.
@@ -85,11 +95,9 @@ impl Bar {
             "BAR write32 at {off:#x} out of {:#x}",
             self.len
         );
-        if !self.in_bounds(off, 4) {
-            return;
+        if let Some(r) = self.reg32(off) {
+            r.write(val);
         }
-        // SAFETY: in bounds and 4-aligned, mapping valid per from_raw.
-        unsafe { self.ptr.as_ptr().add(off).cast::<u32>().write_volatile(val) }
     }
 
     /// 64-bit read as two 32-bit reads, low dword first (NVMe allows either;

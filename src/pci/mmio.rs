@@ -1,58 +1,34 @@
 //! A shared mapping of device memory (a BAR), unmapped when the last
 //! [`Bar`](super::Bar) using it goes.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::{Bar, PciError};
 
-/// Owns an `mmap` of a device file (VFIO device fd or sysfs `resourceN`).
-pub(crate) struct MmioMapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is device memory reached only through Bar's volatile accesses.
-unsafe impl Send for MmioMapping {}
-// SAFETY: as for Send.
-unsafe impl Sync for MmioMapping {}
-
-impl Drop for MmioMapping {
-    fn drop(&mut self) {
-        // SAFETY: this struct owns the mapping, and no Bar refers to it any more
-        // (each Bar holds an Arc of this mapping).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-/// Maps `len` bytes of `fd` at `offset` shared, read-write, as a [`Bar`].
+/// Maps `len` bytes of `fd` (a VFIO device fd or a sysfs `resourceN`) at
+/// `offset`, shared and read-write, as a [`Bar`]. The memmap2 mapping is
+/// owned by the `Bar` (and its clones) and unmapped when the last one goes.
 pub(crate) fn map_bar(
     fd: BorrowedFd<'_>,
     offset: u64,
     len: usize,
     what: &str,
 ) -> Result<Bar, PciError> {
-    // SAFETY: maps a device file at an address the kernel picks; the mapping is owned by
-    // the MmioMapping below and touched only through volatile accesses.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            offset as libc::off_t,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let map = memmap2::MmapOptions::new()
+        .offset(offset)
+        .len(len)
+        .map_raw(&fd)
+        .map_err(|e| PciError::io(format!("mapping {what} ({len:#x} bytes)"), e))?;
+    let ptr = NonNull::new(map.as_mut_ptr()).expect("an mmap is never at 0");
+    if ptr.as_ptr() as usize % 8 != 0 || map.len() < len {
         return Err(PciError::io(
             format!("mapping {what} ({len:#x} bytes)"),
-            std::io::Error::last_os_error(),
+            std::io::Error::other(format!("the mapping at {ptr:p} is misaligned or short")),
         ));
     }
-    let ptr = NonNull::new(p.cast::<u8>()).expect("mmap never returns null on success");
-    let keep = Arc::new(MmioMapping { ptr, len });
-    // SAFETY: ptr..ptr+len is a page-aligned mapping kept alive by `keep`.
-    Ok(unsafe { Bar::from_raw(ptr, len, keep) })
+    // SAFETY: ptr..ptr+len is the (8-aligned, checked above) mapping owned by `map`,
+    // which the Bar keeps alive; device memory is only reached through volatile accesses.
+    Ok(unsafe { Bar::from_raw(ptr, len, Arc::new(map)) })
 }

@@ -41,6 +41,9 @@ pub struct TransportId {
     pub trsvcid: Option<String>,
     /// `subnqn`: the subsystem NQN for fabrics.
     pub subnqn: Option<String>,
+    /// `hostnqn`: the host NQN to connect as (fabrics; SPDK's perf and
+    /// identify accept it in the transport ID string).
+    pub hostnqn: Option<String>,
 }
 
 impl TransportId {
@@ -52,6 +55,7 @@ impl TransportId {
             traddr: addr.to_string(),
             trsvcid: None,
             subnqn: None,
+            hostnqn: None,
         }
     }
 
@@ -76,8 +80,8 @@ impl FromStr for TransportId {
                 "{s:?}: {why} (expected e.g. \"trtype:PCIe traddr:0000:00:04.0\")"
             ))
         };
-        let (mut trtype, mut adrfam, mut traddr, mut trsvcid, mut subnqn) =
-            (None, None, None, None, None);
+        let (mut trtype, mut adrfam, mut traddr, mut trsvcid, mut subnqn, mut hostnqn) =
+            (None, None, None, None, None, None);
         for pair in s.split_whitespace() {
             let (k, v) = pair
                 .split_once([':', '='])
@@ -99,6 +103,7 @@ impl FromStr for TransportId {
                 "traddr" => &mut traddr,
                 "trsvcid" => &mut trsvcid,
                 "subnqn" => &mut subnqn,
+                "hostnqn" => &mut hostnqn,
                 _ => return Err(bad(&format!("unknown key {k:?}"))),
             };
             if slot.replace(v.to_string()).is_some() {
@@ -116,6 +121,7 @@ impl FromStr for TransportId {
             traddr,
             trsvcid,
             subnqn,
+            hostnqn,
         })
     }
 }
@@ -132,6 +138,9 @@ impl fmt::Display for TransportId {
         }
         if let Some(n) = &self.subnqn {
             write!(f, " subnqn:{n}")?;
+        }
+        if let Some(n) = &self.hostnqn {
+            write!(f, " hostnqn:{n}")?;
         }
         Ok(())
     }

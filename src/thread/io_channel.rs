@@ -33,6 +33,8 @@ impl<T: 'static> ChannelInner<T> {
 /// Type-erased view of a channel in a thread's table.
 pub(crate) trait ChannelEntry {
     fn refs(&self) -> u32;
+    /// The io_device's name.
+    fn name(&self) -> String;
     /// Runs the device's destroy callback and drops the thread from the device.
     fn destroy(&self);
     fn into_any(self: Rc<Self>) -> Rc<dyn Any>;
@@ -41,6 +43,10 @@ pub(crate) trait ChannelEntry {
 impl<T: 'static> ChannelEntry for ChannelInner<T> {
     fn refs(&self) -> u32 {
         self.refs.get()
+    }
+
+    fn name(&self) -> String {
+        self.dev.shared.core.name.clone()
     }
 
     fn destroy(&self) {
@@ -71,6 +77,15 @@ pub(crate) struct ChannelTable {
 impl ChannelTable {
     pub(crate) fn count(&self) -> usize {
         self.map.borrow().len()
+    }
+
+    /// Each live channel's device name and reference count, for listings.
+    pub(crate) fn entries(&self) -> Vec<(String, u32)> {
+        self.map
+            .borrow()
+            .iter()
+            .map(|(_, e)| (e.name(), e.refs()))
+            .collect()
     }
 
     pub(crate) fn has_deferred(&self) -> bool {

@@ -18,7 +18,7 @@
 //!   allocation when the closure captures ≤ [`MSG_INLINE_SIZE`] bytes; a
 //!   full ring is [`ThreadError::RingFull`]; one critical-message slot
 //!   ([`ThreadHandle::send_critical_msg`]).
-//! - The thread list: [`ThreadHandle::by_id`], [`thread_count`],
+//! - The thread list: [`ThreadHandle::by_id`], [`threads`], [`thread_count`],
 //!   [`for_each_thread`] (run a closure on every thread in turn, then
 //!   complete on the caller).
 //! - [`Poller`]: [`poller_register`]`(name, period_us, f)` — untimed
@@ -32,6 +32,9 @@
 //!   poll unless a get came in between; [`IoDevice::for_each_channel`]
 //!   visits each thread with a channel, one at a time ([`ChannelIter`]);
 //!   [`IoDevice::unregister`] completes once all channels and walks are gone.
+//! - Listings: [`Thread::pollers`] ([`PollerInfo`]) and
+//!   [`Thread::io_channels`] ([`IoChannelInfo`]), for the framework's
+//!   `thread_get_pollers` / `thread_get_io_channels`.
 //! - Exit: [`Thread::exit`] then poll until [`Thread::is_exited`] (no
 //!   pollers, channels, walks, tasks or messages left, or the exit timeout);
 //!   [`Thread::destroy`] refuses a thread that has not exited.
@@ -151,6 +154,7 @@ mod exec;
 mod for_each;
 mod future;
 mod handle;
+mod introspect;
 mod io_channel;
 mod io_device;
 mod join;
@@ -169,6 +173,7 @@ pub use exec::spawn_local;
 pub use for_each::{ChannelIter, FOR_EACH_DROPPED};
 pub use future::{sleep, yield_now, SendFuture, Sleep, YieldNow};
 pub use handle::{send_msg, ThreadHandle};
+pub use introspect::{IoChannelInfo, PollerInfo, PollerKind};
 pub use io_channel::IoChannel;
 pub use io_device::{io_device_register, BoxError, IoDevice, IoDeviceKey};
 pub use join::JoinHandle;
@@ -176,5 +181,5 @@ pub use msg::{Msg, MSG_INLINE_SIZE};
 pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
 pub use reactor::{ReactorOpts, ReactorSet};
 pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
-pub use thread_list::{for_each_thread, thread_count};
+pub use thread_list::{for_each_thread, thread_count, threads};
 pub use time::{poll_ticks, ticks, TICKS_HZ};

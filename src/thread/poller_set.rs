@@ -236,6 +236,14 @@ impl PollerSet {
         self.timed.borrow().peek().map(|t| t.at.saturating_sub(now))
     }
 
+    /// Every poller the set holds (untimed, timed and paused), for listings.
+    pub(crate) fn entries(&self) -> Vec<Rc<Entry>> {
+        let mut v: Vec<Rc<Entry>> = self.untimed.borrow().clone();
+        v.extend(self.timed.borrow().iter().map(|t| t.entry.clone()));
+        v.extend(self.paused.borrow().iter().cloned());
+        v
+    }
+
     /// Drops every poller (thread destruction).
     pub(crate) fn clear(&self) {
         let u = std::mem::take(&mut *self.untimed.borrow_mut());

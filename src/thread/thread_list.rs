@@ -1,5 +1,5 @@
 //! The process-wide list of threads (SPDK's `g_threads`):
-//! [`ThreadHandle::by_id`], [`thread_count`] and [`for_each_thread`].
+//! [`ThreadHandle::by_id`], [`threads`], [`thread_count`] and [`for_each_thread`].
 
 use super::handle::Shared;
 use super::{Thread, ThreadError, ThreadHandle};
@@ -45,6 +45,18 @@ impl ThreadHandle {
         let shared = list().get(&id)?.upgrade()?;
         Some(ThreadHandle { shared })
     }
+}
+
+/// Handles of every thread that exists and has not exited, in id order
+/// (SPDK's `spdk_thread_get_first`/`_next`), for listings.
+pub fn threads() -> Vec<ThreadHandle> {
+    let mut v = Vec::new();
+    let mut after = 0;
+    while let Some(h) = next_live(after) {
+        after = h.id();
+        v.push(h);
+    }
+    v
 }
 
 /// Threads that exist and have not exited (SPDK's `spdk_thread_get_count`).

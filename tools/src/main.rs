@@ -5,13 +5,17 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 mod bdevperf;
 mod blob;
 mod dma_env;
 mod identify;
+mod latency_hist;
 mod perf;
 mod setup;
+mod tgt;
 mod thread_bench;
 
 /// spdk-io: SPDK in pure Rust.
@@ -36,9 +40,27 @@ enum Command {
     Identify(identify::IdentifyArgs),
     /// NVMe I/O benchmark, like spdk_nvme_perf.
     Perf(perf::PerfArgs),
+    /// The storage daemon, like spdk_tgt: JSON config, JSON-RPC on a Unix socket (drive it with SPDK's rpc.py).
+    Tgt(tgt::TgtArgs),
+}
+
+/// Output to a closed pipe (`spdk-io blob list | head -1`) ends the
+/// process quietly, as it ends `cat` or `ls`: SIGPIPE takes its default
+/// action instead of being ignored (Rust's start-up ignores it, and then
+/// every `println!` after the reader left panics with exit code 101).
+/// Every subcommand is a one-shot tool writing to stdout; a daemon that
+/// writes to sockets would send with MSG_NOSIGNAL or keep SIGPIPE ignored.
+fn die_quietly_on_closed_pipe() {
+    let armed = Arc::new(AtomicBool::new(true));
+    if let Err(e) =
+        signal_hook::flag::register_conditional_default(signal_hook::consts::SIGPIPE, armed)
+    {
+        eprintln!("spdk-io: cannot restore SIGPIPE's default action ({e}): output to a closed pipe will fail loudly");
+    }
 }
 
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Setup(args) => setup::run(args),
@@ -69,5 +91,6 @@ fn main() -> ExitCode {
         },
         Command::Identify(a) => identify::run(a),
         Command::Perf(a) => perf::run(a),
+        Command::Tgt(a) => tgt::run(a),
     }
 }

@@ -6,9 +6,12 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use clap::{Args, Subcommand};
-use spdk_io::env;
 use spdk_io::pci::{self, PciAddress, PciFunction, Sysfs};
 
+#[path = "setup_driver.rs"]
+mod driver;
+#[path = "setup_hugepages.rs"]
+mod hugepages;
 #[path = "setup_status.rs"]
 mod status;
 
@@ -86,13 +89,14 @@ fn try_run(args: SetupArgs) -> Result<ExitCode, String> {
         blocked: parse_list(&flag_or_env(&args.pci_blocked, "PCI_BLOCKED").unwrap_or_default())?,
     };
     let sysfs = Sysfs::default();
-    match args.action.unwrap_or(SetupAction::Config) {
+    let sys = Path::new("/sys");
+    let ok = match args.action.unwrap_or(SetupAction::Config) {
         SetupAction::Status => {
             print!(
                 "{}",
-                status::render(&sysfs, Path::new("/sys")).map_err(|e| e.to_string())?
+                status::render(&sysfs, sys).map_err(|e| e.to_string())?
             );
-            Ok(ExitCode::SUCCESS)
+            true
         }
         SetupAction::Config => {
             let mib = match args.hugemem {
@@ -105,96 +109,105 @@ fn try_run(args: SetupArgs) -> Result<ExitCode, String> {
                     Err(_) => 2048,
                 },
             };
-            let mut ok = reserve_hugepages(mib);
-            let driver =
-                flag_or_env(&args.driver_override, "DRIVER_OVERRIDE").unwrap_or_else(pick_driver);
-            ok &= bind_all(&sysfs, &filter, &driver)?;
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            // The driver first: a wrong DRIVER_OVERRIDE changes nothing.
+            let driver = match flag_or_env(&args.driver_override, "DRIVER_OVERRIDE") {
+                Some(d) => driver::require(&sysfs, &d, &driver::modprobe)?,
+                None => driver::pick(&sysfs, status::iommu_groups(sys) > 0, &driver::modprobe)?,
+            };
+            let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+            let avail = hugepages::mem_available_kb(&meminfo);
+            println!(
+                "{}",
+                hugepages::reserve(&mut hugepages::SysfsPool::new(sys), mib, avail)?
+            );
+            mount_hugetlbfs();
+            report(bind_all(&sysfs, &filter, &driver)?)
         }
         SetupAction::Reset => {
-            let mut ok = reset_all(&sysfs, &filter)?;
+            let mut ok = true;
+            if !sysfs.driver_dir("nvme").exists() {
+                if let Err(e) = driver::modprobe("nvme") {
+                    eprintln!(
+                        "the kernel nvme driver is not loaded and `modprobe nvme` failed: {e}"
+                    );
+                    ok = false;
+                }
+            }
+            ok &= report(reset_all(&sysfs, &filter)?);
             let clear = args.clear_huge || std::env::var("CLEAR_HUGE").is_ok_and(|v| v == "yes");
             if clear {
-                ok &= set_nr_hugepages(0);
+                let mut pool = hugepages::SysfsPool::new(sys);
+                match hugepages::HugepagePool::set(&mut pool, 0) {
+                    Ok(()) => println!("hugepages: all released"),
+                    Err(e) => {
+                        eprintln!("hugepages not released: {e}");
+                        ok = false;
+                    }
+                }
             }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            ok
         }
-    }
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-const NR_HUGEPAGES: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
-
-fn set_nr_hugepages(n: u64) -> bool {
-    match std::fs::write(NR_HUGEPAGES, n.to_string()) {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("writing {n} to {NR_HUGEPAGES}: {e} (run as root)");
-            false
-        }
-    }
-}
-
-/// Reserves `mib` MiB as 2 MiB pages and mounts hugetlbfs at /dev/hugepages if none is mounted.
-fn reserve_hugepages(mib: u64) -> bool {
-    let pages = mib.div_ceil(2);
-    if !set_nr_hugepages(pages) {
-        return false;
-    }
-    let got = env::hugepage_counts(env::HugePageSize::Size2M).total;
-    if got < pages {
-        eprintln!("only {got} of {pages} hugepages could be reserved: memory is fragmented or short; reboot or lower HUGEMEM");
-    }
+/// Mounts hugetlbfs at /dev/hugepages if none is mounted, saying so.
+fn mount_hugetlbfs() {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    if !mounts
+    if mounts
         .lines()
         .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
     {
-        let _ = std::fs::create_dir_all("/dev/hugepages");
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "hugetlbfs",
-                "-o",
-                "pagesize=2M",
-                "nodev",
-                "/dev/hugepages",
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("mounting hugetlbfs at /dev/hugepages failed: mount it by hand (spdk-io also works without it, through MAP_HUGETLB)");
-        }
+        return;
     }
-    got >= pages
+    let _ = std::fs::create_dir_all("/dev/hugepages");
+    let ok = Command::new("mount")
+        .args([
+            "-t",
+            "hugetlbfs",
+            "-o",
+            "pagesize=2M",
+            "nodev",
+            "/dev/hugepages",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        println!("hugetlbfs mounted at /dev/hugepages");
+    } else {
+        eprintln!("mounting hugetlbfs at /dev/hugepages failed: mount it by hand (spdk-io also works without it, through MAP_HUGETLB)");
+    }
 }
 
-fn modprobe(module: &str) {
-    let _ = Command::new("modprobe").arg(module).status();
+/// What binding did: a line per function (on stderr for a failure), and
+/// how many failed.
+#[derive(Debug, Default)]
+struct Outcome {
+    lines: Vec<(bool, String)>,
+    failed: usize,
 }
 
-/// vfio-pci when an IOMMU is on and the driver is (or can be) loaded; uio_pci_generic otherwise.
-fn pick_driver() -> String {
-    let drivers = Path::new("/sys/bus/pci/drivers");
-    if env::iommu_present() {
-        if !drivers.join("vfio-pci").exists() {
-            modprobe("vfio-pci");
-        }
-        if drivers.join("vfio-pci").exists() {
-            return "vfio-pci".into();
+impl Outcome {
+    fn push(&mut self, ok: bool, line: String) {
+        self.failed += usize::from(!ok);
+        self.lines.push((ok, line));
+    }
+}
+
+/// Prints an outcome; whether nothing failed.
+fn report(o: Outcome) -> bool {
+    for (ok, l) in &o.lines {
+        if *ok {
+            println!("{l}");
+        } else {
+            eprintln!("{l}");
         }
     }
-    if !drivers.join("uio_pci_generic").exists() {
-        modprobe("uio_pci_generic");
-    }
-    "uio_pci_generic".into()
+    o.failed == 0
 }
 
 fn nvme_functions(sysfs: &Sysfs, filter: &Filter) -> Result<Vec<PciFunction>, String> {
@@ -210,56 +223,70 @@ fn nvme_functions(sysfs: &Sysfs, filter: &Filter) -> Result<Vec<PciFunction>, St
         .collect())
 }
 
-fn bind_all(sysfs: &Sysfs, filter: &Filter, driver: &str) -> Result<bool, String> {
-    if !sysfs.driver_dir(driver).exists() {
-        modprobe(driver);
+/// "nothing to do" when no function is selected, naming why.
+fn none_found(sysfs: &Sysfs, filter: &Filter, what: &str) -> Result<Option<Outcome>, String> {
+    if !nvme_functions(sysfs, filter)?.is_empty() {
+        return Ok(None);
     }
-    let mounts = pci::system_mounts();
-    let mut ok = true;
-    for f in nvme_functions(sysfs, filter)? {
-        let from = f.driver.as_deref().unwrap_or("no driver");
-        let ids = format!("{:04x} {:04x}", f.vendor_id, f.device_id);
-        if f.driver.as_deref() == Some(driver) {
-            println!("{} ({ids}): already bound to {driver}", f.address);
-            continue;
-        }
-        match sysfs.bind(f.address, driver, &mounts) {
-            Ok(()) => println!("{} ({ids}): {from} -> {driver}", f.address),
-            Err(e @ pci::PciError::InUse { .. }) => println!("{} ({ids}): skipped: {e}", f.address),
-            Err(e) => {
-                eprintln!("{} ({ids}): {e}", f.address);
-                ok = false;
-            }
-        }
-    }
-    Ok(ok)
+    let all = sysfs.nvme_functions().map_err(|e| e.to_string())?.len();
+    let why = if all == 0 {
+        "no NVMe function on this machine".to_string()
+    } else {
+        format!("none of the {all} NVMe functions passes PCI_ALLOWED/PCI_BLOCKED")
+    };
+    let mut o = Outcome::default();
+    o.push(true, format!("{why}: nothing {what}"));
+    Ok(Some(o))
 }
 
-fn reset_all(sysfs: &Sysfs, filter: &Filter) -> Result<bool, String> {
-    if !sysfs.driver_dir("nvme").exists() {
-        modprobe("nvme");
+fn bind_all(sysfs: &Sysfs, filter: &Filter, driver: &str) -> Result<Outcome, String> {
+    if let Some(o) = none_found(sysfs, filter, "bound")? {
+        return Ok(o);
     }
-    let mut ok = true;
+    let mounts = pci::system_mounts();
+    let mut o = Outcome::default();
     for f in nvme_functions(sysfs, filter)? {
         let from = f.driver.as_deref().unwrap_or("no driver");
         let ids = format!("{:04x} {:04x}", f.vendor_id, f.device_id);
-        if f.driver.as_deref() == Some("nvme") {
-            println!("{} ({ids}): already bound to nvme", f.address);
+        let a = f.address;
+        if f.driver.as_deref() == Some(driver) {
+            o.push(true, format!("{a} ({ids}): already bound to {driver}"));
             continue;
         }
-        match sysfs.bind_kernel(f.address, "nvme") {
-            Ok(()) => println!("{} ({ids}): {from} -> nvme", f.address),
-            Err(e) => {
-                eprintln!("{} ({ids}): {e}", f.address);
-                ok = false;
+        match sysfs.bind(a, driver, &mounts) {
+            Ok(()) => o.push(true, format!("{a} ({ids}): {from} -> {driver}")),
+            Err(e @ pci::PciError::InUse { .. }) => {
+                o.push(true, format!("{a} ({ids}): skipped: {e}"))
             }
+            Err(e) => o.push(false, format!("{a} ({ids}): not bound: {e}")),
         }
     }
-    Ok(ok)
+    Ok(o)
+}
+
+fn reset_all(sysfs: &Sysfs, filter: &Filter) -> Result<Outcome, String> {
+    if let Some(o) = none_found(sysfs, filter, "given back to the kernel")? {
+        return Ok(o);
+    }
+    let mut o = Outcome::default();
+    for f in nvme_functions(sysfs, filter)? {
+        let from = f.driver.as_deref().unwrap_or("no driver");
+        let ids = format!("{:04x} {:04x}", f.vendor_id, f.device_id);
+        let a = f.address;
+        if f.driver.as_deref() == Some("nvme") {
+            o.push(true, format!("{a} ({ids}): already bound to nvme"));
+            continue;
+        }
+        match sysfs.bind_kernel(a, "nvme") {
+            Ok(()) => o.push(true, format!("{a} ({ids}): {from} -> nvme")),
+            Err(e) => o.push(false, format!("{a} ({ids}): not given back: {e}")),
+        }
+    }
+    Ok(o)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -282,5 +309,38 @@ mod tests {
             blocked: vec![b],
         };
         assert!(f.wants(a) && !f.wants(b));
+    }
+
+    /// An empty sysfs tree (no PCI function, drivers `drivers`).
+    pub(super) fn tree(tag: &str, drivers: &[&str]) -> (std::path::PathBuf, Sysfs) {
+        let root = std::env::temp_dir().join(format!("spdk-io-setup-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("bus/pci/devices")).unwrap();
+        for d in drivers {
+            std::fs::create_dir_all(root.join("bus/pci/drivers").join(d)).unwrap();
+        }
+        let s = Sysfs::new(&root);
+        (root, s)
+    }
+
+    #[test]
+    fn with_no_nvme_function_setup_and_reset_say_nothing_was_done() {
+        let (root, sysfs) = tree("none", &["vfio-pci"]);
+        let bound = bind_all(&sysfs, &Filter::default(), "vfio-pci").unwrap();
+        let reset = reset_all(&sysfs, &Filter::default()).unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+        assert_eq!(
+            bound.lines,
+            [(
+                true,
+                "no NVMe function on this machine: nothing bound".to_string()
+            )]
+        );
+        assert_eq!(
+            reset.lines,
+            [(
+                true,
+                "no NVMe function on this machine: nothing given back to the kernel".to_string()
+            )]
+        );
     }
 }

@@ -56,9 +56,46 @@ fn hugepages(sys: &Path, out: &mut String) {
     }
 }
 
+/// IOMMU groups under `sys/kernel/iommu_groups`.
+pub(super) fn iommu_groups(sys: &Path) -> usize {
+    std::fs::read_dir(sys.join("kernel/iommu_groups"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0)
+}
+
+/// Whether an IOMMU and VFIO are there, and what that leaves a device.
+fn iommu_and_vfio(sysfs: &Sysfs, sys: &Path, out: &mut String) {
+    let groups = iommu_groups(sys);
+    let vfio = sysfs.driver_dir("vfio-pci").exists();
+    let noiommu =
+        std::fs::read_to_string(sys.join("module/vfio/parameters/enable_unsafe_noiommu_mode"))
+            .is_ok_and(|v| v.trim() == "Y");
+    let _ = writeln!(
+        out,
+        "IOMMU: {}",
+        if groups > 0 {
+            format!("present ({groups} groups)")
+        } else {
+            "absent (no IOMMU groups): devices can only use uio_pci_generic and physical addresses"
+                .into()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "VFIO:  {}",
+        match (vfio, noiommu) {
+            (true, true) => "vfio-pci loaded, in unsafe no-IOMMU mode",
+            (true, false) => "vfio-pci loaded",
+            (false, _) => "vfio-pci not loaded (`spdk-io setup` loads it when an IOMMU is present)",
+        }
+    );
+}
+
 /// The whole status report.
 pub(super) fn render(sysfs: &Sysfs, sys: &Path) -> Result<String, PciError> {
     let mut out = String::new();
+    iommu_and_vfio(sysfs, sys, &mut out);
+    let _ = writeln!(out);
     hugepages(sys, &mut out);
     let _ = writeln!(out);
     let _ = writeln!(out, "NVMe devices");
@@ -137,6 +174,8 @@ mod tests {
 
         let out = render(&Sysfs::new(&root), &root).unwrap();
         let _ = std::fs::remove_dir_all(&root);
+        assert!(out.contains("IOMMU: present (1 groups)"), "{out}");
+        assert!(out.contains("VFIO:  vfio-pci not loaded"), "{out}");
         let row = out
             .lines()
             .find(|l| l.contains("0000:00:04.0"))
@@ -166,6 +205,24 @@ mod tests {
                 ["all", "2048kB", "500", "/", "512"],
                 ["node0", "2048kB", "500", "/", "512"]
             ]
+        );
+    }
+
+    #[test]
+    fn status_says_when_there_is_no_iommu_and_when_vfio_is_loaded() {
+        let root = std::env::temp_dir().join(format!("spdk-io-status-vfio-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("bus/pci/devices")).unwrap();
+        std::fs::create_dir_all(root.join("bus/pci/drivers/vfio-pci")).unwrap();
+        put(
+            &root.join("module/vfio/parameters/enable_unsafe_noiommu_mode"),
+            "Y\n",
+        );
+        let out = render(&Sysfs::new(&root), &root).unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(out.contains("IOMMU: absent"), "{out}");
+        assert!(
+            out.contains("VFIO:  vfio-pci loaded, in unsafe no-IOMMU mode"),
+            "{out}"
         );
     }
 }

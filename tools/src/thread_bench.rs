@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 /// Options of `spdk-io thread-bench`.
 #[derive(Args, Debug)]
 pub struct ThreadBenchArgs {
-    /// Messages sent in each message-rate run.
-    #[arg(long, default_value_t = 2_000_000)]
+    /// Messages sent in each message-rate run (at least 1).
+    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
-    /// Iterations of each single-thread micro benchmark.
-    #[arg(long, default_value_t = 2_000_000)]
+    /// Iterations of each single-thread micro benchmark (at least 1; the
+    /// costlier ones run a fraction of it, never fewer than one).
+    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     iterations: u64,
     /// Reactor cores for the message-rate runs (sender on the first, receiver on the second).
     #[arg(long, default_value = "0x3")]
@@ -51,6 +52,8 @@ struct Figure {
 }
 
 impl Figure {
+    /// The figure of `ops` operations (at least one: the arguments refuse
+    /// zero) in `elapsed`.
     fn new(name: &str, ops: u64, elapsed: Duration) -> Figure {
         let s = elapsed.as_secs_f64();
         Figure {
@@ -101,20 +104,21 @@ pub fn run(args: ThreadBenchArgs) -> Result<(), String> {
         ),
         (
             "io_channel_create_destroy",
-            Box::new(move || Ok(channel_create_destroy(a.iterations / 10))),
+            Box::new(move || Ok(channel_create_destroy((a.iterations / 10).max(1)))),
         ),
         (
             "async_spawn_complete",
-            Box::new(move || Ok(spawn_complete(a.iterations / 4))),
+            Box::new(move || Ok(spawn_complete((a.iterations / 4).max(1)))),
         ),
         (
             "async_send_round_trip_same_thread",
-            Box::new(move || Ok(send_round_trip(a.iterations / 4))),
+            Box::new(move || Ok(send_round_trip((a.iterations / 4).max(1)))),
         ),
         (
             "async_send_round_trip_two_reactors",
             Box::new(move || {
-                send_round_trip_cross(a, &two, a.iterations / 20).map_err(|e| e.to_string())
+                send_round_trip_cross(a, &two, (a.iterations / 20).max(1))
+                    .map_err(|e| e.to_string())
             }),
         ),
     ];

@@ -50,3 +50,174 @@ fn verify_passes_while_the_request_pool_runs_dry() {
     assert_eq!(total["io_failed"], 0, "{stdout}");
     assert!(total["iops"].as_f64().unwrap() > 0.0, "{stdout}");
 }
+
+/// The example config shipped with the project.
+fn example_config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/bdevperf.json")
+}
+
+fn bdevperf(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
+        .args(["bdevperf", "--no-huge"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// 129 verify tasks of 1 MiB on a 128 MiB bdev: more tasks than I/O
+/// slots, so without tracking outstanding offsets two pairs overlap and
+/// one reads the other's pattern. The depth is limited to the 128 slots,
+/// with a warning, and every pattern reads back.
+#[test]
+fn a_verify_job_deeper_than_its_range_never_overlaps_its_ios() {
+    let cfg = example_config();
+    let (status, stdout, stderr) = bdevperf(&[
+        "--json",
+        cfg.to_str().unwrap(),
+        "-T",
+        "Malloc0",
+        "-w",
+        "verify",
+        "-o",
+        "1M",
+        "-q",
+        "129",
+        "-t",
+        "1",
+        "--output-format",
+        "json",
+    ]);
+    assert!(status.success(), "bdevperf failed: {stderr}");
+    assert!(!stderr.contains("MISMATCH"), "verify mismatch: {stderr}");
+    assert!(stderr.contains("queue depth limited to 128"), "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["total"]["miscompares"], 0, "{stdout}");
+    assert_eq!(v["results"][0]["queue_depth"], 128, "{stdout}");
+}
+
+/// A depth times I/O size beyond the machine's memory is refused before
+/// anything is allocated, naming the flags to lower.
+#[test]
+fn a_depth_and_size_beyond_memory_are_refused_before_allocating() {
+    let cfg = example_config();
+    let (status, _, stderr) = bdevperf(&[
+        "--json",
+        cfg.to_str().unwrap(),
+        "-T",
+        "Null0",
+        "-q",
+        "100000000",
+        "-o",
+        "64k",
+        "-t",
+        "1",
+    ]);
+    assert!(!status.success(), "an absurd depth was accepted");
+    assert!(
+        stderr.contains("-q 100000000") && stderr.contains("lower -q or -o"),
+        "{stderr}"
+    );
+}
+
+/// An endless "config" is refused at the size limit, not read until
+/// memory runs out.
+#[test]
+fn an_endless_config_file_is_refused_at_its_size_limit() {
+    let (status, _, stderr) = bdevperf(&["--json", "/dev/zero", "-t", "1"]);
+    assert!(!status.success());
+    assert!(stderr.contains("config larger than"), "{stderr}");
+}
+
+/// SIGINT ends the run early and the report is still printed (SPDK's
+/// bdevperf drains its jobs and prints its summary on shutdown).
+#[test]
+fn sigint_ends_the_run_with_its_report() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let cfg = example_config();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
+        .args(["bdevperf", "--no-huge", "--json"])
+        .arg(&cfg)
+        .args(["-T", "Null0", "-q", "8", "-t", "600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("Running I/O"), "{first}");
+    std::thread::sleep(Duration::from_millis(500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bdevperf did not end within 60 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(status.success(), "{status}: {rest}");
+    assert!(rest.contains("Job: Null0"), "no report: {rest}");
+    assert!(rest.contains("Total"), "no total: {rest}");
+}
+
+/// `-l` prints SPDK's latency summary rows and `-ll` the histogram; the
+/// JSON carries the same percentiles.
+#[test]
+fn latency_flags_print_spdks_summary_and_histogram() {
+    let cfg = example_config();
+    let c = cfg.to_str().unwrap();
+    let (status, stdout, stderr) =
+        bdevperf(&["--json", c, "-T", "Null0", "-q", "4", "-t", "1", "-ll"]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains(" Latency summary"), "{stdout}");
+    for row in [
+        "  1.00000% :",
+        " 50.00000% :",
+        " 99.90000% :",
+        " 99.99000% :",
+    ] {
+        assert!(stdout.contains(row), "no row {row:?}: {stdout}");
+    }
+    assert!(stdout.contains(" Latency histogram"), "{stdout}");
+    assert!(stdout.contains("%  ("), "no histogram bucket: {stdout}");
+    let (status, stdout, stderr) = bdevperf(&[
+        "--json",
+        c,
+        "-T",
+        "Null0",
+        "-q",
+        "4",
+        "-t",
+        "1",
+        "--output-format",
+        "json",
+    ]);
+    assert!(status.success(), "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let p = &v["total"]["percentiles"];
+    for k in [
+        "p1_latency_us",
+        "p50_latency_us",
+        "p99.9_latency_us",
+        "p99.999_latency_us",
+    ] {
+        assert!(p[k].as_f64().is_some(), "no {k}: {p}");
+    }
+}

@@ -41,7 +41,7 @@ pub struct FileOpts {
     /// Accepted for compatibility (`bdev_aio_create`); space is not preallocated.
     #[serde(default)]
     pub fallocate: bool,
-    /// Optional UUID (`bdev_uring_create`).
+    /// Optional UUID.
     #[serde(default)]
     pub uuid: Option<String>,
 }
@@ -99,7 +99,8 @@ impl BdevOps for FileBdev {
         let params = if self.method == "bdev_uring_create" {
             serde_json::json!({"name": o.name, "filename": o.filename, "block_size": o.block_size, "uuid": o.uuid})
         } else {
-            serde_json::json!({"name": o.name, "filename": o.filename, "block_size": o.block_size, "readonly": o.readonly})
+            serde_json::json!({"name": o.name, "filename": o.filename, "block_size": o.block_size, "readonly": o.readonly,
+                "fallocate": o.fallocate, "uuid": o.uuid})
         };
         Some(serde_json::json!({"method": self.method, "params": params}))
     }
@@ -160,9 +161,8 @@ pub fn create(mut opts: FileOpts, method: &str) -> Result<Arc<Bdev>> {
         )));
     }
     let uuid = super::config::parse_uuid(opts.uuid.as_deref())?.unwrap_or_else(Uuid::random);
-    if method == "bdev_uring_create" {
-        opts.uuid = Some(uuid.to_string());
-    }
+    opts.uuid = Some(uuid.to_string());
+    opts.block_size = Some(block_size);
     let mut p = BdevProps::new(opts.name.clone(), block_size, num_blocks);
     p.product_name = if method == "bdev_uring_create" {
         "URING bdev"

@@ -20,8 +20,12 @@
 //! |---|---|
 //! | `mod` | `bdev_nvme_attach_controller`, the module, one bdev per namespace |
 //! | `channel` | a channel's queue pair, submission and completion paths |
+//! | `ctrlrs` | the attached controllers by name: list, detach, reset |
 
 mod channel;
+mod ctrlrs;
+
+pub use ctrlrs::{controllers, detach_controller, reset_controller, AttachedController};
 
 use super::{
     Bdev, BdevError, BdevModule, BdevOps, BdevProps, Completer, IoType, ModuleChannel, Result,
@@ -128,6 +132,9 @@ pub fn register_controller(
     ctrlr: Controller,
     trid: Option<TransportId>,
 ) -> Result<Vec<Arc<Bdev>>> {
+    if ctrlrs::exists(name) {
+        return Err(BdevError::Exists(name.to_string()));
+    }
     let ctrlr = Arc::new(ctrlr);
     let mut out = Vec::new();
     let mut refused = Vec::new();
@@ -167,12 +174,21 @@ pub fn register_controller(
             refused.join("; ")
         )));
     }
+    ctrlrs::insert(AttachedController {
+        name: name.to_string(),
+        ctrlr,
+        trid,
+        bdevs: out.iter().map(|b| b.name().to_string()).collect(),
+    });
     Ok(out)
 }
 
 /// `bdev_nvme_attach_controller` for PCIe: connects the controller at
 /// `traddr` (bound to vfio-pci or uio; the env must be initialized).
 pub fn attach_controller(opts: AttachOpts) -> Result<Vec<Arc<Bdev>>> {
+    if ctrlrs::exists(&opts.name) {
+        return Err(BdevError::Exists(opts.name));
+    }
     let text = format!("trtype:{} traddr:{}", opts.trtype, opts.traddr);
     let trid: TransportId = text
         .parse()

@@ -74,8 +74,8 @@ pub(crate) fn container() -> Result<Arc<Container>, PciError> {
                 e,
             )
         })?;
-    let v = ioctl::ioctl_val(file.as_fd(), ioctl::GET_API_VERSION, 0)
-        .map_err(vfio_err("GET_API_VERSION", "container"))?;
+    let v =
+        ioctl::get_api_version(file.as_fd()).map_err(vfio_err("GET_API_VERSION", "container"))?;
     if v != VFIO_API_VERSION as i32 {
         return Err(PciError::Vfio {
             op: "GET_API_VERSION",
@@ -176,7 +176,7 @@ impl Container {
         } else {
             VFIO_TYPE1v2_IOMMU
         };
-        let ok = ioctl::ioctl_val(self.file.as_fd(), ioctl::CHECK_EXTENSION, model as _)
+        let ok = ioctl::check_extension(self.file.as_fd(), model as _)
             .map_err(vfio_err("CHECK_EXTENSION", "container"))?;
         if ok != 1 {
             return Err(PciError::Vfio {
@@ -187,12 +187,10 @@ impl Container {
                 )),
             });
         }
-        ioctl::ioctl_val(self.file.as_fd(), ioctl::SET_IOMMU, model as _).map_err(|source| {
-            PciError::Vfio {
-                op: "SET_IOMMU",
-                device: format!("{name} (with intel-iommu, interrupt remapping must be on)"),
-                source,
-            }
+        ioctl::set_iommu(self.file.as_fd(), model as _).map_err(|source| PciError::Vfio {
+            op: "SET_IOMMU",
+            device: format!("{name} (with intel-iommu, interrupt remapping must be on)"),
+            source,
         })?;
         if !noiommu {
             let ranges = ioctl::iova_ranges(self.file.as_fd()).unwrap_or_default();

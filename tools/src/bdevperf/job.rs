@@ -5,12 +5,12 @@
 
 use super::task::{Phase, Task};
 use super::Workload;
-use hdrhistogram::Histogram;
+use crate::latency_hist::LatencyHistogram;
 use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoType};
 use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -28,23 +28,36 @@ pub struct JobConfig {
     pub seed: u64,
 }
 
-/// Progress counters the main thread reads.
+/// What the main thread and a job share: the job's progress, and the
+/// main thread's request to end the run early (SIGINT).
 pub struct Shared {
     pub completed: AtomicU64,
+    pub stop: AtomicBool,
 }
 
 impl Shared {
-    pub fn new(_bdev: &str, _core: usize) -> Shared {
+    pub fn new() -> Shared {
         Shared {
             completed: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
         }
     }
+}
+
+/// I/Os of `io_blocks` blocks in a bdev of `num_blocks`, and the
+/// (first, count) of them that job `k` of `n` on the bdev owns.
+pub fn share(num_blocks: u64, io_blocks: u64, (k, n): (u64, u64)) -> (u64, u64) {
+    let total_ios = num_blocks / io_blocks.max(1);
+    let base = total_ios * k / n;
+    (base, (total_ios * (k + 1) / n - base).max(1))
 }
 
 /// A finished job's figures.
 pub struct JobResult {
     pub bdev: String,
     pub core: usize,
+    /// The queue depth the job ran at (a verify job's may be below `-q`).
+    pub queue_depth: u32,
     pub runtime: f64,
     pub ios: u64,
     pub failed: u64,
@@ -52,7 +65,7 @@ pub struct JobResult {
     pub lat_sum_ns: u64,
     pub lat_min_ns: u64,
     pub lat_max_ns: u64,
-    pub hist: Histogram<u64>,
+    pub hist: LatencyHistogram,
     pub error: Option<String>,
     /// CPU time the job's reactor thread ran during the job (from
     /// /proc/thread-self/schedstat; 0 where unavailable).
@@ -91,12 +104,17 @@ pub(crate) struct Job {
     pub(crate) lat_sum: Cell<u64>,
     pub(crate) lat_min: Cell<u64>,
     pub(crate) lat_max: Cell<u64>,
-    pub(crate) hist: RefCell<Histogram<u64>>,
+    pub(crate) hist: RefCell<LatencyHistogram>,
+    /// Verify: one bit per I/O of the job's share, set while an I/O there
+    /// is in flight, so no two in-flight I/Os overlap (SPDK's
+    /// `job->outstanding`). `None` for the other workloads.
+    pub(crate) busy: Option<RefCell<Vec<u64>>>,
     /// Run-length of equal latencies not yet in `hist` (completions of one
     /// poll share their tick, so runs are common): (value, count).
     pub(crate) pending_lat: Cell<(u64, u64)>,
-    pub(crate) start: u64,
-    pub(crate) start_cpu: u64,
+    /// When the run started: after every task's buffers were allocated.
+    pub(crate) start: Cell<u64>,
+    pub(crate) start_cpu: Cell<u64>,
     pub(crate) stop_cpu: Cell<u64>,
     pub(crate) stop_at: Cell<u64>,
     pub(crate) shared: Arc<Shared>,
@@ -111,6 +129,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         let _ = tx.send(JobResult {
             bdev: cfg.bdev.clone(),
             core: cfg.core,
+            queue_depth: cfg.queue_depth,
             runtime: 0.0,
             ios: 0,
             failed: 0,
@@ -118,7 +137,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             lat_sum_ns: 0,
             lat_min_ns: 0,
             lat_max_ns: 0,
-            hist: Histogram::new(3).expect("3 significant figures is valid"),
+            hist: LatencyHistogram::new(),
             error: Some(e),
             cpu_ns: 0,
         });
@@ -132,14 +151,17 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
     let b = desc.bdev().clone();
     let block_size = b.block_size() as usize;
     let io_blocks = cfg.io_size / block_size as u64;
-    let total_ios = b.num_blocks() / io_blocks;
-    let (k, n) = cfg.part;
-    let base_io = total_ios * k / n;
-    let span_ios = (total_ios * (k + 1) / n - base_io).max(1);
-    let hist = match Histogram::new_with_bounds(1, 3_600_000_000_000, 3) {
-        Ok(h) => h,
-        Err(e) => return fail(&tx, &cfg, format!("histogram: {e}")),
-    };
+    let (base_io, span_ios) = share(b.num_blocks(), io_blocks, cfg.part);
+    let verify = cfg.workload == Workload::Verify;
+    let mut cfg = cfg;
+    if verify && u64::from(cfg.queue_depth) > span_ios {
+        eprintln!(
+            "bdevperf: a verify job never has two I/Os in flight on the same blocks, so its queue depth (-q {}) cannot exceed the {span_ios} I/Os of -o {} that fit in its share of '{}': queue depth limited to {span_ios}",
+            cfg.queue_depth, cfg.io_size, cfg.bdev
+        );
+        cfg.queue_depth = span_ios as u32;
+    }
+    let busy = verify.then(|| RefCell::new(vec![0u64; span_ios.div_ceil(64) as usize]));
     let now = ticks();
     let job = Rc::new(Job {
         desc,
@@ -161,10 +183,11 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         lat_sum: Cell::new(0),
         lat_min: Cell::new(u64::MAX),
         lat_max: Cell::new(0),
-        hist: RefCell::new(hist),
+        hist: RefCell::new(LatencyHistogram::new()),
+        busy,
         pending_lat: Cell::new((0, 0)),
-        start: now,
-        start_cpu: thread_cpu_ns(),
+        start: Cell::new(now),
+        start_cpu: Cell::new(thread_cpu_ns()),
         stop_cpu: Cell::new(0),
         stop_at: Cell::new(now + cfg.time.as_nanos() as u64),
         shared,
@@ -179,15 +202,23 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         Ok(p) => *job.poller.borrow_mut() = Some(p),
         Err(e) => return fail(&job.tx, &job.cfg, format!("poller: {e}")),
     }
-    let verify = job.cfg.workload == Workload::Verify;
-    for _ in 0..job.cfg.queue_depth {
-        let task = Box::new(Task {
-            job: job.clone(),
-            buf: Some(job.new_buf()),
-            wbuf: verify.then(|| job.new_buf()),
-            phase: Phase::Io,
-            offset_blocks: 0,
-        });
+    let tasks: Vec<Box<Task>> = (0..job.cfg.queue_depth)
+        .map(|_| {
+            Box::new(Task {
+                job: job.clone(),
+                buf: Some(job.new_buf()),
+                wbuf: verify.then(|| job.new_buf()),
+                phase: Phase::Io,
+                offset_blocks: 0,
+            })
+        })
+        .collect();
+    // The clock starts when the I/O does: allocating the buffers is setup.
+    let now = ticks();
+    job.start.set(now);
+    job.start_cpu.set(thread_cpu_ns());
+    job.stop_at.set(now + job.cfg.time.as_nanos() as u64);
+    for task in tasks {
         job.outstanding.set(job.outstanding.get() + 1);
         task.next(&job);
     }
@@ -210,13 +241,14 @@ impl Job {
         self.shared
             .completed
             .store(self.ios.get(), Ordering::Relaxed);
-        if !self.stopping.get() && ticks() >= self.stop_at.get() {
+        let interrupted = self.shared.stop.load(Ordering::Relaxed);
+        if !self.stopping.get() && (interrupted || ticks() >= self.stop_at.get()) {
             self.stopping.set(true);
             self.stop_at.set(ticks());
             self.stop_cpu.set(thread_cpu_ns());
         }
         if self.cfg.workload == Workload::Reset && !self.stopping.get() {
-            let since = (ticks() - self.start) / 1_000_000_000;
+            let since = (ticks() - self.start.get()) / 1_000_000_000;
             if since > self.seq.get() {
                 self.seq.set(since);
                 let r = self.desc.reset(
@@ -252,12 +284,53 @@ impl Job {
             // Lemire's multiply-shift range reduction: no division per I/O.
             ((self.rand() as u128 * self.span_ios as u128) >> 64) as u64
         } else {
-            let n = self.next_io.get();
-            self.next_io
-                .set(if n + 1 >= self.span_ios { 0 } else { n + 1 });
-            n
+            let n = self.next_sequential();
+            match &self.busy {
+                Some(busy) => self.claim_free(&mut busy.borrow_mut(), n),
+                None => n,
+            }
         };
         (self.base_io + io) * self.io_blocks
+    }
+
+    #[inline]
+    fn next_sequential(&self) -> u64 {
+        let n = self.next_io.get();
+        self.next_io
+            .set(if n + 1 >= self.span_ios { 0 } else { n + 1 });
+        n
+    }
+
+    /// Verify: from I/O `n` on, the first one with nothing in flight (as
+    /// SPDK's bdevperf skips outstanding offsets), marked busy. The queue
+    /// depth is at most the share's I/Os, so a free one exists among the
+    /// next `span_ios`.
+    fn claim_free(&self, busy: &mut [u64], mut n: u64) -> u64 {
+        for _ in 0..self.span_ios {
+            let (w, bit) = ((n / 64) as usize, 1u64 << (n % 64));
+            if busy[w] & bit == 0 {
+                busy[w] |= bit;
+                return n;
+            }
+            n = self.next_sequential();
+        }
+        // Unreachable while depth <= span_ios; never hand out a busy one
+        // silently: overlap is what this prevents.
+        log::error!(
+            "bdevperf {}: no free offset for a verify I/O",
+            self.cfg.bdev
+        );
+        n
+    }
+
+    /// Verify: the I/O at `offset_blocks` is no longer in flight.
+    pub(crate) fn release(&self, offset_blocks: u64) {
+        if let Some(busy) = &self.busy {
+            let n = offset_blocks / self.io_blocks - self.base_io;
+            if let Some(w) = busy.borrow_mut().get_mut((n / 64) as usize) {
+                *w &= !(1u64 << (n % 64));
+            }
+        }
     }
 
     #[inline]
@@ -290,7 +363,7 @@ impl Job {
     pub(crate) fn flush_lat(&self) {
         let (v, n) = self.pending_lat.replace((0, 0));
         if n > 0 {
-            let _ = self.hist.borrow_mut().record_n(v.max(1), n);
+            self.hist.borrow_mut().tally_n(v, n);
         }
     }
 
@@ -315,11 +388,12 @@ impl Job {
             ticks()
         };
         self.flush_lat();
-        let hist = self.hist.borrow().clone();
+        let hist = std::mem::take(&mut *self.hist.borrow_mut());
         let _ = self.tx.send(JobResult {
             bdev: self.cfg.bdev.clone(),
             core: self.cfg.core,
-            runtime: (end - self.start) as f64 / 1e9,
+            queue_depth: self.cfg.queue_depth,
+            runtime: end.saturating_sub(self.start.get()) as f64 / 1e9,
             ios: self.ios.get(),
             failed: self.failed.get(),
             miscompares: self.miscompares.get(),
@@ -337,7 +411,7 @@ impl Job {
             } else {
                 thread_cpu_ns()
             }
-            .saturating_sub(self.start_cpu),
+            .saturating_sub(self.start_cpu.get()),
         });
     }
 }

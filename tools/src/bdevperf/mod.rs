@@ -3,6 +3,7 @@
 //! lightweight thread on that core's reactor.
 
 mod job;
+mod limits;
 mod pattern;
 mod report;
 mod task;
@@ -12,7 +13,7 @@ use job::{JobConfig, JobResult, Shared};
 use spdk_io::bdev::{self, IoType};
 use spdk_io::thread::{CpuMask, ReactorOpts, ReactorSet, ThreadOpts};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -117,6 +118,10 @@ pub struct BdevperfArgs {
     /// MiB of DMA memory to reserve up front (SPDK's `-s`; 0: grow on demand).
     #[arg(short = 's', long = "mem-size", default_value_t = 0)]
     pub mem_size: usize,
+    /// Latency report: `-l` adds SPDK's latency summary (percentile
+    /// cut-offs per job), `-ll` also the detailed histogram.
+    #[arg(short = 'l', action = clap::ArgAction::Count)]
+    pub latency: u8,
     /// After the run, print each nvme bdev's transport counters (polls,
     /// MMIO and shadow doorbell writes), as SPDK's
     /// `bdev_nvme_get_transport_statistics` reports them.
@@ -156,12 +161,11 @@ pub fn run(args: BdevperfArgs) -> Result<bool, String> {
     if args.queue_depth == 0 || args.io_size == 0 || args.time == 0 {
         return Err("-q, -o and -t must be positive".into());
     }
-    // Room for every job's queue plus split pieces.
-    bdev::set_io_pool_size((args.queue_depth as usize * 2 + 64).max(1024));
+    let text = limits::read_config(&args.json, limits::MAX_CONFIG_BYTES)?;
     env_init(&args)?;
     bdev::init().map_err(|e| e.to_string())?;
-    let result = bdev::load_config_file(&args.json)
-        .map_err(|e| e.to_string())
+    let result = bdev::load_config(&text)
+        .map_err(|e| format!("{}: {e}", args.json.display()))
         .and_then(|_| run_jobs(&args, &cores));
     bdev::fini();
     spdk_io::env::fini();
@@ -202,9 +206,46 @@ fn targets(args: &BdevperfArgs) -> Result<Vec<Arc<bdev::Bdev>>, String> {
     Ok(t)
 }
 
+/// The queue depth of each job (a verify job's is at most the I/Os of its
+/// share), checked against the memory available; sizes the channels'
+/// request pools for them.
+fn plan_memory(args: &BdevperfArgs, bdevs: &[Arc<bdev::Bdev>], parts: u64) -> Result<(), String> {
+    let verify = args.workload == Workload::Verify;
+    let mut depths = Vec::new();
+    for b in bdevs {
+        let io_blocks = args.io_size / u64::from(b.block_size());
+        for k in 0..parts {
+            let (_, span) = job::share(b.num_blocks(), io_blocks, (k, parts));
+            let q = u64::from(args.queue_depth);
+            depths.push(if verify { q.min(span) } else { q });
+        }
+    }
+    let need = limits::needed_bytes(&depths, args.io_size, if verify { 2 } else { 1 });
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let avail = limits::available_bytes(&meminfo);
+    limits::check_memory(need, avail, depths.len(), args.queue_depth, args.io_size)?;
+    let deepest = depths.iter().copied().max().unwrap_or(1) as usize;
+    // Room for every job's queue plus split pieces.
+    bdev::set_io_pool_size((deepest * 2 + 64).max(1024));
+    Ok(())
+}
+
 fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
     let bdevs = targets(args)?;
     let core_list: Vec<usize> = cores.iter().collect();
+    plan_memory(args, &bdevs, core_list.len() as u64)?;
+    // SIGINT or SIGTERM end the run early, with its report (as SPDK's
+    // bdevperf drains its jobs on shutdown); a second one ends the process.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let armed = signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())
+            .and_then(|_| signal_hook::flag::register(sig, interrupted.clone()));
+        if let Err(e) = armed {
+            eprintln!(
+                "bdevperf: cannot handle signal {sig} ({e}): it will end the run without a report"
+            );
+        }
+    }
     let rs = ReactorSet::start(
         *cores,
         ReactorOpts {
@@ -218,7 +259,7 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
     let mut shared = Vec::new();
     for b in &bdevs {
         for (k, &core) in core_list.iter().enumerate() {
-            let s = Arc::new(Shared::new(b.name(), core));
+            let s = Arc::new(Shared::new());
             let cfg = JobConfig {
                 bdev: b.name().to_string(),
                 core,
@@ -249,10 +290,23 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
     let start = Instant::now();
     let mut last = vec![0u64; shared.len()];
     let mut results = Vec::new();
+    let mut next_progress = Duration::from_secs(1);
+    let mut stopped = false;
     while results.len() < shared.len() {
-        match rx.recv_timeout(Duration::from_millis(1000)) {
+        match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(r) => results.push(r),
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !stopped && interrupted.load(Ordering::Relaxed) {
+                    stopped = true;
+                    eprintln!("bdevperf: interrupted: ending the run");
+                    for s in &shared {
+                        s.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                if start.elapsed() < next_progress {
+                    continue;
+                }
+                next_progress += Duration::from_secs(1);
                 if text {
                     let now: Vec<u64> = shared
                         .iter()

@@ -2,10 +2,11 @@
 
 use super::job::JobResult;
 use super::{BdevperfArgs, OutputFormat};
-use hdrhistogram::Histogram;
+use crate::latency_hist::LatencyHistogram;
 use serde_json::json;
 
-const PCTS: [f64; 5] = [50.0, 90.0, 99.0, 99.9, 99.99];
+/// The percentiles of the per-job line of the table.
+const PCTS: [f64; 5] = [0.50, 0.90, 0.99, 0.999, 0.9999];
 
 struct Figures {
     iops: f64,
@@ -33,21 +34,29 @@ fn figures(r: &JobResult, io_size: u64) -> Figures {
     }
 }
 
-fn pcts(h: &Histogram<u64>) -> Vec<(f64, f64)> {
-    PCTS.iter()
-        .map(|&p| (p, h.value_at_quantile(p / 100.0) as f64 / 1e3))
+/// A cut-off as a percentile's name: 0.999 -> "99.9".
+fn pct_name(cut: f64) -> String {
+    let s = format!("{:.5}", cut * 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Every summary cut-off the histogram reaches, in µs.
+fn pcts(h: &LatencyHistogram) -> Vec<(f64, f64)> {
+    h.percentiles()
+        .into_iter()
+        .map(|(c, ns)| (c, ns as f64 / 1e3))
         .collect()
 }
 
 fn total(results: &[JobResult]) -> JobResult {
-    let mut hist =
-        Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds");
+    let mut hist = LatencyHistogram::new();
     for r in results {
-        let _ = hist.add(&r.hist);
+        hist.merge(&r.hist);
     }
     let mut t = JobResult {
         bdev: "Total".into(),
         core: 0,
+        queue_depth: results.iter().map(|r| r.queue_depth).max().unwrap_or(0),
         runtime: results.iter().map(|r| r.runtime).fold(0.0, f64::max),
         ios: results.iter().map(|r| r.ios).sum(),
         failed: results.iter().map(|r| r.failed).sum(),
@@ -98,15 +107,18 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
                 let f = figures(r, args.io_size);
                 let p: serde_json::Map<String, serde_json::Value> = pcts(&r.hist)
                     .into_iter()
-                    .map(|(p, v)| (format!("p{p}_latency_us"), json!(v)))
+                    .map(|(p, v)| (format!("p{}_latency_us", pct_name(p)), json!(v)))
                     .collect();
                 json!({
                     "job": name, "core_mask": format!("{:#x}", 1u64 << r.core), "workload": format!("{:?}", args.workload).to_lowercase(),
                     "status": if r.error.is_some() || r.miscompares > 0 { "failed" } else { "finished" },
-                    "queue_depth": args.queue_depth, "io_size": args.io_size, "runtime": r.runtime,
+                    "queue_depth": r.queue_depth, "io_size": args.io_size, "runtime": r.runtime,
                     "iops": f.iops, "mibps": f.mibps, "io_failed": r.failed, "miscompares": r.miscompares,
                     "avg_latency_us": f.avg_us, "min_latency_us": f.min_us, "max_latency_us": f.max_us,
                     "percentiles": p, "error": r.error,
+                    "histogram": (args.latency > 1).then(|| r.hist.buckets().iter().map(|b| json!({
+                        "start_us": b.start as f64 / 1e3, "end_us": b.end as f64 / 1e3, "count": b.count,
+                    })).collect::<Vec<_>>()),
                 })
             };
             let out = json!({
@@ -144,16 +156,18 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
                     r.bdev,
                     1u64 << r.core,
                     args.workload,
-                    args.queue_depth,
+                    r.queue_depth,
                     args.io_size
                 );
                 if let Some(e) = &r.error {
                     println!("\t error: {e}");
                 }
                 row(r, &r.bdev);
-                let p: Vec<String> = pcts(&r.hist)
+                let all = pcts(&r.hist);
+                let p: Vec<String> = all
                     .iter()
-                    .map(|(p, v)| format!("p{p}={v:.2}"))
+                    .filter(|(c, _)| PCTS.iter().any(|p| (p - c).abs() < 1e-12))
+                    .map(|(c, v)| format!("p{}={v:.2}", pct_name(*c)))
                     .collect();
                 println!("\t {:<16}  latency percentiles (us): {}", "", p.join(" "));
                 if r.miscompares > 0 {
@@ -178,6 +192,44 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
                     1e9 * cores as f64 / f.iops
                 );
             }
+            if args.latency > 0 && t.ios > 0 {
+                print_latency(args.latency, results);
+            }
         }
+    }
+}
+
+/// SPDK bdevperf's `-l` latency summary (each cut-off with the end of the
+/// bucket that reaches it) and, at `-ll`, the detailed histogram (each
+/// non-empty bucket with the cumulative share and its count), per job.
+fn print_latency(level: u8, results: &[JobResult]) {
+    let header = |r: &JobResult| {
+        println!(" =============================================");
+        println!(" Job: {} (Core Mask {:#x})", r.bdev, 1u64 << r.core);
+    };
+    println!("\n Latency summary");
+    for r in results {
+        header(r);
+        for (c, ns) in r.hist.percentiles() {
+            println!("{:9.5}% : {:9.3}us", c * 100.0, ns as f64 / 1e3);
+        }
+        println!();
+    }
+    if level < 2 {
+        return;
+    }
+    println!(" Latency histogram");
+    for r in results {
+        header(r);
+        for b in r.hist.buckets() {
+            println!(
+                "{:9.3} - {:9.3}: {:9.4}%  ({:9})",
+                b.start as f64 / 1e3,
+                b.end as f64 / 1e3,
+                b.so_far as f64 * 100.0 / b.total as f64,
+                b.count
+            );
+        }
+        println!();
     }
 }

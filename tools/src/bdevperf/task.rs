@@ -28,8 +28,13 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    /// Picks and submits this task's next I/O, or retires the task.
+    /// Picks and submits this task's next I/O, or retires the task. A
+    /// verify task gives up the blocks of its last pair first.
     pub(crate) fn next(mut self: Box<Self>, job: &Job) {
+        if self.phase != Phase::Io {
+            job.release(self.offset_blocks);
+            self.phase = Phase::Io;
+        }
         let buf = self.buf.take();
         self.next_with(job, buf)
     }

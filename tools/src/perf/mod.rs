@@ -2,7 +2,7 @@
 //!
 //! One OS thread per core of the core mask, pinned; on each, one I/O qpair
 //! per namespace, `-q` I/Os kept in flight, submissions batched behind one
-//! doorbell per poll. Latency in hdrhistogram; clock read once per batch.
+//! doorbell per poll. Latency in SPDK's histogram buckets; clock read once per batch.
 
 mod args;
 mod report;

@@ -2,7 +2,7 @@
 //! printed as `spdk_nvme_perf` prints them, or as JSON.
 
 use super::args::Config;
-use hdrhistogram::Histogram;
+use crate::latency_hist::LatencyHistogram;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,7 +18,7 @@ pub struct NsResult {
     pub min_ns: u64,
     pub max_ns: u64,
     pub sum_ns: u128,
-    pub hist: Histogram<u64>,
+    pub hist: LatencyHistogram,
     /// The qpair's transport counters over the run (drain included).
     pub pcie: spdk_io::nvme::PcieStat,
 }
@@ -60,7 +60,30 @@ struct Line {
     p: [f64; 4],
 }
 
-const PCTS: [f64; 4] = [50.0, 90.0, 99.0, 99.9];
+/// The percentiles of the table's JSON lines, as fractions.
+const PCTS: [f64; 4] = [0.50, 0.90, 0.99, 0.999];
+
+/// Every summary cut-off the histogram reaches, as JSON: "p99.9" -> µs.
+fn percentiles_json(h: &LatencyHistogram) -> serde_json::Value {
+    let m: serde_json::Map<String, serde_json::Value> = h
+        .percentiles()
+        .into_iter()
+        .map(|(c, ns)| {
+            let name = format!("{:.5}", c * 100.0);
+            let name = name.trim_end_matches('0').trim_end_matches('.');
+            (format!("p{name}"), json!(ns as f64 / 1000.0))
+        })
+        .collect();
+    serde_json::Value::Object(m)
+}
+
+/// The µs at cut-off `q` (a fraction), 0 when nothing was counted.
+fn at(h: &LatencyHistogram, q: f64) -> f64 {
+    h.percentiles()
+        .into_iter()
+        .find(|(c, _)| (c - q).abs() < 1e-12)
+        .map_or(0.0, |(_, ns)| ns as f64 / 1000.0)
+}
 
 fn line(
     ios: u64,
@@ -69,7 +92,7 @@ fn line(
     sum_ns: u128,
     min_ns: u64,
     max_ns: u64,
-    h: &Histogram<u64>,
+    h: &LatencyHistogram,
 ) -> Line {
     let secs = secs.max(1e-9);
     Line {
@@ -82,7 +105,7 @@ fn line(
         },
         min_us: min_ns as f64 / 1000.0,
         max_us: max_ns as f64 / 1000.0,
-        p: PCTS.map(|q| h.value_at_quantile(q / 100.0) as f64 / 1000.0),
+        p: PCTS.map(|q| at(h, q)),
     }
 }
 
@@ -96,11 +119,11 @@ fn line_json(l: &Line) -> serde_json::Value {
 
 /// Prints the results.
 pub fn print(results: &[NsResult], cfg: &Config) {
-    let mut total_h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+    let mut total_h = LatencyHistogram::new();
     let (mut ios, mut bytes, mut sum, mut min, mut max) = (0u64, 0u64, 0u128, u64::MAX, 0u64);
     let mut secs = 0f64;
     for r in results {
-        let _ = total_h.add(&r.hist);
+        total_h.merge(&r.hist);
         ios += r.ios;
         bytes += r.bytes;
         sum += r.sum_ns;
@@ -133,12 +156,14 @@ pub fn print(results: &[NsResult], cfg: &Config) {
                 v["core"] = json!(r.core);
                 v["ios"] = json!(r.ios);
                 v["errors"] = json!(r.errors);
+                v["percentiles_us"] = percentiles_json(&r.hist);
                 v["transport_stats"] = json!(r.pcie);
                 v
             })
             .collect();
         let mut t = line_json(&total);
         t["ios"] = json!(ios);
+        t["percentiles_us"] = percentiles_json(&total_h);
         let out = json!({
             "workload": {
                 "rw": cfg.workload, "queue_depth": cfg.queue_depth, "io_size": cfg.io_size,
@@ -208,27 +233,114 @@ pub fn print(results: &[NsResult], cfg: &Config) {
         }
     }
     if cfg.latency > 0 {
-        for (r, l) in results.iter().zip(&per) {
-            println!("\nSummary latency data for {}:", r.name);
-            println!(
-                "================================================================================="
-            );
-            for (q, v) in PCTS.iter().zip(l.p) {
-                println!("{:>10.5}% : {:>10.3}us", q, v);
-            }
-            if cfg.latency > 1 {
-                for q in [1.0, 10.0, 25.0, 75.0, 95.0, 99.99] {
-                    println!(
-                        "{:>10.5}% : {:>10.3}us",
-                        q,
-                        r.hist.value_at_quantile(q / 100.0) as f64 / 1000.0
-                    );
-                }
-            }
+        print_latency(cfg.latency, results);
+    }
+}
+
+/// spdk_nvme_perf's `-L` summary (each cut-off with the end of the bucket
+/// that reaches it) and, at `-LL`, its histogram, per namespace and core.
+fn print_latency(level: u8, results: &[NsResult]) {
+    print!("{}", render_latency(level, results));
+}
+
+fn render_latency(level: u8, results: &[NsResult]) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let ns_name = |r: &NsResult| r.name.split(" from core").next().unwrap_or("").to_string();
+    for r in results {
+        let _ = writeln!(
+            o,
+            "Summary latency data for {:<43.43} from core {}:",
+            ns_name(r),
+            r.core
+        );
+        let _ = writeln!(o, "{}", "=".repeat(81));
+        for (c, ns) in r.hist.percentiles() {
+            let _ = writeln!(o, "{:9.5}% : {:9.3}us", c * 100.0, ns as f64 / 1000.0);
         }
-        println!(
-            "\nTotal: p50 {:.3}us p90 {:.3}us p99 {:.3}us p99.9 {:.3}us",
-            total.p[0], total.p[1], total.p[2], total.p[3]
+        let _ = writeln!(o);
+    }
+    if level < 2 {
+        return o;
+    }
+    for r in results {
+        let _ = writeln!(
+            o,
+            "Latency histogram for {:<43.43} from core {}:",
+            ns_name(r),
+            r.core
+        );
+        let _ = writeln!(o, "{}", "=".repeat(78));
+        let _ = writeln!(o, "       Range in us     Cumulative    IO count");
+        for b in r.hist.buckets() {
+            let _ = writeln!(
+                o,
+                "{:9.3} - {:9.3}: {:9.4}%  ({:9})",
+                b.start as f64 / 1000.0,
+                b.end as f64 / 1000.0,
+                b.so_far as f64 * 100.0 / b.total as f64,
+                b.count
+            );
+        }
+        let _ = writeln!(o);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result() -> NsResult {
+        let mut hist = LatencyHistogram::new();
+        hist.tally_n(20_000, 99);
+        hist.tally_n(100_000, 1);
+        NsResult {
+            name: "PCIE (0000:00:04.0) NSID 1 from core  0".into(),
+            nsid: 1,
+            core: 0,
+            ios: 100,
+            bytes: 409_600,
+            errors: 0,
+            seconds: 1.0,
+            min_ns: 20_000,
+            max_ns: 100_000,
+            sum_ns: 2_080_000,
+            hist,
+            pcie: Default::default(),
+        }
+    }
+
+    #[test]
+    fn dash_l_prints_spdk_nvme_perfs_summary_rows() {
+        let out = render_latency(1, &[result()]);
+        let mut lines = out.lines();
+        let head = format!(
+            "Summary latency data for {:<43} from core 0:",
+            "PCIE (0000:00:04.0) NSID 1"
+        );
+        assert_eq!(lines.next(), Some(head.as_str()));
+        assert!(out.contains("  1.00000% :    20.096us"), "{out}");
+        assert!(out.contains(" 99.00000% :    20.096us"), "{out}");
+        assert!(out.contains(" 99.50000% :   100.352us"), "{out}");
+        assert!(out.contains(" 99.99999% :   100.352us"), "{out}");
+        assert!(!out.contains("Latency histogram"), "{out}");
+    }
+
+    #[test]
+    fn dash_ll_adds_the_histogram_buckets() {
+        let out = render_latency(2, &[result()]);
+        assert!(
+            out.contains("       Range in us     Cumulative    IO count"),
+            "{out}"
+        );
+        assert!(
+            out.contains("   19.968 -    20.096:   99.0000%  (       99)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("   99.840 -   100.352:  100.0000%  (        1)"),
+            "{out}"
         );
     }
 }

@@ -5,7 +5,7 @@
 
 use super::args::{Config, Pattern};
 use super::report::{NsResult, Progress};
-use hdrhistogram::Histogram;
+use crate::latency_hist::LatencyHistogram;
 use spdk_io::env::{now_ns, DmaBuf};
 use spdk_io::nvme::{Controller, IoCompletion, Namespace, QPair, QPairOpts};
 use std::cell::RefCell;
@@ -29,7 +29,7 @@ struct NsCtx {
     ns: Namespace,
     free: Vec<DmaBuf>,
     done: DoneList,
-    hist: Histogram<u64>,
+    hist: LatencyHistogram,
     ios: u64,
     errors: u64,
     min_ns: u64,
@@ -119,7 +119,7 @@ pub fn run(
                 Vec::with_capacity(cfg.queue_depth as usize),
                 None,
             ))),
-            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?,
+            hist: LatencyHistogram::new(),
             ios: 0,
             errors: 0,
             min_ns: u64::MAX,
@@ -237,7 +237,7 @@ fn account(ctx: &mut NsCtx) -> u64 {
             ctx.sum_ns += lat as u128;
             ctx.min_ns = ctx.min_ns.min(lat);
             ctx.max_ns = ctx.max_ns.max(lat);
-            let _ = ctx.hist.record(lat.max(1));
+            ctx.hist.tally_n(lat, 1);
         } else {
             ctx.errors += 1;
         }

@@ -1,0 +1,58 @@
+//! [`EventError`]: what can stop the application framework from starting
+//! or from loading its configuration.
+
+use thiserror::Error;
+
+/// A failure of the application framework.
+#[derive(Debug, Error)]
+pub enum EventError {
+    /// Another process holds the lock file beside the RPC socket.
+    #[error("RPC Unix domain socket path {socket} in use (lock file {lock} is held by another process). Specify another with -r/--rpc-socket.")]
+    SocketInUse {
+        /// The socket path asked for.
+        socket: String,
+        /// The lock file SPDK keeps beside it (`<socket>.lock`).
+        lock: String,
+    },
+    /// Creating, locking or binding the RPC socket failed.
+    #[error("cannot listen on RPC socket {path}: {op}: {msg}")]
+    Listen {
+        /// The socket (or lock file) path.
+        path: String,
+        /// What was being done (open lock file, bind, ...).
+        op: &'static str,
+        /// The OS error.
+        msg: String,
+    },
+    /// The JSON configuration is malformed or one of its entries failed.
+    #[error("{0}")]
+    Config(String),
+    /// A subsystem failed to initialise.
+    #[error("subsystem {name} failed to initialise: {msg}")]
+    SubsystemInit {
+        /// The subsystem (`bdev`).
+        name: String,
+        /// Its error.
+        msg: String,
+    },
+    /// The subsystems' dependencies are inconsistent.
+    #[error("subsystem {name} depends on {missing}, which is not registered (or the dependencies form a cycle)")]
+    SubsystemDepends {
+        /// The subsystem.
+        name: String,
+        /// The dependency that cannot be satisfied.
+        missing: String,
+    },
+    /// The env (DMA memory) could not be brought up.
+    #[error("env: {0}")]
+    Env(String),
+    /// The reactors or the app thread could not be started.
+    #[error("reactors: {0}")]
+    Reactor(String),
+    /// An application is already running in this process.
+    #[error("an application is already running in this process (one app framework per process, as with spdk_app_start)")]
+    AlreadyRunning,
+    /// Signal handling could not be set up.
+    #[error("signals: {0}")]
+    Signals(String),
+}

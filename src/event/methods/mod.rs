@@ -1,0 +1,44 @@
+//! The framework's own methods (SPDK's `lib/event/app_rpc.c`,
+//! `lib/event/log_rpc.c`, `lib/init/subsystem_rpc.c`, `lib/rpc/rpc.c`).
+//!
+//! | file | methods |
+//! |---|---|
+//! | `framework` | `spdk_get_version`, `rpc_get_methods`, `framework_start_init`, `framework_wait_init`, `framework_get_subsystems`, `framework_get_config`, `spdk_kill_instance` |
+//! | `reactors` | `framework_get_reactors`, `thread_get_stats`, `thread_get_pollers`, `thread_get_io_channels` |
+//! | `log` | `log_set_level`, `log_get_level`, `log_set_print_level`, `log_get_print_level`, `log_set_flag`, `log_clear_flag`, `log_get_flags` |
+
+mod framework;
+mod log;
+mod reactors;
+
+use crate::rpc::{Method, MethodFuture, RpcError, RpcResult};
+use serde_json::Value;
+use std::future::Future;
+
+/// Every framework method.
+pub fn methods() -> Vec<Method> {
+    let mut v = framework::methods();
+    v.extend(reactors::methods());
+    v.extend(log::methods());
+    v
+}
+
+fn boxed(f: impl Future<Output = RpcResult> + 'static) -> MethodFuture {
+    Box::pin(f)
+}
+
+fn ready(r: RpcResult) -> MethodFuture {
+    Box::pin(std::future::ready(r))
+}
+
+/// SPDK's refusal of params for a method that takes none (an empty
+/// object is accepted as none).
+fn no_params(method: &str, params: &Value) -> Result<(), RpcError> {
+    match params {
+        Value::Null => Ok(()),
+        Value::Object(o) if o.is_empty() => Ok(()),
+        _ => Err(RpcError::invalid_params(format!(
+            "`{method}` requires no arguments"
+        ))),
+    }
+}

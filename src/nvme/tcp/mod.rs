@@ -1,0 +1,29 @@
+//! The NVMe/TCP transport (NVMe/TCP Transport Specification 1.0): the host
+//! side of a queue pair carried over one TCP connection.
+//!
+//! - [`pdu`]: the PDU types and their layouts (checked at compile time);
+//!   [`encode`]: the encoders; [`decode`]: validation and decoding of every
+//!   PDU header from the peer; [`digest`]: CRC32C header and data digests.
+//! - [`fabrics`]: Connect, Property Get/Set and the SGLs of NVMe/TCP commands.
+//! - [`TcpQueue`]: one queue's connection: ICReq/ICResp, command capsules
+//!   with in-capsule data, R2T answered with H2CData, C2HData copied into
+//!   the command's buffers ([`CommandBuffers`]), sends batched per poll.
+//! - [`PduError`], [`TcpError`]: a PDU that breaks the rules (naming the
+//!   field), and what fails on a connection.
+
+mod admin;
+mod attach;
+mod check;
+pub mod decode;
+pub mod digest;
+pub mod encode;
+mod error;
+pub mod fabrics;
+pub mod pdu;
+mod queue;
+mod queue_recv;
+
+pub(crate) use admin::TcpAdmin;
+pub(crate) use attach::{attach, shutdown, TcpTransport};
+pub use error::{PduError, TcpError};
+pub use queue::{CommandBuffers, TcpQueue, TcpQueueOpts};

@@ -1,0 +1,237 @@
+//! Starting `spdk-io tgt` on a private socket and talking JSON-RPC to it
+//! over the Unix socket, for the target's tests.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for the target or a response.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A private directory for one target's socket and files.
+pub fn scratch(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "spdk-io-tgt-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running target; SIGTERM and wait on drop.
+pub struct Tgt {
+    pub child: Option<Child>,
+    pub sock: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// The `spdk-io tgt` command on `sock` with `--no-huge` and extra args.
+pub fn command(sock: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spdk-io"));
+    c.arg("tgt").arg("-r").arg(sock).arg("--no-huge").args(args);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+impl Tgt {
+    /// Starts a target and waits until it answers spdk_get_version.
+    pub fn start(tag: &str, args: &[&str]) -> Tgt {
+        let dir = scratch(tag);
+        let sock = dir.join("spdk.sock");
+        Self::start_at(dir, sock, args)
+    }
+
+    /// Starts a target on a given socket.
+    pub fn start_at(dir: PathBuf, sock: PathBuf, args: &[&str]) -> Tgt {
+        let child = command(&sock, args).spawn().expect("spawn spdk-io tgt");
+        let mut t = Tgt {
+            child: Some(child),
+            sock,
+            dir,
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(mut s) = UnixStream::connect(&t.sock) {
+                if call(&mut s, "spdk_get_version", None)
+                    .get("result")
+                    .is_some()
+                {
+                    return t;
+                }
+            }
+            if let Some(st) = t.child.as_mut().unwrap().try_wait().unwrap() {
+                let out = t.child.take().unwrap().wait_with_output().unwrap();
+                panic!(
+                    "spdk-io tgt exited ({st}) at start: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "spdk-io tgt did not listen within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A new connection.
+    pub fn connect(&self) -> UnixStream {
+        let s = UnixStream::connect(&self.sock).expect("connect to the target");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s
+    }
+
+    /// One call on a new connection; the whole response object.
+    pub fn call(&self, method: &str, params: Option<Value>) -> Value {
+        call(&mut self.connect(), method, params)
+    }
+
+    /// The `result` of a call that must succeed.
+    pub fn ok(&self, method: &str, params: Option<Value>) -> Value {
+        let r = self.call(method, params);
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} failed: {r}"))
+    }
+
+    /// Asserts the target still answers spdk_get_version.
+    pub fn assert_alive(&self) {
+        let v = self.ok("spdk_get_version", None);
+        assert!(v["version"].as_str().unwrap().starts_with("SPDK v"), "{v}");
+    }
+
+    /// Sends `sig` and waits for the exit (bounded).
+    pub fn stop_with(&mut self, sig: nix::sys::signal::Signal) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("target running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, sig);
+        wait_exit(&mut child)
+    }
+}
+
+/// Waits (bounded) for a child to exit; its status and stderr.
+pub fn wait_exit(child: &mut Child) -> (ExitStatus, String) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return (st, err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("target did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Drop for Tgt {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop_with(nix::sys::signal::Signal::SIGTERM);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A request object.
+pub fn request(id: u64, method: &str, params: Option<Value>) -> Value {
+    let mut r = json!({"jsonrpc": "2.0", "method": method, "id": id});
+    if let Some(p) = params {
+        r["params"] = p;
+    }
+    r
+}
+
+/// Reads one complete JSON value from `s` (as rpc.py does: until what was
+/// received parses), keeping what follows in `buf`.
+pub fn read_value(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<Value> {
+    loop {
+        let mut it = serde_json::Deserializer::from_slice(buf).into_iter::<Value>();
+        match it.next() {
+            Some(Ok(v)) => {
+                let used = it.byte_offset();
+                buf.drain(..used);
+                return Some(v);
+            }
+            Some(Err(e)) if !e.is_eof() => panic!("bad JSON from the target: {e}"),
+            _ => {}
+        }
+        let mut chunk = [0u8; 65536];
+        match s.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("reading a response: {e}"),
+        }
+    }
+}
+
+/// One request, one response.
+pub fn call(s: &mut UnixStream, method: &str, params: Option<Value>) -> Value {
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(request(1, method, params).to_string().as_bytes())
+        .unwrap();
+    read_value(s, &mut Vec::new()).expect("the target closed the connection")
+}
+
+/// Whether the target closed `s` (a read returns end of stream).
+pub fn is_closed(s: &mut UnixStream) -> bool {
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+impl Tgt {
+    /// A call if the socket still accepts connections, else `None`.
+    pub fn call_if_up(&self) -> Option<Value> {
+        let mut s = UnixStream::connect(&self.sock).ok()?;
+        Some(call(&mut s, "spdk_get_version", None))
+    }
+}
+
+impl Tgt {
+    /// Open file descriptors of the target process.
+    pub fn fd_count(&self) -> usize {
+        let pid = self.child.as_ref().expect("target running").id();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    }
+
+    /// Waits (bounded) until the target has at most `n` descriptors open;
+    /// panics with the count it kept.
+    pub fn assert_fds_back_to(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.fd_count();
+            if now <= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the target keeps {now} descriptors open, {n} before"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
