@@ -198,6 +198,9 @@ fn spdk_rpc_creates_lists_and_deletes_bdevs_and_save_config_restores_them() {
     let cfg = json!({"subsystems": [{"subsystem": "bdev", "config": saved}]});
     let cfg_path = t.dir.join("saved.json");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    // One writer per file: the file bdevs go before a second target opens their files.
+    rpc(&s, &["bdev_uring_delete", "Uring0"]);
+    rpc(&s, &["bdev_aio_delete", "Aio0"]);
     let restored = Tgt::start("pyrpc-bdev-2", &["--json", cfg_path.to_str().unwrap()]);
     assert_eq!(
         rpc_json(&restored.sock, &["framework_get_config", "bdev"]),
@@ -208,8 +211,6 @@ fn spdk_rpc_creates_lists_and_deletes_bdevs_and_save_config_restores_them() {
     rpc(&s, &["bdev_error_delete", "EE_Malloc1"]);
     rpc(&s, &["bdev_passthru_delete", "PT0"]);
     rpc(&s, &["bdev_split_delete", "Null0"]);
-    rpc(&s, &["bdev_uring_delete", "Uring0"]);
-    rpc(&s, &["bdev_aio_delete", "Aio0"]);
     rpc(&s, &["bdev_null_delete", "Null0"]);
     rpc(&s, &["bdev_malloc_delete", "Malloc1"]);
     rpc(&s, &["bdev_malloc_delete", "Malloc0"]);
