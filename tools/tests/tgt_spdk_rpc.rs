@@ -211,6 +211,8 @@ fn spdk_rpc_creates_lists_and_deletes_bdevs_and_save_config_restores_them() {
     rpc(&s, &["bdev_error_delete", "EE_Malloc1"]);
     rpc(&s, &["bdev_passthru_delete", "PT0"]);
     rpc(&s, &["bdev_split_delete", "Null0"]);
+    rpc(&s, &["bdev_uring_delete", "Uring0"]);
+    rpc(&s, &["bdev_aio_delete", "Aio0"]);
     rpc(&s, &["bdev_null_delete", "Null0"]);
     rpc(&s, &["bdev_malloc_delete", "Malloc1"]);
     rpc(&s, &["bdev_malloc_delete", "Malloc0"]);
