@@ -95,6 +95,11 @@ impl RpcServer {
             frames.clear();
             busy |= c.borrow_mut().read(&mut frames);
             for f in frames.drain(..) {
+                // After a parse error the stream has no resynchronisation
+                // point: what follows it is not handled.
+                if c.borrow().is_closing() {
+                    break;
+                }
                 busy = true;
                 self.handle(c, f);
             }
@@ -211,6 +216,9 @@ impl RpcServer {
     pub fn stop_listening(&self) {
         self.inner.listener.borrow_mut().take();
         let _ = std::fs::remove_file(&self.inner.path);
+        for c in self.inner.conns.borrow().iter() {
+            c.borrow_mut().stop_reading();
+        }
     }
 
     /// Whether every connection has no request in flight and nothing
