@@ -331,7 +331,9 @@ fn app_thread_start(
             None => Ok(()),
         };
         if let Err(e) = r {
-            let _ = tx2.send(AppEvent::Fatal(e));
+            if !c.shutting_down.get() {
+                let _ = tx2.send(AppEvent::Fatal(e));
+            }
             return;
         }
         if opts.wait_for_rpc {
@@ -360,6 +362,14 @@ fn app_thread_shutdown() {
     };
     let server = SERVER.with(|c| c.borrow_mut().take());
     let task = async move {
+        // framework_wait_init callers are answered (with an error) first.
+        ctx.shutting_down.set(true);
+        if matches!(
+            *ctx.init.borrow(),
+            InitState::NotStarted | InitState::SubsystemsUp
+        ) {
+            ctx.abandon_init("the application is shutting down");
+        }
         if let Some(s) = &server {
             s.stop_listening();
             let deadline = Instant::now() + DRAIN_TIMEOUT;
@@ -367,9 +377,6 @@ fn app_thread_shutdown() {
                 let _ = sleep(Duration::from_millis(1)).await;
             }
             s.close();
-        }
-        if *ctx.init.borrow() == InitState::NotStarted {
-            ctx.abandon_init("the application is shutting down");
         }
         ctx.fini();
         ctx::set(None);
