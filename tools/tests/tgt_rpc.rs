@@ -338,7 +338,11 @@ fn thread_and_reactor_listings_show_the_app_thread_and_the_rpc_poller() {
     let p = t.ok("thread_get_pollers", None);
     assert_eq!(
         p["threads"][0]["timed_pollers"][0]["name"],
-        "rpc_subsystem_poll"
+        "rpc_subsystem_poll_servers"
+    );
+    assert_eq!(
+        s["threads"][0]["cpumask"], "1",
+        "hex without 0x, as SPDK writes it"
     );
     assert!(
         p["threads"][0]["timed_pollers"][0]["period_ticks"]

@@ -70,8 +70,10 @@ impl RpcServer {
             }),
         };
         let s = server.clone();
-        let p = poller_register("rpc_subsystem_poll", POLL_PERIOD_US, move || s.poll())
-            .map_err(|e| EventError::Reactor(e.to_string()))?;
+        let p = poller_register("rpc_subsystem_poll_servers", POLL_PERIOD_US, move || {
+            s.poll()
+        })
+        .map_err(|e| EventError::Reactor(e.to_string()))?;
         *server.inner.poller.borrow_mut() = Some(p);
         Ok(server)
     }
