@@ -9,7 +9,7 @@
 //! returned.
 
 use super::ctx::{self, AppCtx, InitState};
-use super::jsonrpc::RpcServer;
+use super::jsonrpc::{RpcServer, SocketLock};
 use super::{config, log as elog, methods, subsystem, EventError, MethodTable};
 use crate::env::{self, EnvOpts};
 use crate::rpc::Method;
@@ -182,6 +182,11 @@ fn run_blocked(
     sfd: &SignalFd,
     on_started: Box<dyn FnOnce() + Send>,
 ) -> Result<(), EventError> {
+    // The socket's lock first: a second instance stops before it takes memory.
+    let lock = match &opts.rpc_socket {
+        Some(p) => Some(SocketLock::acquire(p)?),
+        None => None,
+    };
     let env_ours = init_env(&opts)?;
     let first = opts.cpumask.iter().next().ok_or_else(|| {
         EventError::Reactor("core mask is empty: give at least one core (-m)".into())
@@ -202,7 +207,7 @@ fn run_blocked(
                 cpumask: CpuMask::single(first),
                 ..ThreadOpts::default()
             },
-            move || app_thread_start(app_opts, config_text, weak, tx_app, on_started),
+            move || app_thread_start(app_opts, lock, config_text, weak, tx_app, on_started),
         )
         .map_err(|e| EventError::Reactor(e.to_string()))?;
 
@@ -284,6 +289,7 @@ fn stop_reactors(mut reactors: Arc<ReactorSet>) {
 /// then the configuration or the initialisation.
 fn app_thread_start(
     opts: AppOpts,
+    lock: Option<SocketLock>,
     config_text: Option<String>,
     reactors: std::sync::Weak<ReactorSet>,
     tx: mpsc::Sender<AppEvent>,
@@ -311,8 +317,8 @@ fn app_thread_start(
         reactors,
     ));
     ctx::set(Some(ctx.clone()));
-    if let Some(path) = &opts.rpc_socket {
-        match RpcServer::listen(path, table) {
+    if let (Some(path), Some(lock)) = (&opts.rpc_socket, lock) {
+        match RpcServer::listen_locked(path, lock, table) {
             Ok(s) => {
                 log::info!("JSON-RPC server listening on {}", path.display());
                 SERVER.with(|c| *c.borrow_mut() = Some(s));

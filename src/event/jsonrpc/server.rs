@@ -45,6 +45,16 @@ impl RpcServer {
     /// cannot be bound, or there is no current thread.
     pub fn listen(path: &Path, table: Rc<MethodTable>) -> Result<RpcServer, EventError> {
         let lock = SocketLock::acquire(path)?;
+        Self::listen_locked(path, lock, table)
+    }
+
+    /// [`listen`](Self::listen) with the lock already taken (the app takes
+    /// it before anything else, so a second instance stops at once).
+    pub(crate) fn listen_locked(
+        path: &Path,
+        lock: SocketLock,
+        table: Rc<MethodTable>,
+    ) -> Result<RpcServer, EventError> {
         // We hold the lock, so a socket file there is a dead instance's.
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path).map_err(|e| EventError::Listen {
