@@ -96,6 +96,41 @@ fn an_iops_limit_lets_no_more_than_its_share_per_slice_through() {
 }
 
 #[test]
+fn two_channels_share_one_bdevs_quota() {
+    let (d, ch0) = null("RpcQosTwo");
+    let ch1 = d.get_io_channel_sized(4096).unwrap();
+    let t0 = bdev::ticks::ticks();
+    call(
+        "bdev_set_qos_limit",
+        json!({"name": "RpcQosTwo", "rw_ios_per_sec": 10_000}),
+    )
+    .unwrap();
+    let (done, cb) = counter();
+    for i in 0..100 {
+        d.read_blocks(&ch0, IoBuf::new(512), i, 1, cb()).unwrap();
+        d.write_blocks(&ch1, IoBuf::new(512), i, 1, cb()).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while done.get() < 200 {
+        ch0.poll();
+        ch1.poll();
+        let slices = (bdev::ticks::ticks() - t0) / slice() + 1;
+        assert!(
+            done.get() <= 10 * slices,
+            "{} I/O within {slices} slices",
+            done.get()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queued I/O never released"
+        );
+    }
+    drop((ch0, ch1));
+    d.close();
+    call("bdev_null_delete", json!({"name": "RpcQosTwo"})).unwrap();
+}
+
+#[test]
 fn a_write_bandwidth_limit_holds_writes_and_lets_reads_pass() {
     let (d, ch) = null("RpcQosBw");
     let t0 = bdev::ticks::ticks();
