@@ -75,11 +75,31 @@ impl BdevModule for ErrorModule {
     fn name(&self) -> &'static str {
         "error"
     }
+    fn examine(&self, bdev: &Arc<Bdev>) {
+        let ready: Vec<ErrorOpts> = {
+            let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+            let (now, later) = p.drain(..).partition(|o| o.base_name == bdev.name());
+            *p = later;
+            now
+        };
+        for o in ready {
+            if let Err(e) = build(o) {
+                log::error!("error bdev on '{}': {e}", bdev.name());
+            }
+        }
+    }
+    fn module_fini(&self) {
+        PENDING.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 pub(crate) fn module() -> Arc<dyn BdevModule> {
     Arc::new(ErrorModule)
 }
+
+/// Error bdevs configured before their base exists (a config saved by
+/// SPDK lists `bdev_error_create` before the bases): made when it appears.
+static PENDING: Mutex<Vec<ErrorOpts>> = Mutex::new(Vec::new());
 
 struct ErrorBdev {
     base: BaseLink,
@@ -155,6 +175,30 @@ static REGISTRY: Mutex<Vec<(String, std::sync::Weak<Inject>)>> = Mutex::new(Vec:
 
 /// Creates `EE_<base_name>` on an existing base.
 pub fn create(opts: ErrorOpts) -> Result<Arc<Bdev>> {
+    build(opts)
+}
+
+/// `bdev_error_create`: creates `EE_<base_name>` now if the base exists
+/// (returning it), else when the base is registered (as SPDK's error
+/// module does).
+pub fn create_or_wait(opts: ErrorOpts) -> Result<Option<Arc<Bdev>>> {
+    let name = format!("EE_{}", opts.base_name);
+    if get_by_name(&name).is_some() {
+        return Err(BdevError::Exists(name));
+    }
+    if get_by_name(&opts.base_name).is_some() {
+        return build(opts).map(Some);
+    }
+    let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    if p.iter().any(|o| o.base_name == opts.base_name) {
+        return Err(BdevError::Exists(name));
+    }
+    log::info!("error bdev {name} waits for base '{}'", opts.base_name);
+    p.push(opts);
+    Ok(None)
+}
+
+fn build(opts: ErrorOpts) -> Result<Arc<Bdev>> {
     let base = BaseLink::open(&opts.base_name, "error")?;
     let b = base.desc.bdev().props().clone();
     let name = format!("EE_{}", opts.base_name);

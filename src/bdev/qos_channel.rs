@@ -44,7 +44,8 @@ impl ChannelInner {
         cb: Cb,
     ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
         let bytes = n.saturating_mul(u64::from(self.block_size));
-        if self.qos_queue.borrow().is_empty() && self.bdev.qos.try_take(io_type, bytes) {
+        let queued = !self.qos_queue.borrow().is_empty();
+        if !queued && self.bdev.qos.try_take(io_type, bytes) {
             return self.start_now(io_type, off, n, data, cb);
         }
         let mut pool = self.pool.borrow_mut();
@@ -57,39 +58,57 @@ impl ChannelInner {
         let id = IoId::new(idx, s.gen);
         s.state = State::QosQueued;
         self.qos_queue.borrow_mut().push_back(idx);
+        drop(pool);
+        if queued {
+            // Older requests get the quota first, then this one.
+            self.qos_release();
+        }
         Ok(id)
     }
 
     /// The poll's QoS step: refills the bdev's quota when a slice ended,
-    /// then starts queued requests, in order, while quota lasts (all of
-    /// them once the limits are removed; none, aborted, once the bdev is
-    /// removed). Returns how many it started.
+    /// then starts the queued requests the quota allows, oldest first; a
+    /// request held by one limit does not hold back one that limit does not
+    /// apply to (a read behind a write under `w_mbytes_per_sec`), as in
+    /// SPDK. All go once the limits are removed; none, aborted, once the
+    /// bdev is removed. Returns how many it started.
     #[cold]
     pub(crate) fn qos_poll(&self) -> usize {
         if self.bdev.is_removed() {
             self.abort_qos_queued();
             return 0;
         }
+        if self.bdev.qos.enabled.load(Ordering::Relaxed) {
+            self.bdev.qos.refill(self.now.get());
+        }
+        let started = self.qos_release();
+        if started > 0 {
+            self.progressed.set(true);
+        }
+        started
+    }
+
+    /// One pass over the QoS queue: starts what the quota allows, keeps
+    /// the rest in order.
+    fn qos_release(&self) -> usize {
         let qos = &self.bdev.qos;
         let enabled = qos.enabled.load(Ordering::Relaxed);
-        if enabled {
-            qos.refill(self.now.get());
-        }
         let mut started = 0;
-        loop {
-            let Some(&idx) = self.qos_queue.borrow().front() else {
+        let n = self.qos_queue.borrow().len();
+        for _ in 0..n {
+            let Some(idx) = self.qos_queue.borrow_mut().pop_front() else {
                 break;
             };
             let mut pool = self.pool.borrow_mut();
             let s = &pool.slots[idx as usize];
-            let bytes = s.num_blocks.saturating_mul(u64::from(self.block_size));
-            if enabled && !qos.try_take(s.io_type, bytes) {
-                break;
+            let (t, off, nb) = (s.io_type, s.offset_blocks, s.num_blocks);
+            let bytes = nb.saturating_mul(u64::from(self.block_size));
+            if enabled && !qos.try_take(t, bytes) {
+                self.qos_queue.borrow_mut().push_back(idx);
+                continue;
             }
-            self.qos_queue.borrow_mut().pop_front();
-            let (t, off, n) = (s.io_type, s.offset_blocks, s.num_blocks);
             if self.locks.gate.load(Ordering::Relaxed) & t.bit() != 0
-                && self.locks.is_blocked(t, off, n)
+                && self.locks.is_blocked(t, off, nb)
             {
                 // A range lock came while it waited: it waits behind the lock now.
                 pool.slots[idx as usize].state = State::Locked;
@@ -99,9 +118,6 @@ impl ChannelInner {
                 self.dispatch(&mut pool, idx);
             }
             started += 1;
-        }
-        if started > 0 {
-            self.progressed.set(true);
         }
         started
     }

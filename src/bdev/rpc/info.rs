@@ -28,6 +28,7 @@ pub(super) fn iostat_json(name: Option<&str>, s: &IoStat) -> Value {
         "copy_latency_ticks": 0,
         "max_copy_latency_ticks": 0,
         "min_copy_latency_ticks": 0,
+        "io_error": {},
         "num_io_errors": s.num_io_errors,
         "num_other_ops": s.num_other_ops,
     });

@@ -126,9 +126,18 @@ pub fn config_entries() -> Vec<Value> {
     }
     v.extend(nvme::options_entry());
     for b in crate::bdev::bdevs() {
-        v.extend(b.ops.write_config_json());
+        v.extend(b.ops.write_config_json().map(without_nulls));
         v.extend(core::qos_entry(&b));
     }
     v.push(json!({"method": "bdev_wait_for_examine"}));
     v
+}
+
+/// An entry without its `null` params: SPDK writes an unset option by
+/// leaving it out, and its decoders refuse `null` (`"uuid": null`).
+fn without_nulls(mut e: Value) -> Value {
+    if let Some(p) = e.get_mut("params").and_then(Value::as_object_mut) {
+        p.retain(|_, v| !v.is_null());
+    }
+    e
 }

@@ -260,10 +260,11 @@ pub(super) fn passthru_create(p: Value) -> Res {
     Ok(name.into())
 }
 
-/// `bdev_error_create`: `true`, as SPDK answers (the bdev is `EE_<base>`).
+/// `bdev_error_create`: `true`, as SPDK answers (the bdev is `EE_<base>`,
+/// made when the base appears if it does not exist yet).
 pub(super) fn error_create(p: Value) -> Res {
     let p: error_inject::ErrorOpts = params(p)?;
-    error_inject::create(p)?;
+    error_inject::create_or_wait(p)?;
     Ok(Value::Bool(true))
 }
 
