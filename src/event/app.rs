@@ -10,71 +10,21 @@
 
 use super::ctx::{self, AppCtx, InitState};
 use super::jsonrpc::{RpcServer, SocketLock};
-use super::{config, log as elog, methods, subsystem, EventError, MethodTable};
+use super::{config, log as elog, methods, subsystem, AppOpts, EventError, MethodTable};
 use crate::env::{self, EnvOpts};
-use crate::rpc::Method;
-use crate::thread::{sleep, spawn_local, CpuMask, ReactorOpts, ReactorSet, ThreadOpts};
+use crate::thread::{sleep, spawn_local, CpuMask, ReactorSet, ThreadOpts};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::cell::RefCell;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// SPDK's default RPC socket.
-pub const DEFAULT_RPC_SOCKET: &str = "/var/tmp/spdk.sock";
-
 /// How long the shutdown waits for in-flight requests to be answered.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the main thread waits for the app thread to finish.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Options of [`run`] (SPDK's `spdk_app_opts` and `spdk_tgt`'s flags).
-#[derive(Clone, Debug)]
-pub struct AppOpts {
-    /// The program's name (hugepage file names, logs).
-    pub name: String,
-    /// Cores to run reactors on (`-m`); the app thread runs on the first.
-    pub cpumask: CpuMask,
-    /// A JSON config to load at start (`-c/--json`).
-    pub json_config: Option<PathBuf>,
-    /// The RPC socket (`-r`); `None` runs without an RPC server.
-    pub rpc_socket: Option<PathBuf>,
-    /// Do not initialise subsystems until `framework_start_init` (`--wait-for-rpc`).
-    pub wait_for_rpc: bool,
-    /// MiB of DMA memory reserved at start (`-s`; 0 grows on demand).
-    pub mem_size_mb: usize,
-    /// Ordinary pinned pages instead of hugepages (`--no-huge`).
-    pub no_huge: bool,
-    /// Go on when a config entry fails (`--json-ignore-init-errors`).
-    pub json_ignore_init_errors: bool,
-    /// Debug log flags to set (`-L`).
-    pub log_flags: Vec<String>,
-    /// How the reactors poll.
-    pub reactor_opts: ReactorOpts,
-    /// Methods of the embedding program, registered beside the framework's.
-    pub extra_methods: Vec<Method>,
-}
-
-impl Default for AppOpts {
-    fn default() -> Self {
-        AppOpts {
-            name: "spdk_tgt".into(),
-            cpumask: CpuMask::single(0),
-            json_config: None,
-            rpc_socket: Some(DEFAULT_RPC_SOCKET.into()),
-            wait_for_rpc: false,
-            mem_size_mb: 0,
-            no_huge: false,
-            json_ignore_init_errors: false,
-            log_flags: Vec::new(),
-            reactor_opts: ReactorOpts::default(),
-            extra_methods: Vec::new(),
-        }
-    }
-}
 
 static RUNNING: AtomicBool = AtomicBool::new(false);
 static STOP: AtomicBool = AtomicBool::new(false);
