@@ -174,9 +174,7 @@ fn run_blocked(
         if STOP.load(Ordering::SeqCst) {
             let code = STOP_CODE.load(Ordering::SeqCst);
             if code != 0 {
-                failure = Some(EventError::Config(format!(
-                    "application stopped with code {code}"
-                )));
+                failure = Some(EventError::Stopped(code));
             }
             break;
         }
