@@ -82,13 +82,20 @@ impl Uuid {
 
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = [0u8; 36];
+        let mut at = 0;
         for (i, x) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
+                s[at] = b'-';
+                at += 1;
             }
-            write!(f, "{x:02x}")?;
+            s[at] = HEX[usize::from(x >> 4)];
+            s[at + 1] = HEX[usize::from(x & 15)];
+            at += 2;
         }
-        Ok(())
+        // Only ASCII hex digits and dashes were written.
+        f.write_str(std::str::from_utf8(&s).map_err(|_| fmt::Error)?)
     }
 }
 
