@@ -331,11 +331,10 @@ fn nvme_controllers_are_listed_reset_and_detached_by_name() {
     assert_eq!(v[0]["name"], "RpcNvme");
     assert_eq!(v[0]["ctrlrs"][0]["state"], "enabled");
     assert_eq!(v[0]["ctrlrs"][0]["cntlid"], cntlid);
+    let e = call("bdev_nvme_get_controllers", json!({"name": "RpcNvmeNone"})).unwrap_err();
     assert_eq!(
-        call("bdev_nvme_get_controllers", json!({"name": "RpcNvmeNone"}))
-            .unwrap_err()
-            .code,
-        -19
+        (e.code, e.message.as_str()),
+        (22, "Controller RpcNvmeNone does not exist")
     );
     assert_eq!(
         call("bdev_nvme_reset_controller", json!({"name": "RpcNvme"})).unwrap(),
