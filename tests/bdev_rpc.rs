@@ -390,6 +390,11 @@ fn split_and_passthru_answer_their_names() {
         json!(true)
     );
     assert_eq!(
+        err("bdev_split_delete", json!({"base_bdev": "RpcVb0"})),
+        (-32602, "No such file or directory".into()),
+        "SPDK's answer for a base with no split"
+    );
+    assert_eq!(
         err("bdev_passthru_delete", json!({"name": "RpcVb0"})),
         (-19, "No such device".into()),
         "a delete of another module's bdev is refused"
