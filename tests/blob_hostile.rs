@@ -6,7 +6,8 @@
 mod blob_common;
 
 use blob_common::*;
-use spdk_io::blob::{BlobError, BlobOpts, Blobstore, LoadOpts, PowerCutDev, RamDev};
+use spdk_io::blob::{BlobError, BlobOpts, Blobstore, BsDev, LoadOpts, PowerCutDev, RamDev};
+use std::io;
 
 /// Sets super block field at byte `off` (u32) and fixes the crc.
 fn patch_super(img: &mut [u8], off: usize, value: u32) {
@@ -197,4 +198,86 @@ fn a_metadata_sync_that_fails_leaves_the_blob_as_on_disk_and_the_store_unloadabl
     bs.close_blob(h).unwrap();
     let bs = Blobstore::load(bs.unload().unwrap(), &LoadOpts::default()).unwrap();
     assert_eq!(bs.blob_info(id).unwrap(), before);
+}
+
+/// A RAM device whose writes of block `fail_write_at` and whose unmaps fail
+/// while armed.
+struct FailDev {
+    inner: RamDev,
+    armed: bool,
+    fail_write_at: Option<u64>,
+    fail_unmap: bool,
+}
+
+impl BsDev for FailDev {
+    fn block_len(&self) -> u32 {
+        self.inner.block_len()
+    }
+    fn block_count(&self) -> u64 {
+        self.inner.block_count()
+    }
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read(lba, buf)
+    }
+    fn write(&mut self, lba: u64, buf: &[u8]) -> io::Result<()> {
+        if self.armed && self.fail_write_at == Some(lba) {
+            return Err(io::Error::other("injected write failure"));
+        }
+        self.inner.write(lba, buf)
+    }
+    fn unmap(&mut self, lba: u64, blocks: u64) -> io::Result<()> {
+        if self.armed && self.fail_unmap {
+            return Err(io::Error::other("injected unmap failure"));
+        }
+        self.inner.unmap(lba, blocks)
+    }
+    fn write_zeroes(&mut self, lba: u64, blocks: u64) -> io::Result<()> {
+        self.unmap(lba, blocks)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn fail_dev(fail_write_at: Option<u64>, fail_unmap: bool) -> FailDev {
+    FailDev {
+        inner: RamDev::from_image(image("blobs-4k"), 4096).unwrap(),
+        armed: false,
+        fail_write_at,
+        fail_unmap,
+    }
+}
+
+#[test]
+fn a_delete_that_cannot_commit_fails_and_keeps_the_blob() {
+    // Blob 0x100000000's root is md page 0, device page 4.
+    let mut bs = Blobstore::load(fail_dev(Some(4), false), &LoadOpts::default()).unwrap();
+    let ids = bs.blob_ids();
+    // A change first, so the store is dirty and the delete's first write is the root.
+    bs.set_super_blob(Some(0x1_0000_0002)).unwrap();
+    let mut bs = rearm(bs);
+    assert!(bs.delete_blob(0x1_0000_0000).is_err());
+    assert_eq!(bs.blob_ids(), ids, "reported failed: nothing changed");
+    bs.blob_info(0x1_0000_0000).unwrap();
+}
+
+#[test]
+fn a_delete_that_committed_succeeds_even_if_releasing_its_clusters_fails() {
+    let bs = Blobstore::load(fail_dev(None, true), &LoadOpts::default()).unwrap();
+    let mut bs = rearm(bs);
+    bs.delete_blob(0x1_0000_0000).unwrap();
+    assert!(bs.blob_info(0x1_0000_0000).is_err());
+    assert_eq!(bs.super_blob(), None, "the super blob was deleted");
+    let mut dev = bs.unload().unwrap();
+    dev.armed = false;
+    let bs = Blobstore::load(dev, &LoadOpts::default()).unwrap();
+    assert_eq!(bs.blob_ids(), vec![0x1_0000_0002, 0x1_0000_0004]);
+    assert_eq!(bs.unusable_blobs().count(), 0);
+}
+
+/// Unloads the store and loads it again with the device's failures armed.
+fn rearm(bs: Blobstore<FailDev>) -> Blobstore<FailDev> {
+    let mut dev = bs.unload().unwrap();
+    dev.armed = true;
+    Blobstore::load(dev, &LoadOpts::default()).unwrap()
 }

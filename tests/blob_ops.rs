@@ -338,7 +338,7 @@ fn flags_from_a_newer_writer_refuse_or_restrict_as_spdk() {
         Blobstore::load(RamDev::from_image(img, 4096).unwrap(), &LoadOpts::default()).unwrap();
     assert!(matches!(
         bs.open_blob(ids[0]),
-        Err(BlobError::CorruptBlob { .. })
+        Err(BlobError::UnknownInvalidFlags { .. })
     ));
     assert!(bs
         .unusable_blobs()

@@ -91,6 +91,21 @@ fn opening_twice_gives_the_same_device() {
 
 #[test]
 #[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
+fn an_opened_device_is_claimed_in_spdks_lock_file_with_this_pid() {
+    let addr = setup();
+    let _dev = pci::open(addr).unwrap();
+    let path = pci::claim::lock_path(std::path::Path::new(pci::claim::LOCK_DIR), addr);
+    let pid = std::fs::read(&path).unwrap();
+    assert_eq!(
+        i32::from_ne_bytes(pid[..4].try_into().unwrap()),
+        std::process::id() as i32,
+        "{}",
+        path.display()
+    );
+}
+
+#[test]
+#[ignore = "needs a vfio-bound NVMe: run qemu/run-tests"]
 fn opening_bad_addresses_explains_what_to_do() {
     setup();
     let e = pci::open("0000:ff:1f.7".parse().unwrap()).err().unwrap();

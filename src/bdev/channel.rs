@@ -338,7 +338,7 @@ impl ChannelInner {
     /// the thread's poll precedes completions reaped later in that same
     /// poll, which then timed out at 0.
     #[inline]
-    fn stamp(&self) -> u64 {
+    pub(crate) fn stamp(&self) -> u64 {
         if self.in_completions.get() {
             self.now.get()
         } else {

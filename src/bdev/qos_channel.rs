@@ -52,7 +52,7 @@ impl ChannelInner {
         let Some(idx) = pool.alloc() else {
             return Err((BdevError::NoMem, data, cb));
         };
-        let now = self.now.get();
+        let now = self.stamp();
         let s = &mut pool.slots[idx as usize];
         s.arm(io_type, off, n, data, cb, now);
         let id = IoId::new(idx, s.gen);
@@ -79,7 +79,9 @@ impl ChannelInner {
             return 0;
         }
         if self.bdev.qos.enabled.load(Ordering::Relaxed) {
-            self.bdev.qos.refill(self.now.get());
+            // The clock itself: the channel's `now` is only read when a poll
+            // completes something, and with every I/O held here none does.
+            self.bdev.qos.refill(ticks());
         }
         let started = self.qos_release();
         if started > 0 {

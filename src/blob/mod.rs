@@ -13,8 +13,11 @@
 //!   [`RamDev`] and [`FileDev`]; [`BdevBsDev`]: any bdev of the `bdev` layer;
 //!   [`cut_dev`]: a device that loses power.
 //! - [`format`](mod@format): the on-disk structures, encode and decode.
-//! - [`Blobstore`]: init / load (with dirty recovery) / unload, super blob,
-//!   grow, free clusters ([`store`], [`load`]).
+//! - [`Blobstore`]: init / load (with dirty recovery; the super block's
+//!   layout checked region by region; [`LoadOpts::read_only`] never writes)
+//!   / unload (a no-op for an unchanged clean store), super blob, grow,
+//!   free clusters ([`store`], [`load`]). [`FileDev`] and the file bdev
+//!   lock their file: one process per store.
 //! - Blob operations ([`ops`]): create, open/close, delete, resize, sync,
 //!   xattrs, read-only, iteration; I/O in io units ([`io`]); snapshots,
 //!   clones, inflate, decouple ([`snapshot`]); the commit protocol ([`persist`]).

@@ -211,7 +211,12 @@ impl<D: BsDev> Blobstore<D> {
         match clones.as_slice() {
             [] => {
                 let md = self.blobs.remove(&id).expect("checked");
-                self.remove_blob_md(&md)
+                let r = self.remove_blob_md(&md);
+                if r.is_err() {
+                    // Not committed: the blob is still there.
+                    self.blobs.insert(id, md);
+                }
+                r
             }
             [clone] => self.delete_snapshot_into_clone(id, *clone),
             many => Err(BlobError::Busy {

@@ -144,12 +144,36 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Removes a blob from disk: its root page is zeroed first (the commit
     /// point of a delete), then its other pages; pages and clusters no other
-    /// blob references are released.
+    /// blob references are released. An error means the delete did not
+    /// commit; a failure after the commit only leaks space until the next
+    /// recovery, and is logged, not reported: the blob is gone.
     pub(crate) fn remove_blob_md(&mut self, md: &BlobMd) -> Result<()> {
         let root = blobid_to_page(md.id).ok_or(BlobError::NoSuchBlob(md.id))?;
         self.mark_dirty()?;
         self.write_md_page(root, &[0u8; PAGE_SIZE])?;
         self.flush()?;
+        self.used_md_pages.clear(root);
+        self.used_blobids.clear(root);
+        let was_super = self.sb.super_blob == md.id;
+        if was_super {
+            self.sb.super_blob = super::format::super_block::BLOBID_INVALID;
+        }
+        let tidy = self.release_blob_space(md).and_then(|()| {
+            if was_super {
+                self.write_super()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = tidy {
+            log::warn!(
+                "blob {:#x} is deleted; releasing its space failed ({e}): it stays claimed until the store is recovered",
+                md.id
+            );
+        }
+        Ok(())
+    }
+
+    fn release_blob_space(&mut self, md: &BlobMd) -> Result<()> {
         let shared_page = |bs: &Self, p: u32| {
             bs.all_md()
                 .any(|b| b.disk_extent_pages.contains(&p) || b.chain.contains(&p))
@@ -167,8 +191,6 @@ impl<D: BsDev> Blobstore<D> {
                 self.used_md_pages.clear(p);
             }
         }
-        self.used_md_pages.clear(root);
-        self.used_blobids.clear(root);
         let mut clusters: Vec<u32> = md
             .clusters
             .iter()
@@ -182,10 +204,6 @@ impl<D: BsDev> Blobstore<D> {
             if !self.all_md().any(|b| b.clusters.contains(&c)) {
                 self.release_cluster(c, md.md_ro_flags & BLOB_CLEAR_METHOD)?;
             }
-        }
-        if self.sb.super_blob == md.id {
-            self.sb.super_blob = super::format::super_block::BLOBID_INVALID;
-            self.write_super()?;
         }
         Ok(())
     }

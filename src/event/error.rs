@@ -52,6 +52,9 @@ pub enum EventError {
     /// An application is already running in this process.
     #[error("an application is already running in this process (one app framework per process, as with spdk_app_start)")]
     AlreadyRunning,
+    /// [`stop`](super::stop) was called with a non-zero code.
+    #[error("the application was stopped with code {0}")]
+    Stopped(i32),
     /// Signal handling could not be set up.
     #[error("signals: {0}")]
     Signals(String),

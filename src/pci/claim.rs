@@ -34,6 +34,11 @@ pub fn claim_in(dir: &Path, addr: PciAddress) -> Result<(), PciError> {
     if claims.contains_key(&addr) {
         return Ok(());
     }
+    // A minimal system (an initramfs) may have no /var/tmp yet.
+    std::fs::create_dir_all(dir).map_err(|source| PciError::Io {
+        what: format!("create the device lock directory {}", dir.display()),
+        source,
+    })?;
     let file = lock_file(&lock_path(dir, addr), addr)?;
     claims.insert(addr, file);
     Ok(())

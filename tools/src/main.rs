@@ -48,8 +48,8 @@ enum Command {
 /// process quietly, as it ends `cat` or `ls`: SIGPIPE takes its default
 /// action instead of being ignored (Rust's start-up ignores it, and then
 /// every `println!` after the reader left panics with exit code 101).
-/// Every subcommand is a one-shot tool writing to stdout; a daemon that
-/// writes to sockets would send with MSG_NOSIGNAL or keep SIGPIPE ignored.
+/// Not for `tgt`: a daemon keeps SIGPIPE ignored (its sockets also send
+/// with MSG_NOSIGNAL), so that no closed pipe or peer can end it.
 fn die_quietly_on_closed_pipe() {
     let armed = Arc::new(AtomicBool::new(true));
     if let Err(e) =
@@ -60,8 +60,10 @@ fn die_quietly_on_closed_pipe() {
 }
 
 fn main() -> ExitCode {
-    die_quietly_on_closed_pipe();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Tgt(_)) {
+        die_quietly_on_closed_pipe();
+    }
     match cli.command {
         Command::Setup(args) => setup::run(args),
         Command::Blob(args) => match blob::run(args) {

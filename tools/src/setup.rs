@@ -124,16 +124,7 @@ fn try_run(args: SetupArgs) -> Result<ExitCode, String> {
             report(bind_all(&sysfs, &filter, &driver)?)
         }
         SetupAction::Reset => {
-            let mut ok = true;
-            if !sysfs.driver_dir("nvme").exists() {
-                if let Err(e) = driver::modprobe("nvme") {
-                    eprintln!(
-                        "the kernel nvme driver is not loaded and `modprobe nvme` failed: {e}"
-                    );
-                    ok = false;
-                }
-            }
-            ok &= report(reset_all(&sysfs, &filter)?);
+            let mut ok = report(reset_all(&sysfs, &filter, &driver::modprobe)?);
             let clear = args.clear_huge || std::env::var("CLEAR_HUGE").is_ok_and(|v| v == "yes");
             if clear {
                 let mut pool = hugepages::SysfsPool::new(sys);
@@ -264,11 +255,26 @@ fn bind_all(sysfs: &Sysfs, filter: &Filter, driver: &str) -> Result<Outcome, Str
     Ok(o)
 }
 
-fn reset_all(sysfs: &Sysfs, filter: &Filter) -> Result<Outcome, String> {
+/// Gives the selected functions back to the kernel nvme driver, loading
+/// it first if there is any to give.
+fn reset_all(
+    sysfs: &Sysfs,
+    filter: &Filter,
+    load: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<Outcome, String> {
     if let Some(o) = none_found(sysfs, filter, "given back to the kernel")? {
         return Ok(o);
     }
     let mut o = Outcome::default();
+    if !sysfs.driver_dir("nvme").exists() {
+        if let Err(e) = load("nvme") {
+            o.push(
+                false,
+                format!("the kernel nvme driver is not loaded and loading it failed: {e}; nothing given back"),
+            );
+            return Ok(o);
+        }
+    }
     for f in nvme_functions(sysfs, filter)? {
         let from = f.driver.as_deref().unwrap_or("no driver");
         let ids = format!("{:04x} {:04x}", f.vendor_id, f.device_id);
@@ -326,7 +332,7 @@ pub(crate) mod tests {
     fn with_no_nvme_function_setup_and_reset_say_nothing_was_done() {
         let (root, sysfs) = tree("none", &["vfio-pci"]);
         let bound = bind_all(&sysfs, &Filter::default(), "vfio-pci").unwrap();
-        let reset = reset_all(&sysfs, &Filter::default()).unwrap();
+        let reset = reset_all(&sysfs, &Filter::default(), &|_| Err("no modprobe".into())).unwrap();
         let _ = std::fs::remove_dir_all(&root);
         assert_eq!(
             bound.lines,

@@ -74,3 +74,47 @@ fn bdevperf_into_a_closed_pipe_ends_quietly() {
     ]);
     let _ = std::fs::remove_file(&cfg);
 }
+
+#[test]
+fn blob_list_into_a_closed_pipe_ends_quietly() {
+    let dir = std::env::temp_dir().join(format!("spdk-io-closed-pipe-blob-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let cfg = dir.join("cfg.json");
+    let c = serde_json::json!({"subsystems": [{"subsystem": "bdev", "config": [
+        {"method": "bdev_aio_create", "params": {"name": "Aio0", "filename": img, "block_size": 4096}}
+    ]}]});
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let base = ["blob", "--json", &cfg, "-b", "Aio0"];
+    let init = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
+        .args(base)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    for _ in 0..3 {
+        let create = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
+            .args(base)
+            .args(["create", "--clusters", "1"])
+            .output()
+            .unwrap();
+        assert!(
+            create.status.success(),
+            "{}",
+            String::from_utf8_lossy(&create.stderr)
+        );
+    }
+    let mut args = base.to_vec();
+    args.push("list");
+    assert_quiet(&args);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,6 +3,7 @@
 //! buffers and resubmits itself from its completion, so the steady state
 //! allocates nothing.
 
+use super::outstanding::Outstanding;
 use super::task::{Phase, Task};
 use super::Workload;
 use crate::latency_hist::LatencyHistogram;
@@ -10,74 +11,18 @@ use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoType};
 use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
-/// What a job is told to do (sent to its thread).
-pub struct JobConfig {
-    pub bdev: String,
-    pub core: usize,
-    /// This job's share of the bdev: (index, count) among the jobs on it.
-    pub part: (u64, u64),
-    pub queue_depth: u32,
-    pub io_size: u64,
-    pub workload: Workload,
-    pub rwmixread: u32,
-    pub time: Duration,
-    pub seed: u64,
-}
+pub use super::spec::{share, JobConfig, JobResult, Shared};
 
-/// What the main thread and a job share: the job's progress, and the
-/// main thread's request to end the run early (SIGINT).
-pub struct Shared {
-    pub completed: AtomicU64,
-    pub stop: AtomicBool,
-}
-
-impl Shared {
-    pub fn new() -> Shared {
-        Shared {
-            completed: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-        }
-    }
-}
-
-/// I/Os of `io_blocks` blocks in a bdev of `num_blocks`, and the
-/// (first, count) of them that job `k` of `n` on the bdev owns.
-pub fn share(num_blocks: u64, io_blocks: u64, (k, n): (u64, u64)) -> (u64, u64) {
-    let total_ios = num_blocks / io_blocks.max(1);
-    let base = total_ios * k / n;
-    (base, (total_ios * (k + 1) / n - base).max(1))
-}
-
-/// A finished job's figures.
-pub struct JobResult {
-    pub bdev: String,
-    pub core: usize,
-    /// The queue depth the job ran at (a verify job's may be below `-q`).
-    pub queue_depth: u32,
-    pub runtime: f64,
-    pub ios: u64,
-    pub failed: u64,
-    pub miscompares: u64,
-    pub lat_sum_ns: u64,
-    pub lat_min_ns: u64,
-    pub lat_max_ns: u64,
-    pub hist: LatencyHistogram,
-    pub error: Option<String>,
-    /// CPU time the job's reactor thread ran during the job (from
-    /// /proc/thread-self/schedstat; 0 where unavailable).
-    pub cpu_ns: u64,
-}
-
-/// CPU time of the calling OS thread in ns, from the scheduler's accounting.
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+/// The calling OS thread's (CPU time, run-queue wait) in ns, from the
+/// scheduler's accounting (/proc/thread-self/schedstat); zeros where
+/// unavailable.
+fn thread_sched_ns() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut f = s.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+    (f.next().unwrap_or(0), f.next().unwrap_or(0))
 }
 
 pub(crate) struct Job {
@@ -108,14 +53,16 @@ pub(crate) struct Job {
     /// Verify: one bit per I/O of the job's share, set while an I/O there
     /// is in flight, so no two in-flight I/Os overlap (SPDK's
     /// `job->outstanding`). `None` for the other workloads.
-    pub(crate) busy: Option<RefCell<Vec<u64>>>,
+    pub(crate) busy: Option<RefCell<Outstanding>>,
     /// Run-length of equal latencies not yet in `hist` (completions of one
     /// poll share their tick, so runs are common): (value, count).
     pub(crate) pending_lat: Cell<(u64, u64)>,
     /// When the run started: after every task's buffers were allocated.
     pub(crate) start: Cell<u64>,
-    pub(crate) start_cpu: Cell<u64>,
-    pub(crate) stop_cpu: Cell<u64>,
+    /// (CPU time, run-queue wait) of the reactor thread at the start and
+    /// the end of the run.
+    pub(crate) start_cpu: Cell<(u64, u64)>,
+    pub(crate) stop_cpu: Cell<(u64, u64)>,
     pub(crate) stop_at: Cell<u64>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) tx: mpsc::Sender<JobResult>,
@@ -140,6 +87,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             hist: LatencyHistogram::new(),
             error: Some(e),
             cpu_ns: 0,
+            wait_ns: 0,
         });
     };
     let writes = !matches!(cfg.workload, Workload::Read | Workload::Randread);
@@ -161,7 +109,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         );
         cfg.queue_depth = span_ios as u32;
     }
-    let busy = verify.then(|| RefCell::new(vec![0u64; span_ios.div_ceil(64) as usize]));
+    let busy = verify.then(|| RefCell::new(Outstanding::new(span_ios)));
     let now = ticks();
     let job = Rc::new(Job {
         desc,
@@ -187,8 +135,8 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         busy,
         pending_lat: Cell::new((0, 0)),
         start: Cell::new(now),
-        start_cpu: Cell::new(thread_cpu_ns()),
-        stop_cpu: Cell::new(0),
+        start_cpu: Cell::new(thread_sched_ns()),
+        stop_cpu: Cell::new((0, 0)),
         stop_at: Cell::new(now + cfg.time.as_nanos() as u64),
         shared,
         tx,
@@ -216,7 +164,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
     // The clock starts when the I/O does: allocating the buffers is setup.
     let now = ticks();
     job.start.set(now);
-    job.start_cpu.set(thread_cpu_ns());
+    job.start_cpu.set(thread_sched_ns());
     job.stop_at.set(now + job.cfg.time.as_nanos() as u64);
     for task in tasks {
         job.outstanding.set(job.outstanding.get() + 1);
@@ -245,7 +193,7 @@ impl Job {
         if !self.stopping.get() && (interrupted || ticks() >= self.stop_at.get()) {
             self.stopping.set(true);
             self.stop_at.set(ticks());
-            self.stop_cpu.set(thread_cpu_ns());
+            self.stop_cpu.set(thread_sched_ns());
         }
         if self.cfg.workload == Workload::Reset && !self.stopping.get() {
             let since = (ticks() - self.start.get()) / 1_000_000_000;
@@ -305,31 +253,23 @@ impl Job {
     /// SPDK's bdevperf skips outstanding offsets), marked busy. The queue
     /// depth is at most the share's I/Os, so a free one exists among the
     /// next `span_ios`.
-    fn claim_free(&self, busy: &mut [u64], mut n: u64) -> u64 {
-        for _ in 0..self.span_ios {
-            let (w, bit) = ((n / 64) as usize, 1u64 << (n % 64));
-            if busy[w] & bit == 0 {
-                busy[w] |= bit;
-                return n;
-            }
-            n = self.next_sequential();
-        }
-        // Unreachable while depth <= span_ios; never hand out a busy one
-        // silently: overlap is what this prevents.
-        log::error!(
-            "bdevperf {}: no free offset for a verify I/O",
-            self.cfg.bdev
-        );
-        n
+    fn claim_free(&self, busy: &mut Outstanding, n: u64) -> u64 {
+        busy.claim(n, self.span_ios, || self.next_sequential())
+            .unwrap_or_else(|| {
+                // Unreachable while depth <= span_ios.
+                log::error!(
+                    "bdevperf {}: no free offset for a verify I/O",
+                    self.cfg.bdev
+                );
+                n
+            })
     }
 
     /// Verify: the I/O at `offset_blocks` is no longer in flight.
     pub(crate) fn release(&self, offset_blocks: u64) {
         if let Some(busy) = &self.busy {
-            let n = offset_blocks / self.io_blocks - self.base_io;
-            if let Some(w) = busy.borrow_mut().get_mut((n / 64) as usize) {
-                *w &= !(1u64 << (n % 64));
-            }
+            busy.borrow_mut()
+                .release(offset_blocks / self.io_blocks - self.base_io);
         }
     }
 
@@ -389,6 +329,14 @@ impl Job {
         };
         self.flush_lat();
         let hist = std::mem::take(&mut *self.hist.borrow_mut());
+        let (start, stop) = (
+            self.start_cpu.get(),
+            if self.stopping.get() {
+                self.stop_cpu.get()
+            } else {
+                thread_sched_ns()
+            },
+        );
         let _ = self.tx.send(JobResult {
             bdev: self.cfg.bdev.clone(),
             core: self.cfg.core,
@@ -406,12 +354,8 @@ impl Job {
             lat_max_ns: self.lat_max.get(),
             hist,
             error: self.error.borrow_mut().take(),
-            cpu_ns: if self.stopping.get() {
-                self.stop_cpu.get()
-            } else {
-                thread_cpu_ns()
-            }
-            .saturating_sub(self.start_cpu.get()),
+            cpu_ns: stop.0.saturating_sub(start.0),
+            wait_ns: stop.1.saturating_sub(start.1),
         });
     }
 }

@@ -4,8 +4,10 @@
 
 mod job;
 mod limits;
+mod outstanding;
 mod pattern;
 mod report;
+mod spec;
 mod task;
 
 use clap::{Args, ValueEnum};
@@ -226,7 +228,7 @@ fn plan_memory(args: &BdevperfArgs, bdevs: &[Arc<bdev::Bdev>], parts: u64) -> Re
     limits::check_memory(need, avail, depths.len(), args.queue_depth, args.io_size)?;
     let deepest = depths.iter().copied().max().unwrap_or(1) as usize;
     // Room for every job's queue plus split pieces.
-    bdev::set_io_pool_size((deepest * 2 + 64).max(1024));
+    bdev::set_io_pool_size(deepest * 2 + 64);
     Ok(())
 }
 
@@ -275,6 +277,10 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
             let opts = ThreadOpts {
                 name: format!("bdevperf_{}_{core}", b.name()),
                 cpumask: CpuMask::single(core),
+                // A job's thread gets a few messages (its start, channel
+                // and bdev events), not the default ring of 4096 (about
+                // 100 KiB per job: 10,000 bdevs would hold 1 GB in rings).
+                msg_ring_size: 256,
                 ..ThreadOpts::default()
             };
             rs.spawn_thread(core, opts, move || job::start(cfg, s2, tx2))

@@ -72,6 +72,7 @@ fn total(results: &[JobResult]) -> JobResult {
         hist,
         error: None,
         cpu_ns: 0,
+        wait_ns: results.iter().map(|r| r.wait_ns).max().unwrap_or(0),
     };
     // Sum of per-job rates, as SPDK totals them.
     let rate: f64 = results
@@ -115,7 +116,7 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
                     "queue_depth": r.queue_depth, "io_size": args.io_size, "runtime": r.runtime,
                     "iops": f.iops, "mibps": f.mibps, "io_failed": r.failed, "miscompares": r.miscompares,
                     "avg_latency_us": f.avg_us, "min_latency_us": f.min_us, "max_latency_us": f.max_us,
-                    "percentiles": p, "error": r.error,
+                    "percentiles": p, "error": r.error, "runqueue_wait_us": r.wait_ns as f64 / 1e3,
                     "histogram": (args.latency > 1).then(|| r.hist.buckets().iter().map(|b| json!({
                         "start_us": b.start as f64 / 1e3, "end_us": b.end as f64 / 1e3, "count": b.count,
                     })).collect::<Vec<_>>()),
@@ -186,8 +187,16 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
                 let cpu = cpu_ns_per_io(results)
                     .map(|c| format!(", {c:.1} ns of reactor CPU time per I/O"))
                     .unwrap_or_default();
+                let wait = if t.wait_ns > 0 {
+                    format!(
+                        "; reactor preempted (runnable, not running) {:.3} ms",
+                        t.wait_ns as f64 / 1e6
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "\t {:<16}  {:.1} ns per I/O per core (wall){cpu}",
+                    "\t {:<16}  {:.1} ns per I/O per core (wall){cpu}{wait}",
                     "",
                     1e9 * cores as f64 / f.iops
                 );

@@ -39,7 +39,8 @@ pub fn import<D: BsDev>(bs: &mut Blobstore<D>, id: BlobId, path: &Path) -> Resul
             file.read_exact(&mut buf[..n]).map_err(file_err(path))?;
             let padded = (n as u64).div_ceil(unit) * unit;
             buf[n..padded as usize].fill(0);
-            bs.write(&h, done / unit, &buf[..padded as usize])?;
+            bs.write(&h, done / unit, &buf[..padded as usize])
+                .map_err(|e| format!("{e} (the first {done} of {len} bytes were written)"))?;
             done += n as u64;
         }
         Ok(len)
