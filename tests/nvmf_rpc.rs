@@ -109,6 +109,14 @@ fn methods_build_a_target_the_initiator_uses_and_save_config_rebuilds_it() {
                 .await
                 .unwrap_err();
             assert!(e.message.contains("bogus"), "unknown parameters refused by name: {e}");
+            // What SPDK's own save_config writes first in its nvmf section.
+            for (m, p) in [
+                ("nvmf_set_config", json!({"discovery_filter": "match_any", "admin_cmd_passthru": {"identify_ctrlr": false}})),
+                ("nvmf_set_max_subsystems", json!({"max_subsystems": 1024})),
+                ("nvmf_set_crdt", json!({"crdt1": 0, "crdt2": 0, "crdt3": 0})),
+            ] {
+                assert_eq!(call(m, p).await.unwrap(), json!(true), "{m}");
+            }
             let subsystems = call("nvmf_get_subsystems", Value::Null).await.unwrap();
             tx1.send(Step::Built { subsystems, saved: rpc::config_entries() }).unwrap();
         })

@@ -17,6 +17,23 @@ fn m(name: &'static str, handler: fn(Value) -> MethodFuture) -> Method {
     }
 }
 
+fn startup(name: &'static str, handler: fn(Value) -> MethodFuture) -> Method {
+    Method {
+        name,
+        states: MethodStates::STARTUP,
+        handler,
+    }
+}
+
+fn accept_settings(p: Value) -> RpcResult {
+    if !(p.is_null() || p.is_object()) {
+        return Err(RpcError::invalid_params(
+            "Invalid parameters: expected an object",
+        ));
+    }
+    Ok(json!(true))
+}
+
 /// The methods, for the framework's table.
 pub fn methods() -> Vec<Method> {
     vec![
@@ -53,6 +70,17 @@ pub fn methods() -> Vec<Method> {
         }),
         m("nvmf_subsystem_allow_any_host", |p| {
             Box::pin(async move { allow_any_host(p) })
+        }),
+        // Target-wide settings a config saved by SPDK carries: accepted
+        // (an object of parameters), this target keeps its defaults.
+        startup("nvmf_set_config", |p| {
+            Box::pin(async move { accept_settings(p) })
+        }),
+        startup("nvmf_set_max_subsystems", |p| {
+            Box::pin(async move { accept_settings(p) })
+        }),
+        startup("nvmf_set_crdt", |p| {
+            Box::pin(async move { accept_settings(p) })
         }),
         m("nvmf_subsystem_get_controllers", |p| {
             Box::pin(async move { get_controllers(p) })
