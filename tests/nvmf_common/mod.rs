@@ -4,6 +4,8 @@
 //! hand for hostile-peer tests.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use spdk_io::bdev::{self, malloc::MallocOpts};
 use spdk_io::env::DmaBuf;
 use spdk_io::env::{self, EnvOpts};
