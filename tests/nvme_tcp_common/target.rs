@@ -128,6 +128,11 @@ fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU3
             panic!("unexpected {h:?}");
         };
         let cid = sqe.cid();
+        if sqe.psdt() != 1 {
+            // As Linux's target: fabrics commands must use SGLs.
+            respond(&mut p, cid, 0x02, 0, 0, 0); // Invalid Field in Command
+            continue;
+        }
         let (mut dw0, mut dw1, mut sc) = (0u32, 0u32, 0u8);
         match (sqe.opc(), sqe.nsid as u8) {
             (0x7f, 0x01) => {
