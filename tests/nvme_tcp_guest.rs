@@ -60,14 +60,16 @@ impl Nvmet {
             .unwrap_or_else(|e| panic!("connecting {}: {e}", self.trid()))
     }
 
-    /// The null_blk device behind namespace 1.
+    /// The block device behind namespace 1, as the target has it.
     fn backing_device(&self) -> String {
-        let idx = std::fs::read_to_string(format!(
-            "/sys/kernel/config/nullb/spdkio{}n1/index",
-            self.port
-        ))
-        .unwrap();
-        format!("/dev/nullb{}", idx.trim())
+        let p = format!(
+            "/sys/kernel/config/nvmet/subsystems/{}/namespaces/1/device_path",
+            self.nqn
+        );
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .trim()
+            .to_string()
     }
 }
 
