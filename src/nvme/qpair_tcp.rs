@@ -7,7 +7,7 @@
 //! parent's buffer at its offset.
 
 use super::buffer::{DmaSlice, IoBuf};
-use super::controller::{CtrlrInner, Transport};
+use super::controller::CtrlrInner;
 use super::qpair::{QPair, QPairOpts};
 use super::qpair_recovery::DEAD;
 use super::queue::{CqRing, Doorbell, SqRing};
@@ -15,6 +15,7 @@ use super::request::{Request, RequestPool, NO_PARENT};
 use super::spec::{Cqe, NvmOpcode, Sqe};
 use super::stat::PcieStat;
 use super::tcp::{CommandBuffers, TcpQueue};
+use super::transport::Transport;
 use super::NvmeError;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
