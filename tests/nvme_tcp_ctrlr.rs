@@ -301,3 +301,31 @@ fn tagged_io_is_sent_from_and_read_into_the_lent_bytes_split_or_not() {
         );
     }
 }
+
+#[test]
+fn the_discovery_controller_lists_the_subsystem_as_a_transport_id() {
+    env::init_once(EnvOpts::no_huge()).unwrap();
+    let t = target::start(TargetOpts::default());
+    let d: TransportId = format!(
+        "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{}",
+        t.addr.port()
+    )
+    .parse()
+    .unwrap();
+    let c = nvme::connect(&d, &ControllerOpts::default()).unwrap();
+    assert_eq!(
+        c.namespace_ids(),
+        Vec::<u32>::new(),
+        "a discovery controller has no namespaces"
+    );
+    let log = c.discovery_log().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].subnqn, SUBNQN);
+    let trid = log[0].trid().unwrap();
+    let mut want = self::trid(t.addr, SUBNQN);
+    want.hostnqn = None;
+    assert_eq!(trid, want);
+    // The entry connects.
+    let sub = nvme::connect(&trid, &ControllerOpts::default()).unwrap();
+    assert_eq!(sub.namespace_ids(), vec![1]);
+}

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const SUBNQN: &str = "nqn.2024-01.io.spdk-io:test";
+pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 pub const SERIAL: &str = "TCPTEST0001";
 pub const MODEL: &str = "spdk-io scripted target";
 
@@ -110,6 +111,8 @@ fn put_ascii(dst: &mut [u8], s: &str) {
 /// Serves one connection until the host closes it.
 fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU32) {
     let mut cc = 0u32;
+    let mut admin = false;
+    let port = p.s.local_addr().unwrap().port();
     let any = PduTypeSet::of(&[PduType::CapsuleCmd, PduType::H2CData]);
     // Commands that arrived while a write's data was awaited.
     let mut backlog = std::collections::VecDeque::new();
@@ -138,9 +141,11 @@ fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU3
             (0x7f, 0x01) => {
                 // Connect: check the subsystem NQN.
                 connects.fetch_add(1, Ordering::AcqRel);
+                admin = sqe.cdw10 >> 16 == 0;
                 let nqn = &data[256..512];
                 let end = nqn.iter().position(|&b| b == 0).unwrap_or(256);
-                if &nqn[..end] != SUBNQN.as_bytes() {
+                let discovery = &nqn[..end] == DISCOVERY_NQN.as_bytes() && admin;
+                if &nqn[..end] != SUBNQN.as_bytes() && !discovery {
                     respond(&mut p, cid, 0x82, 1, 0, 0); // Connect Invalid Parameters
                     continue;
                 }
@@ -191,6 +196,25 @@ fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU3
             }
             // Set Features Number of Queues: 4 queue pairs.
             (0x09, _) if sqe.cdw10 & 0xff == 0x07 => dw0 = 3 | 3 << 16,
+            (0x02, _) if admin => {
+                // Get Log Page: the Discovery log, one entry naming SUBNQN here.
+                let lid = sqe.cdw10 & 0xff;
+                let len = ((sqe.cdw10 >> 16 | (sqe.cdw11 & 0xffff) << 16) as usize + 1) * 4;
+                let off = sqe.cdw12 as usize;
+                let mut log = vec![0u8; 2048];
+                if lid == 0x70 {
+                    log[8] = 1; // NUMREC
+                    let e = &mut log[1024..];
+                    (e[0], e[1], e[2]) = (3, 1, 2);
+                    e[6..8].copy_from_slice(&0xffffu16.to_le_bytes());
+                    let svc = port.to_string();
+                    e[32..32 + svc.len()].copy_from_slice(svc.as_bytes());
+                    e[256..265].copy_from_slice(b"127.0.0.1");
+                    e[512..512 + SUBNQN.len()].copy_from_slice(SUBNQN.as_bytes());
+                }
+                log.resize(off + len, 0);
+                p.send_c2h(cid, 0, &log[off..off + len], flags::LAST_PDU);
+            }
             (0x02, _) | (0x01, _) => {
                 let shift = o.block_shift;
                 let off = (sqe.slba() << shift) as usize;
