@@ -254,3 +254,25 @@ fn thirty_two_writes_in_flight_then_thirty_two_reads_all_complete_and_match() {
     }
     assert_eq!(seen, 32);
 }
+
+#[test]
+#[ignore = "needs Linux's nvmet-tcp: qemu/run-tests --only nvme_tcp_guest --mode vfio"]
+fn the_kernel_discovery_controller_lists_the_subsystem_and_its_entry_connects() {
+    let t = Nvmet::start(4426, 16, 512);
+    env::init_once(EnvOpts::default()).expect("env init");
+    let d: TransportId = "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4426"
+        .parse()
+        .unwrap();
+    let dc = nvme::connect(&d, &ControllerOpts::default()).unwrap();
+    let log = dc.discovery_log().unwrap();
+    let e = log
+        .iter()
+        .find(|e| e.subnqn == t.nqn)
+        .unwrap_or_else(|| panic!("{} not in the discovery log {log:?}", t.nqn));
+    assert_eq!(
+        (e.trtype, e.adrfam, e.trsvcid.as_str(), e.traddr.as_str()),
+        (3, 1, "4426", "127.0.0.1")
+    );
+    let c = nvme::connect(&e.trid().unwrap(), &ControllerOpts::default()).unwrap();
+    assert_eq!(c.data().serial(), "SPDKIOTCP4426");
+}
