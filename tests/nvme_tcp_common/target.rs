@@ -209,8 +209,8 @@ fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU3
                     e[6..8].copy_from_slice(&0xffffu16.to_le_bytes());
                     let svc = port.to_string();
                     e[32..32 + svc.len()].copy_from_slice(svc.as_bytes());
-                    e[256..265].copy_from_slice(b"127.0.0.1");
-                    e[512..512 + SUBNQN.len()].copy_from_slice(SUBNQN.as_bytes());
+                    e[256..256 + SUBNQN.len()].copy_from_slice(SUBNQN.as_bytes());
+                    e[512..521].copy_from_slice(b"127.0.0.1");
                 }
                 log.resize(off + len, 0);
                 p.send_c2h(cid, 0, &log[off..off + len], flags::LAST_PDU);

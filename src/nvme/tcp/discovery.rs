@@ -11,7 +11,8 @@ pub const ENTRY_LEN: usize = 1024;
 /// Most entries read (a guard against an absurd NUMREC).
 pub const MAX_ENTRIES: u64 = 1024;
 
-/// One Discovery Log Page entry.
+/// One Discovery Log Page entry (TRSVCID at byte 32, SUBNQN at 256,
+/// TRADDR at 512).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveryEntry {
     /// TRTYPE (1 RDMA, 2 FC, 3 TCP, 254 intra-host).
@@ -55,8 +56,8 @@ impl DiscoveryEntry {
             cntlid: le16(6),
             asqsz: le16(8),
             trsvcid: text(&b[32..64]),
-            traddr: text(&b[256..512]),
-            subnqn: text(&b[512..768]),
+            subnqn: text(&b[256..512]),
+            traddr: text(&b[512..768]),
         })
     }
 
@@ -120,8 +121,8 @@ mod tests {
         b[4] = 7;
         b[6..8].copy_from_slice(&0xffffu16.to_le_bytes());
         b[32..36].copy_from_slice(b"4420");
-        b[256..265].copy_from_slice(b"127.0.0.1");
-        b[512..523].copy_from_slice(b"nqn.x:sub-1");
+        b[256..267].copy_from_slice(b"nqn.x:sub-1");
+        b[512..521].copy_from_slice(b"127.0.0.1");
         let e = DiscoveryEntry::parse(&b).unwrap();
         assert_eq!((e.subtype, e.portid, e.cntlid), (2, 7, 0xffff));
         assert_eq!(
