@@ -329,3 +329,35 @@ fn the_discovery_controller_lists_the_subsystem_as_a_transport_id() {
     let sub = nvme::connect(&trid, &ControllerOpts::default()).unwrap();
     assert_eq!(sub.namespace_ids(), vec![1]);
 }
+
+#[test]
+fn with_a_keep_alive_timeout_polling_the_admin_queue_sends_keep_alive_every_half_kato() {
+    env::init_once(EnvOpts::no_huge()).unwrap();
+    let t = target::start(TargetOpts::default());
+    let c = nvme::connect(
+        &trid(t.addr, SUBNQN),
+        &ControllerOpts {
+            keep_alive_timeout_ms: 100,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(400) {
+        c.process_admin_completions().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let n = t.keep_alives.load(std::sync::atomic::Ordering::Acquire);
+    // Every 50 ms over 400 ms: about 8 (bounded loosely: no timing is asserted tightly).
+    assert!((2..=9).contains(&n), "{n} Keep Alive commands");
+    let quiet = nvme::connect(&trid(t.addr, SUBNQN), &opts()).unwrap();
+    let before = t.keep_alives.load(std::sync::atomic::Ordering::Acquire);
+    for _ in 0..20 {
+        quiet.process_admin_completions().unwrap();
+    }
+    assert_eq!(
+        t.keep_alives.load(std::sync::atomic::Ordering::Acquire),
+        before,
+        "no KATO, no Keep Alive"
+    );
+}

@@ -46,7 +46,9 @@ pub struct ControllerOpts {
     /// NVMe/TCP: ask for data digests.
     pub data_digest: bool,
     /// Fabrics: Keep Alive Timeout in milliseconds sent in the admin
-    /// Connect (0: none; keep alive is not sent yet, so keep it 0).
+    /// Connect (0: none). With one, [`Controller::process_admin_completions`]
+    /// sends Keep Alive every half KATO: call it at least that often, or
+    /// the target ends the association.
     pub keep_alive_timeout_ms: u32,
 }
 
@@ -308,6 +310,7 @@ impl Controller {
             let n = a.poll();
             (n, a.take_events())
         };
+        self.inner.keep_alive_if_due()?;
         if let Some(regs) = self.inner.regs() {
             let csts = regs.csts();
             if csts.is_all_ones() {

@@ -51,6 +51,8 @@ pub struct Target {
     pub disk: Arc<Mutex<Vec<u8>>>,
     /// Connects seen (admin and I/O).
     pub connects: Arc<AtomicU32>,
+    /// Keep Alive commands seen.
+    pub keep_alives: Arc<AtomicU32>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
 }
@@ -79,7 +81,14 @@ pub fn start(o: TargetOpts) -> Target {
     let stop = Arc::new(AtomicBool::new(false));
     let connects = Arc::new(AtomicU32::new(0));
     let conns = Arc::new(Mutex::new(Vec::new()));
-    let (d, st, cn, cs) = (disk.clone(), stop.clone(), connects.clone(), conns.clone());
+    let keep_alives = Arc::new(AtomicU32::new(0));
+    let (d, st, cn, cs, ka) = (
+        disk.clone(),
+        stop.clone(),
+        connects.clone(),
+        conns.clone(),
+        keep_alives.clone(),
+    );
     std::thread::spawn(move || {
         let start = Instant::now();
         while !st.load(Ordering::Acquire) && start.elapsed() < Duration::from_secs(60) {
@@ -87,8 +96,8 @@ pub fn start(o: TargetOpts) -> Target {
                 Ok((s, _)) => {
                     s.set_nonblocking(false).unwrap();
                     cs.lock().unwrap().push(s.try_clone().unwrap());
-                    let (o, d, cn) = (o.clone(), d.clone(), cn.clone());
-                    std::thread::spawn(move || serve(Peer::accept_ic(s, o.peer), &o, &d, &cn));
+                    let (o, d, cn, ka) = (o.clone(), d.clone(), cn.clone(), ka.clone());
+                    std::thread::spawn(move || serve(Peer::accept_ic(s, o.peer), &o, &d, &cn, &ka));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(2)),
             }
@@ -98,6 +107,7 @@ pub fn start(o: TargetOpts) -> Target {
         addr,
         disk,
         connects,
+        keep_alives,
         conns,
         stop,
     }
@@ -109,7 +119,13 @@ fn put_ascii(dst: &mut [u8], s: &str) {
 }
 
 /// Serves one connection until the host closes it.
-fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU32) {
+fn serve(
+    mut p: Peer,
+    o: &TargetOpts,
+    disk: &Mutex<Vec<u8>>,
+    connects: &AtomicU32,
+    keep_alives: &AtomicU32,
+) {
     let mut cc = 0u32;
     let mut admin = false;
     let port = p.s.local_addr().unwrap().port();
@@ -196,6 +212,9 @@ fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU3
             }
             // Set Features Number of Queues: 4 queue pairs.
             (0x09, _) if sqe.cdw10 & 0xff == 0x07 => dw0 = 3 | 3 << 16,
+            (0x18, _) if admin => {
+                keep_alives.fetch_add(1, Ordering::AcqRel);
+            }
             (0x02, _) if admin => {
                 // Get Log Page: the Discovery log, one entry naming SUBNQN here.
                 let lid = sqe.cdw10 & 0xff;
