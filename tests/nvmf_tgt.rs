@@ -116,7 +116,8 @@ fn a_target_configured_over_json_rpc_serves_the_initiator() {
                 let c = nvme::connect(&trid, &opts(false)).unwrap();
                 let ns = c.namespace(1).unwrap();
                 assert_eq!(ns.num_blocks(), 4096);
-                // Two I/O queues: with two reactors they land on both poll groups.
+                // Two I/O queues one after the other (connections go round robin
+                // to the poll groups of the two reactors; not asserted here).
                 for seed in 0..2u64 {
                     let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
                     write_read(&mut qp, &ns, seed * 256, &random(131072, seed));
