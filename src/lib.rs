@@ -21,9 +21,15 @@
 //! operations to the application framework's JSON-RPC server and `--json`
 //! config loader.
 //!
-//! `unsafe` code lives in `env`, `pci` and the NVMe queue code only: it is
-//! needed to map device registers and hugepages and to hand memory to a
-//! device that writes into it by DMA.
+//! `unsafe` code lives in `env`, `pci` and `nvme` (its queues, requests,
+//! spec structures and software controller): it is needed to map device
+//! registers and hugepages and to hand memory to a device that writes
+//! into it by DMA. `thread`, `bdev`, `blob`, `rpc` and `event` deny it by
+//! lint; their few exceptions are allowed by name where they live: the
+//! thread layer's inline message buffer and its moving of a thread between
+//! reactors, and the bdev modules' two hand-offs of a buffer to a device
+//! (the io_uring push of the file bdev, the DMA-by-address submission of
+//! the nvme bdev).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -23,6 +23,8 @@
 //! | [`log`] | SPDK's log levels and flags over the `log` facade |
 //! | `error` | [`EventError`] |
 
+#![deny(unsafe_code)]
+
 mod app;
 mod config;
 mod ctx;
