@@ -125,9 +125,7 @@ fn shutdown_reports_a_forced_exit_with_the_pollers_left() {
     });
     let _p = t
         .enter(|| {
-            spdk_io::thread::poller_register("forgotten", 0, || {
-                spdk_io::thread::PollerStatus::Idle
-            })
+            spdk_io::thread::poller_register("forgotten", 0, || spdk_io::thread::PollerStatus::Idle)
         })
         .unwrap();
     let e = t.shutdown().unwrap_err();

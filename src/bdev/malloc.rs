@@ -43,6 +43,33 @@ pub struct MallocOpts {
     pub md_size: u32,
 }
 
+impl Default for MallocOpts {
+    /// No name (SPDK's `MallocN`), no blocks yet, 512-byte blocks.
+    fn default() -> Self {
+        MallocOpts {
+            name: None,
+            num_blocks: 0,
+            block_size: 512,
+            uuid: None,
+            optimal_io_boundary: 0,
+            md_size: 0,
+        }
+    }
+}
+
+impl MallocOpts {
+    /// A disk named `name` of `num_blocks` blocks of `block_size` bytes;
+    /// the other options at their defaults (no UUID, no I/O boundary).
+    pub fn new(name: &str, num_blocks: u64, block_size: u32) -> MallocOpts {
+        MallocOpts {
+            name: Some(name.into()),
+            num_blocks,
+            block_size,
+            ..MallocOpts::default()
+        }
+    }
+}
+
 struct MallocModule;
 
 impl BdevModule for MallocModule {

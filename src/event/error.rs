@@ -52,6 +52,10 @@ pub enum EventError {
     /// An application is already running in this process.
     #[error("an application is already running in this process (one app framework per process, as with spdk_app_start)")]
     AlreadyRunning,
+    /// The app thread under `start` could not run or finish the program's
+    /// future (it can never complete, or a channel was left held).
+    #[error("app thread: {0}")]
+    Thread(#[from] crate::thread::ThreadError),
     /// Signal handling could not be set up.
     #[error("signals: {0}")]
     Signals(String),

@@ -2,6 +2,10 @@
 //! makes spdk-io a daemon, `spdk-io tgt`, that SPDK's `rpc.py` and the
 //! control planes written against `spdk_tgt` drive unchanged.
 //!
+//! [`start`] is the same framework for a program that embeds spdk-io: it
+//! runs one future to completion on an app thread hosted by the calling
+//! OS thread, then tears everything down.
+//!
 //! [`run`] starts the env, one reactor per core of the mask, and the app
 //! thread; there the [`MethodTable`] gathers the framework's methods and
 //! every [`Subsystem`]'s (the bdev layer's `bdev::rpc::methods`), the
@@ -14,6 +18,7 @@
 //! | file | job |
 //! |---|---|
 //! | `app` | [`run`], [`AppOpts`], [`stop`]: start-up, signals, shutdown |
+//! | `embed` | [`start`]: run a program's future inside the framework, then tear down |
 //! | `subsystem` | [`Subsystem`]: init/fini/config/methods, dependency order |
 //! | `table` | [`MethodTable`]: methods by name, startup/runtime state |
 //! | `config` | `--json` loading through the table, in SPDK's two rounds |
@@ -28,6 +33,7 @@
 mod app;
 mod config;
 mod ctx;
+mod embed;
 mod error;
 pub mod jsonrpc;
 pub mod log;
@@ -36,6 +42,7 @@ mod subsystem;
 mod table;
 
 pub use app::{run, stop, AppOpts, DEFAULT_RPC_SOCKET};
+pub use embed::{reactors, start};
 pub use error::EventError;
 pub use jsonrpc::RpcServer;
 pub use methods::methods as framework_methods;
