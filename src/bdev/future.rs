@@ -79,6 +79,18 @@ impl Future for IoFuture<'_> {
         }
         match &mut s.cb {
             Cb::Waker(Some(w)) if w.will_wake(cx.waker()) => {}
+            // First wait (not per poll): is anyone going to poll the channel?
+            Cb::Waker(None) if self.ch.0.unpolled_on_a_thread() => {
+                // Detached as a dropped future is: the completion frees it.
+                s.cb = Cb::None;
+                drop(pool);
+                let bdev = self.ch.0.bdev.name().to_string();
+                self.st = FutState::Finished;
+                return Poll::Ready(Err(Box::new(IoFailed {
+                    error: BdevError::ChannelNotPolled { bdev },
+                    data: IoData::None,
+                })));
+            }
             cb => *cb = Cb::Waker(Some(cx.waker().clone())),
         }
         Poll::Pending
