@@ -43,7 +43,7 @@ fn start_runs_the_future_and_unregisters_its_bdevs_after() {
 #[test]
 fn a_future_that_can_never_complete_is_an_error_not_a_hang() {
     let _one = ONE_APP.lock().unwrap_or_else(|p| p.into_inner());
-    let e = event::start(opts("embed_stuck"), || std::future::pending::<()>()).unwrap_err();
+    let e = event::start(opts("embed_stuck"), std::future::pending::<()>).unwrap_err();
     assert!(
         matches!(e, EventError::Thread(ThreadError::NeverWoken { .. })),
         "{e}"
