@@ -35,4 +35,11 @@ fn errors_convert_into_a_boxed_send_sync_error() {
         e.source().is_some(),
         "the thread error is kept as the source, not flattened"
     );
+    let e = boxed(spdk_io::event::EventError::from(
+        spdk_io::env::EnvError::AlreadyInitialized,
+    ));
+    assert!(
+        e.source().is_some(),
+        "the env error is kept as the source, not flattened"
+    );
 }

@@ -144,12 +144,12 @@ pub(super) fn init_env(opts: &AppOpts) -> Result<bool, EventError> {
         }
     };
     if opts.no_huge {
-        env::init(make(true)).map_err(|e| EventError::Env(e.to_string()))?;
+        env::init(make(true))?;
     } else if let Err(e) = env::init(make(false)) {
         log::warn!(
             "hugepage DMA memory unavailable ({e}); using ordinary pinned pages (as --no-huge)"
         );
-        env::init(make(true)).map_err(|e| EventError::Env(e.to_string()))?;
+        env::init(make(true))?;
     }
     Ok(true)
 }

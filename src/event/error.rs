@@ -45,7 +45,7 @@ pub enum EventError {
     },
     /// The env (DMA memory) could not be brought up.
     #[error("env: {0}")]
-    Env(String),
+    Env(#[from] crate::env::EnvError),
     /// The reactors or the app thread could not be started.
     #[error("reactors: {0}")]
     Reactor(String),
