@@ -382,6 +382,25 @@ fn split_and_passthru_answer_their_names() {
         json!(true)
     );
     assert_eq!(
+        err("bdev_split_delete", json!({"base_bdev": "RpcVb0"})),
+        (-32602, "No such file or directory".into()),
+        "SPDK's answer for a base with no split"
+    );
+    let later = json!({"base_bdev": "RpcVbLater", "split_count": 2});
+    assert_eq!(call("bdev_split_create", later.clone()).unwrap(), json!([]));
+    assert_eq!(
+        err("bdev_split_create", later),
+        (
+            -32602,
+            "Failed to create 2 split bdevs from 'RpcVbLater': File exists".into()
+        )
+    );
+    assert_eq!(
+        call("bdev_split_delete", json!({"base_bdev": "RpcVbLater"})).unwrap(),
+        json!(true),
+        "a split waiting for its base is deleted too"
+    );
+    assert_eq!(
         err("bdev_passthru_delete", json!({"name": "RpcVb0"})),
         (-19, "No such device".into()),
         "a delete of another module's bdev is refused"

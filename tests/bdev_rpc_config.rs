@@ -85,3 +85,35 @@ fn a_config_saved_by_spdk_tgt_loads_with_virtual_bdevs_before_their_bases() {
     assert_eq!(pt.qos_limits().rw_ios_per_sec, 20000);
     assert_eq!(pt.qos_limits().r_mbytes_per_sec, 100);
 }
+
+/// Measures (prints, asserts no time) loading configs of 10,000 and
+/// 100,000 null bdevs; checks every bdev is there. Run it in release:
+/// `cargo test --release --test bdev_rpc_config -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run in release with --ignored --nocapture"]
+fn loading_ten_and_a_hundred_thousand_entries_is_measured() {
+    for (tag, n) in [("A", 10_000u32), ("B", 100_000)] {
+        let mut t = String::from("{\"subsystems\": [{\"subsystem\": \"bdev\", \"config\": [\n");
+        for i in 0..n {
+            t.push_str(&format!(
+                "  {{\"method\": \"bdev_null_create\", \"params\": {{\"name\": \"Big{tag}{i}\", \"num_blocks\": 8, \"block_size\": 512}}}},\n"
+            ));
+        }
+        t.push_str("  {\"method\": \"bdev_wait_for_examine\"}\n]}]}\n");
+        let start = std::time::Instant::now();
+        let created = bdev::load_config(&t).expect("loads");
+        let took = start.elapsed();
+        assert_eq!(created.len(), n as usize);
+        println!(
+            "config of {n} bdev_null_create entries ({} bytes): loaded in {took:?}",
+            t.len()
+        );
+        let start = std::time::Instant::now();
+        for i in 0..n {
+            bdev::get_by_name(&format!("Big{tag}{i}"))
+                .expect("created")
+                .unregister();
+        }
+        println!("  and unregistered in {:?}", start.elapsed());
+    }
+}

@@ -31,7 +31,11 @@ pub(crate) fn parse_uuid(s: Option<&str>) -> Result<Option<Uuid>> {
 /// RPC, see [`super::rpc::call_sync`]); returns what SPDK's RPC returns
 /// (the bdev name(s), or `true`).
 pub fn call_method(method: &str, p: &Value) -> Result<Value> {
-    if let Some(r) = super::rpc::call_sync(method, p.clone()) {
+    call_owned(method, p.clone())
+}
+
+fn call_owned(method: &str, p: Value) -> Result<Value> {
+    if let Some(r) = super::rpc::call_sync(method, p) {
         return r;
     }
     if IGNORED.contains(&method) {
@@ -52,9 +56,12 @@ pub fn call_method(method: &str, p: &Value) -> Result<Value> {
 pub fn load_config(text: &str) -> Result<Vec<String>> {
     let root: Value = serde_json::from_str(text)
         .map_err(|e| BdevError::Config(format!("malformed JSON config: {e}")))?;
+    let mut root = root;
+    // Entries are taken out of the tree, not cloned: their params move
+    // into the methods.
     let subs = root
-        .get("subsystems")
-        .and_then(Value::as_array)
+        .get_mut("subsystems")
+        .and_then(Value::as_array_mut)
         .ok_or_else(|| {
             BdevError::Config(
                 "config: missing field `subsystems` (an array) at the top level".into(),
@@ -63,16 +70,17 @@ pub fn load_config(text: &str) -> Result<Vec<String>> {
     let lines = super::config_lines::entry_lines(text);
     let mut entry_no = 0usize;
     let mut created = Vec::new();
-    for (si, sub) in subs.iter().enumerate() {
+    for (si, sub) in subs.iter_mut().enumerate() {
         let sname = sub
             .get("subsystem")
             .and_then(Value::as_str)
+            .map(str::to_owned)
             .ok_or_else(|| {
                 BdevError::Config(format!(
                     "config: subsystems[{si}]: missing field `subsystem` (a string)"
                 ))
             })?;
-        let entries = match sub.get("config") {
+        let entries = match sub.get_mut("config") {
             None | Some(Value::Null) => continue,
             Some(Value::Array(a)) => a,
             Some(_) => {
@@ -81,21 +89,27 @@ pub fn load_config(text: &str) -> Result<Vec<String>> {
                 )))
             }
         };
-        for (ci, e) in entries.iter().enumerate() {
+        for (ci, e) in entries.iter_mut().enumerate() {
             let line = lines.get(entry_no).copied();
             entry_no += 1;
             if sname != "bdev" {
                 continue;
             }
-            let at = match line {
+            let at = || match line {
                 Some(l) => format!("config line {l}, subsystems[{si}].config[{ci}]"),
                 None => format!("config subsystems[{si}].config[{ci}]"),
             };
-            let method = e.get("method").and_then(Value::as_str).ok_or_else(|| {
-                BdevError::Config(format!("{at}: missing field `method` (a string)"))
-            })?;
-            let p = e.get("params").unwrap_or(&Value::Null);
-            match call_method(method, p) {
+            let method = match e.get("method").and_then(Value::as_str) {
+                Some(m) => m.to_owned(),
+                None => {
+                    return Err(BdevError::Config(format!(
+                        "{}: missing field `method` (a string)",
+                        at()
+                    )))
+                }
+            };
+            let p = e.get_mut("params").map(Value::take).unwrap_or(Value::Null);
+            match call_owned(&method, p) {
                 Ok(Value::String(s)) => created.push(s),
                 Ok(Value::Array(a)) => {
                     created.extend(a.into_iter().filter_map(|v| v.as_str().map(String::from)))
@@ -106,7 +120,7 @@ pub fn load_config(text: &str) -> Result<Vec<String>> {
                         BdevError::Config(m) => m,
                         other => format!("{method}: {other}"),
                     };
-                    return Err(BdevError::Config(format!("{at}: {msg}")));
+                    return Err(BdevError::Config(format!("{}: {msg}", at())));
                 }
             }
         }

@@ -172,17 +172,30 @@ pub fn create(opts: SplitOpts) -> Result<Vec<Arc<Bdev>>> {
     if get_by_name(&opts.base_bdev).is_some() {
         return build(&opts);
     }
-    log::info!("split of '{}' waits for the base to appear", opts.base_bdev);
-    the_module()
+    let mut pending = the_module()
         .pending
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(opts);
+        .unwrap_or_else(|e| e.into_inner());
+    if pending.iter().any(|o| o.base_bdev == opts.base_bdev) {
+        return Err(BdevError::Exists(format!("split of {}", opts.base_bdev)));
+    }
+    log::info!("split of '{}' waits for the base to appear", opts.base_bdev);
+    pending.push(opts);
     Ok(Vec::new())
 }
 
-/// Removes every part of `base_bdev` (`bdev_split_delete`).
+/// Removes every part of `base_bdev` (`bdev_split_delete`), and a split
+/// still waiting for that base.
 pub fn delete(base_bdev: &str) -> Result<()> {
+    let was_pending = {
+        let mut p = the_module()
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let before = p.len();
+        p.retain(|o| o.base_bdev != base_bdev);
+        p.len() != before
+    };
     let parts: Vec<_> = bdevs()
         .into_iter()
         .filter(|b| {
@@ -192,7 +205,7 @@ pub fn delete(base_bdev: &str) -> Result<()> {
                     .is_some_and(|r| r.starts_with('p'))
         })
         .collect();
-    if parts.is_empty() {
+    if parts.is_empty() && !was_pending {
         return Err(BdevError::NotFound(format!("split parts of {base_bdev}")));
     }
     for p in parts {

@@ -9,72 +9,22 @@
 //! returned.
 
 use super::ctx::{self, AppCtx, InitState};
-use super::jsonrpc::RpcServer;
-use super::{config, log as elog, methods, subsystem, EventError, MethodTable};
+use super::jsonrpc::{RpcServer, SocketLock};
+use super::{config, log as elog, methods, subsystem, AppOpts, EventError, MethodTable};
 use crate::env::{self, EnvOpts};
-use crate::rpc::Method;
-use crate::thread::{sleep, spawn_local, CpuMask, ReactorOpts, ReactorSet, ThreadOpts};
+use crate::thread::{sleep, spawn_local, CpuMask, ReactorSet, ThreadOpts};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::cell::RefCell;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// SPDK's default RPC socket.
-pub const DEFAULT_RPC_SOCKET: &str = "/var/tmp/spdk.sock";
-
 /// How long the shutdown waits for in-flight requests to be answered.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the main thread waits for the app thread to finish.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Options of [`run`] (SPDK's `spdk_app_opts` and `spdk_tgt`'s flags).
-#[derive(Clone, Debug)]
-pub struct AppOpts {
-    /// The program's name (hugepage file names, logs).
-    pub name: String,
-    /// Cores to run reactors on (`-m`); the app thread runs on the first.
-    pub cpumask: CpuMask,
-    /// A JSON config to load at start (`-c/--json`).
-    pub json_config: Option<PathBuf>,
-    /// The RPC socket (`-r`); `None` runs without an RPC server.
-    pub rpc_socket: Option<PathBuf>,
-    /// Do not initialise subsystems until `framework_start_init` (`--wait-for-rpc`).
-    pub wait_for_rpc: bool,
-    /// MiB of DMA memory reserved at start (`-s`; 0 grows on demand).
-    pub mem_size_mb: usize,
-    /// Ordinary pinned pages instead of hugepages (`--no-huge`).
-    pub no_huge: bool,
-    /// Go on when a config entry fails (`--json-ignore-init-errors`).
-    pub json_ignore_init_errors: bool,
-    /// Debug log flags to set (`-L`).
-    pub log_flags: Vec<String>,
-    /// How the reactors poll.
-    pub reactor_opts: ReactorOpts,
-    /// Methods of the embedding program, registered beside the framework's.
-    pub extra_methods: Vec<Method>,
-}
-
-impl Default for AppOpts {
-    fn default() -> Self {
-        AppOpts {
-            name: "spdk_tgt".into(),
-            cpumask: CpuMask::single(0),
-            json_config: None,
-            rpc_socket: Some(DEFAULT_RPC_SOCKET.into()),
-            wait_for_rpc: false,
-            mem_size_mb: 0,
-            no_huge: false,
-            json_ignore_init_errors: false,
-            log_flags: Vec::new(),
-            reactor_opts: ReactorOpts::default(),
-            extra_methods: Vec::new(),
-        }
-    }
-}
 
 static RUNNING: AtomicBool = AtomicBool::new(false);
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -107,8 +57,8 @@ thread_local! {
 }
 
 /// The start shared by [`run`] and [`start`](super::start): one
-/// application per process (the guard lets go), the stop flag cleared,
-/// the log flags set.
+/// application per process (until the guard drops), the stop flag
+/// cleared, the log flags set.
 pub(super) fn begin(opts: &AppOpts) -> Result<RunningGuard, EventError> {
     if RUNNING.swap(true, Ordering::SeqCst) {
         return Err(EventError::AlreadyRunning);
@@ -192,6 +142,11 @@ fn run_blocked(
     sfd: &SignalFd,
     on_started: Box<dyn FnOnce() + Send>,
 ) -> Result<(), EventError> {
+    // The socket's lock first: a second instance stops before it takes memory.
+    let lock = match &opts.rpc_socket {
+        Some(p) => Some(SocketLock::acquire(p)?),
+        None => None,
+    };
     let env_ours = init_env(&opts)?;
     let first = opts.cpumask.iter().next().ok_or_else(|| {
         EventError::Reactor("core mask is empty: give at least one core (-m)".into())
@@ -212,7 +167,7 @@ fn run_blocked(
                 cpumask: CpuMask::single(first),
                 ..ThreadOpts::default()
             },
-            move || app_thread_start(app_opts, config_text, weak, tx_app, on_started),
+            move || app_thread_start(app_opts, lock, config_text, weak, tx_app, on_started),
         )
         .map_err(|e| EventError::Reactor(e.to_string()))?;
 
@@ -229,9 +184,7 @@ fn run_blocked(
         if STOP.load(Ordering::SeqCst) {
             let code = STOP_CODE.load(Ordering::SeqCst);
             if code != 0 {
-                failure = Some(EventError::Config(format!(
-                    "application stopped with code {code}"
-                )));
+                failure = Some(EventError::Stopped(code));
             }
             break;
         }
@@ -318,6 +271,7 @@ pub(super) fn make_ctx(
 /// then the configuration or the initialisation.
 fn app_thread_start(
     opts: AppOpts,
+    lock: Option<SocketLock>,
     config_text: Option<String>,
     reactors: std::sync::Weak<ReactorSet>,
     tx: mpsc::Sender<AppEvent>,
@@ -332,8 +286,8 @@ fn app_thread_start(
         Err(e) => return fatal(e),
     };
     let table = ctx.table.clone();
-    if let Some(path) = &opts.rpc_socket {
-        match RpcServer::listen(path, table) {
+    if let (Some(path), Some(lock)) = (&opts.rpc_socket, lock) {
+        match RpcServer::listen_locked(path, lock, table) {
             Ok(s) => {
                 log::info!("JSON-RPC server listening on {}", path.display());
                 SERVER.with(|c| *c.borrow_mut() = Some(s));
@@ -352,7 +306,9 @@ fn app_thread_start(
             None => Ok(()),
         };
         if let Err(e) = r {
-            let _ = tx2.send(AppEvent::Fatal(e));
+            if !c.shutting_down.get() {
+                let _ = tx2.send(AppEvent::Fatal(e));
+            }
             return;
         }
         if opts.wait_for_rpc {
@@ -381,6 +337,14 @@ fn app_thread_shutdown() {
     };
     let server = SERVER.with(|c| c.borrow_mut().take());
     let task = async move {
+        // framework_wait_init callers are answered (with an error) first.
+        ctx.shutting_down.set(true);
+        if matches!(
+            *ctx.init.borrow(),
+            InitState::NotStarted | InitState::SubsystemsUp
+        ) {
+            ctx.abandon_init("the application is shutting down");
+        }
         if let Some(s) = &server {
             s.stop_listening();
             let deadline = Instant::now() + DRAIN_TIMEOUT;
@@ -388,9 +352,6 @@ fn app_thread_shutdown() {
                 let _ = sleep(Duration::from_millis(1)).await;
             }
             s.close();
-        }
-        if *ctx.init.borrow() == InitState::NotStarted {
-            ctx.abandon_init("the application is shutting down");
         }
         ctx.fini();
         ctx::set(None);

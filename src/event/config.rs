@@ -169,8 +169,9 @@ async fn round(
     Ok(())
 }
 
-/// Loads `text`: the startup round, then (unless `wait_for_rpc`) the
-/// subsystems' initialisation and the runtime round.
+/// Loads `text` as SPDK does: the startup entries, then (now, or on
+/// `framework_start_init` with `wait_for_rpc`) the subsystems'
+/// initialisation, then the runtime entries; the init is done after them.
 pub(crate) async fn load(
     ctx: &Rc<AppCtx>,
     text: &str,
@@ -179,14 +180,16 @@ pub(crate) async fn load(
 ) -> Result<(), EventError> {
     let known: Vec<&str> = ctx.subsystems.iter().map(|s| s.name).collect();
     let list = entries(text, &known)?;
+    ctx.config_pending.set(true);
     round(ctx, &list, MethodStates::STARTUP, ignore_errors).await?;
-    if wait_for_rpc {
-        return Ok(());
+    if !wait_for_rpc {
+        ctx.start_init()?;
     }
-    ctx.start_init()?;
-    round(ctx, &list, MethodStates::RUNTIME, ignore_errors).await
+    ctx.wait_subsystems().await.map_err(EventError::Config)?;
+    round(ctx, &list, MethodStates::RUNTIME, ignore_errors).await?;
+    ctx.finish_init();
+    Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,10 @@ use std::task::{Context, Poll, Waker};
 pub(crate) enum InitState {
     /// Waiting for `framework_start_init` (or the config loader).
     NotStarted,
-    /// All initialised; the table is in the runtime state.
+    /// Subsystems initialised, the table in the runtime state, the
+    /// config's runtime entries still loading.
+    SubsystemsUp,
+    /// All initialised and configured.
     Done,
     /// One failed (its message).
     Failed(String),
@@ -30,6 +33,10 @@ pub(crate) struct AppCtx {
     /// How many of `subsystems` are initialised (the first ones).
     pub initialised: Cell<usize>,
     pub init: RefCell<InitState>,
+    /// A `--json` config's runtime entries load after the subsystems are up.
+    pub config_pending: Cell<bool>,
+    /// The shutdown has begun (an init abandoned then is not a failure).
+    pub shutting_down: Cell<bool>,
     waiters: RefCell<Vec<Waker>>,
     pub cores: CpuMask,
     pub reactors: std::sync::Weak<ReactorSet>,
@@ -51,6 +58,8 @@ impl AppCtx {
             subsystems,
             initialised: Cell::new(0),
             init: RefCell::new(InitState::NotStarted),
+            config_pending: Cell::new(false),
+            shutting_down: Cell::new(false),
             waiters: RefCell::new(Vec::new()),
             cores,
             reactors,
@@ -58,7 +67,9 @@ impl AppCtx {
     }
 
     /// Initialises every subsystem in order (SPDK's `spdk_subsystem_init`)
-    /// and moves the table to the runtime state. A second call does nothing.
+    /// and moves the table to the runtime state; the init is done then,
+    /// unless a config's runtime entries are still to load
+    /// ([`finish_init`](Self::finish_init)). A second call does nothing.
     pub fn start_init(&self) -> Result<(), EventError> {
         if *self.init.borrow() != InitState::NotStarted {
             return match &*self.init.borrow() {
@@ -79,9 +90,22 @@ impl AppCtx {
             self.initialised.set(self.initialised.get() + 1);
         }
         self.table.set_state(MethodStates::RUNTIME);
-        *self.init.borrow_mut() = InitState::Done;
+        *self.init.borrow_mut() = if self.config_pending.get() {
+            InitState::SubsystemsUp
+        } else {
+            InitState::Done
+        };
         self.wake();
         Ok(())
+    }
+
+    /// The config's runtime entries are loaded: the init is done.
+    pub fn finish_init(&self) {
+        self.config_pending.set(false);
+        if *self.init.borrow() == InitState::SubsystemsUp {
+            *self.init.borrow_mut() = InitState::Done;
+            self.wake();
+        }
     }
 
     /// Finishes the initialised subsystems in reverse order.
@@ -106,15 +130,28 @@ impl AppCtx {
         }
     }
 
-    /// Resolves once the subsystems are initialised (or failed).
+    /// Resolves once the init is done: subsystems up and the config's
+    /// runtime entries loaded (or something failed).
     pub fn wait_init(self: &Rc<Self>) -> WaitInit {
-        WaitInit { ctx: self.clone() }
+        WaitInit {
+            ctx: self.clone(),
+            subsystems_only: false,
+        }
+    }
+
+    /// Resolves once the subsystems are initialised (or failed).
+    pub fn wait_subsystems(self: &Rc<Self>) -> WaitInit {
+        WaitInit {
+            ctx: self.clone(),
+            subsystems_only: true,
+        }
     }
 }
 
-/// The future of [`AppCtx::wait_init`].
+/// The future of [`AppCtx::wait_init`] and [`AppCtx::wait_subsystems`].
 pub(crate) struct WaitInit {
     ctx: Rc<AppCtx>,
+    subsystems_only: bool,
 }
 
 impl Future for WaitInit {
@@ -123,7 +160,8 @@ impl Future for WaitInit {
         match &*self.ctx.init.borrow() {
             InitState::Done => return Poll::Ready(Ok(())),
             InitState::Failed(m) => return Poll::Ready(Err(m.clone())),
-            InitState::NotStarted => {}
+            InitState::SubsystemsUp if self.subsystems_only => return Poll::Ready(Ok(())),
+            InitState::NotStarted | InitState::SubsystemsUp => {}
         }
         self.ctx.waiters.borrow_mut().push(cx.waker().clone());
         Poll::Pending

@@ -56,6 +56,9 @@ pub enum EventError {
     /// future (it can never complete, or a channel was left held).
     #[error("app thread: {0}")]
     Thread(#[from] crate::thread::ThreadError),
+    /// [`stop`](super::stop) was called with a non-zero code.
+    #[error("the application was stopped with code {0}")]
+    Stopped(i32),
     /// Signal handling could not be set up.
     #[error("signals: {0}")]
     Signals(String),

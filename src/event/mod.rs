@@ -17,8 +17,9 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | `app` | [`run`], [`AppOpts`], [`stop`]: start-up, signals, shutdown |
+//! | `app` | [`run`], [`stop`]: start-up, signals, shutdown |
 //! | `embed` | [`start`]: run a program's future inside the framework, then tear down |
+//! | `opts` | [`AppOpts`]: cores, config, socket, memory, log flags, extra methods |
 //! | `subsystem` | [`Subsystem`]: init/fini/config/methods, dependency order |
 //! | `table` | [`MethodTable`]: methods by name, startup/runtime state |
 //! | `config` | `--json` loading through the table, in SPDK's two rounds |
@@ -38,13 +39,15 @@ mod error;
 pub mod jsonrpc;
 pub mod log;
 mod methods;
+mod opts;
 mod subsystem;
 mod table;
 
-pub use app::{run, stop, AppOpts, DEFAULT_RPC_SOCKET};
+pub use app::{run, stop};
 pub use embed::{reactors, start};
 pub use error::EventError;
 pub use jsonrpc::RpcServer;
 pub use methods::methods as framework_methods;
+pub use opts::{AppOpts, DEFAULT_RPC_SOCKET};
 pub use subsystem::{builtin as builtin_subsystems, sort as sort_subsystems, Subsystem};
 pub use table::{state_error, MethodTable, INVALID_STATE};

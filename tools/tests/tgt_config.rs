@@ -123,3 +123,56 @@ fn a_config_that_is_not_json_is_refused_at_start() {
     assert!(err.contains("Parsing JSON configuration failed"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn with_wait_for_rpc_a_configs_runtime_entries_load_after_framework_start_init() {
+    let dir = scratch("wait-cfg");
+    let cfg = write_config(
+        &dir,
+        "c.json",
+        json!([
+            {"method": "bdev_set_options", "params": {"bdev_io_pool_size": 65535}},
+            {"method": "bdev_null_create", "params": {"name": "Null7", "num_blocks": 8, "block_size": 512}},
+        ]),
+    );
+    let t = Tgt::start_at(
+        dir.clone(),
+        dir.join("s.sock"),
+        &["--json", &cfg, "--wait-for-rpc"],
+    );
+    let v = t.call("framework_get_config", Some(json!({"name": "bdev"})));
+    assert_eq!(
+        v["error"]["code"], -1,
+        "still waiting for framework_start_init: {v}"
+    );
+    assert_eq!(t.ok("framework_start_init", None), json!(true));
+    assert_eq!(t.ok("framework_wait_init", None), json!(true));
+    let saved = t.ok("framework_get_config", Some(json!({"name": "bdev"})));
+    assert!(saved.to_string().contains("Null7"), "{saved}");
+}
+
+#[test]
+fn a_target_waiting_for_rpc_stops_cleanly_on_sigterm_answering_its_waiters() {
+    let dir = scratch("wait-stop");
+    let cfg = write_config(&dir, "c.json", json!([]));
+    let mut t = Tgt::start_at(
+        dir.clone(),
+        dir.join("s.sock"),
+        &["--json", &cfg, "--wait-for-rpc"],
+    );
+    let mut waiter = t.connect();
+    use std::io::Write;
+    waiter
+        .write_all(
+            request(1, "framework_wait_init", None)
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let (st, err) = t.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(st.success(), "{st}: {err}");
+    let v =
+        read_value(&mut waiter, &mut Vec::new()).expect("the waiter is answered before the close");
+    assert_eq!(v["error"]["code"], -32603, "{v}");
+}

@@ -7,6 +7,7 @@
 use super::errors::Failure;
 use super::params;
 use crate::bdev::{self, error_inject, file, malloc, null, passthru, split, BdevError, IoType};
+use crate::rpc::RpcError;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -231,10 +232,18 @@ pub(super) fn delete_of(module: &'static str, p: Value) -> Res {
 }
 
 /// `bdev_split_create`: the names of the parts (none yet when the base
-/// does not exist: they appear with it).
+/// does not exist: they appear with it). Failures are `-32602` with
+/// SPDK's text ("Failed to create 4 split bdevs from 'X': File exists").
 pub(super) fn split_create(p: Value) -> Res {
     let p: split::SplitOpts = params(p)?;
-    let parts = split::create(p)?;
+    let (count, base) = (p.split_count, p.base_bdev.clone());
+    let parts = split::create(p).map_err(|e| {
+        log::error!("bdev_split_create: {e}");
+        Failure::Rpc(RpcError::invalid_params(format!(
+            "Failed to create {count} split bdevs from '{base}': {}",
+            crate::rpc::strerror(super::errno_of(&e))
+        )))
+    })?;
     Ok(parts.iter().map(|b| Value::from(b.name())).collect())
 }
 
@@ -244,10 +253,18 @@ struct SplitDelete {
     base_bdev: String,
 }
 
-/// `bdev_split_delete`: removes every part made on `base_bdev`.
+/// `bdev_split_delete`: removes every part made on `base_bdev`; an
+/// unknown base is `-32602` "No such file or directory", as SPDK sends it.
 pub(super) fn split_delete(p: Value) -> Res {
     let p: SplitDelete = params(p)?;
-    split::delete(&p.base_bdev)?;
+    split::delete(&p.base_bdev).map_err(|e| {
+        log::error!("bdev_split_delete: {e}");
+        let errno = match e {
+            BdevError::NotFound(_) => libc::ENOENT,
+            ref o => super::errno_of(o),
+        };
+        Failure::Rpc(RpcError::invalid_params(crate::rpc::strerror(errno)))
+    })?;
     Ok(Value::Bool(true))
 }
 

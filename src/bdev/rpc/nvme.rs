@@ -197,7 +197,16 @@ struct GetCtrlrs {
 /// host}]}]` as SPDK lists them.
 pub(super) fn get_controllers(p: Value) -> Res {
     let p: GetCtrlrs = params(p)?;
-    let list = nvme::controllers(p.name.as_deref())?;
+    // SPDK sends a positive EINVAL here, with its own text.
+    let list = nvme::controllers(p.name.as_deref()).map_err(|_| {
+        Failure::Rpc(RpcError::new(
+            libc::EINVAL,
+            format!(
+                "Controller {} does not exist",
+                p.name.as_deref().unwrap_or("")
+            ),
+        ))
+    })?;
     Ok(list
         .iter()
         .map(|c| {

@@ -125,6 +125,17 @@ impl Conn {
         }
     }
 
+    /// Whether it is being closed (after a parse error): nothing more it
+    /// sent is handled.
+    pub fn is_closing(&self) -> bool {
+        self.closed || self.close_after_flush
+    }
+
+    /// Stops reading requests (shutdown): what is in flight is still answered.
+    pub fn stop_reading(&mut self) {
+        self.read_closed = true;
+    }
+
     /// Closes the connection once what is queued is written.
     pub fn close_after_flush(&mut self) {
         self.close_after_flush = true;

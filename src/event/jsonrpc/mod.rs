@@ -16,4 +16,5 @@ mod request;
 mod server;
 
 pub use conn::{IN_FLIGHT_MAX, MAX_REQUEST_SIZE, SEND_BACKLOG_MAX};
+pub(crate) use lock::SocketLock;
 pub use server::{RpcServer, MAX_CONNS, POLL_PERIOD_US};

@@ -45,6 +45,16 @@ impl RpcServer {
     /// cannot be bound, or there is no current thread.
     pub fn listen(path: &Path, table: Rc<MethodTable>) -> Result<RpcServer, EventError> {
         let lock = SocketLock::acquire(path)?;
+        Self::listen_locked(path, lock, table)
+    }
+
+    /// [`listen`](Self::listen) with the lock already taken (the app takes
+    /// it before anything else, so a second instance stops at once).
+    pub(crate) fn listen_locked(
+        path: &Path,
+        lock: SocketLock,
+        table: Rc<MethodTable>,
+    ) -> Result<RpcServer, EventError> {
         // We hold the lock, so a socket file there is a dead instance's.
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path).map_err(|e| EventError::Listen {
@@ -70,8 +80,10 @@ impl RpcServer {
             }),
         };
         let s = server.clone();
-        let p = poller_register("rpc_subsystem_poll", POLL_PERIOD_US, move || s.poll())
-            .map_err(|e| EventError::Reactor(e.to_string()))?;
+        let p = poller_register("rpc_subsystem_poll_servers", POLL_PERIOD_US, move || {
+            s.poll()
+        })
+        .map_err(|e| EventError::Reactor(e.to_string()))?;
         *server.inner.poller.borrow_mut() = Some(p);
         Ok(server)
     }
@@ -95,6 +107,11 @@ impl RpcServer {
             frames.clear();
             busy |= c.borrow_mut().read(&mut frames);
             for f in frames.drain(..) {
+                // After a parse error the stream has no resynchronisation
+                // point: what follows it is not handled.
+                if c.borrow().is_closing() {
+                    break;
+                }
                 busy = true;
                 self.handle(c, f);
             }
@@ -211,6 +228,9 @@ impl RpcServer {
     pub fn stop_listening(&self) {
         self.inner.listener.borrow_mut().take();
         let _ = std::fs::remove_file(&self.inner.path);
+        for c in self.inner.conns.borrow().iter() {
+            c.borrow_mut().stop_reading();
+        }
     }
 
     /// Whether every connection has no request in flight and nothing

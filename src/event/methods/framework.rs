@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 pub const SPDK_VERSION: (u32, u32, u32) = (25, 9, 0);
 
 fn spdk_get_version(params: Value) -> MethodFuture {
-    ready(no_params("spdk_get_version", &params).map(|()| {
+    ready(no_params(&params, "spdk_get_version method requires no parameters").map(|()| {
         let (major, minor, patch) = SPDK_VERSION;
         json!({
             "version": format!("SPDK v{major}.{minor:02} (spdk-io {})", env!("CARGO_PKG_VERSION")),
@@ -47,7 +47,7 @@ fn rpc_get_methods(params: Value) -> MethodFuture {
 
 fn framework_start_init(params: Value) -> MethodFuture {
     ready((|| {
-        no_params("framework_start_init", &params)?;
+        no_params(&params, "framework_start_init requires no parameters")?;
         let c = ctx::get()?;
         c.start_init().map_err(|e| {
             log::error!("{e}");
@@ -59,7 +59,7 @@ fn framework_start_init(params: Value) -> MethodFuture {
 
 fn framework_wait_init(params: Value) -> MethodFuture {
     boxed(async move {
-        no_params("framework_wait_init", &params)?;
+        no_params(&params, "framework_wait_init requires no parameters")?;
         let c = ctx::get()?;
         c.wait_init()
             .await
@@ -70,7 +70,7 @@ fn framework_wait_init(params: Value) -> MethodFuture {
 
 fn framework_get_subsystems(params: Value) -> MethodFuture {
     ready((|| {
-        no_params("framework_get_subsystems", &params)?;
+        no_params(&params, "'framework_get_subsystems' requires no arguments")?;
         let c = ctx::get()?;
         Ok(Value::Array(
             c.subsystems

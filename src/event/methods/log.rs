@@ -43,11 +43,17 @@ fn log_set_print_level(params: Value) -> MethodFuture {
 }
 
 fn log_get_level(params: Value) -> MethodFuture {
-    ready(no_params("log_get_level", &params).map(|()| elog::log_level().name().into()))
+    ready(
+        no_params(&params, "log_get_level requires no parameters")
+            .map(|()| elog::log_level().name().into()),
+    )
 }
 
 fn log_get_print_level(params: Value) -> MethodFuture {
-    ready(no_params("log_get_print_level", &params).map(|()| elog::print_level().name().into()))
+    ready(
+        no_params(&params, "log_get_print_level requires no parameters")
+            .map(|()| elog::print_level().name().into()),
+    )
 }
 
 fn log_set_flag(params: Value) -> MethodFuture {
@@ -71,14 +77,16 @@ fn log_clear_flag(params: Value) -> MethodFuture {
 }
 
 fn log_get_flags(params: Value) -> MethodFuture {
-    ready(no_params("log_get_flags", &params).map(|()| {
-        Value::Object(
-            elog::flags()
-                .into_iter()
-                .map(|(f, on)| (f.to_string(), Value::Bool(on)))
-                .collect(),
-        )
-    }))
+    ready(
+        no_params(&params, "log_get_flags requires no parameters").map(|()| {
+            Value::Object(
+                elog::flags()
+                    .into_iter()
+                    .map(|(f, on)| (f.to_string(), Value::Bool(on)))
+                    .collect(),
+            )
+        }),
+    )
 }
 
 pub(super) fn methods() -> Vec<Method> {

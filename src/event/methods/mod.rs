@@ -31,14 +31,12 @@ fn ready(r: RpcResult) -> MethodFuture {
     Box::pin(std::future::ready(r))
 }
 
-/// SPDK's refusal of params for a method that takes none (an empty
-/// object is accepted as none).
-fn no_params(method: &str, params: &Value) -> Result<(), RpcError> {
-    match params {
-        Value::Null => Ok(()),
-        Value::Object(o) if o.is_empty() => Ok(()),
-        _ => Err(RpcError::invalid_params(format!(
-            "`{method}` requires no arguments"
-        ))),
+/// SPDK's refusal of params for a method that takes none: any `params`
+/// but `null` (an empty object too) is `-32602` with the method's message.
+fn no_params(params: &Value, message: &str) -> Result<(), RpcError> {
+    if params.is_null() {
+        Ok(())
+    } else {
+        Err(RpcError::invalid_params(message))
     }
 }

@@ -22,6 +22,11 @@ struct ThreadReport {
     channels: Vec<Value>,
 }
 
+/// A mask as SPDK's `spdk_cpuset_fmt` writes it: hex without `0x` (`"3"`).
+fn spdk_cpuset_fmt(hex: &str) -> String {
+    hex.trim_start_matches("0x").to_string()
+}
+
 /// Asks every live thread for its report (threads that exit meanwhile are
 /// left out).
 async fn reports() -> Vec<ThreadReport> {
@@ -35,7 +40,7 @@ async fn reports() -> Vec<ThreadReport> {
                 tid: nix::unistd::gettid().as_raw(),
                 name: t.name().to_string(),
                 id: t.id(),
-                cpumask: t.cpumask().to_string(),
+                cpumask: spdk_cpuset_fmt(&t.cpumask().to_string()),
                 busy: s.busy_ticks,
                 idle: s.idle_ticks,
                 pollers: t.pollers(),
@@ -60,7 +65,7 @@ fn count(r: &ThreadReport, k: PollerKind) -> usize {
 
 fn thread_get_stats(params: Value) -> MethodFuture {
     boxed(async move {
-        no_params("thread_get_stats", &params)?;
+        no_params(&params, "'thread_get_stats' requires no arguments")?;
         let threads: Vec<Value> = reports()
             .await
             .iter()
@@ -99,7 +104,7 @@ fn pollers_of(r: &ThreadReport, k: PollerKind) -> Vec<Value> {
 
 fn thread_get_pollers(params: Value) -> MethodFuture {
     boxed(async move {
-        no_params("thread_get_pollers", &params)?;
+        no_params(&params, "'thread_get_pollers' requires no arguments")?;
         let threads: Vec<Value> = reports()
             .await
             .iter()
@@ -118,7 +123,7 @@ fn thread_get_pollers(params: Value) -> MethodFuture {
 
 fn thread_get_io_channels(params: Value) -> MethodFuture {
     boxed(async move {
-        no_params("thread_get_io_channels", &params)?;
+        no_params(&params, "'thread_get_io_channels' requires no arguments")?;
         let threads: Vec<Value> = reports()
             .await
             .into_iter()
@@ -130,7 +135,7 @@ fn thread_get_io_channels(params: Value) -> MethodFuture {
 
 fn framework_get_reactors(params: Value) -> MethodFuture {
     boxed(async move {
-        no_params("framework_get_reactors", &params)?;
+        no_params(&params, "`framework_get_reactors` requires no arguments")?;
         let c = ctx::get()?;
         let reports = reports().await;
         let set = c.reactors.upgrade();
