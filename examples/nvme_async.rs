@@ -33,8 +33,11 @@ async fn round_trip() -> Result<bool, Box<dyn Error>> {
         .await?;
     let back = desc.read_async(&ch, IoBuf::new(8192), 4096).await?;
     println!("{name}: wrote and read back 8 KiB at byte 4096");
+    // Close what we opened, then detach (bdev_nvme_detach_controller):
+    // the controller shuts down with its last bdev.
+    drop((ch, desc));
+    bdev::nvme::detach_controller("Nvme0")?;
     Ok(back.to_vec() == pattern)
-    // The bdev subsystem unregisters the bdev when `start` returns.
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
