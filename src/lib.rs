@@ -61,6 +61,7 @@ pub mod blob;
 pub mod env;
 pub mod event;
 pub mod nvme;
+pub mod nvmf;
 pub mod pci;
 pub mod rpc;
 pub mod sock;

@@ -242,3 +242,122 @@ fn a_lost_connection_fails_every_io_in_flight_exactly_once() {
         e.error
     );
 }
+
+#[test]
+fn tagged_io_is_sent_from_and_read_into_the_lent_bytes_split_or_not() {
+    env::init_once(EnvOpts::no_huge()).unwrap();
+    let t = target::start(TargetOpts {
+        mdts: 1, // 8 KiB per command: a 16 KiB I/O is split in two
+        ..TargetOpts::default()
+    });
+    let c = nvme::connect(&trid(t.addr, SUBNQN), &opts()).unwrap();
+    let ns = c.namespace(1).unwrap();
+    let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
+    let data = pattern(16384, 5);
+    let mut wbuf = DmaBuf::alloc_zeroed(32768, 4096).unwrap();
+    wbuf[4096..20480].copy_from_slice(&data);
+    let mut tags = Vec::new();
+    let poll_for = |qp: &mut QPair, tags: &mut Vec<(u64, bool)>, n: usize| {
+        let start = Instant::now();
+        while tags.len() < n {
+            qp.process_completions_tagged(0, |tag, r| tags.push((tag, r.is_ok())))
+                .unwrap();
+            assert!(start.elapsed() < Duration::from_secs(10), "tagged I/O hung");
+        }
+    };
+    // SAFETY: wbuf outlives the I/O and is not touched until its tag is reported.
+    unsafe { qp.rw_tagged(&ns, nvme::RwOp::Write, &wbuf, 4096..20480, 16, 32, 7) }.unwrap();
+    poll_for(&mut qp, &mut tags, 1);
+    assert_eq!(tags.pop(), Some((7, true)));
+    assert!(t.disk.lock().unwrap()[16 * 512..16 * 512 + 16384] == data[..]);
+    for (lba, len) in [(16u64, 16384usize), (20, 4096)] {
+        let rbuf = DmaBuf::alloc_zeroed(32768, 4096).unwrap();
+        // SAFETY: rbuf outlives the I/O and is not read until its tag is reported.
+        unsafe {
+            qp.rw_tagged(
+                &ns,
+                nvme::RwOp::Read,
+                &rbuf,
+                8192..8192 + len,
+                lba,
+                (len / 512) as u32,
+                8,
+            )
+        }
+        .unwrap();
+        poll_for(&mut qp, &mut tags, 1);
+        assert_eq!(tags.pop(), Some((8, true)));
+        let off = (lba as usize - 16) * 512;
+        assert!(
+            rbuf[8192..8192 + len] == data[off..off + len],
+            "{len} bytes read into the lent range"
+        );
+        assert!(
+            rbuf[..8192]
+                .iter()
+                .chain(&rbuf[8192 + len..])
+                .all(|&b| b == 0),
+            "nothing outside it"
+        );
+    }
+}
+
+#[test]
+fn the_discovery_controller_lists_the_subsystem_as_a_transport_id() {
+    env::init_once(EnvOpts::no_huge()).unwrap();
+    let t = target::start(TargetOpts::default());
+    let d: TransportId = format!(
+        "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{}",
+        t.addr.port()
+    )
+    .parse()
+    .unwrap();
+    let c = nvme::connect(&d, &ControllerOpts::default()).unwrap();
+    assert_eq!(
+        c.namespace_ids(),
+        Vec::<u32>::new(),
+        "a discovery controller has no namespaces"
+    );
+    let log = c.discovery_log().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].subnqn, SUBNQN);
+    let trid = log[0].trid().unwrap();
+    let mut want = self::trid(t.addr, SUBNQN);
+    want.hostnqn = None;
+    assert_eq!(trid, want);
+    // The entry connects.
+    let sub = nvme::connect(&trid, &ControllerOpts::default()).unwrap();
+    assert_eq!(sub.namespace_ids(), vec![1]);
+}
+
+#[test]
+fn with_a_keep_alive_timeout_polling_the_admin_queue_sends_keep_alive_every_half_kato() {
+    env::init_once(EnvOpts::no_huge()).unwrap();
+    let t = target::start(TargetOpts::default());
+    let c = nvme::connect(
+        &trid(t.addr, SUBNQN),
+        &ControllerOpts {
+            keep_alive_timeout_ms: 100,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(400) {
+        c.process_admin_completions().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let n = t.keep_alives.load(std::sync::atomic::Ordering::Acquire);
+    // Every 50 ms over 400 ms: about 8 (bounded loosely: no timing is asserted tightly).
+    assert!((2..=9).contains(&n), "{n} Keep Alive commands");
+    let quiet = nvme::connect(&trid(t.addr, SUBNQN), &opts()).unwrap();
+    let before = t.keep_alives.load(std::sync::atomic::Ordering::Acquire);
+    for _ in 0..20 {
+        quiet.process_admin_completions().unwrap();
+    }
+    assert_eq!(
+        t.keep_alives.load(std::sync::atomic::Ordering::Acquire),
+        before,
+        "no KATO, no Keep Alive"
+    );
+}

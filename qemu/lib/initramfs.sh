@@ -5,12 +5,16 @@
 # common.sh and host.sh (needs KVER, KERNEL_DIR, BUSYBOX).
 
 # guest_modules LIST: the modules of a list, by name (vfio, uio: the mode's
-# user-space driver; nvme: the kernel driver). Dependencies are added later.
+# user-space driver; nvme: the kernel driver; nvmet: Linux's NVMe/TCP
+# target and a RAM block device behind it, loaded on demand by
+# spdk-io-guest-nvmet — configfs comes as nvmet's dependency, crc32c for
+# digests). Dependencies are added later.
 guest_modules() {
   case $1 in
     vfio) echo vfio_iommu_type1 vfio-pci ;;
     uio) echo uio_pci_generic ;;
     nvme) echo nvme ;;
+    nvmet) echo nvmet-tcp null_blk crc32c_generic ;;
   esac
 }
 
@@ -55,7 +59,8 @@ pack_cpio() {
 # base_initramfs: path of the cached base archive, built if missing.
 base_initramfs() {
   local key out stage list
-  key=$(cat "$QEMU_DIR/lib/guest-init" "$QEMU_DIR/lib/guest-bind" "$QEMU_DIR/lib/initramfs.sh" "$BUSYBOX" |
+  key=$(cat "$QEMU_DIR/lib/guest-init" "$QEMU_DIR/lib/guest-bind" "$QEMU_DIR/lib/guest-nvmet" \
+    "$QEMU_DIR/lib/initramfs.sh" "$BUSYBOX" |
     sha256sum | cut -c1-16)
   out=$WORK_DIR/base-$KVER-$key.cpio
   if [[ ! -s $out ]]; then
@@ -65,8 +70,9 @@ base_initramfs() {
     cp "$BUSYBOX" "$stage/bin/busybox"
     cp "$QEMU_DIR/lib/guest-init" "$stage/init"
     cp "$QEMU_DIR/lib/guest-bind" "$stage/bin/spdk-io-guest-bind"
-    chmod 755 "$stage/init" "$stage/bin/spdk-io-guest-bind"
-    for list in vfio uio nvme; do
+    cp "$QEMU_DIR/lib/guest-nvmet" "$stage/bin/spdk-io-guest-nvmet"
+    chmod 755 "$stage/init" "$stage/bin/spdk-io-guest-bind" "$stage/bin/spdk-io-guest-nvmet"
+    for list in vfio uio nvme nvmet; do
       RESOLVED=()
       # shellcheck disable=SC2046 # module names are single words
       resolve_modules $(guest_modules "$list")

@@ -43,14 +43,24 @@ fn bdev_config() -> Option<Vec<Value>> {
 
 /// The subsystems this crate has, in registration order.
 pub fn builtin() -> Vec<Subsystem> {
-    vec![Subsystem {
-        name: "bdev",
-        depends_on: &[],
-        init: bdev_init,
-        fini: crate::bdev::fini,
-        config: bdev_config,
-        methods: crate::bdev::rpc::methods,
-    }]
+    vec![
+        Subsystem {
+            name: "bdev",
+            depends_on: &[],
+            init: bdev_init,
+            fini: crate::bdev::fini,
+            config: bdev_config,
+            methods: crate::bdev::rpc::methods,
+        },
+        Subsystem {
+            name: crate::nvmf::rpc::SUBSYSTEM,
+            depends_on: &["bdev"],
+            init: crate::nvmf::rpc::init,
+            fini: crate::nvmf::rpc::fini,
+            config: crate::nvmf::rpc::config,
+            methods: crate::nvmf::rpc::methods,
+        },
+    ]
 }
 
 /// Orders subsystems so that each comes after what it depends on (SPDK's

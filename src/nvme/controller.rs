@@ -8,6 +8,7 @@ use super::spec::features::AsyncEvent;
 use super::spec::identify::OACS_DOORBELL_BUFFER_CONFIG;
 use super::spec::registers::{Aqa, Cap, Cc, Vs};
 use super::spec::{AdminOpcode, IdentifyController, Sqe};
+use super::transport::{PcieTransport, ShadowDoorbells, Transport};
 use super::{NvmeError, TransportId};
 use crate::env::DmaBuf;
 use crate::pci::PciDevice;
@@ -45,7 +46,9 @@ pub struct ControllerOpts {
     /// NVMe/TCP: ask for data digests.
     pub data_digest: bool,
     /// Fabrics: Keep Alive Timeout in milliseconds sent in the admin
-    /// Connect (0: none; keep alive is not sent yet, so keep it 0).
+    /// Connect (0: none). With one, [`Controller::process_admin_completions`]
+    /// sends Keep Alive every half KATO: call it at least that often, or
+    /// the target ends the association.
     pub keep_alive_timeout_ms: u32,
 }
 
@@ -60,7 +63,7 @@ impl Default for ControllerOpts {
             num_aers: 4,
             shutdown_timeout: Duration::from_secs(10),
             hostnqn: None,
-            hostid: default_hostid(),
+            hostid: super::transport::default_hostid(),
             header_digest: false,
             data_digest: false,
             keep_alive_timeout_ms: 0,
@@ -68,56 +71,8 @@ impl Default for ControllerOpts {
     }
 }
 
-/// A host ID that stays the same on this machine: from /etc/machine-id
-/// when it is there (as nvme-cli derives it), else fixed.
-fn default_hostid() -> [u8; 16] {
-    let mut id = *b"spdk-io-host-id!";
-    if let Ok(s) = std::fs::read_to_string("/etc/machine-id") {
-        let hex: Vec<u8> = s.trim().bytes().collect();
-        for (i, pair) in hex.chunks(2).take(16).enumerate() {
-            if let Some(b) = std::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-            {
-                id[i] = b;
-            }
-        }
-    }
-    id
-}
-
 /// Callback for asynchronous events (namespace changes, SMART warnings, errors).
 pub type AerCallback = Box<dyn FnMut(AsyncEvent) + Send>;
-
-/// The shadow doorbell and EventIdx pages given to Doorbell Buffer Config.
-pub(crate) struct ShadowDoorbells {
-    pub(crate) dbs: DmaBuf,
-    pub(crate) eis: DmaBuf,
-    pub(crate) dbs_ptr: *mut u32,
-    pub(crate) eis_ptr: *mut u32,
-}
-
-// SAFETY: the pages are written only through the raw pointers by the queue
-// that owns each slot (one u32 per doorbell), and read by the device.
-unsafe impl Send for ShadowDoorbells {}
-// SAFETY: as above: no two queues share a slot.
-unsafe impl Sync for ShadowDoorbells {}
-
-/// How a controller is reached: what its registers and queues live on.
-pub(crate) enum Transport {
-    /// Local PCIe: BAR0 registers, rings in DMA memory, doorbells.
-    Pcie(PcieTransport),
-    /// NVMe/TCP: registers are properties, each queue a TCP connection.
-    Tcp(super::tcp::TcpTransport),
-}
-
-/// What a PCIe controller's queues need.
-pub(crate) struct PcieTransport {
-    pub(crate) _device: Arc<dyn PciDevice>,
-    pub(crate) regs: Regs,
-    pub(crate) dstrd: u8,
-    pub(crate) shadow: Option<ShadowDoorbells>,
-}
 
 /// State shared by a [`Controller`] and its queue pairs.
 pub(crate) struct CtrlrInner {
@@ -378,6 +333,7 @@ impl Controller {
             let n = a.poll();
             (n, a.take_events())
         };
+        self.inner.keep_alive_if_due()?;
         if let Some(regs) = self.inner.regs() {
             let csts = regs.csts();
             if csts.is_all_ones() {
@@ -442,22 +398,6 @@ impl Controller {
 }
 
 impl CtrlrInner {
-    /// The PCIe side of the controller (`None` over a fabric).
-    pub(crate) fn pcie(&self) -> Option<&PcieTransport> {
-        match &self.transport {
-            Transport::Pcie(p) => Some(p),
-            Transport::Tcp(_) => None,
-        }
-    }
-    /// BAR0 registers (PCIe only).
-    pub(crate) fn regs(&self) -> Option<&Regs> {
-        self.pcie().map(|p| &p.regs)
-    }
-    /// The shadow doorbell pages, when in use.
-    pub(crate) fn shadow(&self) -> Option<&ShadowDoorbells> {
-        self.pcie()?.shadow.as_ref()
-    }
-
     pub(crate) fn admin(&self) -> Result<MutexGuard<'_, AdminQueue>, NvmeError> {
         if self.detached.load(Ordering::Acquire) {
             return Err(NvmeError::ControllerUnavailable);

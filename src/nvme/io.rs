@@ -426,6 +426,11 @@ impl QPair {
             len: bytes,
         };
         let cid = self.rw_commands(ns, opc, std::slice::from_ref(&seg), bytes, lba, lba_count)?;
+        if self.tcp.is_some() {
+            // The connection moves the bytes itself: it needs their address.
+            let start = buf.as_ptr().wrapping_add(range.start).cast_mut();
+            self.pool.reqs[cid as usize].lent = (start, bytes);
+        }
         self.arm_tagged(cid, tag, opc as u8);
         self.after_push();
         Ok(())

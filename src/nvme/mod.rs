@@ -3,7 +3,8 @@
 //! - [`spec`]: NVMe specification types (registers, SQE/CQE, status names,
 //!   identify, log pages, features) with compile-time layout checks.
 //! - [`Controller`]: attach by PCI device or transport ID ([`TransportId`],
-//!   [`probe`], [`connect`]), bring-up, Identify, namespaces, admin commands (features,
+//!   [`probe`], [`connect`]: `trtype:PCIe`, or `trtype:TCP` over NVMe/TCP,
+//!   see [`tcp`]), bring-up, Identify, namespaces, admin commands (features,
 //!   log pages, abort, format, passthrough), asynchronous events, reset,
 //!   shutdown on drop. `Send + Sync`; the admin queue is polled with
 //!   [`Controller::process_admin_completions`].
@@ -42,7 +43,9 @@
 //!
 //! Internals: `regs` (BAR0 registers and state transitions), `queue` (rings
 //! and doorbells — the unsafe part), `prp` (PRP lists), `request`
-//! (preallocated requests with inline callbacks), `admin` (admin queue).
+//! (preallocated requests with inline callbacks), `admin` (admin queue,
+//! over PCIe or TCP), `transport` (what a controller is reached over),
+//! `qpair_tcp` (an I/O queue pair's NVMe/TCP poll).
 
 mod admin;
 mod admin_cmds;
@@ -65,6 +68,7 @@ pub mod spec;
 mod stat;
 mod submit;
 pub mod tcp;
+mod transport;
 
 pub use crate::pci::{TransportId, TransportType};
 pub use admin_cmds::FormatOpts;

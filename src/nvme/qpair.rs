@@ -376,7 +376,9 @@ impl QPair {
         Ok(n)
     }
 
-    #[inline]
+    // Inlined into both reaps (PCIe and TCP): outlined, it cost the PCIe
+    // poll about 25 instructions per I/O.
+    #[inline(always)]
     pub(crate) fn complete_cqe<H: FnMut(u64, Result<(), NvmeError>)>(
         &mut self,
         cqe: Cqe,

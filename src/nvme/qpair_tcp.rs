@@ -7,7 +7,7 @@
 //! parent's buffer at its offset.
 
 use super::buffer::{DmaSlice, IoBuf};
-use super::controller::{CtrlrInner, Transport};
+use super::controller::CtrlrInner;
 use super::qpair::{QPair, QPairOpts};
 use super::qpair_recovery::DEAD;
 use super::queue::{CqRing, Doorbell, SqRing};
@@ -15,6 +15,7 @@ use super::request::{Request, RequestPool, NO_PARENT};
 use super::spec::{Cqe, NvmOpcode, Sqe};
 use super::stat::PcieStat;
 use super::tcp::{CommandBuffers, TcpQueue};
+use super::transport::Transport;
 use super::NvmeError;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
@@ -31,6 +32,9 @@ enum Src {
     Buf { owner: u16, base: u32 },
     /// The request's own page (Dataset Management ranges).
     Page,
+    /// The bytes request `owner` borrowed from the caller (a tagged I/O),
+    /// from byte `base`.
+    Lent { owner: u16, base: u32 },
 }
 
 /// The connection of an NVMe/TCP queue pair and its per-command state.
@@ -74,11 +78,38 @@ impl CommandBuffers for PoolBufs<'_> {
                 let (k, start) = locate(segs, base as usize, i)?;
                 Some(&segs[k].as_slice()[start..])
             }
+            Src::Lent { owner, base } => {
+                let (ptr, len) = self.reqs.get(owner as usize)?.lent;
+                if i != 0 || ptr.is_null() || base as usize > len {
+                    return None;
+                }
+                // SAFETY: `QPair::rw_tagged`'s contract keeps these `len`
+                // bytes allocated and untouched by the caller until the
+                // tag is reported or the qpair is shut down (which closes
+                // the connection first, so no later call gets here).
+                Some(unsafe {
+                    std::slice::from_raw_parts(ptr.add(base as usize), len - base as usize)
+                })
+            }
         }
     }
     fn segment_mut(&mut self, cid: u16, i: usize) -> Option<&mut [u8]> {
-        let Src::Buf { owner, base } = *self.src.get(cid as usize)? else {
-            return None;
+        let (owner, base) = match *self.src.get(cid as usize)? {
+            Src::Buf { owner, base } => (owner, base),
+            Src::Lent { owner, base } => {
+                let (ptr, len) = self.reqs.get(owner as usize)?.lent;
+                if i != 0 || ptr.is_null() || base as usize > len {
+                    return None;
+                }
+                // SAFETY: as in `segment`: the caller of `rw_tagged` lent
+                // these bytes for the device (here: the connection) to
+                // write, and neither reads nor writes them until the tag
+                // is reported; no other reference to them exists here.
+                return Some(unsafe {
+                    std::slice::from_raw_parts_mut(ptr.add(base as usize), len - base as usize)
+                });
+            }
+            Src::None | Src::Page => return None,
         };
         let buf = &mut self.reqs.get_mut(owner as usize)?.buf;
         let (k, start) = locate(buf.segments(), base as usize, i)?;
@@ -167,10 +198,15 @@ impl QPair {
                     )
                 })?;
             let len = ((sqe.cdw12 & 0xffff) + 1) << shift;
-            if matches!(self.pool.reqs[owner as usize].buf, IoBuf::None) {
-                return Err("tagged I/O (rw_tagged) is not supported over NVMe/TCP yet".into());
-            }
-            return Ok((len, opc != NvmOpcode::Read as u8, Src::Buf { owner, base }));
+            let o = &self.pool.reqs[owner as usize];
+            let src = if !matches!(o.buf, IoBuf::None) {
+                Src::Buf { owner, base }
+            } else if !o.lent.0.is_null() {
+                Src::Lent { owner, base }
+            } else {
+                return Err("a read or write without a buffer".into());
+            };
+            return Ok((len, opc != NvmOpcode::Read as u8, src));
         }
         if opc == NvmOpcode::DatasetManagement as u8 {
             return Ok((((sqe.cdw10 & 0xff) + 1) * 16, true, Src::Page));

@@ -123,6 +123,9 @@ pub(crate) struct Request {
     /// A child's byte offset in its parent's buffer (set by a split; an
     /// NVMe/TCP queue pair sends and receives the child's data there).
     pub(crate) data_off: u32,
+    /// NVMe/TCP only: the bytes a tagged I/O ([`QPair::rw_tagged`]) lent
+    /// (start, length), which the connection sends from or receives into.
+    pub(crate) lent: (*mut u8, usize),
 }
 
 /// The per-qpair request pool: slots and a LIFO free list.
@@ -151,6 +154,7 @@ impl RequestPool {
                 abort_sent: false,
                 opc: 0,
                 data_off: 0,
+                lent: (std::ptr::null_mut(), 0),
             });
         }
         let free = (0..n).rev().collect();

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const SUBNQN: &str = "nqn.2024-01.io.spdk-io:test";
+pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 pub const SERIAL: &str = "TCPTEST0001";
 pub const MODEL: &str = "spdk-io scripted target";
 
@@ -50,6 +51,8 @@ pub struct Target {
     pub disk: Arc<Mutex<Vec<u8>>>,
     /// Connects seen (admin and I/O).
     pub connects: Arc<AtomicU32>,
+    /// Keep Alive commands seen.
+    pub keep_alives: Arc<AtomicU32>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
 }
@@ -78,7 +81,14 @@ pub fn start(o: TargetOpts) -> Target {
     let stop = Arc::new(AtomicBool::new(false));
     let connects = Arc::new(AtomicU32::new(0));
     let conns = Arc::new(Mutex::new(Vec::new()));
-    let (d, st, cn, cs) = (disk.clone(), stop.clone(), connects.clone(), conns.clone());
+    let keep_alives = Arc::new(AtomicU32::new(0));
+    let (d, st, cn, cs, ka) = (
+        disk.clone(),
+        stop.clone(),
+        connects.clone(),
+        conns.clone(),
+        keep_alives.clone(),
+    );
     std::thread::spawn(move || {
         let start = Instant::now();
         while !st.load(Ordering::Acquire) && start.elapsed() < Duration::from_secs(60) {
@@ -86,8 +96,8 @@ pub fn start(o: TargetOpts) -> Target {
                 Ok((s, _)) => {
                     s.set_nonblocking(false).unwrap();
                     cs.lock().unwrap().push(s.try_clone().unwrap());
-                    let (o, d, cn) = (o.clone(), d.clone(), cn.clone());
-                    std::thread::spawn(move || serve(Peer::accept_ic(s, o.peer), &o, &d, &cn));
+                    let (o, d, cn, ka) = (o.clone(), d.clone(), cn.clone(), ka.clone());
+                    std::thread::spawn(move || serve(Peer::accept_ic(s, o.peer), &o, &d, &cn, &ka));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(2)),
             }
@@ -97,6 +107,7 @@ pub fn start(o: TargetOpts) -> Target {
         addr,
         disk,
         connects,
+        keep_alives,
         conns,
         stop,
     }
@@ -108,8 +119,16 @@ fn put_ascii(dst: &mut [u8], s: &str) {
 }
 
 /// Serves one connection until the host closes it.
-fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU32) {
+fn serve(
+    mut p: Peer,
+    o: &TargetOpts,
+    disk: &Mutex<Vec<u8>>,
+    connects: &AtomicU32,
+    keep_alives: &AtomicU32,
+) {
     let mut cc = 0u32;
+    let mut admin = false;
+    let port = p.s.local_addr().unwrap().port();
     let any = PduTypeSet::of(&[PduType::CapsuleCmd, PduType::H2CData]);
     // Commands that arrived while a write's data was awaited.
     let mut backlog = std::collections::VecDeque::new();
@@ -128,14 +147,21 @@ fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU3
             panic!("unexpected {h:?}");
         };
         let cid = sqe.cid();
+        if sqe.psdt() != 1 {
+            // As Linux's target: fabrics commands must use SGLs.
+            respond(&mut p, cid, 0x02, 0, 0, 0); // Invalid Field in Command
+            continue;
+        }
         let (mut dw0, mut dw1, mut sc) = (0u32, 0u32, 0u8);
         match (sqe.opc(), sqe.nsid as u8) {
             (0x7f, 0x01) => {
                 // Connect: check the subsystem NQN.
                 connects.fetch_add(1, Ordering::AcqRel);
+                admin = sqe.cdw10 >> 16 == 0;
                 let nqn = &data[256..512];
                 let end = nqn.iter().position(|&b| b == 0).unwrap_or(256);
-                if &nqn[..end] != SUBNQN.as_bytes() {
+                let discovery = &nqn[..end] == DISCOVERY_NQN.as_bytes() && admin;
+                if &nqn[..end] != SUBNQN.as_bytes() && !discovery {
                     respond(&mut p, cid, 0x82, 1, 0, 0); // Connect Invalid Parameters
                     continue;
                 }
@@ -186,6 +212,28 @@ fn serve(mut p: Peer, o: &TargetOpts, disk: &Mutex<Vec<u8>>, connects: &AtomicU3
             }
             // Set Features Number of Queues: 4 queue pairs.
             (0x09, _) if sqe.cdw10 & 0xff == 0x07 => dw0 = 3 | 3 << 16,
+            (0x18, _) if admin => {
+                keep_alives.fetch_add(1, Ordering::AcqRel);
+            }
+            (0x02, _) if admin => {
+                // Get Log Page: the Discovery log, one entry naming SUBNQN here.
+                let lid = sqe.cdw10 & 0xff;
+                let len = ((sqe.cdw10 >> 16 | (sqe.cdw11 & 0xffff) << 16) as usize + 1) * 4;
+                let off = sqe.cdw12 as usize;
+                let mut log = vec![0u8; 2048];
+                if lid == 0x70 {
+                    log[8] = 1; // NUMREC
+                    let e = &mut log[1024..];
+                    (e[0], e[1], e[2]) = (3, 1, 2);
+                    e[6..8].copy_from_slice(&0xffffu16.to_le_bytes());
+                    let svc = port.to_string();
+                    e[32..32 + svc.len()].copy_from_slice(svc.as_bytes());
+                    e[256..256 + SUBNQN.len()].copy_from_slice(SUBNQN.as_bytes());
+                    e[512..521].copy_from_slice(b"127.0.0.1");
+                }
+                log.resize(off + len, 0);
+                p.send_c2h(cid, 0, &log[off..off + len], flags::LAST_PDU);
+            }
             (0x02, _) | (0x01, _) => {
                 let shift = o.block_shift;
                 let off = (sqe.slba() << shift) as usize;

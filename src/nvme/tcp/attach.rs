@@ -7,9 +7,10 @@ use super::fabrics::{self, CNTLID_DYNAMIC, DISCOVERY_NQN};
 use super::queue::{CommandBuffers, TcpQueue, TcpQueueOpts};
 use crate::env::DmaBuf;
 use crate::nvme::admin::AdminQueue;
-use crate::nvme::controller::{Controller, ControllerOpts, CtrlrInner, Transport};
+use crate::nvme::controller::{Controller, ControllerOpts, CtrlrInner};
 use crate::nvme::spec::registers::{Cap, Cc, Csts, Vs};
 use crate::nvme::spec::{self, AdminOpcode, IdentifyController, Sqe, StatusCodeType};
+use crate::nvme::transport::Transport;
 use crate::nvme::{NvmeError, TransportId};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +39,10 @@ pub(crate) struct TcpTransport {
     /// Most write data sent in an I/O command capsule (IOCCSZ).
     pub(crate) in_capsule: usize,
     pub(crate) qopts: TcpQueueOpts,
+    /// Keep Alive Timeout given in Connect (zero: none).
+    pub(crate) kato: Duration,
+    /// When the last Keep Alive was sent.
+    pub(crate) last_keep_alive: Mutex<Instant>,
 }
 
 /// The socket address of a TCP transport ID (`trsvcid` defaults to 4420).
@@ -216,6 +221,8 @@ pub(crate) fn attach(trid: &TransportId, opts: ControllerOpts) -> Result<Control
         cntlid: CNTLID_DYNAMIC,
         in_capsule: 0,
         qopts,
+        kato: Duration::from_millis(opts.keep_alive_timeout_ms as u64),
+        last_keep_alive: Mutex::new(Instant::now()),
     };
     // Fabrics Connect of the admin queue; the answer names our controller.
     let mut data = DmaBuf::alloc_zeroed(fabrics::CONNECT_DATA_LEN, 4096)?;
@@ -309,6 +316,27 @@ fn subnqn_is_io(subnqn: &str) -> bool {
 }
 
 impl CtrlrInner {
+    /// Sends Keep Alive when half the Keep Alive Timeout has passed since
+    /// the last one (NVMe/TCP with a KATO only; called from
+    /// `Controller::process_admin_completions`, as SPDK does).
+    pub(crate) fn keep_alive_if_due(&self) -> Result<(), NvmeError> {
+        let Transport::Tcp(t) = &self.transport else {
+            return Ok(());
+        };
+        if t.kato.is_zero() || self.detached.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        {
+            let mut last = t.last_keep_alive.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < t.kato / 2 {
+                return Ok(());
+            }
+            *last = Instant::now();
+        }
+        self.admin_exec(Sqe::new(AdminOpcode::KeepAlive as u8, 0), None)
+            .map(|_| ())
+    }
+
     /// The subsystem NQN connected to (the discovery NQN when none was given).
     pub(crate) fn trid_subnqn(&self) -> String {
         match &self.transport {

@@ -8,6 +8,8 @@
 //! - [`TcpQueue`]: one queue's connection: ICReq/ICResp, command capsules
 //!   with in-capsule data, R2T answered with H2CData, C2HData copied into
 //!   the command's buffers ([`CommandBuffers`]), sends batched per poll.
+//! - [`DiscoveryEntry`]: the Discovery Log Page of a discovery controller
+//!   (`Controller::discovery_log`).
 //! - [`PduError`], [`TcpError`]: a PDU that breaks the rules (naming the
 //!   field), and what fails on a connection.
 
@@ -16,6 +18,7 @@ mod attach;
 mod check;
 pub mod decode;
 pub mod digest;
+mod discovery;
 pub mod encode;
 mod error;
 pub mod fabrics;
@@ -25,5 +28,6 @@ mod queue_recv;
 
 pub(crate) use admin::TcpAdmin;
 pub(crate) use attach::{attach, shutdown, TcpTransport};
+pub use discovery::{DiscoveryEntry, LID_DISCOVERY};
 pub use error::{PduError, TcpError};
 pub use queue::{CommandBuffers, TcpQueue, TcpQueueOpts};

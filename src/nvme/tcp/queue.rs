@@ -243,9 +243,9 @@ impl TcpQueue {
             self.in_capsule_max
         };
         let in_capsule = write && len > 0 && len as usize <= in_capsule_max;
-        if len > 0 {
-            fabrics::set_sgl(&mut sqe, len, in_capsule);
-        }
+        // Every command over a fabric names its data with an SGL, even
+        // one that moves none (Linux's target refuses PRPs with Invalid Field).
+        fabrics::set_sgl(&mut sqe, len, in_capsule);
         let Some(slot) = self.cmds.get_mut(cid as usize) else {
             return Err(TcpError::Protocol {
                 addr: self.sock.peer_addr(),

@@ -109,9 +109,18 @@ pub fn run(
             free.push(b);
         }
         let blocks_per_io = (cfg.io_size / ns.block_size() as usize) as u32;
-        let traddr = &c.trid().traddr;
+        let t = c.trid();
+        // As SPDK's nvme_util names a controller.
+        let ctrlr_name = match t.trtype {
+            spdk_io::nvme::TransportType::Tcp => format!(
+                "TCP (addr:{} subnqn:{})",
+                t.traddr,
+                t.subnqn.as_deref().unwrap_or("")
+            ),
+            _ => format!("PCIE ({})", t.traddr),
+        };
         ctxs.push(NsCtx {
-            name: format!("PCIE ({traddr}) NSID {} from core {core:2}", ns.id()),
+            name: format!("{ctrlr_name} NSID {} from core {core:2}", ns.id()),
             qp,
             ns: ns.clone(),
             free,

@@ -1,0 +1,231 @@
+//! One NVMe/TCP connection: one queue of one controller. It owns its
+//! socket, a receive buffer, a send queue and its command slots; the poll
+//! group's poller reads and writes it, the bdev channel's poller completes
+//! its I/O. Nothing here blocks, and after the first commands nothing
+//! allocates.
+
+use super::slot::{Slot, SlotState};
+use crate::bdev::{Channel, Desc};
+use crate::nvme::tcp::pdu::Framing;
+use crate::nvmf::fabrics::Connected;
+use crate::nvmf::{Target, TransportOpts};
+use crate::sock::{RecvBuffer, SendQueue, SockError, Socket};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The connection's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Waiting for ICReq.
+    AwaitIcReq,
+    /// ICResp sent: commands flow.
+    Ready,
+    /// Closing: what is queued is sent, then the socket is shut.
+    Closing,
+    /// Closed.
+    Closed,
+}
+
+/// Where the receive side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecvState {
+    /// At a PDU header.
+    Header,
+    /// Inside a PDU's padding, data and data digest.
+    Payload(Payload),
+}
+
+/// The rest of a PDU that carries data into a slot's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Payload {
+    pub slot: u16,
+    /// Padding bytes still to skip.
+    pub pad: usize,
+    /// Next byte of the slot's buffer to fill.
+    pub at: usize,
+    /// Data bytes still to come.
+    pub left: usize,
+    /// CRC32C of the data so far (data digests on).
+    pub crc: u32,
+    /// Digest bytes received (of 4; none expected when digests are off).
+    pub dig: [u8; 4],
+    /// Digest bytes still to come.
+    pub dig_left: usize,
+    /// True for H2CData (false: in-capsule data).
+    pub h2c: bool,
+}
+
+/// A namespace as one I/O queue uses it.
+pub(super) struct IoNs {
+    pub nsid: u32,
+    pub desc: Desc,
+    pub ch: Channel,
+    pub block_size: u32,
+    pub num_blocks: u64,
+}
+
+/// A connection.
+pub(crate) struct Conn {
+    pub sock: Socket,
+    pub rb: RecvBuffer,
+    pub sq: SendQueue,
+    pub target: Arc<Target>,
+    /// The transport options when the connection started.
+    pub opts: TransportOpts,
+    pub phase: Phase,
+    pub rstate: RecvState,
+    /// How PDUs from the host are framed (digests, our CPDA).
+    pub recv_framing: Framing,
+    /// How PDUs to the host are framed (digests, the host's HPDA).
+    pub send_framing: Framing,
+    pub maxh2cdata: u32,
+    pub slots: Vec<Slot>,
+    pub free: Vec<u16>,
+    /// Slots whose data is queued for sending.
+    pub sending: Vec<u16>,
+    /// Slots holding Asynchronous Event Requests.
+    pub aers: Vec<u16>,
+    pub queue: Option<Connected>,
+    pub ns: Vec<IoNs>,
+    pub sqhd: u16,
+    /// Bdev I/Os in flight (a closed connection is dropped only at 0).
+    pub inflight: usize,
+    /// When closing began.
+    pub closing_since: Option<Instant>,
+}
+
+/// How long a closing connection may take to send what is queued.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Most bytes in one H2CData PDU (SPDK's `NVMF_TCP_PDU_MAX_H2C_DATA_SIZE`).
+pub const MAX_H2C_DATA: u32 = 131072;
+/// Receive buffer size: many PDUs per read.
+const RECV_BUF: usize = 64 * 1024;
+/// Staged bytes per slot in the send queue: a C2HData header with padding,
+/// its data digest and a response capsule.
+const STAGING_PER_SLOT: usize = crate::nvme::tcp::encode::MAX_HEADER_WITH_PAD + 64;
+
+impl Conn {
+    /// A connection over `sock` with `depth` command slots.
+    pub fn new(sock: Socket, target: Arc<Target>) -> Rc<RefCell<Conn>> {
+        let opts = target.opts();
+        let depth = opts.max_queue_depth.max(opts.max_aq_depth) as usize;
+        Rc::new_cyclic(|me| {
+            RefCell::new(Conn {
+                sock,
+                rb: RecvBuffer::new(RECV_BUF),
+                sq: SendQueue::new(depth * STAGING_PER_SLOT + 512, depth * 4 + 16),
+                target,
+                opts,
+                phase: Phase::AwaitIcReq,
+                rstate: RecvState::Header,
+                recv_framing: Framing::default(),
+                send_framing: Framing::default(),
+                maxh2cdata: MAX_H2C_DATA,
+                slots: (0..depth as u16)
+                    .map(|i| Slot::new(me.clone(), i))
+                    .collect(),
+                free: (0..depth as u16).rev().collect(),
+                sending: Vec::with_capacity(depth),
+                aers: Vec::with_capacity(crate::nvmf::ctrlr::MAX_AERS),
+                queue: None,
+                ns: Vec::new(),
+                sqhd: 0,
+                inflight: 0,
+                closing_since: None,
+            })
+        })
+    }
+
+    /// Serves the connection once: reads what arrived, handles it, sends
+    /// what is queued. Returns whether anything happened.
+    pub fn poll(&mut self) -> bool {
+        let mut busy = false;
+        if matches!(self.phase, Phase::AwaitIcReq | Phase::Ready) {
+            match self.receive() {
+                Ok(b) => busy |= b,
+                Err(e) => self.lost(e),
+            }
+        }
+        busy |= self.flush();
+        if self.phase == Phase::Closing {
+            // What is queued goes out first, unless the peer stops reading.
+            let since = *self.closing_since.get_or_insert_with(Instant::now);
+            if self.sq.is_empty() || since.elapsed() > CLOSE_LINGER {
+                self.close();
+            }
+        }
+        busy
+    }
+
+    /// Sends what is queued; frees slots whose data went out.
+    pub fn flush(&mut self) -> bool {
+        if self.sq.is_empty() || self.phase == Phase::Closed {
+            return false;
+        }
+        let slots = &self.slots;
+        let r = self
+            .sq
+            .flush(&self.sock, |key| slots[key as usize].data(usize::MAX));
+        match r {
+            Ok(n) => {
+                if self.sq.is_empty() {
+                    while let Some(i) = self.sending.pop() {
+                        self.release(i);
+                    }
+                }
+                n > 0
+            }
+            Err(e) => {
+                self.lost(e);
+                true
+            }
+        }
+    }
+
+    fn lost(&mut self, e: SockError) {
+        match e {
+            SockError::Closed(_) => log::debug!("nvmf/tcp: {e}"),
+            _ => log::info!("nvmf/tcp: connection from {}: {e}", self.sock.peer_addr()),
+        }
+        self.close();
+    }
+
+    /// Closes the connection now: the queue leaves its controller (an
+    /// admin queue takes its controller down).
+    pub fn close(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.sock.shutdown();
+        self.sq.clear();
+        if let Some(q) = self.queue.take() {
+            if q.qid == 0 {
+                q.ctrlr.fail();
+            } else {
+                q.ctrlr.remove_io_queue(q.qid);
+            }
+        }
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Returns slot `i` to the free list.
+    pub fn release(&mut self, i: u16) {
+        let s = &mut self.slots[i as usize];
+        s.state = SlotState::Free;
+        s.io = None;
+        self.free.push(i);
+    }
+
+    /// Peer address (for logs).
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.sock.peer_addr()
+    }
+}

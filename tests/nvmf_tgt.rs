@@ -1,0 +1,147 @@
+//! The target inside the application framework (`spdk-io tgt` as a
+//! library): the nvmf methods are in the table, a target configured over
+//! JSON-RPC on two reactors serves spdk-io's initiator on 127.0.0.1, and
+//! the "nvmf" subsystem's configuration lists what was made.
+
+mod nvmf_common;
+
+use nvmf_common::{opts, qp_opts, random, write_read};
+use serde_json::{json, Value};
+use spdk_io::event::{self, AppOpts};
+use spdk_io::nvme;
+use spdk_io::thread::CpuMask;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn call(sock: &std::path::Path, method: &str, params: Value) -> Value {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    s.write_all(req.to_string().as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
+            return v;
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before a response");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn ok(sock: &std::path::Path, method: &str, params: Value) -> Value {
+    let v = call(sock, method, params);
+    assert!(v.get("error").is_none(), "{method}: {v}");
+    v["result"].clone()
+}
+
+#[test]
+fn a_target_configured_over_json_rpc_serves_the_initiator() {
+    let dir = std::env::temp_dir().join(format!("spdk-io-nvmf-tgt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("tgt.sock");
+    let mut mask = CpuMask::single(0);
+    mask.set(1);
+    let opts_app = AppOpts {
+        name: "nvmf_tgt".into(),
+        cpumask: mask,
+        rpc_socket: Some(sock.clone()),
+        no_huge: true,
+        ..AppOpts::default()
+    };
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = {
+        let sock = sock.clone();
+        std::thread::spawn(move || {
+            // Whatever happens, stop the app so the test cannot hang.
+            struct StopOnDrop;
+            impl Drop for StopOnDrop {
+                fn drop(&mut self) {
+                    event::stop(if std::thread::panicking() { 1 } else { 0 });
+                }
+            }
+            let _stop = StopOnDrop;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !STARTED.load(Ordering::SeqCst) {
+                assert!(Instant::now() < deadline, "the app did not start");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let m = ok(&sock, "rpc_get_methods", Value::Null);
+            for name in [
+                "nvmf_create_transport",
+                "nvmf_subsystem_add_ns",
+                "nvmf_get_subsystems",
+            ] {
+                assert!(m.as_array().unwrap().contains(&json!(name)), "{name}");
+            }
+            let nqn = "nqn.2016-06.io.spdk-io:tgt";
+            ok(
+                &sock,
+                "bdev_malloc_create",
+                json!({"name": "TgtMalloc0", "num_blocks": 4096, "block_size": 512}),
+            );
+            ok(&sock, "nvmf_create_transport", json!({"trtype": "TCP"}));
+            ok(
+                &sock,
+                "nvmf_create_subsystem",
+                json!({"nqn": nqn, "allow_any_host": true}),
+            );
+            ok(
+                &sock,
+                "nvmf_subsystem_add_ns",
+                json!({"nqn": nqn, "namespace": {"bdev_name": "TgtMalloc0"}}),
+            );
+            ok(
+                &sock,
+                "nvmf_subsystem_add_listener",
+                json!({"nqn": nqn, "listen_address": {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": port.to_string()}}),
+            );
+            let t = ok(&sock, "nvmf_get_transports", Value::Null);
+            assert_eq!(t[0]["trtype"], "TCP");
+            assert_eq!(t[0]["max_queue_depth"], 128);
+            let trid: nvme::TransportId = format!(
+                "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{nqn} hostnqn:nqn.2024-01.io.spdk-io:tgt-host"
+            )
+            .parse()
+            .unwrap();
+            {
+                let c = nvme::connect(&trid, &opts(false)).unwrap();
+                let ns = c.namespace(1).unwrap();
+                assert_eq!(ns.num_blocks(), 4096);
+                // Two I/O queues: with two reactors they land on both poll groups.
+                for seed in 0..2u64 {
+                    let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
+                    write_read(&mut qp, &ns, seed * 256, &random(131072, seed));
+                }
+            }
+            let cfg = ok(&sock, "framework_get_config", json!({"name": "nvmf"}));
+            let methods: Vec<&str> = cfg
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["method"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                methods,
+                [
+                    "nvmf_create_transport",
+                    "nvmf_create_subsystem",
+                    "nvmf_subsystem_add_ns",
+                    "nvmf_subsystem_add_listener"
+                ]
+            );
+        })
+    };
+    let r = event::run(opts_app, || STARTED.store(true, Ordering::SeqCst));
+    client.join().unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
