@@ -33,25 +33,9 @@ fn run(name: &str, ios: u64) -> serde_json::Value {
 }
 
 fn main() {
-    bdev::null::create(NullOpts {
-        name: "BenchNull".into(),
-        num_blocks: 1 << 20,
-        block_size: 4096,
-        uuid: None,
-        md_size: 0,
-        dif_type: 0,
-    })
-    .unwrap();
+    bdev::null::create(NullOpts::new("BenchNull", 1 << 20, 4096)).unwrap();
     spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
-    bdev::malloc::create(MallocOpts {
-        name: Some("BenchMalloc".into()),
-        num_blocks: 32768,
-        block_size: 4096,
-        uuid: None,
-        optimal_io_boundary: 0,
-        md_size: 0,
-    })
-    .unwrap();
+    bdev::malloc::create(MallocOpts::new("BenchMalloc", 32768, 4096)).unwrap();
     let out: Vec<_> = (0..3)
         .flat_map(|_| [run("BenchNull", 20_000_000), run("BenchMalloc", 2_000_000)])
         .collect();

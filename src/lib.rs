@@ -21,9 +21,38 @@
 //! operations to the application framework's JSON-RPC server and `--json`
 //! config loader.
 //!
-//! `unsafe` code lives in `env`, `pci` and the NVMe queue code only: it is
-//! needed to map device registers and hugepages and to hand memory to a
-//! device that writes into it by DMA.
+//! `unsafe` code lives in `env`, `pci` and `nvme` (its queues, requests,
+//! spec structures and software controller): it is needed to map device
+//! registers and hugepages and to hand memory to a device that writes
+//! into it by DMA. `thread`, `bdev`, `blob`, `rpc` and `event` deny it by
+//! lint; their few exceptions are allowed by name where they live: the
+//! thread layer's inline message buffer and its moving of a thread between
+//! reactors, and the bdev modules' two hand-offs of a buffer to a device
+//! (the io_uring push of the file bdev, the DMA-by-address submission of
+//! the nvme bdev).
+//!
+//! # Use as a library
+//! [`event::start`] runs a future inside the application framework on the
+//! calling OS thread and tears everything down after (the README's
+//! quick-start; `examples/` has more):
+//! ```
+//! use spdk_io::bdev::{self, malloc::{self, MallocOpts}, IoBuf};
+//! use spdk_io::event::{self, AppOpts};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let opts = AppOpts { name: "demo".into(), no_huge: true, rpc_socket: None, ..AppOpts::default() };
+//!     event::start(opts, || async {
+//!         malloc::create(MallocOpts::new("Malloc0", 2048, 512))?;
+//!         let desc = bdev::open("Malloc0", true)?;
+//!         let ch = desc.get_io_channel()?;
+//!         desc.write_async(&ch, IoBuf::from_vec(vec![7; 4096]), 0).await?;
+//!         let buf = desc.read_async(&ch, IoBuf::new(4096), 0).await?;
+//!         assert_eq!(buf.to_vec(), vec![7; 4096]);
+//!         Ok(())
+//!     })?
+//! }
+//! ```
+
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -135,24 +135,8 @@ fn no_heap_allocation_per_io_through_null_and_malloc() {
     let probe = std::hint::black_box(vec![1u8; 64]);
     assert!(allocs() > b, "the counter sees allocations");
     drop(probe);
-    bdev::null::create(NullOpts {
-        name: "AllocNull".into(),
-        num_blocks: 1024,
-        block_size: 512,
-        uuid: None,
-        md_size: 0,
-        dif_type: 0,
-    })
-    .unwrap();
-    bdev::malloc::create(MallocOpts {
-        name: Some("AllocMalloc".into()),
-        num_blocks: 1024,
-        block_size: 512,
-        uuid: None,
-        optimal_io_boundary: 0,
-        md_size: 0,
-    })
-    .unwrap();
+    bdev::null::create(NullOpts::new("AllocNull", 1024, 512)).unwrap();
+    bdev::malloc::create(MallocOpts::new("AllocMalloc", 1024, 512)).unwrap();
     assert_eq!(
         run("AllocNull", false, 100_000),
         0,

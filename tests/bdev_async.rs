@@ -10,15 +10,7 @@ use std::sync::Arc;
 
 fn malloc(name: &str) {
     spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
-    bdev::malloc::create(MallocOpts {
-        name: Some(name.into()),
-        num_blocks: 256,
-        block_size: 512,
-        uuid: None,
-        optimal_io_boundary: 0,
-        md_size: 0,
-    })
-    .unwrap();
+    bdev::malloc::create(MallocOpts::new(name, 256, 512)).unwrap();
 }
 
 fn run(t: &Thread, done: impl Fn() -> bool) {

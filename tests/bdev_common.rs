@@ -108,30 +108,14 @@ pub fn round_trip(bdev: &str, dma: bool) {
 pub fn new_malloc(blocks: u64, bs: u32) -> String {
     dma_env();
     let n = uniq("Malloc");
-    bdev::malloc::create(MallocOpts {
-        name: Some(n.clone()),
-        num_blocks: blocks,
-        block_size: bs,
-        uuid: None,
-        optimal_io_boundary: 0,
-        md_size: 0,
-    })
-    .unwrap();
+    bdev::malloc::create(MallocOpts::new(n.clone(), blocks, bs)).unwrap();
     n
 }
 
 /// A new null bdev of `blocks` blocks of 512 bytes; returns its name.
 pub fn new_null(prefix: &str, blocks: u64) -> String {
     let n = uniq(prefix);
-    bdev::null::create(bdev::null::NullOpts {
-        name: n.clone(),
-        num_blocks: blocks,
-        block_size: 512,
-        uuid: None,
-        md_size: 0,
-        dif_type: 0,
-    })
-    .unwrap();
+    bdev::null::create(bdev::null::NullOpts::new(n.clone(), blocks, 512)).unwrap();
     n
 }
 

@@ -12,28 +12,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 fn null(name: &str, blocks: u64) -> std::sync::Arc<bdev::Bdev> {
-    bdev::null::create(NullOpts {
-        name: name.into(),
-        num_blocks: blocks,
-        block_size: 512,
-        uuid: None,
-        md_size: 0,
-        dif_type: 0,
-    })
-    .unwrap()
+    bdev::null::create(NullOpts::new(name, blocks, 512)).unwrap()
 }
 
 fn malloc(name: &str, blocks: u64, bs: u32) -> std::sync::Arc<bdev::Bdev> {
     dma_env();
-    bdev::malloc::create(MallocOpts {
-        name: Some(name.into()),
-        num_blocks: blocks,
-        block_size: bs,
-        uuid: None,
-        optimal_io_boundary: 0,
-        md_size: 0,
-    })
-    .unwrap()
+    bdev::malloc::create(MallocOpts::new(name, blocks, bs)).unwrap()
 }
 
 #[test]
@@ -49,14 +33,7 @@ fn bdev_is_found_by_name_alias_and_uuid() {
     let b = null(&n, 1024);
     assert!(bdev::get_by_name(&n).is_some());
     assert!(bdev::get_by_name(&b.uuid().to_string()).is_some());
-    let dup = bdev::null::create(NullOpts {
-        name: n.clone(),
-        num_blocks: 8,
-        block_size: 512,
-        uuid: None,
-        md_size: 0,
-        dif_type: 0,
-    });
+    let dup = bdev::null::create(NullOpts::new(n.clone(), 8, 512));
     assert_eq!(dup.err(), Some(BdevError::Exists(n.clone())));
     b.unregister();
     assert!(bdev::get_by_name(&n).is_none());

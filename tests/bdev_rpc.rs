@@ -223,15 +223,7 @@ fn get_bdevs_with_a_timeout_waits_for_the_bdev_to_appear() {
         json!({"name": "RpcLate0", "timeout": 20_000}),
         |i| {
             if i == 20 {
-                bdev::null::create(bdev::null::NullOpts {
-                    name: "RpcLate0".into(),
-                    num_blocks: 8,
-                    block_size: 512,
-                    uuid: None,
-                    md_size: 0,
-                    dif_type: 0,
-                })
-                .unwrap();
+                bdev::null::create(bdev::null::NullOpts::new("RpcLate0", 8, 512)).unwrap();
             }
         },
     );

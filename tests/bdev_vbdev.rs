@@ -15,15 +15,7 @@ use std::sync::Arc;
 
 fn malloc(name: &str, blocks: u64) {
     dma_env();
-    bdev::malloc::create(MallocOpts {
-        name: Some(name.into()),
-        num_blocks: blocks,
-        block_size: 512,
-        uuid: None,
-        optimal_io_boundary: 0,
-        md_size: 0,
-    })
-    .unwrap();
+    bdev::malloc::create(MallocOpts::new(name, blocks, 512)).unwrap();
 }
 
 #[test]

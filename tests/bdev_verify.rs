@@ -85,13 +85,10 @@ fn verify(desc: &Desc, ch: &Channel, first: u64, blocks: u64, ios: usize, qd: us
 
 fn malloc(name: &str, blocks: u64) {
     dma_env();
-    bdev::malloc::create(bdev::malloc::MallocOpts {
-        name: Some(name.into()),
-        num_blocks: blocks,
-        block_size: 512,
-        uuid: None,
-        optimal_io_boundary: 8,
-        md_size: 0,
+    bdev::malloc::create({
+        let mut o = bdev::malloc::MallocOpts::new(name, blocks, 512);
+        o.optimal_io_boundary = 8;
+        o
     })
     .unwrap();
 }

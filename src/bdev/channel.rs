@@ -226,6 +226,12 @@ impl Channel {
 }
 
 impl ChannelInner {
+    /// Made outside any thread (no poller), yet awaited on one: the thread
+    /// will never poll it. Checked once per async wait, not per I/O.
+    pub(crate) fn unpolled_on_a_thread(&self) -> bool {
+        self.poller.borrow().is_none() && Thread::current().is_some()
+    }
+
     /// Takes a request from the pool and starts it, or queues it for QoS
     /// quota when the bdev has rate limits. Checks are done by the caller.
     // The error tuple is large but only built when the pool is empty.

@@ -106,6 +106,17 @@ pub fn open_ext(
 }
 
 /// Opens a bdev without an event callback.
+///
+/// ```
+/// use spdk_io::bdev::{self, malloc::{self, MallocOpts}, BdevError};
+/// spdk_io::env::init(spdk_io::env::EnvOpts::no_huge())?;
+/// malloc::create(MallocOpts::new("Malloc0", 64, 512))?;
+/// let desc = bdev::open("Malloc0", true)?;
+/// assert_eq!(desc.bdev().name(), "Malloc0");
+/// assert!(matches!(bdev::open("Nope", false), Err(BdevError::NotFound(_))));
+/// # drop(desc); bdev::fini(); spdk_io::env::fini();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn open(name: &str, write: bool) -> Result<Desc> {
     open_inner(name, write, None)
 }

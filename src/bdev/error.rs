@@ -120,6 +120,14 @@ pub enum BdevError {
         /// Why (descriptor closed, channel put).
         why: &'static str,
     },
+    /// An async I/O was awaited on a lightweight thread through a channel
+    /// made outside any thread: nothing polls that channel, so the I/O
+    /// would never complete.
+    #[error("async I/O on bdev '{bdev}' awaited on a thread through a channel made outside any thread: nothing polls that channel; get the channel on the thread that awaits (inside Thread::block_on, spawn_local or event::start), or poll it yourself outside threads")]
+    ChannelNotPolled {
+        /// The bdev.
+        bdev: String,
+    },
     /// No module of that name is registered.
     #[error("no bdev module named '{0}'")]
     NoModule(String),

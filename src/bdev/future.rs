@@ -79,6 +79,18 @@ impl Future for IoFuture<'_> {
         }
         match &mut s.cb {
             Cb::Waker(Some(w)) if w.will_wake(cx.waker()) => {}
+            // First wait (not per poll): is anyone going to poll the channel?
+            Cb::Waker(None) if self.ch.0.unpolled_on_a_thread() => {
+                // Detached as a dropped future is: the completion frees it.
+                s.cb = Cb::None;
+                drop(pool);
+                let bdev = self.ch.0.bdev.name().to_string();
+                self.st = FutState::Finished;
+                return Poll::Ready(Err(Box::new(IoFailed {
+                    error: BdevError::ChannelNotPolled { bdev },
+                    data: IoData::None,
+                })));
+            }
             cb => *cb = Cb::Waker(Some(cx.waker().clone())),
         }
         Poll::Pending
@@ -175,7 +187,30 @@ impl Desc {
         Ok(d.into_buf().unwrap_or_else(|| IoBuf::new(0)))
     }
 
-    /// Async read at a byte offset (`buf.len()` bytes).
+    /// Async read at a byte offset (`buf.len()` bytes). Await it on the
+    /// thread whose channel `ch` is (there the channel's poller completes
+    /// it); awaited on a thread through a channel made outside any thread
+    /// it fails with [`BdevError::ChannelNotPolled`].
+    ///
+    /// ```
+    /// use spdk_io::bdev::{self, malloc::{self, MallocOpts}, IoBuf};
+    /// use spdk_io::thread::Thread;
+    /// spdk_io::env::init(spdk_io::env::EnvOpts::no_huge())?;
+    /// malloc::create(MallocOpts::new("Malloc0", 64, 512))?;
+    /// let t = Thread::new("app");
+    /// let back = t.block_on(async {
+    ///     let desc = bdev::open("Malloc0", true)?;
+    ///     let ch = desc.get_io_channel()?; // this thread's channel, polled here
+    ///     desc.write_async(&ch, IoBuf::from_vec(vec![3; 1024]), 512).await?;
+    ///     let buf = desc.read_async(&ch, IoBuf::new(1024), 512).await?;
+    ///     Ok::<_, Box<dyn std::error::Error>>(buf.to_vec())
+    /// })??;
+    /// assert_eq!(back, vec![3; 1024]);
+    /// t.shutdown()?;
+    /// t.destroy()?;
+    /// # bdev::fini(); spdk_io::env::fini();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn read_async(
         &self,
         ch: &Channel,

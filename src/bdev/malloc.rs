@@ -22,8 +22,23 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// Parameters of `bdev_malloc_create` (SPDK's names).
+///
+/// Outside this crate, build it with [`MallocOpts::new`] (or `Default`)
+/// and set fields: more options may come, as SPDK's grow.
+/// ```
+/// use spdk_io::bdev::malloc::MallocOpts;
+/// let mut o = MallocOpts::new("Malloc0", 2048, 512);
+/// o.optimal_io_boundary = 8;
+/// ```
+/// A struct literal would break when a field is added, so it is refused:
+/// ```compile_fail
+/// let o = spdk_io::bdev::malloc::MallocOpts {
+///     name: None, num_blocks: 1, block_size: 512, uuid: None, optimal_io_boundary: 0, md_size: 0,
+/// };
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MallocOpts {
     /// Bdev name (SPDK makes `MallocN` when absent).
     #[serde(default)]
@@ -41,6 +56,33 @@ pub struct MallocOpts {
     /// Metadata size (only 0 is supported).
     #[serde(default)]
     pub md_size: u32,
+}
+
+impl Default for MallocOpts {
+    /// No name (SPDK's `MallocN`), no blocks yet, 512-byte blocks.
+    fn default() -> Self {
+        MallocOpts {
+            name: None,
+            num_blocks: 0,
+            block_size: 512,
+            uuid: None,
+            optimal_io_boundary: 0,
+            md_size: 0,
+        }
+    }
+}
+
+impl MallocOpts {
+    /// A disk named `name` of `num_blocks` blocks of `block_size` bytes;
+    /// the other options at their defaults (no UUID, no I/O boundary).
+    pub fn new(name: impl Into<String>, num_blocks: u64, block_size: u32) -> MallocOpts {
+        MallocOpts {
+            name: Some(name.into()),
+            num_blocks,
+            block_size,
+            ..MallocOpts::default()
+        }
+    }
 }
 
 struct MallocModule;

@@ -41,6 +41,8 @@
 //! | `null`, `malloc`, `file`, `nvme`, `split`, `passthru`, `error_inject` | the modules |
 //! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
 
+#![deny(unsafe_code)]
+
 mod buf;
 mod caw;
 mod channel;

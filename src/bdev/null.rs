@@ -9,8 +9,12 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// Parameters of `bdev_null_create` (SPDK's names).
+///
+/// Outside this crate, build it with [`NullOpts::new`] (or `Default`) and
+/// set fields: more options may come, as SPDK's grow.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct NullOpts {
     /// Bdev name.
     pub name: String,
@@ -27,6 +31,33 @@ pub struct NullOpts {
     /// Data-integrity type (only 0 is supported).
     #[serde(default)]
     pub dif_type: u32,
+}
+
+impl Default for NullOpts {
+    /// No name yet, no blocks yet, 512-byte blocks.
+    fn default() -> Self {
+        NullOpts {
+            name: String::new(),
+            num_blocks: 0,
+            block_size: 512,
+            uuid: None,
+            md_size: 0,
+            dif_type: 0,
+        }
+    }
+}
+
+impl NullOpts {
+    /// A disk named `name` of `num_blocks` blocks of `block_size` bytes;
+    /// the other options at their defaults.
+    pub fn new(name: impl Into<String>, num_blocks: u64, block_size: u32) -> NullOpts {
+        NullOpts {
+            name: name.into(),
+            num_blocks,
+            block_size,
+            ..NullOpts::default()
+        }
+    }
 }
 
 struct NullModule;

@@ -26,6 +26,8 @@
 //!   thread; [`BlobIoChannel`] ([`channel`]): blob I/O on a thread's own
 //!   device handle, mapped and gated by the metadata thread.
 
+#![deny(unsafe_code)]
+
 //! ```
 //! use spdk_io::blob::{BlobOpts, Blobstore, BsOpts, LoadOpts, RamDev};
 //!

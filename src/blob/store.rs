@@ -99,6 +99,23 @@ pub(crate) fn io_err(
 
 impl<D: BsDev> Blobstore<D> {
     /// Makes a new, empty blobstore on `dev` (spdk_bs_init), leaving it loaded.
+    ///
+    /// `dev` is any [`BsDev`]: a [`RamDev`](super::RamDev), a
+    /// [`FileDev`](super::FileDev), or a bdev through
+    /// [`BdevBsDev`](super::BdevBsDev):
+    /// ```
+    /// use spdk_io::bdev::malloc::{self, MallocOpts};
+    /// use spdk_io::blob::{BdevBsDev, BlobOpts, Blobstore, BsOpts, LoadOpts};
+    /// spdk_io::env::init(spdk_io::env::EnvOpts::no_huge())?;
+    /// malloc::create(MallocOpts::new("Malloc0", 16384, 512))?; // 8 MiB
+    /// let mut bs = Blobstore::init(BdevBsDev::open("Malloc0")?, &BsOpts::default())?;
+    /// let id = bs.create_blob(&BlobOpts { num_clusters: 2, ..BlobOpts::default() })?;
+    /// let dev = bs.unload()?;
+    /// let bs = Blobstore::load(dev, &LoadOpts::default())?;
+    /// assert_eq!(bs.blob_info(id)?.num_clusters, 2);
+    /// # drop(bs.unload()?); spdk_io::bdev::fini(); spdk_io::env::fini();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn init(mut dev: D, opts: &BsOpts) -> Result<Self> {
         let block_len = dev.block_len();
         let page = PAGE_SIZE as u64;

@@ -62,6 +62,19 @@ fn resolve(opts: &EnvOpts) -> Result<IovaMode, EnvError> {
 
 /// Brings the environment up: decides the IOVA mode, checks hugepages, and
 /// reserves `mem_size_mb` of DMA memory. Once per process (until [`fini`]).
+///
+/// ```
+/// use spdk_io::env::{self, DmaBuf, EnvOpts};
+/// // Ordinary pinned pages: runs anywhere. EnvOpts::default() wants
+/// // hugepages (reserve them with `spdk-io setup`).
+/// env::init(EnvOpts::no_huge())?;
+/// let mut buf = DmaBuf::alloc_zeroed(4096, 4096)?; // memory a device may DMA into
+/// buf[0] = 0xab;
+/// assert_eq!((buf.len(), buf[0]), (4096, 0xab));
+/// drop(buf);
+/// env::fini();
+/// # Ok::<(), spdk_io::env::EnvError>(())
+/// ```
 pub fn init(opts: EnvOpts) -> Result<(), EnvError> {
     let mut g = ENV.write().unwrap_or_else(|p| p.into_inner());
     if g.is_some() {

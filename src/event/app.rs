@@ -37,7 +37,7 @@ pub fn stop(code: i32) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-struct RunningGuard;
+pub(super) struct RunningGuard;
 impl Drop for RunningGuard {
     fn drop(&mut self) {
         RUNNING.store(false, Ordering::SeqCst);
@@ -56,7 +56,31 @@ thread_local! {
     static SERVER: RefCell<Option<RpcServer>> = const { RefCell::new(None) };
 }
 
-fn init_env(opts: &AppOpts) -> Result<bool, EventError> {
+/// The start shared by [`run`] and [`start`](super::start): one
+/// application per process (until the guard drops), the stop flag
+/// cleared, the log flags set.
+pub(super) fn begin(opts: &AppOpts) -> Result<RunningGuard, EventError> {
+    if RUNNING.swap(true, Ordering::SeqCst) {
+        return Err(EventError::AlreadyRunning);
+    }
+    let guard = RunningGuard;
+    STOP.store(false, Ordering::SeqCst);
+    elog::init();
+    for f in &opts.log_flags {
+        if !elog::set_flag(f) {
+            return Err(EventError::Config(format!(
+                "unknown log flag '{f}': flags are {} and all",
+                elog::FLAGS.join(", ")
+            )));
+        }
+        elog::set_print_level(elog::Level::Debug);
+    }
+    Ok(guard)
+}
+
+/// Brings the env up unless the program already did; whether it is ours
+/// to finish.
+pub(super) fn init_env(opts: &AppOpts) -> Result<bool, EventError> {
     if env::is_initialized() {
         return Ok(false);
     }
@@ -70,12 +94,12 @@ fn init_env(opts: &AppOpts) -> Result<bool, EventError> {
         }
     };
     if opts.no_huge {
-        env::init(make(true)).map_err(|e| EventError::Env(e.to_string()))?;
+        env::init(make(true))?;
     } else if let Err(e) = env::init(make(false)) {
         log::warn!(
             "hugepage DMA memory unavailable ({e}); using ordinary pinned pages (as --no-huge)"
         );
-        env::init(make(true)).map_err(|e| EventError::Env(e.to_string()))?;
+        env::init(make(true))?;
     }
     Ok(true)
 }
@@ -92,21 +116,7 @@ fn init_env(opts: &AppOpts) -> Result<bool, EventError> {
 /// reactors it starts) and read from a signalfd while the app runs. One
 /// application per process.
 pub fn run(opts: AppOpts, on_started: impl FnOnce() + Send + 'static) -> Result<(), EventError> {
-    if RUNNING.swap(true, Ordering::SeqCst) {
-        return Err(EventError::AlreadyRunning);
-    }
-    let _guard = RunningGuard;
-    STOP.store(false, Ordering::SeqCst);
-    elog::init();
-    for f in &opts.log_flags {
-        if !elog::set_flag(f) {
-            return Err(EventError::Config(format!(
-                "unknown log flag '{f}': flags are {} and all",
-                elog::FLAGS.join(", ")
-            )));
-        }
-        elog::set_print_level(elog::Level::Debug);
-    }
+    let _guard = begin(&opts)?;
     let config_text = match &opts.json_config {
         None => None,
         Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
@@ -215,7 +225,7 @@ fn run_blocked(
 }
 
 /// Stops the reactors once the app thread has let go of its weak reference.
-fn stop_reactors(mut reactors: Arc<ReactorSet>) {
+pub(super) fn stop_reactors(mut reactors: Arc<ReactorSet>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match Arc::try_unwrap(reactors) {
@@ -233,6 +243,30 @@ fn stop_reactors(mut reactors: Arc<ReactorSet>) {
     }
 }
 
+/// The app thread's state, shared by [`run`] and [`start`](super::start):
+/// the subsystems in dependency order, the method table (the framework's,
+/// each subsystem's and the program's), made current on this OS thread.
+pub(super) fn make_ctx(
+    opts: &AppOpts,
+    reactors: std::sync::Weak<ReactorSet>,
+) -> Result<Rc<AppCtx>, EventError> {
+    let subsystems = subsystem::sort(subsystem::builtin())?;
+    let mut table = MethodTable::new();
+    table.register(methods::methods());
+    for s in &subsystems {
+        table.register((s.methods)());
+    }
+    table.register(opts.extra_methods.iter().copied());
+    let ctx = Rc::new(AppCtx::new(
+        Rc::new(table),
+        subsystems,
+        opts.cpumask,
+        reactors,
+    ));
+    ctx::set(Some(ctx.clone()));
+    Ok(ctx)
+}
+
 /// The app thread's first message: the table, the subsystems, the server,
 /// then the configuration or the initialisation.
 fn app_thread_start(
@@ -247,24 +281,11 @@ fn app_thread_start(
     let fatal = |e: EventError| {
         let _ = tx.send(AppEvent::Fatal(e));
     };
-    let subsystems = match subsystem::sort(subsystem::builtin()) {
-        Ok(s) => s,
+    let ctx = match make_ctx(&opts, reactors) {
+        Ok(c) => c,
         Err(e) => return fatal(e),
     };
-    let mut table = MethodTable::new();
-    table.register(methods::methods());
-    for s in &subsystems {
-        table.register((s.methods)());
-    }
-    table.register(opts.extra_methods.iter().copied());
-    let table = Rc::new(table);
-    let ctx = Rc::new(AppCtx::new(
-        table.clone(),
-        subsystems,
-        opts.cpumask,
-        reactors,
-    ));
-    ctx::set(Some(ctx.clone()));
+    let table = ctx.table.clone();
     if let (Some(path), Some(lock)) = (&opts.rpc_socket, lock) {
         match RpcServer::listen_locked(path, lock, table) {
             Ok(s) => {

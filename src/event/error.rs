@@ -45,13 +45,17 @@ pub enum EventError {
     },
     /// The env (DMA memory) could not be brought up.
     #[error("env: {0}")]
-    Env(String),
+    Env(#[from] crate::env::EnvError),
     /// The reactors or the app thread could not be started.
     #[error("reactors: {0}")]
     Reactor(String),
     /// An application is already running in this process.
     #[error("an application is already running in this process (one app framework per process, as with spdk_app_start)")]
     AlreadyRunning,
+    /// The app thread under `start` could not run or finish the program's
+    /// future (it can never complete, or a channel was left held).
+    #[error("app thread: {0}")]
+    Thread(#[from] crate::thread::ThreadError),
     /// [`stop`](super::stop) was called with a non-zero code.
     #[error("the application was stopped with code {0}")]
     Stopped(i32),

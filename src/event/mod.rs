@@ -2,6 +2,10 @@
 //! makes spdk-io a daemon, `spdk-io tgt`, that SPDK's `rpc.py` and the
 //! control planes written against `spdk_tgt` drive unchanged.
 //!
+//! [`start`] is the same framework for a program that embeds spdk-io: it
+//! runs one future to completion on an app thread hosted by the calling
+//! OS thread, then tears everything down.
+//!
 //! [`run`] starts the env, one reactor per core of the mask, and the app
 //! thread; there the [`MethodTable`] gathers the framework's methods and
 //! every [`Subsystem`]'s (the bdev layer's `bdev::rpc::methods`), the
@@ -14,6 +18,7 @@
 //! | file | job |
 //! |---|---|
 //! | `app` | [`run`], [`stop`]: start-up, signals, shutdown |
+//! | `embed` | [`start`]: run a program's future inside the framework, then tear down |
 //! | `opts` | [`AppOpts`]: cores, config, socket, memory, log flags, extra methods |
 //! | `subsystem` | [`Subsystem`]: init/fini/config/methods, dependency order |
 //! | `table` | [`MethodTable`]: methods by name, startup/runtime state |
@@ -24,9 +29,12 @@
 //! | [`log`] | SPDK's log levels and flags over the `log` facade |
 //! | `error` | [`EventError`] |
 
+#![deny(unsafe_code)]
+
 mod app;
 mod config;
 mod ctx;
+mod embed;
 mod error;
 pub mod jsonrpc;
 pub mod log;
@@ -36,6 +44,7 @@ mod subsystem;
 mod table;
 
 pub use app::{run, stop};
+pub use embed::{reactors, start};
 pub use error::EventError;
 pub use jsonrpc::RpcServer;
 pub use methods::methods as framework_methods;

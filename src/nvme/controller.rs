@@ -121,6 +121,29 @@ impl Controller {
     /// Attaches to the NVMe controller behind `device` and brings it up:
     /// disable, admin queues, CC, enable, Identify, Number of Queues, shadow
     /// doorbells, namespace discovery, Asynchronous Event Requests.
+    ///
+    /// `device` is a VFIO or uio PCI device (see `pci`), or, as here, the
+    /// software controller:
+    /// ```
+    /// use spdk_io::env::{self, DmaBuf, EnvOpts};
+    /// use spdk_io::nvme::{emu::EmuController, Controller, ControllerOpts, QPairOpts};
+    /// use std::{cell::Cell, rc::Rc, sync::Arc};
+    ///
+    /// env::init(EnvOpts::no_huge())?;
+    /// let emu = Arc::new(EmuController::builder().namespace(512, 1024).build()?);
+    /// let ctrlr = Controller::attach(emu, ControllerOpts::default())?;
+    /// let ns = ctrlr.namespace(1)?;
+    /// let mut qp = ctrlr.alloc_io_qpair(QPairOpts::default())?;
+    /// let ok = Rc::new(Cell::new(None));
+    /// let o = ok.clone();
+    /// qp.read(&ns, DmaBuf::alloc(512, 4096)?, 0, 1, move |_, c| o.set(Some(c.result.is_ok())))?;
+    /// while ok.get().is_none() {
+    ///     qp.process_completions(0)?;
+    /// }
+    /// assert_eq!(ok.get(), Some(true));
+    /// # drop(qp); drop(ctrlr); env::fini();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn attach(device: Arc<dyn PciDevice>, opts: ControllerOpts) -> Result<Self, NvmeError> {
         let trid = TransportId::pcie(device.address());
         device.enable_bus_master()?;

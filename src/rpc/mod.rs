@@ -17,6 +17,8 @@
 //! | [`Method`], [`MethodStates`], [`MethodFuture`] | one entry of the table |
 //! | [`parse_params`] | decode `params` into a typed struct, naming the bad field |
 
+#![deny(unsafe_code)]
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt;

@@ -95,6 +95,36 @@ pub enum ThreadError {
         /// Name of the target thread.
         thread: Arc<str>,
     },
+    /// `block_on` or `shutdown` was called while a thread is being polled
+    /// or entered on this OS thread.
+    #[error("cannot block on a thread from inside thread '{thread}' (a message, poller, task or enter() closure): await the future there instead, or call this from outside any thread")]
+    NestedBlockOn {
+        /// The thread current on this OS thread.
+        thread: Arc<str>,
+    },
+    /// A future given to `block_on` is pending and nothing can wake it:
+    /// nobody holds its waker and the thread has nothing left to run.
+    #[error("the future run by block_on on thread '{thread}' is pending and can never be woken (nobody holds its waker and the thread has no messages, pollers or tasks): was it awaiting something polled by another thread or by nobody?")]
+    NeverWoken {
+        /// The thread running it.
+        thread: Arc<str>,
+    },
+    /// `shutdown` found io_channels that only their holder can put.
+    #[error("thread '{thread}' cannot exit: it still holds io_channels {channels} and nothing on it will put them; drop them (inside Thread::enter) and call shutdown again")]
+    ChannelsHeld {
+        /// The thread.
+        thread: Arc<str>,
+        /// The channels' devices and reference counts.
+        channels: String,
+    },
+    /// The exit timeout forced the thread to exited with work left.
+    #[error("thread '{thread}' exit timed out with pollers [{pollers}] left (see ThreadOpts::exit_timeout): unregister them, or finish their work, before exiting")]
+    ExitTimedOut {
+        /// The thread.
+        thread: Arc<str>,
+        /// Pollers still registered.
+        pollers: String,
+    },
     /// A reactor could not be started or addressed.
     #[error("reactor error: {0}")]
     Reactor(String),

@@ -52,6 +52,37 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.state.finished.get() || self.state.canceled.get()
     }
+
+    /// Takes the task's result without awaiting (from a host loop, a
+    /// poller or a callback): `None` while it runs, then once
+    /// `Some(Ok(output))` — or `Some(Err(`[`ThreadError::Canceled`]`))` if
+    /// its thread dropped it unfinished. After the result was taken,
+    /// `None` again (and awaiting the handle then panics, as awaiting it
+    /// twice does).
+    ///
+    /// ```
+    /// use spdk_io::thread::Thread;
+    /// let t = Thread::new("app");
+    /// let h = t.spawn_local(async { 7 }).unwrap();
+    /// assert!(h.try_take().is_none(), "not polled yet");
+    /// while !h.is_finished() { t.poll(0); }
+    /// assert_eq!(h.try_take().unwrap().unwrap(), 7);
+    /// assert!(h.try_take().is_none());
+    /// # t.shutdown().unwrap(); t.destroy().unwrap();
+    /// ```
+    pub fn try_take(&self) -> Option<Result<T, ThreadError>> {
+        let st = &self.state;
+        if let Some(v) = st.result.borrow_mut().take() {
+            return Some(Ok(v));
+        }
+        if st.canceled.get() && !st.finished.get() {
+            st.finished.set(true);
+            return Some(Err(ThreadError::Canceled {
+                thread: st.thread.clone(),
+            }));
+        }
+        None
+    }
 }
 
 impl<T> Future for JoinHandle<T> {

@@ -37,9 +37,13 @@
 //!   `thread_get_pollers` / `thread_get_io_channels`.
 //! - Exit: [`Thread::exit`] then poll until [`Thread::is_exited`] (no
 //!   pollers, channels, walks, tasks or messages left, or the exit timeout);
+//!   [`Thread::shutdown`] does both from the calling OS thread and returns
+//!   an error at once when only channels the caller holds are left;
 //!   [`Thread::destroy`] refuses a thread that has not exited.
 //! - Async: [`spawn_local`] (`!Send` futures on the thread's executor,
-//!   [`JoinHandle`]), [`Thread::send`] (await a closure's result from
+//!   [`JoinHandle`], whose result a host loop takes with
+//!   [`JoinHandle::try_take`]), [`Thread::block_on`] (run a future to
+//!   completion from the calling OS thread), [`Thread::send`] (await a closure's result from
 //!   another thread), [`sleep`] (a timed poller), [`yield_now`].
 //! - Reactors: [`ReactorSet::start`]`(cpumask, opts)` runs one pinned OS
 //!   thread per core, each polling its lightweight threads, with optional
@@ -64,9 +68,11 @@
 //! - Walks (for_each_channel, for_each_thread), `Thread::send` replies and
 //!   unregister completions carry drop guards: if a thread disappears with
 //!   one of them unrun, the walk moves on or the waiter gets an error.
-//! - `unsafe` appears in two places only: the inline closure buffer of
-//!   [`Msg`], and [`ReactorSet::move_thread`] — moving a `!Send` thread to
-//!   another OS thread is sound only under a contract the caller states.
+//! - `unsafe` is denied by lint here, and allowed by name in two places
+//!   only: the inline closure buffer of [`Msg`] (msg.rs), and
+//!   [`ReactorSet::move_thread`] with the `Migrant` it sends
+//!   (reactor.rs, reactor_loop.rs) — moving a `!Send` thread to another OS
+//!   thread is sound only under a contract the caller states.
 //! - Time is [`ticks`] (nanoseconds, monotonic); a poll reads the clock
 //!   once when its host chains [`Thread::poll_at`].
 //!
@@ -148,6 +154,9 @@
 //! assert_send::<spdk_io::thread::ChannelIter<std::rc::Rc<u32>>>();
 //! ```
 
+#![deny(unsafe_code)]
+
+mod block_on;
 mod cpumask;
 mod error;
 mod exec;

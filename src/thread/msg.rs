@@ -25,6 +25,8 @@ struct VTable {
 
 struct Shim<F>(PhantomData<F>);
 
+// The inline closure buffer: reading/dropping an erased `F` in place.
+#[allow(unsafe_code)]
 impl<F: FnOnce()> Shim<F> {
     const VTABLE: VTable = VTable {
         call: Self::call,
@@ -60,10 +62,13 @@ pub struct Msg {
     _erased: PhantomData<*mut ()>,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: a Msg is only constructed from an `F: Send` (see `Msg::new`), so
 // moving it to another OS thread moves a `Send` value. It stays `!Sync`.
 unsafe impl Send for Msg {}
 
+// Writing the closure into the buffer and moving it out to run it.
+#[allow(unsafe_code)]
 impl Msg {
     /// Wraps `f`; inline when it fits, boxed otherwise.
     pub fn new<F: FnOnce() + Send + 'static>(f: F) -> Msg {
@@ -104,6 +109,8 @@ impl Msg {
     }
 }
 
+// Dropping an unrun closure in place.
+#[allow(unsafe_code)]
 impl Drop for Msg {
     fn drop(&mut self) {
         let drop_fn = self.vtable.drop;

@@ -203,6 +203,8 @@ impl ReactorSet {
     /// lightweight thread on the same reactor. The thread layer's own
     /// objects (Thread, Poller, IoChannel, tasks) satisfy this; the caller
     /// vouches for the user values in the thread.
+    // The caller vouches for the `!Send` values inside the thread.
+    #[allow(unsafe_code)]
     pub unsafe fn move_thread<D>(
         &self,
         thread: &ThreadHandle,

@@ -19,6 +19,7 @@ pub(crate) struct Migrant(pub(crate) Thread);
 // outside it, and the handler checks that the source reactor holds the
 // only strong reference to the thread. So every `Rc`/`RefCell` reachable
 // from the thread moves with it and is touched by one OS thread at a time.
+#[allow(unsafe_code)]
 unsafe impl Send for Migrant {}
 
 pub(crate) enum Cmd {

@@ -28,15 +28,7 @@ pub const HOSTNQN: &str = "nqn.2024-01.io.spdk-io:host1";
 /// A malloc bdev of `blocks` blocks of `bs` bytes.
 pub fn malloc(name: &str, blocks: u64, bs: u32) {
     env::init_once(EnvOpts::no_huge()).expect("env (no_huge)");
-    bdev::malloc::create(MallocOpts {
-        name: Some(name.into()),
-        num_blocks: blocks,
-        block_size: bs,
-        uuid: None,
-        optimal_io_boundary: 0,
-        md_size: 0,
-    })
-    .unwrap();
+    bdev::malloc::create(MallocOpts::new(name, blocks, bs)).unwrap();
 }
 
 /// A running target.

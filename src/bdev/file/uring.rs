@@ -168,6 +168,7 @@ impl ModuleChannel for UringChannel {
         // `id` (and at `s.iov`, owned by this channel); neither is freed or
         // reused until `reap` reports `id` complete, and `Drop` waits for
         // every entry still in the kernel.
+        #[allow(unsafe_code)] // io_uring's push: the kernel reads the buffers later
         let pushed = unsafe { self.ring.submission().push(&entry) };
         if pushed.is_err() {
             self.slots[id.index() as usize].busy = false;

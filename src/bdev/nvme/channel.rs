@@ -160,6 +160,7 @@ impl NvmeChannel {
             // the device completed the command, or failed it in a reset
             // recovery; if the queue pair cannot be deleted, `shutdown`
             // returns false and the layer never frees the buffer.
+            #[allow(unsafe_code)] // DMA by address of a buffer the layer keeps
             let r = unsafe {
                 self.qp
                     .rw_tagged(&self.ns, op, buf, range, lba, count, id.as_u64())
