@@ -169,7 +169,10 @@ fn methods_are_refused_in_the_wrong_state_with_spdk_messages() {
         .contains("before framework is initialized"));
     assert_eq!(
         t.ok("framework_get_subsystems", None),
-        json!([{"subsystem": "bdev", "depends_on": []}])
+        json!([
+            {"subsystem": "bdev", "depends_on": []},
+            {"subsystem": "nvmf", "depends_on": ["bdev"]}
+        ])
     );
 }
 
