@@ -41,7 +41,8 @@ build_tests() {
 }
 
 # stage_tests STAGE LIST [TEST-ARGS...]: every test binary of LIST under
-# /payload/tests, every binary at its host path and on PATH, each
+# /payload/tests, every binary at its host path and on PATH, the
+# workspace's examples/*.json configs and each
 # package's tests/fixtures at its host path (tests find them through
 # CARGO_MANIFEST_DIR or relative to the package), and /payload/cmd that
 # runs each test binary from its package directory. After each binary,
@@ -60,6 +61,12 @@ stage_tests() {
       seen+="$pkg "
       mkdir -p "$stage$pkg"
       [[ -d $pkg/tests/fixtures ]] && mkdir -p "$stage$pkg/tests" && cp -a "$pkg/tests/fixtures" "$stage$pkg/tests/"
+    fi
+    # The example configs the tools' tests load (examples/bdevperf.json).
+    if [[ $seen != *" examples "* && -d $REPO_DIR/examples ]]; then
+      seen+="examples "
+      mkdir -p "$stage$REPO_DIR/examples"
+      cp -a "$REPO_DIR"/examples/*.json "$stage$REPO_DIR/examples/" 2>/dev/null || true
     fi
     if [[ $kind == bin ]]; then
       stage_binary "$stage" "$exe" "${exe#/}"
