@@ -203,3 +203,100 @@ fn spdk_rpc_creates_lists_and_deletes_bdevs_and_save_config_restores_them() {
     rpc(&s, &["bdev_malloc_delete", "Malloc0"]);
     assert_eq!(rpc_json(&s, &["bdev_get_bdevs"]), json!([]));
 }
+
+/// A TCP port on 127.0.0.1 that nothing listens on just now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn spdk_rpc_reads_iostat_while_an_nvme_tcp_host_runs_io_through_the_target() {
+    let t = Tgt::start("pyrpc-iostat", &[]);
+    let s = t.sock.clone();
+    let nqn = "nqn.2016-06.io.spdk:iostat";
+    let port = free_port().to_string();
+    rpc(&s, &["bdev_malloc_create", "-b", "Malloc0", "16", "512"]);
+    rpc(&s, &["nvmf_create_transport", "-t", "TCP"]);
+    rpc(
+        &s,
+        &[
+            "nvmf_create_subsystem",
+            nqn,
+            "-a",
+            "-s",
+            "SPDKIO00000000000001",
+        ],
+    );
+    rpc(&s, &["nvmf_subsystem_add_ns", nqn, "Malloc0"]);
+    rpc(
+        &s,
+        &[
+            "nvmf_subsystem_add_listener",
+            nqn,
+            "-t",
+            "tcp",
+            "-f",
+            "ipv4",
+            "-a",
+            "127.0.0.1",
+            "-s",
+            &port,
+        ],
+    );
+    let reads = |v: &Value| {
+        v["bdevs"][0]["num_read_ops"]
+            .as_u64()
+            .expect("num_read_ops")
+    };
+    let before = reads(&rpc_json(&s, &["bdev_get_iostat", "--names", "Malloc0"]));
+
+    // A host: spdk-io perf over NVMe/TCP to the target, 6 s of random reads.
+    let trid = format!("trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{nqn}");
+    let mut perf = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
+        .args([
+            "perf", "-q", "8", "-o", "4096", "-w", "randread", "-t", "6", "-r", &trid,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn spdk-io perf");
+    // Two readings while the I/O runs (bounded: 60 s), each seeing more reads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = vec![before];
+    while seen.len() < 3 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if let Some(st) = perf.try_wait().unwrap() {
+            let out = perf.wait_with_output().unwrap();
+            panic!(
+                "perf ended ({st}) after {} readings {seen:?}: {}{}",
+                seen.len(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no I/O seen: {seen:?}"
+        );
+        let n = reads(&rpc_json(&s, &["bdev_get_iostat", "--names", "Malloc0"]));
+        if n > *seen.last().unwrap() {
+            seen.push(n);
+        }
+    }
+    let out = perf.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "perf over TCP failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = reads(&rpc_json(&s, &["bdev_get_iostat", "--names", "Malloc0"]));
+    assert!(
+        after > seen[2],
+        "reads went on after the readings: {seen:?} then {after}"
+    );
+}

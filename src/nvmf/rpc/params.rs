@@ -33,6 +33,23 @@ pub struct CreateTransport {
     pub control_msg_num: Option<Value>,
     pub disable_command_passthru: Option<Value>,
     pub kas_granularity: Option<Value>,
+    pub kas: Option<Value>,
+    pub min_kato: Option<Value>,
+    pub iobuf_small_cache_size: Option<Value>,
+    pub iobuf_large_cache_size: Option<Value>,
+    pub masked_oncs: Option<Value>,
+    pub masked_fuses: Option<Value>,
+    pub acceptor_poll_rate: Option<Value>,
+    // Options of other transports (RDMA, vfio-user) that spdk-rpc sends
+    // with every nvmf_create_transport (false, or when given).
+    pub no_srq: Option<Value>,
+    pub num_cqe: Option<Value>,
+    pub max_srq_depth: Option<Value>,
+    pub acceptor_backlog: Option<Value>,
+    pub no_wr_batching: Option<Value>,
+    pub disable_mappable_bar0: Option<Value>,
+    pub disable_adaptive_irq: Option<Value>,
+    pub disable_shadow_doorbells: Option<Value>,
 }
 
 /// `nvmf_create_subsystem`.
