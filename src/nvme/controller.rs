@@ -97,6 +97,39 @@ pub(crate) struct CtrlrInner {
     pub(crate) aer_cb: Mutex<Option<AerCallback>>,
 }
 
+impl CtrlrInner {
+    /// A controller just brought up over `transport`, with no namespaces,
+    /// I/O queues or AER callback yet (the one constructor of every
+    /// transport's attach).
+    pub(crate) fn new(
+        trid: TransportId,
+        transport: Transport,
+        (cap, vs): (Cap, Vs),
+        opts: ControllerOpts,
+        admin: AdminQueue,
+        cdata: Box<IdentifyController>,
+        max_xfer: usize,
+    ) -> Self {
+        CtrlrInner {
+            trid,
+            transport,
+            cap,
+            vs,
+            opts,
+            admin: Mutex::new(admin),
+            cdata,
+            namespaces: RwLock::new(BTreeMap::new()),
+            num_io_queues: RwLock::new(0),
+            qids: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            detached: AtomicBool::new(false),
+            max_xfer,
+            aer_cb: Mutex::new(None),
+        }
+    }
+}
+
 /// An attached NVMe controller (SPDK's `spdk_nvme_ctrlr`).
 ///
 /// `Send + Sync`: admin commands may come from any thread (they serialise on
@@ -210,28 +243,21 @@ impl Controller {
             None
         };
 
-        let inner = CtrlrInner {
+        let transport = Transport::Pcie(PcieTransport {
+            _device: device,
+            regs,
+            dstrd,
+            shadow,
+        });
+        let inner = CtrlrInner::new(
             trid,
-            transport: Transport::Pcie(PcieTransport {
-                _device: device,
-                regs,
-                dstrd,
-                shadow,
-            }),
-            cap,
-            vs,
+            transport,
+            (cap, vs),
             opts,
-            admin: Mutex::new(AdminQueue::Pcie(admin)),
+            AdminQueue::Pcie(admin),
             cdata,
-            namespaces: RwLock::new(BTreeMap::new()),
-            num_io_queues: RwLock::new(0),
-            qids: Mutex::new(Vec::new()),
-            generation: AtomicU64::new(0),
-            failed: AtomicBool::new(false),
-            detached: AtomicBool::new(false),
             max_xfer,
-            aer_cb: Mutex::new(None),
-        };
+        );
         let ctrlr = Controller {
             inner: Arc::new(inner),
         };

@@ -12,10 +12,8 @@ use crate::nvme::spec::registers::{Cap, Cc, Csts, Vs};
 use crate::nvme::spec::{self, AdminOpcode, IdentifyController, Sqe, StatusCodeType};
 use crate::nvme::transport::Transport;
 use crate::nvme::{NvmeError, TransportId};
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Entries of the admin queue.
@@ -274,23 +272,15 @@ pub(crate) fn attach(trid: &TransportId, opts: ControllerOpts) -> Result<Control
         cap.0,
         admin.queue.maxh2cdata()
     );
-    let inner = CtrlrInner {
-        trid: trid.clone(),
-        transport: Transport::Tcp(t),
-        cap,
-        vs,
+    let inner = CtrlrInner::new(
+        trid.clone(),
+        Transport::Tcp(t),
+        (cap, vs),
         opts,
-        admin: Mutex::new(AdminQueue::Tcp(admin)),
-        cdata: Box::new(cdata),
-        namespaces: RwLock::new(BTreeMap::new()),
-        num_io_queues: RwLock::new(0),
-        qids: Mutex::new(Vec::new()),
-        generation: AtomicU64::new(0),
-        failed: AtomicBool::new(false),
-        detached: AtomicBool::new(false),
+        AdminQueue::Tcp(admin),
+        Box::new(cdata),
         max_xfer,
-        aer_cb: Mutex::new(None),
-    };
+    );
     let ctrlr = Controller {
         inner: Arc::new(inner),
     };
