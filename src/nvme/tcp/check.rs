@@ -190,49 +190,41 @@ fn check_data_layout(
     Ok(())
 }
 
+/// The fields ICReq and ICResp share: PFV at byte 8 and the sender's
+/// data alignment (HPDA or CPDA) at byte 10.
+fn check_ic(
+    name: &'static str,
+    pfv: u16,
+    (pda_name, pda): (&'static str, u8),
+) -> Result<(), PduError> {
+    if pfv != PFV_1_0 {
+        return Err(bad(
+            name,
+            "PFV",
+            pfv as u64,
+            "only 0 (version 1.0) is known".into(),
+            8,
+        ));
+    }
+    if pda > PDA_MAX {
+        return Err(bad(
+            name,
+            pda_name,
+            pda as u64,
+            format!("must be at most {PDA_MAX}"),
+            10,
+        ));
+    }
+    Ok(())
+}
+
 /// Field checks of the PSHs.
 pub(super) fn check_psh(h: &Header) -> Result<(), PduError> {
     let name = h.pdu_type.name();
     match h.psh {
-        Psh::IcReq(r) => {
-            if r.pfv != PFV_1_0 {
-                return Err(bad(
-                    name,
-                    "PFV",
-                    r.pfv as u64,
-                    "only 0 (version 1.0) is known".into(),
-                    8,
-                ));
-            }
-            if r.hpda > PDA_MAX {
-                return Err(bad(
-                    name,
-                    "HPDA",
-                    r.hpda as u64,
-                    format!("must be at most {PDA_MAX}"),
-                    10,
-                ));
-            }
-        }
+        Psh::IcReq(r) => check_ic(name, r.pfv, ("HPDA", r.hpda))?,
         Psh::IcResp(r) => {
-            if r.pfv != PFV_1_0 {
-                return Err(bad(
-                    name,
-                    "PFV",
-                    r.pfv as u64,
-                    "only 0 (version 1.0) is known".into(),
-                    8,
-                ));
-            }
-            if r.cpda > PDA_MAX {
-                return Err(bad(
-                    name,
-                    "CPDA",
-                    r.cpda as u64,
-                    format!("must be at most {PDA_MAX}"),
-                    10,
-                ));
-            }
+            check_ic(name, r.pfv, ("CPDA", r.cpda))?;
             if r.maxh2cdata < 4096 || r.maxh2cdata % 4 != 0 {
                 return Err(bad(
                     name,

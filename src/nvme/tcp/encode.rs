@@ -8,37 +8,36 @@ use crate::nvme::spec::{self, Cqe, Sqe};
 
 /// ICReq: the first PDU of a connection.
 pub fn encode_ic_req(req: &IcReq) -> [u8; IC_LEN] {
-    let mut b = [0u8; IC_LEN];
-    CommonHeader {
-        pdu_type: PduType::IcReq as u8,
-        flags: 0,
-        hlen: IC_LEN as u8,
-        pdo: 0,
-        plen: IC_LEN as u32,
-    }
-    .write(&mut b);
-    b[8..10].copy_from_slice(&req.pfv.to_le_bytes());
-    b[10] = req.hpda;
-    b[11] = req.dgst;
-    b[12..16].copy_from_slice(&req.maxr2t.to_le_bytes());
-    b
+    encode_ic(PduType::IcReq, req.pfv, req.hpda, req.dgst, req.maxr2t)
 }
 
 /// ICResp: the controller's answer (used by target-side code and test peers).
 pub fn encode_ic_resp(resp: &IcResp) -> [u8; IC_LEN] {
+    encode_ic(
+        PduType::IcResp,
+        resp.pfv,
+        resp.cpda,
+        resp.dgst,
+        resp.maxh2cdata,
+    )
+}
+
+/// The shared layout of ICReq and ICResp: PFV, the sender's data
+/// alignment, the digest flags and a dword (MAXR2T or MAXH2CDATA).
+fn encode_ic(pdu_type: PduType, pfv: u16, pda: u8, dgst: u8, dword: u32) -> [u8; IC_LEN] {
     let mut b = [0u8; IC_LEN];
     CommonHeader {
-        pdu_type: PduType::IcResp as u8,
+        pdu_type: pdu_type as u8,
         flags: 0,
         hlen: IC_LEN as u8,
         pdo: 0,
         plen: IC_LEN as u32,
     }
     .write(&mut b);
-    b[8..10].copy_from_slice(&resp.pfv.to_le_bytes());
-    b[10] = resp.cpda;
-    b[11] = resp.dgst;
-    b[12..16].copy_from_slice(&resp.maxh2cdata.to_le_bytes());
+    b[8..10].copy_from_slice(&pfv.to_le_bytes());
+    b[10] = pda;
+    b[11] = dgst;
+    b[12..16].copy_from_slice(&dword.to_le_bytes());
     b
 }
 
