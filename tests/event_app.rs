@@ -2,11 +2,14 @@
 //! embedding program's start callback, its own methods beside the
 //! framework's, and stop.
 
+mod rpc_client;
+
+use rpc_client::call;
 use serde_json::{json, Value};
 use spdk_io::event::{self, AppOpts, EventError};
 use spdk_io::rpc::{Method, MethodFuture, MethodStates};
 use spdk_io::thread::CpuMask;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,23 +19,6 @@ static ONE_APP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn hello(params: Value) -> MethodFuture {
     Box::pin(async move { Ok(json!({"hello": params["name"]})) })
-}
-
-fn call(sock: &std::path::Path, method: &str, params: Value) -> Value {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    s.write_all(req.to_string().as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed before a response");
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 #[test]

@@ -4,12 +4,13 @@
 //! method of the embedding test itself, on the app thread, as a program
 //! built on `spdk_io::event` would.
 
+mod rpc_client;
+
+use rpc_client::call;
 use serde_json::{json, Value};
 use spdk_io::bdev::{self, IoBuf};
 use spdk_io::event::{self, AppOpts};
 use spdk_io::rpc::{Method, MethodFuture, MethodStates, RpcError};
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,23 +39,6 @@ fn test_write_read(params: Value) -> MethodFuture {
         }
         Ok(Value::Bool(true))
     })
-}
-
-fn call(sock: &std::path::Path, method: &str, params: Value) -> Value {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    s.write_all(req.to_string().as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed before a response to {method}");
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 fn ok(sock: &std::path::Path, method: &str, params: Value) -> Value {

@@ -5,32 +5,16 @@
 
 mod nvmf_common;
 
+mod rpc_client;
+
 use nvmf_common::{opts, qp_opts, random, write_read};
+use rpc_client::call;
 use serde_json::{json, Value};
 use spdk_io::event::{self, AppOpts};
 use spdk_io::nvme;
 use spdk_io::thread::CpuMask;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-fn call(sock: &std::path::Path, method: &str, params: Value) -> Value {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    s.write_all(req.to_string().as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed before a response");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
 
 fn ok(sock: &std::path::Path, method: &str, params: Value) -> Value {
     let v = call(sock, method, params);
