@@ -1,9 +1,13 @@
 //! The bdev I/O path without a reactor: one channel polled in a loop,
 //! owned tasks resubmitting themselves at queue depth 128, on a null and a
 //! malloc bdev. Prints ns per I/O (wall and this thread's CPU time) as JSON.
+//! Then blob I/O through a blob channel against raw bdev I/O, both async at
+//! QD128 on a malloc bdev (`blob_qd`).
 //!
-//! `cargo bench --bench bdev_io_path`
+//! `cargo bench --bench bdev_io_path` (`-- blob`: the blob comparison only)
 
+#[path = "common/blob_qd.rs"]
+mod blob_qd;
 #[path = "common/resubmit.rs"]
 mod resubmit;
 
@@ -36,8 +40,17 @@ fn main() {
     bdev::null::create(NullOpts::new("BenchNull", 1 << 20, 4096)).unwrap();
     spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
     bdev::malloc::create(MallocOpts::new("BenchMalloc", 32768, 4096)).unwrap();
-    let out: Vec<_> = (0..3)
+    let only_blob = std::env::args().any(|a| a == "blob");
+    let out: Vec<_> = (0..if only_blob { 0 } else { 3 })
         .flat_map(|_| [run("BenchNull", 20_000_000), run("BenchMalloc", 2_000_000)])
         .collect();
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    bdev::malloc::create(MallocOpts::new("BenchBlobMalloc", 65536, 4096)).unwrap();
+    let blob: Vec<_> = (0..3)
+        .map(|_| blob_qd::run("BenchBlobMalloc", 1_000_000))
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&blob).unwrap_or_default()
+    );
 }

@@ -1,53 +1,64 @@
-//! NVMe with `async`, on the software controller: the controller is
-//! registered with the bdev layer's nvme module (as `bdev_nvme_attach_controller`
-//! does), and its namespace is read and written with `.await` on the app
-//! thread that `event::start` runs.
+//! NVMe with `async`, on the software controller: the queue pair's I/O as
+//! futures ([`AsyncQPair`]). Four writes run at once, each in its own task
+//! on one lightweight thread; then each block range is read back and
+//! compared. Every I/O takes its DMA buffer and hands it back.
 //!
 //! Run: `cargo run --example nvme_async`
 
-use spdk_io::bdev::{self, IoBuf};
-use spdk_io::event::{self, AppOpts};
+use spdk_io::env::{self, DmaBuf, EnvOpts};
 use spdk_io::nvme::emu::EmuController;
-use spdk_io::nvme::{Controller, ControllerOpts};
+use spdk_io::nvme::{AsyncQPair, Controller, ControllerOpts, QPairOpts};
+use spdk_io::thread::{spawn_local, Thread};
 use std::error::Error;
 use std::sync::Arc;
 
-async fn round_trip() -> Result<bool, Box<dyn Error>> {
+const IOS: u64 = 4;
+const BLOCKS: u32 = 8;
+
+fn main() -> Result<(), Box<dyn Error>> {
+    // Ordinary pinned pages: no hugepages or root needed for the software controller.
+    env::init(EnvOpts::no_huge())?;
     let emu = Arc::new(
         EmuController::builder()
-            .serial("EXAMPLE1")
-            .namespace(4096, 1024)
+            .serial("EXAMPLE2")
+            .namespace(512, 4096)
             .build()?,
     );
     let ctrlr = Controller::attach(emu, ControllerOpts::default())?;
-    let bdevs = bdev::nvme::register_controller("Nvme0", ctrlr, None)?;
-    let name = bdevs
-        .first()
-        .ok_or("the controller has a namespace")?
-        .name()
-        .to_string();
-    let desc = bdev::open(&name, true)?;
-    let ch = desc.get_io_channel()?;
-    let pattern: Vec<u8> = (0..8192).map(|i| (i % 251) as u8).collect();
-    desc.write_async(&ch, IoBuf::from_vec(pattern.clone()), 4096)
-        .await?;
-    let back = desc.read_async(&ch, IoBuf::new(8192), 4096).await?;
-    println!("{name}: wrote and read back 8 KiB at byte 4096");
-    // Close what we opened, then detach (bdev_nvme_detach_controller):
-    // the controller shuts down with its last bdev.
-    drop((ch, desc));
-    bdev::nvme::detach_controller("Nvme0")?;
-    Ok(back.to_vec() == pattern)
-}
+    let ns = ctrlr.namespace(1)?;
+    let qp = AsyncQPair::new(ctrlr.alloc_io_qpair(QPairOpts::default())?);
+    let len = BLOCKS as usize * ns.block_size() as usize;
 
-fn main() -> Result<(), Box<dyn Error>> {
-    let opts = AppOpts {
-        name: "nvme_async".into(),
-        no_huge: true,
-        rpc_socket: None,
-        ..AppOpts::default()
-    };
-    let same = event::start(opts, round_trip)??;
+    let t = Thread::new("app");
+    let same = t.block_on(async {
+        // Four writes in flight at once: one task each.
+        let mut writes = Vec::new();
+        for i in 0..IOS {
+            let (qp, ns) = (qp.clone(), ns.clone());
+            let mut buf = DmaBuf::alloc_zeroed(len, 4096)?;
+            buf.fill(i as u8 + 1);
+            writes.push(spawn_local(async move {
+                qp.write(&ns, buf, i * BLOCKS as u64, BLOCKS).await
+            })?);
+        }
+        for w in writes {
+            w.await??;
+        }
+        // Read each range back into one recycled buffer.
+        let mut buf = DmaBuf::alloc_zeroed(len, 4096)?;
+        let mut same = true;
+        for i in 0..IOS {
+            let back = qp.read(&ns, buf, i * BLOCKS as u64, BLOCKS).await?;
+            buf = back.into_dma_buf().ok_or("one buffer comes back")?;
+            same &= buf.iter().all(|&b| b == i as u8 + 1);
+        }
+        println!("wrote {IOS} ranges of {len} bytes at once, read each back");
+        Ok::<bool, Box<dyn Error>>(same)
+    })??;
+    t.shutdown()?;
+    t.destroy()?;
+    drop((qp, ctrlr));
+    env::fini();
     println!("{}", if same { "identical" } else { "DIFFERENT" });
     if same {
         Ok(())

@@ -86,14 +86,7 @@ fn emulated_compare_and_write_on_the_file_bdev_uses_read_and_compare() {
         .set_len(1 << 20)
         .unwrap();
     let b = bdev::file::create(
-        FileOpts {
-            name: name.clone(),
-            filename: path.display().to_string(),
-            block_size: Some(512),
-            readonly: false,
-            fallocate: false,
-            uuid: None,
-        },
+        FileOpts::new(name.clone(), path.display().to_string()),
         "bdev_uring_create",
     )
     .unwrap();
@@ -211,12 +204,7 @@ fn compare_and_write_and_locked_plain_writes_from_two_threads_lose_no_update() {
 fn compare_and_write_through_a_passthru_is_emulated_on_its_base() {
     let base = new_malloc(32, 512);
     let pt = uniq("LockPT");
-    bdev::passthru::create(bdev::passthru::PassthruOpts {
-        base_bdev_name: base.clone(),
-        name: pt.clone(),
-        uuid: None,
-    })
-    .unwrap();
+    bdev::passthru::create(bdev::passthru::PassthruOpts::new(base.clone(), pt.clone())).unwrap();
     let top = bdev::get_by_name(&pt).unwrap();
     assert!(top.io_type_supported(IoType::CompareAndWrite));
     assert!(!top.emulates_compare_and_write(), "forwarded to the base");

@@ -158,9 +158,12 @@ fn a_resubmission_from_a_completion_is_timed_from_that_completions_batch() {
         .unwrap();
     poll_until(&ch, || stamps.borrow().len() == 2);
     let s = stamps.borrow();
-    // The second read was submitted in the first one's completion batch:
-    // not before that batch was reaped, and completed in a later poll.
-    assert!(s[1].0 >= s[0].1, "{s:?}");
+    // The second read was submitted in the first one's completion batch
+    // and takes that batch's clock read: not before the first read was
+    // submitted, not after the first read's callback began (the first read,
+    // submitted outside any batch, is timed to its own callback), and it
+    // completed no earlier than it was submitted.
+    assert!(s[1].0 >= s[0].0 && s[1].0 <= s[0].1, "{s:?}");
     assert!(s[1].1 >= s[1].0, "{s:?}");
 }
 
@@ -206,4 +209,51 @@ fn ios_submitted_and_completed_within_one_thread_poll_do_not_time_at_zero() {
         t.poll(0);
     }
     t.destroy().unwrap();
+}
+
+/// A burst of I/Os submitted one by one from outside the channel's
+/// completions (a job's first queue-depth I/Os, a target's poller) that
+/// completes in one batch: each is timed to its own callback, so the
+/// callbacks that ran before it count, as SPDK reads the clock at each
+/// completion. Timed to the batch's start, the last of a burst of 128
+/// read about 2 µs at queue depth 128 (bdevperf's implausible minimum).
+#[test]
+fn a_burst_submitted_outside_completions_is_timed_to_each_ios_own_callback() {
+    const N: u64 = 16;
+    const SPIN: u64 = 20_000;
+    let (d, ch) = open(&new_null("Burst", 64));
+    // (submit tick, complete tick, clock at the callback's start)
+    let got = Rc::new(RefCell::new(Vec::new()));
+    for i in 0..N {
+        let g = got.clone();
+        let cb = move |c: IoCompletion| {
+            let entered = ticks();
+            g.borrow_mut()
+                .push((c.submit_tick, c.complete_tick, entered));
+            // A callback that takes its time (it resubmits, verifies...).
+            while ticks() < entered + SPIN {}
+        };
+        d.read_blocks(&ch, IoBuf::new(512), i, 1, Box::new(cb))
+            .unwrap();
+    }
+    poll_until(&ch, || got.borrow().len() as u64 == N);
+    let g = got.borrow();
+    for k in 1..g.len() {
+        let (_, complete, entered) = g[k];
+        assert!(
+            complete <= entered,
+            "I/O {k} completed after its callback began: {g:?}"
+        );
+        assert!(
+            complete >= g[k - 1].2 + SPIN,
+            "I/O {k} timed before the callbacks ahead of it ran: {g:?}"
+        );
+    }
+    let (submit, complete, _) = g[g.len() - 1];
+    assert!(
+        complete - submit >= (N - 1) * SPIN,
+        "the last of the burst timed at {} ns, though {} callbacks of {SPIN} ns ran before it",
+        complete - submit,
+        N - 1
+    );
 }

@@ -8,6 +8,7 @@ use common::*;
 use spdk_io::bdev::{
     self, malloc::MallocOpts, null::NullOpts, BdevError, IoBuf, IoData, IoStatus, IoType,
 };
+use spdk_io::thread::Thread;
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -384,29 +385,44 @@ fn get_io_channel_returns_the_threads_channel_while_it_lives() {
     let n = uniq("Null");
     null(&n, 64);
     let d = bdev::open(&n, true).unwrap();
-    let a = d.get_io_channel().unwrap();
-    let b = bdev::open(&n, false).unwrap().get_io_channel().unwrap();
-    d.read_blocks(&a, IoBuf::new(512), 0, 1, Box::new(|_| {}))
-        .unwrap();
-    assert_eq!(b.outstanding(), 1, "one channel per bdev per thread");
-    a.poll();
-    let other = std::thread::spawn({
-        let d = d.clone();
-        move || d.get_io_channel().unwrap().outstanding()
+    let (t1, t2) = (Thread::new("first"), Thread::new("second"));
+    let (a, b) = t1.enter(|| {
+        let a = d.get_io_channel().unwrap();
+        let b = bdev::open(&n, false).unwrap().get_io_channel().unwrap();
+        (a, b)
     });
     d.read_blocks(&a, IoBuf::new(512), 0, 1, Box::new(|_| {}))
         .unwrap();
+    assert_eq!(b.outstanding(), 1, "one channel per bdev per thread");
+    let other = t2.enter(|| d.get_io_channel().unwrap());
     assert_eq!(
-        other.join().unwrap(),
+        other.outstanding(),
         0,
         "another thread gets its own channel"
     );
-    a.poll();
-    drop((a, b));
-    let c = d.get_io_channel().unwrap();
+    while t1.poll(0) {}
+    t1.enter(|| drop((a, b)));
+    t2.enter(|| drop(other));
+    t1.poll(0);
+    let c = t1.enter(|| d.get_io_channel().unwrap());
     assert_eq!(
         c.iostat().num_read_ops,
         0,
         "a new channel once the old one is gone"
     );
+    t1.enter(|| drop(c));
+    // Outside any lightweight thread there is no thread to share with.
+    let (x, y) = (d.get_io_channel().unwrap(), d.get_io_channel().unwrap());
+    d.read_blocks(&x, IoBuf::new(512), 0, 1, Box::new(|_| {}))
+        .unwrap();
+    assert_eq!(
+        y.outstanding(),
+        0,
+        "outside threads each call makes a channel"
+    );
+    x.poll();
+    for t in [t1, t2] {
+        t.shutdown().unwrap();
+        t.destroy().unwrap();
+    }
 }

@@ -18,14 +18,7 @@ fn image(bytes: u64) -> (std::path::PathBuf, String) {
 }
 
 fn opts(name: &str, path: &std::path::Path) -> FileOpts {
-    FileOpts {
-        name: name.into(),
-        filename: path.display().to_string(),
-        block_size: Some(512),
-        readonly: false,
-        fallocate: false,
-        uuid: None,
-    }
+    FileOpts::new(name, path.display().to_string())
 }
 
 #[test]
@@ -152,4 +145,27 @@ fn missing_file_and_empty_file_are_clear_errors() {
     if let Some(d) = path.parent() {
         let _ = std::fs::remove_dir(d);
     }
+}
+
+#[test]
+fn a_missing_file_keeps_the_os_error_as_its_source() {
+    let e = bdev::file::create(
+        opts(
+            "FileMissingSource",
+            std::path::Path::new("/no/such/dir/f.img"),
+        ),
+        "bdev_aio_create",
+    )
+    .unwrap_err();
+    let source = std::error::Error::source(&e).expect("the error underneath is kept");
+    assert!(source.to_string().contains("No such file"), "{source}");
+    let BdevError::Os { source, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(source.errno(), Some(libc::ENOENT));
+    let io = source
+        .get()
+        .downcast_ref::<std::io::Error>()
+        .expect("an io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
 }

@@ -231,3 +231,71 @@ fn a_namespace_formatted_with_metadata_takes_no_block_io_and_gets_no_bdev() {
     );
     assert!(bdev::get_by_name("EmuMdn1").is_none());
 }
+
+/// Waits (up to 20 s) until `cond` holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_namespace_detached_on_the_controller_loses_its_bdev_and_gets_it_back_when_reattached() {
+    let (e, _) = emu_bdevs_with("EmuNs");
+    e.handle().set_namespace_attached(2, false).unwrap();
+    wait_for("the detached namespace's bdev is still registered", || {
+        bdev::get_by_name("EmuNsn2").is_none()
+    });
+    assert!(bdev::get_by_name("EmuNsn1").is_some());
+    assert_eq!(
+        bdev::nvme::controllers(Some("EmuNs")).unwrap()[0].bdevs,
+        vec!["EmuNsn1".to_string()]
+    );
+    e.handle().set_namespace_attached(2, true).unwrap();
+    wait_for("the reattached namespace got no bdev", || {
+        bdev::get_by_name("EmuNsn2").is_some()
+    });
+    round_trip("EmuNsn2", true);
+    bdev::nvme::detach_controller("EmuNs").unwrap();
+}
+
+#[test]
+fn a_namespace_grown_on_the_controller_grows_its_bdev_and_open_descriptors_hear_of_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (e, b) = emu_bdevs_with("EmuRs");
+    assert_eq!(b[0].num_blocks(), 8192);
+    let resized = Arc::new(AtomicUsize::new(0));
+    let r = resized.clone();
+    let d = bdev::open_ext("EmuRsn1", true, move |ev, _| {
+        if ev == bdev::BdevEvent::Resize {
+            r.fetch_add(1, Ordering::AcqRel);
+        }
+    })
+    .unwrap();
+    e.handle().resize_namespace(1, 16384).unwrap();
+    // The size changes first, then the descriptors hear of it.
+    wait_for("the bdev did not grow, or no resize event came", || {
+        b[0].num_blocks() == 16384 && resized.load(Ordering::Acquire) > 0
+    });
+    assert_eq!(resized.load(Ordering::Acquire), 1);
+    // A channel made now reaches the new blocks.
+    let ch = d.get_io_channel().unwrap();
+    let l = log();
+    d.write_blocks(&ch, IoBuf::from_vec(vec![0x77; 512]), 16000, 1, rec(&l))
+        .unwrap();
+    poll_until(&ch, || l.borrow().len() == 1);
+    assert!(l.borrow()[0].success(), "{:?}", l.borrow()[0].status);
+    drop(ch);
+
+    // Shrinking while it is open is refused: the bdev keeps its size.
+    e.handle().resize_namespace(1, 4096).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(b[0].num_blocks(), 16384);
+    drop(d);
+    bdev::nvme::detach_controller("EmuRs").unwrap();
+}

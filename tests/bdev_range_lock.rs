@@ -329,3 +329,46 @@ fn waiting_locks_are_granted_in_request_order_where_they_overlap() {
     assert_eq!(state(), [true; 4]);
     d.unlock_lba_range(&b, 10, 2).unwrap();
 }
+
+#[test]
+fn a_lock_taken_on_a_lightweight_thread_reaches_a_channel_made_outside_any_thread() {
+    let n = new_malloc(64, 512);
+    let d = bdev::open(&n, true).unwrap();
+    let t = spdk_io::thread::Thread::new("locker");
+    let owner = t.enter(|| d.get_io_channel()).unwrap();
+    let outside = d.get_io_channel().unwrap();
+    let l = log();
+    // In flight on the unthreaded channel: the lock waits for it.
+    d.write_blocks(&outside, filled(512, 1), 2, 1, rec(&l))
+        .unwrap();
+    let g = granted();
+    t.enter(|| d.lock_lba_range(&owner, 0, 8, on_lock(&g)))
+        .unwrap();
+    for _ in 0..50 {
+        t.poll(0);
+    }
+    assert!(g.borrow().is_none(), "granted with a write in flight");
+    // Its poll completes the write and lets the walk go on.
+    poll_until(&outside, || {
+        t.poll(0);
+        g.borrow().is_some()
+    });
+    assert_eq!(*g.borrow(), Some(Ok(())));
+    assert_eq!(statuses(&l), [IoStatus::Success]);
+    d.write_blocks(&outside, filled(512, 2), 3, 1, rec(&l))
+        .unwrap();
+    poll_n(&[&outside], 50);
+    assert_eq!(outside.queued_behind_locks(), 1, "fenced by the lock");
+    t.enter(|| d.unlock_lba_range(&owner, 0, 8)).unwrap();
+    poll_until(&outside, || {
+        t.poll(0);
+        l.borrow().len() == 2
+    });
+    assert_eq!(statuses(&l), [IoStatus::Success, IoStatus::Success]);
+    t.enter(|| drop(owner));
+    t.exit();
+    while !t.is_exited() {
+        t.poll(0);
+    }
+    t.destroy().unwrap();
+}

@@ -9,24 +9,18 @@ use spdk_io::env::{self, EnvOpts};
 use spdk_io::rpc::RpcResult;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::task::{Context, Poll, Wake, Waker};
 
-struct NoWake;
-impl Wake for NoWake {
-    fn wake(self: std::sync::Arc<Self>) {}
-}
-
+/// Runs a method to its answer on a lightweight thread (attach, reset and
+/// detach wait for the device on a worker thread).
 fn call(name: &str, params: Value) -> RpcResult {
     let m = bdev::rpc::methods()
         .into_iter()
         .find(|m| m.name == name)
         .unwrap();
-    let mut f = (m.handler)(params);
-    let waker = Waker::from(std::sync::Arc::new(NoWake));
-    match f.as_mut().poll(&mut Context::from_waker(&waker)) {
-        Poll::Ready(r) => r,
-        Poll::Pending => panic!("{name} did not complete at once"),
-    }
+    let t = spdk_io::thread::Thread::new("rpc_guest_app");
+    let r = t.block_on((m.handler)(params)).expect("block_on");
+    t.shutdown().expect("thread shutdown");
+    r
 }
 
 /// Writes a pattern and reads it back through bdev `name`.

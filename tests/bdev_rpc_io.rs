@@ -15,7 +15,7 @@ impl Wake for NoWake {
 }
 
 /// Calls a method whose future needs no thread (all but bdev_get_bdevs
-/// with a timeout).
+/// with a timeout and the nvme methods that wait for the device).
 fn call(name: &str, params: Value) -> RpcResult {
     let m = bdev::rpc::methods()
         .into_iter()
@@ -27,6 +27,19 @@ fn call(name: &str, params: Value) -> RpcResult {
         Poll::Ready(r) => r,
         Poll::Pending => panic!("{name} did not complete at once"),
     }
+}
+
+/// Calls a method on a lightweight thread, polled until it answers (the
+/// methods that wait for a device on a worker thread).
+fn call_awaited(name: &str, params: Value) -> RpcResult {
+    let m = bdev::rpc::methods()
+        .into_iter()
+        .find(|m| m.name == name)
+        .unwrap();
+    let t = spdk_io::thread::Thread::new("rpc_io_app");
+    let r = t.block_on((m.handler)(params)).expect("block_on");
+    t.shutdown().expect("thread shutdown");
+    r
 }
 
 fn null(name: &str) -> (Desc, Channel) {
@@ -267,14 +280,8 @@ fn iostat_counts_io_in_spdks_shape_and_reset_clears_it() {
     ] {
         assert!(b.get(k).is_some(), "missing {k}");
     }
-    let per = call(
-        "bdev_get_iostat",
-        json!({"name": "RpcStat0", "per_channel": true}),
-    )
-    .unwrap();
-    assert_eq!(per["channels"][0]["num_read_ops"], 5);
     assert_eq!(
-        call("bdev_get_iostat", json!({"per_channel": true}))
+        call_awaited("bdev_get_iostat", json!({"per_channel": true}))
             .unwrap_err()
             .code,
         -22,
@@ -337,7 +344,7 @@ fn nvme_controllers_are_listed_reset_and_detached_by_name() {
         (22, "Controller RpcNvmeNone does not exist")
     );
     assert_eq!(
-        call("bdev_nvme_reset_controller", json!({"name": "RpcNvme"})).unwrap(),
+        call_awaited("bdev_nvme_reset_controller", json!({"name": "RpcNvme"})).unwrap(),
         json!(true)
     );
     let e = call(
@@ -354,14 +361,142 @@ fn nvme_controllers_are_listed_reset_and_detached_by_name() {
     );
     assert!(bdev::get_by_name("RpcNvmen1").is_some());
     assert_eq!(
-        call("bdev_nvme_detach_controller", json!({"name": "RpcNvme"})).unwrap(),
+        call_awaited("bdev_nvme_detach_controller", json!({"name": "RpcNvme"})).unwrap(),
         json!(true)
     );
     assert!(bdev::get_by_name("RpcNvmen1").is_none());
     assert_eq!(
-        call("bdev_nvme_detach_controller", json!({"name": "RpcNvme"}))
+        call_awaited("bdev_nvme_detach_controller", json!({"name": "RpcNvme"}))
             .unwrap_err()
             .code,
         -19
     );
+}
+
+#[test]
+fn per_channel_iostat_reads_each_channel_on_its_thread_and_names_the_thread() {
+    let (d, outside) = null("RpcStatPer");
+    let (t1, t2) = (
+        spdk_io::thread::Thread::new("stat1"),
+        spdk_io::thread::Thread::new("stat2"),
+    );
+    let c1 = t1.enter(|| d.get_io_channel()).unwrap();
+    let c2 = t2.enter(|| d.get_io_channel()).unwrap();
+    let (done, cb) = counter();
+    for i in 0..3 {
+        t1.enter(|| d.read_blocks(&c1, IoBuf::new(512), i, 1, cb()))
+            .unwrap();
+    }
+    for i in 0..5 {
+        t2.enter(|| d.read_blocks(&c2, IoBuf::new(512), i, 1, cb()))
+            .unwrap();
+    }
+    let poll_all = || {
+        t1.poll(0);
+        t2.poll(0);
+        outside.poll();
+    };
+    while done.get() < 8 {
+        poll_all();
+    }
+    // The method runs as a task on t1; the walk visits t2 and the host
+    // thread of the channel made outside any thread, then answers on t1.
+    let m = bdev::rpc::methods()
+        .into_iter()
+        .find(|m| m.name == "bdev_get_iostat")
+        .unwrap();
+    let params = json!({"name": "RpcStatPer", "per_channel": true});
+    let answer = t1
+        .enter(|| spdk_io::thread::spawn_local((m.handler)(params)))
+        .unwrap();
+    let mut r = None;
+    for _ in 0..10_000 {
+        poll_all();
+        if let Some(v) = answer.try_take() {
+            r = Some(v.unwrap().unwrap());
+            break;
+        }
+    }
+    let r = r.expect("bdev_get_iostat per_channel answered");
+    assert_eq!(r["name"], "RpcStatPer");
+    let chans = r["channels"].as_array().unwrap();
+    let reads_on = |id: u64| -> Vec<u64> {
+        chans
+            .iter()
+            .filter(|c| c["thread_id"] == id)
+            .map(|c| c["num_read_ops"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(chans.len(), 3, "{r}");
+    assert_eq!(reads_on(t1.id()), [3]);
+    assert_eq!(reads_on(t2.id()), [5]);
+    assert!(
+        chans
+            .iter()
+            .any(|c| c["num_read_ops"] == 0 && c["thread_id"].as_u64().is_some()),
+        "the channel made outside any thread, on its host thread: {r}"
+    );
+    assert!(
+        call(
+            "bdev_get_iostat",
+            json!({"name": "RpcStatPer", "per_channel": true})
+        )
+        .is_err(),
+        "outside the framework per_channel is refused"
+    );
+    t1.enter(|| drop(c1));
+    t2.enter(|| drop(c2));
+    for t in [t1, t2] {
+        t.shutdown().unwrap();
+        t.destroy().unwrap();
+    }
+    drop(outside);
+    d.close();
+    call("bdev_null_delete", json!({"name": "RpcStatPer"})).unwrap();
+}
+
+#[test]
+fn a_limit_set_outside_any_thread_reaches_a_channel_on_a_lightweight_thread() {
+    call(
+        "bdev_null_create",
+        json!({"name": "RpcQosWalk", "num_blocks": 1 << 20, "block_size": 512}),
+    )
+    .unwrap();
+    let d = bdev::open("RpcQosWalk", false).unwrap();
+    let t = spdk_io::thread::Thread::new("qos_walk");
+    let ch = t.enter(|| d.get_io_channel()).unwrap();
+    // Slices are counted from before the limit is set: its time slices
+    // start then, and a late poll credits the slices it missed.
+    let t0 = bdev::ticks::ticks();
+    call(
+        "bdev_set_qos_limit",
+        json!({"name": "RpcQosWalk", "rw_ios_per_sec": 10_000}),
+    )
+    .unwrap();
+    // The walk's visit is a message to the channel's thread.
+    t.poll(0);
+    let (done, cb) = counter();
+    for i in 0..100 {
+        t.enter(|| d.read_blocks(&ch, IoBuf::new(512), i, 1, cb()))
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while done.get() < 100 {
+        t.poll(0);
+        let slices = (bdev::ticks::ticks() - t0) / slice() + 1;
+        assert!(
+            done.get() <= 10 * slices,
+            "{} I/O done within {slices} slices of 10: the channel did not learn of the limit",
+            done.get()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queued I/O never released"
+        );
+    }
+    t.enter(|| drop(ch));
+    t.shutdown().unwrap();
+    t.destroy().unwrap();
+    d.close();
+    call("bdev_null_delete", json!({"name": "RpcQosWalk"})).unwrap();
 }

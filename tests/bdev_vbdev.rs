@@ -22,12 +22,7 @@ fn malloc(name: &str, blocks: u64) {
 fn split_parts_map_to_consecutive_ranges_of_the_base() {
     let base = uniq("Malloc");
     malloc(&base, 1024);
-    let parts = bdev::split::create(SplitOpts {
-        base_bdev: base.clone(),
-        split_count: 4,
-        split_size_mb: 0,
-    })
-    .unwrap();
+    let parts = bdev::split::create(SplitOpts::new(base.clone(), 4)).unwrap();
     assert_eq!(parts.len(), 4);
     assert_eq!(parts[2].name(), format!("{base}p2"));
     assert_eq!(parts[2].num_blocks(), 256);
@@ -66,12 +61,7 @@ fn split_parts_map_to_consecutive_ranges_of_the_base() {
 fn passthru_forwards_io_and_waits_for_a_missing_base() {
     let base = uniq("Malloc");
     let pt = uniq("PT");
-    let made = bdev::passthru::create(PassthruOpts {
-        base_bdev_name: base.clone(),
-        name: pt.clone(),
-        uuid: None,
-    })
-    .unwrap();
+    let made = bdev::passthru::create(PassthruOpts::new(base.clone(), pt.clone())).unwrap();
     assert!(made.is_none(), "created later, when the base appears");
     malloc(&base, 128);
     let b = bdev::get_by_name(&pt).expect("examine created the passthru");
@@ -98,11 +88,7 @@ fn passthru_forwards_io_and_waits_for_a_missing_base() {
 fn injected_failure_and_nomem_through_the_error_vbdev() {
     let base = uniq("Malloc");
     malloc(&base, 64);
-    let ee = error_inject::create(ErrorOpts {
-        base_name: base.clone(),
-        uuid: None,
-    })
-    .unwrap();
+    let ee = error_inject::create(ErrorOpts::new(base.clone())).unwrap();
     let d = bdev::open(ee.name(), true).unwrap();
     let ch = d.get_io_channel().unwrap();
     let l = log();
@@ -128,11 +114,7 @@ fn injected_failure_and_nomem_through_the_error_vbdev() {
 fn hot_remove_with_io_in_flight_completes_each_io_once_with_an_error() {
     let base = uniq("Malloc");
     malloc(&base, 64);
-    let ee = error_inject::create(ErrorOpts {
-        base_name: base.clone(),
-        uuid: None,
-    })
-    .unwrap();
+    let ee = error_inject::create(ErrorOpts::new(base.clone())).unwrap();
     let removed = Arc::new(AtomicU32::new(0));
     let r = removed.clone();
     let d = bdev::open_ext(ee.name(), true, move |ev, _| {
@@ -183,11 +165,7 @@ fn hot_remove_with_io_in_flight_completes_each_io_once_with_an_error() {
 fn reset_aborts_io_held_by_the_error_vbdev() {
     let base = uniq("Malloc");
     malloc(&base, 64);
-    let ee = error_inject::create(ErrorOpts {
-        base_name: base.clone(),
-        uuid: None,
-    })
-    .unwrap();
+    let ee = error_inject::create(ErrorOpts::new(base.clone())).unwrap();
     let d = bdev::open(ee.name(), true).unwrap();
     let ch = d.get_io_channel().unwrap();
     let l = log();
@@ -217,12 +195,7 @@ fn a_poll_nested_in_a_callback_hands_each_io_its_own_buffer() {
     let base = uniq("Malloc");
     malloc(&base, 64);
     let pt = uniq("PT");
-    bdev::passthru::create(PassthruOpts {
-        base_bdev_name: base,
-        name: pt.clone(),
-        uuid: None,
-    })
-    .unwrap();
+    bdev::passthru::create(PassthruOpts::new(base, pt.clone())).unwrap();
     let d = bdev::open(&pt, true).unwrap();
     let ch = d.get_io_channel().unwrap();
     let io: Rc<(Desc, Channel)> = Rc::new((d, ch));

@@ -97,18 +97,8 @@ fn malloc(name: &str, blocks: u64) {
 fn verify_over_malloc_split_and_passthru() {
     malloc("VerM0", 4096);
     malloc("VerM1", 2048);
-    bdev::split::create(bdev::split::SplitOpts {
-        base_bdev: "VerM0".into(),
-        split_count: 2,
-        split_size_mb: 0,
-    })
-    .unwrap();
-    bdev::passthru::create(bdev::passthru::PassthruOpts {
-        base_bdev_name: "VerM1".into(),
-        name: "VerPT".into(),
-        uuid: None,
-    })
-    .unwrap();
+    bdev::split::create(bdev::split::SplitOpts::new("VerM0", 2)).unwrap();
+    bdev::passthru::create(bdev::passthru::PassthruOpts::new("VerM1", "VerPT")).unwrap();
     for (name, seed) in [("VerM0p0", 1), ("VerM0p1", 2), ("VerPT", 3)] {
         let d = bdev::open(name, true).unwrap();
         let ch = d.get_io_channel().unwrap();
@@ -129,14 +119,7 @@ fn verify_over_a_file_bdev() {
         .set_len(2 << 20)
         .unwrap();
     bdev::file::create(
-        bdev::file::FileOpts {
-            name: "VerFile".into(),
-            filename: path.display().to_string(),
-            block_size: Some(512),
-            readonly: false,
-            fallocate: false,
-            uuid: None,
-        },
+        bdev::file::FileOpts::new("VerFile", path.display().to_string()),
         "bdev_aio_create",
     )
     .unwrap();

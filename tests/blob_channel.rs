@@ -3,12 +3,13 @@
 //! blob (none in a snapshot that took its cluster), and snapshots never
 //! change after they are made.
 
+use spdk_io::bdev::IoBuf;
 use spdk_io::blob::BsDev;
 use spdk_io::blob::{
     Blob, BlobError, BlobIoChannel, BlobOpts, Blobstore, BlobstoreHandle, BsOpts, FileDev, LoadOpts,
 };
 use spdk_io::thread::{spawn_local, Thread, ThreadHandle};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -117,12 +118,11 @@ async fn writer(
         x ^= x << 17;
         let page = x % PAGES;
         let data = fill(v, page);
-        ch.write(id, page, &data).await?;
+        ch.write(id, page, IoBuf::from_vec(data.clone())).await?;
         model[page as usize] = data;
         if v % 25 == 0 {
-            let mut back = vec![0u8; 4096];
-            ch.read(id, page, &mut back).await?;
-            assert_eq!(back, model[page as usize], "read after write");
+            let back = ch.read(id, page, IoBuf::new(4096)).await?;
+            assert_eq!(&back[..], &model[page as usize][..], "read after write");
         }
     }
     Ok(model)
@@ -268,6 +268,299 @@ fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
         let dev = b4.unload().await.unwrap();
         let bs = Blobstore::load(dev, &LoadOpts::default()).unwrap();
         bs.verify().unwrap();
+    });
+    stop.store(true, Ordering::Release);
+    md_join.join().unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// The store's device: a file whose writes wait while `hold` is set
+/// (`held` counts writes waiting), so a metadata operation can be caught
+/// half-way.
+struct HeldFile {
+    file: FileDev,
+    hold: Arc<AtomicBool>,
+    held: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl BsDev for HeldFile {
+    fn block_len(&self) -> u32 {
+        self.file.block_len()
+    }
+    fn block_count(&self) -> u64 {
+        self.file.block_count()
+    }
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.file.read(lba, buf)
+    }
+    fn write(&mut self, lba: u64, buf: &[u8]) -> std::io::Result<()> {
+        if self.hold.load(Ordering::Acquire) {
+            self.held.fetch_add(1, Ordering::AcqRel);
+            for _ in 0..20_000 {
+                if !self.hold.load(Ordering::Acquire) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            self.held.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.file.write(lba, buf)
+    }
+    fn unmap(&mut self, lba: u64, blocks: u64) -> std::io::Result<()> {
+        self.file.unmap(lba, blocks)
+    }
+    fn write_zeroes(&mut self, lba: u64, blocks: u64) -> std::io::Result<()> {
+        self.file.write_zeroes(lba, blocks)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[test]
+fn a_write_arriving_while_its_blob_is_frozen_for_a_snapshot_waits_then_lands_in_the_blob() {
+    let path = std::env::temp_dir().join(format!("spdk-io-blob-freeze-{}.img", std::process::id()));
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (md, md_join) = spawn_md(stop.clone());
+    let file = FileDev::open(&path, 4096).unwrap();
+    let channel_dev = file.try_clone().unwrap();
+    let hold = Arc::new(AtomicBool::new(false));
+    let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dev = HeldFile {
+        file,
+        hold: hold.clone(),
+        held: held.clone(),
+    };
+    let bs =
+        BlobstoreHandle::start(&md, Blobstore::init(dev, &BsOpts::default()).unwrap()).unwrap();
+
+    let app = Thread::new("app");
+    let poll_until = |done: &dyn Fn() -> bool| {
+        for _ in 0..2_000_000 {
+            if done() {
+                return;
+            }
+            if !app.poll(0) {
+                std::thread::yield_now();
+            }
+        }
+        panic!("no progress");
+    };
+    let (a, b) = (vec![0xaa; 4096], vec![0xbb; 4096]);
+    type Out = Rc<RefCell<Option<Result<IoBuf, BlobError>>>>;
+    let ch: Rc<RefCell<Option<BlobIoChannel<HeldFile, FileDev>>>> = Rc::default();
+    let id_cell = Rc::new(Cell::new(0u64));
+    let blob_slot: Rc<RefCell<Option<Blob>>> = Rc::default();
+    // A thick blob, written once through the channel.
+    let setup: Out = Rc::default();
+    let (bs2, ch2, id2, out2, a2) = (
+        bs.clone(),
+        ch.clone(),
+        id_cell.clone(),
+        setup.clone(),
+        a.clone(),
+    );
+    let blob2 = blob_slot.clone();
+    app.enter(|| {
+        spawn_local(async move {
+            let r = async {
+                let opts = BlobOpts {
+                    num_clusters: 2,
+                    ..Default::default()
+                };
+                let id = bs2.create_blob(opts).await?;
+                *blob2.borrow_mut() = Some(bs2.open_blob(id).await?);
+                id2.set(id);
+                let c = BlobIoChannel::new(&bs2, channel_dev).await?;
+                let r = c.write(id, 0, IoBuf::from_vec(a2)).await;
+                *ch2.borrow_mut() = Some(c);
+                r
+            }
+            .await;
+            *out2.borrow_mut() = Some(r);
+        })
+    })
+    .unwrap();
+    poll_until(&|| setup.borrow().is_some());
+    setup.borrow_mut().take().unwrap().unwrap();
+    let id = id_cell.get();
+
+    // The snapshot freezes the blob, then its metadata write is held.
+    hold.store(true, Ordering::Release);
+    let snap: Rc<RefCell<Option<Result<u64, BlobError>>>> = Rc::default();
+    let (bs3, snap2) = (bs.clone(), snap.clone());
+    app.enter(|| {
+        spawn_local(async move {
+            *snap2.borrow_mut() = Some(bs3.create_snapshot(id, Vec::new()).await);
+        })
+    })
+    .unwrap();
+    for _ in 0..20_000 {
+        if held.load(Ordering::Acquire) > 0 {
+            break;
+        }
+        app.poll(0);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(
+        held.load(Ordering::Acquire) > 0,
+        "the snapshot reached the device"
+    );
+
+    // A write to the blob now waits on its channel...
+    let wrote: Out = Rc::default();
+    let (ch3, wrote2, b2) = (ch.clone(), wrote.clone(), b.clone());
+    app.enter(|| {
+        spawn_local(async move {
+            let c = ch3.borrow_mut().take().unwrap();
+            let r = c.write(id, 0, IoBuf::from_vec(b2)).await;
+            *ch3.borrow_mut() = Some(c);
+            *wrote2.borrow_mut() = Some(r);
+        })
+    })
+    .unwrap();
+    for _ in 0..2_000 {
+        app.poll(0);
+    }
+    assert!(
+        wrote.borrow().is_none(),
+        "a write went through a frozen blob"
+    );
+    assert!(snap.borrow().is_none());
+    // ... and goes on after the thaw, into the blob, not the snapshot.
+    hold.store(false, Ordering::Release);
+    poll_until(&|| wrote.borrow().is_some() && snap.borrow().is_some());
+    wrote.borrow_mut().take().unwrap().unwrap();
+    let snap_id = snap.borrow_mut().take().unwrap().unwrap();
+    drop(ch.borrow_mut().take());
+    type Pair = Result<(Vec<u8>, Vec<u8>), BlobError>;
+    let got: Rc<RefCell<Option<Pair>>> = Rc::default();
+    let got2 = got.clone();
+    let blob = blob_slot.borrow_mut().take().unwrap();
+    app.enter(|| {
+        spawn_local(async move {
+            let r = bs
+                .run(move |s| {
+                    let mut mine = vec![0u8; 4096];
+                    let mut old = vec![0u8; 4096];
+                    s.read(&blob, 0, &mut mine)?;
+                    s.close_blob(blob)?;
+                    let h = s.open_blob(snap_id)?;
+                    let r = s.read(&h, 0, &mut old);
+                    s.close_blob(h)?;
+                    r.map(|()| (mine, old))
+                })
+                .await;
+            *got2.borrow_mut() = Some(r);
+        })
+    })
+    .unwrap();
+    poll_until(&|| got.borrow().is_some());
+    let (mine, old) = got.borrow_mut().take().unwrap().unwrap();
+    assert_eq!(mine, b, "the write landed in the blob");
+    assert_eq!(
+        old, a,
+        "the snapshot kept what the blob held when it was made"
+    );
+    stop.store(true, Ordering::Release);
+    md_join.join().unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_query_runs_beside_blob_io_in_flight_while_a_run_waits_for_it_to_drain() {
+    let path = std::env::temp_dir().join(format!("spdk-io-blob-query-{}.img", std::process::id()));
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (md, md_join) = spawn_md(stop.clone());
+    let file = FileDev::open(&path, 4096).unwrap();
+    let writer_file = file.try_clone().unwrap();
+    let bs =
+        BlobstoreHandle::start(&md, Blobstore::init(file, &BsOpts::default()).unwrap()).unwrap();
+    let b2 = bs.clone();
+    let (id, blob) = block_on(async move {
+        let opts = BlobOpts {
+            num_clusters: 1,
+            ..Default::default()
+        };
+        let id = b2.create_blob(opts).await?;
+        Ok::<_, BlobError>((id, b2.open_blob(id).await?))
+    })
+    .unwrap();
+
+    // A writer thread whose channel write is held inside its device.
+    let hold = Arc::new(AtomicBool::new(true));
+    let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dev = HeldFile {
+        file: writer_file,
+        hold: hold.clone(),
+        held: held.clone(),
+    };
+    let b3 = bs.clone();
+    let writer = std::thread::spawn(move || {
+        block_on(async move {
+            let ch = BlobIoChannel::new(&b3, dev).await?;
+            ch.write(id, 0, IoBuf::from_vec(vec![9; 4096]))
+                .await
+                .map(drop)
+        })
+    });
+    for _ in 0..20_000 {
+        if held.load(Ordering::Acquire) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(
+        held.load(Ordering::Acquire) > 0,
+        "the write reached its device"
+    );
+
+    // A query answers now; a run waits until the write is done.
+    let b4 = bs.clone();
+    let free = block_on(async move { b4.query(|s| s.free_cluster_count()).await }).unwrap();
+    assert!(free > 0);
+    let app = Thread::new("app");
+    let ran = Rc::new(Cell::new(false));
+    let (b5, r2) = (bs.clone(), ran.clone());
+    let task = app
+        .enter(|| {
+            spawn_local(async move {
+                b5.run(|s| Ok(s.free_cluster_count())).await.unwrap();
+                r2.set(true);
+            })
+        })
+        .unwrap();
+    for _ in 0..200 {
+        app.poll(0);
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    assert!(!ran.get(), "a run went ahead of blob I/O in flight");
+    hold.store(false, Ordering::Release);
+    writer.join().unwrap().unwrap();
+    for _ in 0..2_000_000 {
+        if task.is_finished() {
+            break;
+        }
+        app.poll(0);
+    }
+    assert!(ran.get(), "the run went on once the write was done");
+    app.exit();
+    while !app.is_exited() {
+        app.poll(0);
+    }
+    app.destroy().unwrap();
+    let b6 = bs.clone();
+    block_on(async move {
+        b6.close_blob(blob).await.unwrap();
+        b6.unload().await.unwrap();
     });
     stop.store(true, Ordering::Release);
     md_join.join().unwrap();

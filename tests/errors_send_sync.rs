@@ -18,6 +18,7 @@ fn every_layers_error_is_send_sync_and_static() {
     propagatable::<spdk_io::bdev::BdevError>();
     propagatable::<spdk_io::bdev::IoFailed>();
     propagatable::<spdk_io::blob::BlobError>();
+    propagatable::<spdk_io::lvol::LvolError>();
     propagatable::<spdk_io::event::EventError>();
 }
 

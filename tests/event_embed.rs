@@ -112,3 +112,33 @@ fn without_a_second_core_there_are_no_reactors() {
     .unwrap();
     assert!(none);
 }
+
+#[test]
+fn the_nvme_modules_fini_detaches_every_controller_with_a_clean_shutdown() {
+    use spdk_io::nvme::{emu::EmuController, Controller, ControllerOpts};
+    use spdk_io::pci::PciDevice;
+    let _one = ONE_APP.lock().unwrap_or_else(|p| p.into_inner());
+    let emu = event::start(opts("embed_nvme_fini"), || async {
+        let e = std::sync::Arc::new(
+            EmuController::builder()
+                .namespace(512, 1024)
+                .build()
+                .unwrap(),
+        );
+        let c = Controller::attach(e.clone(), ControllerOpts::default()).unwrap();
+        bdev::nvme::register_controller("FiniNvme", c, None).unwrap();
+        // A bdev still open at shutdown does not keep the controller.
+        let d = bdev::open("FiniNvmen1", true).unwrap();
+        std::mem::forget(d);
+        e
+    })
+    .unwrap();
+    assert!(bdev::nvme::controllers(None).unwrap().is_empty());
+    assert!(bdev::get_by_name("FiniNvmen1").is_none());
+    let csts = emu.map_bar(0).unwrap().read32(0x1c);
+    assert_eq!(
+        csts >> 2 & 0x3,
+        2,
+        "CSTS.SHST: the controller was shut down normally"
+    );
+}

@@ -369,6 +369,49 @@ fn shadow_doorbells_are_used_when_offered_and_can_be_turned_off() {
 }
 
 #[test]
+fn qemus_controller_gets_no_shadow_doorbells_unless_asked_for_always() {
+    env::init_once(EnvOpts::no_huge()).unwrap();
+    // QEMU's NVMe controller as Identify shows it: Red Hat's vendor ID and
+    // QEMU's model number, offering Doorbell Buffer Config.
+    let e = Arc::new(
+        EmuController::builder()
+            .pci_ids(0x1b36, 0x0010)
+            .model("QEMU NVMe Ctrl")
+            .shadow_doorbells(true)
+            .namespace(512, 4096)
+            .build()
+            .unwrap(),
+    );
+    let attach = |always: bool| {
+        Controller::attach(
+            e.clone(),
+            ControllerOpts {
+                shadow_doorbell_always: always,
+                ..ControllerOpts::default()
+            },
+        )
+        .unwrap()
+    };
+    let c = attach(false);
+    assert!(
+        !c.shadow_doorbells_enabled(),
+        "QEMU's controller reads and writes the buffer per command: left off by default"
+    );
+    let ns = c.namespace(1).unwrap();
+    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    let before = e.stats();
+    write_sync(&mut qp, &ns, patterned(512, 7), 0, 1).unwrap();
+    assert_eq!(
+        e.stats().shadow_doorbell_updates,
+        before.shadow_doorbell_updates
+    );
+    assert!(qp.pcie_stat().sq_mmio_doorbell_updates > 0);
+    drop(qp);
+    drop(c);
+    assert!(attach(true).shadow_doorbells_enabled());
+}
+
+#[test]
 fn a_qpair_that_outlives_its_controller_fails_cleanly() {
     let e = emu(5);
     let c = attach(&e);

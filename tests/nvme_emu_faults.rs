@@ -11,7 +11,7 @@ mod nvme_common;
 use nvme_common::*;
 use spdk_io::env::{self, DmaBuf, EnvOpts};
 use spdk_io::nvme::emu::{nvm_opc, CommandMatch, EmuController, Status as EmuStatus};
-use spdk_io::nvme::{Controller, ControllerOpts, NvmeError, QPairOpts, TimeoutAction};
+use spdk_io::nvme::{AsyncQPair, Controller, ControllerOpts, NvmeError, QPairOpts, TimeoutAction};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -219,17 +219,24 @@ fn a_queue_waiting_long_re_rings_its_doorbells_and_the_io_completes_once() {
     let c = attach(&e);
     let ns = c.namespace(1).unwrap();
     let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
-    e.faults().delay_next(
-        CommandMatch::io(nvm_opc::READ),
-        Duration::from_millis(400),
-        1,
-    );
+    // The kick comes after a number of idle polls, the fault's hold is a
+    // time: hold the read four times as long as those polls take here
+    // (a debug build on a loaded or emulated CPU polls far slower).
+    let t0 = std::time::Instant::now();
+    for _ in 0..4096 {
+        qp.process_completions(0).unwrap();
+    }
+    let per_poll = t0.elapsed() / 4096;
+    let hold = (per_poll * (4 * spdk_io::nvme::STALL_KICK_POLLS) as u32)
+        .clamp(Duration::from_millis(400), Duration::from_secs(15));
+    e.faults()
+        .delay_next(CommandMatch::io(nvm_opc::READ), hold, 1);
     let s = slot();
     qp.read(&ns, DmaBuf::alloc(512, 4096).unwrap(), 0, 1, into_slot(&s))
         .unwrap();
     // Poll without yielding so the stall threshold is reached while the
     // command is held back.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + hold + Duration::from_secs(20);
     while s.borrow().is_none() {
         qp.process_completions(0).unwrap();
         assert!(
@@ -251,4 +258,138 @@ fn a_queue_waiting_long_re_rings_its_doorbells_and_the_io_completes_once() {
     // The queue still works after the re-rung doorbells.
     let buf = write_sync(&mut qp, &ns, DmaBuf::alloc(512, 4096).unwrap(), 1, 1).unwrap();
     assert_eq!(buf.len(), 512);
+}
+
+/// Runs `f` to completion on a fresh lightweight thread.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    let t = spdk_io::thread::Thread::new("async");
+    let v = t.block_on(f).unwrap();
+    t.shutdown().unwrap();
+    t.destroy().unwrap();
+    v
+}
+
+#[test]
+fn an_async_io_that_fails_hands_back_its_buffer_with_the_status() {
+    let e = emu(5);
+    let c = attach(&e);
+    let ns = c.namespace(1).unwrap();
+    let qp = AsyncQPair::new(c.alloc_io_qpair(QPairOpts::default()).unwrap());
+    let unrecovered = EmuStatus {
+        sct: 2,
+        sc: 0x81,
+        dnr: true,
+    };
+    e.faults()
+        .fail_next(CommandMatch::io(nvm_opc::READ), unrecovered, 1);
+    let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    let f = block_on(qp.read(&ns, buf, 0, 8)).unwrap_err();
+    assert_eq!(f.error.status().unwrap().name(), "Unrecovered Read Error");
+    assert_eq!(f.buf.len(), 4096, "the buffer comes back with the error");
+    // Refused at submission (beyond the namespace): the buffer comes back too.
+    let buf = DmaBuf::alloc_zeroed(4096, 4096).unwrap();
+    let f = block_on(qp.write(&ns, buf, ns.num_blocks(), 8)).unwrap_err();
+    assert!(
+        matches!(f.error, NvmeError::LbaOutOfRange { .. }),
+        "{}",
+        f.error
+    );
+    assert_eq!(f.buf.len(), 4096);
+    assert_eq!(qp.outstanding(), 0);
+}
+
+#[test]
+fn a_dropped_async_io_completes_and_frees_its_slot() {
+    let e = emu(5);
+    let c = attach(&e);
+    let ns = c.namespace(1).unwrap();
+    let qp = AsyncQPair::new(c.alloc_io_qpair(QPairOpts::default()).unwrap());
+    let f = qp.write(&ns, DmaBuf::alloc_zeroed(4096, 4096).unwrap(), 0, 8);
+    assert_eq!(qp.outstanding(), 1);
+    drop(f);
+    for _ in 0..1_000_000 {
+        if qp.outstanding() == 0 {
+            break;
+        }
+        qp.process_completions().unwrap();
+    }
+    assert_eq!(qp.outstanding(), 0, "the completion freed the slot");
+    assert_eq!(qp.with_qpair(|q| q.outstanding()), 0);
+}
+
+#[test]
+fn async_ios_beyond_the_queue_depth_are_refused_with_queue_full() {
+    let e = emu(5);
+    let c = attach(&e);
+    let ns = c.namespace(1).unwrap();
+    let qp = AsyncQPair::new(
+        c.alloc_io_qpair(QPairOpts {
+            io_queue_size: 4,
+            ..QPairOpts::default()
+        })
+        .unwrap(),
+    );
+    let depth = qp.with_qpair(|q| q.free_requests());
+    let inflight: Vec<_> = (0..depth)
+        .map(|i| qp.read(&ns, DmaBuf::alloc_zeroed(512, 4096).unwrap(), i as u64, 1))
+        .collect();
+    let extra = block_on(qp.read(&ns, DmaBuf::alloc_zeroed(512, 4096).unwrap(), 0, 1));
+    let f = extra.unwrap_err();
+    assert!(matches!(f.error, NvmeError::QueueFull), "{}", f.error);
+    assert_eq!(f.buf.len(), 512);
+    for r in block_on(async {
+        let mut out = Vec::new();
+        for f in inflight {
+            out.push(f.await);
+        }
+        out
+    }) {
+        assert_eq!(r.unwrap().len(), 512);
+    }
+}
+
+#[test]
+fn a_stale_completion_for_a_reused_command_id_is_refused() {
+    let e = emu(5);
+    let c = attach(&e);
+    let ns = c.namespace(2).unwrap();
+    let mut qp = c.alloc_io_qpair(QPairOpts::default()).unwrap();
+    let mut want = vec![0u8; 4096];
+    fill(&mut want, 21);
+    e.handle().write_blocks(2, 1, &want).unwrap();
+    // Read A completes, and the controller posts its entry again when the
+    // next command is fetched: a late duplicate naming A's command ID.
+    e.faults()
+        .repost_completions(CommandMatch::io(nvm_opc::READ).lba_range(0..1), 1);
+    read_sync(&mut qp, &ns, DmaBuf::alloc(4096, 4096).unwrap(), 0, 1).unwrap();
+    // Read B takes A's request slot (the free list is LIFO); the controller
+    // holds it, so the duplicate arrives while B is in flight, before B's data.
+    e.faults().delay_next(
+        CommandMatch::io(nvm_opc::READ).lba_range(1..2),
+        Duration::from_millis(200),
+        1,
+    );
+    let s = slot();
+    qp.read(
+        &ns,
+        DmaBuf::alloc_zeroed(4096, 4096).unwrap(),
+        1,
+        1,
+        into_slot(&s),
+    )
+    .map_err(|e| e.error)
+    .unwrap();
+    let b = wait(&mut qp, &s);
+    b.result.unwrap();
+    assert!(
+        b.buf.into_dma_buf().unwrap()[..] == want[..],
+        "B completed by its own entry, after its data arrived, not by A's duplicate"
+    );
+    assert_eq!(
+        qp.pcie_stat().stale_completions,
+        1,
+        "the duplicate was refused and counted"
+    );
+    assert_eq!(qp.outstanding(), 0);
+    assert_eq!(qp.free_requests(), qp.queue_size() as usize - 1);
 }

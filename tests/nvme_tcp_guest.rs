@@ -2,8 +2,17 @@
 //! test guest, on 127.0.0.1: identify as configured, random data written
 //! and read back at 512 B and 4 KiB blocks (and seen by the target's own
 //! backing device), I/O larger than the in-capsule size and than
-//! MAXH2CDATA, many I/Os in flight, digests on. Ignored on the host: run
-//! `qemu/run-tests --only nvme_tcp_guest --mode vfio`.
+//! MAXH2CDATA, 128 I/Os in flight, two queue pairs on two threads,
+//! digests on and off; the port removed mid-I/O and restored, and an
+//! asynchronous event (`nvme_tcp_guest/recovery.rs`); a namespace added
+//! while the nvme bdev module is attached becoming a bdev
+//! (`nvme_tcp_guest/bdev_ns.rs`). Ignored on the host:
+//! run `qemu/run-tests --only nvme_tcp_guest --mode vfio`.
+
+#[path = "nvme_tcp_guest/bdev_ns.rs"]
+mod bdev_ns;
+#[path = "nvme_tcp_guest/recovery.rs"]
+mod recovery;
 
 use spdk_io::env::{self, DmaBuf, EnvOpts};
 use spdk_io::nvme::{
@@ -43,6 +52,19 @@ impl Nvmet {
             String::from_utf8_lossy(&out.stderr)
         );
         Nvmet { nqn, port }
+    }
+
+    /// Removes (`port-down`) or restores (`port-up`) the subsystem's port.
+    fn port(&self, cmd: &str) {
+        let out = Command::new("spdk-io-guest-nvmet")
+            .args([cmd, "--nqn", &self.nqn, "--port", &self.port.to_string()])
+            .output()
+            .expect("spdk-io-guest-nvmet");
+        assert!(
+            out.status.success(),
+            "nvmet {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn trid(&self) -> TransportId {
@@ -145,6 +167,7 @@ fn identify_over_tcp_reports_the_configured_subsystem() {
     let t = Nvmet::start(4420, 64, 512);
     let c = t.connect(&ControllerOpts::default());
     assert_eq!(c.data().serial(), "SPDKIOTCP4420");
+    assert_eq!(c.data().model(), "spdk-io nvmet");
     assert_eq!(c.namespace_ids(), vec![1]);
     let ns = c.namespace(1).unwrap();
     assert_eq!((ns.size_bytes(), ns.block_size()), (64 << 20, 512));
@@ -275,4 +298,79 @@ fn the_kernel_discovery_controller_lists_the_subsystem_and_its_entry_connects() 
     );
     let c = nvme::connect(&e.trid().unwrap(), &ControllerOpts::default()).unwrap();
     assert_eq!(c.data().serial(), "SPDKIOTCP4426");
+}
+
+#[test]
+#[ignore = "needs Linux's nvmet-tcp: qemu/run-tests --only nvme_tcp_guest --mode vfio"]
+fn one_hundred_twenty_eight_ios_in_flight_write_then_read_back_equal() {
+    let t = Nvmet::start(4427, 64, 4096);
+    let c = t.connect(&ControllerOpts::default());
+    let ns = c.namespace(1).unwrap();
+    let mut qp = c
+        .alloc_io_qpair(QPairOpts {
+            io_queue_size: 256,
+            ..QPairOpts::default()
+        })
+        .unwrap();
+    let done: Done = Rc::new(RefCell::new(Vec::new()));
+    for i in 0..128u64 {
+        let mut buf = DmaBuf::alloc(4096, 4096).unwrap();
+        buf.copy_from_slice(&random(4096, 5000 + i));
+        let d = done.clone();
+        qp.write(&ns, buf, i * 3, 1, move |_, c| d.borrow_mut().push(c))
+            .map_err(|e| e.error)
+            .unwrap();
+    }
+    assert_eq!(qp.outstanding(), 128);
+    wait(&mut qp, &done, 128);
+    assert!(done.borrow().iter().all(|c| c.result.is_ok()));
+    done.borrow_mut().clear();
+    let order: Rc<RefCell<Vec<u64>>> = Rc::default();
+    for i in 0..128u64 {
+        let (d, o) = (done.clone(), order.clone());
+        qp.read(
+            &ns,
+            DmaBuf::alloc_zeroed(4096, 4096).unwrap(),
+            i * 3,
+            1,
+            move |_, c| {
+                o.borrow_mut().push(i);
+                d.borrow_mut().push(c)
+            },
+        )
+        .map_err(|e| e.error)
+        .unwrap();
+    }
+    assert_eq!(qp.outstanding(), 128);
+    wait(&mut qp, &done, 128);
+    for (c, i) in done.borrow_mut().drain(..).zip(order.borrow().iter()) {
+        c.result.unwrap();
+        assert!(c.buf.into_dma_buf().unwrap()[..] == random(4096, 5000 + i)[..]);
+    }
+}
+
+#[test]
+#[ignore = "needs Linux's nvmet-tcp: qemu/run-tests --only nvme_tcp_guest --mode vfio"]
+fn two_queue_pairs_on_two_threads_each_read_back_their_own_data() {
+    let t = Nvmet::start(4428, 64, 512);
+    let c = t.connect(&ControllerOpts::default());
+    let ns = c.namespace(1).unwrap();
+    std::thread::scope(|s| {
+        for k in 0..2u64 {
+            let (c, ns) = (&c, ns.clone());
+            s.spawn(move || {
+                let mut qp = c
+                    .alloc_io_qpair(QPairOpts {
+                        io_queue_size: 64,
+                        ..QPairOpts::default()
+                    })
+                    .unwrap();
+                for i in 0..32u64 {
+                    let lba = k * 65536 + i * 64;
+                    write_read(&mut qp, &ns, lba, &random(32768, k << 32 | i));
+                }
+            });
+        }
+    });
+    assert!(c.max_io_qpairs() >= 2);
 }

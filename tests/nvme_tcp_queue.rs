@@ -147,6 +147,53 @@ fn a_write_beyond_the_in_capsule_limit_is_sent_on_r2t_in_maxh2cdata_pieces() {
 }
 
 #[test]
+fn several_r2ts_outstanding_at_once_are_each_answered_with_their_data() {
+    let data = pattern(48000, 3);
+    let want = data.clone();
+    let (addr, peer) = spawn(PeerOpts::default(), move |p| {
+        assert_eq!(p.maxr2t, 3, "ICReq MAXR2T: four R2Ts (0's based)");
+        let (sqe, _) = p.read_cmd();
+        // Four R2Ts before reading any data, as a controller with buffer
+        // space for the whole write asks for it.
+        let pieces = [
+            (1u16, 0u32, 16000u32),
+            (2, 16000, 8000),
+            (3, 24000, 20000),
+            (4, 44000, 4000),
+        ];
+        for (ttag, off, len) in pieces {
+            p.send_r2t(sqe.cid(), ttag, off, len);
+        }
+        let mut got = Vec::new();
+        for (ttag, off, len) in pieces {
+            let mut left = len;
+            while left > 0 {
+                let (d, f, bytes) = p.read_h2c();
+                assert_eq!((d.cccid, d.ttag), (sqe.cid(), ttag));
+                assert_eq!(d.datao, off + len - left);
+                left -= d.datal;
+                assert_eq!(f & flags::LAST_PDU != 0, left == 0);
+                got.extend_from_slice(&bytes);
+            }
+        }
+        assert!(got == want);
+        p.send_resp(sqe.cid(), 0, 0);
+    });
+    let opts = TcpQueueOpts {
+        max_r2t: 4,
+        ..digests_on()
+    };
+    let mut q = TcpQueue::connect(addr, 32, &opts).unwrap();
+    q.set_in_capsule_max(4096);
+    let mut bufs = Bufs::with(3, vec![data[..30000].to_vec(), data[30000..].to_vec()]);
+    q.submit(cmd(0x01, 3), 48000, true, &bufs).unwrap();
+    let c = wait(&mut q, &mut bufs, 1).unwrap();
+    assert_eq!((c[0].cid, c[0].status), (3, 0));
+    drop(q);
+    peer.join().unwrap();
+}
+
+#[test]
 fn read_data_arriving_in_pieces_and_several_pdus_lands_in_the_buffer() {
     let data = pattern(10000, 3);
     let d2 = data.clone();
@@ -178,6 +225,45 @@ fn read_data_arriving_in_pieces_and_several_pdus_lands_in_the_buffer() {
         "SUCCESS completes without a CapsuleResp"
     );
     assert!(bufs.0[3].concat() == data);
+    drop(q);
+    peer.join().unwrap();
+}
+
+#[test]
+fn large_read_data_is_received_straight_into_the_buffer_across_its_segments() {
+    let data = pattern(200_000, 4);
+    let d2 = data.clone();
+    let (addr, peer) = spawn(PeerOpts::default(), move |p| {
+        let (sqe, _) = p.read_cmd();
+        let cid = sqe.cid();
+        let pdu = p.pdu(
+            PduType::C2HData,
+            flags::LAST_PDU | flags::SUCCESS,
+            &data_psh(cid, 0, 200_000),
+            &d2,
+        );
+        // The header and a little data, then the rest in pauses: the host
+        // finds its receive buffer empty in the middle of the payload.
+        for piece in [
+            &pdu[..100],
+            &pdu[100..70_000],
+            &pdu[70_000..150_001],
+            &pdu[150_001..],
+        ] {
+            p.send_raw(piece);
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    });
+    let mut q = TcpQueue::connect(addr, 32, &digests_on()).unwrap();
+    let mut bufs = Bufs::with(6, vec![vec![0; 65536], vec![0; 100_000], vec![0; 34_464]]);
+    q.submit(cmd(0x02, 6), 200_000, false, &bufs).unwrap();
+    let c = wait(&mut q, &mut bufs, 1).unwrap();
+    assert_eq!((c[0].cid, c[0].status), (6, 0), "data digest matched");
+    assert!(bufs.0[6].concat() == data);
+    assert!(
+        q.direct_bytes() > 0,
+        "some of the payload skipped the receive buffer"
+    );
     drop(q);
     peer.join().unwrap();
 }

@@ -97,6 +97,7 @@ fn reads_and_writes_through_the_target_allocate_nothing_on_its_thread_after_warm
         let _ = t.destroy();
     });
     let addr: std::net::SocketAddr = rx.recv().unwrap();
+    s.add_listener(TcpTransport::listen_addr(addr));
     let trid: nvme::TransportId = format!(
         "trtype:TCP adrfam:IPv4 traddr:{} trsvcid:{} subnqn:{nqn} hostnqn:{HOSTNQN}",
         addr.ip(),

@@ -1,7 +1,8 @@
 //! The NVMe-oF target over TCP on 127.0.0.1, driven by spdk-io's own
 //! NVMe/TCP initiator: Connect and bring-up, Identify, random data written
 //! and read back (in-capsule, by R2T, with and without digests), the other
-//! I/O commands, the allow list, two subsystems on two poll groups.
+//! I/O commands, the allow list, two subsystems on two poll groups, an
+//! idle poll group that waits for its sockets and wakes for the next command.
 
 mod nvmf_common;
 
@@ -210,4 +211,193 @@ fn an_ipv6_listener_serves_the_initiator() {
     let ns = c.namespace(1).unwrap();
     let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
     write_read(&mut qp, &ns, 0, &random(4096, 6));
+}
+
+/// Submits `sqe` with `data` (a copy in DMA memory); its completion goes to `done`.
+fn raw(qp: &mut nvme::QPair, sqe: nvme::spec::Sqe, data: &[u8], done: &Done) {
+    let mut b = DmaBuf::alloc(data.len(), 4096).unwrap();
+    b.copy_from_slice(data);
+    let d = done.clone();
+    qp.submit_raw(sqe, nvme::IoBuf::Single(b.into()), move |_, c| {
+        d.borrow_mut().push(c)
+    })
+    .map_err(|e| e.error)
+    .unwrap();
+}
+
+/// A fused Compare (FUSE first) and Write (FUSE second) of one block at `lba`.
+fn fused_pair(qp: &mut nvme::QPair, lba: u64, expect: &[u8], new: &[u8]) -> (Done, Done) {
+    let (a, b): (Done, Done) = Default::default();
+    let mut cmp = nvme::spec::Sqe::new(nvme::spec::NvmOpcode::Compare as u8, 1);
+    cmp.set_slba(lba);
+    cmp.set_fuse(1);
+    let mut wr = nvme::spec::Sqe::new(nvme::spec::NvmOpcode::Write as u8, 1);
+    wr.set_slba(lba);
+    wr.set_fuse(2);
+    raw(qp, cmp, expect, &a);
+    raw(qp, wr, new, &b);
+    let start = std::time::Instant::now();
+    while a.borrow().is_empty() || b.borrow().is_empty() {
+        qp.process_completions(0).unwrap();
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "fused pair did not complete"
+        );
+    }
+    (a, b)
+}
+
+#[test]
+fn a_fused_compare_and_write_writes_only_when_the_compare_matches() {
+    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
+    let nqn = "nqn.2016-06.io.spdk-io:fused";
+    subsystem(&t, nqn, "NvmfMallocFused", 1024, true);
+    let c = nvme::connect(&t.trid(nqn, HOSTNQN), &opts(false)).unwrap();
+    let ns = c.namespace(1).unwrap();
+    let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
+    let (old, new, other) = (random(512, 1), random(512, 2), random(512, 3));
+    write_read(&mut qp, &ns, 10, &old);
+    let (a, b) = fused_pair(&mut qp, 10, &old, &new);
+    a.borrow_mut().pop().unwrap().result.unwrap();
+    b.borrow_mut().pop().unwrap().result.unwrap();
+    assert!(nvmf_common::read(&mut qp, &ns, 10, 512) == new, "written");
+    // The compare no longer matches: nothing is written.
+    let (a, b) = fused_pair(&mut qp, 10, &old, &other);
+    let s = a.borrow_mut().pop().unwrap().result.unwrap_err();
+    let s = s.status().expect("an NVMe status");
+    assert_eq!((s.sct.raw(), s.sc), (2, 0x85), "Compare Failure");
+    let s = b.borrow_mut().pop().unwrap().result.unwrap_err();
+    let s = s.status().expect("an NVMe status");
+    assert_eq!(
+        (s.sct.raw(), s.sc),
+        (0, 0x09),
+        "Aborted due to Failed Fused Command"
+    );
+    assert!(nvmf_common::read(&mut qp, &ns, 10, 512) == new, "unchanged");
+    // A second half without a first is Missing Fused.
+    let mut wr = nvme::spec::Sqe::new(nvme::spec::NvmOpcode::Write as u8, 1);
+    wr.set_slba(10);
+    wr.set_fuse(2);
+    let done: Done = Default::default();
+    raw(&mut qp, wr, &other, &done);
+    wait(&mut qp, &done, 1);
+    let s = done.borrow_mut().pop().unwrap().result.unwrap_err();
+    assert_eq!(
+        s.status().unwrap().sc,
+        0x0a,
+        "Aborted due to Missing Fused Command"
+    );
+    assert!(nvmf_common::read(&mut qp, &ns, 10, 512) == new, "unchanged");
+}
+
+#[test]
+fn a_host_reaching_the_target_through_a_listener_not_added_to_the_subsystem_is_refused() {
+    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
+    let nqn = "nqn.2016-06.io.spdk-io:listener";
+    nvmf_common::malloc("NvmfMallocListener", 1024, 512);
+    let s = t
+        .target
+        .create_subsystem(
+            nqn,
+            spdk_io::nvmf::SubsystemOpts {
+                allow_any_host: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    s.add_ns("NvmfMallocListener", None, None, None).unwrap();
+    // Another port of the same address: not the one the host reaches.
+    let mut elsewhere = t.addr;
+    elsewhere.set_port(t.addr.port().wrapping_add(1).max(1));
+    s.add_listener(spdk_io::nvmf::tcp::TcpTransport::listen_addr(elsewhere));
+    let e = nvme::connect(&t.trid(nqn, HOSTNQN), &opts(false)).unwrap_err();
+    assert!(matches!(e, NvmeError::ConnectRefused(_)), "{e}");
+    assert!(e.to_string().contains("Invalid Host"), "{e}");
+    s.add_listener(spdk_io::nvmf::tcp::TcpTransport::listen_addr(t.addr));
+    let c = nvme::connect(&t.trid(nqn, HOSTNQN), &opts(false)).unwrap();
+    assert_eq!(c.namespace_ids(), vec![1]);
+}
+
+#[test]
+fn a_namespace_removed_while_io_queues_are_connected_releases_its_bdev() {
+    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
+    let nqn = "nqn.2016-06.io.spdk-io:remove-ns";
+    // A passthru over a malloc: the passthru claims its base until the
+    // last descriptor of the passthru closes.
+    nvmf_common::subsystem(&t, nqn, "NvmfRmKeep", 1024, true);
+    nvmf_common::malloc("NvmfRmBase", 1024, 512);
+    spdk_io::bdev::passthru::create(spdk_io::bdev::passthru::PassthruOpts::new(
+        "NvmfRmBase",
+        "NvmfRmPt",
+    ))
+    .unwrap();
+    let s = t.target.find(nqn).unwrap();
+    assert_eq!(s.add_ns("NvmfRmPt", Some(2), None, None).unwrap(), 2);
+    let c = nvme::connect(&t.trid(nqn, HOSTNQN), &opts(false)).unwrap();
+    let ns2 = c.namespace(2).unwrap();
+    let ns1 = c.namespace(1).unwrap();
+    let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
+    write_read(&mut qp, &ns2, 0, &random(4096, 4));
+    s.remove_ns(2).unwrap();
+    spdk_io::bdev::passthru::delete("NvmfRmPt").unwrap();
+    let base = spdk_io::bdev::get_by_name("NvmfRmBase").unwrap();
+    // The same queue keeps 8 reads of the other namespace in flight all
+    // along: the removed one is closed all the same.
+    let done: Done = Rc::new(RefCell::new(Vec::new()));
+    let mut sent = 0usize;
+    let start = std::time::Instant::now();
+    while base.claimed_by().is_some() {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the I/O queue still holds the removed namespace's bdev"
+        );
+        while sent - done.borrow().len() < 8 {
+            let d = done.clone();
+            qp.read(
+                &ns1,
+                DmaBuf::alloc(4096, 4096).unwrap(),
+                0,
+                8,
+                move |_, c| d.borrow_mut().push(c),
+            )
+            .map_err(|e| e.error)
+            .unwrap();
+            sent += 1;
+        }
+        qp.process_completions(0).unwrap();
+    }
+    wait(&mut qp, &done, sent);
+    assert!(done.borrow().iter().all(|c| c.result.is_ok()));
+    // The queue goes on with the other namespace.
+    write_read(&mut qp, &ns1, 0, &random(4096, 5));
+}
+
+#[test]
+fn an_idle_poll_group_waits_for_its_sockets_and_wakes_for_the_next_command() {
+    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
+    let nqn = "nqn.2016-06.io.spdk-io:idle";
+    subsystem(&t, nqn, "NvmfIdleMalloc", 1024, true);
+    let c = nvme::connect(&t.trid(nqn, HOSTNQN), &opts(false)).unwrap();
+    let ns = c.namespace(1).unwrap();
+    let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
+    let waits = || {
+        t.group_conns[0]
+            .stats()
+            .idle_waits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    for round in 0..3u64 {
+        // Quiet long enough for the group to wait (bounded: 10 s).
+        let before = waits();
+        let start = std::time::Instant::now();
+        while waits() == before {
+            assert!(
+                start.elapsed().as_secs() < 10,
+                "the idle group never waited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The next command is served as ever.
+        write_read(&mut qp, &ns, round * 8, &random(4096, round));
+    }
 }

@@ -1,7 +1,8 @@
 //! The target inside the application framework (`spdk-io tgt` as a
 //! library): the nvmf methods are in the table, a target configured over
-//! JSON-RPC on two reactors (one where there is one CPU) serves spdk-io's initiator on 127.0.0.1, and
-//! the "nvmf" subsystem's configuration lists what was made.
+//! JSON-RPC on two reactors (one where there is one CPU) serves spdk-io's initiator on 127.0.0.1, so
+//! does a subsystem made by the --json config at start, and the "nvmf"
+//! subsystem's configuration lists what was made.
 
 mod nvmf_common;
 
@@ -32,19 +33,38 @@ fn a_target_configured_over_json_rpc_serves_the_initiator() {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
         mask.set(1);
     }
-    let opts_app = AppOpts {
-        name: "nvmf_tgt".into(),
-        cpumask: mask,
-        rpc_socket: Some(sock.clone()),
-        no_huge: true,
-        ..AppOpts::default()
-    };
     static STARTED: AtomicBool = AtomicBool::new(false);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    // A second subsystem comes from a --json config at start (SPDK's
+    // format): its nvmf entries run once the nvmf subsystem is up.
+    let cfg_nqn = "nqn.2016-06.io.spdk-io:tgt-config";
+    let config = dir.join("tgt.json");
+    std::fs::write(
+        &config,
+        json!({"subsystems": [
+            {"subsystem": "bdev", "config": [
+                {"method": "bdev_malloc_create", "params": {"name": "TgtCfgMalloc0", "num_blocks": 2048, "block_size": 512}}]},
+            {"subsystem": "nvmf", "config": [
+                {"method": "nvmf_create_transport", "params": {"trtype": "TCP"}},
+                {"method": "nvmf_create_subsystem", "params": {"nqn": cfg_nqn, "allow_any_host": true}},
+                {"method": "nvmf_subsystem_add_ns", "params": {"nqn": cfg_nqn, "namespace": {"bdev_name": "TgtCfgMalloc0"}}},
+                {"method": "nvmf_subsystem_add_listener", "params": {"nqn": cfg_nqn, "listen_address":
+                    {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": port.to_string()}}}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let opts_app = AppOpts {
+        name: "nvmf_tgt".into(),
+        cpumask: mask,
+        rpc_socket: Some(sock.clone()),
+        json_config: Some(config),
+        no_huge: true,
+        ..AppOpts::default()
+    };
     let client = {
         let sock = sock.clone();
         std::thread::spawn(move || {
@@ -75,7 +95,6 @@ fn a_target_configured_over_json_rpc_serves_the_initiator() {
                 "bdev_malloc_create",
                 json!({"name": "TgtMalloc0", "num_blocks": 4096, "block_size": 512}),
             );
-            ok(&sock, "nvmf_create_transport", json!({"trtype": "TCP"}));
             ok(
                 &sock,
                 "nvmf_create_subsystem",
@@ -110,6 +129,18 @@ fn a_target_configured_over_json_rpc_serves_the_initiator() {
                     write_read(&mut qp, &ns, seed * 256, &random(131072, seed));
                 }
             }
+            {
+                let trid: nvme::TransportId = format!(
+                    "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{cfg_nqn} hostnqn:nqn.2024-01.io.spdk-io:tgt-host"
+                )
+                .parse()
+                .unwrap();
+                let c = nvme::connect(&trid, &opts(false)).unwrap();
+                let ns = c.namespace(1).unwrap();
+                assert_eq!(ns.num_blocks(), 2048, "the config's namespace");
+                let mut qp = c.alloc_io_qpair(qp_opts()).unwrap();
+                write_read(&mut qp, &ns, 8, &random(4096, 3));
+            }
             let cfg = ok(&sock, "framework_get_config", json!({"name": "nvmf"}));
             let methods: Vec<&str> = cfg
                 .as_array()
@@ -121,6 +152,9 @@ fn a_target_configured_over_json_rpc_serves_the_initiator() {
                 methods,
                 [
                     "nvmf_create_transport",
+                    "nvmf_create_subsystem",
+                    "nvmf_subsystem_add_ns",
+                    "nvmf_subsystem_add_listener",
                     "nvmf_create_subsystem",
                     "nvmf_subsystem_add_ns",
                     "nvmf_subsystem_add_listener"

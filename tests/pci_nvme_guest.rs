@@ -4,7 +4,11 @@
 
 mod env_support;
 
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
 use std::sync::Arc;
+
+use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 
 use env_support::raw_nvme::{self, RawController, REG_CAP, REG_VS};
 use spdk_io::env::{self, DmaBuf, EnvOpts, IovaMode};
@@ -210,35 +214,33 @@ struct UserRegion {
 
 impl Drop for UserRegion {
     fn drop(&mut self) {
+        let p = NonNull::new(self.p.cast()).expect("a mapping is never at 0");
         // SAFETY: the mapping made in the test, no longer registered or used.
-        unsafe { libc::munmap(self.p.cast(), self.len) };
+        let _ = unsafe { munmap(p, self.len) };
     }
 }
 
 /// A fresh private hugepage mapping of `len` bytes, below 2^39 so that
-/// IOVA = VA fits QEMU's default 39-bit intel-iommu.
+/// IOVA = VA fits QEMU's default 39-bit intel-iommu (MAP_FIXED_NOREPLACE:
+/// at that address or not at all, as the env places its own DMA memory).
 fn map_hugepages(len: usize) -> *mut u8 {
+    let flags = MapFlags::MAP_PRIVATE
+        | MapFlags::MAP_ANONYMOUS
+        | MapFlags::MAP_HUGETLB
+        | MapFlags::MAP_POPULATE
+        | MapFlags::MAP_FIXED_NOREPLACE;
     // SAFETY: a new anonymous mapping; MAP_FIXED_NOREPLACE never replaces an existing one.
     let p = unsafe {
-        libc::mmap(
-            0x70_0000_0000 as *mut libc::c_void,
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE
-                | libc::MAP_ANONYMOUS
-                | libc::MAP_HUGETLB
-                | libc::MAP_POPULATE
-                | libc::MAP_FIXED_NOREPLACE,
-            -1,
-            0,
+        mmap_anonymous(
+            NonZeroUsize::new(0x70_0000_0000),
+            NonZeroUsize::new(len).expect("a non-empty mapping"),
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            flags,
         )
     };
-    assert!(
-        p != libc::MAP_FAILED,
-        "hugepage mmap failed: {}",
-        std::io::Error::last_os_error()
-    );
-    p.cast()
+    p.unwrap_or_else(|e| panic!("hugepage mmap of {len:#x} bytes failed: {e}"))
+        .as_ptr()
+        .cast()
 }
 
 #[test]

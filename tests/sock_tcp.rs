@@ -275,3 +275,44 @@ fn a_payload_shorter_than_queued_is_an_error_not_a_panic() {
         "{e}"
     );
 }
+
+#[test]
+fn room_is_what_the_next_fill_can_read_so_a_shorter_read_means_the_socket_was_drained() {
+    let (s, mut peer) = pair("127.0.0.1:0", &SocketOpts::default());
+    let mut rb = RecvBuffer::new(16);
+    assert_eq!(rb.room(), 16);
+    peer.write_all(&[7; 10]).unwrap();
+    let got = poll_until(|| Some(rb.fill(&s).unwrap()).filter(|&n| n > 0));
+    assert_eq!(got, 10);
+    assert!(got < 16, "a short read: nothing else was waiting");
+    assert_eq!(rb.room(), 6);
+    rb.consume(4);
+    assert_eq!(rb.room(), 6, "free space at the end only");
+    peer.write_all(&[8; 12]).unwrap();
+    poll_until(|| Some(rb.fill(&s).unwrap()).filter(|&n| n > 0));
+    assert_eq!(rb.len(), 12);
+    assert_eq!(
+        rb.room(),
+        4,
+        "the end reached: waiting bytes move to the front first"
+    );
+}
+
+#[test]
+fn a_connection_with_a_local_address_comes_from_it() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let opts = SocketOpts {
+        local_addr: Some("127.0.0.3:0".parse().unwrap()),
+        ..SocketOpts::default()
+    };
+    let s = Socket::connect(l.local_addr().unwrap(), &opts).expect("connect from 127.0.0.3");
+    let (_, from) = l.accept().unwrap();
+    assert_eq!(from.ip().to_string(), "127.0.0.3");
+    assert_eq!(s.local_addr().map(|a| a.ip()), Some(from.ip()));
+    let bad = SocketOpts {
+        local_addr: Some("192.0.2.1:0".parse().unwrap()),
+        ..SocketOpts::default()
+    };
+    let e = Socket::connect(l.local_addr().unwrap(), &bad).unwrap_err();
+    assert!(matches!(e, SockError::Bind { .. }), "{e}");
+}

@@ -232,3 +232,32 @@ fn create_and_destroy_callbacks_run_on_the_channel_thread() {
     h.on(0, || dev.unregister(|| {})).unwrap();
     h.finish();
 }
+
+#[test]
+fn current_channel_finds_the_channel_a_thread_holds_and_never_makes_one() {
+    let h = Harness::new(2);
+    let (dev, counts) = device("current");
+    assert!(h.on(0, || dev.current_channel()).is_none());
+    assert_eq!(counts.created.load(Ordering::SeqCst), 0, "no channel made");
+    let a = h.on(0, || dev.get_io_channel()).unwrap();
+    let again = h
+        .on(0, || dev.current_channel())
+        .expect("thread 0 holds one");
+    assert_eq!(again.ref_count(), 2);
+    assert!(h.on(1, || dev.current_channel()).is_none());
+    assert!(dev.current_channel().is_none(), "outside any thread");
+    h.on(0, || drop((a, again)));
+    h.poll_threads();
+}
+
+#[test]
+fn an_unlisted_thread_is_left_out_of_the_thread_list() {
+    let t = spdk_io::thread::Thread::unlisted("hidden");
+    let id = t.id();
+    assert!(spdk_io::thread::ThreadHandle::by_id(id).is_none());
+    assert!(!spdk_io::thread::threads().iter().any(|h| h.id() == id));
+    t.handle().send_msg(|| {}).unwrap();
+    assert!(t.has_messages());
+    while t.poll(0) {}
+    assert!(!t.has_messages());
+}

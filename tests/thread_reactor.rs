@@ -475,3 +475,71 @@ fn reactor_stats_split_busy_and_idle_time() {
     quit.store(1, Ordering::SeqCst);
     rs.stop();
 }
+
+#[test]
+fn a_poller_sees_whether_the_other_threads_of_its_reactor_did_work() {
+    use spdk_io::thread::reactor_idle_iterations;
+    use std::sync::atomic::AtomicBool;
+    assert_eq!(reactor_idle_iterations(), None, "not on a reactor here");
+    let rs = ReactorSet::start(CpuMask::parse("0x1").unwrap(), opts()).unwrap();
+    let busy = Arc::new(AtomicBool::new(true));
+    let polls = Arc::new(AtomicU64::new(0));
+    let (b, p) = (busy.clone(), polls.clone());
+    rs.spawn_thread(
+        0,
+        ThreadOpts {
+            name: "neighbour".into(),
+            ..Default::default()
+        },
+        move || {
+            poller_register("work", 0, move || {
+                p.fetch_add(1, Ordering::SeqCst);
+                if b.load(Ordering::SeqCst) {
+                    PollerStatus::Busy
+                } else {
+                    PollerStatus::Idle
+                }
+            })
+            .unwrap();
+        },
+    )
+    .unwrap();
+    wait_until("the neighbour to work", || polls.load(Ordering::SeqCst) > 0);
+    // What the watcher saw while the neighbour worked (0 = an iteration
+    // with work just ended) and afterwards (the longest idle run).
+    let (seen_busy, seen_idle) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (sb, si, b2) = (seen_busy.clone(), seen_idle.clone(), busy.clone());
+    rs.spawn_thread(
+        0,
+        ThreadOpts {
+            name: "watcher".into(),
+            ..Default::default()
+        },
+        move || {
+            poller_register("look", 0, move || {
+                let n = u64::from(reactor_idle_iterations().expect("on a reactor"));
+                if b2.load(Ordering::SeqCst) {
+                    sb.fetch_max(n + 1, Ordering::SeqCst);
+                } else {
+                    si.fetch_max(n, Ordering::SeqCst);
+                }
+                PollerStatus::Idle
+            })
+            .unwrap();
+        },
+    )
+    .unwrap();
+    wait_until("the watcher to run beside the busy neighbour", || {
+        seen_busy.load(Ordering::SeqCst) > 0
+    });
+    assert_eq!(
+        seen_busy.load(Ordering::SeqCst),
+        1,
+        "an iteration in which the neighbour worked is never idle"
+    );
+    busy.store(false, Ordering::SeqCst);
+    wait_until("idle iterations to be counted", || {
+        seen_idle.load(Ordering::SeqCst) >= 10
+    });
+    rs.stop();
+}

@@ -8,13 +8,16 @@
 # user-space driver; nvme: the kernel driver; nvmet: Linux's NVMe/TCP
 # target and a RAM block device behind it, loaded on demand by
 # spdk-io-guest-nvmet — configfs comes as nvmet's dependency, crc32c for
-# digests). Dependencies are added later.
+# digests; nvme-tcp: Linux's NVMe/TCP initiator and nvme-fabrics under it,
+# loaded on demand by the tests that connect it to spdk-io's target).
+# Dependencies are added later.
 guest_modules() {
   case $1 in
     vfio) echo vfio_iommu_type1 vfio-pci ;;
     uio) echo uio_pci_generic ;;
     nvme) echo nvme ;;
     nvmet) echo nvmet-tcp null_blk crc32c_generic ;;
+    nvme-tcp) echo nvme-tcp crc32c_generic ;;
   esac
 }
 
@@ -72,7 +75,7 @@ base_initramfs() {
     cp "$QEMU_DIR/lib/guest-bind" "$stage/bin/spdk-io-guest-bind"
     cp "$QEMU_DIR/lib/guest-nvmet" "$stage/bin/spdk-io-guest-nvmet"
     chmod 755 "$stage/init" "$stage/bin/spdk-io-guest-bind" "$stage/bin/spdk-io-guest-nvmet"
-    for list in vfio uio nvme nvmet; do
+    for list in vfio uio nvme nvmet nvme-tcp; do
       RESOLVED=()
       # shellcheck disable=SC2046 # module names are single words
       resolve_modules $(guest_modules "$list")

@@ -11,7 +11,7 @@
 #   CLI runs, and the large-config loading tests, are pure software (RAM
 #   and file devices, no NVMe, no DMA) and take minutes under TCG: a
 #   guest run would repeat the host's, twice, at ten times the cost.
-HOST_ONLY_TESTS=(tgt_spdk_rpc blob_corrupt blob_powercut blob_cli_corrupt bdev_rpc_config)
+HOST_ONLY_TESTS=(tgt_spdk_rpc lvol blob_corrupt blob_powercut blob_cli_corrupt bdev_rpc_config)
 
 # build_tests LIST: cargo test --workspace --no-run; writes one line per
 # executable to LIST: KIND<TAB>NAME<TAB>PACKAGE_DIR<TAB>PATH, KIND being

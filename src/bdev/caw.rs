@@ -17,9 +17,10 @@
 use super::buf::{IoBuf, IoData};
 use super::channel::ChannelInner;
 use super::io::{IoId, IoStatus, IoType};
-use super::lock_channel::LockCb;
+use super::lock_end;
+use super::lock_local::LockCb;
 use super::pool::{Cb, Pool, State, NO_PARENT};
-use super::range_lock::{self, LockRequest, WRITE_MASK};
+use super::range_lock::{LockRequest, WRITE_MASK};
 use super::BdevError;
 
 fn empty() -> IoBuf {
@@ -67,7 +68,7 @@ impl ChannelInner {
             return Err((BdevError::NoMem, data, cb));
         };
         pool.slots[c as usize].state = State::Reserved;
-        let now = self.now.get();
+        let now = self.stamp();
         let s = &mut pool.slots[p as usize];
         s.arm(IoType::CompareAndWrite, off, n, data, cb, now);
         let id = IoId::new(p, s.gen);
@@ -81,7 +82,7 @@ impl ChannelInner {
             owner_passes: false,
             desc_id: 0,
         };
-        match range_lock::request(&self.bdev, &self.locks, req) {
+        match lock_end::request(self, req) {
             Ok(lock_id) => {
                 self.pool.borrow_mut().slots[p as usize].split_end = lock_id;
                 self.lock_local
@@ -137,6 +138,7 @@ impl ChannelInner {
         cs.data = IoData::Buf(buf);
         cs.cb = Cb::Step(p);
         cs.submit_tick = now;
+        cs.batch_stamped = true;
         cs.status = IoStatus::Success;
         cs.parent = NO_PARENT;
         self.to_module(pool, c);
@@ -190,7 +192,7 @@ impl ChannelInner {
 
     /// Unlocks and completes parent `p` with `status`.
     fn caw_finish(&self, pool: &mut Pool, p: u32, c: u32, status: IoStatus) {
-        range_lock::release(&self.bdev, pool.slots[p as usize].split_end);
+        lock_end::release(&self.bdev, pool.slots[p as usize].split_end);
         pool.release(c);
         self.complete_internal(pool, p, status);
     }

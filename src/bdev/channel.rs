@@ -6,28 +6,31 @@
 //! the module, runs completions, retries NOMEM I/O and wakes io_wait
 //! entries. Completions never run inside a submit call.
 //!
-//! Its LBA range lock state ([`ChanLocks`], reachable from other threads,
-//! and the queue of I/O waiting behind locks) costs the I/O path one load
-//! and one branch while no lock is held; see `range_lock` and `lock_channel`.
+//! Its LBA range lock state (`lock_local`: set only on its thread, by the
+//! lock walks of `lock_walk`) costs the I/O path one load of its own gate
+//! word and one branch while no lock is held; its QoS switch is its own
+//! too (set by a walk when the bdev's limits change).
 
 use super::buf::IoData;
 use super::device::Bdev;
 use super::io::{IoId, IoStatus, IoType};
-use super::lock_channel::LockLocal;
+use super::lock_local::{ChanRange, LockLocal};
 use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
-use super::pool::{Cb, Pool, State, NO_PARENT};
-use super::range_lock::{self, ChanLocks};
+use super::per_thread::{channel_error, host_thread, poll_host, ThreadChannels};
+use super::pool::{Cb, Pool, Stamp, State, NO_PARENT};
+use super::range_lock::lock;
 use super::stat::ChannelStat;
 use super::ticks::ticks;
 use super::{BdevError, Result};
-use crate::thread::{poller_register, Poller, PollerStatus, Thread};
+use crate::thread::{IoChannel, Poller, PollerStatus, Thread};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 static POOL_SIZE: AtomicUsize = AtomicUsize::new(1024);
+static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Sets how many requests each new channel preallocates (SPDK's
 /// `bdev_io_cache_size`, per thread); default 1024.
@@ -44,8 +47,13 @@ pub fn io_pool_size() -> usize {
 /// made it. Cloning is cheap and yields the same channel.
 ///
 /// Made on a lightweight thread ([`crate::thread::Thread`]), the channel
-/// registers a poller there that calls [`Channel::poll`]; made elsewhere,
-/// its owner calls `poll` itself.
+/// is one of that thread's io_channels (of the bdev's io_device) and
+/// registers a poller there that calls [`Channel::poll`]; a thread that
+/// exits while one is still held gets
+/// [`ThreadError::ChannelsHeld`](crate::thread::ThreadError::ChannelsHeld)
+/// from [`Thread::shutdown`] at once. Made outside any thread, its owner
+/// calls `poll` itself (it lives on its OS thread's host thread, whose
+/// messages — lock walks — each such channel's poll runs first).
 #[derive(Clone)]
 pub struct Channel(pub(crate) Rc<ChannelInner>);
 
@@ -56,7 +64,6 @@ pub(crate) struct ChannelInner {
     pub pool: RefCell<Pool>,
     pub bdev: Arc<Bdev>,
     pub block_size: u32,
-    pub num_blocks: u64,
     pub max_rw: u64,
     pub boundary: u64,
     pub supported: u32,
@@ -80,9 +87,20 @@ pub(crate) struct ChannelInner {
     pub(crate) in_module: Cell<u32>,
     pub(crate) progressed: Cell<bool>,
     poller: RefCell<Option<Poller>>,
-    /// This channel's view of the bdev's LBA range locks (shared with the
-    /// bdev so lockers on other threads reach it).
-    pub(crate) locks: Arc<ChanLocks>,
+    /// The thread layer's channel this one is part of: the thread knows
+    /// the bdev channel is held, and the device's walks reach it.
+    io_ch: RefCell<Option<IoChannel<ThreadChannels>>>,
+    /// This channel's number (a lock's owner is named by it).
+    pub(crate) id: u64,
+    /// The lightweight thread it belongs to (its OS thread's host thread
+    /// when made outside any).
+    pub(crate) home: Thread,
+    /// Made outside any thread: its poll runs the host thread's messages.
+    on_host: bool,
+    /// The bdev has rate limits: submissions take the QoS path. Set on
+    /// this thread by a walk when the limits change.
+    pub(crate) qos_on: Cell<bool>,
+    /// Its LBA range lock state (set only on this thread).
     pub(crate) lock_local: LockLocal,
     /// Compare-and-write runs through the layer's emulation.
     pub(crate) emulate_caw: bool,
@@ -112,14 +130,41 @@ impl Drop for ChannelInner {
         }
         self.locks_on_drop();
         let snap = self.stat.snapshot();
-        let mut st = self.bdev.lock();
-        st.retired.add(&snap);
-        st.stats.retain(|w| w.strong_count() > 1);
+        {
+            let mut st = self.bdev.lock();
+            st.retired.add(&snap);
+            st.stats.retain(|w| w.strong_count() > 1);
+        }
+        // Last: the thread's io_channel reference is put (destroyed at the
+        // thread's next poll unless another channel holds it). Nobody
+        // polls a host thread but its channels: do it now, or walks would
+        // still visit it.
+        drop(self.io_ch.get_mut().take());
+        if self.on_host {
+            poll_host(&self.home, true);
+        }
     }
 }
 
 impl Channel {
-    pub(crate) fn new(bdev: Arc<Bdev>, pool_size: Option<usize>) -> Result<Channel> {
+    /// A channel to `bdev`; `io_ch` is the current thread's io_channel of
+    /// the bdev's io_device (None outside any thread: then it is one of
+    /// the OS thread's host thread).
+    pub(crate) fn new(
+        bdev: Arc<Bdev>,
+        pool_size: Option<usize>,
+        io_ch: Option<IoChannel<ThreadChannels>>,
+    ) -> Result<Channel> {
+        let (io_ch, home, on_host) = match io_ch.zip(Thread::current()) {
+            Some((io_ch, t)) => (io_ch, t, false),
+            None => {
+                let host = host_thread();
+                let io_ch = host
+                    .enter(|| bdev.io_device.get_io_channel())
+                    .map_err(|e| channel_error(bdev.name(), e))?;
+                (io_ch, host, true)
+            }
+        };
         let n = pool_size.unwrap_or_else(|| POOL_SIZE.load(Ordering::Relaxed));
         let done = Completer::with_capacity(n);
         let module = bdev.ops.get_io_channel(done.clone())?;
@@ -130,21 +175,18 @@ impl Channel {
         let p = bdev.props();
         let emulate_caw = bdev.emulates_compare_and_write();
         let native_compare = bdev.ops.io_type_supported(IoType::Compare);
-        let locks = range_lock::register_channel(
-            &bdev,
-            if emulate_caw {
-                IoType::CompareAndWrite.bit()
-            } else {
-                0
-            },
-        );
+        let lock_local = LockLocal::new(if emulate_caw {
+            IoType::CompareAndWrite.bit()
+        } else {
+            0
+        });
+        let id = NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed);
         let stat = Arc::new(ChannelStat::default());
         bdev.lock().stats.push(Arc::downgrade(&stat));
         let ch = Channel(Rc::new(ChannelInner {
             module: RefCell::new(module),
             pool: RefCell::new(Pool::new(n)),
             block_size: p.block_size,
-            num_blocks: p.num_blocks,
             max_rw: p.max_rw_size,
             boundary: if p.split_on_optimal_io_boundary {
                 p.optimal_io_boundary
@@ -164,21 +206,46 @@ impl Channel {
             in_module: Cell::new(0),
             progressed: Cell::new(false),
             poller: RefCell::new(None),
-            locks,
-            lock_local: LockLocal::default(),
+            io_ch: RefCell::new(None),
+            id,
+            home,
+            on_host,
+            qos_on: Cell::new(bdev.qos.enabled.load(Ordering::Relaxed)),
+            lock_local,
             emulate_caw,
             native_compare,
             bdev,
         }));
-        if Thread::current().is_some() {
+        // It starts with the locks held now (it has nothing in flight);
+        // a walk still handing one out finds it holds it already. No walk
+        // runs on this thread before it is in the thread's list below.
+        {
+            let ll = &ch.0.lock_local;
+            let t = lock(&ch.0.bdev.locks);
+            ll.ranges
+                .borrow_mut()
+                .extend(t.held.iter().map(|e| ChanRange {
+                    entry: e.clone(),
+                    acked: true,
+                    seq: 0,
+                }));
+            ll.recompute_gate();
+        }
+        io_ch
+            .ctx_mut()
+            .chans
+            .push(Rc::downgrade(&ch.0) as std::rc::Weak<dyn std::any::Any>);
+        if !on_host {
             let weak = Rc::downgrade(&ch.0);
-            let p = poller_register("bdev_channel", 0, move || match weak.upgrade() {
-                Some(c) => PollerStatus::from(c.poll() > 0 || c.in_module.get() > 0),
-                None => PollerStatus::Idle,
-            })
-            .map_err(|e| BdevError::InvalidParam(format!("registering the channel poller: {e}")))?;
+            let p = io_ch
+                .poller_register("bdev_channel", 0, move || match weak.upgrade() {
+                    Some(c) => PollerStatus::from(c.poll() > 0 || c.in_module.get() > 0),
+                    None => PollerStatus::Idle,
+                })
+                .map_err(|e| channel_error(ch.0.bdev.name(), e))?;
             *ch.0.poller.borrow_mut() = Some(p);
         }
+        *ch.0.io_ch.borrow_mut() = Some(io_ch);
         Ok(ch)
     }
 
@@ -229,7 +296,7 @@ impl ChannelInner {
     /// Made outside any thread (no poller), yet awaited on one: the thread
     /// will never poll it. Checked once per async wait, not per I/O.
     pub(crate) fn unpolled_on_a_thread(&self) -> bool {
-        self.poller.borrow().is_none() && Thread::current().is_some()
+        self.on_host && Thread::current().is_some_and(|t| t.id() != self.home.id())
     }
 
     /// Takes a request from the pool and starts it, or queues it for QoS
@@ -246,7 +313,7 @@ impl ChannelInner {
         cb: Cb,
     ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
         // The only cost of QoS when no limit is set: one load, one branch.
-        if self.bdev.qos.enabled.load(Ordering::Relaxed) {
+        if self.qos_on.get() {
             return self.start_qos(io_type, offset_blocks, num_blocks, data, cb);
         }
         self.start_now(io_type, offset_blocks, num_blocks, data, cb)
@@ -343,9 +410,39 @@ impl ChannelInner {
     /// be off: the channel's last poll is arbitrarily old, and the start of
     /// the thread's poll precedes completions reaped later in that same
     /// poll, which then timed out at 0.
+    ///
+    /// The completion end matches (see [`ChannelInner::completion_tick`]):
+    /// an I/O stamped with a batch's read completes with its batch's read,
+    /// an I/O stamped with its own read completes with its own read.
     #[inline]
-    pub(crate) fn stamp(&self) -> u64 {
+    pub(crate) fn stamp(&self) -> Stamp {
         if self.in_completions.get() {
+            Stamp {
+                tick: self.now.get(),
+                batch: true,
+            }
+        } else {
+            Stamp {
+                tick: ticks(),
+                batch: false,
+            }
+        }
+    }
+
+    /// The completion time of an I/O whose callback runs now. One stamped
+    /// with a batch's shared read (resubmitted from a completion, the
+    /// steady state of a queue kept full) takes this batch's shared read:
+    /// both its ends sit the same few callbacks before the truth, and one
+    /// clock read serves the whole batch. One stamped with its own read
+    /// (submitted from a message, a poller, another channel) takes its own
+    /// read too, as SPDK times every completion: timed against the batch's
+    /// start it would leave out the callbacks that ran before its own, and
+    /// the last of a burst submitted one by one would time at almost
+    /// nothing (bdevperf's minimum of 2 µs at queue depth 128, from the
+    /// first I/Os of a job).
+    #[inline]
+    pub(crate) fn completion_tick(&self, batch_stamped: bool) -> u64 {
+        if batch_stamped {
             self.now.get()
         } else {
             ticks()
@@ -385,8 +482,13 @@ impl ChannelInner {
             self.batch.set(batch);
             self.module.borrow_mut().flush();
         }
-        if self.locks.work.load(Ordering::Relaxed) && self.locks.work.swap(false, Ordering::AcqRel)
-        {
+        // A channel made outside any thread runs its host's messages (lock
+        // walks' visits, grants): after its completions, as a threaded
+        // channel's visits run between its thread's polls.
+        if self.on_host {
+            poll_host(&self.home, false);
+        }
+        if self.lock_local.work.get() {
             self.lock_work();
         }
         if !self.nomem.borrow().is_empty() && (self.progressed.get() || self.in_module.get() == 0) {

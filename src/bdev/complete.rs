@@ -93,7 +93,7 @@ impl ChannelInner {
     #[inline(always)]
     fn deliver(&self, mut pool: RefMut<'_, Pool>, idx: u32, status: IoStatus) -> usize {
         let s = &mut pool.slots[idx as usize];
-        let now = self.now.get();
+        let now = self.completion_tick(s.batch_stamped);
         let bytes = s.num_blocks * self.block_size as u64;
         self.stat.record(
             s.io_type,

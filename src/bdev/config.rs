@@ -133,7 +133,7 @@ pub fn load_config_file(path: &std::path::Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| BdevError::Os {
         op: "read config",
         path: path.display().to_string(),
-        msg: e.to_string(),
+        source: e.into(),
     })?;
     load_config(&text).map_err(|e| match e {
         BdevError::Config(m) => BdevError::Config(format!("{}: {m}", path.display())),

@@ -3,10 +3,10 @@
 //! module's exclusive claim.
 
 use super::channel::{Channel, ChannelInner};
-use super::device::{Bdev, Claim};
+use super::device::{Bdev, Claim, OpenDesc};
+use super::per_thread::channel_error;
 use super::{registry, BdevError, Result};
 use crate::thread::{Thread, ThreadHandle};
-use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,25 +31,35 @@ pub(crate) struct DescInner {
     thread: Option<ThreadHandle>,
 }
 
+impl OpenDesc for DescInner {
+    fn notify_remove(self: Arc<Self>) {
+        self.deliver(BdevEvent::Remove);
+    }
+
+    fn notify_resize(self: Arc<Self>) {
+        self.deliver(BdevEvent::Resize);
+    }
+}
+
 impl DescInner {
-    /// Delivers Remove on the thread that opened the descriptor (by
+    /// Delivers `ev` on the thread that opened the descriptor (by
     /// message), or right here when it was opened outside any thread.
-    pub(crate) fn notify_remove(self: &Arc<Self>) {
+    fn deliver(self: Arc<Self>, ev: BdevEvent) {
         if self.event_cb.is_none() {
             return;
         }
         if let Some(t) = &self.thread {
             let me = self.clone();
-            match t.send_msg(move || me.run_event(BdevEvent::Remove)) {
+            match t.send_msg(move || me.run_event(ev)) {
                 Ok(()) => return,
                 Err(e) => log::warn!(
-                    "bdev '{}': remove event not sent to thread {}: {e}; delivering here",
+                    "bdev '{}': {ev:?} event not sent to thread {}: {e}; delivering here",
                     self.bdev.name(),
                     t.name()
                 ),
             }
         }
-        self.run_event(BdevEvent::Remove);
+        self.run_event(ev);
     }
 
     fn run_event(&self, ev: BdevEvent) {
@@ -83,17 +93,9 @@ pub struct Desc {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// (bdev address, lightweight thread id or 0).
-type ChannelKey = (usize, u64);
-
-thread_local! {
-    /// This OS thread's live channels, by bdev and lightweight thread: what makes
-    /// `get_io_channel` return the same channel per thread.
-    static THREAD_CHANNELS: RefCell<Vec<(ChannelKey, Weak<ChannelInner>)>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Opens a bdev by name, alias or UUID (`spdk_bdev_open_ext`).
-/// `event_cb` receives [`BdevEvent::Remove`] when the bdev goes away, on
+/// `event_cb` receives [`BdevEvent::Remove`] when the bdev goes away and
+/// [`BdevEvent::Resize`] when its size changes, on
 /// the lightweight thread that opened it (by message), or directly on the
 /// unregistering thread when it was opened outside any thread.
 /// Opening for writing fails when a module claimed the bdev.
@@ -142,7 +144,8 @@ fn open_inner(name: &str, write: bool, event_cb: Option<EventCb>) -> Result<Desc
         event_cb,
         thread: Thread::current().map(|t| t.handle()),
     });
-    st.descs.push(Arc::downgrade(&inner));
+    let weak: std::sync::Weak<dyn OpenDesc> = Arc::downgrade(&inner) as std::sync::Weak<DescInner>;
+    st.descs.push(weak);
     drop(st);
     Ok(Desc { inner })
 }
@@ -190,34 +193,51 @@ impl Desc {
     }
 
     /// The calling thread's I/O channel to the bdev
-    /// (`spdk_bdev_get_io_channel`): the same channel for every call on one
-    /// thread while any handle to it is alive, a new one otherwise. It must
-    /// be polled on that thread (its poller does this on a lightweight thread).
+    /// (`spdk_bdev_get_io_channel`): on a lightweight thread, the same
+    /// channel for every call while any handle to it is alive (the
+    /// thread's io_channel of the bdev's io_device), a new one otherwise;
+    /// it is polled by its poller on that thread. Outside any thread there
+    /// is no thread to share with: each call makes a new channel, which its
+    /// owner polls ([`Channel::poll`]).
     pub fn get_io_channel(&self) -> Result<Channel> {
-        // Per bdev and per lightweight thread (several may share an OS thread).
-        let key = (
-            Arc::as_ptr(&self.inner.bdev) as usize,
-            Thread::current().map_or(0, |t| t.id()),
-        );
-        let cached = THREAD_CHANNELS.with(|c| {
-            let mut c = c.borrow_mut();
-            c.retain(|(_, w)| w.strong_count() > 0);
-            c.iter()
-                .find(|(k, _)| *k == key)
-                .and_then(|(_, w)| w.upgrade())
-        });
-        if let Some(inner) = cached {
+        let bdev = &self.inner.bdev;
+        if Thread::current().is_none() {
+            return Channel::new(bdev.clone(), None, None);
+        }
+        let io_ch = bdev
+            .io_device
+            .get_io_channel()
+            .map_err(|e| channel_error(bdev.name(), e))?;
+        let shared = io_ch
+            .ctx()
+            .shared
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .and_then(|c| c.downcast::<ChannelInner>().ok());
+        if let Some(inner) = shared {
             return Ok(Channel(inner));
         }
-        let ch = Channel::new(self.inner.bdev.clone(), None)?;
-        THREAD_CHANNELS.with(|c| c.borrow_mut().push((key, Rc::downgrade(&ch.0))));
+        let ch = Channel::new(bdev.clone(), None, Some(io_ch.clone()))?;
+        let weak: Weak<dyn std::any::Any> = Rc::downgrade(&ch.0) as Weak<ChannelInner>;
+        io_ch.ctx_mut().shared = Some(weak);
         Ok(ch)
     }
 
     /// A new channel (never shared) whose pool holds `pool_size` requests
-    /// instead of the default (see [`super::set_io_pool_size`]).
+    /// instead of the default (see [`super::set_io_pool_size`]); on a
+    /// lightweight thread it is one of the thread's io_channels, polled by
+    /// its own poller, as [`Desc::get_io_channel`]'s.
     pub fn get_io_channel_sized(&self, pool_size: usize) -> Result<Channel> {
-        Channel::new(self.inner.bdev.clone(), Some(pool_size.max(1)))
+        let bdev = &self.inner.bdev;
+        let io_ch = match Thread::current() {
+            Some(_) => Some(
+                bdev.io_device
+                    .get_io_channel()
+                    .map_err(|e| channel_error(bdev.name(), e))?,
+            ),
+            None => None,
+        };
+        Channel::new(bdev.clone(), Some(pool_size.max(1)), io_ch)
     }
 
     /// Closes the descriptor (the same as dropping it).

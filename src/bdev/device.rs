@@ -1,13 +1,13 @@
 //! `Bdev`: one registered block device — its properties, its module's
 //! function table, its open descriptors and claim, its statistics.
 
-use super::desc::DescInner;
 use super::ops::BdevOps;
+use super::per_thread::BdevIoDevice;
 use super::range_lock::LockTable;
 use super::stat::{ChannelStat, IoStat};
 use super::uuid::Uuid;
-use super::{registry, BdevError, IoType, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
+use super::IoType;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// What a module declares when it registers a bdev (the public fields of
@@ -60,27 +60,45 @@ pub(crate) struct Claim {
     pub module: String,
 }
 
+/// An open descriptor as its bdev sees it (the descriptor's file sits
+/// above this one).
+pub(crate) trait OpenDesc: Send + Sync {
+    /// Delivers [`super::BdevEvent::Remove`] to the descriptor's owner.
+    fn notify_remove(self: Arc<Self>);
+    /// Delivers [`super::BdevEvent::Resize`] to the descriptor's owner.
+    fn notify_resize(self: Arc<Self>);
+}
+
 #[derive(Default)]
 pub(crate) struct BdevState {
-    pub descs: Vec<Weak<DescInner>>,
+    pub descs: Vec<Weak<dyn OpenDesc>>,
     pub claim: Option<Claim>,
     pub stats: Vec<Weak<ChannelStat>>,
     pub retired: IoStat,
     pub destructed: bool,
-    pub locks: LockTable,
 }
 
 /// A registered block device. Shared (`Arc`) by every descriptor and
 /// channel on any thread; the per-I/O path reads only its immutable fields.
 pub struct Bdev {
-    props: BdevProps,
-    uuid: Uuid,
-    module: String,
+    /// As registered; its size and aliases may change since (`blockcnt`,
+    /// `aliases`).
+    pub(crate) props: BdevProps,
+    /// Size in blocks now (`spdk_bdev_notify_blockcnt_change` changes it).
+    pub(crate) blockcnt: AtomicU64,
+    /// Aliases now (`spdk_bdev_alias_add` / `_del` change them).
+    pub(crate) aliases: Mutex<Vec<String>>,
+    pub(crate) uuid: Uuid,
+    pub(crate) module: String,
     pub(crate) ops: Box<dyn BdevOps>,
-    removed: AtomicBool,
+    pub(crate) removed: AtomicBool,
     pub(crate) state: Mutex<BdevState>,
     /// Rate limits (`bdev_set_qos_limit`), shared by every channel.
     pub(crate) qos: super::qos::Qos,
+    /// The bdev as an io_device: each lightweight thread's channels.
+    pub(crate) io_device: BdevIoDevice,
+    /// Its LBA range locks (`range_lock`).
+    pub(crate) locks: Mutex<LockTable>,
 }
 
 impl std::fmt::Debug for Bdev {
@@ -93,77 +111,6 @@ impl std::fmt::Debug for Bdev {
 }
 
 impl Bdev {
-    /// Registers a bdev made by `module` (`spdk_bdev_register`), then lets
-    /// every module examine it (so virtual bdevs configured on top of it
-    /// are created).
-    pub fn register(props: BdevProps, module: &str, ops: Box<dyn BdevOps>) -> Result<Arc<Bdev>> {
-        if props.name.is_empty() {
-            return Err(BdevError::InvalidParam(
-                "bdev name must not be empty".into(),
-            ));
-        }
-        if props.block_size < 512 {
-            return Err(BdevError::InvalidParam(format!(
-                "block_size {} of '{}' must be at least 512",
-                props.block_size, props.name
-            )));
-        }
-        if props.num_blocks == 0 {
-            return Err(BdevError::InvalidParam(format!(
-                "bdev '{}' must have at least one block",
-                props.name
-            )));
-        }
-        let uuid = props.uuid.unwrap_or_else(Uuid::random);
-        let bdev = Arc::new(Bdev {
-            props,
-            uuid,
-            module: module.to_string(),
-            ops,
-            removed: AtomicBool::new(false),
-            state: Mutex::new(BdevState::default()),
-            qos: super::qos::Qos::default(),
-        });
-        registry::insert(&bdev)?;
-        log::info!("bdev '{}' registered by module {}", bdev.name(), module);
-        super::module::examine(&bdev);
-        Ok(bdev)
-    }
-
-    /// Unregisters the bdev (`spdk_bdev_unregister`): it can no longer be
-    /// opened, every open descriptor gets [`super::BdevEvent::Remove`],
-    /// new I/O fails with [`BdevError::Removed`], and the module's
-    /// `destruct` runs once the last descriptor closes.
-    pub fn unregister(self: &Arc<Self>) {
-        if self.removed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        registry::remove(self);
-        log::info!("bdev '{}' unregistered", self.name());
-        let descs: Vec<Arc<DescInner>> =
-            self.lock().descs.iter().filter_map(Weak::upgrade).collect();
-        super::lock_end::bdev_removed(self);
-        for d in &descs {
-            d.notify_remove();
-        }
-        self.maybe_destruct();
-    }
-
-    pub(crate) fn maybe_destruct(&self) {
-        let run = {
-            let mut st = self.lock();
-            st.descs.retain(|w| w.strong_count() > 0);
-            let run = self.is_removed() && st.descs.is_empty() && !st.destructed;
-            if run {
-                st.destructed = true;
-            }
-            run
-        };
-        if run {
-            self.ops.destruct();
-        }
-    }
-
     pub(crate) fn lock(&self) -> MutexGuard<'_, BdevState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -172,9 +119,13 @@ impl Bdev {
     pub fn name(&self) -> &str {
         &self.props.name
     }
-    /// Aliases given at registration.
-    pub fn aliases(&self) -> &[String] {
-        &self.props.aliases
+    /// Its aliases: those given at registration, as changed since by
+    /// [`Bdev::alias_add`] and [`Bdev::alias_del`].
+    pub fn aliases(&self) -> Vec<String> {
+        self.aliases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// UUID.
     pub fn uuid(&self) -> Uuid {
@@ -192,13 +143,17 @@ impl Bdev {
     pub fn block_size(&self) -> u32 {
         self.props.block_size
     }
-    /// Size in blocks.
+    /// Size in blocks (as changed by [`Bdev::notify_blockcnt_change`]).
     pub fn num_blocks(&self) -> u64 {
-        self.props.num_blocks
+        self.blockcnt.load(Ordering::Relaxed)
     }
-    /// All properties.
-    pub fn props(&self) -> &BdevProps {
-        &self.props
+    /// All properties, with the size and aliases of now.
+    pub fn props(&self) -> BdevProps {
+        BdevProps {
+            num_blocks: self.num_blocks(),
+            aliases: self.aliases(),
+            ..self.props.clone()
+        }
     }
     /// True once unregistered (hot-removed).
     pub fn is_removed(&self) -> bool {
@@ -221,6 +176,14 @@ impl Bdev {
             && self.ops.io_type_supported(IoType::Read)
             && self.ops.io_type_supported(IoType::Write)
     }
+    /// How many descriptors are open on it (a module refuses to change a
+    /// bdev's identity or shrink it while users have it open).
+    pub fn open_descs(&self) -> usize {
+        let mut st = self.lock();
+        st.descs.retain(|w| w.strong_count() > 0);
+        st.descs.len()
+    }
+
     /// Name of the module that claimed it, if any.
     pub fn claimed_by(&self) -> Option<String> {
         self.lock().claim.as_ref().map(|c| c.module.clone())

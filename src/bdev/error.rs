@@ -1,5 +1,6 @@
 //! `BdevError`: every way a bdev call can fail, with what to do about it.
 
+pub use super::error_source::ErrorSource;
 use super::io::IoType;
 
 /// Errors of the bdev layer and its modules.
@@ -86,15 +87,17 @@ pub enum BdevError {
     /// Invalid parameters when creating a bdev.
     #[error("invalid parameter: {0}")]
     InvalidParam(String),
-    /// An operating-system call failed (file bdev).
-    #[error("{op} '{path}': {msg}")]
+    /// An operating-system call (or the device or thread underneath)
+    /// failed: file, controller, worker thread.
+    #[error("{op} '{path}': {source}")]
     Os {
         /// What was attempted.
         op: &'static str,
-        /// On which path.
+        /// On which path (or controller).
         path: String,
-        /// The OS error text.
-        msg: String,
+        /// The error underneath (its errno is what the RPC methods answer).
+        #[source]
+        source: ErrorSource,
     },
     /// A configuration file or JSON-RPC parameter set is wrong.
     #[error("{0}")]
@@ -127,6 +130,28 @@ pub enum BdevError {
     ChannelNotPolled {
         /// The bdev.
         bdev: String,
+    },
+    /// The thread layer could not give or serve this thread's channel to
+    /// the bdev (the thread is exiting, the bdev is being destroyed).
+    #[error("I/O channel to bdev '{bdev}': {source}")]
+    Channel {
+        /// The bdev.
+        bdev: String,
+        /// What the thread layer said.
+        #[source]
+        source: ErrorSource,
+    },
+    /// A bdev someone has open cannot shrink (SPDK's `-EBUSY`).
+    #[error("bdev '{bdev}' is open ({descs} descriptor(s)): it cannot shrink from {num_blocks} to {new_blocks} blocks; close it first")]
+    ShrinkWhileOpen {
+        /// The bdev.
+        bdev: String,
+        /// Its size in blocks.
+        num_blocks: u64,
+        /// The size asked for.
+        new_blocks: u64,
+        /// Descriptors open on it.
+        descs: usize,
     },
     /// No module of that name is registered.
     #[error("no bdev module named '{0}'")]

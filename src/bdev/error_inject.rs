@@ -15,12 +15,23 @@ use std::sync::{Arc, Mutex};
 /// Parameters of `bdev_error_create` (SPDK's names).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ErrorOpts {
     /// The base bdev.
     pub base_name: String,
     /// Optional UUID.
     #[serde(default)]
     pub uuid: Option<String>,
+}
+
+impl ErrorOpts {
+    /// An error bdev (`EE_<base_name>`) over `base_name`, with a random UUID.
+    pub fn new(base_name: impl Into<String>) -> ErrorOpts {
+        ErrorOpts {
+            base_name: base_name.into(),
+            uuid: None,
+        }
+    }
 }
 
 /// What an injected rule does (`error_type` of `bdev_error_inject_error`).

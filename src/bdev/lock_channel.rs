@@ -1,40 +1,24 @@
 //! The channel's side of LBA range locks: I/O that a lock fences waits in
-//! the channel's locked queue (SPDK's `io_locked`); the channel's poll
-//! acknowledges new locks once its overlapping in-flight I/O drained, runs
-//! the callbacks of locks it owns, and resubmits queued I/O, in order,
-//! when a lock goes.
+//! the channel's locked queue (SPDK's `io_locked`); a lock walk's visit
+//! adds a lock (and waits here until the overlapping in-flight I/O
+//! drained) or drops ended ones and resubmits queued I/O, in order; the
+//! channel's poll moves waiting walks on and runs the callbacks of locks
+//! it owns.
 //!
-//! None of this runs unless the channel's gate word says so: with no lock
-//! anywhere on the bdev a submit pays one load and one branch.
+//! None of this runs unless the channel's own gate word says so: with no
+//! lock on the bdev a submit pays one load of a field of its channel and
+//! one branch, and a poll one flag of its channel.
 
 use super::buf::IoData;
 use super::channel::ChannelInner;
 use super::io::{IoCompletion, IoId, IoStatus, IoType};
+use super::lock_local::LockCb;
+use super::lock_local::{ChanRange, DrainWait};
 use super::ops::Done;
 use super::pool::{Cb, Pool, State};
-use super::range_lock::{self, LockEntry, LockEvent};
-use super::{BdevError, Result};
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-
-/// What to do when a lock this channel owns is granted or fails.
-pub(crate) enum LockCb {
-    /// A user's callback ([`super::Desc::lock_lba_range`], quiesce).
-    User(Box<dyn FnOnce(Result<()>)>),
-    /// The layer's compare-and-write in pool slot `.0` waits for it.
-    Caw(u32),
-}
-
-/// Channel-local lock state (never touched by other threads).
-#[derive(Default)]
-pub(crate) struct LockLocal {
-    /// Requests waiting behind a lock, in submission order, each with the
-    /// channel's range number when it was queued.
-    pub queued: RefCell<VecDeque<(u32, u64)>>,
-    /// Callbacks of locks this channel asked for, by lock id.
-    pub cbs: RefCell<Vec<(u64, LockCb)>>,
-}
+use super::range_lock::{LockEntry, LockEvent};
+use super::BdevError;
+use std::sync::Arc;
 
 impl ChannelInner {
     /// The slow submit path, taken when the gate word names this I/O type:
@@ -54,19 +38,19 @@ impl ChannelInner {
         if io_type == IoType::CompareAndWrite && self.emulate_caw {
             return self.start_caw(off, n, data, cb);
         }
-        if !self.locks.is_blocked(io_type, off, n) {
+        if !self.lock_local.is_blocked(self.id, io_type, off, n) {
             return self.start(io_type, off, n, data, cb);
         }
         let mut pool = self.pool.borrow_mut();
         let Some(idx) = pool.alloc() else {
             return Err((BdevError::NoMem, data, cb));
         };
-        let now = self.now.get();
+        let now = self.stamp();
         let s = &mut pool.slots[idx as usize];
         s.arm(io_type, off, n, data, cb, now);
         let id = IoId::new(idx, s.gen);
         s.state = State::Locked;
-        let seq = self.locks.seq();
+        let seq = self.lock_local.seq();
         self.lock_local.queued.borrow_mut().push_back((idx, seq));
         // Unlocking raises this channel's work flag; its poll drops the
         // lock and resubmits this request.
@@ -107,51 +91,133 @@ impl ChannelInner {
     /// True while I/O of this channel that `e` fences, overlapping it, is
     /// with the module (or being split). Queued and lock-waiting requests
     /// do not count: they have not touched the blocks.
-    fn in_flight_overlapping(&self, pool: &Pool, e: &LockEntry) -> bool {
-        pool.slots.iter().any(|s| {
+    fn in_flight_overlapping(&self, e: &LockEntry) -> bool {
+        self.pool.borrow().slots.iter().any(|s| {
             matches!(s.state, State::InModule | State::NoMem | State::SplitParent)
                 && e.mask & s.io_type.bit() != 0
                 && e.overlaps(s.offset_blocks, s.num_blocks)
         })
     }
 
-    /// The poll's lock step: drop released locks and resubmit the queued
-    /// I/O they held back, acknowledge new locks whose overlapping I/O
-    /// drained, run owned locks' callbacks.
-    #[cold]
-    pub(crate) fn lock_work(&self) {
-        let dropped = {
-            let mut r = self.locks.ranges.lock().unwrap_or_else(|e| e.into_inner());
-            let before = r.len();
-            r.retain(|x| !x.entry.is_released());
-            self.locks.recompute_gate(&r);
-            r.len() != before
-        };
-        if dropped || self.bdev.is_removed() {
-            self.resubmit_locked();
+    /// A lock walk's visit: this channel holds lock `e` from now on (its
+    /// gate sends fenced I/O to the slow path). Returns true when none of
+    /// its overlapping I/O is in flight (the walk may go on).
+    pub(crate) fn take_range(&self, e: &Arc<LockEntry>) -> bool {
+        self.drop_released();
+        if e.is_released() {
+            return true;
         }
-        let mut acks = Vec::new();
-        let waiting = {
-            let mut r = self.locks.ranges.lock().unwrap_or_else(|e| e.into_inner());
-            let pool = self.pool.borrow();
-            let mut waiting = false;
-            for x in r.iter_mut().filter(|x| !x.acked) {
-                if self.in_flight_overlapping(&pool, &x.entry) {
-                    waiting = true;
-                } else {
-                    x.acked = true;
-                    acks.push(x.entry.clone());
+        let ll = &self.lock_local;
+        let drained = !self.in_flight_overlapping(e);
+        {
+            let mut r = ll.ranges.borrow_mut();
+            match r.iter_mut().find(|x| Arc::ptr_eq(&x.entry, e)) {
+                // Got at creation from the table: it has nothing older in flight.
+                Some(x) => x.acked |= drained,
+                None => {
+                    let seq = ll.next_seq();
+                    r.push(ChanRange {
+                        entry: e.clone(),
+                        acked: drained,
+                        seq,
+                    });
                 }
             }
-            waiting
+        }
+        ll.recompute_gate();
+        drained
+    }
+
+    /// Keeps a lock walk here until this channel's overlapping I/O drained.
+    pub(crate) fn park(&self, w: DrainWait) {
+        self.lock_local.drains.borrow_mut().push(w);
+        self.lock_local.work.set(true);
+    }
+
+    /// Lock `e` no longer waits for this channel's I/O: true when drained
+    /// (or ended); marks the range drained here.
+    fn drained_for(&self, e: &Arc<LockEntry>) -> bool {
+        if !e.is_released() && self.in_flight_overlapping(e) {
+            return false;
+        }
+        if let Some(x) = self
+            .lock_local
+            .ranges
+            .borrow_mut()
+            .iter_mut()
+            .find(|x| Arc::ptr_eq(&x.entry, e))
+        {
+            x.acked = true;
+        }
+        true
+    }
+
+    /// Moves a drained walk on: to the next channel of this thread still
+    /// draining, or to the next thread.
+    fn move_on(w: DrainWait) {
+        let DrainWait { iter, entry, rest } = w;
+        let mut rest = rest.into_iter();
+        while let Some(c) = rest.next() {
+            let Some(c) = c.upgrade().and_then(|c| c.downcast::<ChannelInner>().ok()) else {
+                continue;
+            };
+            if !c.drained_for(&entry) {
+                c.park(DrainWait {
+                    iter,
+                    entry,
+                    rest: rest.collect(),
+                });
+                return;
+            }
+        }
+        iter.continue_with(0);
+    }
+
+    /// Drops the locks that ended; the channel's next poll resubmits, in
+    /// order, the I/O queued behind them (or aborts it all once the bdev
+    /// is removed).
+    pub(crate) fn drop_released(&self) {
+        let ll = &self.lock_local;
+        let dropped = {
+            let mut r = ll.ranges.borrow_mut();
+            let before = r.len();
+            r.retain(|x| !x.entry.is_released());
+            r.len() != before
         };
-        for e in &acks {
-            range_lock::ack(e);
+        if dropped {
+            ll.recompute_gate();
         }
-        if waiting {
-            self.locks.work.store(true, Ordering::Release);
+        if (dropped || self.bdev.is_removed()) && !ll.queued.borrow().is_empty() {
+            ll.resubmit.set(true);
+            ll.work.set(true);
         }
-        for ev in self.locks.take_events() {
+    }
+
+    /// The poll's lock step, taken only when a visit or a delivery left
+    /// work: resubmit I/O whose locks ended, move on the walks whose
+    /// overlapping I/O drained, run owned locks' callbacks.
+    #[cold]
+    pub(crate) fn lock_work(&self) {
+        let ll = &self.lock_local;
+        ll.work.set(false);
+        if ll.resubmit.replace(false) {
+            self.resubmit_locked();
+        }
+        let parked = std::mem::take(&mut *ll.drains.borrow_mut());
+        for w in parked {
+            if self.drained_for(&w.entry) {
+                Self::move_on(w);
+            } else {
+                ll.drains.borrow_mut().push(w);
+            }
+        }
+        if !ll.drains.borrow().is_empty() {
+            ll.work.set(true);
+        }
+        loop {
+            let Some(ev) = ll.events.borrow_mut().pop_front() else {
+                break;
+            };
             self.lock_event(ev);
         }
     }
@@ -196,8 +262,8 @@ impl ChannelInner {
             }
             let s = &pool.slots[idx as usize];
             if self
-                .locks
-                .still_blocked(s.io_type, s.offset_blocks, s.num_blocks, seq)
+                .lock_local
+                .still_blocked(self.id, s.io_type, s.offset_blocks, s.num_blocks, seq)
             {
                 self.lock_local.queued.borrow_mut().push_back((idx, seq));
             } else {
@@ -212,8 +278,14 @@ impl ChannelInner {
     /// completes now with `Aborted` (its module channel, and any step in
     /// it, goes too).
     pub(crate) fn locks_on_drop(&self) {
-        super::lock_end::drop_channel(&self.bdev, &self.locks);
-        drop(self.locks.take_events());
+        super::lock_end::drop_channel(&self.bdev, self.id);
+        self.lock_local.events.borrow_mut().clear();
+        // Walks waiting here go on: this channel's I/O goes with it.
+        let parked = std::mem::take(&mut *self.lock_local.drains.borrow_mut());
+        for w in parked {
+            Self::move_on(w);
+        }
+        self.lock_local.ranges.borrow_mut().clear();
         let cbs: Vec<(u64, LockCb)> = self.lock_local.cbs.borrow_mut().drain(..).collect();
         for (_, cb) in cbs {
             if let LockCb::User(f) = cb {

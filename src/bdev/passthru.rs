@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 /// Parameters of `bdev_passthru_create` (SPDK's names).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PassthruOpts {
     /// The base bdev (may not exist yet: created when it appears).
     pub base_bdev_name: String,
@@ -28,6 +29,17 @@ pub struct PassthruOpts {
     /// Optional UUID.
     #[serde(default)]
     pub uuid: Option<String>,
+}
+
+impl PassthruOpts {
+    /// A passthru bdev `name` over `base_bdev_name`, with a random UUID.
+    pub fn new(base_bdev_name: impl Into<String>, name: impl Into<String>) -> PassthruOpts {
+        PassthruOpts {
+            base_bdev_name: base_bdev_name.into(),
+            name: name.into(),
+            uuid: None,
+        }
+    }
 }
 
 struct PassthruModule {

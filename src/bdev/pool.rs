@@ -41,6 +41,18 @@ pub(crate) enum State {
     QosQueued,
 }
 
+/// When an I/O was submitted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamp {
+    /// The tick.
+    pub tick: u64,
+    /// The tick is the channel's completion batch's shared clock read (the
+    /// I/O was submitted from one of that batch's callbacks), not a read of
+    /// its own; its completion then takes its batch's shared read too, so
+    /// both ends are off by about the same few callbacks.
+    pub batch: bool,
+}
+
 pub(crate) struct Slot {
     pub gen: u32,
     pub state: State,
@@ -50,6 +62,8 @@ pub(crate) struct Slot {
     pub data: IoData,
     pub cb: Cb,
     pub submit_tick: u64,
+    /// `submit_tick` is a completion batch's shared tick (see [`Stamp`]).
+    pub batch_stamped: bool,
     pub status: IoStatus,
     /// For a split child: its parent; NO_PARENT otherwise.
     pub parent: u32,
@@ -72,6 +86,7 @@ impl Slot {
             data: IoData::None,
             cb: Cb::None,
             submit_tick: 0,
+            batch_stamped: false,
             status: IoStatus::Success,
             parent: NO_PARENT,
             data_off: 0,
@@ -91,7 +106,7 @@ impl Slot {
         num_blocks: u64,
         data: IoData,
         cb: Cb,
-        now: u64,
+        now: Stamp,
     ) {
         self.io_type = io_type;
         self.offset_blocks = offset_blocks;
@@ -99,7 +114,8 @@ impl Slot {
         self.data.put(data);
         // The slot's callback was taken when it last completed: no drop glue.
         put_into(&mut self.cb, cb, |c| matches!(c, Cb::None));
-        self.submit_tick = now;
+        self.submit_tick = now.tick;
+        self.batch_stamped = now.batch;
         self.status = IoStatus::Success;
     }
 }

@@ -7,10 +7,12 @@ use super::buf::IoData;
 use super::channel::ChannelInner;
 use super::device::Bdev;
 use super::io::{IoId, IoStatus, IoType};
+use super::per_thread;
 use super::pool::{Cb, State};
 use super::qos::QosLimits;
 use super::ticks::ticks;
 use super::BdevError;
+use crate::thread::Thread;
 use std::sync::atomic::Ordering;
 
 impl Bdev {
@@ -18,8 +20,46 @@ impl Bdev {
     /// `None` keeps a limit, `Some(0)` removes it. IOPS limits are rounded
     /// up to a multiple of 1000 as SPDK rounds them; MiB/s limits are
     /// whole MiB already. Returns the limits in force.
+    ///
+    /// Each channel learns whether the bdev has limits from a walk over
+    /// its channels (on their own threads), as SPDK's `bdev_enable_qos`
+    /// and `bdev_disable_qos` set the channels' QoS flag; the submit path
+    /// reads only its channel's switch. The channels of the calling thread
+    /// (and those made outside any thread on this OS thread) switch at
+    /// once, so I/O the caller submits next is limited.
     pub fn set_qos_limits(&self, limits: [Option<u64>; 4]) -> QosLimits {
-        self.qos.set(limits, ticks())
+        let was = self.qos.enabled.load(Ordering::Relaxed);
+        let now = self.qos.set(limits, ticks());
+        let on = self.qos.enabled.load(Ordering::Relaxed);
+        if on != was {
+            let mut local = vec![per_thread::host_thread()];
+            local.extend(Thread::current());
+            for t in local {
+                if let Some(io) = t.enter(|| self.io_device.current_channel()) {
+                    for c in io.ctx_mut().live::<ChannelInner>() {
+                        c.qos_on.set(on);
+                    }
+                }
+            }
+            let r = per_thread::here().enter(|| {
+                self.io_device.for_each_channel(
+                    |io, it| {
+                        for c in io.ctx_mut().live::<ChannelInner>() {
+                            c.qos_on.set(c.bdev.qos.enabled.load(Ordering::Relaxed));
+                        }
+                        it.continue_with(0)
+                    },
+                    |_| {},
+                )
+            });
+            if let Err(e) = r {
+                log::error!(
+                    "bdev {}: QoS switch not sent to its channels: {e}",
+                    self.name()
+                );
+            }
+        }
+        now
     }
 
     /// The rate limits in force (0 = none), as `bdev_get_bdevs` shows them.
@@ -109,12 +149,12 @@ impl ChannelInner {
                 self.qos_queue.borrow_mut().push_back(idx);
                 continue;
             }
-            if self.locks.gate.load(Ordering::Relaxed) & t.bit() != 0
-                && self.locks.is_blocked(t, off, nb)
+            if self.lock_local.gate.get() & t.bit() != 0
+                && self.lock_local.is_blocked(self.id, t, off, nb)
             {
                 // A range lock came while it waited: it waits behind the lock now.
                 pool.slots[idx as usize].state = State::Locked;
-                let seq = self.locks.seq();
+                let seq = self.lock_local.seq();
                 self.lock_local.queued.borrow_mut().push_back((idx, seq));
             } else {
                 self.dispatch(&mut pool, idx);

@@ -23,8 +23,9 @@
 
 use super::channel::Channel;
 use super::desc::Desc;
-use super::lock_channel::LockCb;
-use super::range_lock::{self, LockRequest, QUIESCE_MASK, WRITE_MASK};
+use super::lock_end;
+use super::lock_local::LockCb;
+use super::range_lock::{LockRequest, QUIESCE_MASK, WRITE_MASK};
 use super::{BdevError, IoType, Result};
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ impl Desc {
             owner_passes: !quiesce,
             desc_id: self.inner.id,
         };
-        let id = range_lock::request(self.bdev(), &ch.0.locks, req)?;
+        let id = lock_end::request(&ch.0, req)?;
         ch.0.lock_local
             .cbs
             .borrow_mut()
@@ -102,9 +103,9 @@ impl Desc {
         num_blocks: u64,
     ) -> Result<()> {
         self.lock_checks(ch)?;
-        range_lock::unlock_range(
+        lock_end::unlock_range(
             self.bdev(),
-            &ch.0.locks,
+            ch.0.id,
             offset_blocks,
             num_blocks,
             WRITE_MASK,
@@ -132,9 +133,9 @@ impl Desc {
     /// and exactly the same range (SPDK's `spdk_bdev_unquiesce_range`).
     pub fn unquiesce_range(&self, ch: &Channel, offset_blocks: u64, num_blocks: u64) -> Result<()> {
         self.lock_checks(ch)?;
-        range_lock::unlock_range(
+        lock_end::unlock_range(
             self.bdev(),
-            &ch.0.locks,
+            ch.0.id,
             offset_blocks,
             num_blocks,
             QUIESCE_MASK,

@@ -61,6 +61,38 @@ pub(crate) fn remove(b: &Arc<Bdev>) {
     })
 }
 
+/// Adds `alias` to `b`'s names (`spdk_bdev_alias_add`); refused when a
+/// bdev already has that name or alias.
+pub(crate) fn add_alias(b: &Arc<Bdev>, alias: &str) -> Result<()> {
+    with(|r| {
+        if r.by_name.contains_key(alias) {
+            return Err(BdevError::Exists(alias.to_string()));
+        }
+        r.by_name.insert(alias.to_string(), b.clone());
+        b.aliases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(alias.to_string());
+        Ok(())
+    })
+}
+
+/// Removes `alias` from `b`'s names (`spdk_bdev_alias_del`); false when
+/// `b` has no such alias.
+pub(crate) fn del_alias(b: &Arc<Bdev>, alias: &str) -> bool {
+    with(|r| {
+        let mut a = b.aliases.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = a.iter().position(|x| x == alias) else {
+            return false;
+        };
+        a.remove(i);
+        if r.by_name.get(alias).is_some_and(|x| Arc::ptr_eq(x, b)) {
+            r.by_name.remove(alias);
+        }
+        true
+    })
+}
+
 /// Looks a bdev up by name, alias or UUID text (`spdk_bdev_get_by_name`).
 pub fn get_by_name(name: &str) -> Option<Arc<Bdev>> {
     with(|r| r.by_name.get(name).cloned())

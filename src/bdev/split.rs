@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 /// Parameters of `bdev_split_create` (SPDK's names).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SplitOpts {
     /// The base bdev (may not exist yet: split when it appears).
     pub base_bdev: String,
@@ -20,6 +21,17 @@ pub struct SplitOpts {
     /// Size of each part in MiB; 0 or absent = the base divided evenly.
     #[serde(default)]
     pub split_size_mb: u64,
+}
+
+impl SplitOpts {
+    /// `split_count` equal parts of `base_bdev`.
+    pub fn new(base_bdev: impl Into<String>, split_count: u32) -> SplitOpts {
+        SplitOpts {
+            base_bdev: base_bdev.into(),
+            split_count,
+            split_size_mb: 0,
+        }
+    }
 }
 
 struct SplitModule {

@@ -9,7 +9,6 @@ use super::desc::Desc;
 use super::io::{IoDone, IoId, IoType, Rejected};
 use super::pool::Cb;
 use super::BdevError;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What a submit call returns: started, or refused with everything handed back.
@@ -44,14 +43,13 @@ impl Desc {
                 io_type,
             });
         }
-        if io_type != IoType::Reset
-            && (n == 0 || off.checked_add(n).map_or(true, |e| e > ch.num_blocks))
-        {
+        let blocks = bdev.num_blocks();
+        if io_type != IoType::Reset && (n == 0 || off.checked_add(n).map_or(true, |e| e > blocks)) {
             return Err(BdevError::OutOfRange {
                 bdev: bdev.name().into(),
                 offset_blocks: off,
                 num_blocks: n,
-                bdev_blocks: ch.num_blocks,
+                bdev_blocks: blocks,
             });
         }
         if io_type.has_data() {
@@ -91,8 +89,9 @@ impl Desc {
         if let Err(e) = self.check(&ch.0, io_type, off, n, &data) {
             return Err((e, data, cb));
         }
-        // The only cost of range locks when none is held: one load, one branch.
-        if ch.0.locks.gate.load(Ordering::Relaxed) & io_type.bit() != 0 {
+        // The only cost of range locks when none is held: one load of the
+        // channel's own gate word, one branch.
+        if ch.0.lock_local.gate.get() & io_type.bit() != 0 {
             return ch.0.start_gated(io_type, off, n, data, cb);
         }
         ch.0.start(io_type, off, n, data, cb)

@@ -1,42 +1,140 @@
 //! Blob I/O from any thread through a per-thread channel (SPDK's
-//! `spdk_bs_alloc_io_channel`): the metadata thread maps the I/O to device
-//! blocks and holds its gate; the data moves on the channel's own device
-//! handle on the calling thread; the gate is released after. Writes that
-//! need a new cluster (thin allocation, copy-on-write) are done by the
-//! metadata thread itself.
-//!
-//! Cost: two messages to the metadata thread and a few small allocations
-//! per I/O (the mapping, the reply slot). The zero-allocation path is the
-//! blobstore's own I/O on the metadata thread; caching mappings on the
-//! channel (with the gate turned into a freeze message to every channel) is
-//! the next step.
+//! `spdk_bs_alloc_io_channel`): the channel turns the offset into device
+//! blocks through the blob's shared cluster map (`io_map`) on the
+//! calling thread, and submits to its own device handle — for a bdev, this
+//! thread's bdev channel — with the caller's buffer. No message, no
+//! allocation per I/O. Only a write to a cluster the blob does not own yet
+//! (thin provisioning's first write, copy-on-write from a snapshot) goes to
+//! the metadata thread, which allocates the cluster, writes, and publishes
+//! the new map. I/O on a frozen blob waits for the thaw.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::bdev::{Channel, Desc, IoBuf};
 
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
-use super::io::Piece;
+use super::io_map::{BlobMap, Entry, Freeze};
 use super::service::BlobstoreHandle;
-use super::store::io_err;
 use super::BlobId;
 
 /// A thread's way to do blob I/O: a device handle of this thread (the same
-/// device the store is on, e.g. the same file or bdev) and the store's handle.
-/// `!Send`: it belongs to the thread that made it.
+/// device the store is on: the same bdev, file or image) and the store's
+/// handle. `!Send`: it belongs to the thread that made it.
 pub struct BlobIoChannel<D, C: BsDev> {
     bs: BlobstoreHandle<D>,
     dev: RefCell<C>,
-    unit: usize,
+    /// The bdev under `dev`, if it is one: I/O goes there directly.
+    pub(crate) bdev: Option<(Desc, Channel)>,
+    /// The maps this channel met, by id (an `Rc` around the shared `Arc`:
+    /// taking one per I/O is a plain increment).
+    cache: RefCell<HashMap<BlobId, Rc<Cached>, BuildHasherDefault<IdHasher>>>,
+    /// Bytes per io unit and per device block; io units per cluster;
+    /// device blocks per io unit and per cluster.
+    unit: Divisor,
+    pub(crate) block: Divisor,
+    upc: Divisor,
+    bpu: u64,
+    bpc: u64,
+    /// The bdev completions of direct callback I/O, for reuse.
+    pub(crate) free: super::channel_cb::DirectFree,
     _thread: PhantomData<*const ()>,
+}
+
+/// A channel's reference to a shared map.
+pub(crate) struct Cached(Arc<BlobMap>);
+
+impl std::ops::Deref for Cached {
+    type Target = BlobMap;
+    fn deref(&self) -> &BlobMap {
+        &self.0
+    }
+}
+
+/// A divisor fixed when the channel is made: a shift when it is a power
+/// of two (it almost always is), a division otherwise.
+pub(crate) struct Divisor {
+    d: u64,
+    shift: Option<u32>,
+}
+
+impl Divisor {
+    fn new(d: u64) -> Divisor {
+        Divisor {
+            d,
+            shift: d.is_power_of_two().then(|| d.trailing_zeros()),
+        }
+    }
+    pub(crate) fn div(&self, x: u64) -> u64 {
+        match self.shift {
+            Some(s) => x >> s,
+            None => x / self.d,
+        }
+    }
+    fn rem(&self, x: u64) -> u64 {
+        match self.shift {
+            Some(_) => x & (self.d - 1),
+            None => x % self.d,
+        }
+    }
+}
+
+/// Hashes blob ids (`(1 << 32) | page`) with one multiplication.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Where an I/O's io units are on the device.
+pub(crate) enum Run {
+    /// One contiguous run from this device block.
+    Dev(u64),
+    /// They read as zeroes.
+    Zero,
+    /// Not one run: split by cluster.
+    Split,
+}
+
+pub(crate) fn dev_err(op: &'static str, lba: u64, blocks: u64, e: impl ToString) -> BlobError {
+    BlobError::Io {
+        op,
+        lba,
+        blocks,
+        source: std::io::Error::other(e.to_string()),
+    }
 }
 
 impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     /// A channel doing I/O on `dev`, which must show the same blocks as the
     /// store's device (checked: block size and count).
     pub async fn new(bs: &BlobstoreHandle<D>, dev: C) -> Result<Self> {
-        let (bl, count, unit) = bs
-            .run(|s| Ok((s.dev().block_len(), s.dev().block_count(), s.io_unit_size())))
+        let (bl, count, unit, cs) = bs
+            .op(Freeze::None, |s| {
+                let g = (
+                    s.dev().block_len(),
+                    s.dev().block_count(),
+                    s.io_unit_size(),
+                    s.cluster_size(),
+                );
+                Box::pin(std::future::ready(Ok(g)))
+            })
             .await?;
         if (dev.block_len(), dev.block_count()) != (bl, count) {
             return Err(BlobError::InvalidArgument(format!(
@@ -45,77 +143,203 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
                 dev.block_len()
             )));
         }
+        let bdev = dev.bdev().map(|(d, c)| (d.clone(), c.clone()));
+        if bdev.is_none() && !dev.completes_inline() {
+            return Err(BlobError::InvalidArgument(
+                "a channel device must be a bdev or complete inline".into(),
+            ));
+        }
         Ok(BlobIoChannel {
             bs: bs.clone(),
+            bdev,
             dev: RefCell::new(dev),
-            unit: unit as usize,
+            cache: RefCell::default(),
+            unit: Divisor::new(unit as u64),
+            block: Divisor::new(bl as u64),
+            upc: Divisor::new((cs / unit) as u64),
+            bpu: (unit / bl) as u64,
+            bpc: (cs / bl) as u64,
+            free: Rc::default(),
             _thread: PhantomData,
         })
     }
 
-    /// Reads `buf.len()` bytes at io unit `offset` of open blob `id`.
-    pub async fn read(&self, id: BlobId, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let Some(plan) = self.bs.plan(id, offset, buf.len(), false).await? else {
+    /// The current map of open blob `id` (from this channel's cache).
+    pub(crate) fn map(&self, id: BlobId) -> Result<Rc<Cached>> {
+        if let Some(m) = self.cache.borrow().get(&id) {
+            if !m.is_stale() {
+                return Ok(m.clone());
+            }
+        }
+        let m = self.bs.maps().get(id).ok_or_else(|| {
+            BlobError::InvalidArgument(format!("blob {id:#x} is not open: open it before I/O"))
+        })?;
+        let m = Rc::new(Cached(m));
+        self.cache.borrow_mut().insert(id, m.clone());
+        Ok(m)
+    }
+
+    pub(crate) fn units(&self, id: BlobId, m: &BlobMap, offset: u64, bytes: usize) -> Result<u64> {
+        if self.unit.rem(bytes as u64) != 0 || bytes == 0 {
             return Err(BlobError::InvalidArgument(format!(
-                "blob {id:#x}: read could not be mapped"
+                "I/O of {bytes} bytes is not a positive multiple of the io unit ({} bytes)",
+                self.unit.d
             )));
+        }
+        let len = self.unit.div(bytes as u64);
+        let size = m.clusters() * self.upc.d;
+        if offset.checked_add(len).map_or(true, |end| end > size) {
+            return Err(BlobError::OutOfRange {
+                id,
+                offset,
+                len,
+                size,
+            });
+        }
+        Ok(len)
+    }
+
+    /// Where `units` io units at `offset` are on the device (`owned`: only
+    /// clusters the blob owns count).
+    pub(crate) fn run(&self, m: &BlobMap, offset: u64, units: u64, owned: bool) -> Run {
+        let (first, last) = (self.upc.div(offset), self.upc.div(offset + units - 1));
+        let start = match m.entry(first) {
+            Entry::Zero if !owned => None,
+            Entry::Dev { lba, owned: o } if o || !owned => Some(lba),
+            _ => return Run::Split,
         };
-        let r = self.run_plan(&plan, |dev, lba, range| {
-            let blocks = range.len() as u64 / dev.block_len() as u64;
-            let piece = &mut buf[range];
-            match lba {
-                Some(lba) => dev.read(lba, piece).map_err(io_err("read", lba, blocks)),
-                None => {
-                    piece.fill(0);
-                    Ok(())
-                }
-            }
-        });
-        self.bs.release();
-        r
-    }
-
-    /// Writes `buf` at io unit `offset` of open blob `id`.
-    pub async fn write(&self, id: BlobId, offset: u64, buf: &[u8]) -> Result<()> {
-        match self.bs.plan(id, offset, buf.len(), true).await? {
-            Some(plan) => {
-                let r = self.run_plan(&plan, |dev, lba, range| {
-                    let blocks = range.len() as u64 / dev.block_len() as u64;
-                    match lba {
-                        Some(lba) => dev
-                            .write(lba, &buf[range])
-                            .map_err(io_err("write", lba, blocks)),
-                        None => Ok(()),
-                    }
-                });
-                self.bs.release();
-                r
-            }
-            None => {
-                let data = buf.to_vec();
-                self.bs
-                    .run(move |s| s.write_inner(id, offset, &data, false))
-                    .await
-            }
-        }
-    }
-
-    fn run_plan(
-        &self,
-        plan: &[Piece],
-        mut f: impl FnMut(&mut C, Option<u64>, std::ops::Range<usize>) -> Result<()>,
-    ) -> Result<()> {
-        let mut dev = self.dev.borrow_mut();
-        let mut at = 0usize;
-        for p in plan {
-            let (lba, bytes) = match *p {
-                Piece::Dev { lba, bytes } => (Some(lba), bytes),
-                Piece::Zero { bytes } => (None, bytes),
+        for k in first + 1..=last {
+            let want = start.map(|l| l + (k - first) * self.bpc);
+            let ok = match (m.entry(k), want) {
+                (Entry::Zero, None) => true,
+                (Entry::Dev { lba, owned: o }, Some(w)) => lba == w && (o || !owned),
+                _ => false,
             };
-            f(&mut dev, lba, at..at + bytes)?;
-            at += bytes;
+            if !ok {
+                return Run::Split;
+            }
         }
-        debug_assert!(at % self.unit == 0);
-        Ok(())
+        match start {
+            Some(l) => Run::Dev(l + self.upc.rem(offset) * self.bpu),
+            None => Run::Zero,
+        }
+    }
+
+    async fn dev_read(&self, lba: u64, mut buf: IoBuf) -> Result<IoBuf> {
+        let n = self.block.div(buf.len() as u64);
+        if let Some((desc, ch)) = &self.bdev {
+            let f = desc.read_blocks_async(ch, buf, lba, n);
+            return f.await.map_err(|e| dev_err("read", lba, n, e));
+        }
+        // A device that completes inline (checked when the channel was made).
+        self.dev
+            .borrow_mut()
+            .read(lba, &mut buf)
+            .map_err(|e| dev_err("read", lba, n, e))?;
+        Ok(buf)
+    }
+
+    async fn dev_write(&self, lba: u64, buf: IoBuf) -> Result<IoBuf> {
+        let n = self.block.div(buf.len() as u64);
+        if let Some((desc, ch)) = &self.bdev {
+            let f = desc.write_blocks_async(ch, buf, lba, n);
+            return f.await.map_err(|e| dev_err("write", lba, n, e));
+        }
+        self.dev
+            .borrow_mut()
+            .write(lba, &buf)
+            .map_err(|e| dev_err("write", lba, n, e))?;
+        Ok(buf)
+    }
+
+    /// Reads `buf.len()` bytes at io unit `offset` of open blob `id` into
+    /// `buf`, which comes back filled.
+    pub async fn read(&self, id: BlobId, offset: u64, buf: IoBuf) -> Result<IoBuf> {
+        loop {
+            let m = self.map(id)?;
+            let units = self.units(id, &m, offset, buf.len())?;
+            if !m.enter() {
+                m.thawed().await;
+                continue;
+            }
+            let r = self.read_mapped(&m, offset, units, buf).await;
+            m.exit();
+            return r;
+        }
+    }
+
+    async fn read_mapped(
+        &self,
+        m: &BlobMap,
+        offset: u64,
+        units: u64,
+        mut buf: IoBuf,
+    ) -> Result<IoBuf> {
+        match self.run(m, offset, units, false) {
+            Run::Dev(lba) => self.dev_read(lba, buf).await,
+            Run::Zero => {
+                buf.fill(0);
+                Ok(buf)
+            }
+            Run::Split => {
+                // Spans clusters that are not one run: cluster by cluster.
+                let (mut off, end) = (offset, offset + units);
+                while off < end {
+                    let n = (self.upc.d - self.upc.rem(off)).min(end - off);
+                    let at = ((off - offset) * self.unit.d) as usize;
+                    let part = IoBuf::new((n * self.unit.d) as usize);
+                    let part = Box::pin(self.read_mapped(m, off, n, part)).await?;
+                    buf[at..at + part.len()].copy_from_slice(&part);
+                    off += n;
+                }
+                Ok(buf)
+            }
+        }
+    }
+
+    /// Writes `buf` at io unit `offset` of open blob `id`; `buf` comes back.
+    pub async fn write(&self, id: BlobId, offset: u64, buf: IoBuf) -> Result<IoBuf> {
+        loop {
+            let m = self.map(id)?;
+            if m.data_ro() {
+                return Err(BlobError::ReadOnly(id));
+            }
+            let units = self.units(id, &m, offset, buf.len())?;
+            if !m.enter() {
+                m.thawed().await;
+                continue;
+            }
+            if let Run::Dev(lba) = self.run(&m, offset, units, true) {
+                let r = self.dev_write(lba, buf).await;
+                m.exit();
+                return r;
+            }
+            m.exit();
+            // A cluster the blob does not own yet: the metadata thread allocates.
+            return self
+                .bs
+                .op(Freeze::None, move |bs| {
+                    Box::pin(async move { bs.write_async(id, offset, buf).await })
+                })
+                .await;
+        }
+    }
+
+    /// Unmaps `len` io units of open blob `id` (on the metadata thread).
+    pub async fn unmap(&self, id: BlobId, offset: u64, len: u64) -> Result<()> {
+        self.bs
+            .op(Freeze::None, move |bs| {
+                Box::pin(bs.unmap_async(id, offset, len))
+            })
+            .await
+    }
+
+    /// Makes `len` io units of open blob `id` read as zeroes (on the metadata thread).
+    pub async fn write_zeroes(&self, id: BlobId, offset: u64, len: u64) -> Result<()> {
+        self.bs
+            .op(Freeze::None, move |bs| {
+                Box::pin(bs.write_zeroes_async(id, offset, len))
+            })
+            .await
     }
 }

@@ -1,17 +1,31 @@
 //! The blobstore's device seam (SPDK's `struct spdk_bs_dev`) and the RAM and
 //! file devices that implement it.
 //!
-//! The trait is synchronous: an operation's return is its completion. A
-//! `BsDev` value is one thread's handle on the device (SPDK's bs_dev plus
+//! Every operation has two forms: a synchronous one (its return is its
+//! completion) and an asynchronous one that takes an owned [`IoBuf`] and
+//! returns a future ([`DevIo`]) giving the buffer back, as `spdk_bs_dev`
+//! completes through a callback. Devices that complete inline (RAM, file,
+//! power-cut) implement the synchronous calls and get the asynchronous ones
+//! for free, ready at once; [`super::BdevBsDev`] implements the asynchronous
+//! ones as bdev I/O and refuses the synchronous ones
+//! ([`BsDev::completes_inline`] says which kind a device is).
+//!
+//! A `BsDev` value is one thread's handle on the device (SPDK's bs_dev plus
 //! that thread's io_channel): the blobstore owns one on its metadata thread,
 //! and each thread doing blob I/O through a [`super::BlobIoChannel`] owns
-//! another on the same device. [`super::BdevBsDev`] is a bdev descriptor and
-//! channel that waits for each completion by polling its channel.
+//! another on the same device.
 
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::pin::Pin;
+
+use crate::bdev::IoBuf;
+
+/// The future of one asynchronous device operation.
+pub type DevIo<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + 'a>>;
 
 /// A block device under a blobstore. Offsets and lengths are in blocks of
 /// [`BsDev::block_len`] bytes; buffer lengths are whole blocks.
@@ -46,6 +60,41 @@ pub trait BsDev {
         }
         Ok(())
     }
+    /// Whether the synchronous calls work: every operation completes
+    /// before it returns. A device that completes later (a bdev) says
+    /// `false` and serves the asynchronous calls only.
+    fn completes_inline(&self) -> bool {
+        true
+    }
+    /// The bdev descriptor and this thread's channel under the device, if it
+    /// is a bdev: blob I/O then goes to the bdev directly, with no boxed
+    /// future per I/O.
+    fn bdev(&self) -> Option<(&crate::bdev::Desc, &crate::bdev::Channel)> {
+        None
+    }
+    /// Reads `buf.len()` bytes from block `lba` into the owned `buf`, which
+    /// the future gives back filled.
+    fn read_buf(&mut self, lba: u64, mut buf: IoBuf) -> DevIo<'_, IoBuf> {
+        let r = self.read(lba, &mut buf).map(|()| buf);
+        Box::pin(std::future::ready(r))
+    }
+    /// Writes the owned `buf` at block `lba`; the future gives it back.
+    fn write_buf(&mut self, lba: u64, buf: IoBuf) -> DevIo<'_, IoBuf> {
+        let r = self.write(lba, &buf).map(|()| buf);
+        Box::pin(std::future::ready(r))
+    }
+    /// Asynchronous [`BsDev::unmap`].
+    fn unmap_async(&mut self, lba: u64, blocks: u64) -> DevIo<'_, ()> {
+        Box::pin(std::future::ready(self.unmap(lba, blocks)))
+    }
+    /// Asynchronous [`BsDev::write_zeroes`].
+    fn write_zeroes_async(&mut self, lba: u64, blocks: u64) -> DevIo<'_, ()> {
+        Box::pin(std::future::ready(self.write_zeroes(lba, blocks)))
+    }
+    /// Asynchronous [`BsDev::flush`].
+    fn flush_async(&mut self) -> DevIo<'_, ()> {
+        Box::pin(std::future::ready(self.flush()))
+    }
 }
 
 impl<D: BsDev + ?Sized> BsDev for Box<D> {
@@ -69,6 +118,27 @@ impl<D: BsDev + ?Sized> BsDev for Box<D> {
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+    fn completes_inline(&self) -> bool {
+        (**self).completes_inline()
+    }
+    fn bdev(&self) -> Option<(&crate::bdev::Desc, &crate::bdev::Channel)> {
+        (**self).bdev()
+    }
+    fn read_buf(&mut self, lba: u64, buf: IoBuf) -> DevIo<'_, IoBuf> {
+        (**self).read_buf(lba, buf)
+    }
+    fn write_buf(&mut self, lba: u64, buf: IoBuf) -> DevIo<'_, IoBuf> {
+        (**self).write_buf(lba, buf)
+    }
+    fn unmap_async(&mut self, lba: u64, blocks: u64) -> DevIo<'_, ()> {
+        (**self).unmap_async(lba, blocks)
+    }
+    fn write_zeroes_async(&mut self, lba: u64, blocks: u64) -> DevIo<'_, ()> {
+        (**self).write_zeroes_async(lba, blocks)
+    }
+    fn flush_async(&mut self) -> DevIo<'_, ()> {
+        (**self).flush_async()
     }
 }
 

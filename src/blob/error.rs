@@ -103,6 +103,20 @@ pub enum BlobError {
     /// The store was opened read-only and the operation would write.
     #[error("the blobstore was opened read-only and nothing may be written to it: load it without read_only to change it")]
     StoreReadOnly,
+    /// A synchronous call on a device that completes asynchronously (a bdev).
+    #[error("{op}: the device completes asynchronously (a bdev); use the async form (Blobstore::{op}_async, or a BlobstoreHandle on the metadata thread)")]
+    NotInline {
+        /// The operation called.
+        op: &'static str,
+    },
+    /// The snapshot asked for is already the blob's parent (SPDK's `-EEXIST`).
+    #[error("snapshot {snapshot:#x} is already the parent of blob {id:#x}")]
+    AlreadyParent {
+        /// The blob.
+        id: BlobId,
+        /// Its parent.
+        snapshot: BlobId,
+    },
     /// The store still has open blobs.
     #[error("cannot unload: {0} blob(s) still open; close them first")]
     BlobsOpen(usize),

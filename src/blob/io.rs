@@ -5,14 +5,17 @@
 //! cluster map. I/O to allocated clusters goes straight to the device with
 //! no allocation.
 
+use crate::bdev::IoBuf;
+
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
+use super::inline;
 use super::ops::Blob;
 use super::store::{io_err, Blobstore};
 use super::BlobId;
 
 impl<D: BsDev> Blobstore<D> {
-    fn io_range(&self, id: BlobId, offset: u64, bytes: usize) -> Result<u64> {
+    pub(crate) fn io_range(&self, id: BlobId, offset: u64, bytes: usize) -> Result<u64> {
         let unit = self.sb.io_unit_size as u64;
         if bytes as u64 % unit != 0 {
             return Err(BlobError::InvalidArgument(format!(
@@ -33,12 +36,13 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     /// Device block of io unit `unit_in_cluster` of physical cluster `c`.
-    fn unit_lba(&self, c: u32, unit_in_cluster: u64) -> u64 {
+    pub(crate) fn unit_lba(&self, c: u32, unit_in_cluster: u64) -> u64 {
         self.cluster_lba(c) + unit_in_cluster * (self.sb.io_unit_size / self.dev.block_len()) as u64
     }
 
     /// Reads `buf.len()` bytes at io unit `offset` (spdk_blob_io_read).
     pub fn read(&mut self, blob: &Blob, offset: u64, buf: &mut [u8]) -> Result<()> {
+        inline::check(self.dev.completes_inline(), "read")?;
         self.io_range(blob.id, offset, buf.len())?;
         let upc = self.io_units_per_cluster();
         let unit = self.sb.io_unit_size as usize;
@@ -80,6 +84,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Writes `buf` at io unit `offset` (spdk_blob_io_write).
     pub fn write(&mut self, blob: &Blob, offset: u64, buf: &[u8]) -> Result<()> {
+        inline::check(self.dev.completes_inline(), "write")?;
         self.write_inner(blob.id, offset, buf, false)
     }
 
@@ -121,13 +126,16 @@ impl<D: BsDev> Blobstore<D> {
                         .map_err(io_err("write", lba, blocks))?;
                 }
             } else if !(zeroes && self.md(id)?.parent().is_none()) {
-                self.allocate_cluster(id, cluster, Some((off % upc, piece)))?;
+                inline::now(
+                    "write",
+                    self.allocate_cluster(id, cluster, Some((off % upc, piece))),
+                )?;
                 allocated = true;
             }
             off += n;
         }
         if allocated {
-            self.persist(id)?;
+            inline::now("write", self.persist(id))?;
         }
         Ok(())
     }
@@ -136,7 +144,7 @@ impl<D: BsDev> Blobstore<D> {
     /// cluster, filled with what the blob reads there now (parent data or
     /// zeroes) with `overlay` (io unit offset, bytes) applied on top, in one
     /// device write. The caller persists the metadata.
-    pub(crate) fn allocate_cluster(
+    pub(crate) async fn allocate_cluster(
         &mut self,
         id: BlobId,
         cluster: usize,
@@ -146,9 +154,11 @@ impl<D: BsDev> Blobstore<D> {
             return Err(BlobError::MdReadOnly(id));
         }
         let cs = self.sb.cluster_size as usize;
-        let mut data = vec![0u8; cs];
+        let mut data = IoBuf::new(cs);
         if let Some(parent) = self.md(id)?.parent() {
-            self.read_logical(parent, cluster as u64, 0, &mut data)?;
+            data = self
+                .read_logical_buf(parent, cluster as u64, 0, data)
+                .await?;
         }
         if let Some((unit, bytes)) = overlay {
             let start = unit as usize * self.sb.io_unit_size as usize;
@@ -159,7 +169,8 @@ impl<D: BsDev> Blobstore<D> {
         let blocks = cs as u64 / self.dev.block_len() as u64;
         if let Err(e) = self
             .dev
-            .write(lba, &data)
+            .write_buf(lba, data)
+            .await
             .map_err(io_err("write", lba, blocks))
         {
             self.used_clusters.clear(c);
@@ -246,71 +257,4 @@ impl<D: BsDev> Blobstore<D> {
         }
         Ok(())
     }
-
-    /// Where the bytes of an I/O live on the device, piece by piece: for a
-    /// read, the owning blob's or an ancestor's cluster, or zeroes; for a
-    /// write, the blob's own clusters — `None` when some cluster is not yet
-    /// the blob's (the write needs the metadata thread to allocate).
-    pub(crate) fn plan_io(
-        &self,
-        id: BlobId,
-        offset: u64,
-        bytes: usize,
-        write: bool,
-    ) -> Result<Option<Vec<Piece>>> {
-        let md = self.md(id)?;
-        if md.open_refs == 0 {
-            return Err(BlobError::InvalidArgument(format!(
-                "blob {id:#x} is not open"
-            )));
-        }
-        if write && md.data_ro() {
-            return Err(BlobError::ReadOnly(id));
-        }
-        let units = self.io_range(id, offset, bytes)?;
-        let upc = self.io_units_per_cluster();
-        let unit = self.sb.io_unit_size as usize;
-        let mut plan = Vec::new();
-        let (mut off, end) = (offset, offset + units);
-        while off < end {
-            let n = (upc - off % upc).min(end - off);
-            let len = n as usize * unit;
-            let mut owner = id;
-            let phys = loop {
-                let m = self.md(owner)?;
-                match (m.clusters.get((off / upc) as usize).copied(), m.parent()) {
-                    (Some(c), _) if c != 0 => break Some(c),
-                    (Some(_), Some(p)) if !write => owner = p,
-                    _ => break None,
-                }
-            };
-            match phys {
-                Some(c) => plan.push(Piece::Dev {
-                    lba: self.unit_lba(c, off % upc),
-                    bytes: len,
-                }),
-                None if write => return Ok(None),
-                None => plan.push(Piece::Zero { bytes: len }),
-            }
-            off += n;
-        }
-        Ok(Some(plan))
-    }
-}
-
-/// One piece of a planned I/O.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Piece {
-    /// `bytes` at device block `lba`.
-    Dev {
-        /// First device block.
-        lba: u64,
-        /// Length in bytes.
-        bytes: usize,
-    },
-    /// `bytes` that read as zeroes.
-    Zero {
-        /// Length in bytes.
-        bytes: usize,
-    },
 }

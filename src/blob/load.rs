@@ -3,6 +3,10 @@
 //! dirty one, load every blob's metadata, and finish or roll back snapshot
 //! operations a crash interrupted.
 
+use std::collections::HashMap;
+
+use crate::bdev::IoBuf;
+
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
 use super::format::{MaskKind, MaskPage, MdPage, SuperBlock, INVALID_MD_PAGE, PAGE_SIZE};
@@ -36,7 +40,7 @@ pub enum LoadKind {
 
 impl<D: BsDev> Blobstore<D> {
     /// Loads the blobstore on `dev`, recovering it if it was not unloaded cleanly.
-    pub fn load(mut dev: D, opts: &LoadOpts) -> Result<Self> {
+    pub async fn load_async(mut dev: D, opts: &LoadOpts) -> Result<Self> {
         let bl = dev.block_len();
         if bl == 0 || PAGE_SIZE as u32 % bl != 0 {
             return Err(BlobError::InvalidArgument(format!(
@@ -53,9 +57,11 @@ impl<D: BsDev> Blobstore<D> {
                 },
             ));
         }
-        let mut p = [0u8; PAGE_SIZE];
         let n = PAGE_SIZE as u64 / bl as u64;
-        dev.read(0, &mut p).map_err(io_err("read", 0, n))?;
+        let p = dev
+            .read_buf(0, IoBuf::new(PAGE_SIZE))
+            .await
+            .map_err(io_err("read", 0, n))?;
         let mut sb = SuperBlock::decode(&p).map_err(BlobError::SuperBlock)?;
         if opts.bstype != [0; 16] && sb.bstype != opts.bstype {
             return Err(BlobError::BstypeMismatch {
@@ -76,19 +82,19 @@ impl<D: BsDev> Blobstore<D> {
         let mut bs = Blobstore::new(dev, sb, total);
         bs.read_only = opts.read_only;
         if clean {
-            bs.load_masks()?;
+            bs.load_masks().await?;
             bs.disk_clean = true;
             let ids: Vec<u32> = bs.used_blobids.iter_set().collect();
             for page in ids {
                 let id = page_to_blobid(page);
-                bs.adopt_blob(id);
+                bs.adopt_blob(id).await;
             }
             bs.claim_referenced();
         } else {
             bs.sb.clean = 0;
-            bs.recover()?;
+            bs.recover().await?;
         }
-        bs.finish_interrupted_snapshot_ops()?;
+        bs.finish_interrupted_snapshot_ops().await?;
         bs.check_parents();
         bs.check_sharing();
         Ok(bs)
@@ -109,7 +115,7 @@ impl<D: BsDev> Blobstore<D> {
         self.bad_blobs.iter().map(|(id, e)| (*id, e))
     }
 
-    fn load_masks(&mut self) -> Result<()> {
+    async fn load_masks(&mut self) -> Result<()> {
         let sb = self.sb.clone();
         let regions = [
             (
@@ -135,8 +141,9 @@ impl<D: BsDev> Blobstore<D> {
             ),
         ];
         for (which, kind, start, len, bits) in regions {
-            let mut buf = vec![0u8; len as usize * PAGE_SIZE];
-            self.read_pages(start as u64, &mut buf)?;
+            let buf = self
+                .read_pages(start as u64, len as usize * PAGE_SIZE)
+                .await?;
             let mut m = MaskPage::decode(&buf, kind, bits)
                 .map_err(|source| BlobError::Mask { which, source })?;
             m.bits.resize(bits);
@@ -150,7 +157,7 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     /// Reads and parses a blob's root chain and extent pages.
-    pub(crate) fn load_blob(&mut self, id: BlobId) -> Result<BlobMd> {
+    pub(crate) async fn load_blob(&mut self, id: BlobId) -> Result<BlobMd> {
         let bad = |reason: String| BlobError::CorruptBlob { id, reason };
         let md_len = self.sb.md_len;
         let mut idx = blobid_to_page(id)
@@ -161,7 +168,7 @@ impl<D: BsDev> Blobstore<D> {
             if chain.len() as u32 >= md_len || chain.iter().any(|(p, _)| *p == idx) {
                 return Err(bad("metadata page chain loops".into()));
             }
-            let raw = self.read_md_page(idx)?;
+            let raw = self.read_md_page(idx).await?;
             let page = MdPage::decode(&raw).map_err(|e| bad(format!("md page {idx}: {e}")))?;
             let next = page.next;
             chain.push((idx, page));
@@ -176,17 +183,7 @@ impl<D: BsDev> Blobstore<D> {
             idx = next;
         }
         let total = self.total_clusters;
-        let md = BlobMd::parse(
-            id,
-            &chain,
-            |p| {
-                let raw = self.read_md_page(p).map_err(|e| e.to_string())?;
-                MdPage::decode(&raw).map_err(|e| e.to_string())
-            },
-            total,
-            md_len,
-        )
-        .map_err(bad)?;
+        let md = self.parse_blob(id, &chain, total, md_len).await?;
         let first_data = self.num_md_clusters();
         if let Some(c) = md.clusters.iter().find(|&&c| c != 0 && c < first_data) {
             return Err(bad(format!(
@@ -196,11 +193,50 @@ impl<D: BsDev> Blobstore<D> {
         Ok(md)
     }
 
+    /// Parses a blob's root chain, reading its extent pages as the parser
+    /// asks for them: the parser is pure, so each page it misses is read
+    /// and the parse runs again (at most once per extent page).
+    async fn parse_blob(
+        &mut self,
+        id: BlobId,
+        chain: &[(u32, MdPage)],
+        total: u32,
+        md_len: u32,
+    ) -> Result<BlobMd> {
+        let mut pages: HashMap<u32, std::result::Result<MdPage, String>> = HashMap::new();
+        loop {
+            let mut missing = None;
+            let r = BlobMd::parse(
+                id,
+                chain,
+                |p| match pages.get(&p) {
+                    Some(page) => page.clone(),
+                    None => {
+                        missing = Some(p);
+                        Err(format!("extent page {p} not read yet"))
+                    }
+                },
+                total,
+                md_len,
+            );
+            match (r, missing) {
+                (Err(_), Some(p)) if !pages.contains_key(&p) => {
+                    let page = match self.read_md_page(p).await {
+                        Ok(raw) => MdPage::decode(&raw).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    pages.insert(p, page);
+                }
+                (r, _) => return r.map_err(|reason| BlobError::CorruptBlob { id, reason }),
+            }
+        }
+    }
+
     /// Loads a blob found on disk: usable ones join the store; ones with
     /// invalid_flags this implementation does not know are set aside (their
     /// space stays claimed); unreadable ones are recorded.
-    fn adopt_blob(&mut self, id: BlobId) {
-        match self.load_blob(id) {
+    async fn adopt_blob(&mut self, id: BlobId) {
+        match self.load_blob(id).await {
             Ok(md) => {
                 let unknown = md.invalid_flags & !INVALID_FLAGS_KNOWN;
                 if unknown != 0 {
@@ -219,16 +255,16 @@ impl<D: BsDev> Blobstore<D> {
     /// Dirty load: scan every md page for blob roots (crc valid, sequence 0,
     /// id matching the page), load each blob, and rebuild the three maps
     /// from what the blobs reference.
-    fn recover(&mut self) -> Result<()> {
+    async fn recover(&mut self) -> Result<()> {
         for page in 0..self.sb.md_len {
-            let raw = self.read_md_page(page)?;
+            let raw = self.read_md_page(page).await?;
             let Ok(p) = MdPage::decode(&raw) else {
                 continue;
             };
             if p.sequence_num != 0 || p.id != page_to_blobid(page) {
                 continue;
             }
-            self.adopt_blob(p.id);
+            self.adopt_blob(p.id).await;
         }
         self.rebuild_maps();
         Ok(())
@@ -261,7 +297,7 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Rolls forward or back a snapshot creation or snapshot deletion that a
     /// crash interrupted (the SNAPTMP and SNAPRM internal xattrs).
-    fn finish_interrupted_snapshot_ops(&mut self) -> Result<()> {
+    async fn finish_interrupted_snapshot_ops(&mut self) -> Result<()> {
         let pending: Vec<(BlobId, bool)> = self
             .blobs
             .values()
@@ -290,7 +326,7 @@ impl<D: BsDev> Blobstore<D> {
                 if self.read_only {
                     md.dirty = false;
                 } else {
-                    self.persist(snap)?;
+                    self.persist(snap).await?;
                 }
             } else if self.read_only {
                 // Seen as it will be once a writable load finishes the removal.
@@ -299,7 +335,7 @@ impl<D: BsDev> Blobstore<D> {
                 // Creation had not committed, or the clone already took over.
                 log::info!("finishing interrupted snapshot operation: removing {snap:#x}");
                 let md = self.blobs.remove(&snap).expect("pending blob is loaded");
-                self.remove_blob_md(&md)?;
+                self.remove_blob_md(&md).await?;
             }
         }
         Ok(())

@@ -9,22 +9,34 @@
 //! blob in its old or its new state. A store made by SPDK opens here and one
 //! made here opens in SPDK.
 //!
-//! - [`dev`]: the device seam ([`BsDev`], SPDK's `spdk_bs_dev`) with
-//!   [`RamDev`] and [`FileDev`]; [`BdevBsDev`]: any bdev of the `bdev` layer;
+//! - [`dev`]: the device seam ([`BsDev`], SPDK's `spdk_bs_dev`): every
+//!   operation synchronous or asynchronous (an owned [`crate::bdev::IoBuf`]
+//!   in, a future out); [`RamDev`] and [`FileDev`] complete inline;
+//!   [`BdevBsDev`]: any bdev of the `bdev` layer, asynchronous only;
 //!   [`cut_dev`]: a device that loses power.
 //! - [`format`](mod@format): the on-disk structures, encode and decode.
-//! - [`Blobstore`]: init / load (with dirty recovery; the super block's
-//!   layout checked region by region; [`LoadOpts::read_only`] never writes)
-//!   / unload (a no-op for an unchanged clean store), super blob, grow,
-//!   free clusters ([`store`], [`load`]). [`FileDev`] and the file bdev
-//!   lock their file: one process per store.
+//! - [`Blobstore`]: every operation that touches the device is an `async
+//!   fn` (`init_async`, `load_async`, `create_blob_async`, ...) that never
+//!   blocks its thread; `facade` gives each a synchronous form for devices
+//!   that complete inline (refused with [`BlobError::NotInline`] on a bdev).
+//!   init / load (with dirty recovery; the super block's layout checked
+//!   region by region; [`LoadOpts::read_only`] never writes) / unload (a
+//!   no-op for an unchanged clean store), super blob, grow, free clusters
+//!   ([`store`], [`load`]). [`FileDev`] and the file bdev lock their file:
+//!   one process per store.
 //! - Blob operations ([`ops`]): create, open/close, delete, resize, sync,
-//!   xattrs, read-only, iteration; I/O in io units ([`io`]); snapshots,
-//!   clones, inflate, decouple ([`snapshot`]); the commit protocol ([`persist`]).
-//! - [`BlobstoreHandle`] ([`service`]): the store owned by its metadata
-//!   thread (the `thread` layer), reached by callback or `async` from any
-//!   thread; [`BlobIoChannel`] ([`channel`]): blob I/O on a thread's own
-//!   device handle, mapped and gated by the metadata thread.
+//!   xattrs, read-only, iteration; I/O in io units ([`io`] synchronous,
+//!   `io_async` with owned buffers); snapshots, clones, inflate, decouple
+//!   ([`snapshot`]); the commit protocol ([`persist`]).
+//! - [`BlobstoreHandle`] ([`service`], the operations by name in
+//!   [`handle_ops`]): the store owned by a task on its metadata thread
+//!   (`fifo`: one operation at a time, in order, awaiting the device),
+//!   reached by callback or `async` from any thread.
+//! - [`BlobIoChannel`] ([`channel`]): blob I/O on a thread's own device
+//!   handle (its bdev channel), offsets translated on that thread through
+//!   cluster maps shared lock-free with the metadata thread (`io_map`, with
+//!   SPDK's blob freeze); only allocating writes go to the metadata thread.
+//!   Async, or by callback ([`channel_cb`]).
 
 #![deny(unsafe_code)]
 
@@ -55,11 +67,18 @@
 pub mod bdev_dev;
 pub mod bitmap;
 pub mod channel;
+pub mod channel_cb;
 pub mod cut_dev;
 pub mod dev;
 pub mod error;
+mod facade;
+mod fifo;
 pub mod format;
+pub mod handle_ops;
+mod inline;
 pub mod io;
+mod io_async;
+mod io_map;
 pub mod load;
 pub mod maps;
 pub mod md;
@@ -76,8 +95,9 @@ pub type BlobId = u64;
 
 pub use bdev_dev::BdevBsDev;
 pub use channel::BlobIoChannel;
+pub use channel_cb::{BlobIoCb, BlobIoDone};
 pub use cut_dev::PowerCutDev;
-pub use dev::{BsDev, FileDev, RamDev};
+pub use dev::{BsDev, DevIo, FileDev, RamDev};
 pub use error::BlobError;
 pub use load::{LoadKind, LoadOpts};
 pub use ops::{Blob, BlobClearMethod, BlobInfo, BlobOpts};

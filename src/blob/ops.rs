@@ -128,7 +128,7 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     /// Creates a blob and persists it (spdk_bs_create_blob_ext).
-    pub fn create_blob(&mut self, opts: &BlobOpts) -> Result<BlobId> {
+    pub async fn create_blob_async(&mut self, opts: &BlobOpts) -> Result<BlobId> {
         self.check_writable()?;
         for (n, v) in &opts.xattrs {
             if !xattr_fits(n, v) {
@@ -165,7 +165,7 @@ impl<D: BsDev> Blobstore<D> {
             return Err(e);
         }
         self.blobs.insert(id, md);
-        if let Err(e) = self.persist(id) {
+        if let Err(e) = self.persist(id).await {
             self.blobs.remove(&id);
             return Err(e);
         }
@@ -179,18 +179,18 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     /// Closes a handle, persisting dirty metadata (spdk_blob_close).
-    pub fn close_blob(&mut self, blob: Blob) -> Result<()> {
+    pub async fn close_blob_async(&mut self, blob: Blob) -> Result<()> {
         let md = self.md_mut(blob.id)?;
         md.open_refs = md.open_refs.saturating_sub(1);
         if md.dirty && !md.md_ro() {
-            self.persist(blob.id)?;
+            self.persist(blob.id).await?;
         }
         Ok(())
     }
 
     /// Deletes a closed blob (spdk_bs_delete_blob). A snapshot with one
     /// clone is merged into the clone first; with more clones it is busy.
-    pub fn delete_blob(&mut self, id: BlobId) -> Result<()> {
+    pub async fn delete_blob_async(&mut self, id: BlobId) -> Result<()> {
         self.check_writable()?;
         let md = self.md(id)?;
         if md.open_refs > 0 {
@@ -211,14 +211,14 @@ impl<D: BsDev> Blobstore<D> {
         match clones.as_slice() {
             [] => {
                 let md = self.blobs.remove(&id).expect("checked");
-                let r = self.remove_blob_md(&md);
+                let r = self.remove_blob_md(&md).await;
                 if r.is_err() {
                     // Not committed: the blob is still there.
                     self.blobs.insert(id, md);
                 }
                 r
             }
-            [clone] => self.delete_snapshot_into_clone(id, *clone),
+            [clone] => self.delete_snapshot_into_clone(id, *clone).await,
             many => Err(BlobError::Busy {
                 id,
                 reason: format!("it is a snapshot with {} clones", many.len()),
@@ -266,7 +266,7 @@ impl<D: BsDev> Blobstore<D> {
     }
 
     /// Persists a blob's metadata changes (spdk_blob_sync_md).
-    pub fn sync_md(&mut self, blob: &Blob) -> Result<()> {
+    pub async fn sync_md_async(&mut self, blob: &Blob) -> Result<()> {
         let md = self.md(blob.id)?;
         if !md.dirty {
             return Ok(());
@@ -274,7 +274,7 @@ impl<D: BsDev> Blobstore<D> {
         if md.md_ro() {
             return Err(BlobError::MdReadOnly(blob.id));
         }
-        self.persist(blob.id)
+        self.persist(blob.id).await
     }
 
     /// Sets an xattr (spdk_blob_set_xattr); persisted at the next sync.

@@ -20,11 +20,11 @@ impl<D: BsDev> Blobstore<D> {
     /// later sync or unload does not fail on it again); md pages or
     /// clusters the failed attempt claimed stay claimed until the next
     /// recovery.
-    pub(crate) fn persist(&mut self, id: BlobId) -> Result<()> {
+    pub(crate) async fn persist(&mut self, id: BlobId) -> Result<()> {
         let mut md = self.blobs.remove(&id).ok_or(BlobError::NoSuchBlob(id))?;
-        let r = self.persist_md(&mut md);
+        let r = self.persist_md(&mut md).await;
         if r.is_err() && !md.chain.is_empty() {
-            if let Ok(mut on_disk) = self.load_blob(id) {
+            if let Ok(mut on_disk) = self.load_blob(id).await {
                 on_disk.open_refs = md.open_refs;
                 md = on_disk;
             }
@@ -33,9 +33,9 @@ impl<D: BsDev> Blobstore<D> {
         r
     }
 
-    fn persist_md(&mut self, md: &mut BlobMd) -> Result<()> {
+    async fn persist_md(&mut self, md: &mut BlobMd) -> Result<()> {
         let root = blobid_to_page(md.id).ok_or(BlobError::NoSuchBlob(md.id))?;
-        self.mark_dirty()?;
+        self.mark_dirty().await?;
         // 1. Changed extent pages, each to a fresh md page.
         if md.use_extent_table {
             let n = md.num_extent_pages();
@@ -62,7 +62,7 @@ impl<D: BsDev> Blobstore<D> {
                     descriptors: vec![md.extent_page_descriptor(slot)],
                     next: INVALID_MD_PAGE,
                 };
-                self.write_md(p, &page)?;
+                self.write_md(p, &page).await?;
                 md.extent_pages[slot] = p;
             }
         }
@@ -83,11 +83,11 @@ impl<D: BsDev> Blobstore<D> {
             })
             .collect();
         for i in (1..pages.len()).rev() {
-            self.write_md(idxs[i], &pages[i])?;
+            self.write_md(idxs[i], &pages[i]).await?;
         }
-        self.flush()?;
-        self.write_md(root, &pages[0])?;
-        self.flush()?;
+        self.flush().await?;
+        self.write_md(root, &pages[0]).await?;
+        self.flush().await?;
         // 3. Committed: release what the old metadata used.
         let old_pages: Vec<u32> = md
             .chain
@@ -106,37 +106,44 @@ impl<D: BsDev> Blobstore<D> {
         md.disk_extent_pages = md.extent_pages.clone();
         md.dirty = false;
         for p in old_pages {
-            self.write_md_page(p, &[0u8; PAGE_SIZE])?;
+            self.write_md_page(p, &[0u8; PAGE_SIZE]).await?;
             self.used_md_pages.clear(p);
         }
         let freed = std::mem::take(&mut md.free_after_sync);
         for c in freed {
-            self.release_cluster(c, md.md_ro_flags & BLOB_CLEAR_METHOD)?;
+            self.release_cluster(c, md.md_ro_flags & BLOB_CLEAR_METHOD)
+                .await?;
         }
         Ok(())
     }
 
-    pub(crate) fn write_md(&mut self, idx: u32, page: &MdPage) -> Result<()> {
+    pub(crate) async fn write_md(&mut self, idx: u32, page: &MdPage) -> Result<()> {
         let bytes = page.encode().map_err(|e| BlobError::CorruptBlob {
             id: page.id,
             reason: e.to_string(),
         })?;
-        self.write_md_page(idx, &bytes)
+        self.write_md_page(idx, &bytes).await
     }
 
     /// Clears a cluster by the blob's clear method (0 default = unmap,
     /// 1 none, 2 unmap, 3 write zeroes) and returns it to the free pool.
-    pub(crate) fn release_cluster(&mut self, c: u32, clear_method: u64) -> Result<()> {
+    pub(crate) async fn release_cluster(&mut self, c: u32, clear_method: u64) -> Result<()> {
         self.check_writable()?;
         let lba = self.cluster_lba(c);
         let n = (self.sb.cluster_size / self.dev.block_len()) as u64;
         match clear_method {
             1 => {}
-            3 => self
+            3 => {
+                self.dev
+                    .write_zeroes_async(lba, n)
+                    .await
+                    .map_err(io_err("write_zeroes", lba, n))?
+            }
+            _ => self
                 .dev
-                .write_zeroes(lba, n)
-                .map_err(io_err("write_zeroes", lba, n))?,
-            _ => self.dev.unmap(lba, n).map_err(io_err("unmap", lba, n))?,
+                .unmap_async(lba, n)
+                .await
+                .map_err(io_err("unmap", lba, n))?,
         }
         self.used_clusters.clear(c);
         Ok(())
@@ -147,23 +154,21 @@ impl<D: BsDev> Blobstore<D> {
     /// blob references are released. An error means the delete did not
     /// commit; a failure after the commit only leaks space until the next
     /// recovery, and is logged, not reported: the blob is gone.
-    pub(crate) fn remove_blob_md(&mut self, md: &BlobMd) -> Result<()> {
+    pub(crate) async fn remove_blob_md(&mut self, md: &BlobMd) -> Result<()> {
         let root = blobid_to_page(md.id).ok_or(BlobError::NoSuchBlob(md.id))?;
-        self.mark_dirty()?;
-        self.write_md_page(root, &[0u8; PAGE_SIZE])?;
-        self.flush()?;
+        self.mark_dirty().await?;
+        self.write_md_page(root, &[0u8; PAGE_SIZE]).await?;
+        self.flush().await?;
         self.used_md_pages.clear(root);
         self.used_blobids.clear(root);
         let was_super = self.sb.super_blob == md.id;
         if was_super {
             self.sb.super_blob = super::format::super_block::BLOBID_INVALID;
         }
-        let tidy = self.release_blob_space(md).and_then(|()| {
-            if was_super {
-                self.write_super()?;
-            }
-            Ok(())
-        });
+        let mut tidy = self.release_blob_space(md).await;
+        if tidy.is_ok() && was_super {
+            tidy = self.write_super().await;
+        }
         if let Err(e) = tidy {
             log::warn!(
                 "blob {:#x} is deleted; releasing its space failed ({e}): it stays claimed until the store is recovered",
@@ -173,7 +178,7 @@ impl<D: BsDev> Blobstore<D> {
         Ok(())
     }
 
-    fn release_blob_space(&mut self, md: &BlobMd) -> Result<()> {
+    async fn release_blob_space(&mut self, md: &BlobMd) -> Result<()> {
         let shared_page = |bs: &Self, p: u32| {
             bs.all_md()
                 .any(|b| b.disk_extent_pages.contains(&p) || b.chain.contains(&p))
@@ -187,7 +192,7 @@ impl<D: BsDev> Blobstore<D> {
             .collect();
         for p in pages {
             if !shared_page(self, p) {
-                self.write_md_page(p, &[0u8; PAGE_SIZE])?;
+                self.write_md_page(p, &[0u8; PAGE_SIZE]).await?;
                 self.used_md_pages.clear(p);
             }
         }
@@ -202,7 +207,8 @@ impl<D: BsDev> Blobstore<D> {
         clusters.dedup();
         for c in clusters {
             if !self.all_md().any(|b| b.clusters.contains(&c)) {
-                self.release_cluster(c, md.md_ro_flags & BLOB_CLEAR_METHOD)?;
+                self.release_cluster(c, md.md_ro_flags & BLOB_CLEAR_METHOD)
+                    .await?;
             }
         }
         Ok(())

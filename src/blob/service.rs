@@ -1,21 +1,15 @@
 //! The blobstore on its metadata thread, as in SPDK: the thread that loads
-//! a blobstore owns it, and every operation runs there. Other threads reach
-//! it by message, with a completion callback on their own thread or as an
-//! `async` call. Any [`Blobstore`] method — create, open, resize, xattrs,
-//! snapshots, I/O — is one operation: a closure over `&mut Blobstore`.
+//! a blobstore owns it, and every operation runs there, one at a time, in
+//! arrival order (`fifo`: a task on that thread's executor that
+//! awaits the device, never blocks). Other threads reach it by message,
+//! with a completion callback on their own thread ([`BlobstoreHandle::call`],
+//! [`BlobstoreHandle::call_async`]) or as an `async` call
+//! ([`BlobstoreHandle::run`], [`BlobstoreHandle::run_async`], and the
+//! operations by name in [`super::handle_ops`]).
 //!
-//! The store lives in a thread-local table of the metadata thread, so no
-//! lock guards it; a [`BlobstoreHandle`] is the `Send + Sync` way in.
-//!
-//! Operations pass a gate, SPDK's freeze: while any [`super::BlobIoChannel`]
-//! of another thread has I/O in flight on device blocks the metadata thread
-//! mapped for it, operations wait (queued, in order), so no operation moves
-//! a cluster under a running I/O; and mapping requests queue behind waiting
-//! operations.
+//! A [`BlobstoreHandle`] is the `Send + Sync` way in; the store itself
+//! never leaves its thread.
 
-use std::any::Any;
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -25,68 +19,10 @@ use std::task::{Context, Poll, Waker};
 
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
-use super::io::Piece;
+use super::fifo::{self, Job, LocalFut};
+use super::io_map::{Freeze, Maps};
 use super::store::Blobstore;
-use super::BlobId;
-use crate::thread::{Thread, ThreadError, ThreadHandle};
-
-thread_local! {
-    static STORES: RefCell<HashMap<u64, Box<dyn Any>>> = RefCell::new(HashMap::new());
-    static GATES: RefCell<HashMap<u64, Gate>> = RefCell::new(HashMap::new());
-}
-
-/// Per store, on its metadata thread: channel I/O in flight, and the work
-/// waiting for it to drain.
-#[derive(Default)]
-struct Gate {
-    inflight: u64,
-    queued: VecDeque<Box<dyn FnOnce()>>,
-}
-
-/// Runs `f` now if no channel I/O is in flight and nothing waits, else queues it.
-fn gated(key: u64, f: Box<dyn FnOnce()>) {
-    let f = GATES.with(|g| {
-        let mut g = g.borrow_mut();
-        let gate = g.entry(key).or_default();
-        if gate.inflight == 0 && gate.queued.is_empty() {
-            Some(f)
-        } else {
-            gate.queued.push_back(f);
-            None
-        }
-    });
-    if let Some(f) = f {
-        f();
-    }
-}
-
-fn inflight_add(key: u64) {
-    GATES.with(|g| g.borrow_mut().entry(key).or_default().inflight += 1);
-}
-
-/// A channel I/O finished: when none is left in flight, run what waited.
-fn release(key: u64) {
-    GATES.with(|g| {
-        let mut g = g.borrow_mut();
-        let gate = g.entry(key).or_default();
-        gate.inflight = gate.inflight.saturating_sub(1);
-    });
-    loop {
-        let next = GATES.with(|g| {
-            let mut g = g.borrow_mut();
-            let gate = g.entry(key).or_default();
-            if gate.inflight == 0 {
-                gate.queued.pop_front()
-            } else {
-                None
-            }
-        });
-        match next {
-            Some(f) => f(),
-            None => break,
-        }
-    }
-}
+use crate::thread::{ThreadError, ThreadHandle};
 
 /// A reply slot filled on the metadata thread and awaited on the caller's.
 struct Slot<R> {
@@ -151,6 +87,7 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 pub struct BlobstoreHandle<D> {
     md_thread: ThreadHandle,
     key: u64,
+    maps: Arc<Maps>,
     _dev: PhantomData<fn() -> D>,
 }
 
@@ -159,6 +96,7 @@ impl<D> Clone for BlobstoreHandle<D> {
         BlobstoreHandle {
             md_thread: self.md_thread.clone(),
             key: self.key,
+            maps: self.maps.clone(),
             _dev: PhantomData,
         }
     }
@@ -168,90 +106,101 @@ fn thread_err(e: ThreadError) -> BlobError {
     BlobError::Thread(e.to_string())
 }
 
-/// Runs `op` on the store `key` of the current OS thread, taking it out of
-/// the table meanwhile so `op` may itself use other stores.
-fn with_store<D: BsDev + 'static, R>(
-    key: u64,
-    op: impl FnOnce(&mut Blobstore<D>) -> R,
-) -> Result<R> {
-    let mut any = STORES
-        .with(|s| s.borrow_mut().remove(&key))
-        .ok_or(BlobError::NotRunning)?;
-    let r = any
-        .downcast_mut::<Blobstore<D>>()
-        .map(op)
-        .ok_or(BlobError::NotRunning);
-    STORES.with(|s| s.borrow_mut().insert(key, any));
-    r
-}
-
 impl<D: BsDev + Send + 'static> BlobstoreHandle<D> {
     /// Hands `bs` to `md_thread`, which owns it from the next poll on.
     pub fn start(md_thread: &ThreadHandle, bs: Blobstore<D>) -> Result<Self> {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        let maps = Arc::new(Maps::default());
+        let m = maps.clone();
         md_thread
             .send_msg(move || {
-                STORES.with(|s| s.borrow_mut().insert(key, Box::new(bs) as Box<dyn Any>));
+                if let Err(e) = fifo::start(key, bs, m) {
+                    log::error!("blobstore: metadata thread cannot take the store: {e}");
+                }
             })
             .map_err(thread_err)?;
-        Ok(BlobstoreHandle {
-            md_thread: md_thread.clone(),
-            key,
-            _dev: PhantomData,
-        })
+        Ok(Self::new(md_thread, key, maps))
     }
 
-    /// Unloads the store on the metadata thread and returns the device.
+    /// Unloads the store on the metadata thread (after every operation
+    /// queued before) and returns the device.
     pub async fn unload(self) -> Result<D> {
-        let key = self.key;
         let (tx, rx) = reply_pair();
-        self.md_thread
-            .send_msg(move || {
-                gated(
-                    key,
-                    Box::new(move || tx.send(take_store::<D>(key).and_then(|bs| bs.unload()))),
-                )
-            })
-            .map_err(thread_err)?;
+        self.end(Box::new(move |bs| {
+            Box::pin(async move { tx.send(bs.unload_async().await) })
+        }))?;
         rx.await
     }
 }
 
-fn take_store<D: BsDev + 'static>(key: u64) -> Result<Box<Blobstore<D>>> {
-    GATES.with(|g| g.borrow_mut().remove(&key));
-    let any = STORES
-        .with(|s| s.borrow_mut().remove(&key))
-        .ok_or(BlobError::NotRunning)?;
-    any.downcast::<Blobstore<D>>()
-        .map_err(|_| BlobError::NotRunning)
-}
-
 impl<D: BsDev + 'static> BlobstoreHandle<D> {
-    /// Makes the store on `md_thread` itself with `make` (init or load on a
-    /// device opened there, e.g. a [`super::BdevBsDev`] whose channel
-    /// belongs to that thread), as SPDK loads a blobstore on its md thread.
+    fn new(md_thread: &ThreadHandle, key: u64, maps: Arc<Maps>) -> Self {
+        BlobstoreHandle {
+            md_thread: md_thread.clone(),
+            key,
+            maps,
+            _dev: PhantomData,
+        }
+    }
+
+    /// The cluster maps of the store's open blobs.
+    pub(crate) fn maps(&self) -> &Arc<Maps> {
+        &self.maps
+    }
+
+    /// Makes the store on `md_thread` itself with `make` (a synchronous
+    /// init or load, for devices that complete inline).
     pub async fn start_with<F>(md_thread: &ThreadHandle, make: F) -> Result<Self>
     where
         F: FnOnce() -> Result<Blobstore<D>> + Send + 'static,
     {
+        Self::start_with_async(md_thread, move || std::future::ready(make())).await
+    }
+
+    /// Makes the store on `md_thread` itself with the future `make` returns
+    /// there (e.g. [`Blobstore::load_async`] on a [`super::BdevBsDev`]
+    /// opened on that thread, whose channel belongs to it), as SPDK loads a
+    /// blobstore on its md thread. Resolves once the store is up.
+    pub async fn start_with_async<F, Fut>(md_thread: &ThreadHandle, make: F) -> Result<Self>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Blobstore<D>>> + 'static,
+    {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        Thread::send(md_thread, move || {
-            let bs = make()?;
-            STORES.with(|s| s.borrow_mut().insert(key, Box::new(bs) as Box<dyn Any>));
-            Ok(())
-        })
-        .await
-        .map_err(thread_err)??;
-        Ok(BlobstoreHandle {
-            md_thread: md_thread.clone(),
-            key,
-            _dev: PhantomData,
-        })
+        let maps = Arc::new(Maps::default());
+        let m = maps.clone();
+        let (tx, rx) = reply_pair();
+        md_thread
+            .send_msg(move || {
+                let task = async move {
+                    let r = make()
+                        .await
+                        .and_then(|bs| fifo::start(key, bs, m).map_err(thread_err));
+                    tx.send(r)
+                };
+                if let Err(e) = crate::thread::spawn_local(task) {
+                    log::error!("blobstore: cannot start on the metadata thread: {e}");
+                }
+            })
+            .map_err(thread_err)?;
+        rx.await?;
+        Ok(Self::new(md_thread, key, maps))
     }
 
     /// The metadata thread.
     pub fn md_thread(&self) -> &ThreadHandle {
         &self.md_thread
+    }
+
+    fn push(&self, job: Job<D>) -> Result<()> {
+        let key = self.key;
+        self.md_thread
+            .send_msg(move || fifo::push(key, job))
+            .map_err(thread_err)
+    }
+
+    fn end(&self, end: fifo::EndFn<D>) -> Result<()> {
+        self.push(Job::End(end))
     }
 
     /// Callback form: runs `op` on the metadata thread, then `cb` with its
@@ -262,87 +211,90 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
         Op: FnOnce(&mut Blobstore<D>) -> Result<R> + Send + 'static,
         Cb: FnOnce(Result<R>) + Send + 'static,
     {
-        let (key, reply_to) = (self.key, reply_to.clone());
-        self.md_thread
-            .send_msg(move || {
-                gated(
-                    key,
-                    Box::new(move || {
-                        let r = with_store(key, op).and_then(|r| r);
-                        if let Err(e) = reply_to.send_msg(move || cb(r)) {
-                            log::error!("blobstore completion lost: {e}");
-                        }
-                    }),
-                )
-            })
-            .map_err(thread_err)
+        self.call_async(move |bs| Box::pin(std::future::ready(op(bs))), reply_to, cb)
     }
 
-    /// Async form: runs `op` on the metadata thread and resolves to its result.
+    /// Callback form of an asynchronous operation: `op` returns the future
+    /// of an `*_async` method (`|bs| Box::pin(bs.create_blob_async(..))`);
+    /// `cb` gets its result on `reply_to`.
+    pub fn call_async<R, Op, Cb>(&self, op: Op, reply_to: &ThreadHandle, cb: Cb) -> Result<()>
+    where
+        R: Send + 'static,
+        Op: for<'a> FnOnce(&'a mut Blobstore<D>) -> LocalFut<'a, Result<R>> + Send + 'static,
+        Cb: FnOnce(Result<R>) + Send + 'static,
+    {
+        let reply_to = reply_to.clone();
+        self.push(Job::Op(
+            Freeze::All,
+            Box::new(move |bs| {
+                Box::pin(async move {
+                    let r = op(bs).await;
+                    if let Err(e) = reply_to.send_msg(move || cb(r)) {
+                        log::error!("blobstore completion lost: {e}");
+                    }
+                })
+            }),
+        ))
+    }
+
+    /// Async form: runs `op` on the metadata thread and resolves to its
+    /// result. It freezes the I/O of every open blob while it runs (it may
+    /// move any cluster): prefer the named operations or [`Self::query`].
     pub async fn run<R, Op>(&self, op: Op) -> Result<R>
     where
         R: Send + 'static,
         Op: FnOnce(&mut Blobstore<D>) -> Result<R> + Send + 'static,
     {
-        let key = self.key;
-        let (tx, rx) = reply_pair();
-        self.md_thread
-            .send_msg(move || {
-                gated(
-                    key,
-                    Box::new(move || tx.send(with_store(key, op).and_then(|r| r))),
-                )
-            })
-            .map_err(thread_err)?;
-        rx.await
+        self.run_async(move |bs| Box::pin(std::future::ready(op(bs))))
+            .await
     }
 
-    /// Maps an I/O for a channel; a `Some` plan holds the gate until [`Self::release`].
-    pub(crate) async fn plan(
-        &self,
-        id: BlobId,
-        offset: u64,
-        bytes: usize,
-        write: bool,
-    ) -> Result<Option<Vec<Piece>>> {
-        let key = self.key;
-        let (tx, rx) = reply_pair();
-        self.md_thread
-            .send_msg(move || {
-                gated(
-                    key,
-                    Box::new(move || {
-                        let plan = with_store(key, |bs: &mut Blobstore<D>| {
-                            bs.plan_io(id, offset, bytes, write)
-                        })
-                        .and_then(|r| r);
-                        if let Ok(Some(_)) = plan {
-                            inflight_add(key);
-                        }
-                        tx.send(plan)
-                    }),
-                )
-            })
-            .map_err(thread_err)?;
-        rx.await
+    /// Async form of a read-only look at the store (`&Blobstore`: it
+    /// cannot move a cluster, so unlike [`Self::run`] it freezes no blob's
+    /// I/O): sizes, xattrs, blob info, iteration.
+    pub async fn query<R, Q>(&self, q: Q) -> Result<R>
+    where
+        R: Send + 'static,
+        Q: FnOnce(&Blobstore<D>) -> R + Send + 'static,
+    {
+        self.op(Freeze::None, move |bs| {
+            Box::pin(std::future::ready(Ok(q(bs))))
+        })
+        .await
     }
 
-    /// Ends a channel I/O mapped by [`Self::plan`].
-    pub(crate) fn release(&self) {
-        let key = self.key;
-        if let Err(e) = self.md_thread.send_msg(move || release(key)) {
-            log::error!("blobstore: lost the end of a channel I/O: {e}");
-        }
+    /// Async form of an asynchronous operation (see [`Self::call_async`]).
+    /// It freezes the I/O of every open blob while it runs (it may move
+    /// any cluster); the named operations freeze only what they touch.
+    pub async fn run_async<R, Op>(&self, op: Op) -> Result<R>
+    where
+        R: Send + 'static,
+        Op: for<'a> FnOnce(&'a mut Blobstore<D>) -> LocalFut<'a, Result<R>> + Send + 'static,
+    {
+        self.op(Freeze::All, op).await
+    }
+
+    /// Runs `op` on the metadata thread with the blobs `freeze` names frozen.
+    pub(crate) async fn op<R, Op>(&self, freeze: Freeze, op: Op) -> Result<R>
+    where
+        R: Send + 'static,
+        Op: for<'a> FnOnce(&'a mut Blobstore<D>) -> LocalFut<'a, Result<R>> + Send + 'static,
+    {
+        let (tx, rx) = reply_pair();
+        self.push(Job::Op(
+            freeze,
+            Box::new(move |bs| Box::pin(async move { tx.send(op(bs).await) })),
+        ))?;
+        rx.await
     }
 
     /// Unloads the store on the metadata thread, closing its device there
-    /// (for devices that must stay on that thread).
+    /// (for devices that must stay on that thread, like a bdev's).
     pub async fn unload_in_place(self) -> Result<()> {
-        let key = self.key;
-        Thread::send(&self.md_thread, move || {
-            take_store::<D>(key)?.unload().map(drop)
-        })
-        .await
-        .map_err(thread_err)?
+        let (tx, rx) = reply_pair();
+        self.end(Box::new(move |bs| {
+            Box::pin(async move { tx.send(bs.unload_async().await.map(drop)) })
+        }))?;
+        rx.await
     }
 }

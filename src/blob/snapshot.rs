@@ -1,6 +1,6 @@
 //! Snapshots and clones: create a snapshot (the original becomes a thin
 //! clone of it), create a clone of a snapshot, inflate, decouple from the
-//! parent, and delete a snapshot that has one clone.
+//! parent, set a new parent, and delete a snapshot that has one clone.
 //!
 //! Multi-blob operations mark their progress in internal xattrs, as SPDK
 //! does, so a load after a crash rolls them forward or back: "SNAPTMP" on a
@@ -20,7 +20,7 @@ impl<D: BsDev> Blobstore<D> {
     /// Snapshots blob `id` (spdk_bs_create_snapshot): the new read-only
     /// snapshot takes over the blob's clusters and the blob becomes a thin
     /// clone of it. Returns the snapshot's id.
-    pub fn create_snapshot(&mut self, id: BlobId, xattrs: &[Xattr]) -> Result<BlobId> {
+    pub async fn create_snapshot_async(&mut self, id: BlobId, xattrs: &[Xattr]) -> Result<BlobId> {
         self.check_writable()?;
         let orig = self.md(id)?;
         if orig.md_ro() {
@@ -32,7 +32,7 @@ impl<D: BsDev> Blobstore<D> {
             )));
         }
         if orig.dirty {
-            self.persist(id)?;
+            self.persist(id).await?;
         }
         let orig = self.md(id)?.clone();
         let page = self.find_free_root_page()?;
@@ -55,7 +55,7 @@ impl<D: BsDev> Blobstore<D> {
         snap.set_parent(orig.parent());
         snap.set_xattr(true, XATTR_SNAPSHOT_IN_PROGRESS, &id.to_le_bytes());
         self.blobs.insert(snap_id, snap);
-        self.persist(snap_id)?;
+        self.persist(snap_id).await?;
 
         let o = self.md_mut(id)?;
         let n = o.clusters.len();
@@ -65,14 +65,14 @@ impl<D: BsDev> Blobstore<D> {
         o.disk_extent_pages.iter_mut().for_each(|p| *p = 0);
         o.invalid_flags |= BLOB_THIN_PROV;
         o.set_parent(Some(snap_id));
-        self.persist(id)?;
+        self.persist(id).await?;
 
         // Committed: the blob is the snapshot's clone. Clearing the
         // in-progress marker is tidying; if it cannot be written, the next
         // load clears it, and the snapshot is reported made, as it is.
         self.md_mut(snap_id)?
             .remove_xattr(true, XATTR_SNAPSHOT_IN_PROGRESS);
-        if let Err(e) = self.persist(snap_id) {
+        if let Err(e) = self.persist(snap_id).await {
             log::warn!(
                 "snapshot {snap_id:#x} of blob {id:#x} is made; clearing its in-progress marker failed ({e}): the next load clears it"
             );
@@ -82,7 +82,11 @@ impl<D: BsDev> Blobstore<D> {
 
     /// Clones a read-only snapshot (spdk_bs_create_clone): a thin blob of the
     /// same size that reads through to it.
-    pub fn create_clone(&mut self, snapshot: BlobId, xattrs: &[Xattr]) -> Result<BlobId> {
+    pub async fn create_clone_async(
+        &mut self,
+        snapshot: BlobId,
+        xattrs: &[Xattr],
+    ) -> Result<BlobId> {
         self.check_writable()?;
         let snap = self.md(snapshot)?;
         if !snap.data_ro() {
@@ -99,9 +103,14 @@ impl<D: BsDev> Blobstore<D> {
         };
         // The parent is set before the first persist, so the clone is born whole.
         self.create_blob_with(&opts, |md| md.set_parent(Some(snapshot)))
+            .await
     }
 
-    fn create_blob_with(&mut self, opts: &BlobOpts, f: impl FnOnce(&mut BlobMd)) -> Result<BlobId> {
+    async fn create_blob_with(
+        &mut self,
+        opts: &BlobOpts,
+        f: impl FnOnce(&mut BlobMd),
+    ) -> Result<BlobId> {
         let page = self.find_free_root_page()?;
         let id = page_to_blobid(page);
         let mut md = BlobMd {
@@ -121,7 +130,7 @@ impl<D: BsDev> Blobstore<D> {
         self.used_md_pages.set(page);
         self.used_blobids.set(page);
         self.blobs.insert(id, md);
-        if let Err(e) = self.persist(id) {
+        if let Err(e) = self.persist(id).await {
             self.blobs.remove(&id);
             return Err(e);
         }
@@ -131,14 +140,14 @@ impl<D: BsDev> Blobstore<D> {
     /// Allocates every cluster the blob does not own, copying what it reads
     /// there now, and drops the parent: the blob becomes thick and
     /// independent (spdk_bs_inflate_blob).
-    pub fn inflate_blob(&mut self, blob: &Blob) -> Result<()> {
+    pub async fn inflate_blob_async(&mut self, blob: &Blob) -> Result<()> {
         self.check_writable()?;
-        self.copy_up(blob.id, true)
+        self.copy_up(blob.id, true).await
     }
 
     /// Copies the clusters the parent snapshot owns and re-parents the blob
     /// to the parent's parent (spdk_bs_blob_decouple_parent).
-    pub fn decouple_parent(&mut self, blob: &Blob) -> Result<()> {
+    pub async fn decouple_parent_async(&mut self, blob: &Blob) -> Result<()> {
         self.check_writable()?;
         if self.md(blob.id)?.parent().is_none() {
             return Err(BlobError::InvalidArgument(format!(
@@ -146,10 +155,63 @@ impl<D: BsDev> Blobstore<D> {
                 blob.id
             )));
         }
-        self.copy_up(blob.id, false)
+        self.copy_up(blob.id, false).await
     }
 
-    fn copy_up(&mut self, id: BlobId, inflate: bool) -> Result<()> {
+    /// Makes thin-provisioned blob `blob` a clone of snapshot `snapshot`
+    /// (spdk_bs_blob_set_parent): the clusters it owns stay its own, the
+    /// others read through the snapshot from now on. Refused when the
+    /// snapshot is the blob itself, already its parent
+    /// ([`BlobError::AlreadyParent`]), not a snapshot (it has no clones),
+    /// of another size in clusters, or a descendant of the blob (a cycle),
+    /// and when the blob is not thin-provisioned.
+    pub async fn set_parent_async(&mut self, blob: &Blob, snapshot: BlobId) -> Result<()> {
+        self.check_writable()?;
+        let id = blob.id;
+        let bad = |m: String| Err(BlobError::InvalidArgument(m));
+        if id == snapshot {
+            return bad(format!("blob {id:#x} cannot be its own parent"));
+        }
+        let md = self.md(id)?;
+        if md.parent() == Some(snapshot) {
+            return Err(BlobError::AlreadyParent { id, snapshot });
+        }
+        if md.invalid_flags & BLOB_THIN_PROV == 0 {
+            return bad(format!("blob {id:#x} is not thin-provisioned"));
+        }
+        if md.md_ro() {
+            return Err(BlobError::MdReadOnly(id));
+        }
+        let n = md.clusters.len();
+        let s = self.md(snapshot)?;
+        if self.clones_of(snapshot).is_empty() {
+            return bad(format!("blob {snapshot:#x} is not a snapshot"));
+        }
+        if s.clusters.len() != n {
+            return bad(format!(
+                "snapshot {snapshot:#x} has {} clusters and blob {id:#x} {n}: they must match",
+                s.clusters.len()
+            ));
+        }
+        let mut up = Some(snapshot);
+        for _ in 0..=self.blobs.len() {
+            match up {
+                Some(a) if a == id => {
+                    return bad(format!(
+                        "snapshot {snapshot:#x} descends from blob {id:#x}: the parent would be its own ancestor"
+                    ))
+                }
+                Some(a) => up = self.md(a)?.parent(),
+                None => break,
+            }
+        }
+        let md = self.md_mut(id)?;
+        md.set_parent(Some(snapshot));
+        md.dirty = true;
+        self.persist(id).await
+    }
+
+    async fn copy_up(&mut self, id: BlobId, inflate: bool) -> Result<()> {
         let md = self.md(id)?;
         if md.md_ro() {
             return Err(BlobError::MdReadOnly(id));
@@ -169,7 +231,7 @@ impl<D: BsDev> Blobstore<D> {
             }
             let parent_owns = parent_clusters.get(i).is_some_and(|&c| c != 0);
             if inflate || parent_owns {
-                self.allocate_cluster(id, i, None)?;
+                self.allocate_cluster(id, i, None).await?;
             }
         }
         let new_parent = match (inflate, parent) {
@@ -182,18 +244,22 @@ impl<D: BsDev> Blobstore<D> {
             md.invalid_flags &= !BLOB_THIN_PROV;
         }
         md.dirty = true;
-        self.persist(id)
+        self.persist(id).await
     }
 
     /// Deletes a snapshot that has exactly one clone: the clone takes the
     /// snapshot's clusters it does not own and the snapshot's parent.
-    pub(crate) fn delete_snapshot_into_clone(&mut self, snap: BlobId, clone: BlobId) -> Result<()> {
+    pub(crate) async fn delete_snapshot_into_clone(
+        &mut self,
+        snap: BlobId,
+        clone: BlobId,
+    ) -> Result<()> {
         if self.md(clone)?.md_ro() {
             return Err(BlobError::MdReadOnly(clone));
         }
         self.md_mut(snap)?
             .set_xattr(true, XATTR_SNAPSHOT_PENDING_REMOVAL, &clone.to_le_bytes());
-        self.persist(snap)?;
+        self.persist(snap).await?;
         let (snap_clusters, grandparent) = {
             let s = self.md(snap)?;
             (s.clusters.clone(), s.parent())
@@ -205,8 +271,8 @@ impl<D: BsDev> Blobstore<D> {
             }
         }
         c.set_parent(grandparent);
-        self.persist(clone)?;
+        self.persist(clone).await?;
         let md = self.blobs.remove(&snap).expect("snapshot is loaded");
-        self.remove_blob_md(&md)
+        self.remove_blob_md(&md).await
     }
 }

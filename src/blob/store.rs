@@ -62,8 +62,9 @@ impl Default for BsOpts {
 
 /// A blobstore on a device `D`: SPDK's `struct spdk_blob_store`.
 ///
-/// All methods run on the caller's thread and complete before returning;
-/// the store is owned by one (metadata) thread.
+/// Operations that touch the device are `async fn`s (`*_async`) that never
+/// block their thread; on a device that completes inline each also has a
+/// synchronous form. The store is owned by one (metadata) thread.
 pub struct Blobstore<D: BsDev> {
     pub(crate) dev: D,
     pub(crate) sb: SuperBlock,
@@ -101,22 +102,34 @@ impl<D: BsDev> Blobstore<D> {
     /// Makes a new, empty blobstore on `dev` (spdk_bs_init), leaving it loaded.
     ///
     /// `dev` is any [`BsDev`]: a [`RamDev`](super::RamDev), a
-    /// [`FileDev`](super::FileDev), or a bdev through
-    /// [`BdevBsDev`](super::BdevBsDev):
+    /// [`FileDev`](super::FileDev) (both also through the synchronous
+    /// [`Self::init`]), or a bdev through [`BdevBsDev`](super::BdevBsDev),
+    /// on the thread that opened it:
     /// ```
     /// use spdk_io::bdev::malloc::{self, MallocOpts};
     /// use spdk_io::blob::{BdevBsDev, BlobOpts, Blobstore, BsOpts, LoadOpts};
+    /// use spdk_io::thread::Thread;
     /// spdk_io::env::init(spdk_io::env::EnvOpts::no_huge())?;
     /// malloc::create(MallocOpts::new("Malloc0", 16384, 512))?; // 8 MiB
-    /// let mut bs = Blobstore::init(BdevBsDev::open("Malloc0")?, &BsOpts::default())?;
-    /// let id = bs.create_blob(&BlobOpts { num_clusters: 2, ..BlobOpts::default() })?;
-    /// let dev = bs.unload()?;
-    /// let bs = Blobstore::load(dev, &LoadOpts::default())?;
-    /// assert_eq!(bs.blob_info(id)?.num_clusters, 2);
-    /// # drop(bs.unload()?); spdk_io::bdev::fini(); spdk_io::env::fini();
+    /// let t = Thread::new("blob_md");
+    /// let clusters = t.block_on(async {
+    ///     let dev = BdevBsDev::open("Malloc0")?; // a channel of this thread
+    ///     let mut bs = Blobstore::init_async(dev, &BsOpts::default()).await?;
+    ///     let opts = BlobOpts { num_clusters: 2, ..BlobOpts::default() };
+    ///     let id = bs.create_blob_async(&opts).await?;
+    ///     let dev = bs.unload_async().await?;
+    ///     let bs = Blobstore::load_async(dev, &LoadOpts::default()).await?;
+    ///     let n = bs.blob_info(id)?.num_clusters;
+    ///     drop(bs.unload_async().await?);
+    ///     Ok::<_, Box<dyn std::error::Error>>(n)
+    /// })??;
+    /// assert_eq!(clusters, 2);
+    /// t.shutdown()?;
+    /// t.destroy()?;
+    /// # spdk_io::bdev::fini(); spdk_io::env::fini();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn init(mut dev: D, opts: &BsOpts) -> Result<Self> {
+    pub async fn init_async(mut dev: D, opts: &BsOpts) -> Result<Self> {
         let block_len = dev.block_len();
         let page = PAGE_SIZE as u64;
         if block_len == 0 || page % block_len as u64 != 0 {
@@ -178,17 +191,19 @@ impl<D: BsDev> Blobstore<D> {
             md_page_size: PAGE_SIZE as u32,
         };
         let md_lbas = num_md_pages * page / block_len as u64;
-        dev.write_zeroes(0, md_lbas)
+        dev.write_zeroes_async(0, md_lbas)
+            .await
             .map_err(io_err("write_zeroes", 0, md_lbas))?;
         let rest = dev.block_count() - md_lbas;
         match opts.clear_method {
             ClearMethod::Unmap => dev
-                .unmap(md_lbas, rest)
+                .unmap_async(md_lbas, rest)
+                .await
                 .map_err(io_err("unmap", md_lbas, rest))?,
-            ClearMethod::WriteZeroes => {
-                dev.write_zeroes(md_lbas, rest)
-                    .map_err(io_err("write_zeroes", md_lbas, rest))?
-            }
+            ClearMethod::WriteZeroes => dev
+                .write_zeroes_async(md_lbas, rest)
+                .await
+                .map_err(io_err("write_zeroes", md_lbas, rest))?,
             ClearMethod::None => {}
         }
         let mut bs = Blobstore::new(dev, sb, total_clusters as u32);
@@ -196,9 +211,9 @@ impl<D: BsDev> Blobstore<D> {
             bs.used_clusters.set(c);
         }
         // A complete clean store from the start, as SPDK's bs_init writes it.
-        bs.write_masks()?;
-        bs.flush()?;
-        bs.write_super()?;
+        bs.write_masks().await?;
+        bs.flush().await?;
+        bs.write_super().await?;
         bs.disk_clean = true;
         Ok(bs)
     }
@@ -227,7 +242,7 @@ impl<D: BsDev> Blobstore<D> {
     ///
     /// A store that is clean on disk and was not changed since it was loaded
     /// (or one opened read-only) is left untouched: nothing is written.
-    pub fn unload(mut self) -> Result<D> {
+    pub async fn unload_async(mut self) -> Result<D> {
         let open = self.blobs.values().filter(|b| b.open_refs > 0).count();
         if open > 0 {
             return Err(BlobError::BlobsOpen(open));
@@ -242,18 +257,18 @@ impl<D: BsDev> Blobstore<D> {
             .map(|b| b.id)
             .collect();
         for id in ids {
-            self.persist(id)?;
+            self.persist(id).await?;
         }
-        self.write_masks()?;
-        self.flush()?;
+        self.write_masks().await?;
+        self.flush().await?;
         self.sb.clean = 1;
-        self.write_super()?;
-        self.flush()?;
+        self.write_super().await?;
+        self.flush().await?;
         Ok(self.dev)
     }
 
     /// Writes the three mask regions from the in-memory maps.
-    fn write_masks(&mut self) -> Result<()> {
+    async fn write_masks(&mut self) -> Result<()> {
         let masks = [
             (
                 MaskKind::UsedPages,
@@ -276,7 +291,7 @@ impl<D: BsDev> Blobstore<D> {
         ];
         for (kind, start, len, bits) in masks {
             let buf = MaskPage { kind, bits }.encode(len);
-            self.write_pages(start as u64, &buf)?;
+            self.write_pages(start as u64, &buf).await?;
         }
         Ok(())
     }
@@ -290,37 +305,6 @@ impl<D: BsDev> Blobstore<D> {
     /// The super blob, if one is set (spdk_bs_get_super).
     pub fn super_blob(&self) -> Option<BlobId> {
         (self.sb.super_blob != BLOBID_INVALID).then_some(self.sb.super_blob)
-    }
-
-    /// Sets (or clears) the super blob and writes the super block (spdk_bs_set_super).
-    pub fn set_super_blob(&mut self, id: Option<BlobId>) -> Result<()> {
-        self.check_writable()?;
-        if let Some(id) = id {
-            self.md(id)?;
-        }
-        self.sb.super_blob = id.unwrap_or(BLOBID_INVALID);
-        self.write_super()
-    }
-
-    /// Grows the store to the device's current size (spdk_bs_grow_live).
-    pub fn grow(&mut self) -> Result<()> {
-        self.check_writable()?;
-        let size = self.dev.block_count() * self.dev.block_len() as u64;
-        let total = size / self.sb.cluster_size as u64;
-        if size <= self.sb.size || total <= self.total_clusters as u64 {
-            return Ok(());
-        }
-        let room = (self.sb.used_cluster_mask_len as u64 * PAGE_SIZE as u64 - 5) * 8;
-        if total > room || total > u32::MAX as u64 {
-            return Err(BlobError::NoSpace(
-                "used-cluster mask room (the mask region cannot describe that many clusters)",
-            ));
-        }
-        self.mark_dirty()?;
-        self.total_clusters = total as u32;
-        self.used_clusters.resize(total as u32);
-        self.sb.size = size;
-        self.write_super()
     }
 
     /// Free clusters (spdk_bs_free_cluster_count).

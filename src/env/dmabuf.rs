@@ -5,9 +5,13 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::global::require;
+use super::heap::{align_up, GRANULE};
 use super::region::Region;
 use super::state::Env;
 use super::EnvError;
+
+/// `DmaBuf::iova` of a buffer whose IOVA is not one run.
+const SCATTERED: u64 = u64::MAX;
 
 /// A buffer of DMA memory (spdk_dma_malloc): pinned, in a region mapped into
 /// every DMA mapper, with O(1) vaddr -> IOVA translation.
@@ -20,8 +24,11 @@ pub struct DmaBuf {
     len: usize,
     /// Offset of byte 0 in the region.
     off: usize,
-    /// Bytes reserved in the heap (len rounded up).
-    alen: usize,
+    /// IOVA of byte 0 when the whole buffer is one IOVA-contiguous run (the
+    /// common case: every buffer in VA mode, and any buffer within one
+    /// hugepage in PA mode), else [`SCATTERED`]: the I/O path then builds a
+    /// data pointer without a table lookup.
+    iova: u64,
     region: Arc<Region>,
     env: Arc<Env>,
 }
@@ -39,14 +46,19 @@ impl DmaBuf {
     /// so it is IOVA-contiguous in every mode.
     pub fn alloc(len: usize, align: usize) -> Result<Self, EnvError> {
         let env = require()?;
-        let (region, off, alen) = env.alloc(len, align)?;
+        let (region, off, _) = env.alloc(len, align)?;
         // SAFETY: off < region.len(), so the pointer stays inside the region's mapping.
         let ptr = unsafe { NonNull::new_unchecked(region.base().as_ptr().add(off)) };
+        let iova = if region.contiguous_len(off) >= len {
+            region.iova_at(off)
+        } else {
+            SCATTERED
+        };
         Ok(Self {
             ptr,
             len,
             off,
-            alen,
+            iova,
             region,
             env,
         })
@@ -80,7 +92,11 @@ impl DmaBuf {
     }
 
     /// IOVA of byte 0.
+    #[inline]
     pub fn iova(&self) -> u64 {
+        if self.iova != SCATTERED {
+            return self.iova;
+        }
         self.region.iova_at(self.off)
     }
 
@@ -88,13 +104,14 @@ impl DmaBuf {
     ///
     /// # Panics
     /// If `off >= len()`, like slice indexing.
-    #[inline]
+    #[inline(always)]
     pub fn iova_at(&self, off: usize) -> u64 {
-        assert!(
-            off < self.len,
-            "DmaBuf::iova_at({off}) out of a {}-byte buffer",
-            self.len
-        );
+        if off >= self.len {
+            out_of_buffer("iova_at", off, self.len);
+        }
+        if self.iova != SCATTERED {
+            return self.iova + off as u64;
+        }
         self.region.iova_at(self.off + off)
     }
 
@@ -103,13 +120,14 @@ impl DmaBuf {
     ///
     /// # Panics
     /// If `off >= len()`.
-    #[inline]
+    #[inline(always)]
     pub fn contiguous_len(&self, off: usize) -> usize {
-        assert!(
-            off < self.len,
-            "DmaBuf::contiguous_len({off}) out of a {}-byte buffer",
-            self.len
-        );
+        if off >= self.len {
+            out_of_buffer("contiguous_len", off, self.len);
+        }
+        if self.iova != SCATTERED {
+            return self.len - off;
+        }
         self.region
             .contiguous_len(self.off + off)
             .min(self.len - off)
@@ -132,6 +150,14 @@ impl DmaBuf {
             end: off + len,
         }
     }
+}
+
+/// The panic of an offset past the end (like slice indexing), out of line.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn out_of_buffer(what: &str, off: usize, len: usize) -> ! {
+    panic!("DmaBuf::{what}({off}) out of a {len}-byte buffer")
 }
 
 /// Iterator over the IOVA-contiguous pieces of a range of a [`DmaBuf`].
@@ -174,7 +200,9 @@ impl DerefMut for DmaBuf {
 
 impl Drop for DmaBuf {
     fn drop(&mut self) {
-        self.env.free(&self.region, self.off, self.alen);
+        // What the heap reserved: the length rounded up, as `Env::alloc` does.
+        let alen = align_up(self.len, GRANULE);
+        self.env.free(&self.region, self.off, alen);
     }
 }
 

@@ -126,10 +126,16 @@ pub fn run(opts: AppOpts, on_started: impl FnOnce() + Send + 'static) -> Result<
     let mut sigs = SigSet::empty();
     sigs.add(Signal::SIGINT);
     sigs.add(Signal::SIGTERM);
-    sigs.thread_block()
-        .map_err(|e| EventError::Signals(format!("block SIGINT/SIGTERM: {e}")))?;
-    let sfd = SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| EventError::Signals(format!("signalfd: {e}")))?;
+    sigs.thread_block().map_err(|source| EventError::Signals {
+        op: "block SIGINT/SIGTERM",
+        source,
+    })?;
+    let sfd = SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(
+        |source| EventError::Signals {
+            op: "signalfd",
+            source,
+        },
+    )?;
     let result = run_blocked(opts, config_text, &sfd, Box::new(on_started));
     drop(sfd);
     let _ = sigs.thread_unblock();
@@ -153,7 +159,7 @@ fn run_blocked(
     })?;
     let reactors = Arc::new(
         ReactorSet::start(opts.cpumask, opts.reactor_opts.clone())
-            .map_err(|e| EventError::Reactor(e.to_string()))?,
+            .map_err(EventError::ReactorStart)?,
     );
     let (tx, rx) = mpsc::channel::<AppEvent>();
     let weak = Arc::downgrade(&reactors);
@@ -169,7 +175,7 @@ fn run_blocked(
             },
             move || app_thread_start(app_opts, lock, config_text, weak, tx_app, on_started),
         )
-        .map_err(|e| EventError::Reactor(e.to_string()))?;
+        .map_err(EventError::ReactorStart)?;
 
     let mut failure = None;
     loop {
@@ -257,6 +263,7 @@ pub(super) fn make_ctx(
         table.register((s.methods)());
     }
     table.register(opts.extra_methods.iter().copied());
+    methods::record_cpu_times(opts.cpumask.iter());
     let ctx = Rc::new(AppCtx::new(
         Rc::new(table),
         subsystems,
@@ -320,7 +327,7 @@ fn app_thread_start(
         }
     };
     if let Err(e) = spawn_local(starting) {
-        fatal(EventError::Reactor(e.to_string()));
+        fatal(EventError::ReactorStart(e));
     }
 }
 
@@ -353,6 +360,8 @@ fn app_thread_shutdown() {
             }
             s.close();
         }
+        // lvstores unload cleanly before the bdevs under them go.
+        crate::lvol::vbdev::unload_all().await;
         ctx.fini();
         ctx::set(None);
         finished();

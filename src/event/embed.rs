@@ -83,7 +83,7 @@ where
     } else {
         Some(Arc::new(
             ReactorSet::start(others, opts.reactor_opts.clone())
-                .map_err(|e| EventError::Reactor(e.to_string()))?,
+                .map_err(EventError::ReactorStart)?,
         ))
     };
     let weak = reactors

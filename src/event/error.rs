@@ -15,14 +15,15 @@ pub enum EventError {
         lock: String,
     },
     /// Creating, locking or binding the RPC socket failed.
-    #[error("cannot listen on RPC socket {path}: {op}: {msg}")]
+    #[error("cannot listen on RPC socket {path}: {op}: {source}")]
     Listen {
         /// The socket (or lock file) path.
         path: String,
         /// What was being done (open lock file, bind, ...).
         op: &'static str,
         /// The OS error.
-        msg: String,
+        #[source]
+        source: std::io::Error,
     },
     /// The JSON configuration is malformed or one of its entries failed.
     #[error("{0}")]
@@ -49,6 +50,10 @@ pub enum EventError {
     /// The reactors or the app thread could not be started.
     #[error("reactors: {0}")]
     Reactor(String),
+    /// The thread layer refused to start the reactors, the app thread or
+    /// one of the framework's pollers.
+    #[error("reactors: {0}")]
+    ReactorStart(#[source] crate::thread::ThreadError),
     /// An application is already running in this process.
     #[error("an application is already running in this process (one app framework per process, as with spdk_app_start)")]
     AlreadyRunning,
@@ -60,6 +65,12 @@ pub enum EventError {
     #[error("the application was stopped with code {0}")]
     Stopped(i32),
     /// Signal handling could not be set up.
-    #[error("signals: {0}")]
-    Signals(String),
+    #[error("signals: {op}: {source}")]
+    Signals {
+        /// What was being done (block SIGINT/SIGTERM, signalfd).
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: nix::errno::Errno,
+    },
 }

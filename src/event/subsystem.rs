@@ -34,7 +34,21 @@ impl std::fmt::Debug for Subsystem {
 }
 
 fn bdev_init() -> Result<(), String> {
+    // The lvol module registers into the bdev layer from above, so that
+    // every bdev is examined for an lvstore.
+    crate::lvol::vbdev::register();
     crate::bdev::init().map_err(|e| e.to_string())
+}
+
+/// The bdev layer's methods and the lvol module's (SPDK registers both
+/// under the bdev subsystem).
+fn bdev_methods() -> Vec<Method> {
+    let lvol = crate::lvol::rpc::methods();
+    let mut v = crate::bdev::rpc::methods();
+    // lvol's bdev_wait_for_examine also waits for its examines.
+    v.retain(|m| !lvol.iter().any(|l| l.name == m.name));
+    v.extend(lvol);
+    v
 }
 
 fn bdev_config() -> Option<Vec<Value>> {
@@ -50,7 +64,7 @@ pub fn builtin() -> Vec<Subsystem> {
             init: bdev_init,
             fini: crate::bdev::fini,
             config: bdev_config,
-            methods: crate::bdev::rpc::methods,
+            methods: bdev_methods,
         },
         Subsystem {
             name: crate::nvmf::rpc::SUBSYSTEM,

@@ -58,12 +58,19 @@ impl AdminQueue {
         }
     }
 
+    /// True when the admin queue's NVMe/TCP connection failed (never over PCIe).
+    pub(crate) fn connection_failed(&self) -> bool {
+        match self {
+            AdminQueue::Pcie(_) => false,
+            AdminQueue::Tcp(a) => a.queue.is_failed(),
+        }
+    }
+
     /// Submits one Asynchronous Event Request (left outstanding).
     pub(crate) fn submit_aer(&mut self) -> bool {
         match self {
             AdminQueue::Pcie(a) => a.submit_aer(),
-            // Not yet over TCP: namespace changes are found by a rescan.
-            AdminQueue::Tcp(_) => false,
+            AdminQueue::Tcp(a) => a.submit_aer(),
         }
     }
 
@@ -71,7 +78,7 @@ impl AdminQueue {
     pub(crate) fn take_events(&mut self) -> Vec<AsyncEvent> {
         match self {
             AdminQueue::Pcie(a) => std::mem::take(&mut a.events),
-            AdminQueue::Tcp(_) => Vec::new(),
+            AdminQueue::Tcp(a) => std::mem::take(&mut a.events),
         }
     }
 

@@ -122,6 +122,7 @@ impl DmaSlice {
         self.buf.get()
     }
     /// IOVA of byte `off` of the range and the number of IOVA-contiguous bytes from there.
+    #[inline(always)]
     pub(crate) fn iova_extent(&self, off: usize) -> (u64, usize) {
         let at = self.range.start + off;
         let b = self.buf.get();
@@ -152,26 +153,7 @@ pub enum IoBuf {
     Vectored(Vec<DmaSlice>),
 }
 
-#[cold]
-#[inline(never)]
-fn drop_cold(b: IoBuf) {
-    drop(b)
-}
-
 impl IoBuf {
-    /// Stores `v` in `self`, dropping the old value out of line only when
-    /// it holds a buffer (a request's slot is empty when it is armed).
-    #[inline(always)]
-    pub(crate) fn put(&mut self, v: IoBuf) {
-        // Tested in place, before the store: the old value is read (and
-        // kept for its drop) only on the cold path.
-        if matches!(self, IoBuf::None) {
-            std::mem::forget(std::mem::replace(self, v));
-        } else {
-            drop_cold(std::mem::replace(self, v));
-        }
-    }
-
     /// Total bytes over all ranges.
     pub fn len(&self) -> usize {
         match self {
@@ -192,8 +174,21 @@ impl IoBuf {
         }
     }
     /// The whole buffer of a single range, if this is one.
+    #[inline]
     pub fn into_dma_buf(self) -> Option<DmaBuf> {
-        self.into_single().map(DmaSlice::into_inner)
+        // One match down to the buffer: through `into_single` and
+        // `into_inner` each step copied the value once more.
+        match self {
+            IoBuf::Single(DmaSlice {
+                buf: Owned::Inline(b),
+                ..
+            }) => Some(b),
+            IoBuf::Single(DmaSlice {
+                buf: Owned::Boxed(b),
+                ..
+            }) => Some(*b),
+            _ => None,
+        }
     }
     /// The ranges of a vectored buffer (a single range becomes a one-element vector).
     pub fn into_vec(self) -> Vec<DmaSlice> {

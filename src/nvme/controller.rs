@@ -4,6 +4,7 @@
 use super::admin::{AdminQueue, PcieAdmin};
 use super::namespace::Namespace;
 use super::regs::Regs;
+use super::shadow_policy;
 use super::spec::features::AsyncEvent;
 use super::spec::identify::OACS_DOORBELL_BUFFER_CONFIG;
 use super::spec::registers::{Aqa, Cap, Cc, Vs};
@@ -27,8 +28,15 @@ pub struct ControllerOpts {
     /// How long an admin command may take.
     pub admin_timeout: Duration,
     /// Use the shadow doorbell buffer (Doorbell Buffer Config) when the
-    /// controller offers it (OACS bit 8). Fewer MMIO writes; most useful in VMs.
+    /// controller offers it (OACS bit 8), unless the controller is known to
+    /// spend more on it than it saves (QEMU's NVMe controller reads and
+    /// writes the buffer once per command and per completion, and asks for
+    /// the MMIO writes anyway): fewer MMIO writes where the controller polls
+    /// the buffer. `false`: never.
     pub shadow_doorbell: bool,
+    /// With `shadow_doorbell`, use the buffer on such a controller too (to
+    /// measure what it costs there).
+    pub shadow_doorbell_always: bool,
     /// Describe contiguous I/O buffers with one SGL descriptor when the
     /// controller supports SGLs (Identify SGLS), instead of PRP lists.
     pub use_sgl: bool,
@@ -41,6 +49,13 @@ pub struct ControllerOpts {
     pub hostnqn: Option<String>,
     /// Fabrics: the host identifier sent in Connect.
     pub hostid: [u8; 16],
+    /// Fabrics: the source address to connect from (SPDK's `src_addr`;
+    /// `hostaddr` of `bdev_nvme_attach_controller`); `None`: the kernel's
+    /// choice.
+    pub src_addr: Option<String>,
+    /// Fabrics: the source port to connect from (SPDK's `src_svcid`;
+    /// `hostsvcid`); `None`: any free port.
+    pub src_svcid: Option<String>,
     /// NVMe/TCP: ask for header digests.
     pub header_digest: bool,
     /// NVMe/TCP: ask for data digests.
@@ -59,11 +74,14 @@ impl Default for ControllerOpts {
             admin_queue_size: 32,
             admin_timeout: Duration::from_secs(10),
             shadow_doorbell: true,
+            shadow_doorbell_always: false,
             use_sgl: true,
             num_aers: 4,
             shutdown_timeout: Duration::from_secs(10),
             hostnqn: None,
             hostid: super::transport::default_hostid(),
+            src_addr: None,
+            src_svcid: None,
             header_digest: false,
             data_digest: false,
             keep_alive_timeout_ms: 0,
@@ -180,9 +198,7 @@ impl Controller {
     pub fn attach(device: Arc<dyn PciDevice>, opts: ControllerOpts) -> Result<Self, NvmeError> {
         let trid = TransportId::pcie(device.address());
         device.enable_bus_master()?;
-        let regs = Regs {
-            bar: device.map_bar(0)?,
-        };
+        let regs = Regs::new(device.map_bar(0)?)?;
         let cap = regs.cap();
         if cap.0 == u64::MAX {
             return Err(NvmeError::DeviceGone);
@@ -228,7 +244,16 @@ impl Controller {
         };
         let max_xfer = mdts_bytes.min(super::prp::MAX_PRP_TRANSFER);
 
-        let shadow = if opts.shadow_doorbell && cdata.oacs & OACS_DOORBELL_BUFFER_CONFIG != 0 {
+        let offered = cdata.oacs & OACS_DOORBELL_BUFFER_CONFIG != 0;
+        let costly = shadow_policy::costs_more_than_it_saves(&cdata);
+        if opts.shadow_doorbell && offered && costly && !opts.shadow_doorbell_always {
+            log::info!(
+                "{}: shadow doorbells offered but left off: this controller reads and writes them per command (ControllerOpts::shadow_doorbell_always turns them on)",
+                trid.traddr
+            );
+        }
+        let shadow = if opts.shadow_doorbell && offered && (!costly || opts.shadow_doorbell_always)
+        {
             let mut dbs = DmaBuf::alloc_zeroed(4096, 4096)?;
             let mut eis = DmaBuf::alloc_zeroed(4096, 4096)?;
             let dbs_ptr = dbs[..].as_mut_ptr().cast::<u32>();
@@ -357,6 +382,11 @@ impl Controller {
         let (n, events) = {
             let mut a = self.admin()?;
             let n = a.poll();
+            if a.connection_failed() {
+                // NVMe/TCP: the admin connection is gone; a reset reconnects.
+                self.inner.failed.store(true, Ordering::Release);
+                return Err(NvmeError::ConnectionLost);
+            }
             (n, a.take_events())
         };
         self.inner.keep_alive_if_due()?;
@@ -392,7 +422,9 @@ impl Controller {
         Ok(n)
     }
 
-    /// True after a fatal status was seen and before a successful reset.
+    /// True after a fatal status was seen, after the admin connection of an
+    /// NVMe/TCP controller failed, or after a reset failed — until a
+    /// reset succeeds.
     pub fn is_failed(&self) -> bool {
         self.inner.failed.load(Ordering::Acquire)
     }
@@ -403,6 +435,14 @@ impl Controller {
     /// I/O queue pairs are re-created by their owning threads on their next
     /// `process_completions`: every I/O that was in flight then completes
     /// with [`NvmeError::AbortedByReset`] — failed, never lost.
+    ///
+    /// Over NVMe/TCP a reset closes the admin connection and connects
+    /// again (ICReq, Fabrics Connect, CC.EN by Property Set); each queue
+    /// pair closes its connection and connects again on its next poll, and
+    /// the same [`QPair`](super::QPair) handles go on working. While the
+    /// target is unreachable the reset fails with
+    /// [`NvmeError::ReconnectFailed`] (retryable): the controller stays
+    /// failed and its queue pairs fail new I/O until a reset succeeds.
     pub fn reset(&self) -> Result<(), NvmeError> {
         self.inner.reset()
     }

@@ -99,10 +99,21 @@ pub enum NvmeError {
     /// wrong subsystem NQN, host not allowed, ...).
     #[error("{0}")]
     ConnectRefused(String),
-    /// The I/O was failed because its queue pair's NVMe/TCP connection
-    /// failed while it was in flight.
-    #[error("I/O failed: the NVMe/TCP connection of its queue pair failed; allocate a new queue pair and resubmit")]
+    /// An NVMe/TCP connection failed: the I/O in flight on it failed once
+    /// with this error, and its queue pair (or the admin queue) takes no
+    /// more commands until the controller is reset.
+    #[error("the NVMe/TCP connection failed (its I/O in flight failed once with this error): reset the controller (Controller::reset) to reconnect, then resubmit")]
     ConnectionLost,
+    /// A reset could not connect to the controller again (the target is
+    /// unreachable, or refused the connection): the controller stays
+    /// failed until a later reset succeeds.
+    #[error("reconnecting to {trid} failed: {source}; the controller stays failed: retry Controller::reset later")]
+    ReconnectFailed {
+        /// The controller's transport ID.
+        trid: String,
+        /// Why the connection failed.
+        source: Box<NvmeError>,
+    },
 }
 
 // Boxed so that an NvmeError (and a SubmitError carrying a buffer back) stays small.
@@ -126,11 +137,15 @@ impl NvmeError {
             _ => None,
         }
     }
-    /// True when retrying the same call later may succeed (queue full, reset, or
-    /// a command status without DNR).
+    /// True when retrying the same call later may succeed (queue full, reset,
+    /// a lost NVMe/TCP connection once the controller is reset, a reconnect
+    /// that may find the target back, or a command status without DNR).
     pub fn is_retryable(&self) -> bool {
         match self {
-            NvmeError::QueueFull | NvmeError::AbortedByReset => true,
+            NvmeError::QueueFull
+            | NvmeError::AbortedByReset
+            | NvmeError::ConnectionLost
+            | NvmeError::ReconnectFailed { .. } => true,
             NvmeError::Command { status, .. } => !status.dnr,
             _ => false,
         }

@@ -8,10 +8,11 @@
 //! its callback runs once, after the last child, with the first error if any.
 
 use super::buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
+use super::callback::Callback;
 use super::namespace::Namespace;
 use super::prp::{self, DmaRange, Segment};
 use super::qpair::QPair;
-use super::request::{Callback, Notify};
+use super::request::{Notify, OverBuf};
 use super::spec::command::{DsmRange, DSM_ATTR_DEALLOCATE};
 use super::spec::{NvmOpcode, Sqe};
 use super::NvmeError;
@@ -155,7 +156,7 @@ impl QPair {
         F: FnOnce(&mut QPair, IoCompletion) + 'static,
     {
         let sqe = Sqe::new(NvmOpcode::Flush as u8, ns.id);
-        self.submit_one(sqe, IoBuf::None, Notify::Call(Callback::new(cb)))
+        self.submit_nodata(sqe, Notify::Call(Callback::new(cb)))
     }
 
     /// Write Zeroes over `lba_count` blocks at `lba` (split at 65536 blocks).
@@ -181,7 +182,7 @@ impl QPair {
         if lba_count <= 65536 {
             sqe.set_slba(lba);
             sqe.cdw12 = lba_count - 1;
-            return self.submit_one(sqe, IoBuf::None, Notify::Call(Callback::new(cb)));
+            return self.submit_nodata(sqe, Notify::Call(Callback::new(cb)));
         }
         let chunks = lba_count.div_ceil(65536) as usize;
         self.submit_split(sqe, IoBuf::None, lba, lba_count, 65536, chunks, false, cb)
@@ -218,38 +219,35 @@ impl QPair {
             self.check_range(ns, lba, n as u64)
                 .map_err(|e| reject(e, none()))?;
         }
-        self.check_usable().map_err(|e| reject(e, none()))?;
-        let Some(cid) = self.pool.alloc() else {
-            return Err(reject(NvmeError::QueueFull, none()));
-        };
-        // The ranges live in the request's own DMA page.
-        let r = &mut self.pool.reqs[cid as usize];
-        for (i, &(lba, n)) in ranges.iter().enumerate() {
-            let d = DsmRange {
-                cattr: 0,
-                nlb: n,
-                slba: lba,
-            };
-            r.page[i * 16..i * 16 + 16].copy_from_slice(super::spec::as_bytes(&d));
-        }
         let mut sqe = Sqe::new(NvmOpcode::DatasetManagement as u8, ns.id);
-        sqe.prp1 = r.page_iova;
         sqe.cdw10 = ranges.len() as u32 - 1;
         sqe.cdw11 = DSM_ATTR_DEALLOCATE;
-        self.arm(cid, IoBuf::None, Notify::Call(Callback::new(cb)), sqe.opc());
-        self.push(cid, sqe);
-        self.after_push();
-        Ok(())
+        // The ranges live in the request's own DMA page.
+        let fill = |_: &IoBuf, page: &mut [u8], page_iova: u64| {
+            for (i, &(lba, n)) in ranges.iter().enumerate() {
+                let d = DsmRange {
+                    cattr: 0,
+                    nlb: n,
+                    slba: lba,
+                };
+                page[i * 16..i * 16 + 16].copy_from_slice(super::spec::as_bytes(&d));
+            }
+            Ok(prp::Dptr {
+                prp1: page_iova,
+                ..prp::NO_DPTR
+            })
+        };
+        self.submit_one(sqe, &mut none(), || Notify::Call(Callback::new(cb)), fill)
+            .map_err(|e| reject(e, none()))
     }
 
     /// Raw I/O command passthrough (SPDK's `spdk_nvme_ctrlr_cmd_io_raw`):
     /// the driver fills in CID and the data pointer (PRPs over all of `buf`);
     /// everything else, NSID included, is taken as given and not validated.
-    pub fn submit_raw<F>(&mut self, sqe: Sqe, buf: IoBuf, cb: F) -> Result<(), SubmitError>
+    pub fn submit_raw<F>(&mut self, sqe: Sqe, mut buf: IoBuf, cb: F) -> Result<(), SubmitError>
     where
         F: FnOnce(&mut QPair, IoCompletion) + 'static,
     {
-        let mut sqe = sqe;
         let len = buf.len();
         if len > self.max_xfer {
             return Err(reject(
@@ -260,38 +258,22 @@ impl QPair {
                 buf,
             ));
         }
-        if let Err(e) = self.check_usable() {
-            return Err(reject(e, buf));
-        }
-        let Some(cid) = self.pool.alloc() else {
-            return Err(reject(NvmeError::QueueFull, buf));
+        let build = OverBuf {
+            len,
+            sgls: self.sgls,
         };
-        if len > 0 {
-            let sgls = self.sgls;
-            let r = &mut self.pool.reqs[cid as usize];
-            match prp::build_dptr(buf.segments(), 0, len, &mut r.page, r.page_iova, sgls) {
-                Ok(p) => {
-                    sqe.prp1 = p.prp1;
-                    sqe.prp2 = p.prp2;
-                    sqe.set_psdt(p.psdt);
-                }
-                Err(e) => {
-                    self.pool.release(cid);
-                    return Err(reject(e, buf));
-                }
-            }
+        match self.submit_one(sqe, &mut buf, || Notify::Call(Callback::new(cb)), build) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(reject(e, buf)),
         }
-        self.arm(cid, buf, Notify::Call(Callback::new(cb)), sqe.opc());
-        self.push(cid, sqe);
-        self.after_push();
-        Ok(())
     }
 
+    #[inline(always)]
     fn submit_rw<F>(
         &mut self,
         ns: &Namespace,
         opc: NvmOpcode,
-        buf: IoBuf,
+        mut buf: IoBuf,
         lba: u64,
         lba_count: u32,
         cb: F,
@@ -320,20 +302,46 @@ impl QPair {
                 ));
             }
         }
-        match self.rw_commands(ns, opc, buf.segments(), bytes, lba, lba_count) {
-            Ok(cid) => {
-                self.arm(cid, buf, Notify::Call(Callback::new(cb)), opc as u8);
-                self.after_push();
+        let per = (self.max_xfer >> ns.lba_shift).max(1) as u32;
+        let mut sqe = Sqe::new(opc as u8, ns.id);
+        if lba_count > per {
+            let chunks = lba_count.div_ceil(per) as usize;
+            let bpb = 1usize << ns.lba_shift;
+            return match self.split_commands(sqe, buf.segments(), lba, lba_count, per, chunks, bpb)
+            {
+                Ok(parent) => {
+                    let mut buf = buf;
+                    self.arm_split(parent, &mut buf, Notify::Call(Callback::new(cb)));
+                    Ok(())
+                }
+                Err(e) => Err(reject(e, buf)),
+            };
+        }
+        sqe.set_slba(lba);
+        sqe.cdw12 = lba_count - 1;
+        let build = OverBuf {
+            len: bytes,
+            sgls: self.sgls,
+        };
+        match self.submit_one(sqe, &mut buf, || Notify::Call(Callback::new(cb)), build) {
+            Ok(()) => {
+                // The request took the buffer: `buf` is IoBuf::None, which
+                // owns nothing (forgetting it skips an out-of-line drop).
+                debug_assert!(matches!(buf, IoBuf::None));
+                std::mem::forget(buf);
                 Ok(())
             }
             Err(e) => Err(reject(e, buf)),
         }
     }
 
-    /// Queues the command (or, past the maximum transfer size, the child
-    /// commands under a parent) moving `bytes` of `segs` for `lba_count`
-    /// blocks at `lba`, and returns the request to arm. The range and the
-    /// buffer's length were checked by the caller; the doorbell is not rung.
+    /// Queues the tagged command (or, past the maximum transfer size, the
+    /// child commands under a parent) moving `bytes` of `segs` for
+    /// `lba_count` blocks at `lba`, and returns its request and whether it
+    /// was split (a single command is armed with `tag` here; a parent is
+    /// armed by the caller). The range and the buffer's length were
+    /// checked by the caller; the doorbell is not rung.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn rw_commands<S: Segment>(
         &mut self,
@@ -343,24 +351,23 @@ impl QPair {
         bytes: usize,
         lba: u64,
         lba_count: u32,
-    ) -> Result<u16, NvmeError> {
+        tag: u64,
+    ) -> Result<(u16, bool), NvmeError> {
         let mut sqe = Sqe::new(opc as u8, ns.id);
         let per = (self.max_xfer >> ns.lba_shift).max(1) as u32;
         if lba_count > per {
             let chunks = lba_count.div_ceil(per) as usize;
             let bpb = 1usize << ns.lba_shift;
-            return self.split_commands(sqe, segs, lba, lba_count, per, chunks, bpb);
+            let parent = self.split_commands(sqe, segs, lba, lba_count, per, chunks, bpb)?;
+            return Ok((parent, true));
         }
-        let Some(cid) = self.pool.alloc() else {
+        self.check_usable()?;
+        let sgls = self.sgls;
+        let Some((cid, page, page_iova)) = self.pool.alloc_with_page(opc as u8, Notify::Tag(tag))
+        else {
             return Err(NvmeError::QueueFull);
         };
-        if let Err(e) = self.check_usable() {
-            self.pool.release(cid);
-            return Err(e);
-        }
-        let sgls = self.sgls;
-        let r = &mut self.pool.reqs[cid as usize];
-        let p = match prp::build_dptr(segs, 0, bytes, &mut r.page, r.page_iova, sgls) {
+        let p = match prp::build_dptr(segs, 0, bytes, page, page_iova, sgls) {
             Ok(p) => p,
             Err(e) => {
                 self.pool.release(cid);
@@ -373,7 +380,7 @@ impl QPair {
         sqe.set_slba(lba);
         sqe.cdw12 = lba_count - 1;
         self.push(cid, sqe);
-        Ok(cid)
+        Ok((cid, false))
     }
 
     /// Reads, writes or compares `lba_count` blocks at `lba` with the bytes
@@ -425,13 +432,25 @@ impl QPair {
             start: range.start,
             len: bytes,
         };
-        let cid = self.rw_commands(ns, opc, std::slice::from_ref(&seg), bytes, lba, lba_count)?;
+        let (cid, split) = self.rw_commands(
+            ns,
+            opc,
+            std::slice::from_ref(&seg),
+            bytes,
+            lba,
+            lba_count,
+            tag,
+        )?;
         if self.tcp.is_some() {
             // The connection moves the bytes itself: it needs their address.
             let start = buf.as_ptr().wrapping_add(range.start).cast_mut();
-            self.pool.reqs[cid as usize].lent = (start, bytes);
+            self.pool.lend(cid, start, bytes);
         }
-        self.arm_tagged(cid, tag, opc as u8);
+        if split {
+            // A single command was armed with its tag when it was taken.
+            self.pool.arm_tagged(cid, tag, opc as u8);
+        }
+        self.outstanding += 1;
         self.after_push();
         Ok(())
     }

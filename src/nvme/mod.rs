@@ -13,10 +13,16 @@
 //!   the env's IOVA; transparent splitting above MDTS; batched and shadow
 //!   doorbells; timeouts with abort; polled with [`QPair::process_completions`];
 //!   transport counters ([`PcieStat`]: polls, MMIO vs shadow doorbell writes).
+//! - [`AsyncQPair`]: the queue pair's I/O as futures ([`NvmeIo`]) that
+//!   take the buffer and hand it back with the status; polled by the task
+//!   that awaits, no allocation per I/O.
 //! - [`Namespace`]: size and block size of an active namespace.
 //! - Buffers ([`DmaSlice`], [`IoBuf`]): an I/O owns its DMA buffer until its
 //!   completion ([`IoCompletion`]) hands it back.
 //! - [`NvmeError`]: every failure, NVMe statuses decoded by name.
+//! - `emu` (cargo feature `emu`): the software controller, a test tool
+//!   implementing the PCI device seam in memory; the crate's own tests,
+//!   benches and examples enable it, library users need not compile it.
 //!
 //! ```no_run
 //! use spdk_io::env::{self, DmaBuf, EnvOpts};
@@ -42,15 +48,29 @@
 //! ```
 //!
 //! Internals: `regs` (BAR0 registers and state transitions), `queue` (rings
-//! and doorbells — the unsafe part), `prp` (PRP lists), `request`
-//! (preallocated requests with inline callbacks), `admin` (admin queue,
+//! and doorbells), `prp` (PRP lists), `request` (the
+//! request pool, sole owner of a request's lifecycle; command IDs carry a
+//! generation, so a stale completion is refused), `callback` (completion
+//! callbacks stored inline), `shadow_policy` (whether a controller's shadow
+//! doorbells pay off), `admin` (admin queue,
 //! over PCIe or TCP), `transport` (what a controller is reached over),
-//! `qpair_tcp` (an I/O queue pair's NVMe/TCP poll).
+//! `qpair_tcp` (an I/O queue pair's NVMe/TCP poll), `qpair_tcp_reconnect`
+//! (its connection lost, and made again after a reset).
+//!
+//! `unsafe` here, each block with its `// SAFETY:` line: `queue` and
+//! `controller`/`transport` (volatile rings, doorbells and the shadow
+//! doorbell buffer), `request` and `callback` (callbacks stored inline,
+//! buffers lent by address until their completion), `io`
+//! (`QPair::rw_tagged`, an `unsafe fn` whose caller keeps the buffer),
+//! `qpair_tcp` (receiving straight into a lent buffer), `spec` (the `Pod`
+//! byte views of `#[repr(C)]` structures), and `emu`.
 
 mod admin;
 mod admin_cmds;
 mod buffer;
+mod callback;
 mod controller;
+#[cfg(feature = "emu")]
 pub mod emu;
 mod error;
 mod io;
@@ -58,12 +78,15 @@ mod namespace;
 mod probe;
 mod prp;
 mod qpair;
+mod qpair_async;
 mod qpair_recovery;
 mod qpair_tcp;
+mod qpair_tcp_reconnect;
 mod queue;
 mod regs;
 mod request;
 mod reset;
+mod shadow_policy;
 pub mod spec;
 mod stat;
 mod submit;
@@ -73,6 +96,7 @@ mod transport;
 pub use crate::pci::{TransportId, TransportType};
 pub use admin_cmds::FormatOpts;
 pub use buffer::{DmaSlice, IoBuf, IoCompletion, SubmitError};
+pub use callback::CALLBACK_INLINE_BYTES;
 pub use controller::{AerCallback, Controller, ControllerOpts};
 pub use error::{NvmeError, Result};
 pub use io::{RwOp, MAX_DSM_RANGES};
@@ -82,5 +106,5 @@ pub use prp::PAGE_SIZE;
 pub use qpair::{
     QPair, QPairOpts, TimedOutCommand, TimeoutAction, TimeoutCallback, STALL_KICK_POLLS,
 };
-pub use request::CALLBACK_INLINE_BYTES;
+pub use qpair_async::{AsyncIoFailed, AsyncIoResult, AsyncQPair, NvmeIo};
 pub use stat::PcieStat;

@@ -18,11 +18,11 @@ pub(crate) trait Segment {
 }
 
 impl Segment for DmaSlice {
-    #[inline]
+    #[inline(always)]
     fn seg_len(&self) -> usize {
         self.len()
     }
-    #[inline]
+    #[inline(always)]
     fn iova_extent(&self, off: usize) -> (u64, usize) {
         DmaSlice::iova_extent(self, off)
     }
@@ -74,6 +74,13 @@ pub struct Dptr {
     /// PSDT for CDW0: 0 for PRPs, 1 for SGLs.
     pub psdt: u8,
 }
+
+/// The data pointer of a command without data.
+pub(crate) const NO_DPTR: Dptr = Dptr {
+    prp1: 0,
+    prp2: 0,
+    psdt: super::spec::command::PSDT_PRP,
+};
 
 /// Data pointer for bytes `start..start+len` of `segs`. With `sgls`
 /// (Identify Controller SGLS bits 1:0: 1 = SGLs supported, 2 = supported with

@@ -4,12 +4,13 @@
 use super::buffer::{IoBuf, IoCompletion};
 use super::controller::{Controller, CtrlrInner};
 use super::queue::{CqRing, Doorbell, SqRing};
-use super::request::{Notify, RequestPool, NO_PARENT};
+use super::request::{Finished, Live, RequestPool, NO_PARENT};
 use super::spec::registers::{cq_head_doorbell, sq_tail_doorbell};
 use super::spec::Cqe;
 use super::stat::PcieStat;
 use super::NvmeError;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,30 +85,30 @@ pub type TimeoutCallback = Box<dyn FnMut(TimedOutCommand) -> TimeoutAction>;
 /// in the preallocated request (no allocation per I/O); they receive the
 /// qpair so they can submit follow-up I/O.
 pub struct QPair {
-    pub(crate) ctrlr: Arc<CtrlrInner>,
-    pub(crate) qid: u16,
-    pub(crate) sq: SqRing,
-    pub(crate) cq: CqRing,
-    pub(crate) pool: RequestPool,
-    pub(crate) opts: QPairOpts,
-    pub(crate) generation: u64,
-    pub(crate) max_xfer: usize,
+    pub(super) ctrlr: Arc<CtrlrInner>,
+    pub(super) qid: u16,
+    pub(super) sq: SqRing,
+    pub(super) cq: CqRing,
+    pub(super) pool: RequestPool,
+    pub(super) opts: QPairOpts,
+    pub(super) generation: u64,
+    pub(super) max_xfer: usize,
     /// SGL support to use for data (Identify SGLS bits 1:0; 0 = PRPs only).
-    pub(crate) sgls: u8,
-    pub(crate) outstanding: usize,
-    pub(crate) timeout_cb: Option<TimeoutCallback>,
-    pub(crate) next_timeout_check: Option<Instant>,
+    pub(super) sgls: u8,
+    pub(super) outstanding: usize,
+    pub(super) timeout_cb: Option<TimeoutCallback>,
+    pub(super) next_timeout_check: Option<Instant>,
     /// The counters kept here; the doorbell ones live in the doorbells
     /// and are filled in by [`QPair::pcie_stat`].
-    pub(crate) stat: PcieStat,
+    pub(super) stat: PcieStat,
     /// Consecutive polls that found nothing while commands were outstanding.
-    pub(crate) stalled_polls: u64,
+    pub(super) stalled_polls: u64,
     /// What [`QPair::shutdown`] answered once it ran: whether the device
     /// is done with the memory of the commands it dropped.
-    pub(crate) shut_down: Option<bool>,
+    pub(super) shut_down: Option<bool>,
     /// The connection of an NVMe/TCP queue pair (`None` over PCIe).
-    pub(crate) tcp: Option<Box<super::qpair_tcp::TcpIo>>,
-    pub(crate) _not_send: PhantomData<*const ()>,
+    pub(super) tcp: Option<Box<super::qpair_tcp::TcpIo>>,
+    pub(super) _not_send: PhantomData<*const ()>,
 }
 
 impl Controller {
@@ -154,7 +155,7 @@ impl Controller {
             )?;
             let sq = SqRing::new(entries, sq_db)?;
             let cq = CqRing::new(entries, cq_db)?;
-            let pool = RequestPool::new(nreq)?;
+            let pool = RequestPool::new(nreq, true)?;
             let generation = c.generation.load(Ordering::Acquire);
             if generation % 2 == 1 {
                 return Err(NvmeError::ControllerUnavailable);
@@ -337,7 +338,7 @@ impl QPair {
             return self.recover_or_closed(&mut on_tag);
         }
         if self.tcp.is_some() {
-            return self.reap_tcp(&mut on_tag);
+            return self.reap_tcp(max, &mut on_tag);
         }
         let limit = if max == 0 {
             self.cq.entries() as usize
@@ -346,7 +347,7 @@ impl QPair {
         };
         let mut n = 0;
         while n < limit {
-            let Some(cqe) = self.cq.pop() else { break };
+            let Some(cqe) = self.cq.pop_io() else { break };
             n += 1;
             self.sq.head = cqe.sqhd;
             self.complete_cqe(cqe, &mut on_tag);
@@ -365,8 +366,7 @@ impl QPair {
             self.stalled_polls = 0;
         }
         // Commands the controller may still complete (parents included: an over-estimate is safe).
-        let in_flight = self.pool.capacity() - self.pool.free_count();
-        self.cq.ring_lazy(in_flight);
+        self.cq.ring_lazy(self.pool.in_flight());
         if ring_sq && self.sq.pending() {
             self.sq.ring();
         }
@@ -379,105 +379,111 @@ impl QPair {
     // Inlined into both reaps (PCIe and TCP): outlined, it cost the PCIe
     // poll about 25 instructions per I/O.
     #[inline(always)]
-    pub(crate) fn complete_cqe<H: FnMut(u64, Result<(), NvmeError>)>(
+    pub(super) fn complete_cqe<H: FnMut(u64, Result<(), NvmeError>)>(
         &mut self,
         cqe: Cqe,
         on_tag: &mut H,
     ) {
         let cid = cqe.cid;
-        if !self.pool.is_outstanding(cid) {
-            log::error!(
-                "qpair {}: completion for CID {cid} which is not outstanding; ignored",
-                self.qid
-            );
-            return;
+        let Some(live) = self.pool.check(cid) else {
+            return self.refuse(cid);
+        };
+        // Successful Completion (SCT and SC, status bits 11:1, all zero) of
+        // a command of its own: the common case, tested on the raw field
+        // before anything is decoded, with the result a constant.
+        if cqe.status & 0x0ffe == 0 && live.parent == NO_PARENT {
+            return self.finish_live(live, Ok(()), cqe.dw0, on_tag);
         }
-        let status = cqe.status();
-        let result = if status.is_success() {
+        self.complete_other(cqe, live.parent, on_tag)
+    }
+
+    /// A failed command, or a child of a split I/O.
+    #[inline(never)]
+    fn complete_other<H: FnMut(u64, Result<(), NvmeError>)>(
+        &mut self,
+        cqe: Cqe,
+        parent: u16,
+        on_tag: &mut H,
+    ) {
+        let cid = cqe.cid;
+        let result = if cqe.status & 0x0ffe == 0 {
             Ok(())
         } else {
-            Err(NvmeError::Command {
-                opcode: super::io::nvm_name(self.pool.reqs[cid as usize].opc),
-                status,
-            })
+            Err(self.command_error(cid, cqe))
         };
-        let parent = self.pool.reqs[cid as usize].parent;
         if parent == NO_PARENT {
-            self.finish(cid, result, cqe.dw0, on_tag);
-            return;
+            return self.finish(cid, result, cqe.dw0, on_tag);
         }
-        self.pool.release(cid);
-        let p = &mut self.pool.reqs[parent as usize];
-        if let Err(e) = result {
-            p.child_error.get_or_insert(e);
-        }
-        p.children_left -= 1;
-        if p.children_left == 0 {
-            let r = p.child_error.take().map_or(Ok(()), Err);
-            self.finish(parent, r, 0, on_tag);
+        if let Some((top, r)) = self.pool.child_done(cid, parent, result) {
+            self.finish(top, r, 0, on_tag);
         }
     }
 
-    /// Completes a top-level request: frees it, then runs its callback or
-    /// hands its tag to `on_tag`.
-    #[inline(always)]
-    pub(crate) fn finish<H: FnMut(u64, Result<(), NvmeError>)>(
+    /// The error of a command that completed with a failure status.
+    #[cold]
+    #[inline(never)]
+    fn command_error(&self, cid: u16, cqe: Cqe) -> NvmeError {
+        NvmeError::Command {
+            opcode: super::io::nvm_name(self.pool.opc(cid)),
+            status: cqe.status(),
+        }
+    }
+
+    /// A completion whose command ID is not outstanding: a stale or
+    /// duplicated entry (the ID's generation no longer matches) is
+    /// counted and logged, never completed against the request that now
+    /// holds the slot.
+    #[cold]
+    #[inline(never)]
+    fn refuse(&mut self, cid: u16) {
+        self.stat.stale_completions += 1;
+        log::error!(
+            "qpair {}: completion for command ID {cid:#06x}, which is not outstanding \
+             (stale or duplicated); ignored",
+            self.qid
+        );
+    }
+
+    /// Completes the top-level request `cid` (if outstanding): frees it,
+    /// then runs its callback or hands its tag to `on_tag`.
+    pub(super) fn finish<H: FnMut(u64, Result<(), NvmeError>)>(
         &mut self,
         cid: u16,
         result: Result<(), NvmeError>,
         cdw0: u32,
         on_tag: &mut H,
     ) {
-        let r = &mut self.pool.reqs[cid as usize];
-        // The tag is read in place: moving the whole notification out (a
-        // callback's inline slot) is only worth it for a callback.
-        if let Notify::Tag(tag) = r.notify {
-            // A tagged request holds no buffer: nothing to take back.
-            r.notify = Notify::None;
-            self.pool.release(cid);
-            self.outstanding -= 1;
-            return on_tag(tag, result);
+        if let Some(live) = self.pool.check(cid) {
+            self.finish_live(live, result, cdw0, on_tag);
         }
-        let notify = std::mem::replace(&mut r.notify, Notify::None);
-        let buf = std::mem::take(&mut r.buf);
-        self.pool.release(cid);
+    }
+
+    /// As [`QPair::finish`] for a request just checked outstanding.
+    #[inline(always)]
+    fn finish_live<H: FnMut(u64, Result<(), NvmeError>)>(
+        &mut self,
+        live: Live,
+        result: Result<(), NvmeError>,
+        cdw0: u32,
+        on_tag: &mut H,
+    ) {
+        // Built where the callback will read it (see Pending::invoke).
+        let mut c = ManuallyDrop::new(IoCompletion {
+            result,
+            cdw0,
+            buf: IoBuf::None,
+        });
+        let done = self.pool.finish(live, &mut c.buf);
         self.outstanding -= 1;
-        if let Notify::Call(cb) = notify {
-            cb.invoke(self, IoCompletion { result, cdw0, buf });
+        match done {
+            // The result is moved out and the rest left undropped: a tagged
+            // request holds no buffer (dropping `c` would call the buffer's
+            // drop out of line for nothing).
+            Finished::Tag(tag) => on_tag(tag, std::mem::replace(&mut c.result, Ok(()))),
+            // SAFETY: `c` holds a live completion, given up to the callback
+            // (never used again here).
+            Finished::Call(cb) => unsafe { cb.invoke(self, &mut c) },
+            Finished::Silent => drop(ManuallyDrop::into_inner(c)),
         }
     }
-
-    /// Arms a tagged top-level request ([`QPair::rw_tagged`]): the tag is
-    /// its notification and it holds no buffer. A request comes off the
-    /// free list with neither (`finish` took them), so nothing is moved
-    /// or dropped on the way.
-    #[inline]
-    pub(crate) fn arm_tagged(&mut self, cid: u16, tag: u64, opc: u8) {
-        let r = &mut self.pool.reqs[cid as usize];
-        if !matches!(r.notify, Notify::None) || !matches!(r.buf, IoBuf::None) {
-            arm_cold(&mut r.notify, &mut r.buf);
-        }
-        r.notify = Notify::Tag(tag);
-        r.opc = opc;
-        self.outstanding += 1;
-    }
-
-    /// Stores the notification and buffer on a top-level request.
-    #[inline]
-    pub(crate) fn arm(&mut self, cid: u16, buf: IoBuf, notify: Notify, opc: u8) {
-        let r = &mut self.pool.reqs[cid as usize];
-        r.notify = notify;
-        r.buf.put(buf);
-        r.opc = opc;
-        self.outstanding += 1;
-    }
-}
-
-/// Drops what a request taken off the free list should not hold (never on
-/// the I/O path: `finish` empties a request before freeing it).
-#[cold]
-#[inline(never)]
-fn arm_cold(notify: &mut Notify, buf: &mut IoBuf) {
-    *notify = Notify::None;
-    *buf = IoBuf::None;
 }

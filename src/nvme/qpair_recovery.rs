@@ -3,7 +3,6 @@
 //! re-created, in-flight I/O failed exactly once), detach, and deletion on drop.
 
 use super::qpair::{OnTag, QPair, TimedOutCommand, TimeoutAction};
-use super::request::{Notify, ReqState, NO_PARENT};
 use super::NvmeError;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,37 +20,30 @@ impl QPair {
             return Ok(());
         }
         self.next_timeout_check = Some(now + (t / 4).max(Duration::from_millis(1)));
-        for cid in 0..self.pool.capacity() as u16 {
-            let r = &self.pool.reqs[cid as usize];
-            let expired = r.state == ReqState::Outstanding
-                && r.submitted.is_some_and(|s| now.duration_since(s) > t);
-            if !expired {
-                continue;
-            }
+        for e in self.pool.expired(now, t) {
             let info = TimedOutCommand {
                 qid: self.qid,
-                cid,
-                opc: r.opc,
-                abort_sent: r.abort_sent,
+                cid: e.cid,
+                opc: e.opc,
+                abort_sent: e.abort_sent,
             };
+            let cid = e.cid;
             let action = match self.timeout_cb.as_mut() {
                 Some(cb) => cb(info),
                 None if info.abort_sent => TimeoutAction::Reset,
                 None => TimeoutAction::Abort,
             };
             log::warn!(
-                "qpair {}: command CID {cid} opcode {:#x} timed out after {t:?}: {action:?}",
+                "qpair {}: command CID {cid:#x} opcode {:#x} timed out after {t:?}: {action:?}",
                 self.qid,
                 info.opc
             );
             match action {
                 TimeoutAction::Ignore => {}
                 TimeoutAction::Abort => {
-                    let r = &mut self.pool.reqs[cid as usize];
-                    r.abort_sent = true;
-                    r.submitted = Some(now);
+                    self.pool.mark_abort_sent(cid, now);
                     if let Err(e) = self.ctrlr.abort(self.qid, cid) {
-                        log::warn!("qpair {}: Abort of CID {cid} failed: {e}", self.qid);
+                        log::warn!("qpair {}: Abort of CID {cid:#x} failed: {e}", self.qid);
                     }
                 }
                 TimeoutAction::Reset => {
@@ -78,6 +70,9 @@ impl QPair {
             self.generation = DEAD;
             return Ok(self.fail_all(|| NvmeError::ControllerUnavailable, on_tag));
         }
+        if self.tcp.is_some() {
+            return self.recover_tcp(on_tag);
+        }
         if generation % 2 == 1 {
             return Err(NvmeError::ControllerUnavailable);
         }
@@ -99,18 +94,9 @@ impl QPair {
     /// Completes every outstanding request with `err()`: children are freed
     /// silently, each top-level request's callback (or `on_tag`) runs once.
     pub(crate) fn fail_all(&mut self, err: fn() -> NvmeError, mut on_tag: OnTag<'_>) -> usize {
-        for cid in 0..self.pool.capacity() as u16 {
-            let r = &self.pool.reqs[cid as usize];
-            if r.state == ReqState::Outstanding && r.parent != NO_PARENT {
-                self.pool.release(cid);
-            }
-        }
         // Recovery path (not per I/O): a list is fine here.
-        let failed: Vec<u16> = (0..self.pool.capacity() as u16)
-            .filter(|&cid| self.pool.is_outstanding(cid))
-            .collect();
+        let failed = self.pool.drop_children();
         for &cid in &failed {
-            self.pool.reqs[cid as usize].child_error = None;
             self.finish(cid, Err(err()), 0, &mut on_tag);
         }
         failed.len()
@@ -146,10 +132,7 @@ impl QPair {
         let deleted = live && c.delete_io_sq(self.qid).is_ok() && {
             // The controller completed or aborted every command of the SQ.
             while let Some(cqe) = self.cq.pop() {
-                if self.pool.is_outstanding(cqe.cid) {
-                    let r = &mut self.pool.reqs[cqe.cid as usize];
-                    r.notify = Notify::None;
-                }
+                self.pool.silence(cqe.cid);
             }
             c.delete_io_cq(self.qid).is_ok()
         };
@@ -163,9 +146,7 @@ impl QPair {
                 self.qid,
                 self.outstanding
             );
-            for r in &mut self.pool.reqs {
-                std::mem::forget(std::mem::take(&mut r.buf));
-            }
+            self.pool.leak_buffers();
         }
         done
     }

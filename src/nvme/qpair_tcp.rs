@@ -9,9 +9,8 @@
 use super::buffer::{DmaSlice, IoBuf};
 use super::controller::CtrlrInner;
 use super::qpair::{QPair, QPairOpts};
-use super::qpair_recovery::DEAD;
 use super::queue::{CqRing, Doorbell, SqRing};
-use super::request::{Request, RequestPool, NO_PARENT};
+use super::request::RequestPool;
 use super::spec::{Cqe, NvmOpcode, Sqe};
 use super::stat::PcieStat;
 use super::tcp::{CommandBuffers, TcpQueue};
@@ -41,17 +40,24 @@ enum Src {
 pub(crate) struct TcpIo {
     pub(crate) queue: TcpQueue,
     /// SQ index up to which commands were handed to the connection.
-    sent: u16,
+    pub(crate) sent: u16,
     src: Vec<Src>,
-    /// Completions of one poll (capacity preallocated: no allocation per I/O).
-    cqes: Vec<Cqe>,
-    /// (NSID, log2 of the block size) of the namespaces at creation.
-    shifts: Vec<(u32, u32)>,
+    /// Completions read but not yet delivered (a poll delivers at most its
+    /// `max`); capacity preallocated: no allocation per I/O.
+    pub(crate) cqes: Vec<Cqe>,
+    /// (NSID, log2 of the block size) of the namespaces at creation (or
+    /// at the last reconnect).
+    pub(crate) shifts: Vec<(u32, u32)>,
+    /// Set when the connection failed: the controller generation it was
+    /// lost under (or the last reconnect attempt failed under); cleared
+    /// by a reconnect.
+    pub(crate) disconnected: Option<u64>,
 }
 
-/// The request slots as the connection sees them.
+/// The request slots as the connection sees them (a TCP pool's CIDs are
+/// its slot indexes: [`RequestPool::new`] without generations).
 struct PoolBufs<'a> {
-    reqs: &'a mut [Request],
+    reqs: &'a mut RequestPool,
     src: &'a [Src],
 }
 
@@ -72,14 +78,14 @@ impl CommandBuffers for PoolBufs<'_> {
     fn segment(&self, cid: u16, i: usize) -> Option<&[u8]> {
         match *self.src.get(cid as usize)? {
             Src::None => None,
-            Src::Page => (i == 0).then(|| &self.reqs[cid as usize].page[..]),
+            Src::Page => (i == 0).then(|| self.reqs.page_bytes(cid)).flatten(),
             Src::Buf { owner, base } => {
-                let segs = self.reqs.get(owner as usize)?.buf.segments();
+                let segs = self.reqs.buf(owner)?.segments();
                 let (k, start) = locate(segs, base as usize, i)?;
                 Some(&segs[k].as_slice()[start..])
             }
             Src::Lent { owner, base } => {
-                let (ptr, len) = self.reqs.get(owner as usize)?.lent;
+                let (ptr, len) = self.reqs.lent(owner)?;
                 if i != 0 || ptr.is_null() || base as usize > len {
                     return None;
                 }
@@ -97,7 +103,7 @@ impl CommandBuffers for PoolBufs<'_> {
         let (owner, base) = match *self.src.get(cid as usize)? {
             Src::Buf { owner, base } => (owner, base),
             Src::Lent { owner, base } => {
-                let (ptr, len) = self.reqs.get(owner as usize)?.lent;
+                let (ptr, len) = self.reqs.lent(owner)?;
                 if i != 0 || ptr.is_null() || base as usize > len {
                     return None;
                 }
@@ -111,7 +117,7 @@ impl CommandBuffers for PoolBufs<'_> {
             }
             Src::None | Src::Page => return None,
         };
-        let buf = &mut self.reqs.get_mut(owner as usize)?.buf;
+        let buf = self.reqs.buf_mut(owner)?;
         let (k, start) = locate(buf.segments(), base as usize, i)?;
         let seg = match buf {
             IoBuf::None => return None,
@@ -152,7 +158,8 @@ impl QPair {
             qid,
             sq: SqRing::new(entries, Doorbell::local()?)?,
             cq: CqRing::new(entries, Doorbell::local()?)?,
-            pool: RequestPool::new(nreq)?,
+            // The connection indexes its commands by CID: no generations.
+            pool: RequestPool::new(nreq, false)?,
             next_timeout_check: opts.timeout.map(|_| Instant::now()),
             opts,
             generation,
@@ -170,6 +177,7 @@ impl QPair {
                 src: vec![Src::None; nreq as usize],
                 cqes: Vec::with_capacity(entries as usize),
                 shifts,
+                disconnected: None,
             })),
             _not_send: PhantomData,
         })
@@ -178,12 +186,10 @@ impl QPair {
     /// Bytes and direction of the command in `sqe` and where its data is.
     fn tcp_data(&self, sqe: &Sqe, shifts: &[(u32, u32)]) -> Result<(u32, bool, Src), String> {
         let cid = sqe.cid();
-        let r = &self.pool.reqs[cid as usize];
-        let (owner, base) = if r.parent != NO_PARENT {
-            (r.parent, r.data_off)
-        } else {
-            (cid, 0)
-        };
+        let (owner, base) = self
+            .pool
+            .data_owner(cid)
+            .ok_or_else(|| format!("command {cid} is not outstanding"))?;
         let opc = sqe.opc();
         let rw = [NvmOpcode::Read, NvmOpcode::Write, NvmOpcode::Compare];
         if rw.iter().any(|o| *o as u8 == opc) {
@@ -198,10 +204,13 @@ impl QPair {
                     )
                 })?;
             let len = ((sqe.cdw12 & 0xffff) + 1) << shift;
-            let o = &self.pool.reqs[owner as usize];
-            let src = if !matches!(o.buf, IoBuf::None) {
+            let has_buf = self
+                .pool
+                .buf(owner)
+                .is_some_and(|b| !matches!(b, IoBuf::None));
+            let src = if has_buf {
                 Src::Buf { owner, base }
-            } else if !o.lent.0.is_null() {
+            } else if self.pool.lent(owner).is_some_and(|l| !l.0.is_null()) {
                 Src::Lent { owner, base }
             } else {
                 return Err("a read or write without a buffer".into());
@@ -211,7 +220,7 @@ impl QPair {
         if opc == NvmOpcode::DatasetManagement as u8 {
             return Ok((((sqe.cdw10 & 0xff) + 1) * 16, true, Src::Page));
         }
-        let len = self.pool.reqs[owner as usize].buf.len() as u32;
+        let len = self.pool.buf(owner).map_or(0, IoBuf::len) as u32;
         if len == 0 {
             return Ok((0, false, Src::None));
         }
@@ -239,7 +248,7 @@ impl QPair {
                     Ok((len, write, src)) => {
                         t.src[cid as usize] = src;
                         let bufs = PoolBufs {
-                            reqs: &mut self.pool.reqs,
+                            reqs: &mut self.pool,
                             src: &t.src,
                         };
                         t.queue.submit(sqe, len, write, &bufs)?;
@@ -261,7 +270,7 @@ impl QPair {
             }
             self.sq.head = t.sent;
             let bufs = PoolBufs {
-                reqs: &mut self.pool.reqs,
+                reqs: &mut self.pool,
                 src: &t.src,
             };
             t.queue.flush(&bufs)
@@ -280,30 +289,42 @@ impl QPair {
     /// The poll of an NVMe/TCP queue pair: send, receive, complete, and
     /// send what the completions submitted. A failed connection fails
     /// every command in flight once ([`NvmeError::ConnectionLost`]) and
-    /// shuts the queue pair down.
+    /// leaves the queue pair disconnected until a controller reset
+    /// (`qpair_tcp_reconnect.rs`).
     #[inline(never)]
-    pub(crate) fn reap_tcp<H>(&mut self, on_tag: &mut H) -> Result<usize, NvmeError>
+    pub(crate) fn reap_tcp<H>(&mut self, max: usize, on_tag: &mut H) -> Result<usize, NvmeError>
     where
         H: FnMut(u64, Result<(), NvmeError>),
     {
         let mut r = self.tcp_pump();
         let mut cqes = Vec::new();
+        let limit = if max == 0 { usize::MAX } else { max };
         if r.is_ok() {
             let mut t = self.tcp.take().expect("a TCP qpair");
             cqes = std::mem::take(&mut t.cqes);
-            let mut bufs = PoolBufs {
-                reqs: &mut self.pool.reqs,
-                src: &t.src,
-            };
-            r = t
-                .queue
-                .poll(&mut bufs, |c| cqes.push(c))
-                .map(|_| ())
-                .map_err(|e| NvmeError::Tcp(Box::new(e)));
+            // Completions left over from a poll limited by `max` go first;
+            // the socket is read only when they do not fill this one.
+            if cqes.len() < limit {
+                let mut bufs = PoolBufs {
+                    reqs: &mut self.pool,
+                    src: &t.src,
+                };
+                r = t
+                    .queue
+                    .poll(&mut bufs, |c| cqes.push(c))
+                    .map(|_| ())
+                    .map_err(|e| NvmeError::Tcp(Box::new(e)));
+            }
             self.tcp = Some(t);
         }
-        let n = cqes.len();
-        for cqe in cqes.drain(..) {
+        // When the connection failed, what it completed before is
+        // delivered now, beyond `max`; everything else fails below.
+        let n = if r.is_err() {
+            cqes.len()
+        } else {
+            cqes.len().min(limit)
+        };
+        for cqe in cqes.drain(..n) {
             self.complete_cqe(cqe, on_tag);
         }
         if let Some(t) = self.tcp.as_mut() {
@@ -319,12 +340,7 @@ impl QPair {
         }
         if let Err(e) = r {
             log::error!("qpair {}: {e}; failing its I/O", self.qid);
-            if let Some(t) = self.tcp.as_mut() {
-                t.queue.close();
-            }
-            self.generation = DEAD;
-            self.shut_down = Some(true);
-            let failed = self.fail_all(|| NvmeError::ConnectionLost, on_tag);
+            let failed = self.tcp_disconnect(on_tag);
             return if n + failed > 0 {
                 Ok(n + failed)
             } else {

@@ -99,14 +99,7 @@ impl Doorbell {
     /// an NVMe/TCP queue pair keeps its commands in an SQ ring that its own
     /// poll hands to the connection, so ringing only records the tail.
     pub(crate) fn local() -> Result<Self, NvmeError> {
-        let mem: std::sync::Arc<[std::sync::atomic::AtomicU64; 1]> =
-            std::sync::Arc::new([std::sync::atomic::AtomicU64::new(0)]);
-        let ptr = std::ptr::NonNull::new(mem.as_ptr().cast_mut().cast::<u8>())
-            .expect("an Arc's pointer is not null");
-        // SAFETY: 8 bytes of an 8-byte aligned atomic (interior mutability,
-        // so volatile stores through the pointer are allowed), kept alive by
-        // the Bar's `keep` for as long as the doorbell.
-        let bar = unsafe { Bar::from_raw(ptr, 8, mem) };
+        let bar = Bar::in_memory(std::sync::Arc::new([std::sync::atomic::AtomicU64::new(0)]));
         Doorbell::new(&bar, 0, None)
     }
 
@@ -368,6 +361,47 @@ impl CqRing {
     /// matches), and advances past it. The doorbell is not written.
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<Cqe> {
+        let (status, slot) = self.ready()?;
+        let cqe = slot.read();
+        self.advance();
+        Some(Cqe { status, ..cqe })
+    }
+
+    /// As [`CqRing::pop`] for an I/O queue, reading only what the I/O
+    /// path uses: Dword 0, SQHD, CID and the status (Dword 1 and SQID are
+    /// returned as 0; an I/O queue pair has one SQ per CQ).
+    #[inline(always)]
+    pub(crate) fn pop_io(&mut self) -> Option<Cqe> {
+        let (status, slot) = self.ready()?;
+        let p = slot.as_raw_ptr().cast::<u32>();
+        // SAFETY: Dword 0 and Dword 2 (SQHD, SQID) of the entry `ready`
+        // checked, inside `mem`; the device writes it by DMA, so it is read
+        // through volatile pointers.
+        let (dw0, dw2) = unsafe {
+            (
+                VolatilePtr::new_read_only(p).read(),
+                VolatilePtr::new_read_only(p.add(2)).read(),
+            )
+        };
+        // SAFETY: the CID, the first u16 of Dword 3, likewise.
+        let cid = unsafe { VolatilePtr::new_read_only(p.add(3).cast::<u16>()).read() };
+        self.advance();
+        Some(Cqe {
+            dw0,
+            dw1: 0,
+            sqhd: dw2 as u16,
+            sqid: 0,
+            cid,
+            status,
+        })
+    }
+
+    /// The head entry's status word and a pointer to the entry when the
+    /// controller has posted it (phase tag matches). The status word (which
+    /// holds the phase tag) is read alone first; the rest of the entry must
+    /// be read only after it, which the acquire fence here orders.
+    #[inline(always)]
+    fn ready(&self) -> Option<(u16, VolatilePtr<'_, Cqe, volatile::access::ReadOnly>)> {
         // SAFETY: head < entries, so the slot (and its status word, the last u16 of
         // the 16-byte entry) lie inside `mem`, which this ring owns and keeps; the
         // device writes it by DMA, so it is only read through volatile pointers.
@@ -378,19 +412,22 @@ impl CqRing {
                 VolatilePtr::new_read_only(slot.cast::<u16>().add(STATUS_U16)),
             )
         };
-        // The status word is read alone first.
-        if (status.read() & 1 != 0) != self.phase {
+        let status = status.read();
+        if (status & 1 != 0) != self.phase {
             return None;
         }
-        // The rest of the entry must not be read before the phase tag.
         fence(Ordering::Acquire);
-        let cqe = slot.read();
+        Some((status, slot))
+    }
+
+    /// Moves the head past the entry just read.
+    #[inline(always)]
+    fn advance(&mut self) {
         self.head += 1;
         if self.head == self.entries {
             self.head = 0;
             self.phase = !self.phase;
         }
-        Some(cqe)
     }
     /// Publishes the head (once per batch of pops).
     #[inline]
@@ -441,18 +478,13 @@ impl CqRing {
 mod tests {
     use super::{need_event, Doorbell};
     use crate::pci::Bar;
-    use std::ptr::NonNull;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use std::sync::Arc;
 
     /// A 4 KiB stand-in for BAR0 in ordinary memory, and a handle to read it.
-    fn fake_bar() -> (Bar, Arc<Box<[AtomicU64]>>) {
-        let mem: Arc<Box<[AtomicU64]>> = Arc::new((0..512).map(|_| AtomicU64::new(0)).collect());
-        let ptr = NonNull::new(mem.as_ptr().cast_mut().cast::<u8>()).unwrap();
-        // SAFETY: 4 KiB of 8-byte aligned atomics (interior mutability, so
-        // volatile writes through the pointer are allowed), kept alive by `keep`.
-        let bar = unsafe { Bar::from_raw(ptr, 512 * 8, mem.clone()) };
-        (bar, mem)
+    fn fake_bar() -> (Bar, Arc<[AtomicU64]>) {
+        let mem: Arc<[AtomicU64]> = (0..512).map(|_| AtomicU64::new(0)).collect();
+        (Bar::in_memory(mem.clone()), mem)
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::controller::{program_and_enable, CtrlrInner};
 use super::spec::features::{AsyncEventConfig, FeatureId, NumberOfQueues};
 use super::spec::{AdminOpcode, Sqe};
+use super::transport::Transport;
 use super::NvmeError;
 use std::sync::atomic::Ordering;
 
@@ -64,11 +65,9 @@ impl CtrlrInner {
         if i.detached.load(Ordering::Acquire) {
             return Err(NvmeError::ControllerUnavailable);
         }
-        let Some(regs) = i.regs() else {
-            return Err(NvmeError::Unsupported(format!(
-                "{}: reset over NVMe/TCP is not implemented yet: detach and attach again",
-                i.trid
-            )));
+        let regs = match &i.transport {
+            Transport::Pcie(p) => &p.regs,
+            Transport::Tcp(t) => return self.reset_tcp(t),
         };
         let mut admin = i.admin.lock().unwrap_or_else(|p| p.into_inner());
         i.generation.fetch_add(1, Ordering::AcqRel);

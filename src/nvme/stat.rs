@@ -30,6 +30,10 @@ pub struct PcieStat {
     /// completion while commands were outstanding (not in SPDK: a guard
     /// against a controller that missed a shadow doorbell update).
     pub doorbell_kicks: u64,
+    /// Completions refused because their command ID was not outstanding:
+    /// stale or duplicated entries (not in SPDK: command IDs here carry a
+    /// generation, so a late entry for a reused ID is told apart).
+    pub stale_completions: u64,
 }
 
 impl std::ops::AddAssign<&PcieStat> for PcieStat {
@@ -44,6 +48,7 @@ impl std::ops::AddAssign<&PcieStat> for PcieStat {
         self.sq_shadow_doorbell_updates += o.sq_shadow_doorbell_updates;
         self.cq_shadow_doorbell_updates += o.cq_shadow_doorbell_updates;
         self.doorbell_kicks += o.doorbell_kicks;
+        self.stale_completions += o.stale_completions;
     }
 }
 

@@ -3,10 +3,11 @@
 //! and the (possibly delayed) doorbell.
 
 use super::buffer::{IoBuf, IoCompletion, SubmitError};
+use super::callback::Callback;
 use super::namespace::Namespace;
 use super::prp::{self, Segment};
 use super::qpair::QPair;
-use super::request::{Callback, Notify};
+use super::request::{BuildDptr, NoData, Notify};
 use super::spec::Sqe;
 use super::NvmeError;
 use std::time::Instant;
@@ -42,48 +43,67 @@ impl QPair {
 
     /// Fails fast when the controller is gone or was reset (the caller then
     /// calls `process_completions`, which recovers the qpair).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn check_usable(&self) -> Result<(), NvmeError> {
         let g = self
             .ctrlr
             .generation
             .load(std::sync::atomic::Ordering::Relaxed);
         if g != self.generation {
-            if self.shut_down.is_some() {
-                return Err(NvmeError::QPairShutDown(self.qid));
-            }
-            return Err(
-                if self
-                    .ctrlr
-                    .detached
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    NvmeError::ControllerUnavailable
-                } else {
-                    NvmeError::AbortedByReset
-                },
-            );
+            return Err(self.unusable());
         }
         Ok(())
     }
 
-    /// Submits one command with no data pointer.
-    pub(crate) fn submit_one(
-        &mut self,
-        sqe: Sqe,
-        buf: IoBuf,
-        cb: Notify,
-    ) -> Result<(), SubmitError> {
-        if let Err(e) = self.check_usable() {
-            return Err(reject(e, buf));
+    /// Why this queue pair takes no commands now.
+    #[cold]
+    #[inline(never)]
+    fn unusable(&self) -> NvmeError {
+        if self.shut_down.is_some() {
+            return NvmeError::QPairShutDown(self.qid);
         }
-        let Some(cid) = self.pool.alloc() else {
-            return Err(reject(NvmeError::QueueFull, buf));
-        };
-        self.arm(cid, buf, cb, sqe.opc());
+        if self.tcp.as_ref().is_some_and(|t| t.is_disconnected()) {
+            return NvmeError::ConnectionLost;
+        }
+        if self
+            .ctrlr
+            .detached
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            NvmeError::ControllerUnavailable
+        } else {
+            NvmeError::AbortedByReset
+        }
+    }
+
+    /// Submits one command whose data pointer (if any) `build` makes from
+    /// `buf`, the request's PRP list page and its IOVA; then arms the
+    /// request with the buffer (taken out of `buf`, which is left as
+    /// [`IoBuf::None`]) and the notification `notify` makes. On an error
+    /// nothing was queued and `buf` is untouched.
+    #[inline(always)]
+    pub(crate) fn submit_one<B: BuildDptr, N: FnOnce() -> Notify>(
+        &mut self,
+        mut sqe: Sqe,
+        buf: &mut IoBuf,
+        notify: N,
+        build: B,
+    ) -> Result<(), NvmeError> {
+        self.check_usable()?;
+        let (cid, p) = self.pool.alloc_armed(sqe.opc(), buf, notify, build)?;
+        sqe.prp1 = p.prp1;
+        sqe.prp2 = p.prp2;
+        sqe.set_psdt(p.psdt);
+        self.outstanding += 1;
         self.push(cid, sqe);
         self.after_push();
         Ok(())
+    }
+
+    /// Submits one command without data.
+    pub(crate) fn submit_nodata(&mut self, sqe: Sqe, notify: Notify) -> Result<(), SubmitError> {
+        self.submit_one(sqe, &mut IoBuf::None, || notify, NoData)
+            .map_err(|e| reject(e, IoBuf::None))
     }
 
     /// Parent request plus `chunks` child commands; all or nothing.
@@ -110,12 +130,21 @@ impl QPair {
         let segs = buf.segments();
         match self.split_commands(template, segs, lba, lba_count, per, chunks, bytes_per_block) {
             Ok(parent) => {
-                self.arm(parent, buf, Notify::Call(Callback::new(cb)), template.opc());
-                self.after_push();
+                let mut buf = buf;
+                self.arm_split(parent, &mut buf, Notify::Call(Callback::new(cb)));
                 Ok(())
             }
             Err(e) => Err(reject(e, buf)),
         }
+    }
+
+    /// Arms the parent of a queued split with the buffer and notification
+    /// (the children's data pointers are built: the parent only keeps the
+    /// buffer) and rings the doorbell.
+    pub(crate) fn arm_split(&mut self, parent: u16, buf: &mut IoBuf, notify: Notify) {
+        self.pool.arm_parent(parent, buf, notify);
+        self.outstanding += 1;
+        self.after_push();
     }
 
     /// Queues `chunks` child commands of at most `per` blocks each under a
@@ -148,22 +177,26 @@ impl QPair {
                 NvmeError::QueueFull
             });
         }
-        let parent = self.pool.alloc().expect("free count checked");
+        let Some((parent, _, _)) = self.pool.alloc_with_page(template.opc(), Notify::None) else {
+            return Err(NvmeError::QueueFull);
+        };
         let tail_before = self.sq.tail();
         let mut done = 0u32;
         let mut children = 0u16;
         while done < lba_count {
             let n = per.min(lba_count - done);
-            let cid = self.pool.alloc().expect("free count checked");
-            self.pool.reqs[cid as usize].parent = parent;
-            self.pool.reqs[cid as usize].data_off = (done as usize * bytes_per_block) as u32;
+            let start = done as usize * bytes_per_block;
+            let Some((cid, page, page_iova)) =
+                self.pool.alloc_child(parent, start as u32, template.opc())
+            else {
+                self.sq.set_tail(tail_before);
+                self.pool.abandon_split(parent);
+                return Err(NvmeError::QueueFull);
+            };
             let mut sqe = template;
             if bytes_per_block != 0 {
-                let sgls = self.sgls;
-                let r = &mut self.pool.reqs[cid as usize];
-                let start = done as usize * bytes_per_block;
                 let len = n as usize * bytes_per_block;
-                match prp::build_dptr(segs, start, len, &mut r.page, r.page_iova, sgls) {
+                match prp::build_dptr(segs, start, len, page, page_iova, self.sgls) {
                     Ok(p) => {
                         sqe.prp1 = p.prp1;
                         sqe.prp2 = p.prp2;
@@ -172,42 +205,33 @@ impl QPair {
                     Err(e) => {
                         // Nothing was rung: take back the entries and requests.
                         self.sq.set_tail(tail_before);
-                        for c in 0..self.pool.capacity() as u16 {
-                            if self.pool.is_outstanding(c)
-                                && self.pool.reqs[c as usize].parent == parent
-                            {
-                                self.pool.release(c);
-                            }
-                        }
-                        self.pool.release(parent);
+                        self.pool.abandon_split(parent);
                         return Err(e);
                     }
                 }
             }
             sqe.set_slba(lba + done as u64);
             sqe.cdw12 = (template.cdw12 & !0xffff) | (n - 1);
-            self.pool.reqs[cid as usize].opc = sqe.opc();
             self.push(cid, sqe);
             children += 1;
             done += n;
         }
-        self.pool.reqs[parent as usize].children_left = children;
-        self.pool.reqs[parent as usize].child_error = None;
+        self.pool.set_children(parent, children);
         Ok(parent)
     }
 
     /// Writes the SQE for request `cid` into the SQ (doorbell not rung).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, cid: u16, mut sqe: Sqe) {
         sqe.set_cid(cid);
         if self.opts.timeout.is_some() {
-            self.pool.reqs[cid as usize].submitted = Some(Instant::now());
+            self.pool.stamp(cid, Instant::now());
         }
         self.sq.push(&sqe);
         self.stat.submitted_requests += 1;
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn after_push(&mut self) {
         if !self.opts.delay_cmd_submit {
             self.sq.ring();

@@ -46,6 +46,13 @@ impl CtrlrInner {
             Transport::Tcp(_) => None,
         }
     }
+    /// The NVMe/TCP side of the controller (`None` over PCIe).
+    pub(crate) fn tcp(&self) -> Option<&super::tcp::TcpTransport> {
+        match &self.transport {
+            Transport::Tcp(t) => Some(t),
+            Transport::Pcie(_) => None,
+        }
+    }
     /// BAR0 registers (PCIe only).
     pub(crate) fn regs(&self) -> Option<&Regs> {
         self.pcie().map(|p| &p.regs)

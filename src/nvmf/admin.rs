@@ -4,6 +4,7 @@
 //! state. The discovery controller answers only what a discovery
 //! controller has.
 
+use super::ana::{self, AnaGroup};
 use super::ctrlr::{round_kato, Ctrlr};
 use super::identify;
 use super::log_page::{self, lid};
@@ -77,7 +78,10 @@ fn identify(target: &Target, ctrlr: &Ctrlr, sqe: &Sqe, out: &mut [u8]) -> AdminO
             // An inactive namespace reads as zeroes.
             if let Some(ns) = subsys.namespace(sqe.nsid) {
                 if let Some(b) = crate::bdev::get_by_name(&ns.bdev_name) {
-                    let d = identify::namespace(&ns, b.block_size(), b.num_blocks());
+                    let mut d = identify::namespace(&ns, b.block_size(), b.num_blocks());
+                    if subsys.lock().ana_reporting {
+                        d.anagrpid = ns.anagrpid;
+                    }
                     page.copy_from_slice(spec::as_bytes(&d));
                 }
             }
@@ -123,6 +127,10 @@ fn get_log_page(target: &Target, ctrlr: &Ctrlr, sqe: &Sqe, out: &mut [u8]) -> Ad
             p[8..8 + identify::FIRMWARE.len()].copy_from_slice(identify::FIRMWARE.as_bytes());
             p
         }
+        lid::ANA if ctrlr.subsystem().lock().ana_reporting => {
+            // LSP bit 0 (CDW10 bit 8): Return Groups Only.
+            ana_log_page(ctrlr, sqe.cdw10 & (1 << 8) != 0)
+        }
         lid::CHANGED_NS_LIST => {
             let changed = std::mem::take(&mut ctrlr.lock().changed_ns);
             log_page::changed_ns_list(&changed)
@@ -143,6 +151,27 @@ fn get_log_page(target: &Target, ctrlr: &Ctrlr, sqe: &Sqe, out: &mut [u8]) -> Ad
     let n = copy_out(&page, offset, &mut out[..len]);
     out[n..len].fill(0);
     AdminOutcome::Done(Completion::ok(0), len)
+}
+
+/// The ANA log page as `ctrlr` sees it: every ANA group with
+/// namespaces, in the state of the listener its admin queue reached.
+fn ana_log_page(ctrlr: &Ctrlr, rgo: bool) -> Vec<u8> {
+    let subsys = ctrlr.subsystem();
+    let st = subsys.lock();
+    let mut groups: Vec<AnaGroup> = Vec::new();
+    for ns in st.namespaces.values() {
+        match groups.iter_mut().find(|g| g.id == ns.anagrpid) {
+            Some(g) => g.nsids.push(ns.nsid),
+            None => groups.push(AnaGroup {
+                id: ns.anagrpid,
+                state: st.ana.at(&st.listeners, &ctrlr.listen_addr(), ns.anagrpid),
+                nsids: vec![ns.nsid],
+            }),
+        }
+    }
+    groups.sort_by_key(|g| g.id);
+    drop(st);
+    ana::log_page(subsys.ana_gen(), &groups, rgo)
 }
 
 /// Feature identifiers the target knows.
@@ -178,7 +207,7 @@ fn set_features(ctrlr: &Ctrlr, sqe: &Sqe, discovery: bool) -> Completion {
             if sqe.cdw11 & 0xffff == 0xffff || sqe.cdw11 >> 16 == 0xffff {
                 return Completion::invalid_field();
             }
-            if !st.io_qids.is_empty() {
+            if st.qpairs.iter().any(|(q, _)| *q != 0) {
                 // Only before any I/O queue exists (SPDK: command sequence error).
                 return Completion::generic(sc::COMMAND_SEQUENCE_ERROR);
             }
@@ -239,13 +268,23 @@ mod tests {
                 serial_number: "SPDK00000000000001".into(),
                 model_number: "spdk-io Controller".into(),
                 max_namespaces: 8,
+                ana_reporting: false,
             },
         )
-        .unwrap();
+        .unwrap()
+        .add_listener(crate::nvmf::tcp::TcpTransport::listen_addr(
+            "127.0.0.1:4420".parse().unwrap(),
+        ));
+        let origin = crate::nvmf::QueueOrigin {
+            listen: "127.0.0.1:4420".parse().unwrap(),
+            peer: "127.0.0.1:50000".parse().unwrap(),
+            thread: "test".into(),
+        };
         let c = connect(
             &t,
             &connect_cmd(0, 32, 0),
             &connect_data(&[1; 16], CNTLID_DYNAMIC, nqn, "nqn.2014-08.org:h"),
+            &origin,
         )
         .unwrap();
         (t, c.ctrlr)

@@ -3,12 +3,27 @@
 //! CC, CSTS), feature values, the I/O queues connected to it and the
 //! namespaces changed since the host last read the Changed Namespace List.
 
+use super::abort::AbortBox;
 use super::status::{sc, sct, Completion};
 use super::subsystem::Subsystem;
 use crate::nvme::spec::{Cap, Cc, Csts};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+
+/// Where a queue pair came from: the listener it reached, the host's
+/// address and the poll group thread serving it
+/// (`nvmf_subsystem_get_qpairs` reports them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueOrigin {
+    /// The target's address the connection reached.
+    pub listen: SocketAddr,
+    /// The host's address.
+    pub peer: SocketAddr,
+    /// Name of the thread serving the queue.
+    pub thread: String,
+}
 
 /// Property offsets (NVMe over Fabrics: the controller registers).
 pub mod prop {
@@ -29,6 +44,19 @@ pub const KAS: u16 = 10;
 /// Asynchronous Event Requests a controller holds at once (AERL + 1).
 pub const MAX_AERS: usize = 4;
 
+/// Asynchronous event completions (Dword 0: type, information, log page)
+/// and the Asynchronous Event Configuration bits that enable them.
+pub mod aen {
+    /// Notice, Namespace Attribute Changed, Changed Namespace List (04h).
+    pub const NS_ATTRIBUTE_CHANGED: u32 = 0x02 | 0x04 << 16;
+    /// Notice, Asymmetric Namespace Access Change, ANA log page (0Ch).
+    pub const ANA_CHANGE: u32 = 0x02 | 0x03 << 8 | 0x0c << 16;
+    /// AEC: Namespace Attribute Notices.
+    pub const AEC_NS_ATTRIBUTE: u32 = 1 << 8;
+    /// AEC: ANA Change Notices.
+    pub const AEC_ANA_CHANGE: u32 = 1 << 11;
+}
+
 /// A controller's mutable state.
 #[derive(Debug)]
 pub struct CtrlrState {
@@ -44,12 +72,12 @@ pub struct CtrlrState {
     pub vwc: bool,
     /// Number of I/O queues granted (Set Features 07h), 1's based.
     pub num_io_queues: u16,
-    /// I/O queue IDs connected.
-    pub io_qids: Vec<u16>,
+    /// Queue pairs connected (the admin queue first), by queue ID.
+    pub qpairs: Vec<(u16, QueueOrigin)>,
     /// Namespaces changed since the Changed Namespace List was last read.
     pub changed_ns: Vec<u32>,
-    /// A namespace-attribute event waiting for an AER.
-    pub ns_event_pending: bool,
+    /// Asynchronous events waiting for an AER (their completion Dword 0).
+    pub events: Vec<u32>,
     /// Last Keep Alive (or any admin command).
     pub last_keep_alive: Instant,
 }
@@ -61,20 +89,25 @@ pub struct Ctrlr {
     subsys: Arc<Subsystem>,
     hostnqn: String,
     hostid: [u8; 16],
+    listen: SocketAddr,
     cap: Cap,
     failed: AtomicBool,
     event: AtomicBool,
     state: Mutex<CtrlrState>,
+    aborts: AbortBox,
 }
 
 impl Ctrlr {
-    /// A controller for `hostnqn` on `subsys` with queues of up to
-    /// `max_queue_depth` entries and `max_io_queues` I/O queues.
+    /// A controller for `hostnqn` on `subsys`, made by an admin queue
+    /// from `admin`, with queues of up to `max_queue_depth` entries and
+    /// `max_io_queues` I/O queues.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         cntlid: u16,
         subsys: Arc<Subsystem>,
         hostnqn: String,
         hostid: [u8; 16],
+        admin: QueueOrigin,
         kato_ms: u32,
         max_queue_depth: u16,
         max_io_queues: u16,
@@ -89,9 +122,11 @@ impl Ctrlr {
             subsys,
             hostnqn,
             hostid,
+            listen: admin.listen,
             cap,
             failed: AtomicBool::new(false),
             event: AtomicBool::new(false),
+            aborts: AbortBox::default(),
             state: Mutex::new(CtrlrState {
                 cc: Cc(0),
                 csts: Csts(0),
@@ -99,9 +134,9 @@ impl Ctrlr {
                 aec: 0,
                 vwc: false,
                 num_io_queues: max_io_queues,
-                io_qids: Vec::new(),
+                qpairs: vec![(0, admin)],
                 changed_ns: Vec::new(),
-                ns_event_pending: false,
+                events: Vec::new(),
                 last_keep_alive: Instant::now(),
             }),
         }
@@ -123,9 +158,22 @@ impl Ctrlr {
     pub fn hostid(&self) -> [u8; 16] {
         self.hostid
     }
+    /// The listener its admin queue reached (its ANA state is this
+    /// listener's).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
     /// CAP.
     pub fn cap(&self) -> Cap {
         self.cap
+    }
+    /// Abort requests between its admin queue and its I/O queues.
+    pub fn aborts(&self) -> &AbortBox {
+        &self.aborts
+    }
+    /// True when I/O queue `qid` is connected.
+    pub fn has_io_queue(&self, qid: u16) -> bool {
+        qid != 0 && self.lock().qpairs.iter().any(|(q, _)| *q == qid)
     }
     /// Its state, locked (admin commands and Connect only).
     pub fn lock(&self) -> MutexGuard<'_, CtrlrState> {
@@ -151,20 +199,40 @@ impl Ctrlr {
             st.changed_ns.push(nsid);
         }
         // AEC bit 8: Namespace Attribute Notices.
-        if st.aec & (1 << 8) != 0 {
-            st.ns_event_pending = true;
-            self.event.store(true, Ordering::Release);
+        if st.aec & aen::AEC_NS_ATTRIBUTE != 0 {
+            self.post(&mut st, aen::NS_ATTRIBUTE_CHANGED);
         }
     }
 
-    /// Takes a pending namespace-attribute-changed event (one atomic load
-    /// when there is none): the admin queue completes an AER with it.
-    pub(crate) fn take_ns_event(&self) -> bool {
-        if !self.event.load(Ordering::Acquire) {
-            return false;
+    /// Records that an ANA state the controller reports changed.
+    pub(crate) fn ana_changed(&self) {
+        let mut st = self.lock();
+        // AEC bit 11: ANA Change Notices.
+        if st.aec & aen::AEC_ANA_CHANGE != 0 {
+            self.post(&mut st, aen::ANA_CHANGE);
         }
-        self.event.store(false, Ordering::Release);
-        std::mem::take(&mut self.lock().ns_event_pending)
+    }
+
+    /// Queues event `dw0` for the next AER (once while it waits).
+    fn post(&self, st: &mut CtrlrState, dw0: u32) {
+        if !st.events.contains(&dw0) {
+            st.events.push(dw0);
+        }
+        self.event.store(true, Ordering::Release);
+    }
+
+    /// Takes the oldest pending asynchronous event (one atomic load when
+    /// there is none): the admin queue completes an AER with it.
+    pub(crate) fn take_event(&self) -> Option<u32> {
+        if !self.event.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut st = self.lock();
+        let e = (!st.events.is_empty()).then(|| st.events.remove(0));
+        if st.events.is_empty() {
+            self.event.store(false, Ordering::Release);
+        }
+        e
     }
 
     /// Property Get of `size` (4 or 8) bytes at `ofst`.
@@ -223,8 +291,8 @@ impl Ctrlr {
         st.cc.en() == 1 && st.csts.rdy() == 1
     }
 
-    /// Adds I/O queue `qid` (Connect on an I/O queue).
-    pub(crate) fn add_io_queue(&self, qid: u16) -> Result<(), Completion> {
+    /// Adds I/O queue `qid` from `origin` (Connect on an I/O queue).
+    pub(crate) fn add_io_queue(&self, qid: u16, origin: QueueOrigin) -> Result<(), Completion> {
         let mut st = self.lock();
         if qid == 0 || qid > st.num_io_queues {
             return Err(Completion::error(
@@ -232,16 +300,21 @@ impl Ctrlr {
                 sc::INVALID_QUEUE_IDENTIFIER,
             ));
         }
-        if st.io_qids.contains(&qid) {
+        if st.qpairs.iter().any(|(q, _)| *q == qid) {
             return Err(Completion::generic(sc::COMMAND_SEQUENCE_ERROR));
         }
-        st.io_qids.push(qid);
+        st.qpairs.push((qid, origin));
         Ok(())
     }
 
     /// Forgets I/O queue `qid` (its connection closed).
     pub(crate) fn remove_io_queue(&self, qid: u16) {
-        self.lock().io_qids.retain(|q| *q != qid);
+        self.lock().qpairs.retain(|(q, _)| *q != qid);
+    }
+
+    /// I/O queues connected.
+    pub fn num_io_qpairs(&self) -> usize {
+        self.lock().qpairs.iter().filter(|(q, _)| *q != 0).count()
     }
 
     /// Notes a keep alive.
@@ -288,7 +361,12 @@ mod tests {
             SubsystemOpts::default(),
         )
         .unwrap();
-        Ctrlr::new(1, s, "nqn.2014-08.org:host".into(), [0; 16], 0, 128, 4)
+        let o = QueueOrigin {
+            listen: "127.0.0.1:4420".parse().unwrap(),
+            peer: "127.0.0.1:50000".parse().unwrap(),
+            thread: "test".into(),
+        };
+        Ctrlr::new(1, s, "nqn.2014-08.org:host".into(), [0; 16], o, 0, 128, 4)
     }
 
     #[test]
@@ -340,13 +418,15 @@ mod tests {
     #[test]
     fn io_queue_ids_beyond_the_granted_number_are_refused() {
         let c = ctrlr();
-        assert!(c.add_io_queue(1).is_ok());
+        let o = c.lock().qpairs[0].1.clone();
+        assert!(c.add_io_queue(1, o.clone()).is_ok());
         assert_eq!(
-            c.add_io_queue(1).unwrap_err().sc,
+            c.add_io_queue(1, o.clone()).unwrap_err().sc,
             sc::COMMAND_SEQUENCE_ERROR
         );
+        assert_eq!(c.num_io_qpairs(), 1);
         assert_eq!(
-            c.add_io_queue(5).unwrap_err().sc,
+            c.add_io_queue(5, o).unwrap_err().sc,
             sc::INVALID_QUEUE_IDENTIFIER
         );
         assert_eq!(round_kato(1), 1000);

@@ -2,7 +2,7 @@
 //! a new one for an admin queue, an existing one for an I/O queue) and
 //! Property Get/Set, with the statuses SPDK's `lib/nvmf/ctrlr.c` returns.
 
-use super::ctrlr::Ctrlr;
+use super::ctrlr::{Ctrlr, QueueOrigin};
 use super::status::{sc as gsc, sct, Completion};
 use super::subsystem::{Subsystem, SubsystemType};
 use super::target::Target;
@@ -43,9 +43,17 @@ fn nqn_field(data: &[u8], at: usize) -> Option<String> {
     std::str::from_utf8(&f[..n]).ok().map(str::to_owned)
 }
 
-/// Executes Connect with its data; on success the CQE's Dword 0 holds
-/// the controller ID.
-pub fn connect(target: &Target, sqe: &Sqe, data: &[u8]) -> Result<Connected, Completion> {
+/// Executes Connect with its data for a queue from `origin`; on success
+/// the CQE's Dword 0 holds the controller ID. A host not on the
+/// subsystem's allow list, or reaching it through a listener not added
+/// to it, is refused with Invalid Host (as SPDK's
+/// `nvmf_qpair_access_allowed`).
+pub fn connect(
+    target: &Target,
+    sqe: &Sqe,
+    data: &[u8],
+    origin: &QueueOrigin,
+) -> Result<Connected, Completion> {
     let recfmt = sqe.cdw10 as u16;
     let qid = (sqe.cdw10 >> 16) as u16;
     let sqsize = sqe.cdw11 as u16;
@@ -85,13 +93,20 @@ pub fn connect(target: &Target, sqe: &Sqe, data: &[u8]) -> Result<Connected, Com
         c.dw0 = 512 | 1 << 16;
         return Err(c);
     }
+    if !subsys.listener_allowed(&origin.listen) {
+        log::info!(
+            "Connect: '{subnqn}' does not allow host '{hostnqn}' to connect at {}",
+            origin.listen
+        );
+        return Err(Completion::error(sct::COMMAND_SPECIFIC, sc::INVALID_HOST));
+    }
     let entries = sqsize + 1;
     if qid == 0 {
         if cntlid != CNTLID_DYNAMIC {
             log::info!("Connect: static controller ID {cntlid} asked; only the dynamic model");
             return Err(invalid_param(true, 16));
         }
-        let ctrlr = new_ctrlr(target, &subsys, hostnqn, hostid, kato)?;
+        let ctrlr = new_ctrlr(target, &subsys, hostnqn, hostid, origin, kato)?;
         return Ok(Connected {
             ctrlr,
             qid,
@@ -112,7 +127,7 @@ pub fn connect(target: &Target, sqe: &Sqe, data: &[u8]) -> Result<Connected, Com
     if !ctrlr.is_enabled() {
         return Err(Completion::generic(gsc::COMMAND_SEQUENCE_ERROR));
     }
-    ctrlr.add_io_queue(qid)?;
+    ctrlr.add_io_queue(qid, origin.clone())?;
     Ok(Connected {
         ctrlr,
         qid,
@@ -125,6 +140,7 @@ fn new_ctrlr(
     subsys: &Arc<Subsystem>,
     hostnqn: String,
     hostid: [u8; 16],
+    origin: &QueueOrigin,
     kato: u32,
 ) -> Result<Arc<Ctrlr>, Completion> {
     let o = target.opts();
@@ -140,6 +156,7 @@ fn new_ctrlr(
         subsys.clone(),
         hostnqn,
         hostid,
+        origin.clone(),
         kato,
         o.max_queue_depth,
         o.max_qpairs_per_ctrlr - 1,
@@ -184,15 +201,52 @@ mod tests {
 
     fn target(allow_any: bool) -> Arc<Target> {
         let t = Target::new(TransportOpts::default()).unwrap();
-        t.create_subsystem(
-            SUB,
-            SubsystemOpts {
-                allow_any_host: allow_any,
-                ..SubsystemOpts::default()
-            },
-        )
-        .unwrap();
+        let s = t
+            .create_subsystem(
+                SUB,
+                SubsystemOpts {
+                    allow_any_host: allow_any,
+                    ..SubsystemOpts::default()
+                },
+            )
+            .unwrap();
+        s.add_listener(listen_addr(origin().listen));
         t
+    }
+
+    /// A queue from 127.0.0.1 reaching the listener 127.0.0.1:4420.
+    fn origin() -> QueueOrigin {
+        QueueOrigin {
+            listen: "127.0.0.1:4420".parse().unwrap(),
+            peer: "127.0.0.1:50000".parse().unwrap(),
+            thread: "nvmf_tgt_poll_group_0".into(),
+        }
+    }
+
+    fn listen_addr(a: std::net::SocketAddr) -> crate::nvmf::ListenAddr {
+        crate::nvmf::tcp::TcpTransport::listen_addr(a)
+    }
+
+    fn connect(t: &Target, sqe: &Sqe, data: &[u8]) -> Result<Connected, Completion> {
+        super::connect(t, sqe, data, &origin())
+    }
+
+    #[test]
+    fn a_host_reaching_the_subsystem_through_another_listener_is_invalid_host() {
+        let t = target(true);
+        let d = connect_data(&[1; 16], CNTLID_DYNAMIC, SUB, HOST);
+        let mut o = origin();
+        o.listen = "127.0.0.1:4421".parse().unwrap();
+        let e = super::connect(&t, &connect_cmd(0, 32, 0), &d, &o).unwrap_err();
+        assert_eq!((e.sct, e.sc), (1, sc::INVALID_HOST));
+        // The discovery subsystem takes any listener of the target (SPDK's behaviour).
+        let disc = connect_data(&[1; 16], CNTLID_DYNAMIC, crate::nvmf::DISCOVERY_NQN, HOST);
+        assert!(super::connect(&t, &connect_cmd(0, 32, 0), &disc, &o).is_ok());
+        // A listener on the unspecified address takes every address of its port.
+        t.find(SUB)
+            .unwrap()
+            .add_listener(listen_addr("0.0.0.0:4421".parse().unwrap()));
+        assert!(super::connect(&t, &connect_cmd(0, 32, 0), &d, &o).is_ok());
     }
 
     #[test]

@@ -8,6 +8,9 @@ use super::subsystem::{NamespaceConfig, SubsystemType};
 use super::target::TransportOpts;
 use crate::nvme::spec::{self, IdentifyController, IdentifyNamespace};
 
+/// ANA Transition Time in seconds (SPDK's `ANA_TRANSITION_TIME_IN_SEC`).
+pub const ANA_TRANSITION_TIME_S: u8 = 10;
+
 /// Firmware revision reported (SPDK reports its version).
 pub const FIRMWARE: &str = "25.09";
 
@@ -70,6 +73,16 @@ pub fn controller(ctrlr: &Ctrlr, opts: &TransportOpts, vwc: bool) -> IdentifyCon
                          // Present when any bdev caches writes; flush broadcast not supported.
             d.vwc = if vwc { 1 | 2 << 1 } else { 0 };
             d.mnan = 0;
+            if st.ana_reporting {
+                d.cmic |= 1 << 3; // ANA reporting
+                d.oaes |= 1 << 11; // ANA change notices
+                d.anatt = ANA_TRANSITION_TIME_S;
+                // Optimized, non-optimized, inaccessible, persistent loss and
+                // change states; ANAGRPID does not change while attached.
+                d.anacap = 0x1f | 1 << 6;
+                d.anagrpmax = st.max_namespaces;
+                d.nanagrpid = st.max_namespaces;
+            }
         }
     }
     d
@@ -151,6 +164,7 @@ mod tests {
             uuid: [0xab; 16],
             nguid: [0x11; 16],
             eui64: [0; 8],
+            anagrpid: 3,
         }
     }
 

@@ -2,7 +2,8 @@
 //! SMART / Health Information, the Changed Namespace List, and the
 //! discovery log page (NVMe over Fabrics, log identifier 70h).
 
-use super::subsystem::{ListenAddr, SubsystemType};
+use super::ids::ListenAddr;
+use super::subsystem::SubsystemType;
 use super::target::Target;
 
 /// Log page identifiers.
@@ -15,6 +16,8 @@ pub mod lid {
     pub const FIRMWARE_SLOT: u8 = 0x03;
     /// Changed Namespace List.
     pub const CHANGED_NS_LIST: u8 = 0x04;
+    /// Asymmetric Namespace Access.
+    pub const ANA: u8 = 0x0c;
     /// Discovery (fabrics discovery controllers only).
     pub const DISCOVERY: u8 = 0x70;
 }

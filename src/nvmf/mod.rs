@@ -5,21 +5,29 @@
 //! | file | job |
 //! |---|---|
 //! | `target` | [`Target`]: the subsystems, the discovery subsystem, [`TransportOpts`] |
+//! | `ids` | NQNs, UUIDs, identity strings and [`ListenAddr`]: checked, parsed, matched |
 //! | `subsystem` | [`Subsystem`]: NQN, identity, host allow list, namespaces, listeners, controllers |
 //! | `ctrlr` | [`Ctrlr`]: controller ID, properties (CAP, VS, CC, CSTS), features, I/O queues |
 //! | `fabrics` | Connect and Property Get/Set |
 //! | `admin`, `identify`, `log_page` | admin commands, Identify data, log pages (discovery included) |
 //! | `io` | I/O commands decoded into bdev operations, bdev statuses into NVMe statuses |
+//! | `abort` | Abort of an I/O command: the mailbox between a controller's admin queue and its I/O queues |
+//! | `ana` | Asymmetric Namespace Access: per-listener group states, the ANA log page |
 //! | `status` | [`Completion`]: what goes into a CQE |
 //! | `rpc` | the `nvmf_*` JSON-RPC methods, the subsystem's init/fini and `save_config` entries |
 //! | `tcp` | the NVMe/TCP transport: listener, poll groups, one connection per queue |
 //! | `error` | [`NvmfError`] |
 
+#![deny(unsafe_code)]
+
+pub mod abort;
 pub mod admin;
+pub mod ana;
 mod ctrlr;
 mod error;
 pub mod fabrics;
 pub mod identify;
+mod ids;
 pub mod io;
 pub mod log_page;
 pub mod rpc;
@@ -28,11 +36,12 @@ mod subsystem;
 mod target;
 pub mod tcp;
 
-pub use ctrlr::{Ctrlr, CtrlrState};
+pub use ana::AnaState;
+pub use ctrlr::{Ctrlr, CtrlrState, QueueOrigin};
 pub use error::NvmfError;
+pub use ids::{check_nqn, parse_uuid, ListenAddr, NQN_MAX_LEN};
 pub use status::{sc, sct, Completion};
 pub use subsystem::{
-    check_nqn, parse_uuid, ListenAddr, NamespaceConfig, Subsystem, SubsystemOpts, SubsystemState,
-    SubsystemType, DISCOVERY_NQN,
+    NamespaceConfig, Subsystem, SubsystemOpts, SubsystemState, SubsystemType, DISCOVERY_NQN,
 };
 pub use target::{Target, TransportOpts};

@@ -12,6 +12,8 @@ pub mod sct {
     pub const COMMAND_SPECIFIC: u8 = 1;
     /// Media and Data Integrity Errors.
     pub const MEDIA: u8 = 2;
+    /// Path Related Status.
+    pub const PATH: u8 = 3;
 }
 
 /// Generic status codes beyond the ones `nvme::spec::generic` names.

@@ -3,16 +3,16 @@
 //! hosts have made on it. Configuration changes and Connect take its lock;
 //! the I/O path never does.
 
+use super::ana::{AnaState, AnaStates};
 use super::ctrlr::Ctrlr;
+use super::ids::check_ascii;
+use super::ids::{check_nqn, ListenAddr};
 use super::NvmfError;
-use crate::bdev::Uuid;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The well-known NQN of the discovery subsystem.
 pub const DISCOVERY_NQN: &str = crate::nvme::tcp::fabrics::DISCOVERY_NQN;
-/// Longest NQN the specification allows, in bytes.
-pub const NQN_MAX_LEN: usize = 223;
 /// SPDK's default `max_namespaces` (0 given means this).
 pub const DEFAULT_MAX_NAMESPACES: u32 = 32;
 
@@ -38,19 +38,15 @@ pub struct NamespaceConfig {
     pub nguid: [u8; 16],
     /// IEEE Extended Unique Identifier (zero when not given).
     pub eui64: [u8; 8],
+    /// ANA group (SPDK's default: the NSID).
+    pub anagrpid: u32,
 }
 
-/// A listen address as SPDK writes it (`trtype`, `adrfam`, `traddr`, `trsvcid`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenAddr {
-    /// `TCP`.
-    pub trtype: String,
-    /// `IPv4` or `IPv6`.
-    pub adrfam: String,
-    /// The address.
-    pub traddr: String,
-    /// The port.
-    pub trsvcid: String,
+impl SubsystemState {
+    /// The ANA state of `group` at listener `l`.
+    pub fn ana_state(&self, l: &ListenAddr, group: u32) -> AnaState {
+        self.ana.get(l, group)
+    }
 }
 
 /// Options of a new subsystem (`nvmf_create_subsystem`).
@@ -64,6 +60,8 @@ pub struct SubsystemOpts {
     pub allow_any_host: bool,
     /// Most namespaces (0: SPDK's default of 32).
     pub max_namespaces: u32,
+    /// Report Asymmetric Namespace Access (per-listener ANA states).
+    pub ana_reporting: bool,
 }
 
 impl Default for SubsystemOpts {
@@ -73,6 +71,7 @@ impl Default for SubsystemOpts {
             model_number: "SPDK bdev Controller".into(),
             allow_any_host: false,
             max_namespaces: 0,
+            ana_reporting: false,
         }
     }
 }
@@ -94,6 +93,10 @@ pub struct SubsystemState {
     pub namespaces: BTreeMap<u32, NamespaceConfig>,
     /// Listen addresses.
     pub listeners: Vec<ListenAddr>,
+    /// ANA is reported (Identify, log page 0Ch, path statuses).
+    pub ana_reporting: bool,
+    /// The ANA state of each group at each listener.
+    pub ana: AnaStates,
     /// Controllers hosts made (by Connect on an admin queue).
     pub controllers: Vec<Arc<Ctrlr>>,
     next_cntlid: u16,
@@ -105,38 +108,9 @@ pub struct Subsystem {
     nqn: String,
     subtype: SubsystemType,
     state: Mutex<SubsystemState>,
-}
-
-/// Checks that `nqn` is an NQN: `nqn.` and a date and a name, or the
-/// discovery NQN, at most 223 bytes.
-pub fn check_nqn(nqn: &str) -> Result<(), NvmfError> {
-    let bad = |why| {
-        Err(NvmfError::InvalidNqn {
-            nqn: nqn.into(),
-            why,
-        })
-    };
-    if nqn.len() > NQN_MAX_LEN {
-        return bad("longer than 223 bytes");
-    }
-    if !nqn.starts_with("nqn.") || nqn.len() < 12 {
-        return bad("must start with 'nqn.yyyy-mm.' followed by a reverse domain name");
-    }
-    if nqn.bytes().any(|b| b == 0 || !b.is_ascii()) {
-        return bad("must be printable UTF-8 without NUL");
-    }
-    Ok(())
-}
-
-fn check_ascii(name: &'static str, v: &str, max: usize) -> Result<(), NvmfError> {
-    if v.len() > max || v.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
-        return Err(NvmfError::InvalidParam {
-            name,
-            value: v.into(),
-            why: format!("must be at most {max} printable ASCII characters"),
-        });
-    }
-    Ok(())
+    /// Bumped by every ANA state or namespace change: queues re-check
+    /// the ANA state of their namespaces when it moved (one atomic load per I/O).
+    ana_gen: std::sync::atomic::AtomicU64,
 }
 
 impl Subsystem {
@@ -163,9 +137,12 @@ impl Subsystem {
                 },
                 namespaces: BTreeMap::new(),
                 listeners: Vec::new(),
+                ana_reporting: opts.ana_reporting,
+                ana: AnaStates::default(),
                 controllers: Vec::new(),
                 next_cntlid: 1,
             }),
+            ana_gen: 0.into(),
         }))
     }
 
@@ -239,8 +216,10 @@ impl Subsystem {
                 uuid: uuid.unwrap_or(bdev.uuid().0),
                 nguid: nguid.unwrap_or([0; 16]),
                 eui64: [0; 8],
+                anagrpid: nsid,
             },
         );
+        self.bump_ana_gen();
         let ctrlrs = st.controllers.clone();
         drop(st);
         for c in ctrlrs {
@@ -261,6 +240,7 @@ impl Subsystem {
                 nsid,
                 why: "not a namespace of it".into(),
             })?;
+        self.bump_ana_gen();
         let ctrlrs = st.controllers.clone();
         drop(st);
         for c in ctrlrs {
@@ -309,6 +289,83 @@ impl Subsystem {
         }
     }
 
+    /// The ANA generation (see the field).
+    pub fn ana_gen(&self) -> u64 {
+        self.ana_gen.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump_ana_gen(&self) {
+        self.ana_gen
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Sets the ANA state of `group` (every group when `None`) at the
+    /// listener `l` (`nvmf_subsystem_listener_set_ana_state`); the
+    /// controllers that came through it get an ANA change event.
+    pub fn set_ana_state(
+        &self,
+        l: &ListenAddr,
+        group: Option<u32>,
+        state: AnaState,
+    ) -> Result<(), NvmfError> {
+        self.nvme_only()?;
+        let mut st = self.lock();
+        if !st.listeners.contains(l) {
+            return Err(NvmfError::InvalidParam {
+                name: "listen_address",
+                value: format!("{}:{}", l.traddr, l.trsvcid),
+                why: format!("not a listener of '{}'", self.nqn),
+            });
+        }
+        if let Some(g) = group.filter(|&g| g > st.max_namespaces) {
+            return Err(NvmfError::InvalidParam {
+                name: "anagrpid",
+                value: g.to_string(),
+                why: format!("above max_namespaces {}", st.max_namespaces),
+            });
+        }
+        st.ana.set(l, group, state);
+        let ctrlrs: Vec<_> = st
+            .controllers
+            .iter()
+            .filter(|c| l.matches(&c.listen_addr()))
+            .cloned()
+            .collect();
+        drop(st);
+        self.bump_ana_gen();
+        for c in ctrlrs {
+            c.ana_changed();
+        }
+        Ok(())
+    }
+
+    /// The status an I/O to namespace `nsid` from a host that reached
+    /// the target at `local` gets from ANA (`None`: served).
+    pub fn ana_io_status(
+        &self,
+        nsid: u32,
+        local: &std::net::SocketAddr,
+    ) -> Option<crate::nvmf::Completion> {
+        let st = self.lock();
+        if !st.ana_reporting {
+            return None;
+        }
+        let g = st.namespaces.get(&nsid)?.anagrpid;
+        st.ana.at(&st.listeners, local, g).io_status()
+    }
+
+    /// Whether a host reaching the target at `local` may connect to this
+    /// subsystem (`spdk_nvmf_subsystem_listener_allowed`): one of its
+    /// listeners has that address and port (a listener on the
+    /// unspecified address takes every address of its port). The
+    /// discovery subsystem takes any listener of the target, as SPDK does.
+    pub fn listener_allowed(&self, local: &std::net::SocketAddr) -> bool {
+        if self.subtype == SubsystemType::Discovery {
+            return true;
+        }
+        self.lock().listeners.iter().any(|l| l.matches(local))
+    }
+
     /// A new controller ID, not in use by another controller.
     pub(crate) fn alloc_cntlid(st: &mut SubsystemState) -> Option<u16> {
         for _ in 0..0xffef_u32 {
@@ -339,21 +396,14 @@ impl Subsystem {
     pub fn namespace(&self, nsid: u32) -> Option<NamespaceConfig> {
         self.lock().namespaces.get(&nsid).cloned()
     }
-}
 
-/// Parses a UUID or NGUID written as hex (dashes allowed).
-pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    if let Some(u) = Uuid::parse(s) {
-        return Some(u.0);
+    /// True when namespace `nsid` exists and is served by bdev `bdev_name`
+    /// (checked in place: nothing is cloned, so the I/O queues' checks
+    /// allocate nothing).
+    pub fn has_namespace_on(&self, nsid: u32, bdev_name: &str) -> bool {
+        self.lock()
+            .namespaces
+            .get(&nsid)
+            .is_some_and(|n| n.bdev_name == bdev_name)
     }
-    let hex: Vec<u8> = s.bytes().filter(|&c| c != b'-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        let p = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(out)
 }

@@ -6,11 +6,12 @@
 //! a driver only asks the env for the IOVA of its buffers.
 
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use volatile::VolatilePtr;
 
-use super::{PciAddress, PciError};
+use super::{PciAddress, PciError, Plain};
 
 /// A mapped memory region of a device (a BAR), accessed with volatile loads and stores.
 ///
@@ -45,6 +46,19 @@ impl Bar {
         }
     }
 
+    /// A BAR in ordinary memory: `mem`'s words stand in for device
+    /// registers (a software device, a queue no device watches, tests); the
+    /// holder of another clone of `mem` sees every store.
+    pub fn in_memory(mem: Arc<[AtomicU64]>) -> Self {
+        let len = mem.len() * 8;
+        let ptr = NonNull::new(mem.as_ptr().cast_mut().cast::<u8>())
+            .expect("a slice's pointer is never null");
+        // SAFETY: `len` bytes of 8-aligned atomics, whose interior mutability
+        // allows volatile loads and stores through the pointer from any thread,
+        // kept alive by `keep` as long as the Bar.
+        unsafe { Self::from_raw(ptr, len, Arc::new(mem)) }
+    }
+
     /// Length of the region in bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -65,16 +79,47 @@ impl Bar {
         off % size == 0 && off.checked_add(size).is_some_and(|end| end <= self.len)
     }
 
+    /// The `T` at byte offset `off` as a volatile pointer, or None when
+    /// `off..off + size_of::<T>()` passes the end of the BAR or `off` is not
+    /// aligned for `T` (at most 8, the mapping's alignment). `T` is [`Plain`]:
+    /// whatever the device holds there reads as a valid value.
+    ///
+    /// ```
+    /// use spdk_io::pci::Bar;
+    /// use std::sync::{atomic::AtomicU64, Arc};
+    ///
+    /// let bar = Bar::in_memory(Arc::new([AtomicU64::new(u64::MAX)]));
+    /// assert_eq!(bar.view::<u32>(4).map(|r| r.read()), Some(u32::MAX));
+    /// assert!(bar.view::<u32>(6).is_none(), "misaligned");
+    /// assert!(bar.view::<u64>(4).is_none(), "past the end");
+    /// ```
+    ///
+    /// A type with invalid bit patterns is refused at compile time:
+    ///
+    /// ```compile_fail
+    /// use spdk_io::pci::Bar;
+    /// use std::sync::{atomic::AtomicU64, Arc};
+    ///
+    /// let bar = Bar::in_memory(Arc::new([AtomicU64::new(u64::MAX)]));
+    /// let _ = bar.view::<bool>(0); // 0xff is no bool
+    /// ```
+    pub fn view<T: Plain>(&self, off: usize) -> Option<VolatilePtr<'_, T>> {
+        let (size, align) = (std::mem::size_of::<T>(), std::mem::align_of::<T>());
+        let fits = off.checked_add(size).is_some_and(|end| end <= self.len);
+        if !fits || off % align != 0 || align > 8 {
+            return None;
+        }
+        // SAFETY: in bounds and aligned for T (the base is 8-aligned), the mapping
+        // stays valid while `self` (which the returned pointer borrows) lives, per
+        // from_raw, and any bit pattern there is a valid T (Plain).
+        Some(unsafe { VolatilePtr::new(self.ptr.add(off).cast::<T>()) })
+    }
+
     /// The 32-bit register at byte offset `off` as a volatile pointer, or
     /// None when `off` is out of range or not 4-aligned. Drivers that keep a
     /// register (a doorbell) keep a clone of the `Bar` with it.
     pub fn reg32(&self, off: usize) -> Option<VolatilePtr<'_, u32>> {
-        if !self.in_bounds(off, 4) {
-            return None;
-        }
-        // SAFETY: in bounds and 4-aligned (the base is 8-aligned), and the mapping stays
-        // valid while `self` (which the returned pointer borrows) lives, per from_raw.
-        Some(unsafe { VolatilePtr::new(self.ptr.add(off).cast::<u32>()) })
+        self.view(off)
     }
 
     /// Volatile 32-bit read at byte offset `off`. An out-of-range or

@@ -8,11 +8,14 @@
 //! - [`open`]: a [`PciDevice`] through VFIO ([`VfioDevice`], with the process's
 //!   one container mapping all env memory) or through uio ([`UioDevice`], PA mode).
 //!   It first [`claim`]s the function, as SPDK does: one process per device.
+//! - [`Bar`]: a mapped BAR; [`RegisterBlock`]: a typed `#[repr(C)]` register
+//!   map inside one (of [`Plain`] fields), reached through `volatile`'s pointers.
 //!
 //! `unsafe` is needed here for VFIO ioctls and to map device registers.
 
 mod address;
 mod bind;
+mod block;
 pub mod claim;
 mod device;
 mod error;
@@ -25,6 +28,8 @@ mod vfio;
 
 pub use address::PciAddress;
 pub use bind::{is_userspace_driver, mounted_in, system_mounts, USERSPACE_DRIVERS};
+pub(crate) use block::register_map;
+pub use block::{Plain, RegisterBlock};
 pub use device::{Bar, PciDevice};
 pub use error::PciError;
 pub use open::open;

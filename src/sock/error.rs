@@ -13,6 +13,16 @@ pub enum SockError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Binding the connection's source address (before `connect`) failed.
+    #[error("binding the source address {local} for a connection to {addr} failed: {source} (is {local} an address of this host, and its port free?)")]
+    Bind {
+        /// The source address asked for.
+        local: SocketAddr,
+        /// The peer.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// Setting a socket option failed.
     #[error("setting {option} on the socket to {addr} failed: {source}")]
     Option {

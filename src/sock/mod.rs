@@ -18,6 +18,8 @@
 //!   and are found again by key at flush time (no copy, no allocation).
 //! - [`SockError`]: every failure, naming the peer and the operation.
 
+#![deny(unsafe_code)]
+
 mod error;
 mod recv;
 mod send;

@@ -55,6 +55,17 @@ impl RecvBuffer {
         }
     }
 
+    /// Bytes the next [`fill`](Self::fill) can read at most (it moves
+    /// waiting bytes to the front first when the end is reached). A fill
+    /// that reads fewer found the socket drained.
+    pub fn room(&self) -> usize {
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.len() - self.len()
+        } else {
+            self.buf.len() - self.end
+        }
+    }
+
     /// One read from `sock` into the free space: the bytes read, 0 when
     /// the socket had nothing or the buffer is full. Moves waiting bytes
     /// to the front first when that makes room.

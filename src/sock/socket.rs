@@ -19,6 +19,9 @@ pub struct SocketOpts {
     pub send_buf_size: Option<usize>,
     /// How long [`Socket::connect`] may wait for the handshake.
     pub connect_timeout: Duration,
+    /// The source address to connect from (SPDK's `src_addr`/`src_svcid`;
+    /// port 0: any free one); `None` lets the kernel choose.
+    pub local_addr: Option<SocketAddr>,
 }
 
 impl Default for SocketOpts {
@@ -29,6 +32,7 @@ impl Default for SocketOpts {
             recv_buf_size: None,
             send_buf_size: None,
             connect_timeout: Duration::from_secs(5),
+            local_addr: None,
         }
     }
 }
@@ -44,9 +48,9 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Connects to `addr` (IPv4 or IPv6), waiting at most
-    /// `opts.connect_timeout` for the handshake, then applies the options and
-    /// switches to non-blocking mode.
+    /// Connects to `addr` (IPv4 or IPv6) from `opts.local_addr` when given,
+    /// waiting at most `opts.connect_timeout` for the handshake, then
+    /// applies the options and switches to non-blocking mode.
     pub fn connect(addr: SocketAddr, opts: &SocketOpts) -> Result<Socket, SockError> {
         let conn = |source| SockError::Connect { addr, source };
         let s = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
@@ -57,6 +61,17 @@ impl Socket {
         };
         // Buffer sizes apply best before the handshake (window scaling).
         sock.apply_buffers(opts)?;
+        if let Some(local) = opts.local_addr {
+            let bind = |source| SockError::Bind {
+                local,
+                addr,
+                source,
+            };
+            if local.port() != 0 {
+                sock.inner.set_reuse_address(true).map_err(bind)?;
+            }
+            sock.inner.bind(&SockAddr::from(local)).map_err(bind)?;
+        }
         sock.inner
             .connect_timeout(&SockAddr::from(addr), opts.connect_timeout)
             .map_err(conn)?;
@@ -104,6 +119,11 @@ impl Socket {
             self.option("SO_PRIORITY", self.inner.set_priority(p))?;
         }
         self.option("O_NONBLOCK", self.inner.set_nonblocking(true))
+    }
+
+    /// The local (source) address of the connection.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.local_addr().ok()?.as_socket()
     }
 
     /// The peer's address.

@@ -94,8 +94,15 @@ impl Thread {
 
     /// No pollers, tasks, messages, pending walks or deferred puts.
     fn has_nothing_to_run(&self) -> bool {
+        self.inner.pollers.live() == 0 && self.runs_only_channel_pollers()
+    }
+
+    /// Nothing to run but the pollers of io_channels (those go when their
+    /// holder puts the channel): no other poller, task, message, pending
+    /// walk or deferred put.
+    fn runs_only_channel_pollers(&self) -> bool {
         let i = &*self.inner;
-        i.pollers.live() == 0
+        i.pollers.live_own() == 0
             && i.exec.task_count() == 0
             && i.for_each_pending.get() == 0
             && !i.channels.has_deferred()
@@ -108,8 +115,10 @@ impl Thread {
     ///
     /// Errors, at once rather than after a logged stall:
     /// - [`ThreadError::ChannelsHeld`] when everything else is done but
-    ///   io_channels are still referenced: only their holder (the caller)
-    ///   can put them, so nothing on the thread will. The thread stays
+    ///   io_channels are still referenced (their own pollers, registered
+    ///   with [`IoChannel::poller_register`](super::IoChannel::poller_register),
+    ///   idle): only their holder (the caller) can put them, so nothing on
+    ///   the thread will. The thread stays
     ///   exiting: drop the channels (inside [`enter`](Self::enter)) and call
     ///   `shutdown` again.
     /// - [`ThreadError::ExitTimedOut`] when the exit timeout forced it
@@ -126,7 +135,7 @@ impl Thread {
                 idle = 0;
                 continue;
             }
-            if self.inner.channels.count() > 0 && self.has_nothing_to_run() {
+            if self.inner.channels.count() > 0 && self.runs_only_channel_pollers() {
                 let held: Vec<String> = self
                     .inner
                     .channels

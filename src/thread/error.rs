@@ -128,4 +128,22 @@ pub enum ThreadError {
     /// A reactor could not be started or addressed.
     #[error("reactor error: {0}")]
     Reactor(String),
+    /// The OS thread of a reactor could not be spawned.
+    #[error("cannot spawn reactor {core}: {source}")]
+    ReactorSpawn {
+        /// The core.
+        core: usize,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A reactor could not be pinned to its core.
+    #[error("cannot pin reactor to core {core}: {source} (is the core online and in this process's affinity?)")]
+    ReactorPin {
+        /// The core.
+        core: usize,
+        /// The OS error.
+        #[source]
+        source: nix::errno::Errno,
+    },
 }

@@ -213,6 +213,38 @@ impl<T: 'static> IoChannel<T> {
 
     /// Puts the reference now (the same as dropping it).
     pub fn put(self) {}
+
+    /// Registers a poller on the channel's thread that serves this channel
+    /// (a device polling its queues per thread, as SPDK's bdev modules
+    /// do): a poller like any other, except that a thread whose only work
+    /// left is idle channel pollers and channels its caller holds is
+    /// reported by [`Thread::shutdown`] as
+    /// [`ThreadError::ChannelsHeld`](super::ThreadError::ChannelsHeld) at
+    /// once. Unregister it when the channel's context is destroyed.
+    /// Errors: those of [`Thread::poller_register`], and
+    /// [`ThreadError::ThreadExited`](super::ThreadError::ThreadExited) if
+    /// the channel's thread is gone.
+    pub fn poller_register<F>(
+        &self,
+        name: &str,
+        period_us: u64,
+        f: F,
+    ) -> Result<super::Poller, super::ThreadError>
+    where
+        F: FnMut() -> super::PollerStatus + 'static,
+    {
+        let t = self
+            .thread()
+            .ok_or_else(|| super::ThreadError::ThreadExited {
+                thread: format!(
+                    "{} (it held a channel of '{}')",
+                    self.inner.thread_id,
+                    self.inner.dev.name()
+                )
+                .into(),
+            })?;
+        t.register_entry(name, period_us, Box::new(f), true)
+    }
 }
 
 impl<T: 'static> Clone for IoChannel<T> {

@@ -238,6 +238,14 @@ impl<T: 'static> IoDevice<T> {
         Ok(IoChannel::from_inner(inner))
     }
 
+    /// The current thread's channel to this device if it holds one
+    /// (another reference to it); never makes a new one, and works after
+    /// [`unregister`](Self::unregister) too, for code that must reach a
+    /// channel its thread still holds.
+    pub fn current_channel(&self) -> Option<IoChannel<T>> {
+        Thread::with_current(|t| t?.inner.channels.lookup::<T>(self.shared.core.id))
+    }
+
     /// Unregisters the device (SPDK's `spdk_io_device_unregister`): it
     /// leaves the registry at once (its key may be registered again) and
     /// hands out no new channels; `done` runs on the calling thread once
@@ -262,6 +270,24 @@ impl<T: 'static> IoDevice<T> {
         st.on_unregistered = Some((t.handle(), Box::new(done)));
         core.maybe_finish(st);
         Ok(())
+    }
+}
+
+impl<T: 'static> IoDevice<T> {
+    /// [`unregister`](Self::unregister) for an owner that may be outside
+    /// any thread and wants no completion: the device leaves the registry
+    /// at once (if still there) and hands out no new channels; channels
+    /// still held go when their holders put them. Idempotent.
+    pub fn unregister_detached(&self) {
+        let core = &self.shared.core;
+        {
+            let mut reg = registry();
+            if reg.get(&core.key).is_some_and(|r| r.core.id == core.id) {
+                reg.remove(&core.key);
+            }
+        }
+        core.gone.store(true, Ordering::Release);
+        core.lock().unregistering = true;
     }
 }
 

@@ -20,7 +20,8 @@
 //!   ([`ThreadHandle::send_critical_msg`]).
 //! - The thread list: [`ThreadHandle::by_id`], [`threads`], [`thread_count`],
 //!   [`for_each_thread`] (run a closure on every thread in turn, then
-//!   complete on the caller).
+//!   complete on the caller). [`Thread::unlisted`] makes a thread left
+//!   out of it (for a host polled only now and then).
 //! - [`Poller`]: [`poller_register`]`(name, period_us, f)` — untimed
 //!   (period 0) or timed (deadline order); returns [`PollerStatus`];
 //!   pause/resume; unregister (also from inside itself, see
@@ -31,7 +32,13 @@
 //!   thread's channel; dropping the last reference destroys it at the next
 //!   poll unless a get came in between; [`IoDevice::for_each_channel`]
 //!   visits each thread with a channel, one at a time ([`ChannelIter`]);
-//!   [`IoDevice::unregister`] completes once all channels and walks are gone.
+//!   [`IoDevice::current_channel`] finds the current thread's channel
+//!   without making one;
+//!   [`IoDevice::unregister`] completes once all channels and walks are gone
+//!   ([`IoDevice::unregister_detached`] from outside any thread, with no
+//!   completion); [`IoChannel::poller_register`] gives a channel its own
+//!   poller, which [`Thread::shutdown`] does not count as work left when
+//!   only held channels remain.
 //! - Listings: [`Thread::pollers`] ([`PollerInfo`]) and
 //!   [`Thread::io_channels`] ([`IoChannelInfo`]), for the framework's
 //!   `thread_get_pollers` / `thread_get_io_channels`.
@@ -189,6 +196,7 @@ pub use join::JoinHandle;
 pub use msg::{Msg, MSG_INLINE_SIZE};
 pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
 pub use reactor::{ReactorOpts, ReactorSet};
+pub use reactor_loop::reactor_idle_iterations;
 pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
 pub use thread_list::{for_each_thread, thread_count, threads};
 pub use time::{poll_ticks, ticks, TICKS_HZ};

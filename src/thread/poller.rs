@@ -92,6 +92,9 @@ impl Poller {
         if let Some(t) = self.thread.upgrade() {
             let set = &t.pollers;
             set.live.set(set.live.get() - 1);
+            if e.serves_channel {
+                set.channel_live.set(set.channel_live.get() - 1);
+            }
             if prev == State::Paused {
                 let removed = {
                     let mut p = set.paused.borrow_mut();
@@ -171,6 +174,17 @@ impl Thread {
     where
         F: FnMut() -> PollerStatus + 'static,
     {
+        self.register_entry(name, period_us, Box::new(f), false)
+    }
+
+    /// Registers a poller, marked as serving an io_channel or not.
+    pub(crate) fn register_entry(
+        &self,
+        name: &str,
+        period_us: u64,
+        f: Box<dyn FnMut() -> PollerStatus>,
+        serves_channel: bool,
+    ) -> Result<Poller, ThreadError> {
         if period_us > MAX_POLLER_PERIOD_US {
             return Err(ThreadError::PollerPeriodTooLong {
                 period_us,
@@ -189,10 +203,14 @@ impl Thread {
             next_run: Cell::new(0),
             run_count: Cell::new(0),
             busy_count: Cell::new(0),
-            f: RefCell::new(Some(Box::new(f))),
+            serves_channel,
+            f: RefCell::new(Some(f)),
         });
         let set = &self.inner.pollers;
         set.live.set(set.live.get() + 1);
+        if serves_channel {
+            set.channel_live.set(set.channel_live.get() + 1);
+        }
         set.schedule(entry.clone(), ticks());
         Ok(Poller {
             entry,

@@ -25,6 +25,9 @@ pub(crate) struct Entry {
     pub(crate) next_run: Cell<u64>,
     pub(crate) run_count: Cell<u64>,
     pub(crate) busy_count: Cell<u64>,
+    /// Registered through [`super::IoChannel::poller_register`]: it serves
+    /// a channel, and goes when the channel's holder puts it.
+    pub(crate) serves_channel: bool,
     /// Taken (and dropped) once the poller is unregistered and not running.
     pub(crate) f: RefCell<Option<Box<dyn FnMut() -> PollerStatus>>>,
 }
@@ -73,6 +76,8 @@ pub(crate) struct PollerSet {
     pub(crate) current: RefCell<Option<Rc<Entry>>>,
     pub(crate) dirty: Cell<bool>,
     pub(crate) live: Cell<usize>,
+    /// Of `live`, the pollers that serve an io_channel.
+    pub(crate) channel_live: Cell<usize>,
     seq: Cell<u64>,
 }
 
@@ -85,6 +90,7 @@ impl PollerSet {
             current: RefCell::new(None),
             dirty: Cell::new(false),
             live: Cell::new(0),
+            channel_live: Cell::new(0),
             seq: Cell::new(0),
         }
     }
@@ -92,6 +98,11 @@ impl PollerSet {
     /// Registered and not unregistered pollers (paused ones count).
     pub(crate) fn live(&self) -> usize {
         self.live.get()
+    }
+
+    /// Live pollers that do not serve an io_channel.
+    pub(crate) fn live_own(&self) -> usize {
+        self.live.get() - self.channel_live.get()
     }
 
     pub(crate) fn schedule(&self, e: Rc<Entry>, now: u64) {
@@ -250,6 +261,7 @@ impl PollerSet {
         let t = std::mem::take(&mut *self.timed.borrow_mut());
         let p = std::mem::take(&mut *self.paused.borrow_mut());
         self.live.set(0);
+        self.channel_live.set(0);
         for e in u.iter().chain(p.iter()).chain(t.iter().map(|t| &t.entry)) {
             e.state.set(State::Unregistered);
             e.release_fn();

@@ -67,7 +67,7 @@ impl ReactorSet {
             let join = std::thread::Builder::new()
                 .name(format!("reactor_{core}"))
                 .spawn(move || reactor_main(ib, o, tx))
-                .map_err(|e| ThreadError::Reactor(format!("cannot spawn reactor {core}: {e}")))?;
+                .map_err(|source| ThreadError::ReactorSpawn { core, source })?;
             set.inboxes.push(inbox);
             set.joins.push(join);
             match rx.recv() {

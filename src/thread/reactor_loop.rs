@@ -49,6 +49,21 @@ pub(crate) struct Inbox {
 
 thread_local! {
     pub(crate) static CORE: Cell<Option<usize>> = const { Cell::new(None) };
+    /// On a reactor's OS thread: how many loop iterations in a row found
+    /// no work on any of its threads.
+    static IDLE_ITERATIONS: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// How many loop iterations in a row the calling reactor has found no
+/// work on any of its threads; `None` when the caller is not running on a
+/// reactor (a thread polled by its own loop).
+///
+/// A poller that could block briefly while it has nothing to do (waiting
+/// on its sockets, say) asks this first: `Some(0)` means another thread
+/// of the same reactor did work in the last iteration, and blocking would
+/// stall it.
+pub fn reactor_idle_iterations() -> Option<u32> {
+    IDLE_ITERATIONS.with(Cell::get)
 }
 
 pub(crate) fn pin_to(core: usize) -> Result<(), ThreadError> {
@@ -56,7 +71,7 @@ pub(crate) fn pin_to(core: usize) -> Result<(), ThreadError> {
     let mut set = CpuSet::new();
     set.set(core)
         .and_then(|_| sched_setaffinity(nix::unistd::Pid::from_raw(0), &set))
-        .map_err(|e| ThreadError::Reactor(format!("cannot pin reactor to core {core}: {e} (is the core online and in this process's affinity?)")))
+        .map_err(|source| ThreadError::ReactorPin { core, source })
 }
 
 pub(crate) fn reactor_main(
@@ -71,6 +86,7 @@ pub(crate) fn reactor_main(
         }
     }
     CORE.with(|c| c.set(Some(inbox.core)));
+    IDLE_ITERATIONS.with(|c| c.set(Some(0)));
     let _ = started.send(Ok(()));
     let mut threads: Vec<Thread> = Vec::new();
     let mut idle: u32 = 0;
@@ -124,15 +140,19 @@ pub(crate) fn reactor_main(
         counter.store(counter.load(Ordering::Relaxed) + spent, Ordering::Relaxed);
         if busy {
             idle = 0;
-        } else if let Some(backoff) = opts.idle_backoff {
+        } else {
             idle = idle.saturating_add(1);
-            if idle >= opts.idle_polls_before_backoff {
-                std::thread::sleep(backoff);
-                now = ticks();
+            if let Some(backoff) = opts.idle_backoff {
+                if idle >= opts.idle_polls_before_backoff {
+                    std::thread::sleep(backoff);
+                    now = ticks();
+                }
             }
         }
+        IDLE_ITERATIONS.with(|c| c.set(Some(idle)));
     }
     CORE.with(|c| c.set(None));
+    IDLE_ITERATIONS.with(|c| c.set(None));
 }
 
 fn handle_cmd(cmd: Cmd, threads: &mut Vec<Thread>, inbox: &Inbox) {

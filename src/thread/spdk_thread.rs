@@ -86,7 +86,12 @@ pub(crate) struct CurrentGuard {
 
 impl CurrentGuard {
     pub(crate) fn enter(t: &Thread) -> CurrentGuard {
-        let prev = CURRENT.with(|c| c.replace(Some(t.clone())));
+        // try_with: a host thread kept in a thread_local may be entered
+        // while the OS thread's locals are being destroyed.
+        let prev = CURRENT
+            .try_with(|c| c.replace(Some(t.clone())))
+            .ok()
+            .flatten();
         CurrentGuard { prev }
     }
 }
@@ -113,6 +118,23 @@ impl Thread {
         let exit_timeout = opts.exit_timeout;
         let shared = Shared::new_registered(opts.name, opts.cpumask, opts.msg_ring_size);
         Thread::from_shared(shared, exit_timeout)
+    }
+
+    /// A thread left out of the process-wide thread list: [`threads`](super::threads),
+    /// [`ThreadHandle::by_id`] and [`for_each_thread`](super::for_each_thread)
+    /// do not see it. For a host that polls it only now and then on behalf
+    /// of something else (the bdev layer's channels made outside any
+    /// thread live on one), where a walk over every thread must not wait
+    /// for it.
+    pub fn unlisted(name: &str) -> Thread {
+        let opts = ThreadOpts::default();
+        let shared = Arc::new(Shared::new(name.into(), opts.cpumask, opts.msg_ring_size));
+        Thread::from_shared(shared, opts.exit_timeout)
+    }
+
+    /// Whether a message is waiting (a cheap check before a [`poll`](Self::poll)).
+    pub fn has_messages(&self) -> bool {
+        self.inner.shared.has_messages()
     }
 
     /// Builds the thread around an existing shared part (a reactor makes
@@ -392,7 +414,11 @@ impl ThreadInner {
 
 impl Drop for ThreadInner {
     fn drop(&mut self) {
-        if self.shared.state.load(Ordering::SeqCst) != STATE_EXITED {
+        let idle = self.pollers.live() == 0
+            && self.channels.count() == 0
+            && self.exec.task_count() == 0
+            && !self.shared.has_messages();
+        if self.shared.state.load(Ordering::SeqCst) != STATE_EXITED && !idle {
             log::warn!(
                 "thread '{}' dropped without exit(): its channels are released, its pollers and messages dropped",
                 self.shared.name

@@ -4,6 +4,7 @@
 
 pub mod corrupt;
 pub mod powercut;
+pub mod powercut_async;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

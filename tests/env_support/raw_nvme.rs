@@ -1,12 +1,14 @@
 //! A minimal NVMe admin/I-O queue pair driven by hand over a PciDevice: just
 //! enough to prove DMA end to end in the pci tests (the real driver is nvme's).
 
+use std::ptr::NonNull;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spdk_io::env::DmaBuf;
 use spdk_io::pci::{Bar, PciDevice};
+use volatile::VolatilePtr;
 
 pub const REG_CAP: usize = 0x00;
 pub const REG_VS: usize = 0x08;
@@ -151,15 +153,19 @@ fn submit(bar: &Bar, dstrd: u32, q: &mut Queue, mut sqe: [u32; 16]) -> Cqe {
     bar.write32(doorbell(dstrd, q.qid, false), q.tail as u32);
     let entry = q.head as usize * 16;
     let cq = q.cq.as_ptr();
+    let cq_dword = |off: usize| {
+        let p = NonNull::new(cq.wrapping_add(off).cast::<u32>().cast_mut()).unwrap();
+        // SAFETY: `off` lies inside the live CQ buffer, 4-aligned; the device
+        // writes it by DMA, so it is read only through a volatile pointer.
+        unsafe { VolatilePtr::new_read_only(p) }.read()
+    };
     let mut dw3 = 0;
     wait("a completion", || {
-        // SAFETY: inside the live CQ buffer, 4-aligned; the device writes it by DMA.
-        dw3 = unsafe { cq.add(entry + 12).cast::<u32>().read_volatile() };
+        dw3 = cq_dword(entry + 12);
         (dw3 >> 16 & 1 == 1) == q.phase
     });
     fence(Ordering::Acquire);
-    // SAFETY: as above, the entry's first dword.
-    let dw0 = unsafe { cq.add(entry).cast::<u32>().read_volatile() };
+    let dw0 = cq_dword(entry);
     q.head = (q.head + 1) % ENTRIES;
     if q.head == 0 {
         q.phase = !q.phase;

@@ -23,6 +23,8 @@ pub struct Peer {
     pub maxh2cdata: u32,
     /// Close at once when the script ends (else wait for the host to close).
     pub hang_up: bool,
+    /// MAXR2T of the host's ICReq (0's based).
+    pub maxr2t: u32,
 }
 
 /// What ICResp answers.
@@ -78,11 +80,13 @@ impl Peer {
             framing: Framing::default(),
             maxh2cdata: opts.maxh2cdata,
             hang_up: false,
+            maxr2t: 0,
         };
         let (h, _) = p.read_pdu_with(PduTypeSet::of(&[PduType::IcReq]));
         let Psh::IcReq(req) = h.psh else {
             panic!("{h:?}")
         };
+        p.maxr2t = req.maxr2t;
         let mut dg = 0;
         if opts.grant_hdgst && req.dgst & dgst::HDGST_ENABLE != 0 {
             dg |= dgst::HDGST_ENABLE;

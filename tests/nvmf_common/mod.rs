@@ -245,6 +245,7 @@ pub fn subsystem(t: &Tgt, nqn: &str, bdev: &str, blocks: u64, allow_any: bool) {
                 model_number: "spdk-io nvmf test".into(),
                 allow_any_host: allow_any,
                 max_namespaces: 4,
+                ..SubsystemOpts::default()
             },
         )
         .unwrap();

@@ -4,9 +4,9 @@
 
 use super::{opts, qp_opts, random, subsystem, write_read, RawHost, Tgt, HOSTNQN};
 use spdk_io::nvme::spec::Sqe;
-use spdk_io::nvme::tcp::encode::{capsule_cmd_psh, encode_header, MAX_HEADER_WITH_PAD};
+use spdk_io::nvme::tcp::encode::{capsule_cmd_psh, data_psh, encode_header, MAX_HEADER_WITH_PAD};
 use spdk_io::nvme::tcp::fabrics::{connect_cmd, connect_data, set_sgl, CNTLID_DYNAMIC};
-use spdk_io::nvme::tcp::pdu::{fes, Framing, PduType};
+use spdk_io::nvme::tcp::pdu::{fes, flags, DataHeader, Framing, PduType};
 use spdk_io::nvme::{self, Controller, QPair};
 use spdk_io::nvmf::TransportOpts;
 
@@ -78,6 +78,69 @@ pub fn raw_admin(addr: std::net::SocketAddr, nqn: &str, kato_ms: u32) -> RawHost
         "Connect succeeded"
     );
     h
+}
+
+/// A raw host's enabled controller on `nqn`: its admin queue (CC.EN set)
+/// and its controller ID.
+pub fn raw_ctrlr(addr: std::net::SocketAddr, nqn: &str) -> (RawHost, u16) {
+    let mut h = RawHost::handshake(addr);
+    let mut sqe = connect_cmd(0, 32, 0);
+    set_sgl(&mut sqe, 1024, true);
+    h.send(&capsule(
+        &sqe,
+        &connect_data(&[9; 16], CNTLID_DYNAMIC, nqn, "nqn.2024-01.io.spdk-io:raw"),
+    ));
+    let r = h.recv_pdu().expect("Connect response");
+    assert_eq!(u16::from_le_bytes([r[22], r[23]]) >> 1, 0, "Connect");
+    let cntlid = u16::from_le_bytes([r[8], r[9]]);
+    // Property Set CC: EN, IOSQES 6, IOCQES 4.
+    let mut set = Sqe::new(0x7f, 0x00);
+    set.set_cid(1);
+    set.cdw11 = 0x14;
+    set.cdw12 = 1 | 6 << 16 | 4 << 20;
+    assert_eq!(admin_cmd(&mut h, &set).1, 0, "CC.EN");
+    (h, cntlid)
+}
+
+/// A raw host's I/O queue `qid` of controller `cntlid` on `nqn`.
+pub fn raw_io(addr: std::net::SocketAddr, nqn: &str, cntlid: u16, qid: u16) -> RawHost {
+    let mut h = RawHost::handshake(addr);
+    let mut sqe = connect_cmd(qid, 32, 0);
+    set_sgl(&mut sqe, 1024, true);
+    h.send(&capsule(
+        &sqe,
+        &connect_data(&[9; 16], cntlid, nqn, "nqn.2024-01.io.spdk-io:raw"),
+    ));
+    let r = h.recv_pdu().expect("Connect response");
+    assert_eq!(
+        u16::from_le_bytes([r[22], r[23]]) >> 1,
+        0,
+        "I/O queue Connect"
+    );
+    h
+}
+
+/// One H2CData PDU (the last) carrying `data` at `datao` for command
+/// `cccid` under transfer tag `ttag`.
+pub fn h2c(cccid: u16, ttag: u16, datao: u32, data: &[u8]) -> Vec<u8> {
+    let psh = data_psh(&DataHeader {
+        cccid,
+        ttag,
+        datao,
+        datal: data.len() as u32,
+    });
+    let mut hdr = [0u8; MAX_HEADER_WITH_PAD];
+    let n = encode_header(
+        &mut hdr,
+        PduType::H2CData,
+        flags::LAST_PDU,
+        &psh,
+        data.len(),
+        Framing::default(),
+    );
+    let mut pdu = hdr[..n].to_vec();
+    pdu.extend_from_slice(data);
+    pdu
 }
 
 /// Sends admin command `sqe` (no data) and returns its CQE's (dw0, status).

@@ -1,7 +1,8 @@
 //! `spdk-io`: the command-line tool of spdk-io.
 //!
 //! One binary with subcommands, as SPDK ships scripts/setup.sh, spdk_nvme_identify,
-//! spdk_nvme_perf, bdevperf and blobcli.
+//! spdk_nvme_perf, bdevperf and blobcli (and `discover`, the discovery log page
+//! spdk_nvme_identify prints for a discovery controller).
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -10,9 +11,9 @@ use std::sync::Arc;
 
 mod bdevperf;
 mod blob;
+mod discover;
 mod dma_env;
 mod identify;
-mod latency_hist;
 mod perf;
 mod setup;
 mod tgt;
@@ -38,6 +39,8 @@ enum Command {
     Bdevperf(bdevperf::BdevperfArgs),
     /// Controller and namespace data, like spdk_nvme_identify.
     Identify(identify::IdentifyArgs),
+    /// The Discovery Log Page of an NVMe-oF discovery service (`-r 'trtype:TCP traddr:... trsvcid:...'`).
+    Discover(discover::DiscoverArgs),
     /// NVMe I/O benchmark, like spdk_nvme_perf.
     Perf(perf::PerfArgs),
     /// The storage daemon, like spdk_tgt: JSON config, JSON-RPC on a Unix socket (drive it with SPDK's rpc.py).
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Identify(a) => identify::run(a),
+        Command::Discover(a) => discover::run(a),
         Command::Perf(a) => perf::run(a),
         Command::Tgt(a) => tgt::run(a),
     }

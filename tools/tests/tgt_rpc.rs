@@ -237,6 +237,28 @@ fn thread_and_reactor_listings_show_the_app_thread_and_the_rpc_poller() {
     let r = t.ok("framework_get_reactors", None);
     assert_eq!(r["reactors"][0]["lcore"], 0);
     assert_eq!(r["reactors"][0]["lw_threads"][0]["name"], "app_thread");
+    // The core's CPU time since the start grows, as /proc/stat counts it
+    // (the reactor polls, so its core is busy).
+    let cpu = |r: &serde_json::Value| {
+        ["usr", "sys", "irq"].map(|k| r["reactors"][0][k].as_u64().unwrap())
+    };
+    let first = cpu(&r);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = cpu(&t.ok("framework_get_reactors", None));
+        assert!(
+            now.iter().zip(first).all(|(n, f)| *n >= f),
+            "{now:?} < {first:?}"
+        );
+        if now[0] + now[1] > first[0] + first[1] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "usr and sys stay at {now:?}"
+        );
+    }
 }
 
 #[test]

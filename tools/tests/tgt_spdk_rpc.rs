@@ -254,11 +254,11 @@ fn spdk_rpc_reads_iostat_while_an_nvme_tcp_host_runs_io_through_the_target() {
     };
     let before = reads(&rpc_json(&s, &["bdev_get_iostat", "--names", "Malloc0"]));
 
-    // A host: spdk-io perf over NVMe/TCP to the target, 6 s of random reads.
+    // A host: spdk-io perf over NVMe/TCP to the target, 8 s of random reads.
     let trid = format!("trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{nqn}");
     let mut perf = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
         .args([
-            "perf", "-q", "8", "-o", "4096", "-w", "randread", "-t", "6", "-r", &trid,
+            "perf", "-q", "8", "-o", "4096", "-w", "randread", "-t", "8", "-r", &trid,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -267,6 +267,7 @@ fn spdk_rpc_reads_iostat_while_an_nvme_tcp_host_runs_io_through_the_target() {
     // Two readings while the I/O runs (bounded: 60 s), each seeing more reads.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut seen = vec![before];
+    let mut per_channel_seen = false;
     while seen.len() < 3 {
         std::thread::sleep(std::time::Duration::from_millis(500));
         if let Some(st) = perf.try_wait().unwrap() {
@@ -286,6 +287,33 @@ fn spdk_rpc_reads_iostat_while_an_nvme_tcp_host_runs_io_through_the_target() {
         if n > *seen.last().unwrap() {
             seen.push(n);
         }
+        if seen.len() == 2 && !per_channel_seen {
+            per_channel_seen = true;
+            // Per channel, while the I/O runs: each channel read on its own
+            // thread, named by the id thread_get_stats lists.
+            let per = rpc_json(&s, &["bdev_get_iostat", "--names", "Malloc0", "-c"]);
+            assert_eq!(per["name"], "Malloc0", "{per}");
+            let chans = per["channels"].as_array().expect("channels");
+            assert!(!chans.is_empty(), "no channel of Malloc0: {per}");
+            let threads: Vec<u64> = rpc_json(&s, &["thread_get_stats"])["threads"]
+                .as_array()
+                .expect("threads")
+                .iter()
+                .map(|t| t["id"].as_u64().expect("thread id"))
+                .collect();
+            for c in chans {
+                let id = c["thread_id"].as_u64().expect("thread_id");
+                assert!(
+                    threads.contains(&id),
+                    "thread {id} not in {threads:?}: {per}"
+                );
+            }
+            let per_reads: u64 = chans
+                .iter()
+                .map(|c| c["num_read_ops"].as_u64().expect("num_read_ops"))
+                .sum();
+            assert!(per_reads > 0, "no reads on any channel: {per}");
+        }
     }
     let out = perf.wait_with_output().unwrap();
     assert!(
@@ -299,4 +327,268 @@ fn spdk_rpc_reads_iostat_while_an_nvme_tcp_host_runs_io_through_the_target() {
         after > seen[2],
         "reads went on after the readings: {seen:?} then {after}"
     );
+}
+
+/// Runs `spdk-rpc` expecting a failure; its stdout and stderr.
+fn rpc_fail(sock: &Path, args: &[&str]) -> String {
+    let out = Command::new(spdk_rpc())
+        .arg("-s")
+        .arg(sock)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn spdk-rpc");
+    assert!(
+        !out.status.success(),
+        "spdk-rpc {args:?} should have failed"
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn lvol_names(s: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = rpc_json(s, &["bdev_lvol_get_lvols"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["alias"].as_str().unwrap().to_string(),
+                l["uuid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn spdk_rpc_drives_every_lvol_method_and_save_config_brings_the_lvols_back_by_examine() {
+    let mut t = Tgt::start("pyrpc-lvol", &[]);
+    let s = t.sock.clone();
+    let img = t.dir.join("lvs.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let img = img.to_str().unwrap();
+    rpc(&s, &["bdev_aio_create", img, "Aio0", "4096"]);
+    // String results are printed bare.
+    let uuid = rpc(
+        &s,
+        &["bdev_lvol_create_lvstore", "Aio0", "lvs0", "-c", "1048576"],
+    );
+    let uuid = uuid.trim().to_string();
+    let stores = rpc_json(&s, &["bdev_lvol_get_lvstores"]);
+    assert_eq!(
+        stores,
+        json!([{"uuid": uuid, "name": "lvs0", "base_bdev": "Aio0", "total_data_clusters": 31,
+                "free_clusters": 31, "block_size": 4096, "cluster_size": 1048576}])
+    );
+    let thick = rpc(&s, &["bdev_lvol_create", "-l", "lvs0", "thick0", "4"]);
+    let thick = thick.trim();
+    let thin = rpc(&s, &["bdev_lvol_create", "-u", &uuid, "-t", "thin0", "8"]);
+    let thin = thin.trim();
+    let b = rpc_json(&s, &["bdev_get_bdevs", "-b", "lvs0/thick0"]);
+    assert_eq!(b[0]["name"], thick);
+    assert_eq!(b[0]["aliases"], json!(["lvs0/thick0"]));
+    assert_eq!(b[0]["product_name"], "Logical Volume");
+    assert_eq!(b[0]["num_blocks"], 1024);
+    assert_eq!(b[0]["driver_specific"]["lvol"]["base_bdev"], "Aio0");
+    // A name in use: SPDK's -EEXIST.
+    let e = rpc_fail(&s, &["bdev_lvol_create", "-l", "lvs0", "thick0", "4"]);
+    assert!(e.contains("File exists"), "{e}");
+    // A thick lvol larger than the free space.
+    let e = rpc_fail(&s, &["bdev_lvol_create", "-l", "lvs0", "big", "64"]);
+    assert!(e.contains("No space left on device"), "{e}");
+    rpc(&s, &["bdev_lvol_rename", "lvs0/thick0", "thick1"]);
+    let snap = rpc(&s, &["bdev_lvol_snapshot", "lvs0/thin0", "snap0"]);
+    let snap = snap.trim();
+    rpc(&s, &["bdev_lvol_clone", "lvs0/snap0", "clone0"]);
+    // bdev_lvol_set_parent: a thin lvol of snap0's size becomes its clone.
+    rpc(&s, &["bdev_lvol_create", "-l", "lvs0", "-t", "orphan", "8"]);
+    rpc(&s, &["bdev_lvol_set_parent", "lvs0/orphan", "lvs0/snap0"]);
+    let b = rpc_json(&s, &["bdev_get_bdevs", "-b", "lvs0/orphan"]);
+    assert_eq!(b[0]["driver_specific"]["lvol"]["base_snapshot"], "snap0");
+    let e = rpc_fail(&s, &["bdev_lvol_set_parent", "lvs0/orphan", "lvs0/snap0"]);
+    assert!(e.contains("File exists"), "{e}");
+    let e = rpc_fail(&s, &["bdev_lvol_set_parent", "lvs0/orphan", "nope"]);
+    assert!(e.contains("No such device"), "{e}");
+    rpc(&s, &["bdev_lvol_delete", "lvs0/orphan"]);
+    // A snapshot with two clones cannot be deleted.
+    let e = rpc_fail(&s, &["bdev_lvol_delete", "lvs0/snap0"]);
+    assert!(e.contains("Operation not permitted"), "{e}");
+    rpc(&s, &["bdev_lvol_resize", "lvs0/clone0", "12"]);
+    rpc(&s, &["bdev_lvol_inflate", "lvs0/clone0"]);
+    rpc(&s, &["bdev_lvol_set_read_only", "lvs0/thick1"]);
+    // Shallow copy of the read-only lvol to a malloc bdev, checked by id.
+    rpc(&s, &["bdev_malloc_create", "-b", "Copy0", "8", "4096"]);
+    let op = rpc_json(
+        &s,
+        &["bdev_lvol_start_shallow_copy", "lvs0/thick1", "Copy0"],
+    );
+    let id = op["operation_id"]
+        .as_u64()
+        .expect("operation_id")
+        .to_string();
+    let mut st = Value::Null;
+    for _ in 0..100 {
+        st = rpc_json(&s, &["bdev_lvol_check_shallow_copy", &id]);
+        if st["state"] != "in progress" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        st,
+        json!({"copied_clusters": 4, "total_clusters": 4, "state": "complete"})
+    );
+    let e = rpc_fail(&s, &["bdev_lvol_check_shallow_copy", &id]);
+    assert!(e.contains("No such device"), "{e}");
+    rpc(&s, &["bdev_malloc_delete", "Copy0"]);
+    let lvols = rpc_json(&s, &["bdev_lvol_get_lvols", "-l", "lvs0"]);
+    let clone0 = lvols
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "clone0")
+        .unwrap();
+    assert_eq!(clone0["is_clone"], false);
+    assert_eq!(clone0["num_allocated_clusters"], 12);
+    assert_eq!(clone0["lvs"], json!({"name": "lvs0", "uuid": uuid}));
+    rpc(&s, &["bdev_lvol_decouple_parent", "lvs0/thin0"]);
+    rpc(&s, &["bdev_lvol_delete", "lvs0/snap0"]);
+    assert!(rpc_json(&s, &["bdev_get_bdevs"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["name"] != snap));
+    rpc(&s, &["bdev_lvol_rename_lvstore", "lvs0", "lvs1"]);
+    rpc(&s, &["bdev_lvol_grow_lvstore", "-l", "lvs1"]);
+    let e = rpc_fail(&s, &["bdev_lvol_rename_lvstore", "nope", "x"]);
+    assert!(e.contains("Lvol store nope not found"), "{e}");
+    let before = lvol_names(&s);
+    assert_eq!(
+        before.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
+        ["lvs1/clone0", "lvs1/thick1", "lvs1/thin0"]
+    );
+    assert!(before.iter().any(|(_, u)| u == thin));
+
+    // save_config has the base bdev only; the lvols come back by examine.
+    let saved = rpc_json(&s, &["framework_get_config", "bdev"]);
+    assert!(!saved.to_string().contains("bdev_lvol"), "{saved}");
+    let cfg = json!({"subsystems": [{"subsystem": "bdev", "config": saved}]});
+    let cfg_path = t.dir.join("saved.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let (st, err) = t.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(st.success(), "{st}: {err}");
+    // The shutdown unloaded the store cleanly: the super block's clean flag.
+    let sb = std::fs::read(img).unwrap();
+    assert_eq!(&sb[..8], b"SPDKBLOB");
+    assert_eq!(
+        u32::from_le_bytes(sb[16..20].try_into().unwrap()),
+        1,
+        "clean flag"
+    );
+    let restored = Tgt::start("pyrpc-lvol-2", &["--json", cfg_path.to_str().unwrap()]);
+    let s = restored.sock.clone();
+    assert_eq!(lvol_names(&s), before);
+    let stores = rpc_json(&s, &["bdev_lvol_get_lvstores", "-l", "lvs1"]);
+    assert_eq!(stores[0]["uuid"], uuid);
+    let b = rpc_json(&s, &["bdev_get_bdevs", "-b", "lvs1/clone0"]);
+    assert_eq!(b[0]["num_blocks"], 3072);
+    rpc(&s, &["bdev_lvol_delete_lvstore", "-l", "lvs1"]);
+    assert_eq!(rpc_json(&s, &["bdev_lvol_get_lvstores"]), json!([]));
+}
+
+/// The target attaches its own NVMe-oF export over 127.0.0.1 with
+/// spdk-rpc's `bdev_nvme_attach_controller -t tcp ...`: the bring-up runs
+/// off the app thread, which keeps serving the target side meanwhile (on
+/// one reactor a blocking attach could never be answered).
+#[test]
+fn spdk_rpc_attaches_lists_resets_and_detaches_a_tcp_controller() {
+    let t = Tgt::start("pyrpc-nvme-tcp", &[]);
+    let s = t.sock.clone();
+    let nqn = "nqn.2016-06.io.spdk:self";
+    let port = free_port().to_string();
+    rpc(&s, &["bdev_malloc_create", "-b", "Malloc0", "16", "512"]);
+    rpc(&s, &["nvmf_create_transport", "-t", "TCP"]);
+    rpc(&s, &["nvmf_create_subsystem", nqn, "-a"]);
+    rpc(&s, &["nvmf_subsystem_add_ns", nqn, "Malloc0"]);
+    rpc(
+        &s,
+        &[
+            "nvmf_subsystem_add_listener",
+            nqn,
+            "-t",
+            "tcp",
+            "-f",
+            "ipv4",
+            "-a",
+            "127.0.0.1",
+            "-s",
+            &port,
+        ],
+    );
+    // spdk-rpc prints the bdev names one per line.
+    let names = rpc(
+        &s,
+        &[
+            "bdev_nvme_attach_controller",
+            "-b",
+            "Nvme0",
+            "-t",
+            "tcp",
+            "-a",
+            "127.0.0.1",
+            "-f",
+            "ipv4",
+            "-s",
+            &port,
+            "-n",
+            nqn,
+            "-l",
+            "-1",
+            "-o",
+            "1",
+        ],
+    );
+    assert_eq!(names.trim(), "Nvme0n1");
+    let c = rpc_json(&s, &["bdev_nvme_get_controllers", "-n", "Nvme0"]);
+    assert_eq!(
+        c[0]["ctrlrs"][0]["trid"],
+        serde_json::json!({"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1",
+            "trsvcid": port, "subnqn": nqn})
+    );
+    let b = rpc_json(&s, &["bdev_get_bdevs", "-b", "Nvme0n1"]);
+    assert_eq!(b[0]["num_blocks"], 32768);
+    rpc(&s, &["bdev_nvme_reset_controller", "Nvme0"]);
+    assert_eq!(
+        rpc_json(&s, &["bdev_nvme_get_controllers"])[0]["ctrlrs"][0]["state"],
+        "enabled"
+    );
+    let saved = rpc_json(&s, &["save_config"]);
+    let bdev = saved["subsystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["subsystem"] == "bdev")
+        .unwrap();
+    let attach = bdev["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["method"] == "bdev_nvme_attach_controller")
+        .expect("the attach in save_config");
+    assert_eq!(attach["params"]["ctrlr_loss_timeout_sec"], -1);
+    assert_eq!(attach["params"]["reconnect_delay_sec"], 1);
+    rpc(&s, &["bdev_nvme_detach_controller", "Nvme0"]);
+    assert_eq!(
+        rpc_json(&s, &["bdev_nvme_get_controllers"]),
+        serde_json::json!([])
+    );
+    t.assert_alive();
 }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 /// Parameters of `bdev_aio_create` / `bdev_uring_create` (SPDK's names).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct FileOpts {
     /// Bdev name.
     pub name: String,
@@ -44,6 +45,20 @@ pub struct FileOpts {
     /// Optional UUID.
     #[serde(default)]
     pub uuid: Option<String>,
+}
+
+impl FileOpts {
+    /// A writable file bdev `name` on `filename`, 512-byte blocks, random UUID.
+    pub fn new(name: impl Into<String>, filename: impl Into<String>) -> FileOpts {
+        FileOpts {
+            name: name.into(),
+            filename: filename.into(),
+            block_size: Some(512),
+            readonly: false,
+            fallocate: false,
+            uuid: None,
+        }
+    }
 }
 
 struct FileModule;
@@ -110,7 +125,7 @@ fn os(op: &'static str, path: &str, e: std::io::Error) -> BdevError {
     BdevError::Os {
         op,
         path: path.to_string(),
-        msg: e.to_string(),
+        source: e.into(),
     }
 }
 

@@ -35,11 +35,9 @@ pub(crate) struct UringChannel {
 impl UringChannel {
     pub(crate) fn new(backing: Arc<Backing>, done: Completer, path: &str) -> Result<UringChannel> {
         let ring = IoUring::new(RING_ENTRIES).map_err(|e| BdevError::Os {
-            op: "io_uring setup for",
+            op: "io_uring setup (it may be disabled: check /proc/sys/kernel/io_uring_disabled) for",
             path: path.to_string(),
-            msg: format!(
-                "{e} (io_uring may be disabled: check /proc/sys/kernel/io_uring_disabled)"
-            ),
+            source: e.into(),
         })?;
         Ok(UringChannel {
             ring,

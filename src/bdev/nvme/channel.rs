@@ -2,11 +2,15 @@
 //! submission paths (a DMA buffer lent to the device by address, the
 //! command tagged with the request's id; heap buffers through a bounce
 //! copy), NVMe status mapping, and the transport counters it leaves to its
-//! bdev when it closes.
+//! bdev when it closes. A queue pair that fails (its connection or
+//! controller lost) is reported to the controller's [`Link`], and I/O is
+//! held or failed by the link's policy until the controller is back; the
+//! channel then moves to a queue pair of the controller now (`revive.rs`).
 
 use super::super::{Completer, IoBuf, IoData, IoId, IoRequest, IoStatus, IoType, ModuleChannel};
-use crate::nvme::{self, Controller, DmaSlice, Namespace, NvmeError, PcieStat, QPair, RwOp};
-use std::cell::RefCell;
+use super::reconnect::Link;
+use crate::nvme::{self, DmaSlice, Namespace, NvmeError, PcieStat, QPair, RwOp};
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
@@ -15,17 +19,9 @@ const SCT_MEDIA_ERROR: u8 = 0x2;
 /// Status Code 85h of that type: Compare Failure.
 const SC_COMPARE_FAILURE: u8 = 0x85;
 
-#[inline]
-fn status_of(r: &std::result::Result<(), NvmeError>) -> IoStatus {
-    match r {
-        Ok(()) => IoStatus::Success,
-        Err(e) => error_status(e),
-    }
-}
-
 #[cold]
 #[inline(never)]
-fn error_status(e: &NvmeError) -> IoStatus {
+pub(super) fn error_status(e: &NvmeError) -> IoStatus {
     match e {
         // Media and Data Integrity Errors / Compare Failure is a miscompare,
         // as SPDK's spdk_bdev_io_complete_nvme_status reports it.
@@ -52,8 +48,16 @@ fn error_status(e: &NvmeError) -> IoStatus {
 /// handler stays small enough to be inlined in the queue pair's loop.
 #[cold]
 #[inline(never)]
-fn complete_error(done: &Completer, tag: u64, e: NvmeError) {
-    done.complete(IoId::from_u64(tag), error_status(&e));
+fn complete_error(
+    done: &Completer,
+    (link, epoch): (&Arc<Link>, u64),
+    lost: &Cell<bool>,
+    tag: u64,
+    e: NvmeError,
+) {
+    let st = super::revive::path_error_status((link, epoch), lost, &e)
+        .unwrap_or_else(|| error_status(&e));
+    done.complete(IoId::from_u64(tag), st);
 }
 
 /// Heap buffers waiting for their bounce I/O, by request index.
@@ -61,30 +65,44 @@ type Bounced = Rc<RefCell<Vec<Option<IoData>>>>;
 
 /// A bdev channel of an nvme bdev: its own I/O queue pair.
 pub(super) struct NvmeChannel {
-    qp: QPair,
-    stats: Arc<Mutex<PcieStat>>,
-    ns: Namespace,
-    ctrlr: Arc<Controller>,
-    done: Completer,
+    pub(super) qp: QPair,
+    pub(super) stats: Arc<Mutex<PcieStat>>,
+    pub(super) ns: Namespace,
+    pub(super) link: Arc<Link>,
+    /// The link's epoch when `qp` was allocated.
+    pub(super) epoch: u64,
+    /// The queue pair failed: nothing goes to it until the link is back.
+    pub(super) lost: Rc<Cell<bool>>,
+    pub(super) done: Completer,
+    /// What callbacks of this queue pair need on a path error.
+    pub(super) path: super::revive::PathCtx,
+    /// A bdev reset running on a worker: its request and result.
+    pub(super) resetting: Option<(IoId, super::worker::Pending<bool>)>,
     bounced: Bounced,
 }
 
 impl NvmeChannel {
-    /// A channel over `qp` for namespace `ns`; `stats` receives the queue
-    /// pair's counters when the channel closes.
+    /// A channel over `qp` (allocated at the link's `epoch`) for namespace
+    /// `ns`; `stats` receives the queue pair's counters when the channel
+    /// closes.
     pub(super) fn new(
         qp: QPair,
         ns: Namespace,
-        ctrlr: Arc<Controller>,
+        (link, epoch): (Arc<Link>, u64),
         done: Completer,
         stats: Arc<Mutex<PcieStat>>,
     ) -> Self {
+        let lost = Rc::new(Cell::new(false));
         NvmeChannel {
             qp,
             stats,
             ns,
-            ctrlr,
+            path: super::revive::PathCtx::new(link.clone(), epoch, lost.clone()),
+            link,
+            epoch,
+            lost,
             done,
+            resetting: None,
             bounced: Rc::new(RefCell::new(Vec::new())),
         }
     }
@@ -166,7 +184,7 @@ impl NvmeChannel {
                     .rw_tagged(&self.ns, op, buf, range, lba, count, id.as_u64())
             };
             if let Err(e) = r {
-                self.done.complete(id, status_of(&Err(e)));
+                self.submit_failed(id, e);
             }
             return;
         }
@@ -182,13 +200,15 @@ impl NvmeChannel {
                 return self.done.complete_with_data(id, st, data);
             }
         };
-        let (done, bounced) = (self.done.clone(), self.bounced.clone());
+        let (done, bounced, p) = (self.done.clone(), self.bounced.clone(), self.path_ctx());
         let read = t == IoType::Read;
         let r = self.submit_data(t, slice, lba, count, move |_, c| {
-            finish_bounced(&done, &bounced, id, read, c)
+            finish_bounced(&done, &bounced, &p, (id, read), c)
         });
         if let Err(e) = r {
-            let st = status_of(&Err(e.error));
+            let st =
+                super::revive::path_error_status((&self.link, self.epoch), &self.lost, &e.error)
+                    .unwrap_or_else(|| error_status(&e.error));
             let data = self.unpark(id).unwrap_or_default();
             self.done.complete_with_data(id, st, data);
         }
@@ -200,11 +220,11 @@ impl NvmeChannel {
 fn finish_bounced(
     done: &Completer,
     bounced: &Bounced,
-    id: IoId,
-    read: bool,
+    p: &super::revive::PathCtx,
+    (id, read): (IoId, bool),
     c: nvme::IoCompletion,
 ) {
-    let st = status_of(&c.result);
+    let st = p.status(&c.result);
     let parked = bounced
         .borrow_mut()
         .get_mut(id.index() as usize)
@@ -238,10 +258,13 @@ impl NvmeChannel {
     /// submissions queued since the last flush (the qpair's own poll).
     #[inline]
     fn reap(&mut self, ring: bool) -> usize {
-        let done = &self.done;
+        if self.lost.get() {
+            return 0;
+        }
+        let (done, link, lost, epoch) = (&self.done, &self.link, &self.lost, self.epoch);
         let on_tag = |tag, r: Result<(), NvmeError>| match r {
             Ok(()) => done.complete_ok(IoId::from_u64(tag)),
-            Err(e) => complete_error(done, tag, e),
+            Err(e) => complete_error(done, (link, epoch), lost, tag, e),
         };
         let r = if ring {
             self.qp.process_completions_tagged(0, on_tag)
@@ -251,7 +274,14 @@ impl NvmeChannel {
         match r {
             Ok(n) => n,
             Err(e) => {
-                log::warn!("nvme bdev: qpair: {e}");
+                if super::revive::is_path_error(&e) {
+                    self.lose(&e);
+                } else if matches!(e, NvmeError::ControllerUnavailable) {
+                    // A reset in progress: the queue pair recovers after it.
+                    log::debug!("nvme bdev: qpair: {e}");
+                } else {
+                    log::warn!("nvme bdev: qpair: {e}");
+                }
                 0
             }
         }
@@ -261,6 +291,12 @@ impl NvmeChannel {
 impl ModuleChannel for NvmeChannel {
     fn submit_request(&mut self, io: IoRequest<'_>) {
         let (id, lba, n) = (io.id, io.offset_blocks, io.num_blocks);
+        if self.lost.get() {
+            if let Err(st) = self.revive() {
+                self.done.complete(id, st);
+                return;
+            }
+        }
         let Ok(count) = u32::try_from(n) else {
             self.done.complete(id, IoStatus::Failed);
             return;
@@ -271,45 +307,37 @@ impl ModuleChannel for NvmeChannel {
         let r = match io.io_type {
             IoType::Read | IoType::Write | IoType::Compare => return self.submit_rw(io, count),
             IoType::Flush => {
-                let done = done();
-                self.qp.flush_ns(&self.ns, move |_, c| {
-                    done.complete(id, status_of(&c.result))
-                })
+                let (done, p) = (done(), self.path_ctx());
+                self.qp
+                    .flush_ns(&self.ns, move |_, c| done.complete(id, p.status(&c.result)))
             }
             IoType::WriteZeroes => {
-                let done = done();
+                let (done, p) = (done(), self.path_ctx());
                 self.qp.write_zeroes(&self.ns, lba, count, move |_, c| {
-                    done.complete(id, status_of(&c.result))
+                    done.complete(id, p.status(&c.result))
                 })
             }
             IoType::Unmap => {
-                let done = done();
+                let (done, p) = (done(), self.path_ctx());
                 self.qp.deallocate(&self.ns, &[(lba, count)], move |_, c| {
-                    done.complete(id, status_of(&c.result))
+                    done.complete(id, p.status(&c.result))
                 })
             }
-            IoType::Reset => {
-                let st = match self.ctrlr.reset() {
-                    Ok(()) => IoStatus::Success,
-                    Err(e) => {
-                        log::error!("nvme bdev: controller reset failed: {e}");
-                        IoStatus::Failed
-                    }
-                };
-                self.done.complete(id, st);
-                return;
-            }
+            IoType::Reset => return self.start_reset(id),
             IoType::CompareAndWrite => {
                 self.done.complete(id, IoStatus::Failed);
                 return;
             }
         };
         if let Err(e) = r {
-            self.done.complete(id, status_of(&Err(e.error)));
+            self.submit_failed(id, e.error);
         }
     }
 
     fn poll(&mut self) -> usize {
+        if self.resetting.is_some() {
+            self.poll_reset();
+        }
         self.reap(true)
     }
 
@@ -324,7 +352,7 @@ impl ModuleChannel for NvmeChannel {
     }
 
     fn outstanding(&self) -> usize {
-        self.qp.outstanding()
+        self.qp.outstanding() + usize::from(self.resetting.is_some())
     }
 
     fn shutdown(&mut self) -> bool {

@@ -95,10 +95,38 @@ struct GetIostat {
     reset_mode: Option<String>,
 }
 
-/// `bdev_get_iostat`: `tick_rate`, `ticks` and the counters of every bdev
-/// (or those named); with `per_channel`, one bdev's channels one by one.
+/// `bdev_get_iostat` outside the framework: `per_channel` is refused
+/// (each channel is read on its own thread; see [`get_iostat_async`]).
 pub(super) fn get_iostat(p: Value) -> Res {
     let p: GetIostat = params(p)?;
+    if p.per_channel {
+        return Err(Failure::Params(
+            "per_channel statistics are read on each channel's thread: ask a running target".into(),
+        ));
+    }
+    iostat(p, None)
+}
+
+/// `bdev_get_iostat`: `tick_rate`, `ticks` and the counters of every bdev
+/// (or those named); with `per_channel`, one bdev's channels one by one,
+/// each read on its own thread by a walk and shown with its `thread_id`,
+/// as SPDK's `bdev_get_per_channel_stat`.
+pub(super) async fn get_iostat_async(p: Value) -> Res {
+    let p: GetIostat = params(p)?;
+    if !p.per_channel {
+        return iostat(p, None);
+    }
+    // One bdev: `name` (SPDK's server), or a one-element `names` (what
+    // spdk-rpc 26.9's `bdev_get_iostat --names X -c` sends).
+    let b = match (&p.name, p.names.as_deref()) {
+        (Some(n), None) | (None, Some([n])) => lookup(n)?,
+        _ => return Err(Failure::Rpc(RpcError::errno(libc::EINVAL))),
+    };
+    let channels = b.channel_iostats_async().await?;
+    iostat(p, Some(channels))
+}
+
+fn iostat(p: GetIostat, per_channel: Option<Vec<bdev::ChannelIoStat>>) -> Res {
     let reset = reset_mode(p.reset_mode.as_deref(), None)?;
     let mut list = Vec::new();
     if let Some(n) = &p.name {
@@ -109,14 +137,18 @@ pub(super) fn get_iostat(p: Value) -> Res {
     }
     let head = json!({"tick_rate": bdev::ticks::TICK_RATE, "ticks": bdev::ticks::ticks()});
     let mut out = head;
-    if p.per_channel {
-        let [b] = list.as_slice() else {
-            return Err(Failure::Rpc(RpcError::errno(libc::EINVAL)));
-        };
-        let channels: Vec<Value> = b
-            .channel_iostats()
+    if let (Some(chans), [b]) = (per_channel, list.as_slice()) {
+        let channels: Vec<Value> = chans
             .iter()
-            .map(|s| super::info::iostat_json(None, s))
+            .map(|c| {
+                let mut v = json!({"thread_id": c.thread_id});
+                if let (Value::Object(o), Value::Object(s)) =
+                    (&mut v, super::info::iostat_json(None, &c.stat))
+                {
+                    o.extend(s);
+                }
+                v
+            })
             .collect();
         out["name"] = b.name().into();
         out["channels"] = Value::Array(channels);

@@ -60,9 +60,10 @@ pub fn errno_of(e: &BdevError) -> i32 {
         BdevError::Exists(_) => libc::EEXIST,
         BdevError::Claimed { .. } => libc::EPERM,
         BdevError::NoMem => libc::ENOMEM,
-        BdevError::Os { msg, .. } => os_errno(msg).unwrap_or(libc::EIO),
+        BdevError::Os { source, .. } => source.errno().unwrap_or(libc::EIO),
         BdevError::Unsupported { .. } => libc::ENOTSUP,
         BdevError::IoStatus(_) => libc::EIO,
+        BdevError::ShrinkWhileOpen { .. } => libc::EBUSY,
         _ => libc::EINVAL,
     }
 }
@@ -70,12 +71,6 @@ pub fn errno_of(e: &BdevError) -> i32 {
 /// The error SPDK's method would send for `e`: `-errno`, `strerror(errno)`.
 pub fn to_rpc_error(e: BdevError) -> RpcError {
     RpcError::errno(errno_of(&e))
-}
-
-/// The errno inside an `std::io::Error`'s text ("... (os error 2)").
-fn os_errno(msg: &str) -> Option<i32> {
-    let at = msg.rfind("(os error ")?;
-    msg[at + 10..].trim_end_matches(')').parse().ok()
 }
 
 #[cfg(test)]
@@ -87,7 +82,7 @@ mod tests {
         let e = BdevError::Os {
             op: "open",
             path: "/x".into(),
-            msg: "No such file or directory (os error 2)".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT).into(),
         };
         let r = to_rpc_error(e);
         assert_eq!(

@@ -16,7 +16,8 @@
 //! | [`call_sync`] | one method called directly (config loading) |
 //! | `core` | bdev_get_bdevs, iostat, options, examine, QoS |
 //! | `modules` | create / delete of malloc, null, aio, uring, split, passthru, error |
-//! | `nvme` | bdev_nvme_* |
+//! | `nvme` | bdev_nvme_* but attach |
+//! | `nvme_attach` | bdev_nvme_attach_controller |
 //! | `info`, `errors` | result objects; failures as SPDK's error objects |
 
 mod core;
@@ -24,6 +25,7 @@ mod errors;
 mod info;
 mod modules;
 mod nvme;
+mod nvme_attach;
 
 pub use errors::{errno_of, to_rpc_error, Failure};
 
@@ -45,7 +47,9 @@ const STARTUP: MethodStates = MethodStates::STARTUP;
 
 macro_rules! sync_methods {
     ($($name:literal => $f:path, $states:expr;)*) => {
-        /// Methods that finish inside the call, by name.
+        /// Methods that finish inside the call, by name (config loading
+        /// calls them all so; the JSON-RPC table takes the awaited form of
+        /// those in [`ASYNC`]).
         const SYNC: &[(&str, SyncFn)] = &[$(($name, $f)),*];
 
         fn sync_methods() -> Vec<Method> {
@@ -57,6 +61,28 @@ macro_rules! sync_methods {
             }),*]
         }
     };
+}
+
+macro_rules! async_methods {
+    ($($name:literal => $f:path, $states:expr;)*) => {
+        /// Methods that wait for a device or the network: their JSON-RPC
+        /// handlers await the work without holding the app thread.
+        fn async_methods() -> Vec<Method> {
+            vec![$({
+                fn handler(p: Value) -> MethodFuture {
+                    Box::pin(async move { $f(p).await.map_err(|e| e.into_rpc($name)) })
+                }
+                Method { name: $name, states: $states, handler }
+            }),*]
+        }
+    };
+}
+
+async_methods! {
+    "bdev_nvme_attach_controller" => nvme_attach::attach, RT;
+    "bdev_nvme_reset_controller" => nvme::reset, RT;
+    "bdev_nvme_detach_controller" => nvme::detach, RT;
+    "bdev_get_iostat" => core::get_iostat_async, RT;
 }
 
 sync_methods! {
@@ -81,10 +107,10 @@ sync_methods! {
     "bdev_error_create" => modules::error_create, RT;
     "bdev_error_delete" => modules::error_delete, RT;
     "bdev_error_inject_error" => modules::error_inject, RT;
-    "bdev_nvme_attach_controller" => nvme::attach, RT;
-    "bdev_nvme_detach_controller" => nvme::detach, RT;
+    "bdev_nvme_attach_controller" => nvme_attach::attach_sync, RT;
+    "bdev_nvme_detach_controller" => nvme::detach_sync, RT;
     "bdev_nvme_get_controllers" => nvme::get_controllers, RT;
-    "bdev_nvme_reset_controller" => nvme::reset, RT;
+    "bdev_nvme_reset_controller" => nvme::reset_sync, RT;
     "bdev_nvme_set_options" => nvme::set_options, BOTH;
     "bdev_nvme_set_hotplug" => nvme::set_hotplug, RT;
 }
@@ -100,6 +126,12 @@ fn get_bdevs_handler(p: Value) -> MethodFuture {
 /// Every bdev method, as SPDK registers it (name and allowed states).
 pub fn methods() -> Vec<Method> {
     let mut v = sync_methods();
+    for a in async_methods() {
+        match v.iter_mut().find(|m| m.name == a.name) {
+            Some(m) => *m = a,
+            None => v.push(a),
+        }
+    }
     v.push(Method {
         name: "bdev_get_bdevs",
         states: RT,
@@ -125,6 +157,7 @@ pub fn config_entries() -> Vec<Value> {
         v.push(json!({"method": "bdev_examine", "params": {"name": n}}));
     }
     v.extend(nvme::options_entry());
+    v.extend(nvme::controller_entries());
     for b in crate::bdev::bdevs() {
         v.extend(b.ops.write_config_json().map(without_nulls));
         v.extend(core::qos_entry(&b));

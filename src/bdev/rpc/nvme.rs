@@ -1,5 +1,5 @@
-//! The nvme bdev module's methods (SPDK's `bdev_nvme_rpc.c`): attach,
-//! detach, list and reset controllers, and the module's options.
+//! The nvme bdev module's methods (SPDK's `bdev_nvme_rpc.c`): detach, list
+//! and reset controllers, the module's options (attach is `nvme_attach`).
 
 use super::errors::Failure;
 use super::params;
@@ -10,136 +10,6 @@ use serde_json::{json, Map, Value};
 use std::sync::Mutex;
 
 type Res = Result<Value, Failure>;
-
-/// Every parameter `spdk-rpc` 26.9 sends to `bdev_nvme_attach_controller`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Attach {
-    name: String,
-    trtype: String,
-    traddr: String,
-    #[serde(default)]
-    adrfam: Option<String>,
-    #[serde(default)]
-    trsvcid: Option<String>,
-    #[serde(default)]
-    priority: Option<Value>,
-    #[serde(default)]
-    subnqn: Option<String>,
-    #[serde(default)]
-    hostnqn: Option<String>,
-    #[serde(default)]
-    hostaddr: Option<String>,
-    #[serde(default)]
-    hostsvcid: Option<String>,
-    #[serde(default)]
-    prchk_reftag: bool,
-    #[serde(default)]
-    prchk_guard: bool,
-    #[serde(default)]
-    hdgst: bool,
-    #[serde(default)]
-    ddgst: bool,
-    #[serde(default)]
-    fabrics_connect_timeout_us: Option<u64>,
-    #[serde(default)]
-    multipath: Option<String>,
-    #[serde(default)]
-    num_io_queues: Option<u32>,
-    #[serde(default)]
-    ctrlr_loss_timeout_sec: Option<i64>,
-    #[serde(default)]
-    reconnect_delay_sec: Option<u32>,
-    #[serde(default)]
-    fast_io_fail_timeout_sec: Option<u32>,
-    #[serde(default)]
-    psk: Option<String>,
-    #[serde(default)]
-    max_bdevs: Option<u32>,
-    #[serde(default)]
-    dhchap_key: Option<String>,
-    #[serde(default)]
-    dhchap_ctrlr_key: Option<String>,
-    #[serde(default)]
-    allow_unrecognized_csi: bool,
-    #[serde(default)]
-    multipath_opts: Option<Value>,
-    #[serde(default)]
-    disable_sq_flow_control: bool,
-}
-
-/// `bdev_nvme_attach_controller`: the names of the new bdevs. The
-/// controller bring-up (enable, wait for CSTS.RDY, identify) runs inside
-/// the call: the app thread is held for that long (a known limit).
-pub(super) fn attach(p: Value) -> Res {
-    let p: Attach = params(p)?;
-    if p.prchk_reftag || p.prchk_guard {
-        return Err(Failure::Bdev(BdevError::InvalidParam(
-            "bdev_nvme_attach_controller: protection information checks (prchk_*) are not supported".into(),
-        )));
-    }
-    if p.psk.is_some() || p.dhchap_key.is_some() || p.dhchap_ctrlr_key.is_some() {
-        return Err(Failure::Bdev(BdevError::InvalidParam(
-            "bdev_nvme_attach_controller: TLS (psk) and DH-HMAC-CHAP keys are not supported".into(),
-        )));
-    }
-    if nvme::controllers(Some(&p.name)).is_ok() {
-        return Err(Failure::Rpc(RpcError::errno_msg(
-            libc::EEXIST,
-            format!(
-                "A controller named {} already exists and multipath is disabled",
-                p.name
-            ),
-        )));
-    }
-    let mut other = Map::new();
-    for (k, v) in [
-        ("hostnqn", p.hostnqn.map(Value::from)),
-        ("hostaddr", p.hostaddr.map(Value::from)),
-        ("hostsvcid", p.hostsvcid.map(Value::from)),
-        ("priority", p.priority),
-        ("multipath", p.multipath.map(Value::from)),
-        ("num_io_queues", p.num_io_queues.map(Value::from)),
-        (
-            "ctrlr_loss_timeout_sec",
-            p.ctrlr_loss_timeout_sec.map(Value::from),
-        ),
-        (
-            "reconnect_delay_sec",
-            p.reconnect_delay_sec.map(Value::from),
-        ),
-        (
-            "fast_io_fail_timeout_sec",
-            p.fast_io_fail_timeout_sec.map(Value::from),
-        ),
-        (
-            "fabrics_connect_timeout_us",
-            p.fabrics_connect_timeout_us.map(Value::from),
-        ),
-        ("max_bdevs", p.max_bdevs.map(Value::from)),
-        ("multipath_opts", p.multipath_opts),
-    ] {
-        if let Some(v) = v {
-            other.insert(k.into(), v);
-        }
-    }
-    let _ = (
-        p.hdgst,
-        p.ddgst,
-        p.allow_unrecognized_csi,
-        p.disable_sq_flow_control,
-    );
-    let bdevs = nvme::attach_controller(nvme::AttachOpts {
-        name: p.name,
-        trtype: p.trtype,
-        traddr: p.traddr,
-        adrfam: p.adrfam,
-        trsvcid: p.trsvcid,
-        subnqn: p.subnqn,
-        other,
-    })?;
-    Ok(bdevs.iter().map(|b| Value::from(b.name())).collect())
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,28 +31,44 @@ struct Detach {
     hostsvcid: Option<String>,
 }
 
-/// `bdev_nvme_detach_controller`: removes the controller and its bdevs.
-/// A path given (`traddr`, ...) must be the controller's one path.
-pub(super) fn detach(p: Value) -> Res {
-    let p: Detach = params(p)?;
+/// The controller `bdev_nvme_detach_controller` names; a path given
+/// (`traddr`, `trsvcid`, `subnqn`, ...) must be its one path.
+fn detach_target(p: Detach) -> Result<String, Failure> {
     let c = nvme::controllers(Some(&p.name))?;
-    if let (Some(want), Some(t)) = (&p.traddr, &c[0].trid) {
-        if !want.eq_ignore_ascii_case(&t.traddr) {
+    if let Some(t) = &c[0].trid {
+        let differs = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref()
+                .is_some_and(|w| !have.is_some_and(|h| w.eq_ignore_ascii_case(h)))
+        };
+        if differs(&p.traddr, Some(&t.traddr))
+            || differs(&p.trtype, Some(t.trtype.as_str()))
+            || differs(&p.trsvcid, t.trsvcid.as_deref())
+            || differs(&p.subnqn, t.subnqn.as_deref())
+        {
             return Err(Failure::Bdev(BdevError::NotFound(format!(
-                "{} path {want}",
-                p.name
+                "{} path {}",
+                p.name,
+                p.traddr.as_deref().unwrap_or("")
             ))));
         }
     }
-    let _ = (
-        p.trtype,
-        p.adrfam,
-        p.trsvcid,
-        p.subnqn,
-        p.hostaddr,
-        p.hostsvcid,
-    );
-    nvme::detach_controller(&p.name)?;
+    let _ = (p.adrfam, p.hostaddr, p.hostsvcid);
+    Ok(p.name)
+}
+
+/// `bdev_nvme_detach_controller`: removes the controller and its bdevs;
+/// answered once the controller is shut down (on a worker thread) when
+/// nothing else holds it.
+pub(super) async fn detach(p: Value) -> Res {
+    let name = detach_target(params(p)?)?;
+    nvme::detach_controller_async(&name).await?;
+    Ok(Value::Bool(true))
+}
+
+/// `bdev_nvme_detach_controller` on the calling OS thread.
+pub(super) fn detach_sync(p: Value) -> Res {
+    let name = detach_target(params(p)?)?;
+    nvme::detach_controller(&name)?;
     Ok(Value::Bool(true))
 }
 
@@ -191,6 +77,31 @@ pub(super) fn detach(p: Value) -> Res {
 struct GetCtrlrs {
     #[serde(default)]
     name: Option<String>,
+}
+
+/// A transport ID as SPDK writes it in JSON (`nvme_bdev_dump_trid_json`):
+/// `trtype`, then `adrfam`, `traddr`, `trsvcid`, `subnqn` when set.
+fn trid_json(t: &crate::nvme::TransportId) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("trtype".into(), t.trtype.as_str().into());
+    if let Some(a) = &t.adrfam {
+        m.insert("adrfam".into(), a.clone().into());
+    }
+    m.insert("traddr".into(), t.traddr.clone().into());
+    for (k, v) in [("trsvcid", &t.trsvcid), ("subnqn", &t.subnqn)] {
+        if let Some(v) = v {
+            m.insert(k.into(), v.clone().into());
+        }
+    }
+    m
+}
+
+/// The host NQN a controller was attached as, when known.
+fn hostnqn_of(c: &nvme::AttachedController) -> Option<String> {
+    c.attach
+        .as_ref()
+        .and_then(|a| a.hostnqn.clone().or_else(|| a.trid.hostnqn.clone()))
+        .or_else(|| c.trid.as_ref().and_then(|t| t.hostnqn.clone()))
 }
 
 /// `bdev_nvme_get_controllers`: `[{name, ctrlrs: [{state, trid, cntlid,
@@ -210,32 +121,51 @@ pub(super) fn get_controllers(p: Value) -> Res {
     Ok(list
         .iter()
         .map(|c| {
-            let trid = match &c.trid {
-                Some(t) => {
-                    let mut m = Map::new();
-                    m.insert("trtype".into(), t.trtype.as_str().into());
-                    m.insert("traddr".into(), t.traddr.clone().into());
-                    for (k, v) in [
-                        ("adrfam", &t.adrfam),
-                        ("trsvcid", &t.trsvcid),
-                        ("subnqn", &t.subnqn),
-                    ] {
-                        if let Some(v) = v {
-                            m.insert(k.into(), v.clone().into());
-                        }
-                    }
-                    Value::Object(m)
-                }
-                None => json!({}),
-            };
+            let trid = c.trid.as_ref().map(trid_json).unwrap_or_default();
             json!({"name": c.name, "ctrlrs": [{
-                "state": "enabled",
+                "state": c.state.as_str(),
                 "trid": trid,
                 "cntlid": c.ctrlr.data().cntlid,
-                "host": {"nqn": "", "addr": "", "svcid": ""},
+                "host": {"nqn": hostnqn_of(c).unwrap_or_default(), "addr": "", "svcid": ""},
             }]})
         })
         .collect())
+}
+
+/// The `bdev_nvme_attach_controller` entries of `save_config`, one per
+/// controller attached by a method (SPDK's `nvme_ctrlr_config_json`).
+pub(super) fn controller_entries() -> Vec<Value> {
+    let Ok(list) = nvme::controllers(None) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|c| {
+            let t = c.trid.as_ref()?;
+            let mut p = Map::new();
+            p.insert("name".into(), c.name.clone().into());
+            p.extend(trid_json(t));
+            if let Some(a) = &c.attach {
+                let r = a.reconnect;
+                p.insert("prchk_reftag".into(), false.into());
+                p.insert("prchk_guard".into(), false.into());
+                p.insert(
+                    "ctrlr_loss_timeout_sec".into(),
+                    r.ctrlr_loss_timeout_sec.into(),
+                );
+                p.insert("reconnect_delay_sec".into(), r.reconnect_delay_sec.into());
+                p.insert(
+                    "fast_io_fail_timeout_sec".into(),
+                    r.fast_io_fail_timeout_sec.into(),
+                );
+                if let Some(n) = hostnqn_of(c) {
+                    p.insert("hostnqn".into(), n.into());
+                }
+                p.insert("hdgst".into(), a.header_digest.into());
+                p.insert("ddgst".into(), a.data_digest.into());
+            }
+            Some(json!({"method": "bdev_nvme_attach_controller", "params": p}))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -246,10 +176,9 @@ struct Reset {
     cntlid: Option<u16>,
 }
 
-/// `bdev_nvme_reset_controller`: resets the controller (its queue pairs
-/// are re-created by the driver).
-pub(super) fn reset(p: Value) -> Res {
-    let p: Reset = params(p)?;
+/// The controller `bdev_nvme_reset_controller` names (and `cntlid`, if
+/// given, must be its).
+fn reset_target(p: Reset) -> Result<String, Failure> {
     let c = nvme::controllers(Some(&p.name))?;
     if let Some(id) = p.cntlid {
         if c[0].ctrlr.data().cntlid != id {
@@ -259,7 +188,21 @@ pub(super) fn reset(p: Value) -> Res {
             ))));
         }
     }
-    nvme::reset_controller(&p.name)?;
+    Ok(p.name)
+}
+
+/// `bdev_nvme_reset_controller`: resets the controller (over fabrics, a new
+/// association) on a worker thread; the queue pairs follow.
+pub(super) async fn reset(p: Value) -> Res {
+    let name = reset_target(params(p)?)?;
+    nvme::reset_controller_async(&name).await?;
+    Ok(Value::Bool(true))
+}
+
+/// `bdev_nvme_reset_controller` waiting on the calling OS thread.
+pub(super) fn reset_sync(p: Value) -> Res {
+    let name = reset_target(params(p)?)?;
+    nvme::reset_controller(&name)?;
     Ok(Value::Bool(true))
 }
 
@@ -322,6 +265,18 @@ pub(super) fn set_options(p: Value) -> Res {
             "Invalid parameters: unknown field `{k}` of bdev_nvme_set_options"
         )));
     }
+    let mut merged = NVME_OPTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default();
+    merged.extend(m.clone());
+    let r =
+        reconnect_from(&merged).map_err(|e| Failure::Params(format!("Invalid parameters: {e}")))?;
+    if let Err(e) = r.validate() {
+        log::warn!("bdev_nvme_set_options: {e}");
+        return Err(Failure::Rpc(RpcError::errno(libc::EINVAL)));
+    }
     if nvme::controllers(None).is_ok_and(|c| !c.is_empty()) {
         return Err(Failure::Rpc(RpcError::errno_msg(
             libc::EPERM,
@@ -331,6 +286,37 @@ pub(super) fn set_options(p: Value) -> Res {
     let mut kept = NVME_OPTS.lock().unwrap_or_else(|e| e.into_inner());
     kept.get_or_insert_with(Map::new).extend(m);
     Ok(Value::Bool(true))
+}
+
+/// The reconnect options in `bdev_nvme_set_options` params `m` (SPDK's
+/// defaults, 0, for those not there).
+fn reconnect_from(m: &Map<String, Value>) -> Result<nvme::ReconnectOpts, String> {
+    let int = |k: &str| -> Result<i64, String> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(0),
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| format!("`{k}` must be an integer, not {v}")),
+        }
+    };
+    let u = |k: &str| -> Result<u32, String> {
+        u32::try_from(int(k)?).map_err(|_| format!("`{k}` must be between 0 and {}", u32::MAX))
+    };
+    Ok(nvme::ReconnectOpts {
+        ctrlr_loss_timeout_sec: i32::try_from(int("ctrlr_loss_timeout_sec")?)
+            .map_err(|_| "`ctrlr_loss_timeout_sec` is out of range".to_string())?,
+        reconnect_delay_sec: u("reconnect_delay_sec")?,
+        fast_io_fail_timeout_sec: u("fast_io_fail_timeout_sec")?,
+    })
+}
+
+/// The reconnect options set by `bdev_nvme_set_options` (the defaults of
+/// an attach that gives none).
+pub(super) fn reconnect_defaults() -> nvme::ReconnectOpts {
+    let kept = NVME_OPTS.lock().unwrap_or_else(|e| e.into_inner());
+    kept.as_ref()
+        .and_then(|m| reconnect_from(m).ok())
+        .unwrap_or_default()
 }
 
 /// The `bdev_nvme_set_options` entry of `save_config`, if options were set.

@@ -31,7 +31,7 @@ impl SocketLock {
             .map_err(|e| EventError::Listen {
                 path: path.display().to_string(),
                 op: "open lock file",
-                msg: e.to_string(),
+                source: e,
             })?;
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
             if e == nix::errno::Errno::EWOULDBLOCK {
@@ -43,7 +43,7 @@ impl SocketLock {
                 EventError::Listen {
                     path: path.display().to_string(),
                     op: "flock lock file",
-                    msg: e.to_string(),
+                    source: e.into(),
                 }
             }
         })?;

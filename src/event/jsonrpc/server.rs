@@ -60,14 +60,14 @@ impl RpcServer {
         let listener = UnixListener::bind(path).map_err(|e| EventError::Listen {
             path: path.display().to_string(),
             op: "bind",
-            msg: e.to_string(),
+            source: e,
         })?;
         listener
             .set_nonblocking(true)
             .map_err(|e| EventError::Listen {
                 path: path.display().to_string(),
                 op: "set non-blocking",
-                msg: e.to_string(),
+                source: e,
             })?;
         let server = RpcServer {
             inner: Rc::new(Inner {
@@ -83,7 +83,7 @@ impl RpcServer {
         let p = poller_register("rpc_subsystem_poll_servers", POLL_PERIOD_US, move || {
             s.poll()
         })
-        .map_err(|e| EventError::Reactor(e.to_string()))?;
+        .map_err(EventError::ReactorStart)?;
         *server.inner.poller.borrow_mut() = Some(p);
         Ok(server)
     }

@@ -5,11 +5,15 @@
 //! |---|---|
 //! | `framework` | `spdk_get_version`, `rpc_get_methods`, `framework_start_init`, `framework_wait_init`, `framework_get_subsystems`, `framework_get_config`, `spdk_kill_instance` |
 //! | `reactors` | `framework_get_reactors`, `thread_get_stats`, `thread_get_pollers`, `thread_get_io_channels` |
+//! | `proc_stat` | per-core CPU time for `framework_get_reactors` |
 //! | `log` | `log_set_level`, `log_get_level`, `log_set_print_level`, `log_get_print_level`, `log_set_flag`, `log_clear_flag`, `log_get_flags` |
 
 mod framework;
 mod log;
+mod proc_stat;
 mod reactors;
+
+pub(crate) use proc_stat::record_start as record_cpu_times;
 
 use crate::rpc::{Method, MethodFuture, RpcError, RpcResult};
 use serde_json::Value;

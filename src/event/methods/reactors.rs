@@ -145,11 +145,12 @@ fn framework_get_reactors(params: Value) -> MethodFuture {
             .map(|core| {
                 let stats = set.as_ref().and_then(|s| s.reactor_stats(core)).unwrap_or_default();
                 let mine: Vec<&ThreadReport> = reports.iter().filter(|r| r.core == Some(core)).collect();
+                let cpu = super::proc_stat::since_start(core);
                 json!({
                     "lcore": core,
                     "tid": mine.first().map_or(0, |r| r.tid),
                     "busy": stats.busy_ticks, "idle": stats.idle_ticks,
-                    "in_interrupt": false, "irq": 0, "sys": 0, "usr": 0,
+                    "in_interrupt": false, "irq": cpu.irq, "sys": cpu.sys, "usr": cpu.usr,
                     "lw_threads": mine.iter().map(|r| json!({
                         "name": r.name, "id": r.id, "cpumask": r.cpumask, "elapsed": r.busy + r.idle,
                     })).collect::<Vec<_>>(),

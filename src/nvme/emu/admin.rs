@@ -157,6 +157,7 @@ impl Worker {
             self.complete(qid, cid, 0, Status::ABORTED_SQ_DELETION);
         }
         self.held.abort_pending.retain(|k| k.0 != qid);
+        self.held.reposts.retain(|k| k.0 != qid);
         // Commands submitted but not yet fetched are aborted too.
         if let Some(tail) = self.sq_tail_at_deletion(qid) {
             while let Some(sq) = self.sqs[qid as usize].as_mut().filter(|q| q.head != tail) {

@@ -230,6 +230,27 @@ impl EmuHandle {
         Ok(())
     }
 
+    /// Resizes namespace `nsid` to `blocks` blocks (new blocks read as
+    /// zeroes; blocks past a shrink are dropped) and raises Namespace
+    /// Attribute Changed, as a capacity change on a real controller does.
+    pub fn resize_namespace(&self, nsid: u32, blocks: u64) -> Result<(), EmuError> {
+        let ns = self
+            .shared
+            .any_namespace(nsid)
+            .ok_or(EmuError::NoSuchNamespace(nsid))?;
+        {
+            let mut d = ns.lock();
+            let len = blocks << d.lba_shift;
+            let extra = (len as usize).saturating_sub(d.bytes.len());
+            d.bytes
+                .try_reserve_exact(extra)
+                .map_err(|_| EmuError::OutOfMemory { nsid, bytes: len })?;
+            d.bytes.resize(len as usize, 0);
+        }
+        self.raise_namespace_changed(nsid);
+        Ok(())
+    }
+
     fn ns_range(&self, nsid: u32, lba: u64, len: usize) -> Result<(&Namespace, u32), EmuError> {
         let ns = self
             .shared

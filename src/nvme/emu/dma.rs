@@ -5,6 +5,8 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
+use volatile::access::WriteOnly;
+use volatile::VolatilePtr;
 
 use crate::env;
 
@@ -72,7 +74,9 @@ pub fn write_cqe(iova: u64, low: [u32; 3], dw3: u32) -> Result<(), DmaFault> {
     }
     for (i, v) in low.iter().enumerate() {
         // SAFETY: 16 valid, 16-aligned bytes; dword i < 3 lies inside them.
-        unsafe { p.add(i).write_volatile(v.to_le()) };
+        let dw =
+            unsafe { VolatilePtr::new_restricted(WriteOnly, NonNull::new_unchecked(p.add(i))) };
+        dw.write(v.to_le());
     }
     fence(Ordering::Release);
     // SAFETY: dword 3 of the same 16 valid bytes, 4-aligned.

@@ -47,6 +47,9 @@ pub(super) struct Held {
     pub lost: Vec<(u16, u16)>,
     /// (SQID, CID) of commands still in their SQ that an Abort targeted.
     pub abort_pending: Vec<(u16, u16)>,
+    /// Completions to post again when the next command of their SQ is
+    /// fetched: (SQID, CID, Dword 0, status).
+    pub reposts: Vec<(u16, u16, u32, Status)>,
 }
 
 impl Worker {
@@ -54,6 +57,9 @@ impl Worker {
     pub(super) fn dispatch(&mut self, sqid: u16, sqe: Sqe) {
         let admin = sqid == 0;
         self.sh.stats.command(admin, sqe.opcode());
+        if !self.held.reposts.is_empty() {
+            self.repost(sqid);
+        }
         let key = (sqid, sqe.cid());
         if let Some(i) = self.held.abort_pending.iter().position(|k| *k == key) {
             self.held.abort_pending.swap_remove(i);
@@ -69,12 +75,31 @@ impl Worker {
                 return;
             }
             Some(FaultAction::Fatal) => return self.go_fatal("fault injected on command"),
-            Some(FaultAction::DropCompletion) | None => {}
+            Some(FaultAction::DropCompletion | FaultAction::RepostCompletion) | None => {}
         }
-        self.execute(sqid, sqe, fault == Some(FaultAction::DropCompletion));
+        let repost = fault == Some(FaultAction::RepostCompletion);
+        self.execute(
+            sqid,
+            sqe,
+            fault == Some(FaultAction::DropCompletion),
+            repost,
+        );
     }
 
-    fn execute(&mut self, sqid: u16, sqe: Sqe, drop_completion: bool) {
+    /// Posts again the completions held for a repost on SQ `sqid`.
+    fn repost(&mut self, sqid: u16) {
+        let mut i = 0;
+        while i < self.held.reposts.len() {
+            if self.held.reposts[i].0 != sqid {
+                i += 1;
+                continue;
+            }
+            let (_, cid, dw0, status) = self.held.reposts.remove(i);
+            self.complete(sqid, cid, dw0, status);
+        }
+    }
+
+    fn execute(&mut self, sqid: u16, sqe: Sqe, drop_completion: bool, repost: bool) {
         let outcome = if sqid == 0 {
             self.admin(&sqe)
         } else {
@@ -86,6 +111,9 @@ impl Worker {
                 self.held.lost.push((sqid, sqe.cid()));
             } else {
                 self.complete(sqid, sqe.cid(), dw0, status);
+                if repost {
+                    self.held.reposts.push((sqid, sqe.cid(), dw0, status));
+                }
             }
         }
     }
@@ -98,7 +126,7 @@ impl Worker {
         let mut worked = false;
         while let Some(i) = self.held.delayed.iter().position(|d| d.due <= now) {
             let d = self.held.delayed.swap_remove(i);
-            self.execute(d.sqid, d.sqe, false);
+            self.execute(d.sqid, d.sqe, false, false);
             worked = true;
         }
         worked

@@ -116,6 +116,11 @@ pub enum FaultAction {
     /// The controller fails: CSTS.CFS is set and nothing more is processed
     /// until a reset (CC.EN 1→0).
     Fatal,
+    /// Executed and completed, and the same completion entry (same CID) is
+    /// posted a second time when the next command is fetched from the same
+    /// submission queue: a late duplicate, which arrives once the host may
+    /// have given that command ID to a new command.
+    RepostCompletion,
 }
 
 struct Rule {
@@ -195,6 +200,12 @@ impl Faults {
     /// Holds the next `count` matching commands for `delay` before executing them.
     pub fn delay_next(&self, m: CommandMatch, delay: Duration, count: u32) {
         self.inject(m, FaultAction::Delay(delay), count)
+    }
+    /// Completes the next `count` matching commands twice: normally, and
+    /// again when the next command is fetched from the same queue
+    /// ([`FaultAction::RepostCompletion`]).
+    pub fn repost_completions(&self, m: CommandMatch, count: u32) {
+        self.inject(m, FaultAction::RepostCompletion, count)
     }
     /// Makes the controller fatal when the next matching command is fetched.
     pub fn fatal_on_next(&self, m: CommandMatch) {

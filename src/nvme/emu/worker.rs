@@ -72,6 +72,7 @@ impl Worker {
                 delayed: Vec::with_capacity(64),
                 lost: Vec::with_capacity(64),
                 abort_pending: Vec::with_capacity(8),
+                reposts: Vec::new(),
             },
             features: Features::new(&sh.cfg),
             errlog: ErrorLog::default(),
@@ -249,6 +250,7 @@ impl Worker {
         self.held.delayed.clear();
         self.held.lost.clear();
         self.held.abort_pending.clear();
+        self.held.reposts.clear();
         self.features = Features::new(&self.sh.cfg);
         self.event_mask = 0;
         for off in (regs::DOORBELL_BASE..self.sh.regs.len()).step_by(4) {

@@ -5,7 +5,8 @@
 use super::fabrics::OPC_FABRICS;
 use super::queue::{CommandBuffers, TcpQueue};
 use crate::env::DmaBuf;
-use crate::nvme::spec::{Cqe, Sqe};
+use crate::nvme::spec::features::AsyncEvent;
+use crate::nvme::spec::{AdminOpcode, Cqe, Sqe};
 use crate::nvme::NvmeError;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,10 @@ pub(crate) struct TcpAdmin {
     bufs: SlotBufs,
     /// Commands given up on after a timeout: their answers are dropped.
     abandoned: Vec<bool>,
+    /// Asynchronous Event Requests outstanding, by command identifier.
+    aer: Vec<bool>,
+    /// Events from AER completions not yet handed to the user.
+    pub(crate) events: Vec<AsyncEvent>,
     next_cid: u16,
 }
 
@@ -59,6 +64,8 @@ impl TcpAdmin {
             queue,
             bufs: SlotBufs((0..entries).map(|_| None).collect()),
             abandoned: vec![false; entries as usize],
+            aer: vec![false; entries as usize],
+            events: Vec::new(),
             next_cid: 0,
         }
     }
@@ -92,17 +99,17 @@ impl TcpAdmin {
         let start = Instant::now();
         loop {
             let mut done = None;
-            let abandoned = &mut self.abandoned;
-            let bufs = &mut self.bufs;
+            let mut other = Vec::new();
             self.queue
-                .poll(bufs, |c| {
+                .poll(&mut self.bufs, |c| {
                     if c.cid == cid {
                         done = Some(c);
-                    } else if let Some(a) = abandoned.get_mut(c.cid as usize) {
-                        *a = false;
+                    } else {
+                        other.push(c);
                     }
                 })
                 .map_err(|e| NvmeError::Tcp(Box::new(e)))?;
+            self.settle(other);
             if let Some(cqe) = done {
                 let buf = self.bufs.0[cid as usize].take();
                 let status = cqe.status();
@@ -126,25 +133,66 @@ impl TcpAdmin {
         }
     }
 
-    /// Takes answers to abandoned commands; returns how many arrived.
+    /// Takes answers to abandoned commands and Asynchronous Event
+    /// Requests; returns how many arrived.
     pub(crate) fn poll(&mut self) -> usize {
-        let abandoned = &mut self.abandoned;
-        let bufs = &mut self.bufs;
-        let mut late = Vec::new();
-        let r = self.queue.poll(bufs, |c| {
-            if let Some(a) = abandoned.get_mut(c.cid as usize) {
-                *a = false;
-            }
-            late.push(c.cid);
-        });
-        for cid in &late {
-            if let Some(b) = self.bufs.0.get_mut(*cid as usize) {
-                *b = None;
-            }
-        }
+        let mut got = Vec::new();
+        let r = self.queue.poll(&mut self.bufs, |c| got.push(c));
         if let Err(e) = r {
             log::debug!("admin queue: {e}");
         }
-        late.len()
+        let n = got.len();
+        self.settle(got);
+        n
+    }
+
+    /// Completions of commands nobody waits for: an abandoned command's
+    /// buffer is freed; an AER's event is kept and the AER submitted again.
+    fn settle(&mut self, cqes: Vec<Cqe>) {
+        for c in cqes {
+            let i = c.cid as usize;
+            if let Some(b) = self.bufs.0.get_mut(i) {
+                *b = None;
+            }
+            if let Some(a) = self.abandoned.get_mut(i) {
+                *a = false;
+            }
+            if self.aer.get(i).copied().unwrap_or(false) {
+                self.aer[i] = false;
+                let st = c.status();
+                if st.is_success() {
+                    self.events.push(AsyncEvent::from_dw0(c.dw0));
+                    self.submit_aer();
+                } else {
+                    log::debug!("AER completed with {st}; not resubmitted");
+                }
+            }
+        }
+    }
+
+    /// Submits one Asynchronous Event Request, left outstanding until the
+    /// controller has an event to report. False when no command slot or
+    /// the connection is free.
+    pub(crate) fn submit_aer(&mut self) -> bool {
+        let Some(cid) = self.alloc_cid() else {
+            return false;
+        };
+        let mut sqe = Sqe::new(AdminOpcode::AsyncEventRequest as u8, 0);
+        sqe.set_cid(cid);
+        self.abandoned[cid as usize] = false;
+        let sent = self
+            .queue
+            .submit(sqe, 0, false, &self.bufs)
+            .and_then(|()| self.queue.flush(&self.bufs));
+        match sent {
+            Ok(()) => {
+                self.aer[cid as usize] = true;
+                true
+            }
+            Err(e) => {
+                log::debug!("admin queue: Asynchronous Event Request not sent: {e}");
+                false
+            }
+        }
     }
 }

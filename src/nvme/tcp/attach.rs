@@ -13,6 +13,7 @@ use crate::nvme::spec::{self, AdminOpcode, IdentifyController, Sqe, StatusCodeTy
 use crate::nvme::transport::Transport;
 use crate::nvme::{NvmeError, TransportId};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,9 @@ pub(crate) struct TcpTransport {
     pub(crate) subnqn: String,
     pub(crate) hostnqn: String,
     pub(crate) hostid: [u8; 16],
-    /// The controller ID the admin Connect returned.
-    pub(crate) cntlid: u16,
+    /// The controller ID the last admin Connect returned (a reset
+    /// connects again and gets a new one).
+    pub(crate) cntlid: AtomicU16,
     /// Most write data sent in an I/O command capsule (IOCCSZ).
     pub(crate) in_capsule: usize,
     pub(crate) qopts: TcpQueueOpts,
@@ -103,6 +105,48 @@ fn connect_refused(t: &TcpTransport, qid: u16, e: NvmeError) -> NvmeError {
 }
 
 impl TcpTransport {
+    /// Connects the admin queue and enables the controller: a TCP
+    /// connection, ICReq, Fabrics Connect (a new controller ID, kept for
+    /// the I/O queues' Connects), CAP and VS by Property Get, then CC.EN=1
+    /// by Property Set and CSTS.RDY awaited. Used by attach and by every
+    /// reset.
+    pub(crate) fn connect_admin(
+        &self,
+        kato_ms: u32,
+        to: Duration,
+    ) -> Result<(TcpAdmin, Cap, Vs), NvmeError> {
+        let q = TcpQueue::connect(self.addr, ADMIN_ENTRIES, &self.qopts)
+            .map_err(|e| NvmeError::Tcp(Box::new(e)))?;
+        let mut admin = TcpAdmin::new(q, ADMIN_ENTRIES);
+        // Fabrics Connect of the admin queue; the answer names our controller.
+        let mut data = DmaBuf::alloc_zeroed(fabrics::CONNECT_DATA_LEN, 4096)?;
+        data.copy_from_slice(&fabrics::connect_data(
+            &self.hostid,
+            CNTLID_DYNAMIC,
+            &self.subnqn,
+            &self.hostnqn,
+        ));
+        let (cqe, _) = admin
+            .exec(
+                fabrics::connect_cmd(0, ADMIN_ENTRIES, kato_ms),
+                Some(data),
+                to,
+            )
+            .map_err(|e| connect_refused(self, 0, e))?;
+        self.cntlid.store(cqe.dw0 as u16, Ordering::Release);
+        let cap = Cap(prop_get(&mut admin, PROP_CAP, 8, to)?);
+        let vs = Vs(prop_get(&mut admin, PROP_VS, 4, to)? as u32);
+        let cc = Cc(0).with_iosqes(6).with_iocqes(4).with_en(1);
+        prop_set(&mut admin, PROP_CC, cc.0 as u64, to)?;
+        wait_csts(
+            &mut admin,
+            "become ready (CSTS.RDY=1)",
+            cap.timeout(),
+            |c| c.rdy() == 1,
+        )?;
+        Ok((admin, cap, vs))
+    }
+
     /// Connects queue `qid` (1..) of `entries` entries: a TCP connection,
     /// ICReq, then Fabrics Connect with this controller's ID.
     pub(crate) fn connect_io_queue(
@@ -118,7 +162,7 @@ impl TcpTransport {
         sqe.set_cid(0);
         let mut data = ConnectData(fabrics::connect_data(
             &self.hostid,
-            self.cntlid,
+            self.cntlid.load(Ordering::Acquire),
             &self.subnqn,
             &self.hostnqn,
         ));
@@ -183,6 +227,37 @@ fn wait_csts(
     }
 }
 
+/// The source address every connection binds to, from `src_addr` and
+/// `src_svcid` (`None` when neither is given).
+fn source_addr(opts: &ControllerOpts, peer: SocketAddr) -> Result<Option<SocketAddr>, NvmeError> {
+    if opts.src_addr.is_none() && opts.src_svcid.is_none() {
+        return Ok(None);
+    }
+    let ip = match opts.src_addr.as_deref() {
+        None if peer.is_ipv4() => IpAddr::from([0u8; 4]),
+        None => IpAddr::from([0u16; 8]),
+        Some(a) => a.parse().map_err(|_| {
+            NvmeError::InvalidArgument(format!(
+                "source address (hostaddr) {a:?} is not an IPv4 or IPv6 address"
+            ))
+        })?,
+    };
+    if ip.is_ipv4() != peer.is_ipv4() {
+        return Err(NvmeError::InvalidArgument(format!(
+            "source address (hostaddr) {ip} and target address {peer} are of different families"
+        )));
+    }
+    let port = match opts.src_svcid.as_deref() {
+        None => 0,
+        Some(p) => p.parse::<u16>().map_err(|_| {
+            NvmeError::InvalidArgument(format!(
+                "source port (hostsvcid) {p:?} is not a port number"
+            ))
+        })?,
+    };
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
 /// Attaches the controller named by a TCP transport ID.
 pub(crate) fn attach(trid: &TransportId, opts: ControllerOpts) -> Result<Controller, NvmeError> {
     let addr = socket_addr(trid)?;
@@ -202,56 +277,30 @@ pub(crate) fn attach(trid: &TransportId, opts: ControllerOpts) -> Result<Control
             )));
         }
     }
-    let qopts = TcpQueueOpts {
+    let mut qopts = TcpQueueOpts {
         header_digest: opts.header_digest,
         data_digest: opts.data_digest,
         ..TcpQueueOpts::default()
     };
-    let to = opts.admin_timeout;
-    let q =
-        TcpQueue::connect(addr, ADMIN_ENTRIES, &qopts).map_err(|e| NvmeError::Tcp(Box::new(e)))?;
-    let mut admin = TcpAdmin::new(q, ADMIN_ENTRIES);
+    qopts.sock.local_addr = source_addr(&opts, addr)?;
     let mut t = TcpTransport {
         addr,
         subnqn,
         hostnqn,
         hostid,
-        cntlid: CNTLID_DYNAMIC,
+        cntlid: AtomicU16::new(CNTLID_DYNAMIC),
         in_capsule: 0,
         qopts,
         kato: Duration::from_millis(opts.keep_alive_timeout_ms as u64),
         last_keep_alive: Mutex::new(Instant::now()),
     };
-    // Fabrics Connect of the admin queue; the answer names our controller.
-    let mut data = DmaBuf::alloc_zeroed(fabrics::CONNECT_DATA_LEN, 4096)?;
-    data.copy_from_slice(&fabrics::connect_data(
-        &hostid,
-        CNTLID_DYNAMIC,
-        &t.subnqn,
-        &t.hostnqn,
-    ));
-    let kato = opts.keep_alive_timeout_ms;
-    let (cqe, _) = admin
-        .exec(fabrics::connect_cmd(0, ADMIN_ENTRIES, kato), Some(data), to)
-        .map_err(|e| connect_refused(&t, 0, e))?;
-    t.cntlid = cqe.dw0 as u16;
-
-    let cap = Cap(prop_get(&mut admin, PROP_CAP, 8, to)?);
-    let vs = Vs(prop_get(&mut admin, PROP_VS, 4, to)? as u32);
+    let to = opts.admin_timeout;
+    let (mut admin, cap, vs) = t.connect_admin(opts.keep_alive_timeout_ms, to)?;
     if cap.css() & 1 == 0 && subnqn_is_io(&t.subnqn) {
         return Err(NvmeError::Unsupported(format!(
             "{trid}: controller does not support the NVM command set (CAP.CSS bit 0)"
         )));
     }
-    let cc = Cc(0).with_iosqes(6).with_iocqes(4).with_en(1);
-    prop_set(&mut admin, PROP_CC, cc.0 as u64, to)?;
-    wait_csts(
-        &mut admin,
-        "become ready (CSTS.RDY=1)",
-        cap.timeout(),
-        |c| c.rdy() == 1,
-    )?;
-
     let mut sqe = Sqe::new(AdminOpcode::Identify as u8, 0);
     sqe.cdw10 = spec::command::cns::CONTROLLER as u32;
     let buf = DmaBuf::alloc_zeroed(4096, 4096)?;
@@ -268,7 +317,7 @@ pub(crate) fn attach(trid: &TransportId, opts: ControllerOpts) -> Result<Control
     };
     log::debug!(
         "{trid}: cntlid {} CAP {:#x} VS {vs} IOCCSZ {ioccsz} MAXH2CDATA {}",
-        t.cntlid,
+        t.cntlid.load(Ordering::Relaxed),
         cap.0,
         admin.queue.maxh2cdata()
     );
@@ -301,7 +350,7 @@ pub(crate) fn attach(trid: &TransportId, opts: ControllerOpts) -> Result<Control
 }
 
 /// False for the discovery subsystem (no I/O queues, no namespaces).
-fn subnqn_is_io(subnqn: &str) -> bool {
+pub(super) fn subnqn_is_io(subnqn: &str) -> bool {
     subnqn != DISCOVERY_NQN
 }
 

@@ -5,9 +5,14 @@
 //!   [`encode`]: the encoders; [`decode`]: validation and decoding of every
 //!   PDU header from the peer; [`digest`]: CRC32C header and data digests.
 //! - [`fabrics`]: Connect, Property Get/Set and the SGLs of NVMe/TCP commands.
-//! - [`TcpQueue`]: one queue's connection: ICReq/ICResp, command capsules
-//!   with in-capsule data, R2T answered with H2CData, C2HData copied into
-//!   the command's buffers ([`CommandBuffers`]), sends batched per poll.
+//! - [`TcpQueue`]: one queue's connection: ICReq/ICResp (`queue.rs`),
+//!   command capsules with in-capsule data and R2T answered with H2CData,
+//!   sends batched per poll (`queue_send.rs`), the PDUs received
+//!   (`queue_recv.rs`) and C2HData placed in the command's buffers
+//!   ([`CommandBuffers`]), large payloads read straight into them
+//!   (`recv_data.rs`).
+//! - Reset: the admin connection made again (a new controller ID); each
+//!   I/O queue pair reconnects on its next poll.
 //! - [`DiscoveryEntry`]: the Discovery Log Page of a discovery controller
 //!   (`Controller::discovery_log`).
 //! - [`PduError`], [`TcpError`]: a PDU that breaks the rules (naming the
@@ -25,9 +30,12 @@ pub mod fabrics;
 pub mod pdu;
 mod queue;
 mod queue_recv;
+mod queue_send;
+mod recv_data;
+mod reset;
 
 pub(crate) use admin::TcpAdmin;
 pub(crate) use attach::{attach, shutdown, TcpTransport};
-pub use discovery::{DiscoveryEntry, LID_DISCOVERY};
+pub use discovery::{DiscoveryEntry, DiscoveryLog, LID_DISCOVERY};
 pub use error::{PduError, TcpError};
-pub use queue::{CommandBuffers, TcpQueue, TcpQueueOpts};
+pub use queue::{CommandBuffers, TcpQueue, TcpQueueOpts, DEFAULT_MAX_R2T};

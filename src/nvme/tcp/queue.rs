@@ -1,19 +1,19 @@
 //! One NVMe/TCP queue: a TCP connection carrying one submission and
-//! completion queue. Connection setup (ICReq/ICResp), command capsules
-//! with in-capsule data, H2CData answering R2Ts, all sends batched per
-//! flush. The receive side is in `queue_recv.rs`.
+//! completion queue, and its setup (ICReq/ICResp). The send side (command
+//! capsules with in-capsule data, H2CData answering R2Ts, all sends
+//! batched per flush) is in `queue_send.rs`, the receive side in
+//! `queue_recv.rs`.
 //!
 //! The queue does not own the commands' data: it reaches it through
 //! [`CommandBuffers`] (the queue pair's request slots), so write data is
 //! sent from where it lives and read data lands where the caller wants it.
 
 use super::decode::Expect;
-use super::encode::{capsule_cmd_psh, data_psh, encode_header, encode_ic_req, MAX_HEADER_WITH_PAD};
+use super::encode::{encode_ic_req, MAX_HEADER_WITH_PAD};
 use super::error::TcpError;
 use super::fabrics;
 use super::pdu::*;
 use super::queue_recv::Rx;
-use crate::nvme::spec::Sqe;
 use crate::sock::{RecvBuffer, SendQueue, Socket, SocketOpts};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -37,6 +37,11 @@ pub struct TcpQueueOpts {
     pub sock: SocketOpts,
     /// How long connection setup (ICResp) may take.
     pub setup_timeout: Duration,
+    /// R2Ts the controller may have outstanding per command (MAXR2T of
+    /// ICReq, 1 or more). Every R2T is answered with its H2CData as soon
+    /// as it arrives, in the order the controller sent them, so a
+    /// controller may ask for a large write's pieces all at once.
+    pub max_r2t: u32,
 }
 
 impl Default for TcpQueueOpts {
@@ -46,9 +51,13 @@ impl Default for TcpQueueOpts {
             data_digest: false,
             sock: SocketOpts::default(),
             setup_timeout: Duration::from_secs(10),
+            max_r2t: DEFAULT_MAX_R2T,
         }
     }
 }
+
+/// R2Ts a controller may have outstanding per command unless told otherwise.
+pub const DEFAULT_MAX_R2T: u32 = 16;
 
 /// What a command slot is doing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,7 +87,9 @@ pub struct TcpQueue {
     pub(super) in_capsule_max: usize,
     pub(super) cmds: Vec<Cmd>,
     pub(super) failed: bool,
-    scratch: [u8; MAX_HEADER_WITH_PAD],
+    /// Payload bytes read straight into command buffers (large C2H data).
+    pub(super) direct_bytes: u64,
+    pub(super) scratch: [u8; MAX_HEADER_WITH_PAD],
 }
 
 /// Bytes staged for headers: enough for a full queue's capsules and digests.
@@ -103,6 +114,7 @@ impl TcpQueue {
             in_capsule_max: fabrics::ADMIN_IN_CAPSULE_MAX,
             cmds: vec![Cmd::default(); n],
             failed: false,
+            direct_bytes: 0,
             scratch: [0; MAX_HEADER_WITH_PAD],
         };
         q.initialize(opts)?;
@@ -117,6 +129,12 @@ impl TcpQueue {
     /// Digests in use (header, data).
     pub fn digests(&self) -> (bool, bool) {
         (self.recv_framing.hdgst, self.recv_framing.ddgst)
+    }
+
+    /// C2H payload bytes received straight from the socket into command
+    /// buffers (large reads skip the receive buffer's copy).
+    pub fn direct_bytes(&self) -> u64 {
+        self.direct_bytes
     }
 
     /// MAXH2CDATA the controller announced.
@@ -147,7 +165,7 @@ impl TcpQueue {
             pfv: PFV_1_0,
             hpda: 0,
             dgst: dg,
-            maxr2t: 0, // one R2T outstanding per command (0's based)
+            maxr2t: opts.max_r2t.max(1) - 1, // 0's based
         };
         self.tx.push(&encode_ic_req(&req))?;
         let start = Instant::now();
@@ -221,166 +239,6 @@ impl TcpQueue {
             && self.tx.has_room(MAX_HEADER_WITH_PAD + DIGEST_LEN, 4)
     }
 
-    /// Queues the command `sqe` (its CID set) moving `len` bytes, `write`
-    /// from host to controller: write data up to the in-capsule limit goes
-    /// in the capsule, larger writes wait for the controller's R2T. The
-    /// data pointer of `sqe` is replaced by the SGL NVMe/TCP uses.
-    /// Sent at the next [`TcpQueue::flush`] or poll.
-    pub fn submit<B: CommandBuffers + ?Sized>(
-        &mut self,
-        mut sqe: Sqe,
-        len: u32,
-        write: bool,
-        bufs: &B,
-    ) -> Result<(), TcpError> {
-        let cid = sqe.cid();
-        if self.failed {
-            return Err(TcpError::Failed(self.peer()));
-        }
-        let in_capsule_max = if sqe.opc() == fabrics::OPC_FABRICS {
-            fabrics::ADMIN_IN_CAPSULE_MAX
-        } else {
-            self.in_capsule_max
-        };
-        let in_capsule = write && len > 0 && len as usize <= in_capsule_max;
-        // Every command over a fabric names its data with an SGL, even
-        // one that moves none (Linux's target refuses PRPs with Invalid Field).
-        fabrics::set_sgl(&mut sqe, len, in_capsule);
-        let Some(slot) = self.cmds.get_mut(cid as usize) else {
-            return Err(TcpError::Protocol {
-                addr: self.sock.peer_addr(),
-                why: format!(
-                    "command identifier {cid} beyond the queue's {} slots",
-                    self.cmds.len()
-                ),
-            });
-        };
-        *slot = Cmd {
-            active: true,
-            write,
-            len,
-            done: 0,
-            digest_error: false,
-        };
-        let data_len = if in_capsule { len as usize } else { 0 };
-        let pieces = if in_capsule {
-            segments_in(bufs, cid, len)
-        } else {
-            0
-        };
-        if !self
-            .tx
-            .has_room(MAX_HEADER_WITH_PAD + DIGEST_LEN, pieces + 2)
-        {
-            slot.active = false;
-            return Err(crate::sock::SockError::SendQueueFull { what: "entries" }.into());
-        }
-        let n = encode_header(
-            &mut self.scratch,
-            PduType::CapsuleCmd,
-            0,
-            capsule_cmd_psh(&sqe),
-            data_len,
-            self.send_framing,
-        );
-        self.tx.push(&self.scratch[..n])?;
-        if in_capsule {
-            self.queue_data(cid, 0, len, bufs)?;
-        }
-        Ok(())
-    }
-
-    /// Queues bytes `off..off+len` of command `cid`'s data (and their
-    /// digest when data digests are on) after the header just queued.
-    pub(super) fn queue_data<B: CommandBuffers + ?Sized>(
-        &mut self,
-        cid: u16,
-        off: u32,
-        len: u32,
-        bufs: &B,
-    ) -> Result<(), TcpError> {
-        let (mut skip, mut left) = (off as usize, len as usize);
-        let mut crc = None;
-        let mut i = 0;
-        while left > 0 {
-            let Some(seg) = bufs.segment(cid, i) else {
-                return Err(TcpError::Protocol {
-                    addr: self.sock.peer_addr(),
-                    why: format!("command {cid} has {} bytes fewer data than it moves", left),
-                });
-            };
-            if skip >= seg.len() {
-                skip -= seg.len();
-                i += 1;
-                continue;
-            }
-            let n = (seg.len() - skip).min(left);
-            if self.send_framing.ddgst {
-                let piece = &seg[skip..skip + n];
-                crc = Some(match crc {
-                    None => super::digest::crc32c(piece),
-                    Some(c) => super::digest::crc32c_append(c, piece),
-                });
-            }
-            self.tx.push_payload(payload_key(cid, i), skip, n)?;
-            left -= n;
-            skip = 0;
-            i += 1;
-        }
-        if let Some(c) = crc {
-            self.tx.push(&c.to_le_bytes())?;
-        }
-        Ok(())
-    }
-
-    /// Queues H2CData PDUs for `r2tl` bytes at `r2to` of command `cid`,
-    /// each at most MAXH2CDATA, the last one flagged LAST_PDU.
-    pub(super) fn queue_h2c<B: CommandBuffers + ?Sized>(
-        &mut self,
-        cid: u16,
-        ttag: u16,
-        r2to: u32,
-        r2tl: u32,
-        bufs: &B,
-    ) -> Result<(), TcpError> {
-        let mut off = 0;
-        while off < r2tl {
-            let n = (r2tl - off).min(self.maxh2cdata);
-            let last = off + n == r2tl;
-            let h = DataHeader {
-                cccid: cid,
-                ttag,
-                datao: r2to + off,
-                datal: n,
-            };
-            let len = encode_header(
-                &mut self.scratch,
-                PduType::H2CData,
-                if last { flags::LAST_PDU } else { 0 },
-                &data_psh(&h),
-                n as usize,
-                self.send_framing,
-            );
-            self.tx.push(&self.scratch[..len])?;
-            self.queue_data(cid, r2to + off, n, bufs)?;
-            off += n;
-        }
-        Ok(())
-    }
-
-    /// Sends what is queued (one `sendmsg` per batch); the rest goes at
-    /// the next flush.
-    pub fn flush<B: CommandBuffers + ?Sized>(&mut self, bufs: &B) -> Result<(), TcpError> {
-        if self.tx.is_empty() {
-            return Ok(());
-        }
-        let r = self.tx.flush(&self.sock, |k| {
-            let (cid, i) = split_key(k);
-            bufs.segment(cid, i).unwrap_or(&[])
-        });
-        r.map(|_| ()).map_err(|e| self.fail(e.into()))
-    }
-
     /// Marks the connection failed and passes the error on.
     pub(super) fn fail(&mut self, e: TcpError) -> TcpError {
         if !self.failed {
@@ -402,23 +260,4 @@ impl TcpQueue {
             c.active = false;
         }
     }
-}
-
-/// How many of command `cid`'s segments its first `len` bytes span.
-fn segments_in<B: CommandBuffers + ?Sized>(bufs: &B, cid: u16, len: u32) -> usize {
-    let (mut left, mut i) = (len as usize, 0);
-    while left > 0 {
-        let Some(s) = bufs.segment(cid, i) else { break };
-        left = left.saturating_sub(s.len());
-        i += 1;
-    }
-    i
-}
-
-fn payload_key(cid: u16, seg: usize) -> u64 {
-    (cid as u64) << 32 | seg as u64
-}
-
-fn split_key(k: u64) -> (u16, usize) {
-    ((k >> 32) as u16, (k & 0xffff_ffff) as usize)
 }

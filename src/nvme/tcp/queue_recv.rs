@@ -4,6 +4,7 @@
 //! against the command: in flight, a read, in order, within its length;
 //! digest verified), R2T queues the H2CData asked for, C2HTermReq ends the
 //! connection. Anything else ends it with an H2CTermReq naming the fault.
+//! Where C2H data lands in the command's buffers is `recv_data.rs`.
 
 use super::decode::{decode_header, header_frame_len, Expect, Psh};
 use super::digest;
@@ -11,6 +12,7 @@ use super::encode::encode_term_req;
 use super::error::{PduError, TcpError};
 use super::pdu::*;
 use super::queue::{CommandBuffers, TcpQueue};
+use super::recv_data::{copy_into, DIRECT_MIN};
 use crate::nvme::spec::Cqe;
 
 /// Where the receiver is within the byte stream.
@@ -29,15 +31,15 @@ pub(super) enum Rx {
 /// The C2H data being received.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DataRx {
-    cid: u16,
+    pub(super) cid: u16,
     /// Offset in the command's data of the next byte.
-    off: u32,
+    pub(super) off: u32,
     /// Bytes of this PDU still to come.
-    left: u32,
+    pub(super) left: u32,
     /// CRC32C of the data so far (data digests on).
-    crc: u32,
+    pub(super) crc: u32,
     /// SUCCESS flag: the command completes with this PDU.
-    success: bool,
+    pub(super) success: bool,
 }
 
 /// Rounds of read-then-parse per poll (bounded: a busy peer cannot keep
@@ -63,12 +65,24 @@ impl TcpQueue {
         self.flush(&*bufs)?;
         let mut n = 0;
         for _ in 0..READS_PER_POLL {
-            let got = match self.rx.fill(&self.sock) {
-                Ok(g) => g,
-                Err(e) => return Err(self.fail(e.into())),
+            let direct =
+                self.rx.is_empty() && matches!(self.rx_state, Rx::Data(d) if d.left >= DIRECT_MIN);
+            let room = self.rx.room();
+            let got = if direct {
+                // `process` reads the payload into its buffer itself.
+                0
+            } else {
+                match self.rx.fill(&self.sock) {
+                    Ok(g) => g,
+                    Err(e) => return Err(self.fail(e.into())),
+                }
             };
+            let before = self.direct_bytes;
             n += self.process(bufs, &mut on_cqe)?;
-            if got == 0 {
+            // Nothing read, or a short read (the socket is drained): no
+            // second read, whose EAGAIN would only delay sending the
+            // commands the completions just handed in.
+            if (got == 0 || got < room) && self.direct_bytes == before {
                 break;
             }
         }
@@ -201,6 +215,21 @@ impl TcpQueue {
                     self.rx_state = Rx::Data(rx);
                 }
                 Rx::Data(mut rx) => {
+                    if self.rx.is_empty() && rx.left >= DIRECT_MIN {
+                        let n = self.recv_direct(bufs, &mut rx)?;
+                        if n == 0 {
+                            self.rx_state = Rx::Data(rx);
+                            return Ok(completed);
+                        }
+                        if rx.left > 0 {
+                            self.rx_state = Rx::Data(rx);
+                        } else if self.recv_framing.ddgst {
+                            self.rx_state = Rx::Digest(rx);
+                        } else {
+                            completed += self.data_done(rx, on_cqe);
+                        }
+                        continue;
+                    }
                     let chunk = self.rx.take(rx.left as usize);
                     if chunk.is_empty() {
                         return Ok(completed);
@@ -335,31 +364,8 @@ impl TcpQueue {
     }
 
     /// A well-formed PDU that does not fit this queue's commands.
-    fn bad_peer(&mut self, why: String) -> TcpError {
+    pub(super) fn bad_peer(&mut self, why: String) -> TcpError {
         let addr = self.peer();
         self.fail(TcpError::Protocol { addr, why })
     }
-}
-
-/// Copies `bytes` into command `cid`'s data at `off`; false when its
-/// buffers are shorter.
-fn copy_into<B: CommandBuffers + ?Sized>(bufs: &mut B, cid: u16, off: usize, bytes: &[u8]) -> bool {
-    let (mut skip, mut src) = (off, bytes);
-    let mut i = 0;
-    while !src.is_empty() {
-        let Some(seg) = bufs.segment_mut(cid, i) else {
-            return false;
-        };
-        if skip >= seg.len() {
-            skip -= seg.len();
-            i += 1;
-            continue;
-        }
-        let n = (seg.len() - skip).min(src.len());
-        seg[skip..skip + n].copy_from_slice(&src[..n]);
-        src = &src[n..];
-        skip = 0;
-        i += 1;
-    }
-    true
 }

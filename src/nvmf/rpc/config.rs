@@ -1,6 +1,6 @@
 //! The "nvmf" subsystem's part of `save_config`: the transport, then each
-//! subsystem with its namespaces, hosts and listeners, in the order a
-//! `--json` load must run them.
+//! subsystem with its namespaces, hosts and listeners (with their ANA
+//! states), in the order a `--json` load must run them.
 
 use super::methods::transport_json;
 use super::state;
@@ -28,6 +28,7 @@ pub fn config_entries() -> Vec<Value> {
             "model_number": st.model_number,
             "allow_any_host": st.allow_any_host,
             "max_namespaces": st.max_namespaces,
+            "ana_reporting": st.ana_reporting,
         }}));
         for n in st.namespaces.values() {
             let mut ns = json!({
@@ -35,6 +36,9 @@ pub fn config_entries() -> Vec<Value> {
                 "bdev_name": n.bdev_name,
                 "uuid": crate::bdev::Uuid(n.uuid).to_string(),
             });
+            if n.anagrpid != n.nsid {
+                ns["anagrpid"] = json!(n.anagrpid);
+            }
             if n.nguid != [0; 16] {
                 let hex: String = n.nguid.iter().map(|b| format!("{b:02X}")).collect();
                 ns["nguid"] = json!(hex);
@@ -47,10 +51,31 @@ pub fn config_entries() -> Vec<Value> {
             );
         }
         for l in &st.listeners {
-            v.push(json!({"method": "nvmf_subsystem_add_listener", "params": {
+            let addr = json!({"trtype": l.trtype, "adrfam": l.adrfam, "traddr": l.traddr, "trsvcid": l.trsvcid});
+            let mut add = json!({"method": "nvmf_subsystem_add_listener", "params": {
                 "nqn": s.nqn(),
-                "listen_address": {"trtype": l.trtype, "adrfam": l.adrfam, "traddr": l.traddr, "trsvcid": l.trsvcid},
-            }}));
+                "listen_address": addr,
+            }});
+            // ANA states, oldest first: the all-groups one (always first
+            // when set) rides on the listener as SPDK's `ana_state`, each
+            // group's own follows as a set_ana_state.
+            let mut group_states = Vec::new();
+            for (group, state) in st.ana.of(l) {
+                if group == 0 {
+                    add["params"]["ana_state"] = json!(state.name());
+                } else {
+                    group_states.push(
+                        json!({"method": "nvmf_subsystem_listener_set_ana_state", "params": {
+                            "nqn": s.nqn(),
+                            "listen_address": addr,
+                            "ana_state": state.name(),
+                            "anagrpid": group,
+                        }}),
+                    );
+                }
+            }
+            v.push(add);
+            v.extend(group_states);
         }
     }
     v

@@ -1,6 +1,7 @@
 //! The handlers of the `nvmf_*` methods.
 
 use super::params::*;
+use super::query;
 use super::state::{self, target_or_err};
 use crate::nvmf::tcp::TcpTransport;
 use crate::nvmf::{parse_uuid, ListenAddr, Subsystem, SubsystemOpts, SubsystemType, TransportOpts};
@@ -9,10 +10,13 @@ use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+/// A method of the running target (SPDK's `SPDK_RPC_RUNTIME`): a `--json`
+/// config runs it once the subsystems are initialised, after the bdevs it
+/// names exist and the nvmf subsystem has its target.
 fn m(name: &'static str, handler: fn(Value) -> MethodFuture) -> Method {
     Method {
         name,
-        states: MethodStates::STARTUP | MethodStates::RUNTIME,
+        states: MethodStates::RUNTIME,
         handler,
     }
 }
@@ -83,7 +87,19 @@ pub fn methods() -> Vec<Method> {
             Box::pin(async move { accept_settings(p) })
         }),
         m("nvmf_subsystem_get_controllers", |p| {
-            Box::pin(async move { get_controllers(p) })
+            Box::pin(async move { query::get_controllers(p) })
+        }),
+        m("nvmf_subsystem_get_qpairs", |p| {
+            Box::pin(async move { query::get_qpairs(p) })
+        }),
+        m("nvmf_subsystem_get_listeners", |p| {
+            Box::pin(async move { query::get_listeners(p) })
+        }),
+        m("nvmf_get_stats", |p| {
+            Box::pin(async move { query::get_stats(p) })
+        }),
+        m("nvmf_subsystem_listener_set_ana_state", |p| {
+            Box::pin(async move { set_ana_state(p) })
         }),
     ]
 }
@@ -154,6 +170,7 @@ fn create_subsystem(p: Value) -> RpcResult {
         model_number: p.model_number.unwrap_or(d.model_number),
         allow_any_host: p.allow_any_host,
         max_namespaces: p.max_namespaces.unwrap_or(0),
+        ana_reporting: p.ana_reporting.unwrap_or(false),
     };
     target_or_err()?
         .create_subsystem(&p.nqn, opts)
@@ -196,6 +213,7 @@ pub(super) fn subsystem_json(s: &Subsystem) -> Value {
         o.insert("serial_number".into(), json!(st.serial_number));
         o.insert("model_number".into(), json!(st.model_number));
         o.insert("max_namespaces".into(), json!(st.max_namespaces));
+        o.insert("ana_reporting".into(), json!(st.ana_reporting));
         o.insert("min_cntlid".into(), json!(1));
         o.insert("max_cntlid".into(), json!(0xffef));
         let ns: Vec<Value> = st
@@ -254,11 +272,23 @@ fn add_listener(p: Value) -> RpcResult {
     let p: Listener = parse_params(p)?;
     let s = subsystem(&p.nqn)?;
     let (addr, l) = socket_addr(&p.listen_address)?;
+    // The listener's initial ANA state, for every ANA group.
+    let ana = match &p.ana_state {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(crate::nvmf::AnaState::parse)
+                .ok_or_else(|| RpcError::invalid_params("Invalid parameters"))?,
+        ),
+    };
     let r = state::with_transport(|t| t.listen(addr)).ok_or_else(|| {
         RpcError::invalid_params("Unable to find TCP transport: run nvmf_create_transport first")
     })?;
     r.map_err(|e| RpcError::internal(e.to_string()))?;
-    s.add_listener(l);
+    s.add_listener(l.clone());
+    if let Some(state) = ana {
+        s.set_ana_state(&l, None, state).map_err(bad)?;
+    }
     target_or_err()?.bump_genctr();
     Ok(json!(true))
 }
@@ -276,6 +306,7 @@ fn remove_listener(p: Value) -> RpcResult {
             p.nqn
         )));
     }
+    st.ana.forget(&l);
     drop(st);
     let t = target_or_err()?;
     let still_used = t
@@ -305,6 +336,19 @@ fn add_ns(p: Value) -> RpcResult {
     let nsid = s
         .add_ns(&p.namespace.bdev_name, p.namespace.nsid, uuid, nguid)
         .map_err(|e| RpcError::invalid_params(format!("Unable to add namespace: {e}")))?;
+    if let Some(g) = p.namespace.anagrpid.filter(|&g| g != 0) {
+        let mut st = s.lock();
+        if g > st.max_namespaces {
+            drop(st);
+            let _ = s.remove_ns(nsid);
+            return Err(RpcError::invalid_params(format!(
+                "Unable to add namespace: anagrpid {g} is above max_namespaces"
+            )));
+        }
+        if let Some(ns) = st.namespaces.get_mut(&nsid) {
+            ns.anagrpid = g;
+        }
+    }
     Ok(json!(nsid))
 }
 
@@ -336,21 +380,41 @@ fn allow_any_host(p: Value) -> RpcResult {
     Ok(json!(true))
 }
 
-/// `nvmf_subsystem_get_controllers`: each controller's ID, host and I/O queues.
-fn get_controllers(p: Value) -> RpcResult {
-    let p: Nqn = parse_params(p)?;
+/// `nvmf_subsystem_listener_set_ana_state`: the ANA state of one group
+/// (or all) at one listener of a subsystem that reports ANA.
+fn set_ana_state(p: Value) -> RpcResult {
+    let p: SetAnaState = parse_params(p)?;
     let s = subsystem(&p.nqn)?;
-    let ctrlrs = s.lock().controllers.clone();
-    let out: Vec<Value> = ctrlrs
-        .iter()
-        .map(|c| {
-            json!({
-                "cntlid": c.cntlid(),
-                "hostnqn": c.hostnqn(),
-                "hostid": uuid_str(&c.hostid()),
-                "num_io_qpairs": c.lock().io_qids.len(),
-            })
-        })
-        .collect();
-    Ok(Value::Array(out))
+    let (_, l) = socket_addr(&p.listen_address)?;
+    let state = crate::nvmf::AnaState::parse(&p.ana_state)
+        .ok_or_else(|| RpcError::invalid_params("Invalid parameters"))?;
+    if !s.lock().ana_reporting {
+        return Err(RpcError::invalid_params(format!(
+            "Subsystem {} does not report ANA: create it with ana_reporting",
+            p.nqn
+        )));
+    }
+    s.set_ana_state(&l, p.anagrpid, state).map_err(bad)?;
+    Ok(json!(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nvmf_methods_run_at_runtime_and_only_the_target_settings_at_startup() {
+        for m in methods() {
+            let startup = matches!(
+                m.name,
+                "nvmf_set_config" | "nvmf_set_max_subsystems" | "nvmf_set_crdt"
+            );
+            let want = if startup {
+                MethodStates::STARTUP
+            } else {
+                MethodStates::RUNTIME
+            };
+            assert_eq!(m.states, want, "{}", m.name);
+        }
+    }
 }

@@ -7,12 +7,14 @@
 //! |---|---|
 //! | `state` | the target of the process, its poll groups (one per thread) and the transport on the app thread |
 //! | `params` | the methods' parameters as SPDK decodes them |
-//! | `methods` | the handlers |
+//! | `methods` | the handlers that change the target |
+//! | `query` | the handlers that report controllers, queue pairs, listeners and poll group counters |
 //! | `config` | `save_config` entries that rebuild the same target |
 
 mod config;
 mod methods;
 mod params;
+mod query;
 mod state;
 
 pub use config::{config, config_entries};

@@ -163,3 +163,14 @@ pub struct Get {
     pub tgt_name: Option<String>,
     pub trtype: Option<String>,
 }
+
+/// `nvmf_subsystem_listener_set_ana_state`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAnaState {
+    pub nqn: String,
+    pub listen_address: ListenAddress,
+    pub ana_state: String,
+    pub tgt_name: Option<String>,
+    pub anagrpid: Option<u32>,
+}

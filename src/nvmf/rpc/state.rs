@@ -56,6 +56,11 @@ pub(super) fn target_or_err() -> Result<Arc<Target>, RpcError> {
     target().ok_or_else(|| RpcError::internal("the nvmf subsystem is not initialized"))
 }
 
+/// The poll groups (one per thread) once the transport exists.
+pub(super) fn groups() -> Vec<PollGroupHandle> {
+    lock().as_ref().map_or_else(Vec::new, |s| s.groups.clone())
+}
+
 /// True once `nvmf_create_transport` made the TCP transport.
 pub(super) fn has_transport() -> bool {
     TRANSPORT.with(|t| t.borrow().is_some())

@@ -8,7 +8,7 @@ use super::slot::{Slot, SlotState};
 use crate::bdev::{Channel, Desc};
 use crate::nvme::tcp::pdu::Framing;
 use crate::nvmf::fabrics::Connected;
-use crate::nvmf::{Target, TransportOpts};
+use crate::nvmf::{QueueOrigin, Target, TransportOpts};
 use crate::sock::{RecvBuffer, SendQueue, SockError, Socket};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -64,11 +64,21 @@ pub(super) struct IoNs {
     pub ch: Channel,
     pub block_size: u32,
     pub num_blocks: u64,
+    /// The subsystem's ANA generation `ana_status` was computed at.
+    pub ana_gen: u64,
+    /// What ANA makes of an I/O to it (`None`: served).
+    pub ana_status: Option<crate::nvmf::Completion>,
+    /// Its bdev I/Os in flight (it is closed only at 0).
+    pub inflight: u32,
 }
 
 /// A connection.
 pub(crate) struct Conn {
     pub sock: Socket,
+    /// The listener it reached, the host's address, the serving thread.
+    pub origin: QueueOrigin,
+    /// The poll group's counters.
+    pub stats: Arc<super::group::GroupStats>,
     pub rb: RecvBuffer,
     pub sq: SendQueue,
     pub target: Arc<Target>,
@@ -88,12 +98,20 @@ pub(crate) struct Conn {
     /// Slots holding Asynchronous Event Requests.
     pub aers: Vec<u16>,
     pub queue: Option<Connected>,
-    pub ns: Vec<IoNs>,
+    /// Namespaces this queue opened, by index (`None`: closed; entries
+    /// never move while slots name them).
+    pub ns: Vec<Option<IoNs>>,
+    /// The first command of a fused pair, waiting for the second.
+    pub fused_first: Option<u16>,
+    /// The subsystem's generation `ns` was last checked against.
+    pub ns_gen: u64,
     pub sqhd: u16,
     /// Bdev I/Os in flight (a closed connection is dropped only at 0).
     pub inflight: usize,
     /// When closing began.
     pub closing_since: Option<Instant>,
+    /// Abort commands of this admin queue waiting for an I/O queue's answer.
+    pub abort_waits: usize,
 }
 
 /// How long a closing connection may take to send what is queued.
@@ -108,13 +126,27 @@ const RECV_BUF: usize = 64 * 1024;
 const STAGING_PER_SLOT: usize = crate::nvme::tcp::encode::MAX_HEADER_WITH_PAD + 64;
 
 impl Conn {
-    /// A connection over `sock` with `depth` command slots.
-    pub fn new(sock: Socket, target: Arc<Target>) -> Rc<RefCell<Conn>> {
+    /// A connection over `sock` (accepted at `local`) with as many
+    /// command slots as the deepest queue may hold.
+    pub fn new(
+        sock: Socket,
+        local: std::net::SocketAddr,
+        target: Arc<Target>,
+        stats: Arc<super::group::GroupStats>,
+    ) -> Rc<RefCell<Conn>> {
         let opts = target.opts();
         let depth = opts.max_queue_depth.max(opts.max_aq_depth) as usize;
+        let origin = QueueOrigin {
+            listen: local,
+            peer: sock.peer_addr(),
+            thread: crate::thread::Thread::current()
+                .map_or_else(|| "nvmf_tgt_poll_group".into(), |t| t.name().to_string()),
+        };
         Rc::new_cyclic(|me| {
             RefCell::new(Conn {
                 sock,
+                origin,
+                stats,
                 rb: RecvBuffer::new(RECV_BUF),
                 sq: SendQueue::new(depth * STAGING_PER_SLOT + 512, depth * 4 + 16),
                 target,
@@ -132,9 +164,12 @@ impl Conn {
                 aers: Vec::with_capacity(crate::nvmf::ctrlr::MAX_AERS),
                 queue: None,
                 ns: Vec::new(),
+                fused_first: None,
+                ns_gen: 0,
                 sqhd: 0,
                 inflight: 0,
                 closing_since: None,
+                abort_waits: 0,
             })
         })
     }
@@ -148,6 +183,7 @@ impl Conn {
                 Ok(b) => busy |= b,
                 Err(e) => self.lost(e),
             }
+            busy |= self.poll_aborts(None);
         }
         busy |= self.flush();
         if self.phase == Phase::Closing {
@@ -202,13 +238,21 @@ impl Conn {
         self.phase = Phase::Closed;
         self.sock.shutdown();
         self.sq.clear();
+        self.cancel_aborts();
         if let Some(q) = self.queue.take() {
+            self.stats.disconnected(q.qid == 0);
             if q.qid == 0 {
                 q.ctrlr.fail();
             } else {
                 q.ctrlr.remove_io_queue(q.qid);
             }
         }
+    }
+
+    /// True when nothing of this connection is in flight or queued: no
+    /// bdev I/O, nothing to send, no Abort waiting for an answer.
+    pub fn is_quiet(&self) -> bool {
+        self.inflight == 0 && self.sq.is_empty() && self.abort_waits == 0
     }
 
     /// True once closed.

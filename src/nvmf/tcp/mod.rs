@@ -6,19 +6,25 @@
 //! |---|---|
 //! | `listener` | [`TcpTransport`]: listening sockets (IPv4/IPv6) and the accept poller that hands each new connection to a poll group, round robin |
 //! | `group` | [`PollGroup`]: one per thread; its poller serves every connection it was given, a timed poller checks keep alive and events |
+//! | `idle` | the group's idle wait: `ppoll` on an epoll set of its sockets after a quiet while (`IDLE_BEFORE_WAIT`), woken by the next PDU |
 //! | `conn` | one connection = one queue: its socket, receive buffer, send queue, command slots |
 //! | `recv` | the receive state machine: ICReq, command capsules with in-capsule data, H2CData into the command's buffer, digests |
 //! | `exec` | a received command executed: Connect, properties, admin, I/O on the bdev layer |
+//! | `abort` | Abort of an I/O command: posted by the admin queue, answered by the I/O queue |
+//! | `fused` | a fused Compare + Write pair as one bdev compare-and-write |
 //! | `send` | what goes back: ICResp, R2T, C2HData, CapsuleResp, C2HTermReq |
 //! | `slot` | per-command state, preallocated per connection |
 
+mod abort;
 mod conn;
 mod exec;
+mod fused;
 mod group;
+mod idle;
 mod listener;
 mod recv;
 mod send;
 mod slot;
 
-pub use group::{PollGroup, PollGroupHandle};
+pub use group::{GroupStats, PollGroup, PollGroupHandle};
 pub use listener::TcpTransport;

@@ -55,23 +55,28 @@ impl Conn {
     pub(super) fn receive(&mut self) -> Result<bool, SockError> {
         let mut busy = false;
         // Bounded: at most a few reads per poll, so one busy peer cannot
-        // starve the group's other connections.
+        // starve the group's other connections. A read that got less than
+        // the buffer's free room (or the payload's rest) found the socket
+        // drained: no second read, which would only say EAGAIN. (When the
+        // free room is split, this may stop one read early: the rest
+        // waits for the next poll.)
         for _ in 0..4 {
             if let RecvState::Payload(p) = self.rstate {
                 if self.rb.is_empty() && p.pad == 0 && p.left >= 4096 {
                     // Nothing buffered: read straight into the command's buffer.
                     let n = self.recv_direct(p)?;
                     busy |= n > 0;
-                    if n == 0 {
+                    if n < p.left {
                         return Ok(busy);
                     }
                     continue;
                 }
             }
+            let room = self.rb.capacity() - self.rb.len();
             let n = self.rb.fill(&self.sock)?;
             busy |= n > 0;
             self.process();
-            if n == 0 || !matches!(self.phase, Phase::AwaitIcReq | Phase::Ready) {
+            if n == 0 || n < room || !matches!(self.phase, Phase::AwaitIcReq | Phase::Ready) {
                 break;
             }
         }
@@ -277,6 +282,7 @@ impl Conn {
         s.recvd = 0;
         s.dsm_next = 0;
         s.io = None;
+        s.aborted = false;
         if h.data_len > 0 {
             if h.data_len > icd_limit {
                 self.free.push(i);

@@ -72,6 +72,11 @@ impl Conn {
         let qid = self.queue.as_ref().map_or(0, |q| q.qid);
         let entries = self.queue.as_ref().map_or(1, |q| q.entries);
         self.sqhd = (self.sqhd + 1) % entries.max(1);
+        if qid != 0 {
+            self.stats
+                .completed_nvme_io
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let cqe = Cqe {
             dw0: c.dw0,
             dw1: c.dw1,
@@ -133,6 +138,11 @@ impl Conn {
         if success {
             let entries = self.queue.as_ref().map_or(1, |q| q.entries);
             self.sqhd = (self.sqhd + 1) % entries.max(1);
+            if self.queue.as_ref().is_some_and(|q| q.qid != 0) {
+                self.stats
+                    .completed_nvme_io
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         } else {
             self.respond(i, c);
         }

@@ -26,6 +26,8 @@ pub(super) enum SlotState {
     Aer,
     /// Its data is queued to send; freed when the send queue drains.
     Sending,
+    /// An Abort of an I/O command waiting for the I/O queue's answer.
+    AbortWait,
 }
 
 /// One command's state.
@@ -43,8 +45,15 @@ pub(super) struct Slot {
     pub io: Option<(IoCmd, usize)>,
     /// Next Dataset Management range to deallocate.
     pub dsm_next: u16,
+    /// For the second command of a fused pair in flight: the first's slot.
+    pub fused_first: Option<u16>,
     /// The completion object handed to the bdev layer (one per slot, reused).
     pub done: Option<Box<dyn IoDone>>,
+    /// Taken back by an Abort before execution: completes as aborted
+    /// once its data is in, without reaching the bdev.
+    pub aborted: bool,
+    /// For an Abort in [`SlotState::AbortWait`]: its mailbox ticket.
+    pub ticket: u64,
 }
 
 impl Slot {
@@ -57,7 +66,10 @@ impl Slot {
             recvd: 0,
             io: None,
             dsm_next: 0,
+            fused_first: None,
             done: Some(Box::new(SlotDone { conn, index })),
+            aborted: false,
+            ticket: 0,
         }
     }
 

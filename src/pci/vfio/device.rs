@@ -2,7 +2,7 @@
 //! the device fd.
 
 use std::fs::File;
-use std::os::fd::{AsFd, FromRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
@@ -34,8 +34,7 @@ impl VfioDevice {
                 source,
             }
         })?;
-        // SAFETY: the ioctl returned a new fd that nothing else owns.
-        let file = unsafe { File::from_raw_fd(fd) };
+        let file = File::from(fd);
         let cfg =
             ioctl::region_info(file.as_fd(), VFIO_PCI_CONFIG_REGION_INDEX).map_err(|source| {
                 PciError::Vfio {

@@ -5,7 +5,7 @@
 //! turn errors into `PciError::Vfio` with the ioctl's name.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use vfio_bindings::bindings::vfio::{
     vfio_group_status, vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap, vfio_region_info,
@@ -82,12 +82,17 @@ pub(crate) fn group_set_container(
     Ok(())
 }
 
-/// VFIO_GROUP_GET_DEVICE_FD: a new fd for the device named `name` (its PCI address).
-pub(crate) fn group_get_device_fd(group: BorrowedFd<'_>, name: &str) -> io::Result<libc::c_int> {
+/// VFIO_GROUP_GET_DEVICE_FD: a new fd for the device named `name` (its PCI
+/// address), owned by the returned value.
+pub(crate) fn group_get_device_fd(group: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
     let c =
         std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: the argument is a NUL-terminated device name the kernel only reads.
-    unsafe { raw::group_get_device_fd(group.as_raw_fd(), c.as_ptr()) }.map_err(io_err)
+    // SAFETY: the argument is a NUL-terminated device name the kernel only reads;
+    // on success the ioctl returns a new fd that nothing else owns.
+    unsafe {
+        raw::group_get_device_fd(group.as_raw_fd(), c.as_ptr()).map(|fd| OwnedFd::from_raw_fd(fd))
+    }
+    .map_err(io_err)
 }
 
 /// VFIO_DEVICE_GET_REGION_INFO for region `index`.

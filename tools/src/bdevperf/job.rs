@@ -3,12 +3,13 @@
 //! buffers and resubmits itself from its completion, so the steady state
 //! allocates nothing.
 
+use super::breakdown::{Breakdown, Sample};
 use super::outstanding::Outstanding;
 use super::task::{Phase, Task};
 use super::Workload;
-use crate::latency_hist::LatencyHistogram;
 use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoType};
 use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus};
+use spdk_io::util::histogram::Histogram;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -49,7 +50,7 @@ pub(crate) struct Job {
     pub(crate) lat_sum: Cell<u64>,
     pub(crate) lat_min: Cell<u64>,
     pub(crate) lat_max: Cell<u64>,
-    pub(crate) hist: RefCell<LatencyHistogram>,
+    pub(crate) hist: RefCell<Histogram>,
     /// Verify: one bit per I/O of the job's share, set while an I/O there
     /// is in flight, so no two in-flight I/Os overlap (SPDK's
     /// `job->outstanding`). `None` for the other workloads.
@@ -68,6 +69,9 @@ pub(crate) struct Job {
     pub(crate) tx: mpsc::Sender<JobResult>,
     pub(crate) poller: RefCell<Option<Poller>>,
     pub(crate) error: RefCell<Option<String>>,
+    /// `--latency-breakdown`: where the latency goes (boxed: one word
+    /// beside the fields every I/O touches).
+    pub(crate) breakdown: Option<Box<Breakdown>>,
 }
 
 /// Starts a job on the current lightweight thread (its first message).
@@ -84,10 +88,11 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
             lat_sum_ns: 0,
             lat_min_ns: 0,
             lat_max_ns: 0,
-            hist: LatencyHistogram::new(),
+            hist: Histogram::new(),
             error: Some(e),
             cpu_ns: 0,
             wait_ns: 0,
+            breakdown: None,
         });
     };
     let writes = !matches!(cfg.workload, Workload::Read | Workload::Randread);
@@ -131,7 +136,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         lat_sum: Cell::new(0),
         lat_min: Cell::new(u64::MAX),
         lat_max: Cell::new(0),
-        hist: RefCell::new(LatencyHistogram::new()),
+        hist: RefCell::new(Histogram::new()),
         busy,
         pending_lat: Cell::new((0, 0)),
         start: Cell::new(now),
@@ -142,6 +147,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         tx,
         poller: RefCell::new(None),
         error: RefCell::new(None),
+        breakdown: cfg.breakdown.then(|| Box::new(Breakdown::new())),
         cfg,
     });
     let j = job.clone();
@@ -158,6 +164,7 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
                 wbuf: verify.then(|| job.new_buf()),
                 phase: Phase::Io,
                 offset_blocks: 0,
+                sub: Sample::default(),
             })
         })
         .collect();
@@ -300,6 +307,47 @@ impl Job {
         }
     }
 
+    /// [`Job::record`], and with `--latency-breakdown` the I/O's class
+    /// (`sub`: the breakdown's sample when it was submitted).
+    #[inline(always)]
+    pub(crate) fn record_io(&self, c: &IoCompletion, sub: Sample) {
+        if self.breakdown.is_some() {
+            return self.record_breakdown(c, sub);
+        }
+        self.record(c)
+    }
+
+    /// [`Job::record_io`] with `--latency-breakdown`: off the I/O path
+    /// of an ordinary run.
+    #[cold]
+    #[inline(never)]
+    fn record_breakdown(&self, c: &IoCompletion, sub: Sample) {
+        let Some(b) = &self.breakdown else {
+            return self.record(c);
+        };
+        let entered = Breakdown::clock();
+        self.record(c);
+        if !self.stopping.get() && c.success() {
+            b.complete(
+                sub,
+                c.complete_tick,
+                c.latency_ticks(),
+                entered,
+                Breakdown::clock(),
+            );
+        }
+    }
+
+    /// `--latency-breakdown`: the sample an I/O submitted now is compared
+    /// against at completion.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn breakdown_sample(&self) -> Sample {
+        self.breakdown
+            .as_ref()
+            .map_or_else(Sample::default, |b| b.at_submit())
+    }
+
     pub(crate) fn flush_lat(&self) {
         let (v, n) = self.pending_lat.replace((0, 0));
         if n > 0 {
@@ -356,6 +404,7 @@ impl Job {
             error: self.error.borrow_mut().take(),
             cpu_ns: stop.0.saturating_sub(start.0),
             wait_ns: stop.1.saturating_sub(start.1),
+            breakdown: self.breakdown.as_ref().map(|b| b.render(&self.cfg.bdev)),
         });
     }
 }

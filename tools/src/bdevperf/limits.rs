@@ -49,15 +49,21 @@ pub fn available_bytes(meminfo: &str) -> Option<u64> {
     Some((avail_kb.unwrap_or(0) + huge_kb) * 1024)
 }
 
+/// Memory per job besides its I/Os: its latency histogram (SPDK's 58 KiB
+/// of counters, allocated up front so counting never allocates).
+const PER_JOB_OVERHEAD: u64 = spdk_io::util::histogram::Histogram::BYTES as u64;
+
 /// Memory the jobs need for their I/Os: each of `depths` (one per job) ×
-/// (`io_size` per buffer × `buffers` per I/O + bookkeeping).
+/// (`io_size` per buffer × `buffers` per I/O + bookkeeping), plus each
+/// job's histogram.
 pub fn needed_bytes(depths: &[u64], io_size: u64, buffers: u64) -> u64 {
     let per_io = io_size
         .saturating_mul(buffers)
         .saturating_add(PER_IO_OVERHEAD);
-    depths
-        .iter()
-        .fold(0u64, |a, &d| a.saturating_add(d.saturating_mul(per_io)))
+    depths.iter().fold(0u64, |a, &d| {
+        a.saturating_add(d.saturating_mul(per_io))
+            .saturating_add(PER_JOB_OVERHEAD)
+    })
 }
 
 /// Refuses a run whose I/O memory exceeds what is available.

@@ -2,8 +2,10 @@
 //! JSON config, one job per bdev per core of `-m`, each job on its own
 //! lightweight thread on that core's reactor.
 
+mod breakdown;
 mod job;
 mod limits;
+mod lvol_setup;
 mod outstanding;
 mod pattern;
 mod report;
@@ -124,6 +126,12 @@ pub struct BdevperfArgs {
     /// cut-offs per job), `-ll` also the detailed histogram.
     #[arg(short = 'l', action = clap::ArgAction::Count)]
     pub latency: u8,
+    /// Diagnostic: split each job's latency by what happened while an I/O
+    /// was in flight (preemption, page faults, the job's ramp, neither),
+    /// with the callback delay, the cost of recording and the batch cycle
+    /// beside it. Costs one system call per completion batch.
+    #[arg(long = "latency-breakdown")]
+    pub latency_breakdown: bool,
     /// After the run, print each nvme bdev's transport counters (polls,
     /// MMIO and shadow doorbell writes), as SPDK's
     /// `bdev_nvme_get_transport_statistics` reports them.
@@ -166,9 +174,14 @@ pub fn run(args: BdevperfArgs) -> Result<bool, String> {
     let text = limits::read_config(&args.json, limits::MAX_CONFIG_BYTES)?;
     env_init(&args)?;
     bdev::init().map_err(|e| e.to_string())?;
-    let result = bdev::load_config(&text)
+    let result = lvol_setup::split(&text)
+        .and_then(|(text, lvol)| {
+            bdev::load_config(&text)
+                .map(|_| lvol)
+                .map_err(|e| e.to_string())
+        })
         .map_err(|e| format!("{}: {e}", args.json.display()))
-        .and_then(|_| run_jobs(&args, &cores));
+        .and_then(|lvol| run_jobs(&args, &cores, lvol));
     bdev::fini();
     spdk_io::env::fini();
     result
@@ -232,10 +245,12 @@ fn plan_memory(args: &BdevperfArgs, bdevs: &[Arc<bdev::Bdev>], parts: u64) -> Re
     Ok(())
 }
 
-fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
-    let bdevs = targets(args)?;
+fn run_jobs(
+    args: &BdevperfArgs,
+    cores: &CpuMask,
+    lvol: Vec<lvol_setup::Entry>,
+) -> Result<bool, String> {
     let core_list: Vec<usize> = cores.iter().collect();
-    plan_memory(args, &bdevs, core_list.len() as u64)?;
     // SIGINT or SIGTERM end the run early, with its report (as SPDK's
     // bdevperf drains its jobs on shutdown); a second one ends the process.
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -257,6 +272,11 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
         },
     )
     .map_err(|e| e.to_string())?;
+    keep_off_reactor_cores(cores);
+    // lvstores and lvols of the config, made on the first core's reactor.
+    lvol_setup::run(&rs, core_list[0], lvol)?;
+    let bdevs = targets(args)?;
+    plan_memory(args, &bdevs, core_list.len() as u64)?;
     let (tx, rx) = mpsc::channel::<JobResult>();
     let mut shared = Vec::new();
     for b in &bdevs {
@@ -272,6 +292,7 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
                 rwmixread: args.rwmixread,
                 time: Duration::from_secs(args.time),
                 seed: args.seed ^ ((core as u64) << 32) ^ shared.len() as u64,
+                breakdown: args.latency_breakdown,
             };
             let (s2, tx2) = (s.clone(), tx.clone());
             let opts = ThreadOpts {
@@ -355,6 +376,30 @@ fn run_jobs(args: &BdevperfArgs, cores: &CpuMask) -> Result<bool, String> {
         print_transport_stats(&bdevs);
     }
     Ok(ok)
+}
+
+/// Moves the calling (main) thread off the reactors' cores when the process
+/// may run elsewhere: its wakeups (progress lines, signals, results) then
+/// never preempt a reactor in the middle of a batch of completions. On a
+/// machine with no other core it stays where it is.
+fn keep_off_reactor_cores(reactors: &CpuMask) {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    let me = nix::unistd::Pid::from_raw(0);
+    let Ok(allowed) = sched_getaffinity(me) else {
+        return;
+    };
+    let mut rest = CpuSet::new();
+    let mut any = false;
+    for c in 0..CpuSet::count() {
+        if allowed.is_set(c).unwrap_or(false) && !reactors.contains(c) && rest.set(c).is_ok() {
+            any = true;
+        }
+    }
+    if any {
+        if let Err(e) = sched_setaffinity(me, &rest) {
+            log::debug!("bdevperf: main thread stays on the reactors' cores: {e}");
+        }
+    }
 }
 
 /// Prints the transport counters of every nvme bdev among `bdevs` (their

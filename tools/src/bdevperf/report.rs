@@ -2,8 +2,8 @@
 
 use super::job::JobResult;
 use super::{BdevperfArgs, OutputFormat};
-use crate::latency_hist::LatencyHistogram;
 use serde_json::json;
+use spdk_io::util::histogram::Histogram;
 
 /// The percentiles of the per-job line of the table.
 const PCTS: [f64; 5] = [0.50, 0.90, 0.99, 0.999, 0.9999];
@@ -41,7 +41,7 @@ fn pct_name(cut: f64) -> String {
 }
 
 /// Every summary cut-off the histogram reaches, in µs.
-fn pcts(h: &LatencyHistogram) -> Vec<(f64, f64)> {
+fn pcts(h: &Histogram) -> Vec<(f64, f64)> {
     h.percentiles()
         .into_iter()
         .map(|(c, ns)| (c, ns as f64 / 1e3))
@@ -49,7 +49,7 @@ fn pcts(h: &LatencyHistogram) -> Vec<(f64, f64)> {
 }
 
 fn total(results: &[JobResult]) -> JobResult {
-    let mut hist = LatencyHistogram::new();
+    let mut hist = Histogram::new();
     for r in results {
         hist.merge(&r.hist);
     }
@@ -73,6 +73,7 @@ fn total(results: &[JobResult]) -> JobResult {
         error: None,
         cpu_ns: 0,
         wait_ns: results.iter().map(|r| r.wait_ns).max().unwrap_or(0),
+        breakdown: None,
     };
     // Sum of per-job rates, as SPDK totals them.
     let rate: f64 = results
@@ -117,7 +118,7 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
                     "iops": f.iops, "mibps": f.mibps, "io_failed": r.failed, "miscompares": r.miscompares,
                     "avg_latency_us": f.avg_us, "min_latency_us": f.min_us, "max_latency_us": f.max_us,
                     "percentiles": p, "error": r.error, "runqueue_wait_us": r.wait_ns as f64 / 1e3,
-                    "histogram": (args.latency > 1).then(|| r.hist.buckets().iter().map(|b| json!({
+                    "histogram": (args.latency > 1).then(|| r.hist.buckets().map(|b| json!({
                         "start_us": b.start as f64 / 1e3, "end_us": b.end as f64 / 1e3, "count": b.count,
                     })).collect::<Vec<_>>()),
                 })
@@ -203,6 +204,9 @@ pub fn print(args: &BdevperfArgs, results: &[JobResult]) {
             }
             if args.latency > 0 && t.ios > 0 {
                 print_latency(args.latency, results);
+            }
+            for b in results.iter().filter_map(|r| r.breakdown.as_deref()) {
+                print!("{b}");
             }
         }
     }

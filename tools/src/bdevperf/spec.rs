@@ -2,7 +2,7 @@
 //! what it hands back (progress while it runs, its figures at the end).
 
 use super::Workload;
-use crate::latency_hist::LatencyHistogram;
+use spdk_io::util::histogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ pub struct JobConfig {
     pub rwmixread: u32,
     pub time: Duration,
     pub seed: u64,
+    /// Keep a latency breakdown (`--latency-breakdown`).
+    pub breakdown: bool,
 }
 
 /// What the main thread and a job share: the job's progress, and the
@@ -57,7 +59,7 @@ pub struct JobResult {
     pub lat_sum_ns: u64,
     pub lat_min_ns: u64,
     pub lat_max_ns: u64,
-    pub hist: LatencyHistogram,
+    pub hist: Histogram,
     pub error: Option<String>,
     /// CPU time the job's reactor thread ran during the job (from
     /// /proc/thread-self/schedstat; 0 where unavailable).
@@ -66,4 +68,6 @@ pub struct JobResult {
     /// for the CPU: preempted) during the job; 0 where unavailable. Where
     /// the latency tail's time goes when the core is shared.
     pub wait_ns: u64,
+    /// The latency breakdown, rendered (`--latency-breakdown`).
+    pub breakdown: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! One in-flight I/O of a job: a preallocated [`Task`] that owns its
 //! buffers, picks its next I/O and resubmits itself from its completion.
 
+use super::breakdown::Sample;
 use super::job::Job;
 use super::pattern;
 use super::Workload;
@@ -25,6 +26,8 @@ pub(crate) struct Task {
     pub(crate) wbuf: Option<IoBuf>,
     pub(crate) phase: Phase,
     pub(crate) offset_blocks: u64,
+    /// `--latency-breakdown`: the sample current when the I/O was submitted.
+    pub(crate) sub: Sample,
 }
 
 impl Task {
@@ -50,6 +53,9 @@ impl Task {
         }
         let off = job.next_offset(job.random);
         self.offset_blocks = off;
+        if job.breakdown.is_some() {
+            self.sub = job.breakdown_sample();
+        }
         let n = job.io_blocks;
         let r = match job.plain {
             Some(IoType::Read) => {
@@ -171,7 +177,7 @@ impl IoDone for Task {
         }
         match self.phase {
             Phase::Io => {
-                job.record(&c);
+                job.record_io(&c, self.sub);
                 let buf = c.data.into_buf();
                 self.next_with(&job, buf)
             }
@@ -187,13 +193,16 @@ impl IoDone for Task {
                     return self.next(&job);
                 }
                 self.phase = Phase::VerifyRead;
+                if let Some(b) = &job.breakdown {
+                    self.sub = b.at_submit();
+                }
                 let rb = self.buf.take().unwrap_or_else(|| job.new_buf());
                 let (off, n) = (self.offset_blocks, job.io_blocks);
                 let r = job.desc.read_blocks(&job.ch, rb, off, n, self);
                 job.rejected(r)
             }
             Phase::VerifyRead => {
-                job.record(&c);
+                job.record_io(&c, self.sub);
                 let ok = c.success();
                 let rb = c.data.into_buf();
                 if ok {

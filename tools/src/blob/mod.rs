@@ -1,7 +1,9 @@
 //! `spdk-io blob`: SPDK's blobcli on spdk-io's blobstore. Every command
 //! brings up the bdevs of an SPDK JSON config (the bdev layer's loader),
 //! loads the blobstore on one of them (or makes one with `init`), acts, and
-//! unloads it cleanly. Commands that only look (`list`, `show`, `stats`,
+//! unloads it cleanly — all on one lightweight thread, through the
+//! blobstore's asynchronous operations (a bdev completes later; nothing
+//! waits in a loop). Commands that only look (`list`, `show`, `stats`,
 //! `export`) open the bdev and the store read-only and write nothing.
 
 mod bench;
@@ -201,10 +203,22 @@ pub fn run(args: BlobArgs) -> Result<(), String> {
 }
 
 fn run_on_bdev(args: BlobArgs) -> Result<(), String> {
+    let t = spdk_io::thread::Thread::new("blob");
+    let r = t
+        .block_on(run_on_thread(args))
+        .map_err(|e| format!("blob thread: {e}"))
+        .and_then(|r| r);
+    if let Err(e) = t.shutdown().and_then(|()| t.destroy()) {
+        log::warn!("blob thread: {e}");
+    }
+    r
+}
+
+async fn run_on_thread(args: BlobArgs) -> Result<(), String> {
     let dev = open_bdev(&args.config, &args.bdev, args.command.read_only())?;
     let json_out = args.output_format == OutputFormat::Json;
     if let BlobCommand::Bench { ops } = args.command {
-        let out = bench::run(dev, ops.max(1))?;
+        let out = bench::run(dev, ops.max(1)).await?;
         println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
         return Ok(());
     }
@@ -225,18 +239,28 @@ fn run_on_bdev(args: BlobArgs) -> Result<(), String> {
                 bstype: t,
                 ..Default::default()
             };
-            Blobstore::init(dev, &opts).map_err(|e| format!("init on bdev {}: {e}", args.bdev))?
+            Blobstore::init_async(dev, &opts)
+                .await
+                .map_err(|e| format!("init on bdev {}: {e}", args.bdev))?
         }
         cmd => {
             let opts = LoadOpts {
                 read_only: cmd.read_only(),
                 ..Default::default()
             };
-            Blobstore::load(dev, &opts).map_err(|e| format!("load from bdev {}: {e}", args.bdev))?
+            Blobstore::load_async(dev, &opts)
+                .await
+                .map_err(|e| format!("load from bdev {}: {e}", args.bdev))?
         }
     };
-    let out = execute(&mut bs, &args.command).map_err(|e| e.to_string());
-    let unload = bs.unload().map(|_| ()).map_err(|e| format!("unload: {e}"));
+    let out = execute(&mut bs, &args.command)
+        .await
+        .map_err(|e| e.to_string());
+    let unload = bs
+        .unload_async()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("unload: {e}"));
     let out = out?;
     unload?;
     if json_out {
@@ -247,7 +271,7 @@ fn run_on_bdev(args: BlobArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn execute<D: BsDev>(
+async fn execute<D: BsDev>(
     bs: &mut Blobstore<D>,
     cmd: &BlobCommand,
 ) -> Result<Value, Box<dyn std::error::Error>> {
@@ -286,23 +310,24 @@ fn execute<D: BsDev>(
                 v.push(0);
                 xs.push((n.to_string(), v));
             }
-            let id = bs.create_blob(&BlobOpts {
+            let opts = BlobOpts {
                 num_clusters: *clusters,
                 thin_provision: *thin,
                 xattrs: xs,
                 ..Default::default()
-            })?;
+            };
+            let id = bs.create_blob_async(&opts).await?;
             json!({ "id": format!("{id:#x}") })
         }
         BlobCommand::Show { id } => blob_json(&bs.blob_info(parse_id(id)?)?),
         BlobCommand::Import { id, file } => {
             let id = parse_id(id)?;
-            let len = transfer::import(bs, id, file)?;
+            let len = transfer::import(bs, id, file).await?;
             json!({ "id": format!("{id:#x}"), "bytes": len })
         }
         BlobCommand::Export { id, file } => {
             let id = parse_id(id)?;
-            let len = transfer::export(bs, id, file)?;
+            let len = transfer::export(bs, id, file).await?;
             json!({ "id": format!("{id:#x}"), "bytes": len })
         }
         BlobCommand::Xattr { op } => {
@@ -320,25 +345,27 @@ fn execute<D: BsDev>(
                 }
                 XattrOp::Remove { .. } => bs.remove_xattr(&h, name),
             };
-            bs.close_blob(h)?;
+            bs.close_blob_async(h).await?;
             r?;
             json!({ "id": format!("{id:#x}"), "xattr": name })
         }
         BlobCommand::SetSuper { id } => {
-            bs.set_super_blob(Some(parse_id(id)?))?;
+            bs.set_super_blob_async(Some(parse_id(id)?)).await?;
             json!({ "super_blob": format!("{:#x}", parse_id(id)?) })
         }
         BlobCommand::Snapshot { id } => {
-            json!({ "snapshot": format!("{:#x}", bs.create_snapshot(parse_id(id)?, &[])?) })
+            let snap = bs.create_snapshot_async(parse_id(id)?, &[]).await?;
+            json!({ "snapshot": format!("{snap:#x}") })
         }
         BlobCommand::Clone { id } => {
-            json!({ "clone": format!("{:#x}", bs.create_clone(parse_id(id)?, &[])?) })
+            let clone = bs.create_clone_async(parse_id(id)?, &[]).await?;
+            json!({ "clone": format!("{clone:#x}") })
         }
         BlobCommand::Bench { .. } => {
             return Err("bench makes its own blobstore and does not run on a loaded one".into())
         }
         BlobCommand::Delete { id } => {
-            bs.delete_blob(parse_id(id)?)?;
+            bs.delete_blob_async(parse_id(id)?).await?;
             json!({ "deleted": format!("{:#x}", parse_id(id)?) })
         }
     })

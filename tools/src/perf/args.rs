@@ -34,8 +34,12 @@ pub struct PerfArgs {
     #[arg(long = "output-format", default_value = "text")]
     output_format: String,
     /// Do not use the shadow doorbell buffer even if the controller offers it.
-    #[arg(long = "no-shadow-doorbell")]
+    #[arg(long = "no-shadow-doorbell", conflicts_with = "shadow_doorbell")]
     pub(crate) no_shadow_doorbell: bool,
+    /// Use the shadow doorbell buffer even on a controller known to spend
+    /// more on it than it saves (QEMU's), to measure it.
+    #[arg(long = "shadow-doorbell")]
+    pub(crate) shadow_doorbell: bool,
     /// Describe buffers with PRP lists even if the controller supports SGLs.
     #[arg(long = "no-sgl")]
     pub(crate) no_sgl: bool,

@@ -42,6 +42,7 @@ pub fn run(args: PerfArgs) -> ExitCode {
     }
     let copts = ControllerOpts {
         shadow_doorbell: !args.no_shadow_doorbell,
+        shadow_doorbell_always: args.shadow_doorbell,
         use_sgl: !args.no_sgl,
         num_io_queues: (cfg.cores.len() * 4).clamp(1, 1024) as u16,
         ..ControllerOpts::default()

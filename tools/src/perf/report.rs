@@ -2,8 +2,8 @@
 //! printed as `spdk_nvme_perf` prints them, or as JSON.
 
 use super::args::Config;
-use crate::latency_hist::LatencyHistogram;
 use serde_json::json;
+use spdk_io::util::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The measurement of one namespace on one core.
@@ -18,7 +18,7 @@ pub struct NsResult {
     pub min_ns: u64,
     pub max_ns: u64,
     pub sum_ns: u128,
-    pub hist: LatencyHistogram,
+    pub hist: Histogram,
     /// The qpair's transport counters over the run (drain included).
     pub pcie: spdk_io::nvme::PcieStat,
 }
@@ -64,7 +64,7 @@ struct Line {
 const PCTS: [f64; 4] = [0.50, 0.90, 0.99, 0.999];
 
 /// Every summary cut-off the histogram reaches, as JSON: "p99.9" -> µs.
-fn percentiles_json(h: &LatencyHistogram) -> serde_json::Value {
+fn percentiles_json(h: &Histogram) -> serde_json::Value {
     let m: serde_json::Map<String, serde_json::Value> = h
         .percentiles()
         .into_iter()
@@ -78,7 +78,7 @@ fn percentiles_json(h: &LatencyHistogram) -> serde_json::Value {
 }
 
 /// The µs at cut-off `q` (a fraction), 0 when nothing was counted.
-fn at(h: &LatencyHistogram, q: f64) -> f64 {
+fn at(h: &Histogram, q: f64) -> f64 {
     h.percentiles()
         .into_iter()
         .find(|(c, _)| (c - q).abs() < 1e-12)
@@ -92,7 +92,7 @@ fn line(
     sum_ns: u128,
     min_ns: u64,
     max_ns: u64,
-    h: &LatencyHistogram,
+    h: &Histogram,
 ) -> Line {
     let secs = secs.max(1e-9);
     Line {
@@ -119,7 +119,7 @@ fn line_json(l: &Line) -> serde_json::Value {
 
 /// Prints the results.
 pub fn print(results: &[NsResult], cfg: &Config) {
-    let mut total_h = LatencyHistogram::new();
+    let mut total_h = Histogram::new();
     let (mut ios, mut bytes, mut sum, mut min, mut max) = (0u64, 0u64, 0u128, u64::MAX, 0u64);
     let mut secs = 0f64;
     for r in results {
@@ -292,7 +292,7 @@ mod tests {
     use super::*;
 
     fn result() -> NsResult {
-        let mut hist = LatencyHistogram::new();
+        let mut hist = Histogram::new();
         hist.tally_n(20_000, 99);
         hist.tally_n(100_000, 1);
         NsResult {

@@ -5,9 +5,9 @@
 
 use super::args::{Config, Pattern};
 use super::report::{NsResult, Progress};
-use crate::latency_hist::LatencyHistogram;
 use spdk_io::env::{now_ns, DmaBuf};
 use spdk_io::nvme::{Controller, IoCompletion, Namespace, QPair, QPairOpts};
+use spdk_io::util::histogram::Histogram;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,7 @@ struct NsCtx {
     ns: Namespace,
     free: Vec<DmaBuf>,
     done: DoneList,
-    hist: LatencyHistogram,
+    hist: Histogram,
     ios: u64,
     errors: u64,
     min_ns: u64,
@@ -128,7 +128,7 @@ pub fn run(
                 Vec::with_capacity(cfg.queue_depth as usize),
                 None,
             ))),
-            hist: LatencyHistogram::new(),
+            hist: Histogram::new(),
             ios: 0,
             errors: 0,
             min_ns: u64::MAX,
