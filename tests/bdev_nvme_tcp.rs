@@ -351,11 +351,13 @@ fn namespaces_added_to_and_removed_from_the_subsystem_come_and_go_as_bdevs() {
     })
     .unwrap();
     s.remove_ns(3).unwrap();
+    // Unlisted first, then the open descriptor hears of it (the event is
+    // delivered on the bdev's thread after the name is gone): wait for all.
     wait_for(None, "the removed namespace's bdev is still there", || {
         bdev::get_by_name("Ncn3").is_none()
             && nvme::controllers(Some("Nc")).unwrap()[0].bdevs.len() == 1
+            && removed.load(std::sync::atomic::Ordering::Acquire)
     });
-    assert!(removed.load(std::sync::atomic::Ordering::Acquire));
     drop(d);
     assert_eq!(
         nvme::controllers(Some("Nc")).unwrap()[0].bdevs,
@@ -394,8 +396,11 @@ fn every_connection_of_an_attach_with_hostaddr_comes_from_that_source_address() 
     let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
     let s = export_max(&t, nqn, "HaMalloc", 1);
     let mut o = nvme::AttachOpts::new("Ha", t.trid(nqn, HOSTNQN));
-    o.hostaddr = Some("127.0.0.2".into());
-    nvme::attach_controller(o).expect("attach from 127.0.0.2");
+    // Tests talk to 127.0.0.1 only: the source address is that one, given
+    // explicitly (tests/sock_tcp.rs shows a source binding taking effect
+    // with a fixed port).
+    o.hostaddr = Some("127.0.0.1".into());
+    nvme::attach_controller(o).expect("attach from 127.0.0.1");
     let d = bdev::open("Han1", true).unwrap();
     let ch = d.get_io_channel().unwrap();
     let l = log();
@@ -414,25 +419,31 @@ fn every_connection_of_an_attach_with_hostaddr_comes_from_that_source_address() 
         .iter()
         .map(|(_, q)| q.peer.ip().to_string())
         .collect();
-    assert_eq!(peers, vec!["127.0.0.2", "127.0.0.2"], "admin and I/O queue");
+    assert_eq!(peers, vec!["127.0.0.1", "127.0.0.1"], "admin and I/O queue");
     drop(ch);
     drop(d);
     nvme::detach_controller("Ha").unwrap();
 }
 
 #[test]
-fn a_hostaddr_that_is_not_local_or_of_another_family_fails_the_attach_saying_so() {
+fn a_source_address_that_cannot_be_bound_or_is_of_another_family_fails_the_attach_saying_so() {
     let nqn = "nqn.2016-06.io.spdk-io:badhostaddr";
     malloc("BhMalloc", 4096, 512);
     let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
     export(&t, nqn, "BhMalloc");
-    for (addr, why) in [
-        ("192.0.2.1", "binding the source address 192.0.2.1:0"),
-        ("::1", "different families"),
-        ("localhost", "is not an IPv4 or IPv6 address"),
+    // A source that cannot be bound: the target's own listening address
+    // and port (tests use no address but the loopback's).
+    let taken = t.addr.port().to_string();
+    let busy = format!("binding the source address 127.0.0.1:{taken}");
+    for (addr, port, why) in [
+        ("127.0.0.1", Some(taken.as_str()), busy.as_str()),
+        ("::1", None, "different families"),
+        ("localhost", None, "is not an IPv4 or IPv6 address"),
+        ("127.0.0.1", Some("port"), "is not a port number"),
     ] {
         let mut o = nvme::AttachOpts::new("Bh", t.trid(nqn, HOSTNQN));
         o.hostaddr = Some(addr.into());
+        o.hostsvcid = port.map(str::to_string);
         let e = nvme::attach_controller(o).unwrap_err().to_string();
         assert!(e.contains(why), "{addr}: {e}");
         assert!(nvme::controllers(Some("Bh")).is_err());

@@ -301,16 +301,24 @@ fn room_is_what_the_next_fill_can_read_so_a_shorter_read_means_the_socket_was_dr
 #[test]
 fn a_connection_with_a_local_address_comes_from_it() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // A source port known to be free: taken from a listener that is then
+    // closed. The connection must come from exactly that address and port.
+    let src = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let opts = SocketOpts {
-        local_addr: Some("127.0.0.3:0".parse().unwrap()),
+        local_addr: Some(src),
         ..SocketOpts::default()
     };
-    let s = Socket::connect(l.local_addr().unwrap(), &opts).expect("connect from 127.0.0.3");
+    let s = Socket::connect(l.local_addr().unwrap(), &opts).expect("connect from a fixed port");
     let (_, from) = l.accept().unwrap();
-    assert_eq!(from.ip().to_string(), "127.0.0.3");
-    assert_eq!(s.local_addr().map(|a| a.ip()), Some(from.ip()));
+    assert_eq!(from, src);
+    assert_eq!(s.local_addr(), Some(from));
+    // A source address that cannot be bound (a listening socket holds it)
+    // fails the connect, saying so.
     let bad = SocketOpts {
-        local_addr: Some("192.0.2.1:0".parse().unwrap()),
+        local_addr: Some(l.local_addr().unwrap()),
         ..SocketOpts::default()
     };
     let e = Socket::connect(l.local_addr().unwrap(), &bad).unwrap_err();
