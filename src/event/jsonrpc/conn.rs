@@ -19,6 +19,13 @@ pub const SEND_BACKLOG_MAX: usize = 4 << 20;
 /// Requests of one connection being handled at once, beyond which no more
 /// are read from it.
 pub const IN_FLIGHT_MAX: usize = 1024;
+/// Requests of one connection started per poll. The rest of what was read
+/// waits in the receive buffer for the next polls, so the responses a poll
+/// adds to a connection's backlog are bounded, and a client that sends
+/// thousands of requests in one write neither holds the app thread for
+/// long nor makes its unread responses grow past the backlog limit by more
+/// than this many.
+pub const DISPATCH_PER_POLL: usize = 64;
 
 /// What a read found.
 pub(crate) enum Frame {
@@ -41,6 +48,9 @@ pub(crate) struct Conn {
     read_closed: bool,
     /// Close once the pending responses are written (after a parse error).
     close_after_flush: bool,
+    /// `recv` may hold complete requests not started yet (the last poll
+    /// stopped at its budget).
+    held: bool,
     /// Gone: nothing is read or written any more.
     pub closed: bool,
 }
@@ -58,24 +68,54 @@ impl Conn {
             in_flight: 0,
             read_closed: false,
             close_after_flush: false,
+            held: false,
             closed: false,
         })
     }
 
-    /// Whether more requests may be read now.
-    fn may_read(&self) -> bool {
+    /// Whether more requests may be started now (the responses pending and
+    /// the requests in flight are under their limits).
+    fn may_dispatch(&self) -> bool {
         !self.closed
-            && !self.read_closed
             && !self.close_after_flush
             && self.send.len() - self.sent < SEND_BACKLOG_MAX
             && self.in_flight < IN_FLIGHT_MAX
     }
 
-    /// Reads what is available (up to the budget) and returns the complete
-    /// values it finished. Returns whether anything was read.
+    /// Hands out complete values of `recv`, up to `budget` of them in
+    /// `frames`; notes whether it stopped at the budget.
+    fn take_frames(&mut self, frames: &mut Vec<Frame>, budget: usize) {
+        let mut used = 0;
+        self.held = false;
+        while frames.len() < budget {
+            let Some((s, e)) = self.framer.next(&self.recv) else {
+                break;
+            };
+            frames.push(Frame::Value(self.recv[s..e].to_vec()));
+            used = e;
+        }
+        if frames.len() >= budget {
+            self.held = true;
+        }
+        if used > 0 {
+            self.recv.drain(..used);
+            self.framer.consumed(used);
+        }
+    }
+
+    /// Hands out the requests to start now: those already received first,
+    /// then what is available on the socket (up to the read budget), at
+    /// most [`DISPATCH_PER_POLL`] and never past [`IN_FLIGHT_MAX`] in
+    /// flight. Returns whether anything was read or handed out.
     pub fn read(&mut self, frames: &mut Vec<Frame>) -> bool {
-        if !self.may_read() {
+        if !self.may_dispatch() {
             return false;
+        }
+        let budget = DISPATCH_PER_POLL.min(IN_FLIGHT_MAX - self.in_flight);
+        self.take_frames(frames, budget);
+        if self.held || self.read_closed {
+            self.after_read(frames);
+            return !frames.is_empty();
         }
         let mut got = 0;
         let mut chunk = [0u8; 64 * 1024];
@@ -97,25 +137,22 @@ impl Conn {
                 }
             }
         }
-        let mut used = 0;
-        while let Some((s, e)) = self.framer.next(&self.recv) {
-            frames.push(Frame::Value(self.recv[s..e].to_vec()));
-            used = e;
-        }
-        if used > 0 {
-            self.recv.drain(..used);
-            self.framer.consumed(used);
-        }
+        self.take_frames(frames, budget);
+        self.after_read(frames);
+        got > 0 || !frames.is_empty()
+    }
+
+    fn after_read(&mut self, frames: &mut Vec<Frame>) {
         if self.framer.pending_len() > MAX_REQUEST_SIZE {
             frames.push(Frame::TooLarge);
             self.recv = Vec::new();
             self.framer = Framer::default();
+            self.held = false;
         }
-        if self.read_closed && frames.is_empty() {
+        if self.read_closed && !self.held {
             // A truncated request at close is dropped with the connection.
             self.recv = Vec::new();
         }
-        got > 0
     }
 
     /// Queues a response.
@@ -131,9 +168,12 @@ impl Conn {
         self.closed || self.close_after_flush
     }
 
-    /// Stops reading requests (shutdown): what is in flight is still answered.
+    /// Stops reading requests (shutdown): what is in flight is still
+    /// answered, what was received and not started is dropped.
     pub fn stop_reading(&mut self) {
         self.read_closed = true;
+        self.held = false;
+        self.recv = Vec::new();
     }
 
     /// Closes the connection once what is queued is written.
@@ -167,7 +207,8 @@ impl Conn {
             self.sent = 0;
         }
         let flushed = self.send.is_empty();
-        if flushed && (self.close_after_flush || (self.read_closed && self.in_flight == 0)) {
+        let done = self.read_closed && !self.held && self.in_flight == 0;
+        if flushed && (self.close_after_flush || done) {
             self.closed = true;
         }
         if self.closed {
@@ -180,5 +221,62 @@ impl Conn {
     /// Whether nothing is pending: no request in flight, nothing to write.
     pub fn is_idle(&self) -> bool {
         self.in_flight == 0 && (self.closed || self.send.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn values(frames: &[Frame]) -> usize {
+        frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Value(_)))
+            .count()
+    }
+
+    #[test]
+    fn requests_sent_in_one_write_are_handed_out_a_poll_budget_at_a_time() {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        let mut c = Conn::new(server).unwrap();
+        let n = DISPATCH_PER_POLL * 2 + 5;
+        client
+            .write_all(br#"{"method":"m","id":1}"#.repeat(n).as_slice())
+            .unwrap();
+        drop(client);
+        let mut f = Vec::new();
+        assert!(c.read(&mut f));
+        assert_eq!(values(&f), DISPATCH_PER_POLL);
+        f.clear();
+        c.read(&mut f);
+        assert_eq!(values(&f), DISPATCH_PER_POLL);
+        // The peer is gone, but what it sent is still handed out, and the
+        // connection stays open until it is.
+        c.flush();
+        assert!(!c.closed);
+        f.clear();
+        c.read(&mut f);
+        assert_eq!(values(&f), 5);
+        c.flush();
+        assert!(c.closed);
+    }
+
+    #[test]
+    fn no_request_is_handed_out_past_the_in_flight_limit_or_the_backlog_limit() {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        let mut c = Conn::new(server).unwrap();
+        client
+            .write_all(br#"{"method":"m","id":1}"#.repeat(10).as_slice())
+            .unwrap();
+        c.in_flight = IN_FLIGHT_MAX - 3;
+        let mut f = Vec::new();
+        c.read(&mut f);
+        assert_eq!(values(&f), 3);
+        c.in_flight = 0;
+        c.send = vec![b' '; SEND_BACKLOG_MAX];
+        f.clear();
+        assert!(!c.read(&mut f));
+        assert!(f.is_empty());
     }
 }

@@ -15,6 +15,7 @@ mod lock;
 mod request;
 mod server;
 
-pub use conn::{IN_FLIGHT_MAX, MAX_REQUEST_SIZE, SEND_BACKLOG_MAX};
+pub use conn::{DISPATCH_PER_POLL, IN_FLIGHT_MAX, MAX_REQUEST_SIZE, SEND_BACKLOG_MAX};
 pub(crate) use lock::SocketLock;
+pub use request::BATCH_MAX;
 pub use server::{RpcServer, MAX_CONNS, POLL_PERIOD_US};

@@ -7,10 +7,15 @@
 //! request`. A request without an `id` (or with `id: null`) is a
 //! notification: its result is not sent, its error is (as SPDK does). An
 //! array is a batch (JSON-RPC 2.0; SPDK itself refuses batches): its
-//! responses go out together as one array.
+//! responses go out together as one array. A batch of more than
+//! [`BATCH_MAX`] requests is refused whole (`-32600`), so that one value of
+//! the stream cannot make the server build an unbounded response.
 
 use crate::rpc::{RpcError, RpcResult, INVALID_REQUEST, PARSE_ERROR};
 use serde_json::Value;
+
+/// The most requests one batch may hold.
+pub const BATCH_MAX: usize = 128;
 
 /// One decoded request.
 #[derive(Debug)]
@@ -54,6 +59,16 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Incoming, RpcError> {
         Value::Array(a) if a.is_empty() => Incoming::Single(Request {
             id: None,
             call: Err(invalid()),
+        }),
+        Value::Array(a) if a.len() > BATCH_MAX => Incoming::Single(Request {
+            id: None,
+            call: Err(RpcError::new(
+                INVALID_REQUEST,
+                format!(
+                    "Invalid request: a batch of {} requests (at most {BATCH_MAX})",
+                    a.len()
+                ),
+            )),
         }),
         Value::Array(a) => Incoming::Batch(a.into_iter().map(decode_one).collect()),
         v => Incoming::Single(decode_one(v)),
@@ -157,5 +172,17 @@ mod tests {
             json!({"jsonrpc":"2.0","id":"x","error":{"code":-19,"message":"No such device"}})
         );
         assert_eq!(to_wire(&json!(1)), b"1\n");
+    }
+
+    #[test]
+    fn a_batch_of_more_than_batch_max_requests_is_refused_whole() {
+        let at_max = json!(vec![json!({"method": "m", "id": 1}); BATCH_MAX]).to_string();
+        assert!(
+            matches!(decode(at_max.as_bytes()), Ok(Incoming::Batch(b)) if b.len() == BATCH_MAX)
+        );
+        let over = json!(vec![json!({"method": "m", "id": 1}); BATCH_MAX + 1]).to_string();
+        let e = one(&over).call.unwrap_err();
+        assert_eq!(e.code, INVALID_REQUEST);
+        assert!(e.message.contains("batch"), "{}", e.message);
     }
 }

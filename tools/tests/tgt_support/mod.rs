@@ -2,6 +2,8 @@
 //! over the Unix socket, for the target's tests.
 #![allow(dead_code)]
 
+pub mod load;
+
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -35,8 +37,16 @@ pub struct Tgt {
 
 /// The `spdk-io tgt` command on `sock` with `--no-huge` and extra args.
 pub fn command(sock: &Path, args: &[&str]) -> Command {
+    let mut c = command_hugepages(sock, &["--no-huge"]);
+    c.args(args);
+    c
+}
+
+/// The `spdk-io tgt` command on `sock` with extra args, on hugepages (a
+/// PCIe controller needs memory whose addresses do not move).
+pub fn command_hugepages(sock: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_spdk-io"));
-    c.arg("tgt").arg("-r").arg(sock).arg("--no-huge").args(args);
+    c.arg("tgt").arg("-r").arg(sock).args(args);
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -53,7 +63,14 @@ impl Tgt {
 
     /// Starts a target on a given socket.
     pub fn start_at(dir: PathBuf, sock: PathBuf, args: &[&str]) -> Tgt {
-        let child = command(&sock, args).spawn().expect("spawn spdk-io tgt");
+        let cmd = command(&sock, args);
+        Self::spawn(dir, sock, cmd)
+    }
+
+    /// Starts `cmd` (a target listening on `sock`) and waits until it
+    /// answers spdk_get_version.
+    pub fn spawn(dir: PathBuf, sock: PathBuf, mut cmd: Command) -> Tgt {
+        let child = cmd.spawn().expect("spawn spdk-io tgt");
         let mut t = Tgt {
             child: Some(child),
             sock,
