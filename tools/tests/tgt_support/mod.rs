@@ -5,11 +5,13 @@
 pub mod load;
 
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a test waits for the target or a response.
@@ -70,7 +72,8 @@ impl Tgt {
     /// Starts `cmd` (a target listening on `sock`) and waits until it
     /// answers spdk_get_version.
     pub fn spawn(dir: PathBuf, sock: PathBuf, mut cmd: Command) -> Tgt {
-        let child = cmd.spawn().expect("spawn spdk-io tgt");
+        let mut child = cmd.spawn().expect("spawn spdk-io tgt");
+        drain_output(&mut child);
         let mut t = Tgt {
             child: Some(child),
             sock,
@@ -86,12 +89,10 @@ impl Tgt {
                     return t;
                 }
             }
-            if let Some(st) = t.child.as_mut().unwrap().try_wait().unwrap() {
-                let out = t.child.take().unwrap().wait_with_output().unwrap();
-                panic!(
-                    "spdk-io tgt exited ({st}) at start: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+            if t.child.as_mut().unwrap().try_wait().unwrap().is_some() {
+                let (st, err) = wait_exit(t.child.as_mut().unwrap());
+                t.child = None;
+                panic!("spdk-io tgt exited ({st}) at start: {err}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -136,14 +137,58 @@ impl Tgt {
     }
 }
 
+/// Standard error of the targets started by [`Tgt::spawn`], by pid.
+static DRAINED: Mutex<Option<HashMap<u32, Arc<Mutex<Vec<u8>>>>>> = Mutex::new(None);
+
+/// Reads a long-lived target's stdout (discarded) and stderr (kept for
+/// [`wait_exit`]) as it writes them, so that a chatty target can never
+/// block on a full pipe during a test.
+fn drain_output(child: &mut Child) {
+    if let Some(mut out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut out, &mut std::io::sink());
+        });
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let b = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = err.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                b.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        DRAINED
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .insert(child.id(), buf);
+    }
+}
+
 /// Waits (bounded) for a child to exit; its status and stderr.
 pub fn wait_exit(child: &mut Child) -> (ExitStatus, String) {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(st) = child.try_wait().unwrap() {
             let mut err = String::new();
+            let drained = DRAINED
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|m| m.remove(&child.id()));
             if let Some(mut e) = child.stderr.take() {
                 let _ = e.read_to_string(&mut err);
+            } else if let Some(buf) = drained {
+                // The drain thread ends when the pipe closes, at the exit.
+                let until = Instant::now() + Duration::from_secs(5);
+                while Arc::strong_count(&buf) > 1 && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                err = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
             }
             return (st, err);
         }
