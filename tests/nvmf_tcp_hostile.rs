@@ -3,10 +3,13 @@
 //! gigabytes, H2C data outside the R2T, digests that do not match. Each
 //! offender's connection is closed with a C2HTermReq naming the error
 //! (a data digest error fails only its command) and a well-behaved host's
-//! I/O still completes afterwards.
+//! I/O still completes afterwards. Last, a fuzzer: thousands of random and
+//! corrupted PDUs in every connection state, the target never panics nor
+//! hangs and goes on serving the good host.
 
 mod nvmf_common;
 
+use nvmf_common::fuzz::{attack, drive, Rng, STATES};
 use nvmf_common::raw::*;
 use nvmf_common::RawHost;
 use spdk_io::nvme::spec::Sqe;
@@ -161,4 +164,54 @@ fn a_data_digest_that_does_not_match_fails_the_command_with_a_transient_transpor
     let r = h.recv_pdu().expect("a second response");
     assert_eq!(r[0], PduType::CapsuleResp as u8);
     b.still_served(14);
+}
+
+#[test]
+fn fuzzed_pdus_in_every_connection_state_never_stop_the_target_serving_others() {
+    let mut b = bench("nqn.2016-06.io.spdk-io:h-fuzz", "NvmfHostileFuzz");
+    let (addr, nqn) = (b.t.addr, b.nqn);
+    // Four raw hosts at once, each from its own fixed seed: every
+    // connection's bytes are reproducible, only their interleaving is not.
+    const WORKERS: u64 = 4;
+    const CASES: u32 = 600;
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut r = Rng(0x6e76_6d66_0000_0001 + w * 0x9e37_79b9);
+                // The controller whose I/O queues this worker fuzzes (its
+                // admin queue stays open).
+                let (_admin, cntlid) = raw_ctrlr(addr, nqn);
+                let start = std::time::Instant::now();
+                let mut cases = 0;
+                // Bounded by count and by time (a slow machine runs fewer).
+                while cases < CASES && start.elapsed() < std::time::Duration::from_secs(60) {
+                    let state = STATES[cases as usize % STATES.len()];
+                    let (mut h, ctx) = drive(addr, nqn, cntlid, state, &mut r);
+                    let units = 1 + r.below(4);
+                    assert!(
+                        attack(&mut h, &mut r, &ctx, units),
+                        "worker {w} case {cases} ({state:?}): the target neither answered nor closed"
+                    );
+                    cases += 1;
+                }
+                cases
+            })
+        })
+        .collect();
+    // The good host's I/O completes all along (each round bounded by
+    // `still_served`'s own timeout, the rounds by the workers' end).
+    let mut round = 0;
+    loop {
+        assert!(b.t.alive(), "a target thread ended");
+        b.still_served(1 + round % 500);
+        round += 1;
+        if workers.iter().all(|w| w.is_finished()) {
+            break;
+        }
+    }
+    let cases: u32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    eprintln!("{cases} fuzzed connections; the good host did {round} rounds of I/O");
+    assert!(cases >= 400, "only {cases} cases ran");
+    assert!(b.t.alive(), "a target thread ended");
+    b.still_served(round % 500 + 1);
 }
