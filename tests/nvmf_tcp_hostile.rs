@@ -136,6 +136,42 @@ fn h2c_data_past_the_r2t_length_is_data_transfer_out_of_range() {
     b.still_served(6);
 }
 
+/// An admin queue with a Set Features whose 4 KiB of data the target
+/// asked for with an R2T: the raw host and the R2T's TTAG.
+fn awaiting_h2c(b: &Bench) -> (RawHost, u16) {
+    let mut h = raw_admin(b.t.addr, b.nqn, 0);
+    let mut sqe = Sqe::new(0x09, 0);
+    sqe.set_cid(5);
+    sqe.cdw10 = 0x0b;
+    set_sgl(&mut sqe, 4096, false);
+    h.send(&capsule(&sqe, &[]));
+    let r2t = h.recv_pdu().expect("R2T");
+    assert_eq!(r2t[0], PduType::R2T as u8);
+    (h, u16::from_le_bytes([r2t[10], r2t[11]]))
+}
+
+#[test]
+fn h2c_data_naming_another_command_or_skipping_ahead_ends_the_connection() {
+    let mut b = bench("nqn.2016-06.io.spdk-io:h-h2c-seq", "NvmfHostileH2cSeq");
+    // The R2T's TTAG with another command's CCCID: a sequence error at CCCID.
+    let (mut h, ttag) = awaiting_h2c(&b);
+    h.send(&h2c(6, ttag, 0, &[0; 512]));
+    assert_eq!(
+        expect_term(&mut h, fes::PDU_SEQUENCE_ERROR),
+        8,
+        "FEI: CCCID"
+    );
+    // Data that skips the R2T's first bytes.
+    let (mut h, ttag) = awaiting_h2c(&b);
+    h.send(&h2c(5, ttag, 512, &[0; 512]));
+    assert_eq!(
+        expect_term(&mut h, fes::DATA_TRANSFER_OUT_OF_RANGE),
+        12,
+        "FEI: DATAO"
+    );
+    b.still_served(7);
+}
+
 #[test]
 fn a_header_digest_that_does_not_match_is_a_header_digest_error() {
     let mut b = bench("nqn.2016-06.io.spdk-io:h-hdgst", "NvmfHostileHdgst");
