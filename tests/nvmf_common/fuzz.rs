@@ -3,6 +3,8 @@
 //! framing checks and reach the deeper ones), then corrupted fields, and
 //! raw hosts driven into each connection state before the fuzzed PDUs go.
 
+use super::pdu_fuzz::edgy32;
+pub use super::pdu_fuzz::{mutate, Rng};
 use super::raw::{capsule, h2c, raw_ctrlr, raw_io};
 use super::RawHost;
 use spdk_io::nvme::spec::{Cqe, Sqe};
@@ -14,35 +16,6 @@ use std::io::Read;
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// xorshift64*: reproducible pseudo-random numbers from a fixed seed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    /// True one time in `n`.
-    pub fn one_in(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-    /// One of `v`.
-    pub fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-    /// `n` random bytes.
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// What the fuzzer knows of the connection: the command and transfer
 /// tag an R2T named, so that H2CData often reaches a real slot.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,25 +26,6 @@ pub struct Ctx {
     pub framing: Framing,
     /// An I/O queue (else an admin queue or none yet).
     pub io: bool,
-}
-
-/// A 32-bit value that is often a boundary.
-fn edgy32(r: &mut Rng) -> u32 {
-    match r.below(6) {
-        0 => 0,
-        1 => u32::MAX,
-        2 => r.pick(&[
-            1, 7, 8, 15, 16, 511, 512, 4095, 4096, 4097, 8192, 65535, 131072,
-        ]),
-        3 => r.pick(&[
-            0x7fff_ffff,
-            0x8000_0000,
-            0xffff_fffe,
-            0xffff_0000,
-            0x0000_ffff,
-        ]),
-        _ => r.next() as u32,
-    }
 }
 
 /// A random command: mostly an opcode of the queue's kind (admin or
@@ -223,49 +177,6 @@ pub fn random_pdu(r: &mut Rng, ctx: &Ctx) -> Vec<u8> {
             framed(r, PduType::R2T, 0, &r2t_psh(&t), &[])
         }
     }
-}
-
-/// `pdu` with hostile corruption: common-header fields set to boundary
-/// values, random bytes of the header flipped, or the PDU cut short.
-pub fn mutate(r: &mut Rng, mut pdu: Vec<u8>) -> Vec<u8> {
-    if pdu.len() < CH_LEN {
-        return pdu;
-    }
-    for _ in 0..=r.below(3) {
-        match r.below(7) {
-            0 => pdu[0] = r.below(12) as u8,
-            1 => pdu[1] = r.next() as u8,
-            2 => pdu[2] = r.pick(&[0, 8, 23, 24, 25, 72, 128, 255]),
-            3 => {
-                let any = r.next() as u8;
-                pdu[3] = r.pick(&[0, 8, 24, 72, 76, 80, 128, 255, any]);
-            }
-            4 => {
-                let plen = pdu.len() as u32;
-                let v = r.pick(&[
-                    0,
-                    1,
-                    8,
-                    plen.wrapping_sub(1),
-                    plen + 1,
-                    plen + 4,
-                    0x0010_0000,
-                    u32::MAX,
-                ]);
-                pdu[4..8].copy_from_slice(&v.to_le_bytes());
-            }
-            _ => {
-                let span = pdu.len().min(CAPSULE_CMD_HLEN + DIGEST_LEN);
-                let at = r.below(span as u64) as usize;
-                pdu[at] = r.next() as u8;
-            }
-        }
-    }
-    if r.one_in(6) {
-        let keep = r.below(pdu.len() as u64 + 1) as usize;
-        pdu.truncate(keep);
-    }
-    pdu
 }
 
 /// The states a raw host is driven into before its fuzzed PDUs.

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod fuzz;
+#[path = "../pdu_fuzz/mod.rs"]
+pub mod pdu_fuzz;
 pub mod raw;
 
 use spdk_io::bdev::{self, malloc::MallocOpts};
