@@ -5,7 +5,12 @@
 //! order, R2Ts for commands without data or with bad windows, corrupted
 //! headers, terminations — and hangs up. The host's calls return errors
 //! or completions (each command at most once), never a panic or a hang.
+//! `ctrlr.rs`: the same for a whole controller's attach, namespace scan,
+//! I/O and detach.
 
+#[path = "nvme_tcp_hostile/ctrlr.rs"]
+mod ctrlr;
+mod nvme_tcp_common;
 mod pdu_fuzz;
 
 use pdu_fuzz::{edgy32, mutate, pick_or_edgy, Rng};

@@ -2,7 +2,8 @@
 //! 127.0.0.1, the target's TCP transport, its admin and I/O command
 //! decoding): NSIDs 0, FFFFFFFFh and unknown, block ranges past the
 //! namespace or overflowing, data lengths beyond the SGL or the largest
-//! transfer, Get Log Page lengths and offsets, Identify CNS values. Each
+//! transfer, Get Log Page lengths and offsets, Identify CNS values, fused
+//! admin commands, Property Get sizes and offsets. Each
 //! gets its NVMe status (SPDK's), the connection stays, and a
 //! well-behaved host is served throughout.
 
@@ -241,6 +242,14 @@ fn identify_cns_values_and_namespace_ids_from_the_host_are_checked() {
         let (got, data) = status(&mut admin, sqe, &[], 10 + i as u16);
         assert_eq!((got, data), (want, len), "{what}: status {got:#x}");
     }
+    // A fused admin command (not supported, as in SPDK).
+    let mut fused = identify(1, 0, 4096);
+    fused.set_fuse(1);
+    assert_eq!(
+        status(&mut admin, fused, &[], 29),
+        (INVALID_FIELD, 0),
+        "fused"
+    );
     // Property Get with a reserved size and of an unknown property.
     let mut prop = Sqe::new(0x7f, 0x04);
     prop.cdw10 = 5;

@@ -77,6 +77,10 @@ impl Conn {
         if !q.ctrlr.is_enabled() {
             return self.respond(i, Completion::generic(sc::COMMAND_SEQUENCE_ERROR));
         }
+        if self.slots[i as usize].sqe.fuse() != 0 {
+            // Fused admin commands are not supported (SPDK: Invalid Field).
+            return self.respond(i, Completion::invalid_field());
+        }
         if self.slots[i as usize].sqe.opc() == AdminOpcode::Abort as u8
             && q.ctrlr.subsystem().subtype() == crate::nvmf::SubsystemType::Nvme
             && (self.abort_aer(i) || self.abort_io(i))
