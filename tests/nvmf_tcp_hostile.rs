@@ -136,6 +136,31 @@ fn h2c_data_past_the_r2t_length_is_data_transfer_out_of_range() {
     b.still_served(6);
 }
 
+#[test]
+fn in_capsule_data_under_a_wrong_sgl_ends_the_connection() {
+    let mut b = bench("nqn.2016-06.io.spdk-io:h-icd", "NvmfHostileIcd");
+    let mut w = Sqe::new(0x01, 1);
+    // 512 bytes in the capsule, the SGL says 4096: PLEN is the bad field.
+    set_sgl(&mut w, 4096, true);
+    let mut h = raw_admin(b.t.addr, b.nqn, 0);
+    h.send(&capsule(&w, &[0; 512]));
+    assert_eq!(
+        expect_term(&mut h, fes::INVALID_HEADER_FIELD),
+        4,
+        "FEI: PLEN"
+    );
+    // A transport SGL over in-capsule data: the SGL is unsupported.
+    set_sgl(&mut w, 512, false);
+    let mut h = raw_admin(b.t.addr, b.nqn, 0);
+    h.send(&capsule(&w, &[0; 512]));
+    assert_eq!(
+        expect_term(&mut h, fes::UNSUPPORTED_PARAMETER),
+        32,
+        "FEI: SGL"
+    );
+    b.still_served(8);
+}
+
 /// An admin queue with a Set Features whose 4 KiB of data the target
 /// asked for with an R2T: the raw host and the R2T's TTAG.
 fn awaiting_h2c(b: &Bench) -> (RawHost, u16) {

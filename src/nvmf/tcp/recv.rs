@@ -9,7 +9,9 @@ use super::slot::{Slot, SlotState};
 use crate::nvme::spec::Sqe;
 use crate::nvme::tcp::decode::{decode_header, header_frame_len, Expect, Header, Psh};
 use crate::nvme::tcp::digest;
-use crate::nvme::tcp::fabrics::{ADMIN_IN_CAPSULE_MAX, SGL_TRANSPORT_DATA_BLOCK};
+use crate::nvme::tcp::fabrics::{
+    ADMIN_IN_CAPSULE_MAX, SGL_DATA_BLOCK_OFFSET, SGL_TRANSPORT_DATA_BLOCK,
+};
 use crate::nvme::tcp::pdu::{dgst, fes, Framing, PduType, PduTypeSet, DIGEST_LEN};
 use crate::nvmf::status::sc;
 use crate::nvmf::Completion;
@@ -296,6 +298,29 @@ impl Conn {
         let sgl_len = sqe.prp2 as u32 as usize;
         let sgl_id = (sqe.prp2 >> 56) as u8;
         let icd_limit = self.in_capsule_limit();
+        if h.data_len > 0 {
+            // In-capsule data is named by a Data Block (Offset) SGL at
+            // offset 0 of exactly its length; anything else ends the
+            // connection (SPDK's rules; FEI: the SGL at byte 32, PLEN).
+            let fault = if sgl_id != SGL_DATA_BLOCK_OFFSET || sqe.prp1 != 0 {
+                Some((fes::UNSUPPORTED_PARAMETER, 32))
+            } else if sgl_len != h.data_len {
+                Some((fes::INVALID_HEADER_FIELD, 4))
+            } else {
+                None
+            };
+            if let Some((f, fei)) = fault {
+                log::info!(
+                    "nvmf/tcp: {}: in-capsule data of {} bytes under SGL {sgl_id:#x} of {sgl_len} \
+                     bytes at {:#x}",
+                    self.peer(),
+                    h.data_len,
+                    sqe.prp1
+                );
+                self.free.push(i);
+                return self.terminate(f, fei, frame);
+            }
+        }
         let s = &mut self.slots[i as usize];
         s.sqe = sqe;
         s.recvd = 0;
