@@ -77,7 +77,7 @@ impl Controller {
             for &id in &ids {
                 if id <= last || id >= 0xffff_fffe {
                     return Err(NvmeError::Unsupported(format!(
-                        "the controller's active namespace list gives NSID {id:#x} after {last:#x}:                          not ascending"
+                        "the active namespace list gives NSID {id:#x} after {last:#x}: not ascending"
                     )));
                 }
                 last = id;

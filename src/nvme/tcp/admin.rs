@@ -168,7 +168,8 @@ impl TcpAdmin {
                     if self.events.len() >= MAX_PENDING_EVENTS {
                         // Nobody takes them: a flood from the controller
                         // must not grow without bound.
-                        log::warn!("admin queue: {MAX_PENDING_EVENTS} events not taken; the oldest is dropped");
+                        let n = MAX_PENDING_EVENTS;
+                        log::warn!("admin queue: {n} events not taken; the oldest is dropped");
                         self.events.remove(0);
                     }
                     self.events.push(AsyncEvent::from_dw0(c.dw0));
