@@ -312,7 +312,7 @@ pub fn attack(h: &mut RawHost, r: &mut Rng, ctx: &Ctx, units: u64) -> bool {
     let _ = h.s.set_read_timeout(Some(Duration::from_millis(500)));
     let start = Instant::now();
     let mut b = [0u8; 16384];
-    while start.elapsed() < Duration::from_secs(5) {
+    while start.elapsed() < Duration::from_secs(10) {
         match h.s.read(&mut b) {
             Ok(0) => return true,
             Ok(_) => continue,
