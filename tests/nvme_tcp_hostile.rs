@@ -6,10 +6,13 @@
 //! headers, terminations — and hangs up. The host's calls return errors
 //! or completions (each command at most once), never a panic or a hang.
 //! `ctrlr.rs`: the same for a whole controller's attach, namespace scan,
-//! I/O and detach.
+//! I/O and detach; `limits.rs`: limits a controller reports beyond what
+//! the driver can use.
 
 #[path = "nvme_tcp_hostile/ctrlr.rs"]
 mod ctrlr;
+#[path = "nvme_tcp_hostile/limits.rs"]
+mod limits;
 mod nvme_tcp_common;
 mod pdu_fuzz;
 

@@ -364,39 +364,3 @@ fn a_hostile_controller_fails_attach_scan_and_io_cleanly() {
     ctrl.join().unwrap();
     assert!(cases >= 50, "only {cases} cases ran");
 }
-
-#[test]
-fn an_active_namespace_list_that_repeats_itself_fails_the_attach_instead_of_looping() {
-    use crate::nvme_tcp_common::target::{self, TargetOpts, SUBNQN};
-    env::init_once(EnvOpts::no_huge()).expect("env (no_huge)");
-    let t = target::start(TargetOpts {
-        repeat_full_ns_list: true,
-        ..TargetOpts::default()
-    });
-    let trid = format!(
-        "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{} subnqn:{SUBNQN}",
-        t.addr.port()
-    )
-    .parse()
-    .unwrap();
-    let e = nvme::connect(&trid, &ControllerOpts::default()).unwrap_err();
-    assert!(e.to_string().contains("not ascending"), "{e}");
-}
-
-#[test]
-fn an_mdts_allowing_gigabytes_is_held_to_what_one_command_can_carry() {
-    use crate::nvme_tcp_common::target::{self, TargetOpts, SUBNQN};
-    env::init_once(EnvOpts::no_huge()).expect("env (no_huge)");
-    let t = target::start(TargetOpts {
-        mdts: 20, // 4 GiB: NLB (16 bits) and a u32 length could not say it
-        ..TargetOpts::default()
-    });
-    let trid = format!(
-        "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{} subnqn:{SUBNQN}",
-        t.addr.port()
-    )
-    .parse()
-    .unwrap();
-    let c = nvme::connect(&trid, &ControllerOpts::default()).unwrap();
-    assert_eq!(c.max_transfer_size(), 4 << 20);
-}
