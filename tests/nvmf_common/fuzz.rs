@@ -88,20 +88,28 @@ pub fn random_sqe(r: &mut Rng, io: bool, data_len: usize) -> Sqe {
     s
 }
 
+/// The bytes of a PDU framed with `f`'s digests: header, padding, data
+/// and data digest.
+pub fn frame(f: Framing, t: PduType, fl: u8, psh: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = [0u8; MAX_HEADER_WITH_PAD];
+    let n = encode_header(&mut out, t, fl, psh, data.len(), f);
+    let mut v = out[..n].to_vec();
+    v.extend_from_slice(data);
+    if f.ddgst && !data.is_empty() {
+        v.extend_from_slice(&data_digest(data));
+    }
+    v
+}
+
 /// A well-formed PDU of a random type for framing `f`.
 pub fn random_pdu(r: &mut Rng, ctx: &Ctx) -> Vec<u8> {
     let f = ctx.framing;
     let framed = |r: &mut Rng, t: PduType, fl: u8, psh: &[u8], data: &[u8]| {
-        let mut out = [0u8; MAX_HEADER_WITH_PAD];
-        let n = encode_header(&mut out, t, fl, psh, data.len(), f);
-        let mut v = out[..n].to_vec();
-        v.extend_from_slice(data);
-        if f.ddgst && !data.is_empty() {
-            let mut d = data_digest(data);
-            if r.one_in(8) {
-                d[0] ^= 1;
-            }
-            v.extend_from_slice(&d);
+        let mut v = frame(f, t, fl, psh, data);
+        if f.ddgst && !data.is_empty() && r.one_in(8) {
+            // A data digest that does not match.
+            let at = v.len() - 1;
+            v[at] ^= 1;
         }
         v
     };
@@ -192,6 +200,8 @@ pub enum State {
     AdminEnabled,
     /// An I/O queue of an enabled controller.
     IoQueue,
+    /// An I/O queue with header and data digests.
+    IoQueueDigests,
     /// An I/O queue with an R2T outstanding (the target waits for H2CData).
     AwaitingH2c,
     /// An I/O queue with a fused Compare waiting for its Write.
@@ -200,12 +210,13 @@ pub enum State {
     MidCapsule,
 }
 
-pub const STATES: [State; 8] = [
+pub const STATES: [State; 9] = [
     State::Fresh,
     State::Initialized,
     State::AdminConnected,
     State::AdminEnabled,
     State::IoQueue,
+    State::IoQueueDigests,
     State::AwaitingH2c,
     State::FusedFirst,
     State::MidCapsule,
@@ -248,6 +259,24 @@ pub fn drive(
             (h, ctx)
         }
         State::AdminEnabled => (raw_ctrlr(addr, nqn).0, ctx),
+        State::IoQueueDigests => {
+            let mut io = super::raw::handshake_digests(addr);
+            ctx.framing = Framing {
+                hdgst: true,
+                ddgst: true,
+                pda: 0,
+            };
+            let mut sqe = spdk_io::nvme::tcp::fabrics::connect_cmd(1, 32, 0);
+            set_sgl(&mut sqe, 1024, true);
+            let host = "nqn.2024-01.io.spdk-io:raw";
+            let data = connect_data(&[9; 16], cntlid, nqn, host);
+            let psh = capsule_cmd_psh(&sqe);
+            io.send(&frame(ctx.framing, PduType::CapsuleCmd, 0, psh, &data));
+            let r = io.recv_pdu().expect("Connect response");
+            assert_eq!(u16::from_le_bytes([r[22], r[23]]) >> 1, 0, "I/O Connect");
+            ctx.io = true;
+            (io, ctx)
+        }
         State::IoQueue | State::AwaitingH2c | State::FusedFirst | State::MidCapsule => {
             let mut io = raw_io(addr, nqn, cntlid, 1);
             ctx.io = true;
