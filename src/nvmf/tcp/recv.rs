@@ -255,9 +255,8 @@ impl Conn {
             Psh::CapsuleCmd(sqe) => self.capsule(sqe, &h, frame),
             Psh::Data(d) if h.pdu_type == PduType::H2CData => {
                 // TTAG names the slot an R2T went out for (FEI: TTAG at
-                // byte 10); CCCID must be its command's (a sequence error,
-                // FEI: CCCID at byte 8); DATAO must continue where its data
-                // stands.
+                // byte 10); CCCID must be its command's (a sequence error);
+                // DATAO must continue where its data stands (out of range).
                 let i = d.ttag;
                 let Some(s) = self
                     .slots
@@ -267,10 +266,10 @@ impl Conn {
                     return self.terminate(fes::INVALID_HEADER_FIELD, 10, frame);
                 };
                 if s.sqe.cid() != d.cccid {
-                    return self.terminate(fes::PDU_SEQUENCE_ERROR, 8, frame);
+                    return self.terminate(fes::PDU_SEQUENCE_ERROR, 0, frame);
                 }
                 if d.datao as usize != s.recvd {
-                    return self.terminate(fes::DATA_TRANSFER_OUT_OF_RANGE, 12, frame);
+                    return self.terminate(fes::DATA_TRANSFER_OUT_OF_RANGE, 0, frame);
                 }
                 if d.datao as usize + d.datal as usize > s.xfer_len {
                     return self.terminate(fes::DATA_TRANSFER_OUT_OF_RANGE, 0, frame);
