@@ -11,6 +11,10 @@ use super::spec::{NsIdDescriptor, Pod};
 use super::NvmeError;
 use crate::env::DmaBuf;
 
+/// Most active namespaces read from a controller (a guard against a
+/// device listing without end).
+pub const MAX_ACTIVE_NAMESPACES: usize = 1 << 20;
+
 /// Format NVM settings (CDW10).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FormatOpts {
@@ -67,7 +71,23 @@ impl Controller {
             let (_, buf) = self.exec(sqe, Some(buf))?;
             let ids = parse_active_ns_list(&buf.expect("buffer returned"));
             let full = ids.len() == 1024;
-            from = ids.last().copied().unwrap_or(0);
+            // Each page goes on ascending from the last NSID asked after: a
+            // device repeating a page or going back would loop for ever.
+            let mut last = from;
+            for &id in &ids {
+                if id <= last || id >= 0xffff_fffe {
+                    return Err(NvmeError::Unsupported(format!(
+                        "the active namespace list gives NSID {id:#x} after {last:#x}: not ascending"
+                    )));
+                }
+                last = id;
+            }
+            if out.len() + ids.len() > MAX_ACTIVE_NAMESPACES {
+                return Err(NvmeError::Unsupported(format!(
+                    "the controller lists more than {MAX_ACTIVE_NAMESPACES} active namespaces"
+                )));
+            }
+            from = last;
             out.extend(ids);
             if !full {
                 return Ok(out);

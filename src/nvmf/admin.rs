@@ -211,7 +211,7 @@ fn set_features(ctrlr: &Ctrlr, sqe: &Sqe, discovery: bool) -> Completion {
                 // Only before any I/O queue exists (SPDK: command sequence error).
                 return Completion::generic(sc::COMMAND_SEQUENCE_ERROR);
             }
-            let n = st.num_io_queues as u32 - 1;
+            let n = (st.num_io_queues as u32).saturating_sub(1);
             Completion::ok(n | n << 16)
         }
         fid::VOLATILE_WRITE_CACHE => {
@@ -234,7 +234,7 @@ fn get_features(ctrlr: &Ctrlr, sqe: &Sqe) -> Completion {
         fid::KEEP_ALIVE_TIMER => Completion::ok(st.kato_ms),
         fid::ASYNC_EVENT_CONFIG => Completion::ok(st.aec),
         fid::NUMBER_OF_QUEUES => {
-            let n = st.num_io_queues as u32 - 1;
+            let n = (st.num_io_queues as u32).saturating_sub(1);
             Completion::ok(n | n << 16)
         }
         fid::VOLATILE_WRITE_CACHE => Completion::ok(st.vwc as u32),

@@ -243,10 +243,10 @@ impl Ctrlr {
             prop::VS => (VERSION as u64, 4),
             prop::CC => (st.cc.0 as u64, 4),
             prop::CSTS => (st.csts.0 as u64, 4),
-            _ => return Err(Completion::invalid_field()),
+            _ => return Err(invalid_property()),
         };
         if size != width {
-            return Err(Completion::invalid_field());
+            return Err(invalid_property());
         }
         Ok(v)
     }
@@ -256,7 +256,7 @@ impl Ctrlr {
     /// notification completes at once (CSTS.SHST = 2).
     pub fn set_property(&self, ofst: u32, size: u8, value: u64) -> Result<(), Completion> {
         if ofst != prop::CC || size != 4 {
-            return Err(Completion::invalid_field());
+            return Err(invalid_property());
         }
         let new = Cc(value as u32);
         let mut st = self.lock();
@@ -330,6 +330,15 @@ impl Ctrlr {
             && now.duration_since(st.last_keep_alive).as_millis()
                 > st.kato_ms as u128 + KAS as u128 * 100
     }
+}
+
+/// A Property Get/Set of an unknown or read-only property, or of the
+/// wrong size: Invalid Parameters (command specific, SPDK's answer).
+fn invalid_property() -> Completion {
+    Completion::error(
+        sct::COMMAND_SPECIFIC,
+        crate::nvme::tcp::fabrics::sc::INVALID_PARAMETERS,
+    )
 }
 
 /// KATO rounded up to the KAS granularity (100 ms units), as SPDK does.

@@ -165,9 +165,15 @@ fn new_ctrlr(
     Ok(ctrlr)
 }
 
-/// Property Get or Set on the admin queue of `ctrlr`.
+/// Property Get or Set on the admin queue of `ctrlr`. A reserved
+/// ATTRIB.SIZE, an unknown or read-only property or a size that does not
+/// fit it is Invalid Parameters (command specific), as SPDK answers.
 pub fn property(ctrlr: &Ctrlr, sqe: &Sqe) -> Completion {
-    let size = if sqe.cdw10 & 7 == 1 { 8 } else { 4 };
+    let size = match sqe.cdw10 & 7 {
+        0 => 4,
+        1 => 8,
+        _ => return Completion::error(sct::COMMAND_SPECIFIC, sc::INVALID_PARAMETERS),
+    };
     let ofst = sqe.cdw11;
     match fctype(sqe) {
         FCTYPE_PROPERTY_GET => match ctrlr.get_property(ofst, size) {

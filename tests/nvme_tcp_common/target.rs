@@ -30,6 +30,9 @@ pub struct TargetOpts {
     pub r2t_len: u32,
     /// MDTS (0: no limit).
     pub mdts: u8,
+    /// A broken controller: the active namespace list is the same full
+    /// page (1..=1024) whatever NSID it is asked after.
+    pub repeat_full_ns_list: bool,
 }
 
 impl Default for TargetOpts {
@@ -41,6 +44,7 @@ impl Default for TargetOpts {
             blocks: 8192,
             r2t_len: 32768,
             mdts: 0,
+            repeat_full_ns_list: false,
         }
     }
 }
@@ -191,6 +195,9 @@ fn serve(
                         c.mdts = o.mdts;
                         c.nvmf[..4].copy_from_slice(&((o.in_capsule + 64) / 16).to_le_bytes());
                         spec::as_bytes(&c).to_vec()
+                    }
+                    2 if o.repeat_full_ns_list => {
+                        (1..=1024u32).flat_map(u32::to_le_bytes).collect()
                     }
                     2 => {
                         let mut v = vec![0u8; 4096];

@@ -4,6 +4,9 @@
 //! hand for hostile-peer tests.
 #![allow(dead_code)]
 
+pub mod fuzz;
+#[path = "../pdu_fuzz/mod.rs"]
+pub mod pdu_fuzz;
 pub mod raw;
 
 use spdk_io::bdev::{self, malloc::MallocOpts};
@@ -107,6 +110,12 @@ impl Tgt {
         }
     }
 
+    /// True while every thread of the target runs (a panic in a poller
+    /// ends its thread).
+    pub fn alive(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
+    }
+
     /// The transport ID of `subnqn` on this target.
     pub fn trid(&self, subnqn: &str, hostnqn: &str) -> spdk_io::nvme::TransportId {
         format!(
@@ -138,6 +147,7 @@ impl RawHost {
     /// Connects without any exchange.
     pub fn connect(addr: SocketAddr) -> RawHost {
         let s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         RawHost { s }
     }

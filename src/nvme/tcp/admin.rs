@@ -10,6 +10,10 @@ use crate::nvme::spec::{AdminOpcode, Cqe, Sqe};
 use crate::nvme::NvmeError;
 use std::time::{Duration, Instant};
 
+/// Asynchronous events kept until the user takes them (older ones are
+/// dropped beyond this).
+const MAX_PENDING_EVENTS: usize = 256;
+
 /// The data buffer of each admin command in flight.
 pub(crate) struct SlotBufs(Vec<Option<DmaBuf>>);
 
@@ -161,6 +165,13 @@ impl TcpAdmin {
                 self.aer[i] = false;
                 let st = c.status();
                 if st.is_success() {
+                    if self.events.len() >= MAX_PENDING_EVENTS {
+                        // Nobody takes them: a flood from the controller
+                        // must not grow without bound.
+                        let n = MAX_PENDING_EVENTS;
+                        log::warn!("admin queue: {n} events not taken; the oldest is dropped");
+                        self.events.remove(0);
+                    }
                     self.events.push(AsyncEvent::from_dw0(c.dw0));
                     self.submit_aer();
                 } else {

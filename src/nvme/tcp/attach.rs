@@ -24,7 +24,8 @@ const PROP_CAP: u32 = 0x00;
 const PROP_VS: u32 = 0x08;
 const PROP_CC: u32 = 0x14;
 const PROP_CSTS: u32 = 0x1c;
-/// Largest transfer of one command when the controller sets no MDTS.
+/// Largest transfer of one command (when the controller sets no MDTS, or
+/// a larger one).
 const DEFAULT_MAX_XFER: usize = 4 << 20;
 
 /// What an NVMe/TCP controller's queues need.
@@ -311,9 +312,12 @@ pub(crate) fn attach(trid: &TransportId, opts: ControllerOpts) -> Result<Control
         .ok_or_else(|| NvmeError::Unsupported("Identify Controller returned no data".into()))?;
     let ioccsz = u32::from_le_bytes([cdata.nvmf[0], cdata.nvmf[1], cdata.nvmf[2], cdata.nvmf[3]]);
     t.in_capsule = (ioccsz as usize * 16).saturating_sub(64);
+    // At most DEFAULT_MAX_XFER whatever MDTS says: one command's block
+    // count must fit NLB's 16 bits and its length a u32 (an MDTS of 20
+    // would allow 4 GiB).
     let max_xfer = match cdata.mdts {
         0 => DEFAULT_MAX_XFER,
-        m => 4096usize << m.min(20),
+        m => (4096usize << m.min(20)).min(DEFAULT_MAX_XFER),
     };
     log::debug!(
         "{trid}: cntlid {} CAP {:#x} VS {vs} IOCCSZ {ioccsz} MAXH2CDATA {}",

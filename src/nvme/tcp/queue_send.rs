@@ -50,7 +50,8 @@ impl TcpQueue {
             active: true,
             write,
             len,
-            done: 0,
+            // In-capsule data is all sent: an R2T for it is refused.
+            done: if in_capsule { len } else { 0 },
             digest_error: false,
         };
         let data_len = if in_capsule { len as usize } else { 0 };

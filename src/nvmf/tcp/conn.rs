@@ -260,9 +260,16 @@ impl Conn {
         self.phase == Phase::Closed
     }
 
-    /// Returns slot `i` to the free list.
+    /// Returns slot `i` to the free list (once: a slot already free
+    /// stays listed once, so two commands never share it).
     pub fn release(&mut self, i: u16) {
-        let s = &mut self.slots[i as usize];
+        let Some(s) = self.slots.get_mut(i as usize) else {
+            return;
+        };
+        if s.state == SlotState::Free {
+            log::error!("nvmf/tcp: slot {i} released twice; ignored");
+            return;
+        }
         s.state = SlotState::Free;
         s.io = None;
         self.free.push(i);

@@ -77,6 +77,10 @@ impl Conn {
         if !q.ctrlr.is_enabled() {
             return self.respond(i, Completion::generic(sc::COMMAND_SEQUENCE_ERROR));
         }
+        if self.slots[i as usize].sqe.fuse() != 0 {
+            // Fused admin commands are not supported (SPDK: Invalid Field).
+            return self.respond(i, Completion::invalid_field());
+        }
         if self.slots[i as usize].sqe.opc() == AdminOpcode::Abort as u8
             && q.ctrlr.subsystem().subtype() == crate::nvmf::SubsystemType::Nvme
             && (self.abort_aer(i) || self.abort_io(i))
@@ -87,8 +91,12 @@ impl Conn {
         let len = s.xfer_len;
         let mut empty = [0u8; 0];
         let out = match s.buf.as_mut() {
-            Some(b) if len > 0 => &mut b[..len],
-            _ => &mut empty[..],
+            _ if len == 0 => &mut empty[..],
+            Some(b) => match b.get_mut(..len) {
+                Some(out) => out,
+                None => return self.respond(i, Completion::generic(generic::INTERNAL_ERROR)),
+            },
+            None => return self.respond(i, Completion::generic(generic::INTERNAL_ERROR)),
         };
         match admin::execute(&self.target, &q.ctrlr, &s.sqe, out) {
             AdminOutcome::Done(c, n) if n > 0 && c.is_success() => self.send_data(i, n, c),

@@ -5,11 +5,13 @@
 //! data digests checked.
 
 use super::conn::{Conn, Payload, Phase, RecvState};
-use super::slot::SlotState;
+use super::slot::{Slot, SlotState};
 use crate::nvme::spec::Sqe;
 use crate::nvme::tcp::decode::{decode_header, header_frame_len, Expect, Header, Psh};
 use crate::nvme::tcp::digest;
-use crate::nvme::tcp::fabrics::{ADMIN_IN_CAPSULE_MAX, SGL_TRANSPORT_DATA_BLOCK};
+use crate::nvme::tcp::fabrics::{
+    ADMIN_IN_CAPSULE_MAX, SGL_DATA_BLOCK_OFFSET, SGL_TRANSPORT_DATA_BLOCK,
+};
 use crate::nvme::tcp::pdu::{dgst, fes, Framing, PduType, PduTypeSet, DIGEST_LEN};
 use crate::nvmf::status::sc;
 use crate::nvmf::Completion;
@@ -84,11 +86,10 @@ impl Conn {
     }
 
     fn recv_direct(&mut self, mut p: Payload) -> Result<usize, SockError> {
-        let buf = self.slots[p.slot as usize]
-            .buf
-            .as_mut()
-            .expect("a slot receiving data has a buffer");
-        let dst = &mut buf[p.at..p.at + p.left];
+        let Some(dst) = payload_dest(&mut self.slots, &p, p.left) else {
+            self.no_payload_room(p);
+            return Ok(0);
+        };
         let n = self.sock.recv(dst)?;
         if n > 0 && self.recv_framing.ddgst {
             p.crc = digest::crc32c_append(p.crc, &dst[..n]);
@@ -100,6 +101,21 @@ impl Conn {
             self.payload_done(p);
         }
         Ok(n)
+    }
+
+    /// The payload's slot has no room for its data: a broken invariant
+    /// of this connection, never the host's doing; the connection ends
+    /// rather than write past the buffer.
+    fn no_payload_room(&mut self, p: Payload) {
+        log::error!(
+            "nvmf/tcp: {}: slot {} cannot take {} bytes at {}; closing the connection",
+            self.peer(),
+            p.slot,
+            p.left,
+            p.at
+        );
+        self.rstate = RecvState::Header;
+        self.terminate(fes::DATA_TRANSFER_OUT_OF_RANGE, 0, &[]);
     }
 
     /// Handles every whole PDU and payload byte in the receive buffer.
@@ -152,15 +168,14 @@ impl Conn {
             p.pad -= n;
         }
         if p.pad == 0 && p.left > 0 {
-            let src = self.rb.take(p.left);
-            let n = src.len();
-            let buf = self.slots[p.slot as usize]
-                .buf
-                .as_mut()
-                .expect("a slot receiving data has a buffer");
-            buf[p.at..p.at + n].copy_from_slice(src);
+            let n = p.left.min(self.rb.len());
+            let Some(dst) = payload_dest(&mut self.slots, &p, n) else {
+                self.no_payload_room(p);
+                return false;
+            };
+            dst.copy_from_slice(self.rb.take(n));
             if self.recv_framing.ddgst {
-                p.crc = digest::crc32c_append(p.crc, &buf[p.at..p.at + n]);
+                p.crc = digest::crc32c_append(p.crc, dst);
             }
             p.at += n;
             p.left -= n;
@@ -239,17 +254,22 @@ impl Conn {
             }
             Psh::CapsuleCmd(sqe) => self.capsule(sqe, &h, frame),
             Psh::Data(d) if h.pdu_type == PduType::H2CData => {
+                // TTAG names the slot an R2T went out for (FEI: TTAG at
+                // byte 10); CCCID must be its command's (a sequence error);
+                // DATAO must continue where its data stands (out of range).
                 let i = d.ttag;
-                let ok = self
+                let Some(s) = self
                     .slots
                     .get(i as usize)
-                    .is_some_and(|s| s.state == SlotState::AwaitH2c && s.sqe.cid() == d.cccid);
-                if !ok {
+                    .filter(|s| s.state == SlotState::AwaitH2c)
+                else {
                     return self.terminate(fes::INVALID_HEADER_FIELD, 10, frame);
+                };
+                if s.sqe.cid() != d.cccid {
+                    return self.terminate(fes::PDU_SEQUENCE_ERROR, 0, frame);
                 }
-                let s = &self.slots[i as usize];
                 if d.datao as usize != s.recvd {
-                    return self.terminate(fes::INVALID_HEADER_FIELD, 12, frame);
+                    return self.terminate(fes::DATA_TRANSFER_OUT_OF_RANGE, 0, frame);
                 }
                 if d.datao as usize + d.datal as usize > s.xfer_len {
                     return self.terminate(fes::DATA_TRANSFER_OUT_OF_RANGE, 0, frame);
@@ -277,6 +297,29 @@ impl Conn {
         let sgl_len = sqe.prp2 as u32 as usize;
         let sgl_id = (sqe.prp2 >> 56) as u8;
         let icd_limit = self.in_capsule_limit();
+        if h.data_len > 0 {
+            // In-capsule data is named by a Data Block (Offset) SGL at
+            // offset 0 of exactly its length; anything else ends the
+            // connection (SPDK's rules; FEI: the SGL at byte 32, PLEN).
+            let fault = if sgl_id != SGL_DATA_BLOCK_OFFSET || sqe.prp1 != 0 {
+                Some((fes::UNSUPPORTED_PARAMETER, 32))
+            } else if sgl_len != h.data_len {
+                Some((fes::INVALID_HEADER_FIELD, 4))
+            } else {
+                None
+            };
+            if let Some((f, fei)) = fault {
+                log::info!(
+                    "nvmf/tcp: {}: in-capsule data of {} bytes under SGL {sgl_id:#x} of {sgl_len} \
+                     bytes at {:#x}",
+                    self.peer(),
+                    h.data_len,
+                    sqe.prp1
+                );
+                self.free.push(i);
+                return self.terminate(f, fei, frame);
+            }
+        }
         let s = &mut self.slots[i as usize];
         s.sqe = sqe;
         s.recvd = 0;
@@ -317,6 +360,13 @@ impl Conn {
         }
         self.execute(i);
     }
+}
+
+/// The next `n` bytes of payload `p`'s slot buffer (`None` when the slot
+/// has no buffer that long).
+fn payload_dest<'a>(slots: &'a mut [Slot], p: &Payload, n: usize) -> Option<&'a mut [u8]> {
+    let buf = slots.get_mut(p.slot as usize)?.buf.as_mut()?;
+    buf.get_mut(p.at..p.at.checked_add(n)?)
 }
 
 /// Whether the command moves data from host to controller (the opcode's

@@ -10,6 +10,7 @@ use crate::nvme::tcp::encode::{
     capsule_resp_psh, data_psh, encode_header, encode_ic_resp, encode_term_req, r2t_psh,
     MAX_HEADER_WITH_PAD,
 };
+use crate::nvme::tcp::pdu::fes as pdu_fes;
 use crate::nvme::tcp::pdu::{
     flags, DataHeader, IcResp, PduType, R2t, TermReq, PFV_1_0, TERM_REQ_HLEN, TERM_REQ_MAX_DATA,
 };
@@ -42,6 +43,12 @@ impl Conn {
             self.peer(),
             crate::nvme::tcp::pdu::fes::name(fes)
         );
+        // FEI says where the bad field is for those two errors only; it
+        // is reserved (0) for the others.
+        let fei = match fes {
+            pdu_fes::INVALID_HEADER_FIELD | pdu_fes::UNSUPPORTED_PARAMETER => fei,
+            _ => 0,
+        };
         let mut out = [0u8; TERM_REQ_HLEN + TERM_REQ_MAX_DATA];
         let n = encode_term_req(&mut out, false, &TermReq { fes, fei }, offending);
         if self.phase == Phase::AwaitIcReq || self.phase == Phase::Ready {
