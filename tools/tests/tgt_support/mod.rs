@@ -138,7 +138,10 @@ impl Tgt {
 }
 
 /// Standard error of the targets started by [`Tgt::spawn`], by pid.
-static DRAINED: Mutex<Option<HashMap<u32, Arc<Mutex<Vec<u8>>>>>> = Mutex::new(None);
+static DRAINED: Mutex<Option<HashMap<u32, Captured>>> = Mutex::new(None);
+
+/// What a drain thread has read from a target's stderr so far.
+type Captured = Arc<Mutex<Vec<u8>>>;
 
 /// Reads a long-lived target's stdout (discarded) and stderr (kept for
 /// [`wait_exit`]) as it writes them, so that a chatty target can never
