@@ -236,9 +236,11 @@ impl Conn {
             return;
         }
         self.phase = Phase::Closed;
-        self.sock.shutdown();
         self.sq.clear();
         self.cancel_aborts();
+        // The queue leaves its controller before the host can see the
+        // close: a host that reconnects the same queue ID as soon as it
+        // does must not find the old one still there.
         if let Some(q) = self.queue.take() {
             self.stats.disconnected(q.qid == 0);
             if q.qid == 0 {
@@ -247,6 +249,7 @@ impl Conn {
                 q.ctrlr.remove_io_queue(q.qid);
             }
         }
+        self.sock.shutdown();
     }
 
     /// True when nothing of this connection is in flight or queued: no
