@@ -35,6 +35,11 @@ impl ChannelInner {
             return 0;
         };
         if s.gen != d.id.gen() || s.state != State::InModule {
+            if s.gen == d.id.gen() && s.state == State::ResetInModule {
+                drop(pool);
+                self.reset_module_done(idx, d.status());
+                return 0;
+            }
             log::error!(
                 "bdev {}: stale or doubled completion {:?} ignored",
                 self.bdev.name(),
