@@ -382,3 +382,38 @@ fn a_reset_on_a_channel_made_outside_any_thread_completes_and_thaws() {
     assert_eq!(statuses(&l)[1], IoStatus::Success);
     assert_eq!(cfg.lock().unwrap().resets, 1);
 }
+
+#[test]
+fn an_async_reset_resolves_with_the_reset_status_and_frees_its_request() {
+    let (cfg, d) = holder(
+        Cfg {
+            complete_io: true,
+            ..Cfg::default()
+        },
+        |p| p.module_reset_timeout = Some(Duration::from_millis(100)),
+    );
+    let t = Thread::new("reset_async");
+    let r = t
+        .block_on(async {
+            let ch = d.get_io_channel().unwrap();
+            let free = ch.free_requests();
+            // The module holds the reset: it fails at the timeout.
+            let failed = d.reset_async(&ch).await;
+            cfg.lock().unwrap().complete_resets = true;
+            let ok = d.reset_async(&ch).await;
+            let read = d.read_blocks_async(&ch, IoBuf::new(512), 0, 1).await;
+            (
+                failed.err().map(|e| e.to_string()),
+                ok.is_ok(),
+                read.is_ok(),
+                free == ch.free_requests(),
+            )
+        })
+        .unwrap();
+    assert!(r.0.is_some(), "the first reset failed");
+    assert!(r.1 && r.2, "the second reset and a read after it succeed");
+    assert!(r.3, "every request back in the pool");
+    assert_eq!(cfg.lock().unwrap().resets, 2);
+    t.shutdown().unwrap();
+    t.destroy().unwrap();
+}

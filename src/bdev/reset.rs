@@ -270,19 +270,10 @@ impl ChannelInner {
                     self.bdev.name(),
                     self.bdev.props.module_reset_timeout.unwrap_or_default()
                 );
-                // The module keeps the old id: a new generation makes its
-                // late report stale.
-                {
-                    let mut pool = self.pool.borrow_mut();
-                    let s = &mut pool.slots[id.index() as usize];
-                    s.state = State::Reset;
-                    s.gen = s.gen.wrapping_add(1);
-                }
+                // Its late report finds the request no longer with the
+                // module (or already completed) and is ignored as stale.
+                self.pool.borrow_mut().slots[id.index() as usize].state = State::Reset;
                 self.in_module.set(self.in_module.get() - 1);
-                let id = IoId::new(id.index(), id.gen().wrapping_add(1));
-                if let Some(r) = self.reset.run.borrow_mut().as_mut() {
-                    r.id = id;
-                }
                 self.end_reset(IoStatus::Failed);
             }
             _ => {}
