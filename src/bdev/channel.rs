@@ -90,7 +90,7 @@ pub(crate) struct ChannelInner {
     poller: RefCell<Option<Poller>>,
     /// The thread layer's channel this one is part of: the thread knows
     /// the bdev channel is held, and the device's walks reach it.
-    io_ch: RefCell<Option<IoChannel<ThreadChannels>>>,
+    pub(crate) io_ch: RefCell<Option<IoChannel<ThreadChannels>>>,
     /// This channel's number (a lock's owner is named by it).
     pub(crate) id: u64,
     /// The lightweight thread it belongs to (its OS thread's host thread

@@ -206,7 +206,7 @@ impl ChannelInner {
         if ll.resubmit.replace(false) {
             self.resubmit_locked();
         }
-        if self.reset.run.borrow().is_some() {
+        if self.reset.run.borrow().is_some() || self.reset.parked.borrow().is_some() {
             self.reset_tick();
         }
         let parked = std::mem::take(&mut *ll.drains.borrow_mut());

@@ -111,7 +111,10 @@ impl ChannelInner {
         }
         s.state = State::Reset;
         drop(pool);
-        self.reset.holds.borrow_mut().push(self.clone());
+        self.reset
+            .holds
+            .borrow_mut()
+            .push(self.clone() as Rc<dyn std::any::Any>);
         let first = {
             let mut t = self.bdev.resets();
             if t.running {
@@ -226,7 +229,9 @@ impl ChannelInner {
         let hold = self.reset.holds.borrow_mut().pop();
         // Only the resets' own references (and `self`) left: nobody polls
         // the channel any more, so its completions run now, before it goes.
-        if Rc::strong_count(self) <= self.reset.holds.borrow().len() + 2 {
+        if Rc::strong_count(self) <= self.reset.holds.borrow().len() + 2
+            && self.module.try_borrow_mut().is_ok()
+        {
             drop(hold);
             self.poll();
         }
@@ -237,6 +242,11 @@ impl ChannelInner {
     /// deadline. Keeps the poll's work flag up while one is due.
     #[cold]
     pub(crate) fn reset_tick(&self) {
+        if self.reset.parked.borrow().is_some() {
+            if let Some(me) = self.me() {
+                me.resume_abort();
+            }
+        }
         let Some((id, phase)) = self.reset.run.borrow().as_ref().map(|r| (r.id, r.phase)) else {
             return;
         };
@@ -276,8 +286,16 @@ impl ChannelInner {
                 self.in_module.set(self.in_module.get() - 1);
                 self.end_reset(IoStatus::Failed);
             }
+            Phase::Submit => self.submit_reset(),
             _ => {}
         }
+    }
+
+    /// This channel, counted (found through its thread's io_channel, which
+    /// works outside any thread too).
+    fn me(&self) -> Option<Rc<ChannelInner>> {
+        let io = self.io_ch.borrow();
+        chans(io.as_ref()?).into_iter().find(|c| c.id == self.id)
     }
 
     fn set_phase(&self, phase: Phase) {
@@ -294,17 +312,48 @@ impl ChannelInner {
         walk(
             &self.bdev,
             "abort what their modules hold",
-            |io, it| {
-                for c in chans(io) {
-                    c.module.borrow_mut().abort_held();
-                }
-                it.continue_with(0)
-            },
+            visit_abort,
             move |_| match find(&b, chan) {
-                Some(c) => c.submit_reset(),
+                Some(c) => {
+                    c.set_phase(Phase::Submit);
+                    c.lock_local.work.set(true);
+                }
                 None => lost(&b),
             },
         );
+    }
+
+    /// Asks the module channels `rest` (this one first) to give back what
+    /// they hold, then moves `it` on; stops at the first whose module is
+    /// busy, to go on from its poll.
+    fn abort_held_then(rest: Vec<Rc<ChannelInner>>, it: ChannelIter<ThreadChannels>) {
+        for (i, c) in rest.iter().enumerate() {
+            let Ok(mut m) = c.module.try_borrow_mut() else {
+                let left = rest[i + 1..]
+                    .iter()
+                    .map(|c| Rc::downgrade(c) as std::rc::Weak<dyn std::any::Any>)
+                    .collect();
+                *c.reset.parked.borrow_mut() = Some((left, it));
+                c.lock_local.work.set(true);
+                return;
+            };
+            m.abort_held();
+        }
+        it.continue_with(0)
+    }
+
+    /// The poll's part of a parked abort walk: this channel's module, then
+    /// the rest of the thread's, then the walk goes on.
+    fn resume_abort(self: Rc<Self>) {
+        let Some((left, it)) = self.reset.parked.borrow_mut().take() else {
+            return;
+        };
+        let mut rest = vec![self];
+        rest.extend(
+            left.into_iter()
+                .filter_map(|w| w.upgrade()?.downcast::<ChannelInner>().ok()),
+        );
+        Self::abort_held_then(rest, it);
     }
 
     /// Hands the running reset to the module.
@@ -336,6 +385,12 @@ impl ChannelInner {
             whole: true,
         });
     }
+}
+
+/// An abort walk's visit: every module channel of the thread gives back
+/// what it holds.
+fn visit_abort(io: &IoChannel<ThreadChannels>, it: ChannelIter<ThreadChannels>) {
+    ChannelInner::abort_held_then(chans(io), it);
 }
 
 /// Freezes every channel of `bdev`; then, on the resetting channel

@@ -5,10 +5,11 @@
 //! complete (SPDK's `ch_ref`). What the walks do with it is in `reset`.
 
 use super::io::IoId;
-use crate::thread::ThreadHandle;
+use super::per_thread::ThreadChannels;
+use crate::thread::{ChannelIter, ThreadHandle};
 use std::any::Any;
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 /// A reset asked for while another ran: it completes with that one's status.
@@ -45,6 +46,10 @@ pub(crate) enum Phase {
     },
     /// The walk asking every module channel to give back what it holds runs.
     Aborting,
+    /// That walk is done: the channel's next poll hands the reset to the
+    /// module (not the walk's completion, which may run inside a call into
+    /// the module).
+    Submit,
     /// With the module, which must complete it by `deadline` (if any).
     InModule { deadline: Option<Instant> },
     /// The walk thawing every channel runs.
@@ -66,4 +71,8 @@ pub(crate) struct ResetLocal {
     /// One reference to the channel itself per reset of it not completed
     /// yet (type-erased, so this file sits below the channel).
     pub holds: RefCell<Vec<Rc<dyn Any>>>,
+    /// A walk asking module channels to give back what they hold, stopped
+    /// here because this channel's module was busy (the visit ran inside a
+    /// call into it): the channels still to ask, then the walk to go on.
+    pub parked: RefCell<Option<(Vec<Weak<dyn Any>>, ChannelIter<ThreadChannels>)>>,
 }
