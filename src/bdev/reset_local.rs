@@ -74,5 +74,9 @@ pub(crate) struct ResetLocal {
     /// A walk asking module channels to give back what they hold, stopped
     /// here because this channel's module was busy (the visit ran inside a
     /// call into it): the channels still to ask, then the walk to go on.
-    pub parked: RefCell<Option<(Vec<Weak<dyn Any>>, ChannelIter<ThreadChannels>)>>,
+    pub parked: RefCell<Option<Parked>>,
 }
+
+/// A parked abort walk: the channels of the thread still to ask, and the
+/// walk's cursor.
+pub(crate) type Parked = (Vec<Weak<dyn Any>>, ChannelIter<ThreadChannels>);
