@@ -35,16 +35,8 @@ impl ChannelInner {
             return 0;
         };
         if s.gen != d.id.gen() || s.state != State::InModule {
-            if s.gen == d.id.gen() && s.state == State::ResetInModule {
-                drop(pool);
-                self.reset_module_done(idx, d.status());
-                return 0;
-            }
-            log::error!(
-                "bdev {}: stale or doubled completion {:?} ignored",
-                self.bdev.name(),
-                d.id
-            );
+            drop(pool);
+            self.not_in_module(d);
             return 0;
         }
         self.in_module.set(self.in_module.get() - 1);
@@ -53,6 +45,29 @@ impl ChannelInner {
         }
         self.progressed.set(true);
         self.deliver(pool, idx, IoStatus::Success)
+    }
+
+    /// A report for a request that is not with the module as an I/O: a
+    /// reset the module completed, or a stale or doubled report (ignored).
+    /// Out of line, so the common completion stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn not_in_module(&self, d: Packed) {
+        let idx = d.id.index();
+        let reset = {
+            let pool = self.pool.borrow();
+            let s = &pool.slots[idx as usize];
+            s.gen == d.id.gen() && s.state == State::ResetInModule
+        };
+        if reset {
+            self.reset_module_done(idx, d.status());
+        } else {
+            log::error!(
+                "bdev {}: stale or doubled completion {:?} ignored",
+                self.bdev.name(),
+                d.id
+            );
+        }
     }
 
     /// The rest of [`ChannelInner::finish`] for a report that hands buffers
