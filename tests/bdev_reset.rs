@@ -417,3 +417,48 @@ fn an_async_reset_resolves_with_the_reset_status_and_frees_its_request() {
     t.shutdown().unwrap();
     t.destroy().unwrap();
 }
+
+#[test]
+fn a_reset_aborts_io_waiting_for_qos_quota() {
+    let (cfg, d) = holder(
+        Cfg {
+            complete_io: true,
+            complete_resets: true,
+            ..Cfg::default()
+        },
+        |_| {},
+    );
+    // 1000 I/O per second: one per 1 ms slice, the rest wait on the channel.
+    d.bdev().set_qos_limits([Some(1000), None, None, None]);
+    let t = Thread::new("reset_qos");
+    let ch = t.enter(|| d.get_io_channel().unwrap());
+    for _ in 0..20 {
+        t.poll(0);
+    }
+    let l = log();
+    reads(&t, &d, &ch, 0, 20, &l);
+    t.enter(|| d.reset(&ch, rec(&l)).unwrap());
+    poll_threads(&[&t], || l.borrow().len() == 21);
+    for _ in 0..50 {
+        t.poll(0);
+    }
+    let v = l.borrow();
+    assert_eq!(v.len(), 21, "twenty reads and the reset, each once");
+    assert_eq!(v[20].io_type, IoType::Reset, "the reset last");
+    let aborted = v.iter().filter(|c| c.status == IoStatus::Aborted).count();
+    let passed = cfg.lock().unwrap().submitted;
+    assert_eq!(
+        aborted + passed,
+        20,
+        "each read either reached the module or was aborted"
+    );
+    assert!(
+        aborted >= 10,
+        "the reads over quota were aborted ({aborted})"
+    );
+    drop(v);
+    d.bdev().set_qos_limits([None; 4]);
+    t.enter(|| drop(ch));
+    t.shutdown().unwrap();
+    t.destroy().unwrap();
+}
