@@ -4,7 +4,9 @@
 //! Then blob I/O through a blob channel against raw bdev I/O, both async at
 //! QD128 on a malloc bdev (`blob_qd`).
 //!
-//! `cargo bench --bench bdev_io_path` (`-- blob`: the blob comparison only)
+//! `cargo bench --bench bdev_io_path` (`-- blob`: the blob comparison only;
+//! `-- IOS`: one round of IOS I/Os on each bdev and no blob comparison, a
+//! run short enough for an instruction-counting profiler)
 
 #[path = "common/blob_qd.rs"]
 mod blob_qd;
@@ -41,10 +43,24 @@ fn main() {
     spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
     bdev::malloc::create(MallocOpts::new("BenchMalloc", 32768, 4096)).unwrap();
     let only_blob = std::env::args().any(|a| a == "blob");
-    let out: Vec<_> = (0..if only_blob { 0 } else { 3 })
-        .flat_map(|_| [run("BenchNull", 20_000_000), run("BenchMalloc", 2_000_000)])
+    let ios: Option<u64> = std::env::args().skip(1).find_map(|a| a.parse().ok());
+    let rounds = match (only_blob, ios) {
+        (true, _) => 0,
+        (false, Some(_)) => 1,
+        (false, None) => 3,
+    };
+    let out: Vec<_> = (0..rounds)
+        .flat_map(|_| {
+            [
+                run("BenchNull", ios.unwrap_or(20_000_000)),
+                run("BenchMalloc", ios.unwrap_or(2_000_000)),
+            ]
+        })
         .collect();
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    if ios.is_some() {
+        return;
+    }
     bdev::malloc::create(MallocOpts::new("BenchBlobMalloc", 65536, 4096)).unwrap();
     let blob: Vec<_> = (0..3)
         .map(|_| blob_qd::run("BenchBlobMalloc", 1_000_000))

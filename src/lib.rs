@@ -24,16 +24,18 @@
 //! [`util`] is another leaf: small utilities of SPDK's `lib/util` that any
 //! layer or tool may use (the latency histogram in SPDK's buckets).
 //!
-//! `unsafe` code lives in `env`, `pci` and `nvme` (its queues and shadow
-//! doorbells, requests and their inline callbacks, the tagged DMA
-//! submission, spec structures read as bytes, the NVMe/TCP queue's direct
-//! receive, and the software controller): it is needed to map device
-//! registers and hugepages and to hand memory to a device that writes
-//! into it by DMA. `thread`, `sock`, `bdev`, `blob`, `lvol`, `nvmf`, `rpc`
-//! and `event` deny it by lint; their few exceptions are allowed by name
-//! where they live, each with its `// SAFETY:` line: the thread layer's
-//! inline message buffer (`thread/msg.rs`) and its moving of a thread
-//! between reactors (`ReactorSet::move_thread`), and the bdev modules' two
+//! `unsafe` code lives in `env` (and its inline closure buffer,
+//! [`env::InlineFn`], which the thread layer's messages and the NVMe
+//! driver's completion callbacks share), `pci` and `nvme` (its queues and
+//! shadow doorbells, requests and the completion of their callbacks, the
+//! tagged DMA submission, spec structures read as bytes, the NVMe/TCP
+//! queue's direct receive, and the software controller): it is needed to
+//! map device registers and hugepages and to hand memory to a device that
+//! writes into it by DMA. `thread`, `sock`, `bdev`, `blob`, `lvol`,
+//! `nvmf`, `rpc` and `event` deny it by lint; their few exceptions are
+//! allowed by name where they live, each with its `// SAFETY:` line: the
+//! thread layer's moving of a thread between reactors
+//! (`ReactorSet::move_thread`), and the bdev modules' two
 //! hand-offs of a buffer to a device (the io_uring push of the file bdev,
 //! the DMA-by-address submission of the nvme bdev).
 //!

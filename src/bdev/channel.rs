@@ -19,6 +19,7 @@ use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::per_thread::{channel_error, host_thread, poll_host, ThreadChannels};
 use super::pool::{Cb, Pool, Stamp, State, NO_PARENT};
 use super::range_lock::lock;
+use super::reset_local::ResetLocal;
 use super::stat::ChannelStat;
 use super::ticks::ticks;
 use super::{BdevError, Result};
@@ -89,7 +90,7 @@ pub(crate) struct ChannelInner {
     poller: RefCell<Option<Poller>>,
     /// The thread layer's channel this one is part of: the thread knows
     /// the bdev channel is held, and the device's walks reach it.
-    io_ch: RefCell<Option<IoChannel<ThreadChannels>>>,
+    pub(crate) io_ch: RefCell<Option<IoChannel<ThreadChannels>>>,
     /// This channel's number (a lock's owner is named by it).
     pub(crate) id: u64,
     /// The lightweight thread it belongs to (its OS thread's host thread
@@ -100,8 +101,12 @@ pub(crate) struct ChannelInner {
     /// The bdev has rate limits: submissions take the QoS path. Set on
     /// this thread by a walk when the limits change.
     pub(crate) qos_on: Cell<bool>,
-    /// Its LBA range lock state (set only on this thread).
+    /// Its LBA range lock state (set only on this thread); its gate word
+    /// also sends resets, and everything while a reset froze the channel,
+    /// to the slow path.
     pub(crate) lock_local: LockLocal,
+    /// The resets it drives or waits for (`reset`).
+    pub(crate) reset: ResetLocal,
     /// Compare-and-write runs through the layer's emulation.
     pub(crate) emulate_caw: bool,
     /// The module compares natively (the emulation's compare step).
@@ -175,11 +180,14 @@ impl Channel {
         let p = bdev.props();
         let emulate_caw = bdev.emulates_compare_and_write();
         let native_compare = bdev.ops.io_type_supported(IoType::Compare);
-        let lock_local = LockLocal::new(if emulate_caw {
-            IoType::CompareAndWrite.bit()
-        } else {
-            0
-        });
+        let lock_local = LockLocal::new(
+            IoType::Reset.bit()
+                | if emulate_caw {
+                    IoType::CompareAndWrite.bit()
+                } else {
+                    0
+                },
+        );
         let id = NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed);
         let stat = Arc::new(ChannelStat::default());
         bdev.lock().stats.push(Arc::downgrade(&stat));
@@ -212,6 +220,7 @@ impl Channel {
             on_host,
             qos_on: Cell::new(bdev.qos.enabled.load(Ordering::Relaxed)),
             lock_local,
+            reset: ResetLocal::default(),
             emulate_caw,
             native_compare,
             bdev,
@@ -530,7 +539,7 @@ impl ChannelInner {
                 break;
             };
             let mut pool = self.pool.borrow_mut();
-            if self.bdev.is_removed() {
+            if self.bdev.is_removed() || self.lock_local.frozen.get() {
                 let id = pool.id(idx);
                 pool.slots[idx as usize].state = State::InModule;
                 self.in_module.set(self.in_module.get() + 1);
@@ -545,8 +554,8 @@ impl ChannelInner {
         }
     }
 
-    /// Aborts every request waiting for NOMEM retry or QoS quota (reset,
-    /// hot remove).
+    /// Aborts every request waiting for NOMEM retry or QoS quota (a reset's
+    /// freeze).
     pub(crate) fn abort_queued(&self) {
         self.abort_qos_queued();
         while let Some(idx) = self.nomem.borrow_mut().pop_front() {

@@ -35,6 +35,17 @@ pub struct BdevProps {
     pub split_on_optimal_io_boundary: bool,
     /// Whether the device has a volatile write cache (flush matters).
     pub write_cache: bool,
+    /// Seconds a reset waits for the I/O outstanding on every channel to
+    /// drain before it reaches the module (SPDK's `reset_io_drain_timeout`):
+    /// 0, the default, hands it to the module at once; otherwise a reset
+    /// whose I/O all drained in time succeeds without reaching the module,
+    /// and one whose I/O did not reaches the module when the time is up.
+    pub reset_io_drain_timeout: u16,
+    /// How long the module may take to complete a reset handed to it: after
+    /// that the reset fails (`IoStatus::Failed`), the channels thaw, and
+    /// the module's late report is ignored. `None` waits however long (as
+    /// SPDK does). Default: 120 s.
+    pub module_reset_timeout: Option<std::time::Duration>,
 }
 
 impl BdevProps {
@@ -51,6 +62,8 @@ impl BdevProps {
             optimal_io_boundary: 0,
             split_on_optimal_io_boundary: false,
             write_cache: false,
+            reset_io_drain_timeout: 0,
+            module_reset_timeout: Some(std::time::Duration::from_secs(120)),
         }
     }
 }
@@ -99,6 +112,8 @@ pub struct Bdev {
     pub(crate) io_device: BdevIoDevice,
     /// Its LBA range locks (`range_lock`).
     pub(crate) locks: Mutex<LockTable>,
+    /// Its resets (`reset`).
+    pub(crate) resets: Mutex<super::reset_local::ResetTable>,
 }
 
 impl std::fmt::Debug for Bdev {

@@ -9,7 +9,7 @@ use super::{
     IoRequest, IoStatus, IoType, ModuleChannel, Result,
 };
 use serde::Deserialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Parameters of `bdev_error_create` (SPDK's names).
@@ -56,7 +56,6 @@ struct Rule {
 struct Inject {
     armed: AtomicBool,
     rules: Mutex<Vec<Rule>>,
-    resets: AtomicU64,
 }
 
 impl Inject {
@@ -122,14 +121,21 @@ struct ErrorChannel {
     fwd: Forwarder,
     inject: Arc<Inject>,
     held: Vec<(IoId, IoData)>,
-    resets_seen: u64,
+}
+
+impl ErrorChannel {
+    /// Reports every held request as aborted.
+    fn abort_all(&mut self) {
+        for (id, data) in self.held.drain(..) {
+            self.fwd
+                .done
+                .complete_with_data(id, IoStatus::Aborted, data);
+        }
+    }
 }
 
 impl ModuleChannel for ErrorChannel {
     fn submit_request(&mut self, mut io: IoRequest<'_>) {
-        if io.io_type == IoType::Reset {
-            self.inject.resets.fetch_add(1, Ordering::Relaxed);
-        }
         match self.inject.take(io.io_type) {
             None => self.fwd.forward(io, 0),
             Some(ErrorType::Failure) => self.fwd.fail(&mut io, IoStatus::Failed),
@@ -143,18 +149,16 @@ impl ModuleChannel for ErrorChannel {
 
     fn poll(&mut self) -> usize {
         let n = self.fwd.poll();
-        let resets = self.inject.resets.load(Ordering::Relaxed);
-        if !self.held.is_empty()
-            && (resets != self.resets_seen || self.fwd.desc.bdev().is_removed())
-        {
-            for (id, data) in self.held.drain(..) {
-                self.fwd
-                    .done
-                    .complete_with_data(id, IoStatus::Aborted, data);
-            }
+        if !self.held.is_empty() && self.fwd.desc.bdev().is_removed() {
+            self.abort_all();
         }
-        self.resets_seen = resets;
         n
+    }
+
+    /// A reset walks every channel: what each holds is aborted (as SPDK's
+    /// error module aborts its pending I/O on a reset).
+    fn abort_held(&mut self) {
+        self.abort_all();
     }
 
     fn outstanding(&self) -> usize {
@@ -171,7 +175,6 @@ impl BdevOps for ErrorBdev {
             fwd: Forwarder::new(self.base.desc.clone(), done)?,
             inject: self.inject.clone(),
             held: Vec::new(),
-            resets_seen: self.inject.resets.load(Ordering::Relaxed),
         }))
     }
     fn write_config_json(&self) -> Option<serde_json::Value> {

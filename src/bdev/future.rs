@@ -284,9 +284,8 @@ impl Desc {
         .map(|_| ())
     }
 
-    /// Async reset.
+    /// Async reset (see [`Desc::reset`]).
     pub async fn reset_async(&self, ch: &Channel) -> Result<(), Box<IoFailed>> {
-        ch.0.abort_queued();
         self.submit_async(ch, IoType::Reset, 0, 0, IoData::None)
             .await
             .map(|_| ())

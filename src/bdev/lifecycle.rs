@@ -46,6 +46,7 @@ impl Bdev {
             qos: super::qos::Qos::default(),
             io_device,
             locks: Mutex::new(LockTable::default()),
+            resets: Mutex::default(),
         });
         if let Err(e) = registry::insert(&bdev) {
             bdev.io_device.unregister_detached();

@@ -28,13 +28,16 @@ impl ChannelInner {
     #[allow(clippy::result_large_err)]
     #[cold]
     pub(crate) fn start_gated(
-        &self,
+        self: &std::rc::Rc<Self>,
         io_type: IoType,
         off: u64,
         n: u64,
         data: IoData,
         cb: Cb,
     ) -> std::result::Result<IoId, (BdevError, IoData, Cb)> {
+        if io_type == IoType::Reset || self.lock_local.frozen.get() {
+            return self.start_reset_or_abort(io_type, off, n, data, cb);
+        }
         if io_type == IoType::CompareAndWrite && self.emulate_caw {
             return self.start_caw(off, n, data, cb);
         }
@@ -203,6 +206,9 @@ impl ChannelInner {
         if ll.resubmit.replace(false) {
             self.resubmit_locked();
         }
+        if self.reset.run.borrow().is_some() || self.reset.parked.borrow().is_some() {
+            self.reset_tick();
+        }
         let parked = std::mem::take(&mut *ll.drains.borrow_mut());
         for w in parked {
             if self.drained_for(&w.entry) {
@@ -256,7 +262,7 @@ impl ChannelInner {
                 break;
             };
             let mut pool = self.pool.borrow_mut();
-            if removed {
+            if removed || self.lock_local.frozen.get() {
                 self.complete_internal(&mut pool, idx, IoStatus::Aborted);
                 continue;
             }

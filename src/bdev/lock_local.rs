@@ -52,8 +52,11 @@ pub(crate) struct LockLocal {
     pub ranges: RefCell<Vec<ChanRange>>,
     /// Ranges handed to this channel so far (each gets the next number).
     pub seq: Cell<u64>,
-    /// The poll has lock work: a drain to check or an event to run.
+    /// The poll has lock work: a drain to check or an event to run (or a
+    /// reset this channel drives has a timed step due).
     pub work: Cell<bool>,
+    /// A reset froze the channel: every I/O type is gated (and aborted).
+    pub frozen: Cell<bool>,
     /// Locks ended: the poll resubmits the I/O queued behind them.
     pub resubmit: Cell<bool>,
     /// Walks waiting for this channel's I/O to drain.
@@ -78,8 +81,13 @@ impl LockLocal {
         }
     }
 
-    /// Recomputes the gate from the ranges.
+    /// Recomputes the gate from the ranges (everything while frozen).
     pub fn recompute_gate(&self) {
+        if self.frozen.get() {
+            let all = super::IoType::ALL.iter().fold(0, |m, t| m | t.bit());
+            self.gate.set(all);
+            return;
+        }
         let g = self
             .ranges
             .borrow()

@@ -35,6 +35,7 @@
 //! | `channel`, `pool`, `complete`, `split_io` | [`Channel`]: pooled requests, NOMEM retry, io_wait, poll; completion; splitting |
 //! | `submit` | the I/O calls of a descriptor |
 //! | `range_lock`, `lock_local`, `lock_walk`, `lock_channel`, `lock_end` | LBA range locks: the bdev's lock table, a channel's own lock state, the `for_each_channel` walks that hand locks out and take them back, what a channel does on a visit and in its poll, how locks are asked for and end |
+//! | `reset`, `reset_walk`, `reset_local` | [`Desc::reset`] with `for_each_channel` walks: freeze every channel (abort what it queued), drain or not, the module's reset, thaw; the steps, the walks, the state a reset keeps on the bdev and its channels |
 //! | `quiesce` | [`Desc::lock_lba_range`], [`Desc::quiesce_range`], [`Desc::quiesce`] and their unlocks |
 //! | `lock_future` | their async forms ([`Desc::lock_lba_range_async`], ...); a dropped future releases its lock |
 //! | `qos`, `qos_channel` | rate limits per bdev ([`QosLimits`]): quota per 1 ms slice, a channel's queue of I/O over quota |
@@ -81,6 +82,9 @@ mod qos_channel;
 mod quiesce;
 mod range_lock;
 mod registry;
+mod reset;
+mod reset_local;
+mod reset_walk;
 mod resize;
 pub mod rpc;
 pub mod split;

@@ -77,6 +77,15 @@ pub trait ModuleChannel {
     /// SPDK rings at the end of a qpair's completion processing.
     fn flush(&mut self) {}
 
+    /// A reset of the bdev is about to reach the module: report, as
+    /// [`IoStatus::Aborted`], the requests this channel holds back on
+    /// purpose (the error module's pending I/O). The bdev layer calls it
+    /// on every channel of the bdev, each on its own thread, before it
+    /// hands the reset to the module on the resetting channel, as SPDK's
+    /// modules that hold I/O walk their own channels on a reset. Nothing
+    /// by default.
+    fn abort_held(&mut self) {}
+
     /// In-flight requests the module still holds (diagnostics).
     fn outstanding(&self) -> usize {
         0

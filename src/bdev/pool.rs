@@ -39,6 +39,10 @@ pub(crate) enum State {
     Reserved,
     /// Waiting in the channel's QoS queue for its bdev's rate limits.
     QosQueued,
+    /// A reset: its walks run, or it waits for another reset.
+    Reset,
+    /// A reset with the module.
+    ResetInModule,
 }
 
 /// When an I/O was submitted.

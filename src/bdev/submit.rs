@@ -357,10 +357,15 @@ impl Desc {
         )
     }
 
-    /// Resets the bdev (`spdk_bdev_reset`): I/O this channel queued for
-    /// NOMEM retry is aborted, then the module resets.
+    /// Resets the bdev (`spdk_bdev_reset`): every channel of the bdev, on
+    /// every thread, is frozen — what it queued and had not handed to the
+    /// module completes `Aborted`, and so does I/O submitted to it until
+    /// the reset ends — then the module resets (with
+    /// [`BdevProps::reset_io_drain_timeout`](super::BdevProps) set, only if
+    /// I/O is still outstanding when that time is up), then the channels
+    /// thaw and `cb` runs. A reset asked for while one runs completes with
+    /// that one's status. See the `reset` file for the steps.
     pub fn reset(&self, ch: &Channel, cb: Box<dyn IoDone>) -> Submitted {
-        ch.0.abort_queued();
         self.submit(ch, IoType::Reset, 0, 0, IoData::None, cb)
     }
 }

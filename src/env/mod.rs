@@ -16,14 +16,18 @@
 //! User memory joins with [`mem_register`]. [`fini`] gives everything back.
 //! [`now_ns`] is the cheap monotonic clock (the TSC where the kernel
 //! trusts it) that pollers and I/O statistics run on.
+//! [`InlineFn`] stores a closure without a heap allocation: the thread
+//! layer's messages and the NVMe driver's completion callbacks are both one.
 //!
-//! `unsafe` is needed here to map memory and hand out slices of it.
+//! `unsafe` is needed here to map memory and hand out slices of it, and to
+//! store a closure of any type in a fixed buffer.
 
 mod clock;
 mod dmabuf;
 mod error;
 mod global;
 mod heap;
+pub mod inline_fn;
 mod mapper;
 mod opts;
 mod pool;
@@ -40,6 +44,7 @@ pub use global::{
     mem_unregister, opts, register_dma_mapper, unregister_dma_mapper, vtophys, vtophys_len,
     MemStats,
 };
+pub use inline_fn::{Detached, InlineFn, INLINE_FN_BYTES};
 pub use mapper::DmaMapper;
 pub use opts::{EnvOpts, HugePageSize, IovaMode};
 pub use pool::{DmaPool, DmaPoolBuf};

@@ -1,44 +1,24 @@
 //! Completion callbacks stored inline in a request: a type-erased
-//! `FnOnce(&mut QPair, IoCompletion)` in a fixed-size slot, so arming a
-//! request never allocates.
+//! `FnOnce(&mut QPair, IoCompletion)` in the environment's [`InlineFn`]
+//! (the thread layer's messages are one too), so arming a request never
+//! allocates. This file is its face for a completion: the queue pair and
+//! the completion travel by address, so the completion is not copied on
+//! the way (moved by value, each call through a function pointer would
+//! copy it again).
 
 use super::buffer::IoCompletion;
 use super::qpair::QPair;
-use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
+use crate::env::inline_fn::{Detached, InlineFn, INLINE_FN_BYTES};
+use std::mem::ManuallyDrop;
 
 /// Bytes available inline for a completion callback's captured state.
-pub const CALLBACK_INLINE_BYTES: usize = 48;
+pub const CALLBACK_INLINE_BYTES: usize = INLINE_FN_BYTES;
 
-type Slot = [usize; CALLBACK_INLINE_BYTES / size_of::<usize>()];
+/// What the erased function gets: the queue pair and the completion, by address.
+type Args = (*mut QPair, *mut ManuallyDrop<IoCompletion>);
 
 /// A type-erased `FnOnce(&mut QPair, IoCompletion)` stored inline.
-pub(crate) struct Callback {
-    data: MaybeUninit<Slot>,
-    call: unsafe fn(*mut u8, &mut QPair, &mut ManuallyDrop<IoCompletion>),
-    drop_fn: unsafe fn(*mut u8),
-}
-
-/// The trampoline: the completion is passed by address (by value, each
-/// call through a function pointer would copy it again).
-unsafe fn call_impl<F: FnOnce(&mut QPair, IoCompletion)>(
-    p: *mut u8,
-    qp: &mut QPair,
-    c: &mut ManuallyDrop<IoCompletion>,
-) {
-    // SAFETY: `p` holds a live F written by Callback::new, read exactly once
-    // (the Callback is not dropped afterwards: see invoke and detach), and
-    // read before `f` runs, which may reuse the memory.
-    let f = unsafe { p.cast::<F>().read() };
-    // SAFETY: `c` holds a live completion its owner gave up (see
-    // Pending::invoke). A `&mut` (unlike a raw pointer) tells the compiler
-    // nothing else writes it, so its fields are read where used, not copied first.
-    f(qp, unsafe { ManuallyDrop::take(c) })
-}
-
-unsafe fn drop_impl<F>(p: *mut u8) {
-    // SAFETY: `p` holds a live F not yet read (drop runs only when invoke did not).
-    unsafe { p.cast::<F>().drop_in_place() }
-}
+pub(crate) struct Callback(InlineFn<Args>);
 
 impl Callback {
     /// Stores `f` inline. A closure that captures more than
@@ -46,33 +26,17 @@ impl Callback {
     /// pointer or an index instead.
     #[inline]
     pub(crate) fn new<F: FnOnce(&mut QPair, IoCompletion) + 'static>(f: F) -> Self {
-        const {
-            assert!(
-                size_of::<F>() <= CALLBACK_INLINE_BYTES,
-                "I/O completion callback captures too much: keep it within CALLBACK_INLINE_BYTES"
-            );
-            assert!(align_of::<F>() <= align_of::<Slot>());
-        }
-        let mut data = MaybeUninit::<Slot>::uninit();
-        // SAFETY: the slot is large and aligned enough for F (checked above).
-        unsafe { data.as_mut_ptr().cast::<F>().write(f) };
-        Callback {
-            data,
-            call: call_impl::<F>,
-            drop_fn: drop_impl::<F>,
-        }
+        // The adapter captures `f` alone: it is exactly as large.
+        Callback(InlineFn::new_inline(move |(qp, c): Args| {
+            // SAFETY: `Pending::invoke`, the only caller, passes a live queue
+            // pair borrowed mutably for the call and a live completion its
+            // owner gave up: both are used here once. A `&mut` (unlike the
+            // raw pointer) tells the compiler nothing else writes the
+            // completion, so its fields are read where used, not copied first.
+            unsafe { f(&mut *qp, ManuallyDrop::take(&mut *c)) }
+        }))
     }
-}
 
-/// A callback taken out of its request ([`Callback::detach`]): the
-/// function to run and a bitwise copy of the captured state, which the
-/// function moves out when it runs.
-pub(crate) struct Pending {
-    call: unsafe fn(*mut u8, &mut QPair, &mut ManuallyDrop<IoCompletion>),
-    data: MaybeUninit<Slot>,
-}
-
-impl Callback {
     /// The function and a bitwise copy of the captured state (the drop
     /// function is not needed: a `Pending` is always run).
     ///
@@ -81,12 +45,15 @@ impl Callback {
     /// state now belongs to the `Pending`, which must be run once.
     #[inline(always)]
     pub(crate) unsafe fn detach(&mut self) -> Pending {
-        Pending {
-            call: self.call,
-            data: self.data,
-        }
+        // SAFETY: the caller forgets this Callback, as `InlineFn::detach` asks.
+        Pending(unsafe { self.0.detach() })
     }
 }
+
+/// A callback taken out of its request ([`Callback::detach`]): the
+/// function to run and a bitwise copy of the captured state, which the
+/// function moves out when it runs.
+pub(crate) struct Pending(Detached<Args>);
 
 impl Pending {
     /// Runs the detached callback once, moving the completion out of `c`
@@ -96,19 +63,10 @@ impl Pending {
     /// `c` must hold a live completion, which the caller gives up: it must
     /// not be used or dropped afterwards.
     #[inline(always)]
-    pub(crate) unsafe fn invoke(mut self, qp: &mut QPair, c: &mut ManuallyDrop<IoCompletion>) {
-        // SAFETY: `data` holds the live F that `call` was instantiated for
-        // (copied by `detach`, whose Callback was forgotten), read exactly
-        // once, by `call`, since `self` is consumed; `call` moves the
-        // completion out of `c`, which the caller gives up.
-        unsafe { (self.call)(self.data.as_mut_ptr().cast(), qp, c) }
-    }
-}
-
-impl Drop for Callback {
-    fn drop(&mut self) {
-        // SAFETY: the callback was not invoked (invoke forgets self), so F is live.
-        unsafe { (self.drop_fn)(self.data.as_mut_ptr().cast()) }
+    pub(crate) unsafe fn invoke(self, qp: &mut QPair, c: &mut ManuallyDrop<IoCompletion>) {
+        // The callback (see `Callback::new`) takes the completion out of
+        // `c`, which the caller gives up, and uses `qp` only for the call.
+        self.0.call((qp as *mut QPair, c as *mut _))
     }
 }
 
@@ -138,7 +96,7 @@ mod tests {
         let rc = Rc::new(std::cell::Cell::new(0u32));
         let now = Instant::now();
         let f = move |_: &mut QPair, _: IoCompletion| rc.set(now.elapsed().as_nanos() as u32);
-        assert!(size_of_val(&f) <= CALLBACK_INLINE_BYTES);
+        assert!(std::mem::size_of_val(&f) <= CALLBACK_INLINE_BYTES);
         drop(Callback::new(f));
     }
 }

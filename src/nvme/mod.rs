@@ -51,7 +51,7 @@
 //! and doorbells), `prp` (PRP lists), `request` (the
 //! request pool, sole owner of a request's lifecycle; command IDs carry a
 //! generation, so a stale completion is refused), `callback` (completion
-//! callbacks stored inline), `shadow_policy` (whether a controller's shadow
+//! callbacks stored inline, in the environment's `InlineFn`), `shadow_policy` (whether a controller's shadow
 //! doorbells pay off), `admin` (admin queue,
 //! over PCIe or TCP), `transport` (what a controller is reached over),
 //! `qpair_tcp` (an I/O queue pair's NVMe/TCP poll), `qpair_tcp_reconnect`
@@ -59,8 +59,9 @@
 //!
 //! `unsafe` here, each block with its `// SAFETY:` line: `queue` and
 //! `controller`/`transport` (volatile rings, doorbells and the shadow
-//! doorbell buffer), `request` and `callback` (callbacks stored inline,
-//! buffers lent by address until their completion), `io`
+//! doorbell buffer), `request` and `callback` (a callback taken out of its
+//! request and run once with the completion passed by address, buffers
+//! lent by address until their completion), `io`
 //! (`QPair::rw_tagged`, an `unsafe fn` whose caller keeps the buffer),
 //! `qpair_tcp` (receiving straight into a lent buffer), `spec` (the `Pod`
 //! byte views of `#[repr(C)]` structures), and `emu`.

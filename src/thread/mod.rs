@@ -75,11 +75,12 @@
 //! - Walks (for_each_channel, for_each_thread), `Thread::send` replies and
 //!   unregister completions carry drop guards: if a thread disappears with
 //!   one of them unrun, the walk moves on or the waiter gets an error.
-//! - `unsafe` is denied by lint here, and allowed by name in two places
-//!   only: the inline closure buffer of [`Msg`] (msg.rs), and
-//!   [`ReactorSet::move_thread`] with the `Migrant` it sends
+//! - `unsafe` is denied by lint here, and allowed by name in one place
+//!   only: [`ReactorSet::move_thread`] with the `Migrant` it sends
 //!   (reactor.rs, reactor_loop.rs) — moving a `!Send` thread to another OS
-//!   thread is sound only under a contract the caller states.
+//!   thread is sound only under a contract the caller states. A [`Msg`]'s
+//!   inline closure buffer is the environment's
+//!   [`InlineFn`](crate::env::InlineFn), whose unsafe lives there.
 //! - Time is [`ticks`] (nanoseconds, monotonic); a poll reads the clock
 //!   once when its host chains [`Thread::poll_at`].
 //!
