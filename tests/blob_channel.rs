@@ -590,8 +590,10 @@ fn a_read_right_after_an_allocating_channel_write_finds_the_data() {
     const CLUSTER: u64 = 16 << 10;
     const THIN_CLUSTERS: u64 = 200_000;
     const WRITES: u64 = 32;
-    let path =
-        std::env::temp_dir().join(format!("spdk-io-blob-alloc-read-{}.img", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "spdk-io-blob-alloc-read-{}.img",
+        std::process::id()
+    ));
     std::fs::File::create(&path)
         .unwrap()
         .set_len(16 << 20)

@@ -192,10 +192,20 @@ impl LvolChannel {
     /// Hands a read or write entered on the blob's map `m` (its blocks one
     /// run from base block `lba`) to the base bdev with the request's own
     /// buffers.
-    fn submit_direct(&self, ch: &BlobCh, m: Rc<Cached>, lba: u64, r: Req, data: IoData, len: usize) {
+    fn submit_direct(
+        &self,
+        ch: &BlobCh,
+        m: Rc<Cached>,
+        lba: u64,
+        r: Req,
+        data: IoData,
+        len: usize,
+    ) {
         let Some((desc, bch)) = &ch.bdev else {
             m.exit();
-            return self.completer.complete_with_data(r.id, IoStatus::Failed, data);
+            return self
+                .completer
+                .complete_with_data(r.id, IoStatus::Failed, data);
         };
         let blocks = ch.block.div(len as u64);
         let cb = self.lvol_io(r, None, Some(m));
@@ -203,7 +213,11 @@ impl LvolChannel {
             let status = if rej.error == BdevError::NoMem {
                 IoStatus::NoMem
             } else {
-                log::warn!("lvol {:?} at base block {lba} refused: {}", r.kind, rej.error);
+                log::warn!(
+                    "lvol {:?} at base block {lba} refused: {}",
+                    r.kind,
+                    rej.error
+                );
                 IoStatus::Failed
             };
             match rej.cb {
@@ -341,9 +355,7 @@ impl ModuleChannel for LvolChannel {
                 }
             }
             // Unmap and write-zeroes change the map: the metadata thread does them.
-            IoType::Unmap | IoType::WriteZeroes => {
-                self.submit_md(kind, id, uoff, units(n), off, n)
-            }
+            IoType::Unmap | IoType::WriteZeroes => self.submit_md(kind, id, uoff, units(n), off, n),
             // SPDK's lvol fails a reset (`lvol_reset`).
             _ => self.completer.complete(id, IoStatus::Failed),
         }
