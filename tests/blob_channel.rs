@@ -566,3 +566,102 @@ fn a_query_runs_beside_blob_io_in_flight_while_a_run_waits_for_it_to_drain() {
     md_join.join().unwrap();
     std::fs::remove_file(&path).unwrap();
 }
+
+/// Waits (bounded) until `slot` is filled, yielding to the thread between looks.
+async fn filled<T>(slot: &RefCell<Option<T>>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(v) = slot.borrow_mut().take() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no completion in 60 s"
+        );
+        spdk_io::thread::yield_now().await;
+    }
+}
+
+#[test]
+fn a_read_right_after_an_allocating_channel_write_finds_the_data() {
+    // A thin blob of many small clusters: bringing its shared map up to date
+    // after each allocation walks every cluster, so a completion delivered
+    // before that walk ends would let the read below see the old map.
+    const CLUSTER: u64 = 16 << 10;
+    const THIN_CLUSTERS: u64 = 200_000;
+    const WRITES: u64 = 32;
+    let path = std::env::temp_dir().join(format!(
+        "spdk-io-blob-alloc-read-{}.img",
+        std::process::id()
+    ));
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (md, md_join) = spawn_md(stop.clone());
+    let file = FileDev::open(&path, 4096).unwrap();
+    let channel_dev = file.try_clone().unwrap();
+    let opts = BsOpts {
+        cluster_size: CLUSTER as u32,
+        ..Default::default()
+    };
+    let bs = BlobstoreHandle::start(&md, Blobstore::init(file, &opts).unwrap()).unwrap();
+    let b2 = bs.clone();
+    let stale: Vec<u64> = block_on(async move {
+        let id = b2
+            .create_blob(BlobOpts {
+                num_clusters: THIN_CLUSTERS,
+                thin_provision: true,
+                ..Default::default()
+            })
+            .await?;
+        let blob = b2.open_blob(id).await?;
+        let ch = Rc::new(BlobIoChannel::new(&b2, channel_dev).await?);
+        let units_per_cluster = CLUSTER / 4096;
+        let mut stale = Vec::new();
+        for i in 0..WRITES {
+            let cluster = (i * 6_151 + 17) % THIN_CLUSTERS;
+            let offset = cluster * units_per_cluster + i % units_per_cluster;
+            let data = vec![(i % 250) as u8 + 1; 4096];
+            type Slot = Rc<RefCell<Option<Result<IoBuf, BlobError>>>>;
+            let out: Slot = Rc::default();
+            let (ch2, out2) = (ch.clone(), out.clone());
+            // In the write's completion, at once: a read of the same blocks.
+            ch.write_cb(
+                id,
+                offset,
+                IoBuf::from_vec(data.clone()),
+                Box::new(move |r: Result<IoBuf, BlobError>| match r {
+                    Ok(_) => {
+                        let out3 = out2.clone();
+                        ch2.read_cb(
+                            id,
+                            offset,
+                            IoBuf::new(4096),
+                            Box::new(move |r| *out3.borrow_mut() = Some(r)),
+                        )
+                    }
+                    Err(e) => *out2.borrow_mut() = Some(Err(e)),
+                }),
+            );
+            let back = filled(&out).await?;
+            if back[..] != data[..] {
+                stale.push(cluster);
+            }
+        }
+        drop(ch);
+        b2.close_blob(blob).await?;
+        b2.unload().await?;
+        Ok::<_, BlobError>(stale)
+    })
+    .unwrap();
+    assert!(
+        stale.is_empty(),
+        "{} of {WRITES} reads right after their write read the old data (clusters {stale:?})",
+        stale.len()
+    );
+    stop.store(true, Ordering::Release);
+    md_join.join().unwrap();
+    std::fs::remove_file(&path).unwrap();
+}

@@ -43,6 +43,15 @@ impl ChannelInner {
         }
         self.in_module.set(self.in_module.get() - 1);
         if !d.is_plain_success() || s.parent != NO_PARENT {
+            // A caller's own request that succeeded and hands its buffers
+            // back (a virtual bdev's, forwarded to its base): as common.
+            if s.parent == NO_PARENT && d.status().is_success() {
+                if let Some(data) = data {
+                    s.data.put(data);
+                }
+                self.progressed.set(true);
+                return self.deliver(pool, idx, IoStatus::Success);
+            }
             return self.finish_other(pool, idx, d.status(), data);
         }
         self.progressed.set(true);

@@ -348,6 +348,10 @@ impl Completer {
     #[inline]
     pub(crate) fn take_data(&self, id: IoId) -> Option<IoData> {
         let mut q = self.0.data.borrow_mut();
+        // Reports are handled in arrival order: the front, almost always.
+        if q.front().is_some_and(|(i, _)| *i == id) {
+            return q.pop_front().map(|(_, d)| d);
+        }
         let at = q.iter().position(|(i, _)| *i == id)?;
         q.remove(at).map(|(_, d)| d)
     }

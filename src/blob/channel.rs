@@ -34,6 +34,9 @@ pub struct BlobIoChannel<D, C: BsDev> {
     /// The maps this channel met, by id (an `Rc` around the shared `Arc`:
     /// taking one per I/O is a plain increment).
     cache: RefCell<HashMap<BlobId, Rc<Cached>, BuildHasherDefault<IdHasher>>>,
+    /// The map of the blob met last (most channels serve one blob): found
+    /// without hashing.
+    last: RefCell<Option<(BlobId, Rc<Cached>)>>,
     /// Bytes per io unit and per device block; io units per cluster;
     /// device blocks per io unit and per cluster.
     unit: Divisor,
@@ -154,6 +157,7 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
             bdev,
             dev: RefCell::new(dev),
             cache: RefCell::default(),
+            last: RefCell::default(),
             unit: Divisor::new(unit as u64),
             block: Divisor::new(bl as u64),
             upc: Divisor::new((cs / unit) as u64),
@@ -165,9 +169,20 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     }
 
     /// The current map of open blob `id` (from this channel's cache).
+    #[inline]
     pub(crate) fn map(&self, id: BlobId) -> Result<Rc<Cached>> {
+        if let Some((last, m)) = &*self.last.borrow() {
+            if *last == id && !m.is_stale() {
+                return Ok(m.clone());
+            }
+        }
+        self.map_slow(id)
+    }
+
+    fn map_slow(&self, id: BlobId) -> Result<Rc<Cached>> {
         if let Some(m) = self.cache.borrow().get(&id) {
             if !m.is_stale() {
+                *self.last.borrow_mut() = Some((id, m.clone()));
                 return Ok(m.clone());
             }
         }
@@ -176,9 +191,11 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
         })?;
         let m = Rc::new(Cached(m));
         self.cache.borrow_mut().insert(id, m.clone());
+        *self.last.borrow_mut() = Some((id, m.clone()));
         Ok(m)
     }
 
+    #[inline]
     pub(crate) fn units(&self, id: BlobId, m: &BlobMap, offset: u64, bytes: usize) -> Result<u64> {
         if self.unit.rem(bytes as u64) != 0 || bytes == 0 {
             return Err(BlobError::InvalidArgument(format!(
@@ -201,6 +218,7 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
 
     /// Where `units` io units at `offset` are on the device (`owned`: only
     /// clusters the blob owns count).
+    #[inline]
     pub(crate) fn run(&self, m: &BlobMap, offset: u64, units: u64, owned: bool) -> Run {
         let (first, last) = (self.upc.div(offset), self.upc.div(offset + units - 1));
         let start = match m.entry(first) {

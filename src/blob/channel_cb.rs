@@ -92,26 +92,43 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
 
     fn submit_cb(self: &Rc<Self>, t: IoType, id: BlobId, offset: u64, buf: IoBuf, cb: BlobIoCb) {
         let write = t == IoType::Write;
-        let bdev = self.bdev.is_some().then_some(());
-        let direct = bdev.and_then(|()| self.map(id).ok()).and_then(|m| {
-            if write && m.data_ro() {
-                return None;
-            }
-            let units = self.units(id, &m, offset, buf.len()).ok()?;
-            if !m.enter() {
-                return None;
-            }
-            match self.run(&m, offset, units, write) {
-                Run::Dev(lba) => Some((m, lba)),
-                _ => {
-                    m.exit();
-                    None
-                }
-            }
-        });
-        match direct {
+        match self.enter_direct(id, offset, buf.len(), write) {
             Some((m, lba)) => self.submit_direct(t, m, lba, buf, cb),
             None => self.submit_task(write, id, offset, buf, cb),
+        }
+    }
+
+    /// For a caller that submits to this channel's bdev itself (the lvol
+    /// bdev): when `bytes` at io unit `offset` of open blob `id` are one
+    /// run of clusters the I/O may use directly (for a write: clusters the
+    /// blob owns), the blob's map entered for the I/O (the caller calls
+    /// [`Cached::exit`] through it when the I/O is done) and the first
+    /// device block. `None` when the I/O must take the general path
+    /// ([`Self::read`], [`Self::write`]): no bdev, a frozen or read-only
+    /// blob, bad arguments, zeroes, a split, an allocating write.
+    #[inline]
+    pub(crate) fn enter_direct(
+        &self,
+        id: BlobId,
+        offset: u64,
+        bytes: usize,
+        write: bool,
+    ) -> Option<(Rc<Cached>, u64)> {
+        self.bdev.as_ref()?;
+        let m = self.map(id).ok()?;
+        if write && m.data_ro() {
+            return None;
+        }
+        let units = self.units(id, &m, offset, bytes).ok()?;
+        if !m.enter() {
+            return None;
+        }
+        match self.run(&m, offset, units, write) {
+            Run::Dev(lba) => Some((m, lba)),
+            _ => {
+                m.exit();
+                None
+            }
         }
     }
 

@@ -6,7 +6,9 @@
 //!
 //! Operations that move clusters freeze the blobs they touch first
 //! ([`super::io_map`]); after each operation the shared cluster maps are
-//! brought up to date, then the freeze ends.
+//! brought up to date, then the freeze ends, and only then does the caller
+//! hear the result: a caller that does I/O as soon as its operation
+//! completes (a read right after an allocating write) finds the new map.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -24,9 +26,14 @@ use super::store::Blobstore;
 /// A future on the metadata thread, borrowing the store.
 pub(crate) type LocalFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
+/// What an operation hands back: the delivery of its result to its caller,
+/// run once the maps are up to date and the freeze is over.
+pub(crate) type Deliver = Box<dyn FnOnce()>;
+
 /// One queued operation: given the store, a future that does the work and
-/// delivers its own result.
-pub(crate) type OpFn<D> = Box<dyn for<'a> FnOnce(&'a mut Blobstore<D>) -> LocalFut<'a, ()> + Send>;
+/// resolves to the delivery of its result.
+pub(crate) type OpFn<D> =
+    Box<dyn for<'a> FnOnce(&'a mut Blobstore<D>) -> LocalFut<'a, Deliver> + Send>;
 
 /// The last operation: takes the store by value.
 pub(crate) type EndFn<D> = Box<dyn FnOnce(Blobstore<D>) -> LocalFut<'static, ()> + Send>;
@@ -94,9 +101,10 @@ async fn serve<D: BsDev + 'static>(
         match job {
             Job::Op(freeze, op) => {
                 let frozen = maps.freeze(freeze).await;
-                op(&mut bs).await;
+                let deliver = op(&mut bs).await;
                 maps.refresh(&bs);
                 Maps::thaw(frozen);
+                deliver();
             }
             Job::End(end) => {
                 // Later jobs are dropped unrun: their callers hear NotRunning.

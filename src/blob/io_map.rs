@@ -75,11 +75,13 @@ impl BlobMap {
     }
 
     /// Clusters in the blob.
+    #[inline]
     pub(crate) fn clusters(&self) -> u64 {
         self.entries.len() as u64
     }
 
     /// Where cluster `i` reads from (`i` < [`Self::clusters`]).
+    #[inline]
     pub(crate) fn entry(&self, i: u64) -> Entry {
         match self.entries[i as usize].load(SeqCst) {
             0 => Entry::Zero,
@@ -91,16 +93,19 @@ impl BlobMap {
     }
 
     /// Whether writes are refused.
+    #[inline]
     pub(crate) fn data_ro(&self) -> bool {
         self.data_ro.load(SeqCst)
     }
 
     /// Whether the blob was closed or replaced: look it up again.
+    #[inline]
     pub(crate) fn is_stale(&self) -> bool {
         self.stale.load(SeqCst)
     }
 
     /// Starts an I/O on the channel's thread; `false` while frozen or stale.
+    #[inline]
     pub(crate) fn enter(&self) -> bool {
         if self.frozen.load(SeqCst) != 0 || self.is_stale() {
             return false;
@@ -114,6 +119,7 @@ impl BlobMap {
     }
 
     /// Ends an I/O started by a successful [`Self::enter`].
+    #[inline]
     pub(crate) fn exit(&self) {
         if self.inflight.fetch_sub(1, SeqCst) == 1 && self.frozen.load(SeqCst) != 0 {
             if let Some(w) = lock(&self.drain).take() {

@@ -229,9 +229,12 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
             Box::new(move |bs| {
                 Box::pin(async move {
                     let r = op(bs).await;
-                    if let Err(e) = reply_to.send_msg(move || cb(r)) {
-                        log::error!("blobstore completion lost: {e}");
-                    }
+                    let deliver = move || {
+                        if let Err(e) = reply_to.send_msg(move || cb(r)) {
+                            log::error!("blobstore completion lost: {e}");
+                        }
+                    };
+                    Box::new(deliver) as fifo::Deliver
                 })
             }),
         ))
@@ -274,7 +277,9 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
         self.op(Freeze::All, op).await
     }
 
-    /// Runs `op` on the metadata thread with the blobs `freeze` names frozen.
+    /// Runs `op` on the metadata thread with the blobs `freeze` names frozen;
+    /// resolves once the shared cluster maps show what `op` did, so I/O the
+    /// caller issues next goes where `op` left the blob's clusters.
     pub(crate) async fn op<R, Op>(&self, freeze: Freeze, op: Op) -> Result<R>
     where
         R: Send + 'static,
@@ -283,7 +288,12 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
         let (tx, rx) = reply_pair();
         self.push(Job::Op(
             freeze,
-            Box::new(move |bs| Box::pin(async move { tx.send(op(bs).await) })),
+            Box::new(move |bs| {
+                Box::pin(async move {
+                    let r = op(bs).await;
+                    Box::new(move || tx.send(r)) as fifo::Deliver
+                })
+            }),
         ))?;
         rx.await
     }

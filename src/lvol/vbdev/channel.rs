@@ -2,9 +2,12 @@
 //! channel of the submitting thread (offsets mapped there through the
 //! blob's cluster map, the caller's buffer handed to the base bdev's
 //! channel of that thread; only allocating writes visit the metadata
-//! thread) and completes through the channel's completer. Reads and writes
-//! use the blob channel's callback form with recycled completions: no task,
-//! no message and no allocation per I/O once warm.
+//! thread) and completes through the channel's completer. A read or write
+//! whose blocks are one run of clusters it may use goes straight to the
+//! base bdev with the request's own buffers and one recycled completion
+//! that leaves the blob's map and reports to the lvol's channel; the rest
+//! use the blob channel's callback form. No task, no message and no
+//! allocation per I/O once warm.
 //!
 //! The blob channel is made on the thread's first I/O (it asks the
 //! metadata thread for the store's geometry). The reads and writes that
@@ -13,8 +16,9 @@
 //! and every later poll would carry one I/O instead of a queue's worth.
 
 use super::LvsBdev;
-use crate::bdev::IoId;
+use crate::bdev::{BdevError, IoCompletion, IoDone, IoId};
 use crate::bdev::{Completer, IoBuf, IoData, IoRequest, IoStatus, IoType, ModuleChannel};
+use crate::blob::channel::Cached;
 use crate::blob::{BdevBsDev, BlobError, BlobId, BlobIoChannel, BlobIoDone};
 use crate::thread::spawn_local;
 use std::cell::{OnceCell, RefCell};
@@ -93,6 +97,8 @@ struct LvolIo {
     orig: Option<IoData>,
     off: u64,
     n: u64,
+    /// The blob's map, entered, when the I/O went straight to the base.
+    m: Option<Rc<Cached>>,
     done: Completer,
     free: IoFree,
 }
@@ -129,26 +135,116 @@ impl BlobIoDone for LvolIo {
     }
 }
 
+/// The completion of a read or write that went straight to the base bdev.
+impl IoDone for LvolIo {
+    fn io_done(mut self: Box<Self>, c: IoCompletion) {
+        if let Some(m) = self.m.take() {
+            m.exit();
+        }
+        let status = match c.status {
+            IoStatus::Success => IoStatus::Success,
+            // Refused for want of a base request: the bdev layer retries it.
+            IoStatus::NoMem => IoStatus::NoMem,
+            other => {
+                let (kind, off, n) = (self.kind, self.off, self.n);
+                log::error!("lvol {kind:?} at block {off} (+{n}): the base bdev says {other:?}");
+                IoStatus::Failed
+            }
+        };
+        self.done.complete_with_data(self.id, status, c.data);
+        let free = self.free.clone();
+        free.borrow_mut().push(self);
+    }
+}
+
+/// What identifies one request to its completion.
+#[derive(Clone, Copy)]
+struct Req {
+    id: IoId,
+    kind: IoType,
+    /// In the lvol's blocks, for messages.
+    off: u64,
+    n: u64,
+}
+
 impl LvolChannel {
-    /// Hands a read or write to this thread's blob channel by callback
-    /// (no task, no message; nothing allocated once warm).
-    fn submit_rw(&self, ch: &Rc<BlobCh>, io: RwIo) {
+    /// A completion for `r`, from the free list when there is one.
+    fn lvol_io(&self, r: Req, orig: Option<IoData>, m: Option<Rc<Cached>>) -> Box<LvolIo> {
         let recycled = self.free.borrow_mut().pop();
-        let cb = match recycled {
+        match recycled {
             Some(mut c) => {
-                (c.id, c.kind, c.orig, c.off, c.n) = (io.id, io.kind, io.orig, io.off, io.n);
+                (c.id, c.kind, c.orig, c.off, c.n, c.m) = (r.id, r.kind, orig, r.off, r.n, m);
                 c
             }
             None => Box::new(LvolIo {
-                id: io.id,
-                kind: io.kind,
-                orig: io.orig,
-                off: io.off,
-                n: io.n,
+                id: r.id,
+                kind: r.kind,
+                orig,
+                off: r.off,
+                n: r.n,
+                m,
                 done: self.completer.clone(),
                 free: self.free.clone(),
             }),
+        }
+    }
+
+    /// Hands a read or write entered on the blob's map `m` (its blocks one
+    /// run from base block `lba`) to the base bdev with the request's own
+    /// buffers.
+    fn submit_direct(
+        &self,
+        ch: &BlobCh,
+        m: Rc<Cached>,
+        lba: u64,
+        r: Req,
+        data: IoData,
+        len: usize,
+    ) {
+        let Some((desc, bch)) = &ch.bdev else {
+            m.exit();
+            return self
+                .completer
+                .complete_with_data(r.id, IoStatus::Failed, data);
         };
+        let blocks = ch.block.div(len as u64);
+        let cb = self.lvol_io(r, None, Some(m));
+        if let Err(rej) = desc.submit(bch, r.kind, lba, blocks, data, cb) {
+            let status = if rej.error == BdevError::NoMem {
+                IoStatus::NoMem
+            } else {
+                log::warn!(
+                    "lvol {:?} at base block {lba} refused: {}",
+                    r.kind,
+                    rej.error
+                );
+                IoStatus::Failed
+            };
+            match rej.cb {
+                Some(done) => done.io_done(IoCompletion {
+                    status,
+                    io_type: r.kind,
+                    offset_blocks: lba,
+                    num_blocks: blocks,
+                    data: rej.data,
+                    submit_tick: 0,
+                    complete_tick: 0,
+                }),
+                None => self.completer.complete_with_data(r.id, status, rej.data),
+            }
+        }
+    }
+
+    /// Hands a read or write to this thread's blob channel by callback
+    /// (no task, no message; nothing allocated once warm).
+    fn submit_rw(&self, ch: &Rc<BlobCh>, io: RwIo) {
+        let r = Req {
+            id: io.id,
+            kind: io.kind,
+            off: io.off,
+            n: io.n,
+        };
+        let cb = self.lvol_io(r, io.orig, None);
         if io.kind == IoType::Read {
             ch.read_cb(self.blob_id, io.uoff, io.buf, cb)
         } else {
@@ -205,13 +301,29 @@ impl ModuleChannel for LvolChannel {
         let (id, bl) = (io.id, io.block_size as u64);
         let (off, n) = (io.offset_blocks, io.num_blocks);
         let unit = self.lvs.lvs.block_size() as u64;
-        // Offsets in the blob's io units (the base device's blocks).
-        let (uoff, ulen) = (off * bl / unit, n * bl / unit);
+        // Offsets in the blob's io units (the base device's blocks): the
+        // lvol's own blocks unless their sizes differ.
+        let units = |x: u64| if bl == unit { x } else { x * bl / unit };
+        let uoff = units(off);
         let kind = io.io_type;
         match kind {
             IoType::Read | IoType::Write => {
                 let len = io.len_bytes();
-                let (buf, orig) = match io.take_data() {
+                let data = match (self.ch.get(), io.take_data()) {
+                    // The common case: one run of clusters, straight to the base.
+                    (Some(ch), Some(d)) => {
+                        let write = kind == IoType::Write;
+                        match ch.enter_direct(self.blob_id, uoff, len, write) {
+                            Some((m, lba)) => {
+                                let r = Req { id, kind, off, n };
+                                return self.submit_direct(ch, m, lba, r, d, len);
+                            }
+                            None => Some(d),
+                        }
+                    }
+                    (_, d) => d,
+                };
+                let (buf, orig) = match data {
                     Some(d) => one_buf(d, len),
                     // A piece of a split I/O: its buffers are shared.
                     None if kind == IoType::Write => {
@@ -243,7 +355,7 @@ impl ModuleChannel for LvolChannel {
                 }
             }
             // Unmap and write-zeroes change the map: the metadata thread does them.
-            IoType::Unmap | IoType::WriteZeroes => self.submit_md(kind, id, uoff, ulen, off, n),
+            IoType::Unmap | IoType::WriteZeroes => self.submit_md(kind, id, uoff, units(n), off, n),
             // SPDK's lvol fails a reset (`lvol_reset`).
             _ => self.completer.complete(id, IoStatus::Failed),
         }
