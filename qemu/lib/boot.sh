@@ -97,7 +97,11 @@ boot_guest() {
   run_qemu "$accel" "$dir" "$initrd" | tee "$dir/console.log" || rc=${PIPESTATUS[0]}
   GUEST_SECONDS=$(awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f", ms / 1000 }')
   status=$(guest_status "$dir")
-  if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+  if grep -q "Initramfs unpacking failed" "$dir/console.log"; then
+    # Files are missing in the guest: whatever ran there proves nothing.
+    log "mode $MODE: the guest could not unpack its initramfs (out of memory: raise --mem)"
+    GUEST_STATUS=126
+  elif [[ $rc -eq 124 || $rc -eq 137 ]]; then
     log "mode $MODE: the guest hit the ${TIMEOUT}s timeout (raise it with --timeout)"
     GUEST_STATUS=124
   elif [[ -z $status ]]; then
