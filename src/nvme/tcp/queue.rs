@@ -89,8 +89,9 @@ pub struct TcpQueue {
     pub(super) failed: bool,
     /// Payload bytes read straight into command buffers (large C2H data).
     pub(super) direct_bytes: u64,
-    /// The last C2HData PDU carried at least `DIRECT_MIN` bytes: the next
-    /// read from an empty buffer takes one PDU header only, so the large
+    /// The last C2HData PDU carried at least `DIRECT_MIN` bytes (and no
+    /// response of a write or a small command came since): the next read
+    /// from an empty buffer takes one PDU header only, so the large
     /// payload likely behind it is read straight into its command's buffer.
     pub(super) big_c2h: bool,
     pub(super) scratch: [u8; MAX_HEADER_WITH_PAD],

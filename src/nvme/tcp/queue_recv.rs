@@ -146,9 +146,15 @@ impl TcpQueue {
                                 )));
                             };
                             c.active = false;
+                            // The response of anything but a large read:
+                            // small PDUs follow, read them many at a time.
+                            let small = c.write || c.len < DIRECT_MIN;
                             let mut cqe = cqe;
                             if c.digest_error && cqe.status >> 1 == 0 {
                                 cqe.status = TRANSIENT_TRANSPORT_ERROR;
+                            }
+                            if small {
+                                self.big_c2h = false;
                             }
                             completed += 1;
                             on_cqe(cqe);
