@@ -268,6 +268,45 @@ fn large_read_data_is_received_straight_into_the_buffer_across_its_segments() {
     peer.join().unwrap();
 }
 
+#[test]
+fn after_a_large_read_the_next_payload_skips_the_receive_buffer_whole() {
+    let (a, b) = (pattern(200_000, 5), pattern(200_000, 6));
+    let (a2, b2) = (a.clone(), b.clone());
+    let (addr, peer) = spawn(PeerOpts::default(), move |p| {
+        // Each PDU in one write, sent only once its command has arrived:
+        // the second finds the host's receive buffer empty, just after a
+        // large C2HData.
+        for data in [&a2, &b2] {
+            let (sqe, _) = p.read_cmd();
+            let cid = sqe.cid();
+            let pdu = p.pdu(
+                PduType::C2HData,
+                flags::LAST_PDU | flags::SUCCESS,
+                &data_psh(cid, 0, 200_000),
+                data,
+            );
+            p.send_raw(&pdu);
+        }
+    });
+    let mut q = TcpQueue::connect(addr, 32, &digests_on()).unwrap();
+    let mut bufs = Bufs::with(1, vec![vec![0; 200_000]]);
+    bufs.0[2] = vec![vec![0; 200_000]];
+    q.submit(cmd(0x02, 1), 200_000, false, &bufs).unwrap();
+    assert_eq!(wait(&mut q, &mut bufs, 1).unwrap()[0].status, 0);
+    let before = q.direct_bytes();
+    q.submit(cmd(0x02, 2), 200_000, false, &bufs).unwrap();
+    let c = wait(&mut q, &mut bufs, 1).unwrap();
+    assert_eq!((c[0].cid, c[0].status), (2, 0), "data digest matched");
+    assert!(bufs.0[1][0] == a && bufs.0[2][0] == b);
+    assert_eq!(
+        q.direct_bytes() - before,
+        200_000,
+        "only the second PDU's header went through the receive buffer"
+    );
+    drop(q);
+    peer.join().unwrap();
+}
+
 fn data_psh(cid: u16, datao: u32, datal: u32) -> [u8; 16] {
     spdk_io::nvme::tcp::encode::data_psh(&spdk_io::nvme::tcp::pdu::DataHeader {
         cccid: cid,

@@ -165,6 +165,24 @@ fn a_payload_streams_out_in_pieces() {
 }
 
 #[test]
+fn fill_max_reads_no_more_than_asked_and_leaves_the_rest_in_the_socket() {
+    let (s, mut peer) = pair("127.0.0.1:0", &SocketOpts::default());
+    let mut rb = RecvBuffer::new(4096);
+    let data: Vec<u8> = (0..1000u32).map(|i| (i * 3) as u8).collect();
+    peer.write_all(&data).unwrap();
+    let got = poll_until(|| Some(rb.fill_max(&s, 24).unwrap()).filter(|&n| n > 0));
+    assert_eq!(got, 24, "one header's worth, though 1000 bytes wait");
+    assert_eq!(rb.peek(), &data[..24]);
+    let mut rest = vec![0u8; 976];
+    let mut n = 0;
+    poll_until(|| {
+        n += s.recv(&mut rest[n..]).unwrap();
+        (n == rest.len()).then_some(())
+    });
+    assert_eq!(rest, &data[24..], "the rest stayed in the socket, in order");
+}
+
+#[test]
 fn a_closed_peer_is_reported_as_closed() {
     let (s, peer) = pair("127.0.0.1:0", &SocketOpts::default());
     drop(peer);

@@ -70,10 +70,19 @@ impl RecvBuffer {
     /// the socket had nothing or the buffer is full. Moves waiting bytes
     /// to the front first when that makes room.
     pub fn fill(&mut self, sock: &Socket) -> Result<usize, SockError> {
+        self.fill_max(sock, usize::MAX)
+    }
+
+    /// As [`fill`](Self::fill), reading at most `max` bytes: a caller that
+    /// expects a large payload next reads only the header in front of it,
+    /// so the payload can be read straight to where it belongs instead of
+    /// being copied out of this buffer.
+    pub fn fill_max(&mut self, sock: &Socket, max: usize) -> Result<usize, SockError> {
         if self.end == self.buf.len() && self.start > 0 {
             self.compact();
         }
-        let n = sock.recv(&mut self.buf[self.end..])?;
+        let end = self.buf.len().min(self.end.saturating_add(max));
+        let n = sock.recv(&mut self.buf[self.end..end])?;
         self.end += n;
         Ok(n)
     }

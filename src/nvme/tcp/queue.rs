@@ -89,6 +89,11 @@ pub struct TcpQueue {
     pub(super) failed: bool,
     /// Payload bytes read straight into command buffers (large C2H data).
     pub(super) direct_bytes: u64,
+    /// The last C2HData PDU carried at least `DIRECT_MIN` bytes (and no
+    /// response of a write or a small command came since): the next read
+    /// from an empty buffer takes one PDU header only, so the large
+    /// payload likely behind it is read straight into its command's buffer.
+    pub(super) big_c2h: bool,
     pub(super) scratch: [u8; MAX_HEADER_WITH_PAD],
 }
 
@@ -115,6 +120,7 @@ impl TcpQueue {
             cmds: vec![Cmd::default(); n],
             failed: false,
             direct_bytes: 0,
+            big_c2h: false,
             scratch: [0; MAX_HEADER_WITH_PAD],
         };
         q.initialize(opts)?;

@@ -46,6 +46,14 @@ pub(super) struct DataRx {
 /// the owner in one poll for ever).
 const READS_PER_POLL: usize = 4;
 
+/// Bytes from a C2HData PDU's start to its data at the least PDO the
+/// framing allows: its header, header digest and padding.
+fn c2h_data_head(f: Framing) -> usize {
+    let head = DATA_HLEN + if f.hdgst { DIGEST_LEN } else { 0 };
+    let align = pda_bytes(f.pda);
+    head.div_ceil(align) * align
+}
+
 /// Status Transient Transport Error (generic status 0x22), in a CQE's status field.
 const TRANSIENT_TRANSPORT_ERROR: u16 = 0x22 << 1;
 
@@ -67,12 +75,19 @@ impl TcpQueue {
         for _ in 0..READS_PER_POLL {
             let direct =
                 self.rx.is_empty() && matches!(self.rx_state, Rx::Data(d) if d.left >= DIRECT_MIN);
-            let room = self.rx.room();
+            // After a large C2HData, read one header first (more bytes
+            // would carry the next payload into the buffer, to be copied).
+            let max = if self.big_c2h && self.rx.is_empty() && matches!(self.rx_state, Rx::Header) {
+                c2h_data_head(self.recv_framing)
+            } else {
+                usize::MAX
+            };
+            let room = self.rx.room().min(max);
             let got = if direct {
                 // `process` reads the payload into its buffer itself.
                 0
             } else {
-                match self.rx.fill(&self.sock) {
+                match self.rx.fill_max(&self.sock, max) {
                     Ok(g) => g,
                     Err(e) => return Err(self.fail(e.into())),
                 }
@@ -131,9 +146,15 @@ impl TcpQueue {
                                 )));
                             };
                             c.active = false;
+                            // The response of anything but a large read:
+                            // small PDUs follow, read them many at a time.
+                            let small = c.write || c.len < DIRECT_MIN;
                             let mut cqe = cqe;
                             if c.digest_error && cqe.status >> 1 == 0 {
                                 cqe.status = TRANSIENT_TRANSPORT_ERROR;
+                            }
+                            if small {
+                                self.big_c2h = false;
                             }
                             completed += 1;
                             on_cqe(cqe);
@@ -153,6 +174,7 @@ impl TcpQueue {
                                     d.cccid, d.datao, d.datal, c.done, c.len
                                 )));
                             }
+                            self.big_c2h = d.datal >= DIRECT_MIN;
                             let success = h.ch.flags & flags::SUCCESS != 0;
                             if success && d.datao + d.datal != c.len {
                                 return Err(self.bad_peer(format!(
