@@ -68,6 +68,10 @@ pub(crate) struct ChannelInner {
     pub max_rw: u64,
     pub boundary: u64,
     pub supported: u32,
+    /// The module channel reaps or publishes work of its own
+    /// ([`ModuleChannel::needs_poll`], asked once): otherwise the poll
+    /// skips its `poll`, `reap_more` and `flush`.
+    module_polled: bool,
     pub done: Completer,
     /// The storage the poll swaps with the completion queue (empty
     /// between polls; see [`Completer::take_all`]).
@@ -173,6 +177,7 @@ impl Channel {
         let n = pool_size.unwrap_or_else(|| POOL_SIZE.load(Ordering::Relaxed));
         let done = Completer::with_capacity(n);
         let module = bdev.ops.get_io_channel(done.clone())?;
+        let module_polled = module.needs_poll();
         let supported = super::IoType::ALL
             .iter()
             .filter(|t| bdev.io_type_supported(**t))
@@ -202,6 +207,7 @@ impl Channel {
                 0
             },
             supported,
+            module_polled,
             done,
             batch: Cell::new(Vec::with_capacity(n)),
             nomem: RefCell::new(VecDeque::with_capacity(n)),
@@ -459,7 +465,9 @@ impl ChannelInner {
     }
 
     pub(crate) fn poll(&self) -> usize {
-        self.module.borrow_mut().poll();
+        if self.module_polled {
+            self.module.borrow_mut().poll();
+        }
         let mut completed = 0;
         if !self.done.is_empty() {
             // One clock read per poll that completes something: every
@@ -483,13 +491,15 @@ impl ChannelInner {
             // second round also takes what the first round's callbacks
             // queued (a refused resubmission); it is the last one, so a
             // poll stays bounded.
-            if self.module.borrow_mut().reap_more() > 0 {
+            if self.module_polled && self.module.borrow_mut().reap_more() > 0 {
                 self.now.set(ticks());
                 completed += self.finish_queued(&mut batch);
             }
             self.in_completions.set(outer);
             self.batch.set(batch);
-            self.module.borrow_mut().flush();
+            if self.module_polled {
+                self.module.borrow_mut().flush();
+            }
         }
         // A channel made outside any thread runs its host's messages (lock
         // walks' visits, grants): after its completions, as a threaded

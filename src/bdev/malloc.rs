@@ -178,6 +178,10 @@ impl ModuleChannel for MallocChannel {
         };
         self.done.complete(io.id, status);
     }
+    /// Every request completes inside `submit_request`: nothing to poll.
+    fn needs_poll(&self) -> bool {
+        false
+    }
 }
 
 impl BdevOps for MallocBdev {

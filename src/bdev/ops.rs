@@ -55,6 +55,17 @@ pub trait ModuleChannel {
     /// the channel's [`Completer`], now or later.
     fn submit_request(&mut self, io: IoRequest<'_>);
 
+    /// Whether the channel has work to reap or publish: `false` for a
+    /// module that completes every request inside
+    /// [`ModuleChannel::submit_request`] and keeps the defaults of
+    /// [`ModuleChannel::poll`], [`ModuleChannel::reap_more`] and
+    /// [`ModuleChannel::flush`] (null, malloc). The layer asks once, when
+    /// the channel is made, and then never calls those three: a channel
+    /// poll costs such a module nothing. `true` by default.
+    fn needs_poll(&self) -> bool {
+        true
+    }
+
     /// Reaps finished work (a device's completion queue, an io_uring CQ)
     /// and reports it through the completer; returns how many completed.
     fn poll(&mut self) -> usize {

@@ -167,6 +167,9 @@ impl PollerSet {
         }
     }
 
+    // Inlined into both loops of `run`: as a call it cost every thread
+    // poll about a dozen instructions more.
+    #[inline(always)]
     fn run_one(&self, e: &Rc<Entry>) -> bool {
         e.state.set(State::Running);
         let prev = self.current.replace(Some(e.clone()));

@@ -96,7 +96,10 @@ pub(crate) fn reactor_main(
     // iterations count towards the next poll).
     let mut now = ticks();
     loop {
-        while let Some(cmd) = inbox.cmds.pop() {
+        // A pop on an empty SegQueue pays a SeqCst fence: look first (two
+        // plain loads), as the threads' message rings are looked at.
+        while !inbox.cmds.is_empty() {
+            let Some(cmd) = inbox.cmds.pop() else { break };
             handle_cmd(cmd, &mut threads, &inbox);
         }
         let mut busy = false;

@@ -48,8 +48,7 @@ pub(crate) struct Job {
     pub(crate) failed: Cell<u64>,
     pub(crate) miscompares: Cell<u64>,
     pub(crate) lat_sum: Cell<u64>,
-    pub(crate) lat_min: Cell<u64>,
-    pub(crate) lat_max: Cell<u64>,
+    /// Every latency recorded (its minimum and maximum are the job's).
     pub(crate) hist: RefCell<Histogram>,
     /// Verify: one bit per I/O of the job's share, set while an I/O there
     /// is in flight, so no two in-flight I/Os overlap (SPDK's
@@ -134,8 +133,6 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         failed: Cell::new(0),
         miscompares: Cell::new(0),
         lat_sum: Cell::new(0),
-        lat_min: Cell::new(u64::MAX),
-        lat_max: Cell::new(0),
         hist: RefCell::new(Histogram::new()),
         busy,
         pending_lat: Cell::new((0, 0)),
@@ -292,12 +289,7 @@ impl Job {
         let lat = c.latency_ticks();
         self.ios.set(self.ios.get() + 1);
         self.lat_sum.set(self.lat_sum.get() + lat);
-        if lat < self.lat_min.get() {
-            self.lat_min.set(lat);
-        }
-        if lat > self.lat_max.get() {
-            self.lat_max.set(lat);
-        }
+        // The minimum and maximum are the histogram's: no compare here.
         let (v, n) = self.pending_lat.get();
         if v == lat {
             self.pending_lat.set((v, n + 1));
@@ -394,12 +386,8 @@ impl Job {
             failed: self.failed.get(),
             miscompares: self.miscompares.get(),
             lat_sum_ns: self.lat_sum.get(),
-            lat_min_ns: if self.ios.get() == 0 {
-                0
-            } else {
-                self.lat_min.get()
-            },
-            lat_max_ns: self.lat_max.get(),
+            lat_min_ns: hist.min(),
+            lat_max_ns: hist.max(),
             hist,
             error: self.error.borrow_mut().take(),
             cpu_ns: stop.0.saturating_sub(start.0),
