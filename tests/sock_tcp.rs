@@ -342,3 +342,30 @@ fn a_connection_with_a_local_address_comes_from_it() {
     let e = Socket::connect(l.local_addr().unwrap(), &bad).unwrap_err();
     assert!(matches!(e, SockError::Bind { .. }), "{e}");
 }
+
+#[test]
+fn an_empty_push_queues_nothing_and_a_flush_after_it_returns() {
+    let (s, mut peer) = pair("127.0.0.1:0", &SocketOpts::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    // In a thread: a flush that never returned would hang the test run.
+    std::thread::spawn(move || {
+        let mut q = SendQueue::new(64, 8);
+        q.push(&[]).unwrap();
+        let empty_after_push = q.is_empty();
+        let sent_nothing = q.flush(&s, |_| &[]).unwrap();
+        q.push(b"ab").unwrap();
+        let sent = q.flush(&s, |_| &[]).unwrap();
+        tx.send((empty_after_push, sent_nothing, sent, q.is_empty()))
+            .unwrap();
+    });
+    let (empty_after_push, sent_nothing, sent, empty) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the flush did not return");
+    assert!(empty_after_push, "an empty push queued a piece");
+    assert_eq!(sent_nothing, 0);
+    assert_eq!(sent, 2);
+    assert!(empty);
+    let mut got = [0u8; 2];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ab");
+}

@@ -89,8 +89,12 @@ impl SendQueue {
         Ok(())
     }
 
-    /// Copies `bytes` (a frame header, a small frame) into the queue.
+    /// Copies `bytes` (a frame header, a small frame) into the queue
+    /// (nothing is queued for an empty slice).
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), SockError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         self.room_for_chunk()?;
         if self.staging.len() + bytes.len() > self.staging_cap {
             self.compact_staging();
@@ -188,7 +192,9 @@ impl SendQueue {
             };
             self.advance(sent);
             total += sent;
-            if sent < offered {
+            // A send that took nothing ends the flush even when nothing
+            // was offered: the loop never spins on an empty piece.
+            if sent == 0 || sent < offered {
                 break;
             }
         }

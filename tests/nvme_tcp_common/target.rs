@@ -33,6 +33,9 @@ pub struct TargetOpts {
     /// A broken controller: the active namespace list is the same full
     /// page (1..=1024) whatever NSID it is asked after.
     pub repeat_full_ns_list: bool,
+    /// A slow controller: the Connect of an I/O queue is answered this
+    /// late (a loaded target).
+    pub io_connect_delay: Duration,
 }
 
 impl Default for TargetOpts {
@@ -45,6 +48,7 @@ impl Default for TargetOpts {
             r2t_len: 32768,
             mdts: 0,
             repeat_full_ns_list: false,
+            io_connect_delay: Duration::ZERO,
         }
     }
 }
@@ -168,6 +172,9 @@ fn serve(
                 if &nqn[..end] != SUBNQN.as_bytes() && !discovery {
                     respond(&mut p, cid, 0x82, 1, 0, 0); // Connect Invalid Parameters
                     continue;
+                }
+                if !admin {
+                    std::thread::sleep(o.io_connect_delay);
                 }
                 dw0 = 1; // controller ID
             }

@@ -157,7 +157,9 @@ impl TcpTransport {
         timeout: Duration,
     ) -> Result<TcpQueue, NvmeError> {
         let tcp = |e| NvmeError::Tcp(Box::new(e));
+        let t0 = Instant::now();
         let mut q = TcpQueue::connect(self.addr, entries, &self.qopts).map_err(tcp)?;
+        let ic_done = t0.elapsed();
         q.set_in_capsule_max(self.in_capsule);
         let mut sqe = fabrics::connect_cmd(qid, entries, 0);
         sqe.set_cid(0);
@@ -182,6 +184,12 @@ impl TcpTransport {
                     };
                     return Err(connect_refused(self, qid, e));
                 }
+                log::debug!(
+                    "NVMe/TCP {}: I/O queue {qid} connected: TCP and ICReq/ICResp {ic_done:?}, \
+                     Fabrics Connect {:?}",
+                    self.addr,
+                    start.elapsed()
+                );
                 return Ok(q);
             }
             if start.elapsed() > timeout {

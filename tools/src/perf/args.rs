@@ -53,6 +53,10 @@ pub struct PerfArgs {
     /// doorbell writes) after the run; JSON output always has them.
     #[arg(long = "transport-stats")]
     transport_stats: bool,
+    /// Print the driver's debug log on stderr (SPDK's `-G`): connection
+    /// setup, and each queue pair's state when a run ends with I/O in flight.
+    #[arg(short = 'G', long = "enable-debug")]
+    pub(crate) debug: bool,
 }
 
 /// The I/O pattern.

@@ -12,9 +12,11 @@ pub use args::PerfArgs;
 
 use report::{NsResult, Progress};
 use spdk_io::env::{self, EnvOpts};
+use spdk_io::event::log;
 use spdk_io::nvme::{self, ControllerOpts, TransportId};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 /// Runs `spdk-io perf`.
@@ -35,6 +37,14 @@ pub fn run(args: PerfArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    // Errors of the driver (a connection lost, a PDU refused) print on
+    // stderr; -G adds its debug records.
+    log::init();
+    if args.debug {
+        log::set_print_level(log::Level::Debug);
+        log::set_flag("nvme");
+        log::set_flag("app");
     }
     if let Err(e) = env::init(EnvOpts::default()) {
         eprintln!("perf: {e}");
@@ -98,6 +108,9 @@ pub fn run(args: PerfArgs) -> ExitCode {
     }
     let stop = AtomicBool::new(false);
     let progress = Progress::new(cfg.cores.len());
+    // The workers and this thread: the clock starts when every worker has
+    // connected its queue pairs.
+    let ready = Barrier::new(cfg.cores.len() + 1);
     let results: Vec<Result<Vec<NsResult>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = cfg
             .cores
@@ -108,9 +121,11 @@ pub fn run(args: PerfArgs) -> ExitCode {
                 let cfg = &cfg;
                 let stop = &stop;
                 let progress = &progress;
-                s.spawn(move || worker::run(slot, core, targets, cfg, stop, progress))
+                let ready = &ready;
+                s.spawn(move || worker::run(slot, core, targets, cfg, stop, progress, ready))
             })
             .collect();
+        ready.wait();
         let start = Instant::now();
         let deadline = start + Duration::from_secs(cfg.seconds);
         let show = !cfg.json && cfg.seconds > 3;

@@ -11,6 +11,7 @@ use spdk_io::util::histogram::Histogram;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 /// A completed I/O waiting to be accounted (kept in a preallocated vector).
@@ -75,6 +76,11 @@ fn pin(core: usize) {
 }
 
 /// Runs one worker until `stop`; returns one result per namespace.
+///
+/// The worker connects its queue pairs first, then meets the other
+/// workers and the main thread at `ready` (whether or not it got them),
+/// and only then starts its clock: the run time is time with I/O in
+/// flight, as in spdk_nvme_perf, however long the connections took.
 pub fn run(
     slot: usize,
     core: usize,
@@ -82,8 +88,39 @@ pub fn run(
     cfg: &Config,
     stop: &AtomicBool,
     progress: &Progress,
+    ready: &Barrier,
 ) -> Result<Vec<NsResult>, String> {
     pin(core);
+    let mut arrival = Arrival(Some(ready));
+    let ctxs = setup(core, targets, cfg);
+    arrival.arrive();
+    io_loop(slot, core, ctxs?, cfg, stop, progress)
+}
+
+/// Meets the others at a barrier exactly once: at `arrive`, or when
+/// dropped (a worker that fails or panics still lets the run go on).
+struct Arrival<'a>(Option<&'a Barrier>);
+
+impl Arrival<'_> {
+    fn arrive(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.wait();
+        }
+    }
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.arrive();
+    }
+}
+
+/// One queue pair and its buffers per namespace.
+fn setup(
+    core: usize,
+    targets: &[(&Controller, Namespace)],
+    cfg: &Config,
+) -> Result<Vec<NsCtx>, String> {
     let mut ctxs = Vec::new();
     for (c, ns) in targets {
         let opts = QPairOpts {
@@ -92,9 +129,16 @@ pub fn run(
             delay_cmd_submit: cfg.batch,
             timeout: None,
         };
+        let t0 = Instant::now();
         let qp = c
             .alloc_io_qpair(opts)
             .map_err(|e| format!("{} NSID {}: allocating a qpair: {e}", c.trid(), ns.id()))?;
+        log::debug!(
+            "core {core}: {} NSID {}: I/O qpair allocated in {:?}",
+            c.trid(),
+            ns.id(),
+            t0.elapsed()
+        );
         if (qp.free_requests() as u32) < cfg.queue_depth {
             return Err(format!(
                 "-q {} exceeds the {} requests of a qpair; raise --io-queue-size",
@@ -139,6 +183,18 @@ pub fn run(
             next_seq: 0,
         });
     }
+    Ok(ctxs)
+}
+
+/// Keeps the I/O going until `stop`, then drains what is in flight.
+fn io_loop(
+    slot: usize,
+    core: usize,
+    mut ctxs: Vec<NsCtx>,
+    cfg: &Config,
+    stop: &AtomicBool,
+    progress: &Progress,
+) -> Result<Vec<NsResult>, String> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((slot as u64 + 1) << 17));
     let start = Instant::now();
     let mut iter = 0u64;
@@ -164,6 +220,13 @@ pub fn run(
             ctx.qp
                 .process_completions(0)
                 .map_err(|e| format!("{}: {e}", ctx.name))?;
+        }
+        let left = ctx.qp.outstanding();
+        if left > 0 {
+            eprintln!(
+                "perf: {}: {left} I/O still in flight 10 s after the run ended",
+                ctx.name
+            );
         }
         ctx.done.borrow_mut().0.clear();
     }
