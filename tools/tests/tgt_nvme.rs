@@ -20,31 +20,13 @@ const NQN: &str = "nqn.2016-06.io.spdk-io:tgt-nvme";
 /// 127.0.0.1; its port.
 fn exporter(tag: &str) -> (Tgt, u16) {
     let t = Tgt::start(tag, &[]);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     t.ok(
         "bdev_malloc_create",
         Some(json!({"name": "Exported0", "num_blocks": 65536, "block_size": 512})),
     );
     t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
-    t.ok(
-        "nvmf_create_subsystem",
-        Some(json!({"nqn": NQN, "allow_any_host": true})),
-    );
-    t.ok(
-        "nvmf_subsystem_add_ns",
-        Some(json!({"nqn": NQN, "namespace": {"bdev_name": "Exported0"}})),
-    );
-    t.ok(
-        "nvmf_subsystem_add_listener",
-        Some(
-            json!({"nqn": NQN, "listen_address": {"trtype": "TCP", "adrfam": "IPv4",
-            "traddr": "127.0.0.1", "trsvcid": port.to_string()}}),
-        ),
-    );
+    t.export(NQN, "Exported0", port, None);
     (t, port)
 }
 

@@ -41,21 +41,7 @@ fn pattern(seed: u64) -> Vec<u8> {
 
 /// Exports bdev `Nvme0n1` as `NQN` on 127.0.0.1:`port`.
 fn export(t: &Tgt, port: u16) {
-    t.ok(
-        "nvmf_create_subsystem",
-        Some(json!({"nqn": NQN, "allow_any_host": true, "serial_number": "SPDKIOGUEST1"})),
-    );
-    t.ok(
-        "nvmf_subsystem_add_ns",
-        Some(json!({"nqn": NQN, "namespace": {"bdev_name": "Nvme0n1"}})),
-    );
-    t.ok(
-        "nvmf_subsystem_add_listener",
-        Some(
-            json!({"nqn": NQN, "listen_address": {"trtype": "TCP", "adrfam": "IPv4",
-            "traddr": "127.0.0.1", "trsvcid": port.to_string()}}),
-        ),
-    );
+    t.export(NQN, "Nvme0n1", port, Some("SPDKIOGUEST1"));
 }
 
 type Done = Rc<RefCell<Vec<IoCompletion>>>;
@@ -148,11 +134,7 @@ fn tgt_attaches_over_rpc_does_io_detaches_attaches_again_and_exits_0() {
     let sock = dir.join("spdk.sock");
     let mut t = Tgt::spawn(dir, sock.clone(), command_hugepages(&sock, &[]));
     t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let attach = json!({"name": "Nvme0", "trtype": "PCIe", "traddr": bdf});
     let mut last = pattern(0);
     for round in 1..=2u64 {

@@ -31,31 +31,13 @@ pub struct Load {
 /// Creates `Load0` (16 MiB malloc) on `t` and exports it over TCP on
 /// 127.0.0.1; the port.
 pub fn export_malloc(t: &Tgt) -> u16 {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = super::free_port();
     t.ok(
         "bdev_malloc_create",
         Some(json!({"name": "Load0", "num_blocks": 32768, "block_size": 512})),
     );
     t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
-    t.ok(
-        "nvmf_create_subsystem",
-        Some(json!({"nqn": NQN, "allow_any_host": true})),
-    );
-    t.ok(
-        "nvmf_subsystem_add_ns",
-        Some(json!({"nqn": NQN, "namespace": {"bdev_name": "Load0"}})),
-    );
-    t.ok(
-        "nvmf_subsystem_add_listener",
-        Some(
-            json!({"nqn": NQN, "listen_address": {"trtype": "TCP", "adrfam": "IPv4",
-            "traddr": "127.0.0.1", "trsvcid": port.to_string()}}),
-        ),
-    );
+    t.export(NQN, "Load0", port, None);
     port
 }
 

@@ -122,6 +122,27 @@ impl Tgt {
             .unwrap_or_else(|| panic!("{method} failed: {r}"))
     }
 
+    /// Exports bdev `bdev` as subsystem `nqn` (any host; `serial` when
+    /// given) on 127.0.0.1:`port`; the TCP transport must exist.
+    pub fn export(&self, nqn: &str, bdev: &str, port: u16, serial: Option<&str>) {
+        let mut sub = json!({"nqn": nqn, "allow_any_host": true});
+        if let Some(sn) = serial {
+            sub["serial_number"] = json!(sn);
+        }
+        self.ok("nvmf_create_subsystem", Some(sub));
+        self.ok(
+            "nvmf_subsystem_add_ns",
+            Some(json!({"nqn": nqn, "namespace": {"bdev_name": bdev}})),
+        );
+        self.ok(
+            "nvmf_subsystem_add_listener",
+            Some(
+                json!({"nqn": nqn, "listen_address": {"trtype": "TCP", "adrfam": "IPv4",
+                "traddr": "127.0.0.1", "trsvcid": port.to_string()}}),
+            ),
+        );
+    }
+
     /// Asserts the target still answers spdk_get_version.
     pub fn assert_alive(&self) {
         let v = self.ok("spdk_get_version", None);
@@ -135,6 +156,15 @@ impl Tgt {
         let _ = nix::sys::signal::kill(pid, sig);
         wait_exit(&mut child)
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Standard error of the targets started by [`Tgt::spawn`], by pid.
