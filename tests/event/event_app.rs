@@ -14,8 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// One app per process: the tests take turns.
-static ONE_APP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use crate::ONE_APP;
 
 fn hello(params: Value) -> MethodFuture {
     Box::pin(async move { Ok(json!({"hello": params["name"]})) })

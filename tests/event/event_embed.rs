@@ -5,10 +5,8 @@
 use spdk_io::bdev::{self, malloc, malloc::MallocOpts, IoBuf};
 use spdk_io::event::{self, AppOpts, EventError};
 use spdk_io::thread::{CpuMask, ReactorOpts, Thread, ThreadError, ThreadOpts};
-use std::sync::Mutex;
 
-/// One application per process: the tests take turns.
-static ONE_APP: Mutex<()> = Mutex::new(());
+use crate::ONE_APP;
 
 fn opts(name: &str) -> AppOpts {
     AppOpts {

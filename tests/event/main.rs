@@ -7,6 +7,9 @@ mod nvmf_common;
 #[path = "../rpc_client/mod.rs"]
 mod rpc_client;
 
+/// One application per process: the tests of every module take turns.
+static ONE_APP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 mod event_app;
 mod event_embed;
 mod nvmf_tgt;

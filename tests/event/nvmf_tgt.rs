@@ -25,6 +25,7 @@ fn ok(sock: &std::path::Path, method: &str, params: Value) -> Value {
 
 #[test]
 fn a_target_configured_over_json_rpc_serves_the_initiator() {
+    let _one = crate::ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("spdk-io-nvmf-tgt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("tgt.sock");
