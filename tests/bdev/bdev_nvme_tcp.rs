@@ -396,7 +396,7 @@ fn every_connection_of_an_attach_with_hostaddr_comes_from_that_source_address() 
     let s = export_max(&t, nqn, "HaMalloc", 1);
     let mut o = nvme::AttachOpts::new("Ha", t.trid(nqn, HOSTNQN));
     // Tests talk to 127.0.0.1 only: the source address is that one, given
-    // explicitly (tests/sock_tcp.rs shows a source binding taking effect
+    // explicitly (tests/nvme/sock_tcp.rs shows a source binding taking effect
     // with a fixed port).
     o.hostaddr = Some("127.0.0.1".into());
     nvme::attach_controller(o).expect("attach from 127.0.0.1");

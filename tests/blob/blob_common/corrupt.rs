@@ -1,5 +1,5 @@
 //! A corruption generator for blobstore images and a device that records
-//! every write, for the corruption suite (tests/blob_corrupt.rs).
+//! every write, for the corruption suite (tests/blob/blob_corrupt.rs).
 //!
 //! The generator walks the structures an SPDK-made image's manifest
 //! describes — every super block field, every md page header field, every

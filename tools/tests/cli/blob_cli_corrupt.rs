@@ -1,5 +1,5 @@
 //! `spdk-io blob` on corrupted stores: a sample of the corruption
-//! generator's cases (tests/blob_common/corrupt.rs) run through the
+//! generator's cases (tests/blob/blob_common/corrupt.rs) run through the
 //! read-only `list` and the mutating `create`. Neither may crash (exit 101
 //! or a signal); `list` must leave the image byte for byte as it was; and a
 //! super block whose blob-id mask overlaps the md region is refused by name
