@@ -9,7 +9,6 @@
 #[path = "nvme_tcp_ctrlr/events.rs"]
 mod events;
 use crate::nvme_tcp_common;
-use crate::nvmf_common;
 #[path = "nvme_tcp_ctrlr/reset.rs"]
 mod reset;
 

@@ -13,7 +13,6 @@
 mod ctrlr;
 #[path = "nvme_tcp_hostile/limits.rs"]
 mod limits;
-use crate::nvme_tcp_common;
 use crate::pdu_fuzz;
 
 use pdu_fuzz::{edgy32, mutate, pick_or_edgy, Rng};

@@ -1,8 +1,6 @@
 //! Thread exit: waits for pollers, channels, for_each, tasks and messages;
 //! times out when they never go; destroy refuses a running thread.
 
-use crate::thread_support;
-
 use spdk_io::thread::{
     io_device_register, poller_register, IoDeviceKey, PollerStatus, Thread, ThreadError, ThreadOpts,
 };
