@@ -169,3 +169,53 @@ fn a_canceled_tasks_result_is_the_cancel_error() {
         Some(Err(ThreadError::Canceled { .. }))
     ));
 }
+
+/// What another OS thread hands back: a result, and the waker to wake.
+type Handoff = std::sync::Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>;
+
+/// Pending until another OS thread sets the result; keeps the waker there.
+struct HandedBack(Handoff);
+
+impl Future for HandedBack {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.0.lock().unwrap();
+        if s.0 {
+            return Poll::Ready(());
+        }
+        s.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[test]
+fn a_future_woken_by_an_os_thread_that_then_drops_the_waker_is_not_called_never_woken() {
+    // The waker's holder wakes and lets go of it in one step (as a worker
+    // thread finishing a job does): block_on must see the wake, however
+    // the two interleave with its check for a waker nobody holds. A race:
+    // run many times, with the wake landing at different moments.
+    let t = Thread::new("handed_back");
+    for i in 0..1000u32 {
+        let h: Handoff = Default::default();
+        let theirs = h.clone();
+        let worker = std::thread::spawn(move || {
+            for _ in 0..(i % 16) * 50 {
+                std::hint::spin_loop();
+            }
+            let w = {
+                let mut s = theirs.lock().unwrap();
+                s.0 = true;
+                s.1.take()
+            };
+            if let Some(w) = w {
+                w.wake();
+            }
+        });
+        if let Err(e) = t.block_on(HandedBack(h)) {
+            panic!("round {i}: {e}");
+        }
+        worker.join().unwrap();
+    }
+    t.shutdown().unwrap();
+    t.destroy().unwrap();
+}
