@@ -3,7 +3,7 @@
 //! default mode (hugepages, IOVA mode chosen by the bound driver) rather than
 //! in the no-hugepage mode of the software-controller tests.
 
-#[path = "bdev_common.rs"]
+#[path = "bdev/common.rs"]
 mod common;
 
 use common::*;

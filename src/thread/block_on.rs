@@ -81,6 +81,13 @@ impl Thread {
             // Our own two references (`flag`, `waker`) are all there are:
             // nobody can wake the future, and nothing on the thread runs.
             if Arc::strong_count(&flag) <= 2 && self.has_nothing_to_run() {
+                // A waker let go of just now may have woken the future first:
+                // `wake` sets the flag before it drops its reference, so once
+                // the count shows that drop, the flag shows the wake.
+                std::sync::atomic::fence(Ordering::Acquire);
+                if flag.0.load(Ordering::Acquire) {
+                    continue;
+                }
                 return Err(ThreadError::NeverWoken {
                     thread: self.inner.shared.name.clone(),
                 });
