@@ -102,7 +102,7 @@ impl Slot {
 
     /// Fills a freshly allocated slot with a new caller I/O submitted at
     /// `now` (status Success until told otherwise). Always inlined into
-    /// the submission (a call of its own cost every I/O about 10
+    /// the submission (a call of its own cost every I/O about 15
     /// instructions).
     #[inline(always)]
     pub(crate) fn arm(

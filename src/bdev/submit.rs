@@ -156,7 +156,7 @@ impl Desc {
 
     /// Submits any I/O type with a callback; the typed calls below wrap it.
     // Always inlined: a typed call's constant type folds its checks away,
-    // and the I/O path keeps one call frame less (as a call: about 40
+    // and the I/O path keeps one call frame less (as a call: about 30
     // instructions more per I/O).
     #[inline(always)]
     pub fn submit(
