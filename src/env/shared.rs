@@ -137,6 +137,48 @@ impl SharedDmaBuf {
         Ok(())
     }
 
+    /// Asks the CPU to start loading the cache lines of bytes
+    /// `off..off+len` (clipped to the buffer) into its second-level cache,
+    /// without waiting for them: a hint for a copy that follows later, so
+    /// several copies' misses to memory overlap. Reads nothing and changes
+    /// nothing; a range outside the buffer is ignored.
+    ///
+    /// Into L2, not L1: asking for a whole 4 KiB block into L1 measured no
+    /// faster than no hint at all (the first-level cache's few miss
+    /// buffers fill up), into L2 about 1.6 times faster over a batch of
+    /// random 4 KiB copies out of memory much larger than the cache.
+    #[inline]
+    pub fn prefetch(&self, off: usize, len: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+            if off >= self.len || len == 0 {
+                return;
+            }
+            let end = off + len.min(self.len - off);
+            let first = self.ptr.as_ptr().wrapping_add(off);
+            // From the start of the line holding `off`, four lines a turn
+            // (a turn may ask for up to three lines past the end: harmless).
+            let mut line = first.wrapping_sub(first as usize % 64);
+            let stop = self.ptr.as_ptr().wrapping_add(end);
+            while line < stop {
+                // SAFETY: PREFETCH is a hint: it never faults, whatever the
+                // address, and changes no memory or register. SSE is part
+                // of x86-64.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T1>(line.cast_const().cast::<i8>());
+                    _mm_prefetch::<_MM_HINT_T1>(line.wrapping_add(64).cast_const().cast::<i8>());
+                    _mm_prefetch::<_MM_HINT_T1>(line.wrapping_add(128).cast_const().cast::<i8>());
+                    _mm_prefetch::<_MM_HINT_T1>(line.wrapping_add(192).cast_const().cast::<i8>());
+                }
+                line = line.wrapping_add(256);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (off, len);
+    }
+
     /// Sets `len` bytes starting at `off` to zero.
     pub fn fill_zero(&self, off: usize, len: usize) -> Result<(), EnvError> {
         self.check(off, len)?;
@@ -163,9 +205,8 @@ impl SharedDmaBuf {
 }
 
 /// Writes this long or longer bypass the cache (see [`stream_copy`]).
-/// Reads are a plain `memcpy` at every length: asking for a cold 4 KiB
-/// range's lines up front with software prefetches measured 15-20 % slower
-/// than letting the copy and the hardware prefetcher stream them.
+/// Reads are a plain `memcpy` at every length; a caller with a batch of
+/// reads to copy asks for the next ones' lines first ([`SharedDmaBuf::prefetch`]).
 #[cfg(target_arch = "x86_64")]
 const STREAM_MIN: usize = 2048;
 

@@ -170,3 +170,63 @@ fn a_reap_that_finds_nothing_still_flushes_once_and_an_idle_poll_only_polls() {
     // The resubmitted read is still the device's, not lost or completed.
     assert_eq!(dev.lock().unwrap().queued.len(), 1);
 }
+
+/// A read on `ch` whose completion logs its ticks and resubmits itself
+/// until `left` runs out.
+fn chain(
+    d: &Desc,
+    ch: &Channel,
+    left: Rc<std::cell::Cell<u32>>,
+    log: Rc<RefCell<Vec<(u64, u64)>>>,
+) {
+    let (d2, ch2) = (d.clone(), ch.clone());
+    let cb = move |c: IoCompletion| {
+        assert!(c.success());
+        log.borrow_mut().push((c.submit_tick, c.complete_tick));
+        if left.get() > 0 {
+            left.set(left.get() - 1);
+            chain(&d2, &ch2, left, log);
+        }
+    };
+    d.read_blocks(ch, IoBuf::new(512), 0, 1, Box::new(cb))
+        .unwrap();
+}
+
+#[test]
+fn a_module_that_completes_on_submit_runs_a_chain_of_resubmissions_in_rounds_of_one_poll() {
+    let n = uniq("Null");
+    bdev::null::create(bdev::null::NullOpts::new(&n, 64, 512)).unwrap();
+    let d = bdev::open(&n, false).unwrap();
+    let ch = d.get_io_channel().unwrap();
+    let left = Rc::new(std::cell::Cell::new(299));
+    let log = Rc::new(RefCell::new(Vec::new()));
+    chain(&d, &ch, left.clone(), log.clone());
+    // Queue depth 1: each completion's resubmission is already reported
+    // when its callback returns, and completes in the same poll.
+    let first = ch.poll();
+    assert!(
+        first > 1 && first <= 128,
+        "one poll completes a bounded run of rounds, not one I/O: {first}"
+    );
+    let mut polls = 1;
+    while log.borrow().len() < 300 {
+        assert!(
+            polls < 300 / first + 2,
+            "the chain keeps going poll after poll"
+        );
+        assert!(ch.poll() >= 1);
+        polls += 1;
+    }
+    assert_eq!(ch.poll(), 0, "the chain ended after 300 reads");
+    assert_eq!(left.get(), 0);
+    // Each round has its own clock read: an I/O's completion is not before
+    // its submission; an I/O submitted from a callback is stamped with its
+    // round's read and completes with the next round's, so each one
+    // starts where the one before it completed (the first, submitted
+    // outside any poll, completes at a clock read of its own).
+    let l = log.borrow();
+    assert!(l.iter().all(|(s, c)| s <= c), "{l:?}");
+    for w in l[1..].windows(2) {
+        assert_eq!(w[0].1, w[1].0, "{w:?}");
+    }
+}

@@ -71,6 +71,24 @@ fn copies_beyond_the_end_are_out_of_bounds_errors_and_change_nothing() {
 }
 
 #[test]
+fn prefetch_of_any_range_changes_nothing_and_never_fails() {
+    setup();
+    let m = SharedDmaBuf::alloc_zeroed(8192, 64).unwrap();
+    m.write_at(100, &[7u8; 300]).unwrap();
+    // Inside, straddling the end, past the end, empty, and overflowing.
+    m.prefetch(0, 8192);
+    m.prefetch(8000, 4096);
+    m.prefetch(9000, 64);
+    m.prefetch(50, 0);
+    m.prefetch(usize::MAX - 10, 100);
+    let mut back = vec![0u8; 8192];
+    m.read_at(0, &mut back).unwrap();
+    assert!(back[..100].iter().all(|&b| b == 0));
+    assert!(back[100..400].iter().all(|&b| b == 7));
+    assert!(back[400..].iter().all(|&b| b == 0));
+}
+
+#[test]
 fn two_threads_writing_interleaved_disjoint_ranges_read_back_exactly() {
     setup();
     // 100-byte pieces: neighbours from different threads share cache lines.

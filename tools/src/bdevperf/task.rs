@@ -44,8 +44,9 @@ impl Task {
 
     /// [`Task::next`] with the data buffer in hand (the one the last I/O
     /// handed back, if any). Workloads of one data-moving type take the
-    /// short path: no workload decisions per I/O.
-    #[inline]
+    /// short path: no workload decisions per I/O. Always inlined: a call
+    /// frame of its own cost every I/O about 20 instructions.
+    #[inline(always)]
     fn next_with(mut self: Box<Self>, job: &Job, buf: Option<IoBuf>) {
         if job.stopping.get() {
             self.buf = buf;
