@@ -1,8 +1,11 @@
 //! Virtual bdevs: split, passthru and error injection over malloc, NOMEM
-//! retry through a vbdev, and hot remove with I/O in flight.
+//! retry through a vbdev, and hot remove with I/O in flight; the layer's
+//! pass-through from a virtual bdev to its base (`pass_through`).
 
 #[path = "bdev_common.rs"]
 mod common;
+#[path = "bdev_vbdev/pass_through.rs"]
+mod pass_through;
 
 use common::*;
 use spdk_io::bdev::error_inject::{self, ErrorOpts, ErrorType};
