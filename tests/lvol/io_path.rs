@@ -284,3 +284,55 @@ fn removing_the_base_with_lvol_io_in_flight_completes_each_io_once() {
         assert!(bdev::get_by_name(&lvol).is_none(), "the lvol bdev is gone");
     });
 }
+
+#[test]
+fn a_thin_lvol_reads_zeroes_where_it_was_never_written_and_its_data_where_it_was() {
+    setup();
+    malloc::create(malloc::MallocOpts::new(
+        "LvolThinMalloc",
+        16 * MIB / 512,
+        512,
+    ))
+    .unwrap();
+    run(async {
+        vbdev::create_lvstore("LvolThinMalloc", &opts("lvs_thin_path"))
+            .await
+            .unwrap();
+        let name = vbdev::create(
+            &by_name("lvs_thin_path"),
+            "t",
+            4,
+            true,
+            BlobClearMethod::None,
+        )
+        .await
+        .unwrap();
+        let d = bdev::open(&name, true).unwrap();
+        let ch = d.get_io_channel().unwrap();
+        // The buffers come in full of 0xff: a read of unwritten blocks clears them.
+        let full = || IoBuf::from_vec(vec![0xff; 1024]);
+        let b = d.read_blocks_async(&ch, full(), 5, 2).await.unwrap();
+        assert!(b.iter().all(|&x| x == 0), "unwritten blocks read as zeroes");
+        round_trip(&d, &ch, 6, 0x42).await;
+        let b = d.read_blocks_async(&ch, full(), 5, 2).await.unwrap();
+        assert!(
+            b[..512].iter().all(|&x| x == 0),
+            "block 5 of the allocated cluster"
+        );
+        assert!(b[512..].iter().all(|&x| x == 0x42), "block 6 as written");
+        // Vectored, in a cluster still unallocated.
+        let bufs = vec![
+            IoBuf::from_vec(vec![0xff; 512]),
+            IoBuf::from_vec(vec![0xff; 512]),
+        ];
+        let c = d
+            .submit_async(&ch, IoType::Read, 4096, 2, bdev::IoData::Vec(bufs))
+            .await
+            .unwrap();
+        let bdev::IoData::Vec(c) = c else {
+            panic!("the two buffers come back")
+        };
+        assert!(c.iter().all(|b| b.iter().all(|&x| x == 0)));
+        drop_lvstore("lvs_thin_path", (d, ch)).await;
+    });
+}

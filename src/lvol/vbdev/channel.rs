@@ -24,6 +24,7 @@ use super::LvsBdev;
 use crate::bdev::{BdevError, IoCompletion, IoId, PassThrough};
 use crate::bdev::{Completer, IoBuf, IoData, IoRequest, IoStatus, IoType, ModuleChannel};
 use crate::blob::channel::Cached;
+use crate::blob::channel_cb::DirectRun;
 use crate::blob::{BdevBsDev, BlobId, BlobIoChannel};
 use crate::thread::spawn_local;
 use std::cell::{OnceCell, RefCell};
@@ -243,7 +244,13 @@ impl ModuleChannel for LvolChannel {
                 // The common case: one run of clusters, straight to the base.
                 if let Some(ch) = self.ch.get() {
                     let write = kind == IoType::Write;
-                    if let Some((m, lba)) = ch.enter_direct(self.blob_id, uoff, len, write) {
+                    let run = ch.enter_direct(self.blob_id, uoff, len, write);
+                    if let Some(DirectRun::Zeroes) = run {
+                        // Thin clusters never written: zeroes, no device I/O.
+                        io.for_each_mut(|p| p.fill(0));
+                        return self.completer.complete_ok(id);
+                    }
+                    if let Some(DirectRun::Dev(m, lba)) = run {
                         let m = match self.pt.get() {
                             Some(pt) => {
                                 let blocks = ch.block.div(len as u64);
