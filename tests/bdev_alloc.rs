@@ -1,5 +1,6 @@
-//! Zero heap allocations per I/O through bdev + null, bdev + malloc and
-//! bdev + nvme (the software controller, DMA buffers), counted by a global
+//! Zero heap allocations per I/O through bdev + null, bdev + malloc,
+//! bdev + nvme (the software controller, DMA buffers) and virtual bdevs
+//! passing their requests through to a malloc base, counted by a global
 //! allocator (per OS thread, so other tests' threads
 //! do not disturb the count).
 
@@ -175,6 +176,33 @@ fn no_heap_allocation_per_io_through_null_and_malloc() {
         run("AllocMalloc", false, 100_000),
         0,
         "allocations during 100k I/O through bdev + malloc"
+    );
+}
+
+#[test]
+fn no_heap_allocation_per_io_passed_through_passthru_and_split_to_malloc() {
+    use spdk_io::bdev::{passthru::PassthruOpts, split::SplitOpts};
+    spdk_io::env::init_once(spdk_io::env::EnvOpts::no_huge()).expect("env (no_huge)");
+    bdev::malloc::create(MallocOpts::new("AllocPtBase", 1024, 512)).unwrap();
+    bdev::passthru::create(PassthruOpts::new("AllocPtBase", "AllocPt")).unwrap();
+    bdev::malloc::create(MallocOpts::new("AllocSplitBase", 2048, 512)).unwrap();
+    bdev::split::create(SplitOpts::new("AllocSplitBase", 2)).unwrap();
+    assert_eq!(
+        run("AllocPt", false, 100_000),
+        0,
+        "allocations during 100k I/O through passthru + malloc"
+    );
+    assert_eq!(
+        run("AllocSplitBasep1", false, 100_000),
+        0,
+        "allocations during 100k I/O through split + malloc"
+    );
+    let base = bdev::get_by_name("AllocPtBase").unwrap().iostat();
+    let top = bdev::get_by_name("AllocPt").unwrap().iostat();
+    assert_eq!(
+        (base.num_read_ops, base.num_write_ops),
+        (top.num_read_ops, top.num_write_ops),
+        "every passthru I/O counted on its base too"
     );
 }
 

@@ -6,6 +6,8 @@
 //! - `powercut`: a power cut at every write of a run of lvol operations;
 //! - `bdev`: the lvol bdev module on malloc and file bdevs, I/O through
 //!   the bdev layer, examine bringing every lvol back;
+//! - `io_path`: lvol I/O passed through to the base bdev: counted on both,
+//!   NOMEM retried, resets of the base and of the lvol, the base removed;
 //! - `open`: rename and resize of an lvol whose bdev is open;
 //! - `parent`: `bdev_lvol_set_parent`;
 //! - `copy`: shallow copy of a read-only lvol to another bdev.
@@ -16,6 +18,8 @@ mod bdev;
 mod compat;
 #[path = "lvol/copy.rs"]
 mod copy;
+#[path = "lvol/io_path.rs"]
+mod io_path;
 #[path = "lvol/common.rs"]
 mod lvol_common;
 #[path = "lvol/open.rs"]

@@ -390,6 +390,7 @@ impl ChannelInner {
                 data,
                 data_off: 0,
                 whole: true,
+                submit_tick: now.tick,
             });
         }
         Ok(id)
@@ -400,19 +401,21 @@ impl ChannelInner {
     pub(crate) fn to_module(&self, pool: &mut Pool, idx: u32) {
         let s = &mut pool.slots[idx as usize];
         s.state = State::InModule;
-        let (io_type, off, n, parent, data_off, gen) = (
+        let (io_type, off, n, parent, data_off, gen, tick) = (
             s.io_type,
             s.offset_blocks,
             s.num_blocks,
             s.parent,
             s.data_off,
             s.gen,
+            s.submit_tick,
         );
         let whole = parent == NO_PARENT;
-        let data = if whole {
-            &mut s.data
+        let (data, submit_tick) = if whole {
+            (&mut s.data, tick)
         } else {
-            &mut pool.slots[parent as usize].data
+            let p = &mut pool.slots[parent as usize];
+            (&mut p.data, p.submit_tick)
         };
         self.in_module.set(self.in_module.get() + 1);
         self.module.borrow_mut().submit_request(IoRequest {
@@ -424,6 +427,7 @@ impl ChannelInner {
             data,
             data_off,
             whole,
+            submit_tick,
         });
     }
 

@@ -1,7 +1,8 @@
 //! Completing one request: a module's report comes back to its pooled
 //! request, which is retried (NOMEM), credited to its split parent or to
 //! a compare-and-write step, or finished for its caller — statistics,
-//! then the callback or the future's wake.
+//! then the callback, the future's wake, or the virtual bdev a request
+//! passed through to this channel came from.
 
 use super::buf::IoData;
 use super::channel::ChannelInner;
@@ -101,6 +102,11 @@ impl ChannelInner {
         }
         let s = &mut pool.slots[idx as usize];
         if status == IoStatus::NoMem {
+            if let Cb::Up(..) = s.cb {
+                // Passed through: the virtual bdev's channel retries it (the
+                // buffers to resubmit with are its own).
+                return self.pass_nomem(pool, idx);
+            }
             s.state = State::NoMem;
             self.nomem.borrow_mut().push_back(idx);
             return 0;
@@ -148,9 +154,32 @@ impl ChannelInner {
                 self.caw_step_done(&mut pool, idx, p, status, data);
                 return 0;
             }
+            Cb::Up(link, up) => {
+                let data = std::mem::take(&mut s.data);
+                pool.release(idx);
+                drop(pool);
+                link.done(up, status, data);
+            }
             Cb::None => pool.release(idx),
         }
         1
+    }
+
+    /// The base's module said NOMEM for a request passed through to it:
+    /// freed here, not counted, and handed up for the virtual bdev's
+    /// channel to retry.
+    #[cold]
+    #[inline(never)]
+    fn pass_nomem(&self, mut pool: RefMut<'_, Pool>, idx: u32) -> usize {
+        let s = &mut pool.slots[idx as usize];
+        let cb = std::mem::replace(&mut s.cb, Cb::None);
+        let data = std::mem::take(&mut s.data);
+        pool.release(idx);
+        drop(pool);
+        if let Cb::Up(link, up) = cb {
+            link.done(up, IoStatus::NoMem, data);
+        }
+        0
     }
 }
 

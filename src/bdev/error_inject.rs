@@ -164,6 +164,10 @@ impl ModuleChannel for ErrorChannel {
     fn outstanding(&self) -> usize {
         self.held.len()
     }
+
+    fn shutdown(&mut self) -> bool {
+        self.fwd.shutdown()
+    }
 }
 
 impl BdevOps for ErrorBdev {

@@ -46,6 +46,7 @@
 //! | `rpc` | the bdev JSON-RPC methods ([`rpc::methods`]) and `save_config` entries |
 //! | `null`, `malloc`, `file`, `nvme`, `split`, `passthru`, `error_inject` | the modules |
 //! | `vbdev` | plumbing for virtual bdevs (base claim, forwarding) |
+//! | `pass_through` | [`PassThrough`]: a virtual bdev's request handed to its base's module channel as a cheap request of the base's channel |
 
 #![deny(unsafe_code)]
 
@@ -74,6 +75,7 @@ mod module;
 pub mod null;
 pub mod nvme;
 mod ops;
+mod pass_through;
 pub mod passthru;
 mod per_thread;
 mod pool;
@@ -109,6 +111,7 @@ pub use module::{
     set_auto_examine, BdevModule,
 };
 pub use ops::{BdevOps, Completer, IoRequest, ModuleChannel};
+pub use pass_through::{PassDone, PassThrough};
 pub use qos::QosLimits;
 pub use registry::{bdevs, get_by_name, get_iostat_json};
 pub use stat::{ChannelStat, IoStat, ResetMode};

@@ -128,6 +128,9 @@ pub struct IoRequest<'a> {
     pub(crate) data: &'a mut IoData,
     pub(crate) data_off: usize,
     pub(crate) whole: bool,
+    /// When the layer took the I/O (its statistics' start): a request
+    /// passed through to a base keeps it there too.
+    pub(crate) submit_tick: u64,
 }
 
 impl IoRequest<'_> {

@@ -6,7 +6,9 @@
 //! 2. at creation, open the base for writing and claim it ([`BaseLink`]);
 //! 3. register a bdev with the base's geometry and [`BdevOps`];
 //! 4. per thread, a [`ModuleChannel`] that forwards requests through a
-//!    [`Forwarder`] and polls the base channel;
+//!    [`Forwarder`] (which passes them through to the base's module channel
+//!    whenever the base's channel allows), polls the base channel, and
+//!    waits for what it passed through when it closes;
 //! 5. when the base is removed, the vbdev is unregistered (done by `BaseLink`).
 
 use super::vbdev::{BaseLink, Forwarder};
@@ -100,6 +102,9 @@ impl ModuleChannel for PassthruChannel {
     }
     fn poll(&mut self) -> usize {
         self.fwd.poll()
+    }
+    fn shutdown(&mut self) -> bool {
+        self.fwd.shutdown()
     }
 }
 

@@ -3,6 +3,8 @@
 
 use super::buf::{put_into, IoData};
 use super::io::{IoDone, IoId, IoStatus, IoType};
+use super::pass_through::PassLink;
+use std::rc::Rc;
 use std::task::Waker;
 
 pub(crate) const NO_PARENT: u32 = u32::MAX;
@@ -18,6 +20,9 @@ pub(crate) enum Cb {
     /// A step of the layer's compare-and-write: hand the result to the
     /// parent request in this slot.
     Step(u32),
+    /// A virtual bdev's request passed through to this (its base's)
+    /// channel: report to the link, with the virtual bdev's own id.
+    Up(Rc<PassLink>, IoId),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

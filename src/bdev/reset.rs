@@ -267,6 +267,7 @@ impl ChannelInner {
             data: &mut s.data,
             data_off: 0,
             whole: true,
+            submit_tick: s.submit_tick,
         });
     }
 }

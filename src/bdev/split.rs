@@ -97,6 +97,9 @@ impl ModuleChannel for PartChannel {
     fn poll(&mut self) -> usize {
         self.fwd.poll()
     }
+    fn shutdown(&mut self) -> bool {
+        self.fwd.shutdown()
+    }
 }
 
 impl BdevOps for Part {

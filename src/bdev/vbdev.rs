@@ -2,14 +2,18 @@
 //! a request on to the base bdev and reports the base's completion back,
 //! and [`BaseLink`], the open-and-claim of a base with hot-remove wiring.
 //!
-//! Forwarding takes the submitter's buffers ([`IoRequest::take_data`]),
-//! hands them to the base I/O, and returns them with the completion. The
-//! callback objects are recycled through a free list, so forwarding
-//! allocates nothing per I/O once warm.
+//! Forwarding passes the request through to the base's module channel
+//! ([`PassThrough`]: the buffers stay in the request, the base's channel
+//! counts it, the completion comes straight back) whenever the base's
+//! channel allows; otherwise (a reset, a range lock, QoS, a split at the
+//! base...) it takes the submitter's buffers ([`IoRequest::take_data`]),
+//! submits a base I/O through the descriptor, and returns them with the
+//! completion. The callback objects of that path are recycled through a
+//! free list, so forwarding allocates nothing per I/O once warm.
 
 use super::{
     open_ext, Bdev, BdevError, BdevEvent, Channel, Completer, Desc, IoCompletion, IoData, IoDone,
-    IoId, IoRequest, IoStatus, IoType, Result,
+    IoId, IoRequest, IoStatus, IoType, PassThrough, Result,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -92,6 +96,7 @@ pub struct Forwarder {
     pub ch: Channel,
     /// The virtual bdev channel's completer.
     pub done: Completer,
+    pt: PassThrough,
     free: FreeList,
 }
 
@@ -99,19 +104,34 @@ impl Forwarder {
     /// A forwarder for this thread.
     pub fn new(desc: Desc, done: Completer) -> Result<Forwarder> {
         let ch = desc.get_io_channel()?;
+        let pt = PassThrough::new(&desc, ch.clone(), Box::new(done.clone()))?;
         Ok(Forwarder {
             desc,
             ch,
             done,
+            pt,
             free: Rc::new(RefCell::new(Vec::new())),
         })
     }
 
     /// Sends `io` to the base at `offset_blocks + shift`; the base's status
     /// (and the buffers) come back as `io`'s completion.
+    #[inline]
     pub fn forward(&mut self, mut io: IoRequest<'_>, shift: u64) {
+        if io.io_type != IoType::Reset {
+            let (off, n) = (io.offset_blocks + shift, io.num_blocks);
+            if self.pt.submit(&mut io, off, n) {
+                return;
+            }
+        }
+        self.forward_whole(io, shift)
+    }
+
+    /// The ordinary path: a base I/O through the descriptor.
+    #[cold]
+    fn forward_whole(&mut self, mut io: IoRequest<'_>, shift: u64) {
         let Some(data) = io.take_data() else {
-            log::error!("virtual bdev received a split piece; it must not set max_rw_size");
+            log::error!("virtual bdev: a split piece its base's channel must see whole cannot be forwarded (the base's limits are tighter than the virtual bdev's)");
             self.done.complete(io.id, IoStatus::Failed);
             return;
         };
@@ -160,5 +180,12 @@ impl Forwarder {
     /// Polls the base channel (called from the virtual channel's poll).
     pub fn poll(&mut self) -> usize {
         self.ch.poll()
+    }
+
+    /// For the virtual channel's [`ModuleChannel::shutdown`](super::ModuleChannel::shutdown):
+    /// waits (bounded) for the requests passed through to the base; `false`
+    /// if some are still there (see [`PassThrough::drain`]).
+    pub fn shutdown(&mut self) -> bool {
+        self.pt.drain()
     }
 }

@@ -40,6 +40,14 @@ impl<F: FnOnce(Result<IoBuf>) + 'static> BlobIoDone for F {
 /// A completion callback of blob channel I/O: the buffer back, or the error.
 pub type BlobIoCb = Box<dyn BlobIoDone>;
 
+/// Where an I/O checked by [`BlobIoChannel::enter_direct`] goes.
+pub(crate) enum DirectRun {
+    /// One run of device blocks from this one, the blob's map entered.
+    Dev(Rc<Cached>, u64),
+    /// A read of clusters that read as zeroes: no device I/O.
+    Zeroes,
+}
+
 /// The bdev completions of a channel's direct I/Os, kept for reuse.
 pub(crate) type DirectFree = Rc<RefCell<Vec<Box<Direct>>>>;
 
@@ -93,8 +101,8 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
     fn submit_cb(self: &Rc<Self>, t: IoType, id: BlobId, offset: u64, buf: IoBuf, cb: BlobIoCb) {
         let write = t == IoType::Write;
         match self.enter_direct(id, offset, buf.len(), write) {
-            Some((m, lba)) => self.submit_direct(t, m, lba, buf, cb),
-            None => self.submit_task(write, id, offset, buf, cb),
+            Some(DirectRun::Dev(m, lba)) => self.submit_direct(t, m, lba, buf, cb),
+            _ => self.submit_task(write, id, offset, buf, cb),
         }
     }
 
@@ -103,9 +111,11 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
     /// run of clusters the I/O may use directly (for a write: clusters the
     /// blob owns), the blob's map entered for the I/O (the caller calls
     /// [`Cached::exit`] through it when the I/O is done) and the first
-    /// device block. `None` when the I/O must take the general path
-    /// ([`Self::read`], [`Self::write`]): no bdev, a frozen or read-only
-    /// blob, bad arguments, zeroes, a split, an allocating write.
+    /// device block; for a read of clusters that read as zeroes (thin, never
+    /// written), [`DirectRun::Zeroes`]: the caller fills the buffer itself.
+    /// `None` when the I/O must take the general path ([`Self::read`],
+    /// [`Self::write`]): no bdev, a frozen or read-only blob, bad
+    /// arguments, a split, an allocating write.
     #[inline]
     pub(crate) fn enter_direct(
         &self,
@@ -113,7 +123,7 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
         offset: u64,
         bytes: usize,
         write: bool,
-    ) -> Option<(Rc<Cached>, u64)> {
+    ) -> Option<DirectRun> {
         self.bdev.as_ref()?;
         let m = self.map(id).ok()?;
         if write && m.data_ro() {
@@ -124,8 +134,12 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
             return None;
         }
         match self.run(&m, offset, units, write) {
-            Run::Dev(lba) => Some((m, lba)),
-            _ => {
+            Run::Dev(lba) => Some(DirectRun::Dev(m, lba)),
+            Run::Zero => {
+                m.exit();
+                Some(DirectRun::Zeroes)
+            }
+            Run::Split => {
                 m.exit();
                 None
             }

@@ -1,7 +1,9 @@
 //! Virtual bdevs: split, passthru and error injection over malloc, NOMEM
-//! retry through a vbdev, and hot remove with I/O in flight.
+//! retry through a vbdev, and hot remove with I/O in flight; the layer's
+//! pass-through from a virtual bdev to its base (`pass_through`).
 
 use crate::common;
+mod pass_through;
 
 use common::*;
 use spdk_io::bdev::error_inject::{self, ErrorOpts, ErrorType};

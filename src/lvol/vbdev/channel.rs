@@ -3,11 +3,14 @@
 //! blob's cluster map, the caller's buffer handed to the base bdev's
 //! channel of that thread; only allocating writes visit the metadata
 //! thread) and completes through the channel's completer. A read or write
-//! whose blocks are one run of clusters it may use goes straight to the
-//! base bdev with the request's own buffers and one recycled completion
-//! that leaves the blob's map and reports to the lvol's channel; the rest
-//! use the blob channel's callback form. No task, no message and no
-//! allocation per I/O once warm.
+//! whose blocks are one run of clusters it may use is passed through to
+//! the base bdev's module as the lvol's own request (`passed`: the buffers
+//! stay in it, the base's channel counts it); when the base's channel
+//! cannot take it so (a reset, a range lock, a split at the base), it goes
+//! to the base's descriptor with the request's own buffers and one
+//! recycled completion that leaves the blob's map and reports to the
+//! lvol's channel; the rest use the blob channel's callback form. No task,
+//! no message and no allocation per I/O once warm.
 //!
 //! The blob channel is made on the thread's first I/O (it asks the
 //! metadata thread for the store's geometry). The reads and writes that
@@ -15,11 +18,14 @@
 //! out one by one as each made its own channel, they would stay staggered
 //! and every later poll would carry one I/O instead of a queue's worth.
 
+use super::passed::{Entered, Passed};
+use super::rw_done::{one_buf, IoFree, LvolIo};
 use super::LvsBdev;
-use crate::bdev::{BdevError, IoCompletion, IoDone, IoId};
+use crate::bdev::{BdevError, IoCompletion, IoId, PassThrough};
 use crate::bdev::{Completer, IoBuf, IoData, IoRequest, IoStatus, IoType, ModuleChannel};
 use crate::blob::channel::Cached;
-use crate::blob::{BdevBsDev, BlobError, BlobId, BlobIoChannel, BlobIoDone};
+use crate::blob::channel_cb::DirectRun;
+use crate::blob::{BdevBsDev, BlobId, BlobIoChannel};
 use crate::thread::spawn_local;
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
@@ -40,6 +46,10 @@ pub(crate) struct LvolChannel {
     waiting: Rc<RefCell<Option<Vec<RwIo>>>>,
     /// Completions of reads and writes, kept for reuse.
     free: IoFree,
+    /// The pass-through to the base bdev, made with `ch`.
+    pt: Rc<OnceCell<PassThrough>>,
+    /// The blob maps entered by the requests passed through.
+    entered: Rc<Entered>,
 }
 
 impl LvolChannel {
@@ -53,6 +63,8 @@ impl LvolChannel {
             ch: Rc::default(),
             waiting: Rc::default(),
             free: Rc::default(),
+            pt: Rc::default(),
+            entered: Entered::with_capacity(crate::bdev::io_pool_size()),
         }
     }
 
@@ -64,96 +76,16 @@ impl LvolChannel {
         let c = BlobIoChannel::new(self.lvs.lvs.blobstore(), dev)
             .await
             .map_err(|e| e.to_string())?;
+        if let Some((desc, bch)) = &c.bdev {
+            let up = Passed {
+                entered: self.entered.clone(),
+                done: self.completer.clone(),
+            };
+            let pt =
+                PassThrough::new(desc, bch.clone(), Box::new(up)).map_err(|e| e.to_string())?;
+            let _ = self.pt.set(pt);
+        }
         Ok(self.ch.get_or_init(|| Rc::new(c)).clone())
-    }
-}
-
-/// The request's data as one [`IoBuf`]: its own buffer when it is one
-/// (zero copy), else a copy, with the original pieces kept to receive a
-/// read's bytes.
-fn one_buf(data: IoData, len: usize) -> (IoBuf, Option<IoData>) {
-    match data {
-        IoData::Buf(b) if b.len() == len => (b, None),
-        other => {
-            let mut b = IoBuf::new(len);
-            let mut at = 0;
-            other.for_each(0, len, |p| {
-                b[at..at + p.len()].copy_from_slice(p);
-                at += p.len();
-            });
-            (b, Some(other))
-        }
-    }
-}
-
-/// An lvol read or write in flight: what its completion needs. Recycled
-/// through the channel's free list, so a steady stream of I/O allocates
-/// nothing.
-struct LvolIo {
-    id: IoId,
-    kind: IoType,
-    /// The submitter's pieces when its data was not one buffer (a read's
-    /// bytes are copied back into them).
-    orig: Option<IoData>,
-    off: u64,
-    n: u64,
-    /// The blob's map, entered, when the I/O went straight to the base.
-    m: Option<Rc<Cached>>,
-    done: Completer,
-    free: IoFree,
-}
-
-type IoFree = Rc<RefCell<Vec<Box<LvolIo>>>>;
-
-impl BlobIoDone for LvolIo {
-    fn blob_io_done(mut self: Box<Self>, r: Result<IoBuf, BlobError>) {
-        let (id, orig) = (self.id, self.orig.take());
-        match r {
-            Ok(b) => {
-                let data = match orig {
-                    None => IoData::Buf(b),
-                    Some(mut o) if self.kind == IoType::Read => {
-                        let mut at = 0;
-                        o.for_each_mut(0, b.len(), |p| {
-                            p.copy_from_slice(&b[at..at + p.len()]);
-                            at += p.len();
-                        });
-                        o
-                    }
-                    Some(o) => o,
-                };
-                self.done.complete_with_data(id, IoStatus::Success, data);
-            }
-            Err(e) => {
-                let (kind, off, n) = (self.kind, self.off, self.n);
-                log::error!("lvol {kind:?} at block {off} (+{n}): {e}");
-                self.done.complete(id, IoStatus::Failed);
-            }
-        }
-        let free = self.free.clone();
-        free.borrow_mut().push(self);
-    }
-}
-
-/// The completion of a read or write that went straight to the base bdev.
-impl IoDone for LvolIo {
-    fn io_done(mut self: Box<Self>, c: IoCompletion) {
-        if let Some(m) = self.m.take() {
-            m.exit();
-        }
-        let status = match c.status {
-            IoStatus::Success => IoStatus::Success,
-            // Refused for want of a base request: the bdev layer retries it.
-            IoStatus::NoMem => IoStatus::NoMem,
-            other => {
-                let (kind, off, n) = (self.kind, self.off, self.n);
-                log::error!("lvol {kind:?} at block {off} (+{n}): the base bdev says {other:?}");
-                IoStatus::Failed
-            }
-        };
-        self.done.complete_with_data(self.id, status, c.data);
-        let free = self.free.clone();
-        free.borrow_mut().push(self);
     }
 }
 
@@ -309,20 +241,38 @@ impl ModuleChannel for LvolChannel {
         match kind {
             IoType::Read | IoType::Write => {
                 let len = io.len_bytes();
-                let data = match (self.ch.get(), io.take_data()) {
-                    // The common case: one run of clusters, straight to the base.
-                    (Some(ch), Some(d)) => {
-                        let write = kind == IoType::Write;
-                        match ch.enter_direct(self.blob_id, uoff, len, write) {
-                            Some((m, lba)) => {
+                // The common case: one run of clusters, straight to the base.
+                if let Some(ch) = self.ch.get() {
+                    let write = kind == IoType::Write;
+                    let run = ch.enter_direct(self.blob_id, uoff, len, write);
+                    if let Some(DirectRun::Zeroes) = run {
+                        // Thin clusters never written: zeroes, no device I/O.
+                        io.for_each_mut(|p| p.fill(0));
+                        return self.completer.complete_ok(id);
+                    }
+                    if let Some(DirectRun::Dev(m, lba)) = run {
+                        let m = match self.pt.get() {
+                            Some(pt) => {
+                                let blocks = ch.block.div(len as u64);
+                                self.entered.put(id, m);
+                                if pt.submit(&mut io, lba, blocks) {
+                                    return;
+                                }
+                                self.entered.take(id)
+                            }
+                            None => Some(m),
+                        };
+                        // Not passed: through the base's descriptor.
+                        if let Some(m) = m {
+                            if let Some(d) = io.take_data() {
                                 let r = Req { id, kind, off, n };
                                 return self.submit_direct(ch, m, lba, r, d, len);
                             }
-                            None => Some(d),
+                            m.exit();
                         }
                     }
-                    (_, d) => d,
-                };
+                }
+                let data = io.take_data();
                 let (buf, orig) = match data {
                     Some(d) => one_buf(d, len),
                     // A piece of a split I/O: its buffers are shared.
@@ -359,6 +309,12 @@ impl ModuleChannel for LvolChannel {
             // SPDK's lvol fails a reset (`lvol_reset`).
             _ => self.completer.complete(id, IoStatus::Failed),
         }
+    }
+
+    /// Requests passed through to the base use this channel's buffers:
+    /// wait (bounded) for the base to finish them before they are freed.
+    fn shutdown(&mut self) -> bool {
+        self.pt.get().map_or(true, PassThrough::drain)
     }
 }
 

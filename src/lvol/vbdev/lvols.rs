@@ -15,6 +15,11 @@ use std::sync::Arc;
 
 const MIB: u64 = 1 << 20;
 
+/// Seconds an lvol bdev's reset waits for its I/O to drain
+/// (`reset_io_drain_timeout`; SPDK's lvols set
+/// `SPDK_BDEV_RESET_IO_DRAIN_RECOMMENDED_VALUE`).
+pub const RESET_IO_DRAIN_TIMEOUT: u16 = 5;
+
 /// Registers lvol `l`'s bdev: named by its UUID (or `<lvs uuid>_<blob>`),
 /// alias `lvs/lvol`, "Logical Volume", as large as its blob.
 pub(crate) async fn register_lvol(s: &Arc<LvsBdev>, l: &Lvol) -> Result<Arc<Bdev>> {
@@ -29,6 +34,10 @@ pub(crate) async fn register_lvol(s: &Arc<LvsBdev>, l: &Lvol) -> Result<Arc<Bdev
     props.aliases = vec![format!("{}/{}", s.lvs.name(), l.name)];
     props.uuid = l.uuid;
     props.product_name = "Logical Volume".into();
+    // As SPDK's lvol bdev: a reset waits this long for the I/O in flight
+    // before it reaches the module, so lvols sharing a base do not reset
+    // it for nothing.
+    props.reset_io_drain_timeout = RESET_IO_DRAIN_TIMEOUT;
     let ops = Arc::new(LvolBdevOps::new(s.clone(), l, info.read_only));
     let blob = s.lvs.blobstore().open_blob(l.blob_id).await?;
     *ops.blob.lock().unwrap_or_else(|e| e.into_inner()) = Some(blob);

@@ -14,10 +14,14 @@
 //! | `io` | the lvol bdev: function table, `bdev_get_bdevs` info |
 //! | `shallow_copy` | a read-only lvol's own clusters copied to another bdev, with a status per operation id |
 //! | `channel` | the lvol bdev's per-thread channel: reads and writes through the blob channel |
+//! | `rw_done` | the completion of a read or write that is not passed through (blob channel, base descriptor) |
+//! | `passed` | the lvol end of the bdev layer's pass-through: a passed request's map left and its completion reported |
 
 mod channel;
 mod io;
 mod lvols;
+mod passed;
+mod rw_done;
 mod shallow_copy;
 mod stores;
 
@@ -29,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 pub use lvols::{
     clone, create, decouple_parent, delete, find_lvol, inflate, rename, resize, set_parent,
-    set_read_only, snapshot,
+    set_read_only, snapshot, RESET_IO_DRAIN_TIMEOUT,
 };
 pub use shallow_copy::{check_shallow_copy, start_shallow_copy, CopyStatus};
 pub use stores::{
