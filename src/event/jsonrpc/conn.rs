@@ -136,6 +136,11 @@ impl Conn {
         }
         let budget = DISPATCH_PER_POLL.min(IN_FLIGHT_MAX - self.in_flight);
         self.take_frames(frames, budget);
+        if read_budget == 0 && !self.read_closed && self.peer_hung_up() {
+            // Not read while paused, yet gone: what it sent will never
+            // complete, so it is not kept.
+            self.read_closed = true;
+        }
         if self.held || self.read_closed || read_budget == 0 {
             self.after_read(frames);
             return !frames.is_empty();
@@ -163,6 +168,22 @@ impl Conn {
         self.take_frames(frames, budget);
         self.after_read(frames);
         got > 0 || !frames.is_empty()
+    }
+
+    /// Whether the client closed its end (asked without reading, for a
+    /// connection whose reads are paused).
+    fn peer_hung_up(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        // A closed peer shows as a hang-up (both directions shut), which
+        // poll reports whatever events are asked for.
+        let mut fds = [PollFd::new(self.stream.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+            Err(_) => false,
+        }
     }
 
     fn after_read(&mut self, frames: &mut Vec<Frame>) {
@@ -297,6 +318,7 @@ mod tests {
         let mut f = Vec::new();
         assert!(!c.read(&mut f, 0));
         assert!(!c.has_pending());
+        assert!(!c.peer_hung_up());
         assert!(c.read(&mut f, TRICKLE_BUDGET));
         assert!(f.is_empty());
         assert!(c.has_pending());
@@ -306,6 +328,13 @@ mod tests {
         // Emptied, the large receive buffer is freed.
         assert!(!c.has_pending());
         assert!(c.held_bytes() <= KEEP_CAPACITY);
+        // A client gone while its reads are paused is noticed all the same.
+        client.write_all(b"{\"method\":").unwrap();
+        c.read(&mut f, TRICKLE_BUDGET);
+        drop(client);
+        c.read(&mut f, 0);
+        c.flush();
+        assert!(c.closed);
     }
 
     #[test]
