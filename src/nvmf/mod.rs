@@ -5,6 +5,7 @@
 //! | file | job |
 //! |---|---|
 //! | `target` | [`Target`]: the subsystems, the discovery subsystem, [`TransportOpts`] |
+//! | `buf_pool` | [`BufPool`]: the transport's shared data buffers and each poll group's cache |
 //! | `ids` | NQNs, UUIDs, identity strings and [`ListenAddr`]: checked, parsed, matched |
 //! | `subsystem` | [`Subsystem`]: NQN, identity, host allow list, namespaces, listeners, controllers |
 //! | `ctrlr` | [`Ctrlr`]: controller ID, properties (CAP, VS, CC, CSTS), features, I/O queues |
@@ -23,6 +24,7 @@
 pub mod abort;
 pub mod admin;
 pub mod ana;
+pub mod buf_pool;
 mod ctrlr;
 mod error;
 pub mod fabrics;
@@ -37,6 +39,7 @@ mod target;
 pub mod tcp;
 
 pub use ana::AnaState;
+pub use buf_pool::{BufCache, BufPool, BUF_CACHE_AUTO};
 pub use ctrlr::{Ctrlr, CtrlrState, QueueOrigin};
 pub use error::NvmfError;
 pub use ids::{check_nqn, parse_uuid, ListenAddr, NQN_MAX_LEN};

@@ -1,6 +1,7 @@
 //! The target (SPDK's `spdk_nvmf_tgt`): its subsystems, the discovery
 //! subsystem, and the transport options every queue is served with.
 
+use super::buf_pool::BufPool;
 use super::subsystem::{Subsystem, SubsystemOpts, SubsystemType, DISCOVERY_NQN};
 use super::NvmfError;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,13 @@ pub struct TransportOpts {
     pub c2h_success: bool,
     /// `SO_PRIORITY` of accepted sockets.
     pub sock_priority: u32,
+    /// Data buffers of `io_unit_size` bytes shared by the transport's poll
+    /// groups (`num_shared_buffers`; see [`BufPool`](super::buf_pool::BufPool)).
+    pub num_shared_buffers: u32,
+    /// Of those, how many each poll group keeps in its cache
+    /// (`buf_cache_size`; [`BUF_CACHE_AUTO`](super::buf_pool::BUF_CACHE_AUTO):
+    /// three quarters of the pool shared among the groups).
+    pub buf_cache_size: u32,
 }
 
 impl Default for TransportOpts {
@@ -38,6 +46,8 @@ impl Default for TransportOpts {
             io_unit_size: 131072,
             c2h_success: true,
             sock_priority: 0,
+            num_shared_buffers: 511,
+            buf_cache_size: super::buf_pool::BUF_CACHE_AUTO,
         }
     }
 }
@@ -76,6 +86,9 @@ impl TransportOpts {
                 "must be a multiple of 16, at most 131072",
             );
         }
+        if self.io_unit_size == 0 {
+            return bad("io_unit_size", 0, "must not be 0");
+        }
         if self.max_io_size < 4096 || !self.max_io_size.is_power_of_two() {
             return bad(
                 "max_io_size",
@@ -100,6 +113,9 @@ pub struct Target {
     subsystems: Mutex<Vec<Arc<Subsystem>>>,
     /// Generation counter of the discovery log (bumped by every change).
     genctr: std::sync::atomic::AtomicU64,
+    /// The shared data buffers, made for the options when the first poll
+    /// group asks (`None` again after the options change).
+    bufs: Mutex<Option<Arc<BufPool>>>,
 }
 
 impl Target {
@@ -116,6 +132,7 @@ impl Target {
             discovery,
             subsystems: Mutex::new(Vec::new()),
             genctr: 0.into(),
+            bufs: Mutex::new(None),
         }))
     }
 
@@ -128,8 +145,23 @@ impl Target {
     /// already connected keep theirs.
     pub fn set_opts(&self, opts: TransportOpts) -> Result<(), NvmfError> {
         opts.check()?;
+        BufPool::new(&opts, crate::thread::thread_count())?;
         *self.opts.lock().unwrap_or_else(|e| e.into_inner()) = opts;
+        *self.bufs.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
+    }
+
+    /// The transport's shared data buffers, made for the current options
+    /// (sized for as many poll groups as there are threads) the first
+    /// time a poll group asks; later groups share the same pool.
+    pub fn buf_pool(&self) -> Result<Arc<BufPool>, NvmfError> {
+        let mut b = self.bufs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = b.as_ref() {
+            return Ok(p.clone());
+        }
+        let p = BufPool::new(&self.opts(), crate::thread::thread_count())?;
+        *b = Some(p.clone());
+        Ok(p)
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Subsystem>>> {

@@ -4,6 +4,7 @@ use super::SockError;
 use socket2::{Domain, Protocol, SockAddr, Type};
 use std::io::{IoSlice, Read};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 /// Options of a connection (SPDK's `spdk_sock_opts` / `spdk_sock_impl_opts`).
@@ -193,5 +194,12 @@ impl Socket {
     /// Shuts both directions down (the peer sees end of stream).
     pub fn shutdown(&self) {
         let _ = self.inner.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The descriptor, for a readiness set (epoll) that watches the socket.
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
     }
 }

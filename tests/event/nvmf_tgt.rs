@@ -114,6 +114,9 @@ fn a_target_configured_over_json_rpc_serves_the_initiator() {
             let t = ok(&sock, "nvmf_get_transports", Value::Null);
             assert_eq!(t[0]["trtype"], "TCP");
             assert_eq!(t[0]["max_queue_depth"], 128);
+            // SPDK's defaults for the shared buffers: 511, the cache computed.
+            assert_eq!(t[0]["num_shared_buffers"], 511);
+            assert_eq!(t[0]["buf_cache_size"], u32::MAX);
             let trid: nvme::TransportId = format!(
                 "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{nqn} hostnqn:nqn.2024-01.io.spdk-io:tgt-host"
             )

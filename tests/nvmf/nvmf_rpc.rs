@@ -85,7 +85,13 @@ fn methods_build_a_target_the_initiator_uses_and_save_config_rebuilds_it() {
     let tx1 = tx.clone();
     on_app(&to_app, move || {
         spawn_local(async move {
-            call("nvmf_create_transport", json!({"trtype": "TCP", "max_queue_depth": 64, "in_capsule_data_size": 8192}))
+            // A pool that holds no whole I/O is refused by name.
+            let e = call("nvmf_create_transport", json!({"trtype": "TCP", "num_shared_buffers": 0}))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, -32602, "{e}");
+            assert!(e.message.contains("num_shared_buffers"), "{e}");
+            call("nvmf_create_transport", json!({"trtype": "TCP", "max_queue_depth": 64, "in_capsule_data_size": 8192, "num_shared_buffers": 64, "buf_cache_size": 4}))
                 .await
                 .unwrap();
             let e = call("nvmf_create_transport", json!({"trtype": "TCP"})).await.unwrap_err();
@@ -207,7 +213,10 @@ fn methods_build_a_target_the_initiator_uses_and_save_config_rebuilds_it() {
             sum("completed_nvme_io") >= 2,
             "a write and a read at least: {st}"
         );
-        assert_eq!(g[0]["transports"], json!([{"trtype": "TCP"}]));
+        assert_eq!(
+            g[0]["transports"],
+            json!([{"trtype": "TCP", "pending_data_buffer": 0}])
+        );
         let e = query_err(
             &to_app,
             "nvmf_subsystem_get_qpairs",
@@ -229,6 +238,18 @@ fn methods_build_a_target_the_initiator_uses_and_save_config_rebuilds_it() {
         .iter()
         .map(|e| e["method"].as_str().unwrap())
         .collect();
+    let tr = saved
+        .iter()
+        .find(|e| e["method"] == "nvmf_create_transport")
+        .unwrap();
+    assert_eq!(
+        (
+            &tr["params"]["num_shared_buffers"],
+            &tr["params"]["buf_cache_size"]
+        ),
+        (&json!(64), &json!(4)),
+        "{tr}"
+    );
     for m in [
         "nvmf_create_transport",
         "nvmf_create_subsystem",

@@ -2,7 +2,8 @@
 //! NVMe/TCP initiator: Connect and bring-up, Identify, random data written
 //! and read back (in-capsule, by R2T, with and without digests), the other
 //! I/O commands, the allow list, two subsystems on two poll groups, an
-//! idle poll group that waits for its sockets and wakes for the next command.
+//! idle poll group that waits for its sockets and wakes for the next command,
+//! more large I/Os in flight than the shared buffer pool holds.
 
 use crate::nvmf_common;
 
@@ -399,5 +400,99 @@ fn an_idle_poll_group_waits_for_its_sockets_and_wakes_for_the_next_command() {
         }
         // The next command is served as ever.
         write_read(&mut qp, &ns, round * 8, &random(4096, round));
+    }
+}
+
+/// Large I/Os in flight on several queues at once, by index: submitted all
+/// before any completion is awaited, then every queue polled until all
+/// are done (bounded: 30 s).
+fn many_at_once(
+    qps: &mut [nvme::QPair],
+    ns: &nvme::Namespace,
+    ios: &[(usize, u64, Vec<u8>)],
+    write: bool,
+) -> Vec<(usize, nvme::IoCompletion)> {
+    let done = Rc::new(RefCell::new(Vec::new()));
+    for (k, (q, lba, data)) in ios.iter().enumerate() {
+        let d = done.clone();
+        let blocks = (data.len() / 512) as u32;
+        let cb = move |_: &mut nvme::QPair, c: nvme::IoCompletion| d.borrow_mut().push((k, c));
+        let r = if write {
+            let mut buf = DmaBuf::alloc(data.len(), 4096).unwrap();
+            buf.copy_from_slice(data);
+            qps[*q].write(ns, buf, *lba, blocks, cb)
+        } else {
+            let buf = DmaBuf::alloc_zeroed(data.len(), 4096).unwrap();
+            qps[*q].read(ns, buf, *lba, blocks, cb)
+        };
+        r.map_err(|e| e.error).unwrap();
+    }
+    let start = std::time::Instant::now();
+    while done.borrow().len() < ios.len() {
+        for qp in qps.iter_mut() {
+            qp.process_completions(0).unwrap();
+        }
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "{} of {} I/Os completed",
+            done.borrow().len(),
+            ios.len()
+        );
+    }
+    let out = std::mem::take(&mut *done.borrow_mut());
+    out
+}
+
+#[test]
+fn large_ios_outnumbering_the_shared_buffers_wait_for_them_and_all_complete_with_their_data() {
+    // Two 128 KiB buffers for the whole transport and no per-group cache;
+    // two poll groups, each serving one I/O queue with 16 I/Os of 64 and
+    // 128 KiB in flight: 32 commands for 2 buffers.
+    let o = TransportOpts {
+        num_shared_buffers: 2,
+        buf_cache_size: 0,
+        ..TransportOpts::default()
+    };
+    let t = Tgt::start(o, 2, "127.0.0.1:0");
+    let nqn = "nqn.2016-06.io.spdk-io:pool";
+    subsystem(&t, nqn, "NvmfPoolMalloc", 16384, true);
+    let c = nvme::connect(&t.trid(nqn, HOSTNQN), &opts(false)).unwrap();
+    let ns = c.namespace(1).unwrap();
+    // Connections go round robin to the groups: admin, I/O 1 on the
+    // second group, I/O 2 on the first.
+    let mut qps: Vec<_> = (0..2)
+        .map(|_| c.alloc_io_qpair(qp_opts()).unwrap())
+        .collect();
+    let ios: Vec<(usize, u64, Vec<u8>)> = (0..32usize)
+        .map(|k| {
+            let len = if k % 2 == 0 { 131072 } else { 65536 };
+            let lba = k as u64 * 256;
+            (k % 2, lba, random(len, lba + 1))
+        })
+        .collect();
+    for (k, c) in many_at_once(&mut qps, &ns, &ios, true) {
+        c.result
+            .unwrap_or_else(|e| panic!("write {k} at LBA {}: {e}", ios[k].1));
+    }
+    for (k, c) in many_at_once(&mut qps, &ns, &ios, false) {
+        c.result
+            .unwrap_or_else(|e| panic!("read {k} at LBA {}: {e}", ios[k].1));
+        let back = c.buf.into_dma_buf().unwrap();
+        assert!(back[..] == ios[k].2[..], "read {k} at LBA {}", ios[k].1);
+    }
+    let waited: u64 = t
+        .group_conns
+        .iter()
+        .map(|g| {
+            g.stats()
+                .pending_data_buffer
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert!(waited > 0, "no command waited for a shared buffer");
+    let pool = t.target.buf_pool().unwrap();
+    assert!(pool.created() <= 2, "{} buffers made", pool.created());
+    for qp in qps.iter() {
+        assert_eq!(qp.outstanding(), 0);
     }
 }

@@ -11,7 +11,14 @@ use std::os::unix::net::UnixStream;
 pub const MAX_REQUEST_SIZE: usize = 4 << 20;
 /// Bytes read from one connection per poll, so one busy client cannot hold
 /// the app thread.
-const READ_BUDGET: usize = 1 << 20;
+pub(crate) const READ_BUDGET: usize = 1 << 20;
+/// Bytes read per poll from a connection with nothing pending while the
+/// server is over its buffer budget: a small request still gets in.
+pub(crate) const TRICKLE_BUDGET: usize = 64 << 10;
+/// Buffers emptied beyond this capacity are freed rather than kept, so a
+/// connection that once sent or received a large value does not hold its
+/// memory for its lifetime.
+const KEEP_CAPACITY: usize = 64 << 10;
 /// Responses waiting to be written beyond which no more requests are read
 /// from the connection (a client that does not read its responses is not
 /// served more until it does).
@@ -100,26 +107,47 @@ impl Conn {
         if used > 0 {
             self.recv.drain(..used);
             self.framer.consumed(used);
+            if self.recv.is_empty() && self.recv.capacity() > KEEP_CAPACITY {
+                self.recv = Vec::new();
+            }
         }
     }
 
+    /// Bytes of memory its buffers hold (received and not handled,
+    /// responses not written, and their spare capacity).
+    pub fn held_bytes(&self) -> usize {
+        self.recv.capacity() + self.send.capacity()
+    }
+
+    /// Whether a request is partly or wholly received and not handled, or
+    /// responses wait to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.recv.is_empty() || self.sent < self.send.len()
+    }
+
     /// Hands out the requests to start now: those already received first,
-    /// then what is available on the socket (up to the read budget), at
-    /// most [`DISPATCH_PER_POLL`] and never past [`IN_FLIGHT_MAX`] in
-    /// flight. Returns whether anything was read or handed out.
-    pub fn read(&mut self, frames: &mut Vec<Frame>) -> bool {
+    /// then what is available on the socket (up to `read_budget` bytes: 0
+    /// reads nothing), at most [`DISPATCH_PER_POLL`] and never past
+    /// [`IN_FLIGHT_MAX`] in flight. Returns whether anything was read or
+    /// handed out.
+    pub fn read(&mut self, frames: &mut Vec<Frame>, read_budget: usize) -> bool {
         if !self.may_dispatch() {
             return false;
         }
         let budget = DISPATCH_PER_POLL.min(IN_FLIGHT_MAX - self.in_flight);
         self.take_frames(frames, budget);
-        if self.held || self.read_closed {
+        if read_budget == 0 && !self.read_closed && self.peer_hung_up() {
+            // Not read while paused, yet gone: what it sent will never
+            // complete, so it is not kept.
+            self.read_closed = true;
+        }
+        if self.held || self.read_closed || read_budget == 0 {
             self.after_read(frames);
             return !frames.is_empty();
         }
         let mut got = 0;
         let mut chunk = [0u8; 64 * 1024];
-        while got < READ_BUDGET {
+        while got < read_budget {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     self.read_closed = true;
@@ -140,6 +168,22 @@ impl Conn {
         self.take_frames(frames, budget);
         self.after_read(frames);
         got > 0 || !frames.is_empty()
+    }
+
+    /// Whether the client closed its end (asked without reading, for a
+    /// connection whose reads are paused).
+    fn peer_hung_up(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        // A closed peer shows as a hang-up (both directions shut), which
+        // poll reports whatever events are asked for.
+        let mut fds = [PollFd::new(self.stream.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+            Err(_) => false,
+        }
     }
 
     fn after_read(&mut self, frames: &mut Vec<Frame>) {
@@ -202,6 +246,9 @@ impl Conn {
         if self.sent == self.send.len() {
             self.send.clear();
             self.sent = 0;
+            if self.send.capacity() > KEEP_CAPACITY {
+                self.send = Vec::new();
+            }
         } else if self.sent > (1 << 20) {
             self.send.drain(..self.sent);
             self.sent = 0;
@@ -246,18 +293,46 @@ mod tests {
             .unwrap();
         drop(client);
         let mut f = Vec::new();
-        assert!(c.read(&mut f));
+        assert!(c.read(&mut f, READ_BUDGET));
         assert_eq!(values(&f), DISPATCH_PER_POLL);
         f.clear();
-        c.read(&mut f);
+        c.read(&mut f, READ_BUDGET);
         assert_eq!(values(&f), DISPATCH_PER_POLL);
         // The peer is gone, but what it sent is still handed out, and the
         // connection stays open until it is.
         c.flush();
         assert!(!c.closed);
         f.clear();
-        c.read(&mut f);
+        c.read(&mut f, READ_BUDGET);
         assert_eq!(values(&f), 5);
+        c.flush();
+        assert!(c.closed);
+    }
+
+    #[test]
+    fn a_read_budget_of_zero_reads_nothing_and_a_small_one_reads_that_much() {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        let mut c = Conn::new(server).unwrap();
+        client.write_all(&vec![b' '; TRICKLE_BUDGET + 100]).unwrap();
+        client.write_all(br#"{"method":"m","id":1}"#).unwrap();
+        let mut f = Vec::new();
+        assert!(!c.read(&mut f, 0));
+        assert!(!c.has_pending());
+        assert!(!c.peer_hung_up());
+        assert!(c.read(&mut f, TRICKLE_BUDGET));
+        assert!(f.is_empty());
+        assert!(c.has_pending());
+        assert!(c.held_bytes() >= TRICKLE_BUDGET);
+        assert!(c.read(&mut f, TRICKLE_BUDGET));
+        assert_eq!(values(&f), 1);
+        // Emptied, the large receive buffer is freed.
+        assert!(!c.has_pending());
+        assert!(c.held_bytes() <= KEEP_CAPACITY);
+        // A client gone while its reads are paused is noticed all the same.
+        client.write_all(b"{\"method\":").unwrap();
+        c.read(&mut f, TRICKLE_BUDGET);
+        drop(client);
+        c.read(&mut f, 0);
         c.flush();
         assert!(c.closed);
     }
@@ -271,12 +346,12 @@ mod tests {
             .unwrap();
         c.in_flight = IN_FLIGHT_MAX - 3;
         let mut f = Vec::new();
-        c.read(&mut f);
+        c.read(&mut f, READ_BUDGET);
         assert_eq!(values(&f), 3);
         c.in_flight = 0;
         c.send = vec![b' '; SEND_BACKLOG_MAX];
         f.clear();
-        assert!(!c.read(&mut f));
+        assert!(!c.read(&mut f, READ_BUDGET));
         assert!(f.is_empty());
     }
 }

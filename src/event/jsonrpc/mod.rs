@@ -18,4 +18,4 @@ mod server;
 pub use conn::{DISPATCH_PER_POLL, IN_FLIGHT_MAX, MAX_REQUEST_SIZE, SEND_BACKLOG_MAX};
 pub(crate) use lock::SocketLock;
 pub use request::BATCH_MAX;
-pub use server::{RpcServer, MAX_CONNS, POLL_PERIOD_US};
+pub use server::{RpcServer, BUFFER_BUDGET, MAX_CONNS, POLL_PERIOD_US};

@@ -4,7 +4,7 @@
 //! the thread's executor, so requests of one connection run concurrently
 //! and their responses go out in the order they complete.
 
-use super::conn::{Conn, Frame, MAX_REQUEST_SIZE};
+use super::conn::{Conn, Frame, MAX_REQUEST_SIZE, READ_BUDGET, TRICKLE_BUDGET};
 use super::lock::SocketLock;
 use super::request::{decode, response, to_wire, Incoming, Request};
 use crate::event::{EventError, MethodTable};
@@ -19,7 +19,16 @@ use std::rc::Rc;
 /// The server's poll period (SPDK polls its RPC server every 4 ms).
 pub const POLL_PERIOD_US: u64 = 1000;
 /// Connections served at once; more are accepted and closed at once.
+/// (SPDK serves 64 and leaves the others in the listen backlog; this
+/// server serves more clients at once and bounds their memory with
+/// [`BUFFER_BUDGET`] instead.)
 pub const MAX_CONNS: usize = 1024;
+/// Bytes all connections' buffers may hold together (requests received
+/// and not handled, responses not written). Over it, a connection with
+/// anything pending is not read until the total falls, and one with
+/// nothing pending is read a little at a time, so a small request still
+/// gets in while large ones wait.
+pub const BUFFER_BUDGET: usize = 64 << 20;
 /// Connections accepted per poll.
 const ACCEPT_BUDGET: usize = 64;
 
@@ -30,6 +39,8 @@ struct Inner {
     table: Rc<MethodTable>,
     poller: RefCell<Option<Poller>>,
     lock: RefCell<Option<SocketLock>>,
+    /// The last poll found the connections over [`BUFFER_BUDGET`].
+    over_budget: std::cell::Cell<bool>,
 }
 
 /// A listening server. Lives on the app thread.
@@ -77,6 +88,7 @@ impl RpcServer {
                 table,
                 poller: RefCell::new(None),
                 lock: RefCell::new(Some(lock)),
+                over_budget: std::cell::Cell::new(false),
             }),
         };
         let s = server.clone();
@@ -102,10 +114,16 @@ impl RpcServer {
     pub fn poll(&self) -> PollerStatus {
         let mut busy = self.accept();
         let conns: Vec<_> = self.inner.conns.borrow().clone();
+        let over = self.over_budget(&conns);
         let mut frames = Vec::new();
         for c in &conns {
             frames.clear();
-            busy |= c.borrow_mut().read(&mut frames);
+            let budget = match (over, c.borrow().has_pending()) {
+                (false, _) => READ_BUDGET,
+                (true, false) => TRICKLE_BUDGET,
+                (true, true) => 0,
+            };
+            busy |= c.borrow_mut().read(&mut frames, budget);
             for f in frames.drain(..) {
                 // After a parse error the stream has no resynchronisation
                 // point: what follows it is not handled.
@@ -119,6 +137,26 @@ impl RpcServer {
         }
         self.inner.conns.borrow_mut().retain(|c| !c.borrow().closed);
         busy.into()
+    }
+
+    /// Whether the connections' buffers hold more than [`BUFFER_BUDGET`];
+    /// says so in the log when that changes.
+    fn over_budget(&self, conns: &[Rc<RefCell<Conn>>]) -> bool {
+        let held: usize = conns.iter().map(|c| c.borrow().held_bytes()).sum();
+        let over = held > BUFFER_BUDGET;
+        if over != self.inner.over_budget.replace(over) {
+            if over {
+                log::warn!(
+                    "RPC: {} connections hold {held} bytes, over the budget of {BUFFER_BUDGET}:                      connections with a request or responses pending are not read until it                      falls (clients that do not read their responses, or send huge requests,                      hold it)",
+                    conns.len()
+                );
+            } else {
+                log::info!(
+                    "RPC: connections hold {held} bytes, back under the budget: reading all"
+                );
+            }
+        }
+        over
     }
 
     fn accept(&self) -> bool {

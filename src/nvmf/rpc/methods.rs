@@ -134,6 +134,8 @@ async fn create_transport(p: Value) -> RpcResult {
         io_unit_size: p.io_unit_size.unwrap_or(d.io_unit_size),
         c2h_success: p.c2h_success.unwrap_or(d.c2h_success),
         sock_priority: p.sock_priority.unwrap_or(d.sock_priority),
+        num_shared_buffers: p.num_shared_buffers.unwrap_or(d.num_shared_buffers),
+        buf_cache_size: p.buf_cache_size.unwrap_or(d.buf_cache_size),
     };
     state::create_transport(opts).await?;
     Ok(json!(true))
@@ -149,6 +151,8 @@ pub(super) fn transport_json(o: &TransportOpts) -> Value {
         "max_io_size": o.max_io_size,
         "io_unit_size": o.io_unit_size,
         "max_aq_depth": o.max_aq_depth,
+        "num_shared_buffers": o.num_shared_buffers,
+        "buf_cache_size": o.buf_cache_size,
         "c2h_success": o.c2h_success,
         "sock_priority": o.sock_priority,
     })

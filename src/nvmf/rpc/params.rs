@@ -22,9 +22,9 @@ pub struct CreateTransport {
     pub max_aq_depth: Option<u16>,
     pub c2h_success: Option<bool>,
     pub sock_priority: Option<u32>,
+    pub num_shared_buffers: Option<u32>,
+    pub buf_cache_size: Option<u32>,
     // Accepted, not used by this target.
-    pub num_shared_buffers: Option<Value>,
-    pub buf_cache_size: Option<Value>,
     pub dif_insert_or_strip: Option<Value>,
     pub abort_timeout_sec: Option<Value>,
     pub zcopy: Option<Value>,

@@ -119,7 +119,10 @@ pub(super) fn get_stats(p: Value) -> RpcResult {
                 "current_io_qpairs": n(&s.current_io_qpairs),
                 "pending_bdev_io": 0,
                 "completed_nvme_io": n(&s.completed_nvme_io),
-                "transports": [{"trtype": "TCP"}],
+                "transports": [{
+                    "trtype": "TCP",
+                    "pending_data_buffer": n(&s.pending_data_buffer),
+                }],
             })
         })
         .collect();

@@ -2,9 +2,10 @@
 //! the admin queue posts it into the controller's mailbox and holds the
 //! Abort; the I/O queue answers at its next poll, taking back a command
 //! whose data is still arriving (it completes as aborted once the data is
-//! in, never reaching the bdev) or a fused first half waiting for its
-//! second; the admin queue then completes the Abort (Dword 0 bit 0 clear:
-//! aborted), or "not aborted" after the mailbox's timeout.
+//! in, never reaching the bdev), one still waiting for a shared data
+//! buffer (it completes as aborted at once) or a fused first half waiting
+//! for its second; the admin queue then completes the Abort (Dword 0 bit 0
+//! clear: aborted), or "not aborted" after the mailbox's timeout.
 
 use super::conn::Conn;
 use super::slot::SlotState;
@@ -74,7 +75,10 @@ impl Conn {
         let i = self.slots.iter().position(|s| {
             matches!(
                 s.state,
-                SlotState::InCapsule | SlotState::AwaitH2c | SlotState::Exec
+                SlotState::InCapsule
+                    | SlotState::AwaitH2c
+                    | SlotState::Exec
+                    | SlotState::NeedBuffer
             ) && s.sqe.cid() == cid
                 && !s.aborted
         })?;
@@ -85,6 +89,12 @@ impl Conn {
                     self.peer()
                 );
                 self.slots[i].aborted = true;
+                Some(true)
+            }
+            SlotState::NeedBuffer => {
+                // Still waiting for a data buffer: it completes now (its
+                // place in the group's queue is left stale).
+                self.respond(i as u16, Completion::generic(generic::ABORT_REQUESTED));
                 Some(true)
             }
             SlotState::Exec if self.fused_first == Some(i as u16) => {

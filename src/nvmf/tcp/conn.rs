@@ -4,6 +4,7 @@
 //! its I/O. Nothing here blocks, and after the first commands nothing
 //! allocates.
 
+use super::bufs::GroupBufs;
 use super::slot::{Slot, SlotState};
 use crate::bdev::{Channel, Desc};
 use crate::nvme::tcp::pdu::Framing;
@@ -11,7 +12,7 @@ use crate::nvmf::fabrics::Connected;
 use crate::nvmf::{QueueOrigin, Target, TransportOpts};
 use crate::sock::{RecvBuffer, SendQueue, SockError, Socket};
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,12 @@ pub(crate) struct Conn {
     pub closing_since: Option<Instant>,
     /// Abort commands of this admin queue waiting for an I/O queue's answer.
     pub abort_waits: usize,
+    /// The poll group's shared-buffer cache and queue of waiting commands.
+    pub bufs: Rc<RefCell<GroupBufs>>,
+    /// This connection, as the group's buffer queue names it.
+    pub me: Weak<RefCell<Conn>>,
+    /// The last poll read bytes from the socket.
+    pub got_bytes: bool,
 }
 
 /// How long a closing connection may take to send what is queued.
@@ -127,12 +134,14 @@ const STAGING_PER_SLOT: usize = crate::nvme::tcp::encode::MAX_HEADER_WITH_PAD + 
 
 impl Conn {
     /// A connection over `sock` (accepted at `local`) with as many
-    /// command slots as the deepest queue may hold.
+    /// command slots as the deepest queue may hold; large transfers take
+    /// buffers through `bufs`.
     pub fn new(
         sock: Socket,
         local: std::net::SocketAddr,
         target: Arc<Target>,
         stats: Arc<super::group::GroupStats>,
+        bufs: Rc<RefCell<GroupBufs>>,
     ) -> Rc<RefCell<Conn>> {
         let opts = target.opts();
         let depth = opts.max_queue_depth.max(opts.max_aq_depth) as usize;
@@ -170,18 +179,29 @@ impl Conn {
                 inflight: 0,
                 closing_since: None,
                 abort_waits: 0,
+                bufs,
+                me: me.clone(),
+                got_bytes: false,
             })
         })
     }
 
-    /// Serves the connection once: reads what arrived, handles it, sends
-    /// what is queued. Returns whether anything happened.
-    pub fn poll(&mut self) -> bool {
+    /// Serves the connection once: reads what arrived (when `read`: the
+    /// group's readiness set says bytes wait, or the group reads every
+    /// connection this poll), handles it, sends what is queued. Returns
+    /// whether anything happened; [`Conn::got_bytes`] says whether bytes came.
+    pub fn poll(&mut self, read: bool) -> bool {
         let mut busy = false;
+        self.got_bytes = false;
         if matches!(self.phase, Phase::AwaitIcReq | Phase::Ready) {
-            match self.receive() {
-                Ok(b) => busy |= b,
-                Err(e) => self.lost(e),
+            if read {
+                match self.receive() {
+                    Ok(b) => {
+                        busy |= b;
+                        self.got_bytes = b;
+                    }
+                    Err(e) => self.lost(e),
+                }
             }
             busy |= self.poll_aborts(None);
         }
@@ -275,11 +295,22 @@ impl Conn {
         }
         s.state = SlotState::Free;
         s.io = None;
+        self.return_pooled(i);
         self.free.push(i);
     }
 
     /// Peer address (for logs).
     pub fn peer(&self) -> std::net::SocketAddr {
         self.sock.peer_addr()
+    }
+}
+
+impl Drop for Conn {
+    /// Shared buffers still held by slots (data that was arriving when the
+    /// connection closed) go back to the pool.
+    fn drop(&mut self) {
+        for i in 0..self.slots.len() {
+            self.return_pooled(i as u16);
+        }
     }
 }

@@ -2,11 +2,18 @@
 //! poller serves every connection given to it — reads, executes, sends —
 //! and a timed poller tears down controllers whose keep alive expired and
 //! completes held Asynchronous Event Requests. New connections arrive
-//! through a lock-free queue from the accepting thread. A group idle for
-//! a while waits for its sockets briefly instead of spinning (`idle`).
+//! through a lock-free queue from the accepting thread. A group of several
+//! connections asks its readiness set (`ready`) which sockets have bytes
+//! and reads only those, unless every connection received at the last
+//! poll; a group of one reads it directly (then the wait would cost more
+//! than the read it saves). Commands waiting for a shared data buffer
+//! are resumed after the connections are served (`bufs`). A group idle
+//! for a while waits for its sockets briefly instead of spinning (`idle`).
 
+use super::bufs::{resume_waiters, GroupBufs};
 use super::conn::Conn;
 use super::idle::IdleWait;
+use super::ready::ReadySet;
 use crate::nvmf::{NvmfError, Target};
 use crate::sock::{Socket, SocketOpts};
 use crate::thread::{poller_register, Poller, PollerStatus};
@@ -40,6 +47,9 @@ pub struct GroupStats {
     /// Times the group, idle, waited for its sockets instead of spinning
     /// (not in SPDK's `nvmf_get_stats`).
     pub idle_waits: AtomicU64,
+    /// Commands that had to wait for a shared data buffer (SPDK's RDMA
+    /// transport reports this as `pending_data_buffer`).
+    pub pending_data_buffer: AtomicU64,
 }
 
 impl GroupStats {
@@ -93,16 +103,34 @@ impl PollGroupHandle {
     }
 }
 
+/// A connection in the group, at a fixed place (its readiness token).
+struct Entry {
+    conn: Rc<RefCell<Conn>>,
+    /// Its socket is in the readiness set.
+    watched: bool,
+    /// The last wait reported its socket readable.
+    ready: bool,
+    /// It received bytes at the last poll.
+    hot: bool,
+}
+
 struct Inner {
     target: Arc<Target>,
     inbox: Arc<SegQueue<TcpStream>>,
     count: Arc<AtomicUsize>,
-    conns: Vec<Rc<RefCell<Conn>>>,
+    /// Connections by token (`None`: a free place, listed in `vacant`).
+    conns: Vec<Option<Entry>>,
+    vacant: Vec<usize>,
+    live: usize,
+    /// Connections that did not receive at the last poll (or are new).
+    cold: usize,
     sock_opts: SocketOpts,
     stop: Arc<AtomicBool>,
     stats: Arc<GroupStats>,
     pollers: Vec<Poller>,
     idle: IdleWait,
+    ready: ReadySet,
+    bufs: Rc<RefCell<GroupBufs>>,
 }
 
 /// A poll group on the current thread; dropping it stops its pollers and
@@ -130,16 +158,22 @@ impl PollGroup {
             },
             ..SocketOpts::default()
         };
+        let bufs = GroupBufs::new(target.buf_pool()?);
         let inner = Rc::new(RefCell::new(Inner {
             target,
             inbox: inbox.clone(),
             count: count.clone(),
             conns: Vec::new(),
+            vacant: Vec::new(),
+            live: 0,
+            cold: 0,
             sock_opts,
             stop: stop.clone(),
             stats: stats.clone(),
             pollers: Vec::new(),
             idle: IdleWait::new(),
+            ready: ReadySet::new(),
+            bufs,
         }));
         let g = inner.clone();
         let main = poller_register("nvmf_tcp_poll_group", 0, move || {
@@ -188,10 +222,54 @@ impl Inner {
         for p in self.pollers.drain(..) {
             p.unregister();
         }
-        for c in self.conns.iter() {
-            c.borrow_mut().close();
+        for e in self.conns.iter().flatten() {
+            e.conn.borrow_mut().close();
         }
         self.count.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes in the connections the acceptor handed over.
+    fn adopt(&mut self) -> bool {
+        let mut busy = false;
+        while let Some(s) = self.inbox.pop() {
+            busy = true;
+            let local = s.local_addr();
+            let (sock, local) = match (Socket::from_stream(s, &self.sock_opts), local) {
+                (Ok(sock), Ok(local)) => (sock, local),
+                (_, Err(e)) => {
+                    log::warn!("nvmf/tcp: accepted connection unusable: {e}");
+                    continue;
+                }
+                (Err(e), _) => {
+                    log::warn!("nvmf/tcp: accepted connection unusable: {e}");
+                    continue;
+                }
+            };
+            log::debug!("nvmf/tcp: new connection from {}", sock.peer_addr());
+            let token = self.vacant.pop().unwrap_or(self.conns.len());
+            let watched = self.ready.watch(&sock, token as u64);
+            let conn = Conn::new(
+                sock,
+                local,
+                self.target.clone(),
+                self.stats.clone(),
+                self.bufs.clone(),
+            );
+            let e = Entry {
+                conn,
+                watched,
+                ready: false,
+                hot: false,
+            };
+            if token == self.conns.len() {
+                self.conns.push(Some(e));
+            } else {
+                self.conns[token] = Some(e);
+            }
+            self.live += 1;
+            self.cold += 1;
+        }
+        busy
     }
 
     fn poll(&mut self) -> bool {
@@ -199,52 +277,72 @@ impl Inner {
             self.shut();
             return false;
         }
-        let mut busy = false;
-        while let Some(s) = self.inbox.pop() {
-            busy = true;
-            let local = s.local_addr();
-            self.idle.watch(&s);
-            match (Socket::from_stream(s, &self.sock_opts), local) {
-                (Ok(sock), Ok(local)) => {
-                    log::debug!("nvmf/tcp: new connection from {}", sock.peer_addr());
-                    self.conns.push(Conn::new(
-                        sock,
-                        local,
-                        self.target.clone(),
-                        self.stats.clone(),
-                    ));
+        let mut busy = self.adopt();
+        // Reading every connection costs one syscall each; the wait costs
+        // one plus a read per ready connection: never more, unless every
+        // connection has bytes. So the group reads each directly only when
+        // it serves one connection, or when all of them received at the
+        // last poll (and most likely have bytes again).
+        let mut by_readiness = self.live > 1 && self.cold > 0 && self.ready.usable();
+        if by_readiness {
+            match self.ready.ready() {
+                Some(tokens) => {
+                    for t in tokens {
+                        if let Some(Some(e)) = self.conns.get_mut(t as usize) {
+                            e.ready = true;
+                        }
+                    }
                 }
-                (_, Err(e)) => log::warn!("nvmf/tcp: accepted connection unusable: {e}"),
-                (Err(e), _) => log::warn!("nvmf/tcp: accepted connection unusable: {e}"),
+                None => by_readiness = false,
             }
         }
-        let (mut quiet, mut closed) = (true, false);
-        for c in &self.conns {
-            let mut c = c.borrow_mut();
-            busy |= c.poll();
+        let (mut quiet, mut closed, mut cold) = (true, false, 0);
+        for e in self.conns.iter_mut().flatten() {
+            let read = !by_readiness || e.ready || !e.watched;
+            e.ready = false;
+            let mut c = e.conn.borrow_mut();
+            busy |= c.poll(read);
+            e.hot = c.got_bytes;
+            cold += usize::from(!e.hot);
             quiet &= c.is_quiet();
-            closed |= c.is_closed();
+            if c.is_closed() {
+                closed = true;
+                if e.watched {
+                    self.ready.unwatch(&c.sock);
+                    e.watched = false;
+                }
+            }
         }
-        if self.idle.after_poll(busy, quiet) {
+        self.cold = cold;
+        busy |= resume_waiters(&self.bufs);
+        quiet &= !self.bufs.borrow().has_waiters();
+        if self.idle.after_poll(busy, quiet, self.ready.fd()) {
             self.stats.idle_waits.fetch_add(1, Ordering::Relaxed);
         }
-        let before = self.conns.len();
+        let before = self.live;
         if closed {
-            self.conns.retain(|c| {
-                let c = c.borrow();
-                !(c.is_closed() && c.inflight == 0)
-            });
+            for (k, place) in self.conns.iter_mut().enumerate() {
+                let gone = place.as_ref().is_some_and(|e| {
+                    let c = e.conn.borrow();
+                    c.is_closed() && c.inflight == 0
+                });
+                if gone {
+                    *place = None;
+                    self.vacant.push(k);
+                    self.live -= 1;
+                }
+            }
         }
-        if self.conns.len() != before || busy {
-            self.count.store(self.conns.len(), Ordering::Relaxed);
+        if self.live != before || busy {
+            self.count.store(self.live, Ordering::Relaxed);
         }
         busy
     }
 
     fn timer(&mut self) {
         let now = Instant::now();
-        for c in &self.conns {
-            let mut c = c.borrow_mut();
+        for e in self.conns.iter().flatten() {
+            let mut c = e.conn.borrow_mut();
             let Some(q) = c.queue.clone() else { continue };
             if q.ctrlr.is_failed() {
                 c.close();

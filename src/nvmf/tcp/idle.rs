@@ -1,7 +1,7 @@
 //! The poll group's idle wait: a group that has found nothing to do for
 //! [`IDLE_BEFORE_WAIT`] — no bytes in or out, no bdev I/O in flight,
-//! nothing queued to send — waits up to [`IDLE_WAIT`] in `ppoll` on an
-//! epoll set of its sockets instead of spinning, and wakes as soon as a
+//! nothing queued to send — waits up to [`IDLE_WAIT`] in `ppoll` on the
+//! epoll set of its sockets (its readiness set) instead of spinning, and wakes as soon as a
 //! host sends something. Under load it never waits; an idle target stops
 //! burning its core (and, in a VM, the host CPU its peers need), yet
 //! answers the next command without the delay of a blind sleep. The
@@ -10,9 +10,8 @@
 //! do either (a busy neighbour on the same core is never stalled).
 
 use nix::poll::{ppoll, PollFd, PollFlags};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::time::TimeSpec;
-use std::os::fd::AsFd;
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 /// How long a group stays idle before it waits.
@@ -22,52 +21,33 @@ pub const IDLE_WAIT: Duration = Duration::from_micros(100);
 
 /// The idle-wait state of a poll group.
 pub(super) struct IdleWait {
-    /// Readiness of the group's sockets (`None`: epoll unavailable; the
-    /// group then spins).
-    epoll: Option<Epoll>,
     /// Since when the group found nothing to do.
     idle_since: Option<Instant>,
 }
 
 impl IdleWait {
     pub fn new() -> IdleWait {
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
-            .map_err(|e| {
-                log::warn!("nvmf/tcp: epoll_create: {e}; the poll group will spin when idle")
-            })
-            .ok();
-        IdleWait {
-            epoll,
-            idle_since: None,
-        }
-    }
-
-    /// Watches a new connection's socket (it leaves the set when closed).
-    pub fn watch(&self, fd: impl AsFd) {
-        if let Some(ep) = &self.epoll {
-            if let Err(e) = ep.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, 0)) {
-                log::warn!("nvmf/tcp: epoll_ctl: {e}");
-            }
-        }
+        IdleWait { idle_since: None }
     }
 
     /// After a poll of the group: `busy` when it did something, `quiet`
-    /// when nothing is in flight or queued. Waits when idle long enough;
-    /// true when it waited.
-    pub fn after_poll(&mut self, busy: bool, quiet: bool) -> bool {
+    /// when nothing is in flight or queued; `ready` is the group's epoll
+    /// descriptor (`None`: no epoll, the group spins). Waits when idle
+    /// long enough; true when it waited.
+    pub fn after_poll(&mut self, busy: bool, quiet: bool, ready: Option<BorrowedFd<'_>>) -> bool {
         // On a reactor where another thread did work in the last
         // iteration, waiting would stall that thread: spin instead.
         if busy || !quiet || crate::thread::reactor_idle_iterations() == Some(0) {
             self.idle_since = None;
             return false;
         }
-        let Some(ep) = &self.epoll else { return false };
+        let Some(fd) = ready else { return false };
         let now = Instant::now();
         let since = *self.idle_since.get_or_insert(now);
         if now.duration_since(since) < IDLE_BEFORE_WAIT {
             return false;
         }
-        let mut fds = [PollFd::new(ep.0.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         let _ = ppoll(&mut fds, Some(TimeSpec::from_duration(IDLE_WAIT)), None);
         true
     }

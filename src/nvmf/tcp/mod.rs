@@ -6,7 +6,9 @@
 //! |---|---|
 //! | `listener` | [`TcpTransport`]: listening sockets (IPv4/IPv6) and the accept poller that hands each new connection to a poll group, round robin |
 //! | `group` | [`PollGroup`]: one per thread; its poller serves every connection it was given, a timed poller checks keep alive and events |
-//! | `idle` | the group's idle wait: `ppoll` on an epoll set of its sockets after a quiet while (`IDLE_BEFORE_WAIT`), woken by the next PDU |
+//! | `ready` | the group's readiness set: one epoll of its sockets, asked once per poll which have bytes, so idle connections cost no read |
+//! | `idle` | the group's idle wait: `ppoll` on the readiness set after a quiet while (`IDLE_BEFORE_WAIT`), woken by the next PDU |
+//! | `bufs` | data buffers: a slot's own for small transfers, the transport's shared pool for large ones, commands waiting for one resumed in order |
 //! | `conn` | one connection = one queue: its socket, receive buffer, send queue, command slots |
 //! | `recv` | the receive state machine: ICReq, command capsules with in-capsule data, H2CData into the command's buffer, digests |
 //! | `exec` | a received command executed: Connect, properties, admin, I/O on the bdev layer |
@@ -16,12 +18,14 @@
 //! | `slot` | per-command state, preallocated per connection |
 
 mod abort;
+mod bufs;
 mod conn;
 mod exec;
 mod fused;
 mod group;
 mod idle;
 mod listener;
+mod ready;
 mod recv;
 mod send;
 mod slot;

@@ -4,6 +4,7 @@
 //! buffer (read from the socket directly when nothing else is waiting),
 //! data digests checked.
 
+use super::bufs::BufGot;
 use super::conn::{Conn, Payload, Phase, RecvState};
 use super::slot::{Slot, SlotState};
 use crate::nvme::spec::Sqe;
@@ -342,19 +343,33 @@ impl Conn {
         }
         s.xfer_len = if sqe.psdt() == 0 { 0 } else { sgl_len };
         s.state = SlotState::Exec;
-        if s.xfer_len > max_io.max(ADMIN_IN_CAPSULE_MAX) {
+        let len = s.xfer_len;
+        if len > max_io.max(ADMIN_IN_CAPSULE_MAX) {
             return self.respond(i, Completion::generic(sc::DATA_SGL_LENGTH_INVALID));
         }
-        if s.xfer_len > 0 && s.ensure_buf(s.xfer_len).is_err() {
-            return self.respond(
-                i,
-                Completion::generic(crate::nvme::spec::status::generic::INTERNAL_ERROR),
-            );
+        if len > 0 && host_to_controller(&sqe) && sgl_id != SGL_TRANSPORT_DATA_BLOCK {
+            return self.respond(i, Completion::generic(sc::SGL_DESCRIPTOR_TYPE_INVALID));
         }
-        if s.xfer_len > 0 && host_to_controller(&sqe) {
-            if sgl_id != SGL_TRANSPORT_DATA_BLOCK {
-                return self.respond(i, Completion::generic(sc::SGL_DESCRIPTOR_TYPE_INVALID));
+        if len > 0 {
+            match self.data_buf(i, len) {
+                BufGot::Ready => {}
+                BufGot::Wait => return,
+                BufGot::Failed => {
+                    return self.respond(
+                        i,
+                        Completion::generic(crate::nvme::spec::status::generic::INTERNAL_ERROR),
+                    )
+                }
             }
+        }
+        self.have_buffer(i);
+    }
+
+    /// Slot `i` has its data buffer: ask the host for the data with an
+    /// R2T, or execute the command.
+    pub(super) fn have_buffer(&mut self, i: u16) {
+        let s = &mut self.slots[i as usize];
+        if s.xfer_len > 0 && host_to_controller(&s.sqe) {
             s.state = SlotState::AwaitH2c;
             return self.send_r2t(i);
         }

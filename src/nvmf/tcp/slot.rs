@@ -1,7 +1,9 @@
 //! Per-command state on a connection, preallocated: a connection has as
-//! many slots as its queue may hold; a slot's data buffer (DMA memory,
-//! handed to the bdev layer without a copy) is allocated the first time
-//! a command needs that much and kept for the next ones.
+//! many slots as its queue may hold. A slot's own data buffer (DMA memory,
+//! handed to the bdev layer without a copy) serves small transfers: it is
+//! allocated the first time a command needs that much and kept for the
+//! next ones. A large transfer on an I/O queue borrows a buffer of the
+//! transport's shared pool instead, for as long as the command runs.
 
 use super::conn::Conn;
 use crate::bdev::{IoBuf, IoCompletion, IoDone};
@@ -28,6 +30,8 @@ pub(super) enum SlotState {
     Sending,
     /// An Abort of an I/O command waiting for the I/O queue's answer.
     AbortWait,
+    /// Waiting for a buffer of the shared pool (in the group's queue).
+    NeedBuffer,
 }
 
 /// One command's state.
@@ -54,6 +58,14 @@ pub(super) struct Slot {
     pub aborted: bool,
     /// For an Abort in [`SlotState::AbortWait`]: its mailbox ticket.
     pub ticket: u64,
+    /// `buf` is a buffer of the shared pool (given back when the slot is
+    /// released).
+    pub pooled: bool,
+    /// The slot's own buffer, set aside while a pooled one is in `buf`.
+    pub spare: Option<IoBuf>,
+    /// For a slot in [`SlotState::NeedBuffer`]: its place in the group's
+    /// queue (an entry with another number is stale).
+    pub wait_seq: u64,
 }
 
 impl Slot {
@@ -70,12 +82,38 @@ impl Slot {
             done: Some(Box::new(SlotDone { conn, index })),
             aborted: false,
             ticket: 0,
+            pooled: false,
+            spare: None,
+            wait_seq: 0,
         }
+    }
+
+    /// Puts a buffer of the shared pool in place of the slot's own one,
+    /// as a window of `len` bytes.
+    pub fn install_pooled(&mut self, b: IoBuf, len: usize) -> Result<(), crate::env::EnvError> {
+        debug_assert!(!self.pooled);
+        self.spare = self.buf.take();
+        self.buf = Some(b);
+        self.pooled = true;
+        self.ensure_buf(len)
+    }
+
+    /// Takes the pooled buffer out (the slot gets its own one back).
+    pub fn take_pooled(&mut self) -> Option<IoBuf> {
+        if !self.pooled {
+            return None;
+        }
+        self.pooled = false;
+        let b = self.buf.take();
+        self.buf = self.spare.take();
+        b
     }
 
     /// Makes the buffer exactly `len` bytes long: as it is when it already
     /// is (no allocation when commands keep their size), a new window on
     /// the same memory when that is large enough, new memory otherwise.
+    /// A pooled buffer is only ever re-windowed: one too small is an error
+    /// (it is as large as the largest transfer), never replaced.
     pub fn ensure_buf(&mut self, len: usize) -> Result<(), crate::env::EnvError> {
         let dma = match self.buf.take() {
             Some(b) if b.len() == len => {
@@ -85,6 +123,20 @@ impl Slot {
             Some(b) => b.into_dma().ok().map(|(d, _)| d),
             None => None,
         };
+        if self.pooled {
+            return match dma {
+                Some(d) if d.len() >= len => {
+                    self.buf = Some(IoBuf::from_dma(d, 0, len));
+                    Ok(())
+                }
+                d => {
+                    let size = d.as_ref().map_or(0, |d| d.len());
+                    // Keep the memory so it still goes back to the pool.
+                    self.buf = d.map(|d| IoBuf::from_dma(d, 0, size));
+                    Err(crate::env::EnvError::InvalidSize { len, max: size })
+                }
+            };
+        }
         let d = match dma {
             Some(d) if d.len() >= len => d,
             _ => DmaBuf::alloc_zeroed(len.max(4096), 4096)?,

@@ -49,6 +49,10 @@ pub struct PerfArgs {
     /// Submission/completion queue entries per qpair (default: enough for -q).
     #[arg(long = "io-queue-size")]
     io_queue_size: Option<u32>,
+    /// I/O queue pairs per namespace per core (spdk_nvme_perf's -P): the
+    /// `-q` I/Os in flight are spread over them.
+    #[arg(short = 'P', long = "num-qpairs", default_value_t = 1)]
+    num_qpairs: u32,
     /// Print each qpair's transport counters (polls, MMIO and shadow
     /// doorbell writes) after the run; JSON output always has them.
     #[arg(long = "transport-stats")]
@@ -84,6 +88,8 @@ pub struct Config {
     pub batch: bool,
     pub io_queue_size: u32,
     pub transport_stats: bool,
+    /// Queue pairs per namespace per core.
+    pub num_qpairs: u32,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -132,6 +138,12 @@ impl PerfArgs {
             }
             (false, _) => default_pct,
         };
+        if self.num_qpairs == 0 || self.num_qpairs > self.queue_depth {
+            return Err(format!(
+                "-P {}: give 1 to -q ({}) queue pairs, each with at least one I/O in flight",
+                self.num_qpairs, self.queue_depth
+            ));
+        }
         if self.seconds == 0 {
             return Err("-t must be at least 1 second".into());
         }
@@ -146,9 +158,11 @@ impl PerfArgs {
             "text" => false,
             o => return Err(format!("--output-format {o:?}: use text or json")),
         };
+        // Enough entries for the deepest queue pair's share of -q.
+        let per_qpair = self.queue_depth.div_ceil(self.num_qpairs);
         let io_queue_size = self
             .io_queue_size
-            .unwrap_or((self.queue_depth + 1).next_power_of_two().max(64));
+            .unwrap_or((per_qpair + 1).next_power_of_two().max(64));
         Ok(Config {
             queue_depth: self.queue_depth,
             io_size,
@@ -162,6 +176,7 @@ impl PerfArgs {
             batch: !self.no_batch,
             io_queue_size,
             transport_stats: self.transport_stats,
+            num_qpairs: self.num_qpairs,
         })
     }
 }

@@ -54,7 +54,7 @@ pub fn run(args: PerfArgs) -> ExitCode {
         shadow_doorbell: !args.no_shadow_doorbell,
         shadow_doorbell_always: args.shadow_doorbell,
         use_sgl: !args.no_sgl,
-        num_io_queues: (cfg.cores.len() * 4).clamp(1, 1024) as u16,
+        num_io_queues: (cfg.cores.len() * (cfg.num_qpairs as usize).max(4)).clamp(1, 1024) as u16,
         ..ControllerOpts::default()
     };
     let ctrlrs = match nvme::connect_all(&trids, &copts) {

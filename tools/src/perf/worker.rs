@@ -1,4 +1,4 @@
-//! One perf worker: a pinned thread, one qpair per namespace, a fixed
+//! One perf worker: a pinned thread, `-P` qpairs per namespace, a fixed
 //! number of I/Os in flight, one doorbell per batch, one clock read per batch
 //! (the env's TSC clock: a vDSO `clock_gettime` costs far more in a VM
 //! without a stable TSC clocksource, and in emulated CPUs).
@@ -115,14 +115,20 @@ impl Drop for Arrival<'_> {
     }
 }
 
-/// One queue pair and its buffers per namespace.
+/// `-P` queue pairs per namespace, the `-q` I/Os in flight spread over
+/// them, and their buffers.
 fn setup(
     core: usize,
     targets: &[(&Controller, Namespace)],
     cfg: &Config,
 ) -> Result<Vec<NsCtx>, String> {
     let mut ctxs = Vec::new();
-    for (c, ns) in targets {
+    let p = cfg.num_qpairs.max(1);
+    let per_qpair = (0..p).map(|k| cfg.queue_depth / p + u32::from(k < cfg.queue_depth % p));
+    let each = targets
+        .iter()
+        .flat_map(|t| per_qpair.clone().map(move |depth| (t, depth)));
+    for ((c, ns), depth) in each {
         let opts = QPairOpts {
             io_queue_size: cfg.io_queue_size,
             io_queue_requests: 0,
@@ -139,15 +145,16 @@ fn setup(
             ns.id(),
             t0.elapsed()
         );
-        if (qp.free_requests() as u32) < cfg.queue_depth {
+        if (qp.free_requests() as u32) < depth {
             return Err(format!(
-                "-q {} exceeds the {} requests of a qpair; raise --io-queue-size",
+                "{depth} I/Os in flight (-q {} over -P {p}) exceed the {} requests of a qpair; \
+                 raise --io-queue-size",
                 cfg.queue_depth,
                 qp.free_requests()
             ));
         }
-        let mut free = Vec::with_capacity(cfg.queue_depth as usize);
-        for i in 0..cfg.queue_depth {
+        let mut free = Vec::with_capacity(depth as usize);
+        for i in 0..depth {
             let mut b = DmaBuf::alloc(cfg.io_size, 4096).map_err(|e| e.to_string())?;
             b.fill((i as u8) ^ 0x5a);
             free.push(b);
@@ -168,10 +175,7 @@ fn setup(
             qp,
             ns: ns.clone(),
             free,
-            done: Rc::new(RefCell::new((
-                Vec::with_capacity(cfg.queue_depth as usize),
-                None,
-            ))),
+            done: Rc::new(RefCell::new((Vec::with_capacity(depth as usize), None))),
             hist: Histogram::new(),
             ios: 0,
             errors: 0,

@@ -146,3 +146,55 @@ fn nothing_after_a_parse_error_on_the_same_connection_is_handled() {
     );
     t.assert_alive();
 }
+
+#[test]
+fn partial_requests_over_the_total_buffer_budget_are_paused_and_small_requests_still_get_in() {
+    let mut t = Tgt::start("budget", &[]);
+    // 20 clients each send 4,000,000 bytes of a request they never finish
+    // (under the 4 MiB request limit): 80 MB in all, over the 64 MiB the
+    // server lets its connections hold together.
+    let mut head =
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"spdk_get_version\",\"params\":{\"x\":\""
+            .to_vec();
+    head.resize(4_000_000, b'a');
+    let mut flood = Vec::new();
+    let mut unsent = 0usize;
+    for _ in 0..20 {
+        let mut s = t.connect();
+        s.set_nonblocking(true).unwrap();
+        let mut at = 0;
+        let mut stalls = 0;
+        while at < head.len() && stalls < 100 {
+            match s.write(&head[at..]) {
+                Ok(n) => at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    stalls += 1;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        unsent += head.len() - at;
+        flood.push(s);
+    }
+    assert!(
+        unsent > 0,
+        "the target read all 80 MB of unfinished requests"
+    );
+    // A small request on a new connection is still answered.
+    t.assert_alive();
+    drop(flood);
+    // Back under the budget: a 1 MiB request is read whole and answered.
+    let mut s = t.connect();
+    let mut big =
+        b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"spdk_get_version\",\"params\":{\"x\":\""
+            .to_vec();
+    big.resize(1 << 20, b'a');
+    big.extend_from_slice(b"\"}}");
+    s.write_all(&big).unwrap();
+    let v = read_value(&mut s, &mut Vec::new()).expect("an answer to the 1 MiB request");
+    assert_eq!(v["id"], 2, "{v}");
+    let (_, err) = t.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(err.contains("over the budget of"), "{err}");
+    assert!(err.contains("back under the budget"), "{err}");
+}
