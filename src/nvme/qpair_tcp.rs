@@ -170,6 +170,8 @@ impl QPair {
             timeout_cb: None,
             stat: PcieStat::default(),
             stalled_polls: 0,
+            stall_clock: None,
+            kicked_at: None,
             shut_down: None,
             tcp: Some(Box::new(TcpIo {
                 queue,

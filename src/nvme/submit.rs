@@ -231,9 +231,29 @@ impl QPair {
         self.stat.submitted_requests += 1;
     }
 
+    /// Rings the SQ doorbell after a submission, unless submissions are
+    /// delayed; delayed ones are rung once `sq_ring_every` of them wait.
     #[inline(always)]
     pub(crate) fn after_push(&mut self) {
-        if !self.opts.delay_cmd_submit {
+        if !self.opts.delay_cmd_submit
+            || (self.opts.sq_ring_every != 0 && self.sq.unrung() >= self.opts.sq_ring_every)
+        {
+            self.ring_sq();
+        }
+    }
+
+    /// Announces the commands pushed since the last SQ doorbell. The CQ
+    /// head is reported first if the controller could otherwise find the
+    /// completion queue full before all of them complete: the head it
+    /// knows of must leave room for every command in flight, the new ones
+    /// included ([`CqRing::ring_lazy`](super::queue::CqRing::ring_lazy)).
+    /// Between two SQ doorbells the controller gains no new commands, and
+    /// each completion reaped moves one entry from in flight to consumed,
+    /// so checking here is enough to keep it from ever waiting for room.
+    #[inline(always)]
+    pub(crate) fn ring_sq(&mut self) {
+        if self.sq.pending() {
+            self.cq.ring_lazy(self.pool.in_flight());
             self.sq.ring();
         }
     }

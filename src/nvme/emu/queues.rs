@@ -205,6 +205,9 @@ impl Worker {
                 return worked;
             };
             if cq.full() {
+                if qid != 0 {
+                    bump(&self.sh.stats.cq_full_stalls, 1);
+                }
                 return worked;
             }
             let Some((cqe, head)) = cq.pending.pop_front() else {

@@ -306,6 +306,9 @@ impl Worker {
                 .as_ref()
                 .map_or(true, |cq| cq.full());
             if cq_full {
+                if qid != 0 {
+                    bump(&self.sh.stats.cq_full_stalls, 1);
+                }
                 break;
             }
             let addr = sq.entry_addr(sq.head);
