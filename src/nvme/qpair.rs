@@ -63,6 +63,16 @@ impl Default for QPairOpts {
     }
 }
 
+/// [`QPair::push_ring`](QPair) of `opts`: submissions not delayed ring at
+/// once (1); delayed ones every `sq_ring_every` (0: never at the push).
+pub(super) fn push_ring(opts: &QPairOpts) -> u16 {
+    if opts.delay_cmd_submit {
+        opts.sq_ring_every
+    } else {
+        1
+    }
+}
+
 /// What to do with a command that timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutAction {
@@ -119,6 +129,10 @@ pub struct QPair {
     /// The counters kept here; the doorbell ones live in the doorbells
     /// and are filled in by [`QPair::pcie_stat`].
     pub(super) stat: PcieStat,
+    /// When a submission rings the SQ doorbell: 0 never (delayed until
+    /// the flush or the next poll), 1 always, N once N submissions wait
+    /// ([`push_ring`]).
+    pub(super) push_ring: u16,
     /// Consecutive polls that found nothing while commands were outstanding.
     pub(super) stalled_polls: u64,
     /// When the current stall was first noticed, or last re-rung for
@@ -194,6 +208,7 @@ impl Controller {
                 sq,
                 cq,
                 pool,
+                push_ring: push_ring(&opts),
                 next_timeout_check: opts.timeout.map(|_| Instant::now()),
                 opts,
                 generation,

@@ -160,6 +160,7 @@ impl QPair {
             cq: CqRing::new(entries, Doorbell::local()?)?,
             // The connection indexes its commands by CID: no generations.
             pool: RequestPool::new(nreq, false)?,
+            push_ring: super::qpair::push_ring(&opts),
             next_timeout_check: opts.timeout.map(|_| Instant::now()),
             opts,
             generation,
