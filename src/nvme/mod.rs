@@ -81,6 +81,7 @@ mod prp;
 mod qpair;
 mod qpair_async;
 mod qpair_recovery;
+mod qpair_stall;
 mod qpair_tcp;
 mod qpair_tcp_reconnect;
 mod queue;
@@ -106,6 +107,7 @@ pub use probe::{connect, connect_all, probe};
 pub use prp::PAGE_SIZE;
 pub use qpair::{
     QPair, QPairOpts, TimedOutCommand, TimeoutAction, TimeoutCallback, STALL_KICK_POLLS,
+    STALL_KICK_TIME,
 };
 pub use qpair_async::{AsyncIoFailed, AsyncIoResult, AsyncQPair, NvmeIo};
 pub use stat::PcieStat;

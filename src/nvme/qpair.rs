@@ -26,13 +26,30 @@ pub struct QPairOpts {
     /// Don't ring the SQ tail doorbell on every submission: ring once in
     /// [`QPair::flush`] or at the next [`QPair::process_completions`].
     pub delay_cmd_submit: bool,
+    /// With `delay_cmd_submit` over PCIe: also ring the SQ tail doorbell as
+    /// soon as this many commands wait for it, so the controller can start
+    /// on the first ones of a long batch while the rest are built. 0 (the
+    /// default) rings only in [`QPair::flush`] or the next poll. No effect
+    /// over NVMe/TCP, whose commands go out at the flush.
+    pub sq_ring_every: u16,
     /// Per-command timeout; `None` disables timeout tracking (no clock read per I/O).
     pub timeout: Option<Duration>,
 }
 
-/// Polls without a completion, with commands outstanding, after which a
-/// queue pair re-rings its doorbells by MMIO ([`QPair::process_completions`]).
-pub const STALL_KICK_POLLS: u64 = 1 << 16;
+/// Polls without a completion, with commands outstanding, between two
+/// looks at the clock of a stalled queue pair: after [`STALL_KICK_TIME`]
+/// more without one it re-rings its doorbells by MMIO, and again every
+/// `STALL_KICK_TIME` while the stall lasts ([`QPair::process_completions`]).
+/// The first re-ring thus comes after at least twice this many polls.
+pub const STALL_KICK_POLLS: u64 = 1 << 12;
+
+/// How long a queue pair waits without a completion, past its first
+/// [`STALL_KICK_POLLS`] idle polls, before it re-rings its doorbells.
+/// QEMU's NVMe controller under TCG sometimes leaves a rung doorbell
+/// unprocessed until the next register write (its main loop is not woken,
+/// or not scheduled): a re-ring brings the completions within about 100
+/// µs, where waiting cost 16 ms and more per occurrence.
+pub const STALL_KICK_TIME: Duration = Duration::from_millis(1);
 
 impl Default for QPairOpts {
     fn default() -> Self {
@@ -40,8 +57,19 @@ impl Default for QPairOpts {
             io_queue_size: 256,
             io_queue_requests: 0,
             delay_cmd_submit: false,
+            sq_ring_every: 0,
             timeout: None,
         }
+    }
+}
+
+/// [`QPair::push_ring`](QPair) of `opts`: submissions not delayed ring at
+/// once (1); delayed ones every `sq_ring_every` (0: never at the push).
+pub(super) fn push_ring(opts: &QPairOpts) -> u16 {
+    if opts.delay_cmd_submit {
+        opts.sq_ring_every
+    } else {
+        1
     }
 }
 
@@ -101,8 +129,17 @@ pub struct QPair {
     /// The counters kept here; the doorbell ones live in the doorbells
     /// and are filled in by [`QPair::pcie_stat`].
     pub(super) stat: PcieStat,
+    /// When a submission rings the SQ doorbell: 0 never (delayed until
+    /// the flush or the next poll), 1 always, N once N submissions wait
+    /// ([`push_ring`]).
+    pub(super) push_ring: u16,
     /// Consecutive polls that found nothing while commands were outstanding.
     pub(super) stalled_polls: u64,
+    /// When the current stall was first noticed, or last re-rung for
+    /// ([`STALL_KICK_POLLS`]).
+    pub(super) stall_clock: Option<Instant>,
+    /// When the doorbells were last re-rung for the current stall.
+    pub(super) kicked_at: Option<Instant>,
     /// What [`QPair::shutdown`] answered once it ran: whether the device
     /// is done with the memory of the commands it dropped.
     pub(super) shut_down: Option<bool>,
@@ -171,6 +208,7 @@ impl Controller {
                 sq,
                 cq,
                 pool,
+                push_ring: push_ring(&opts),
                 next_timeout_check: opts.timeout.map(|_| Instant::now()),
                 opts,
                 generation,
@@ -184,6 +222,8 @@ impl Controller {
                 timeout_cb: None,
                 stat: PcieStat::default(),
                 stalled_polls: 0,
+                stall_clock: None,
+                kicked_at: None,
                 shut_down: None,
                 tcp: None,
                 _not_send: PhantomData,
@@ -246,30 +286,10 @@ impl QPair {
         }
     }
 
-    /// Writes both doorbells by MMIO with their current values. With shadow
-    /// doorbells the controller is told of new entries only when its
-    /// EventIdx asks; a controller that loses that race (a missing memory
-    /// barrier on its side) would leave commands unfetched forever, so a
-    /// queue with commands outstanding and nothing completing for
-    /// [`STALL_KICK_POLLS`] polls re-announces its tail and head. Harmless
-    /// when nothing was lost (the values are unchanged).
-    #[cold]
-    fn kick(&mut self) {
-        self.stat.doorbell_kicks += 1;
-        log::warn!(
-            "qpair {}: {} polls without a completion with {} commands outstanding: re-ringing the doorbells",
-            self.qid,
-            self.stalled_polls,
-            self.outstanding
-        );
-        self.sq.kick();
-        self.cq.kick();
-    }
-
     /// Rings the SQ tail doorbell for commands queued with `delay_cmd_submit`.
     #[inline]
     pub fn flush(&mut self) {
-        self.sq.ring();
+        self.ring_sq();
         if self.tcp.is_some() {
             self.tcp_send();
         }
@@ -359,16 +379,19 @@ impl QPair {
             if self.outstanding > 0 {
                 self.stalled_polls += 1;
                 if self.stalled_polls % STALL_KICK_POLLS == 0 {
-                    self.kick();
+                    self.stall_check();
                 }
             }
         } else {
+            if self.stalled_polls >= STALL_KICK_POLLS {
+                self.stall_ended();
+            }
             self.stalled_polls = 0;
         }
         // Commands the controller may still complete (parents included: an over-estimate is safe).
         self.cq.ring_lazy(self.pool.in_flight());
-        if ring_sq && self.sq.pending() {
-            self.sq.ring();
+        if ring_sq {
+            self.ring_sq();
         }
         if self.next_timeout_check.is_some() {
             self.check_timeouts(&mut on_tag)?;

@@ -160,6 +160,7 @@ impl QPair {
             cq: CqRing::new(entries, Doorbell::local()?)?,
             // The connection indexes its commands by CID: no generations.
             pool: RequestPool::new(nreq, false)?,
+            push_ring: super::qpair::push_ring(&opts),
             next_timeout_check: opts.timeout.map(|_| Instant::now()),
             opts,
             generation,
@@ -170,6 +171,8 @@ impl QPair {
             timeout_cb: None,
             stat: PcieStat::default(),
             stalled_polls: 0,
+            stall_clock: None,
+            kicked_at: None,
             shut_down: None,
             tcp: Some(Box::new(TcpIo {
                 queue,

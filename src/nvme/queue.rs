@@ -103,6 +103,11 @@ impl Doorbell {
         Doorbell::new(&bar, 0, None)
     }
 
+    /// True when the doorbell has a shadow slot (Doorbell Buffer Config on).
+    pub(crate) fn has_shadow(&self) -> bool {
+        self.shadow.is_some()
+    }
+
     /// Publishes `value` (new SQ tail or CQ head).
     #[inline]
     pub(crate) fn ring(&mut self, value: u16) {
@@ -295,6 +300,20 @@ impl SqRing {
     pub(crate) fn pending(&self) -> bool {
         self.db.last != self.tail
     }
+    /// How many pushed entries are waiting for a doorbell.
+    #[inline]
+    pub(crate) fn unrung(&self) -> u16 {
+        let (tail, rung) = (self.tail, self.db.last);
+        if tail >= rung {
+            tail - rung
+        } else {
+            self.entries - (rung - tail)
+        }
+    }
+    /// The tail last announced to the controller.
+    pub(crate) fn rung(&self) -> u16 {
+        self.db.last
+    }
     /// Back to an empty ring (after a controller reset).
     pub(crate) fn reset(&mut self) {
         self.tail = 0;
@@ -444,7 +463,8 @@ impl CqRing {
     /// entries - 1`. Until then the head goes to the shadow slot only (if
     /// any) and the MMIO doorbell — an exit to the hypervisor in a VM — is
     /// saved. Interrupts are never enabled on our queues, so nothing else
-    /// depends on a timely head update.
+    /// depends on a timely head update. Called after each poll and before
+    /// each SQ doorbell (with the new commands counted in `in_flight`).
     #[inline]
     pub(crate) fn ring_lazy(&mut self, in_flight: usize) {
         let last = self.db.last;
@@ -462,6 +482,11 @@ impl CqRing {
     /// Re-announces the current head by MMIO (see [`Doorbell::force`]).
     pub(crate) fn kick(&mut self) {
         self.db.force(self.head);
+    }
+    /// The head (entries consumed so far) and the head last announced to
+    /// the controller.
+    pub(crate) fn head_and_reported(&self) -> (u16, u16) {
+        (self.head, self.db.last)
     }
     /// Back to an empty ring with zeroed memory (after a controller reset).
     pub(crate) fn reset(&mut self) {

@@ -26,9 +26,10 @@ pub struct PcieStat {
     /// CQ head values written to the shadow doorbell buffer.
     pub cq_shadow_doorbell_updates: u64,
     /// Times the queue re-rang its doorbells by MMIO after
-    /// [`STALL_KICK_POLLS`](super::STALL_KICK_POLLS) polls without a
-    /// completion while commands were outstanding (not in SPDK: a guard
-    /// against a controller that missed a shadow doorbell update).
+    /// [`STALL_KICK_POLLS`](super::STALL_KICK_POLLS) polls and
+    /// [`STALL_KICK_TIME`](super::STALL_KICK_TIME) without a completion
+    /// while commands were outstanding (not in SPDK: a guard against a
+    /// controller that missed a doorbell update, shadow or MMIO).
     pub doorbell_kicks: u64,
     /// Completions refused because their command ID was not outstanding:
     /// stale or duplicated entries (not in SPDK: command IDs here carry a

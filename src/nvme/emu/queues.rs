@@ -188,6 +188,28 @@ impl Worker {
         worked
     }
 
+    /// Takes a CQ head doorbell write of CQ `cqid` not yet seen and posts
+    /// what then fits; true when the queue has room. The worker reads the
+    /// doorbells one by one, so a head the host wrote before an SQ tail
+    /// may still be unread when that tail's commands are fetched; a
+    /// device sees MMIO writes in order, so the queue is full only if it
+    /// stays full after this.
+    pub(super) fn take_cq_head(&mut self, cqid: u16) -> bool {
+        let Some(size) = self.cqs[cqid as usize].as_ref().map(|q| q.size) else {
+            return false;
+        };
+        let Some(h) = self.take_mmio(cqid, true, size) else {
+            return false;
+        };
+        if let Some(cq) = self.cqs[cqid as usize].as_mut() {
+            cq.head = h;
+        }
+        self.post_pending(cqid);
+        self.cqs[cqid as usize]
+            .as_ref()
+            .is_some_and(|cq| !cq.full())
+    }
+
     /// Posts queued completions of CQ `qid` while there is room; with shadow
     /// doorbells the shadow head is read before each one. What does not fit
     /// waits for the next MMIO head doorbell write or the next completion.
@@ -205,6 +227,9 @@ impl Worker {
                 return worked;
             };
             if cq.full() {
+                if qid != 0 {
+                    bump(&self.sh.stats.cq_full_stalls, 1);
+                }
                 return worked;
             }
             let Some((cqe, head)) = cq.pending.pop_front() else {

@@ -12,6 +12,7 @@ pub struct Counters {
     pub(crate) completions: AtomicU64,
     pub(crate) dropped_completions: AtomicU64,
     pub(crate) dma_faults: AtomicU64,
+    pub(crate) cq_full_stalls: AtomicU64,
     pub(crate) bytes_read: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) host_read_commands: AtomicU64,
@@ -29,6 +30,7 @@ impl Default for Counters {
             completions: AtomicU64::new(0),
             dropped_completions: AtomicU64::new(0),
             dma_faults: AtomicU64::new(0),
+            cq_full_stalls: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             host_read_commands: AtomicU64::new(0),
@@ -60,6 +62,7 @@ impl Counters {
             completions: get(&self.completions),
             dropped_completions: get(&self.dropped_completions),
             dma_faults: get(&self.dma_faults),
+            cq_full_stalls: get(&self.cq_full_stalls),
             bytes_read: get(&self.bytes_read),
             bytes_written: get(&self.bytes_written),
         }
@@ -90,6 +93,11 @@ pub struct EmuStats {
     pub dropped_completions: u64,
     /// Accesses to IOVAs outside registered DMA memory.
     pub dma_faults: u64,
+    /// Times the controller found an I/O completion queue full while work
+    /// waited for room in it (a command to fetch or a completion to post),
+    /// counted each time it looked: the host had not reported the head in
+    /// time, and the work waits for its next head doorbell.
+    pub cq_full_stalls: u64,
     /// Bytes read from namespaces by Read and Compare.
     pub bytes_read: u64,
     /// Bytes written to namespaces by Write.

@@ -302,12 +302,19 @@ impl Worker {
                 sq.active = false;
                 break;
             }
-            let cq_full = self.cqs[sq.cqid as usize]
+            let cqid = sq.cqid;
+            let cq_full = self.cqs[cqid as usize]
                 .as_ref()
                 .map_or(true, |cq| cq.full());
-            if cq_full {
+            if cq_full && !self.take_cq_head(cqid) {
+                if qid != 0 {
+                    bump(&self.sh.stats.cq_full_stalls, 1);
+                }
                 break;
             }
+            let Some(sq) = self.sqs[qid as usize].as_mut() else {
+                break;
+            };
             let addr = sq.entry_addr(sq.head);
             let mut bytes = [0u8; super::sqe::SQE_SIZE];
             if super::dma::read(addr, &mut bytes).is_err() {

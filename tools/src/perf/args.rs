@@ -46,6 +46,15 @@ pub struct PerfArgs {
     /// Ring the SQ doorbell after every command instead of once per batch.
     #[arg(long = "no-batch")]
     no_batch: bool,
+    /// Ring the SQ doorbell as soon as N submissions of a batch wait for
+    /// it, not only once the batch is queued (0: once per batch).
+    #[arg(long = "ring-every", default_value_t = 0, conflicts_with = "no_batch")]
+    ring_every: u16,
+    /// Account completed I/Os before resubmitting (with a second clock
+    /// read) instead of after the doorbell: the loop's earlier order, kept
+    /// for measuring.
+    #[arg(long = "account-before-submit")]
+    account_before_submit: bool,
     /// Submission/completion queue entries per qpair (default: enough for -q).
     #[arg(long = "io-queue-size")]
     io_queue_size: Option<u32>,
@@ -86,6 +95,10 @@ pub struct Config {
     pub latency: u8,
     pub json: bool,
     pub batch: bool,
+    /// Submissions per SQ doorbell within a batch (0: one per batch).
+    pub ring_every: u16,
+    /// Account completions before resubmitting (the earlier loop order).
+    pub account_first: bool,
     pub io_queue_size: u32,
     pub transport_stats: bool,
     /// Queue pairs per namespace per core.
@@ -174,6 +187,8 @@ impl PerfArgs {
             latency: self.latency,
             json,
             batch: !self.no_batch,
+            ring_every: self.ring_every,
+            account_first: self.account_before_submit,
             io_queue_size,
             transport_stats: self.transport_stats,
             num_qpairs: self.num_qpairs,
