@@ -53,19 +53,18 @@ impl QPair {
         let n = self.cq.entries() as usize;
         let unreported = (head as usize + n - reported as usize) % n;
         let in_flight = self.pool.in_flight();
+        // Static text: the kick runs on the I/O path's thread, which must
+        // not allocate even while it reports a stall.
         let whose = if unrung != 0 {
-            format!("{unrung} submission(s) were never rung: a driver bug")
+            "submissions were never rung: a driver bug"
         } else if unreported + in_flight >= n - 1 {
             "the controller may find the completion queue full (head not reported): a driver bug"
-                .to_string()
         } else if self.sq.db.has_shadow() {
             "everything was announced in the shadow doorbell buffer: the controller missed it \
              or has not answered"
-                .to_string()
         } else {
             "every submission and the head the controller needs were written by MMIO: \
              the controller has not answered (no doorbell was lost)"
-                .to_string()
         };
         let level =
             if self.stat.doorbell_kicks == 1 || unrung != 0 || unreported + in_flight >= n - 1 {
@@ -76,7 +75,7 @@ impl QPair {
         log::log!(
             level,
             "qpair {}: {} polls without a completion with {} commands outstanding: \
-             re-ringing the doorbells (SQ tail {tail}, rung {rung}, controller's SQ head {}; \
+             re-ringing the doorbells (SQ tail {tail}, rung {rung}, {unrung} never rung, controller's SQ head {}; \
              CQ head {head}, reported {reported}; {in_flight} in flight): {whose}",
             self.qid,
             self.stalled_polls,
