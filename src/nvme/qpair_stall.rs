@@ -53,11 +53,12 @@ impl QPair {
         let n = self.cq.entries() as usize;
         let unreported = (head as usize + n - reported as usize) % n;
         let in_flight = self.pool.in_flight();
+        let cq_head_owed = unreported + in_flight >= n - 1;
         // Static text: the kick runs on the I/O path's thread, which must
         // not allocate even while it reports a stall.
         let whose = if unrung != 0 {
             "submissions were never rung: a driver bug"
-        } else if unreported + in_flight >= n - 1 {
+        } else if cq_head_owed {
             "the controller may find the completion queue full (head not reported): a driver bug"
         } else if self.sq.db.has_shadow() {
             "everything was announced in the shadow doorbell buffer: the controller missed it \
@@ -66,12 +67,11 @@ impl QPair {
             "every submission and the head the controller needs were written by MMIO: \
              the controller has not answered (no doorbell was lost)"
         };
-        let level =
-            if self.stat.doorbell_kicks == 1 || unrung != 0 || unreported + in_flight >= n - 1 {
-                log::Level::Warn
-            } else {
-                log::Level::Debug
-            };
+        let level = if self.stat.doorbell_kicks == 1 || unrung != 0 || cq_head_owed {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        };
         log::log!(
             level,
             "qpair {}: {} polls without a completion with {} commands outstanding: \
