@@ -4,9 +4,11 @@
 # common.sh, host.sh, initramfs.sh and drives.sh.
 #
 # Settings (globals): MODE (vfio|uio), SMP, MEM_MB, HUGEPAGES, TIMEOUT (seconds),
-# ACCEL (auto|tcg|kvm), VERBOSE (0|1), QEMU_DRIVE_ARGS.
+# ACCEL (auto|tcg|kvm), VERBOSE (0|1), QEMU_DRIVE_ARGS, QEMU_EXTRA_ARGS
+# (optional: more qemu arguments, such as -trace).
 
 QBOOT=/usr/share/qemu/qboot.rom
+QEMU_EXTRA_ARGS=()
 EXIT_TAG='spdk-io-guest-exit: '
 
 # kvm_usable: KVM only where a stock kernel really runs under it. /dev/kvm
@@ -20,7 +22,7 @@ kvm_usable() {
   if [[ ! -e $stamp ]]; then
     log "probing whether the guest kernel boots under KVM"
     # A plain guest without drives; the locals shadow the settings for run_qemu.
-    local dir MODE=uio SMP=1 MEM_MB=2048 TIMEOUT=60 VERBOSE=0 QEMU_DRIVE_ARGS=()
+    local dir MODE=uio SMP=1 MEM_MB=2048 TIMEOUT=60 VERBOSE=0 QEMU_DRIVE_ARGS=() QEMU_EXTRA_ARGS=()
     dir=$(mktemp -d "$WORK_DIR/run.XXXXXX")
     mkdir -p "$dir/stage/payload"
     echo true >"$dir/stage/payload/cmd"
@@ -74,7 +76,7 @@ run_qemu() {
   [[ -e $QBOOT ]] && args+=(-bios "$QBOOT")
   args+=(-kernel "$VMLINUX" -initrd "$initrd" -append "$append"
     -chardev "stdio,id=console,signal=off" -serial chardev:console
-    -serial "file:$dir/results" "${QEMU_DRIVE_ARGS[@]}")
+    -serial "file:$dir/results" "${QEMU_DRIVE_ARGS[@]}" "${QEMU_EXTRA_ARGS[@]}")
   [[ $VERBOSE == 1 ]] && log "qemu-system-x86_64 ${args[*]}"
   # --foreground: stay in the caller's process group, so that Ctrl-C or a
   # kill of the group reaches qemu too.
