@@ -62,6 +62,11 @@ pub struct PerfArgs {
     /// `-q` I/Os in flight are spread over them.
     #[arg(short = 'P', long = "num-qpairs", default_value_t = 1)]
     num_qpairs: u32,
+    /// Completions reaped per poll of a queue pair at most (spdk_nvme_perf's
+    /// -C; 0: all that are posted). Each poll resubmits what it reaped and
+    /// rings once, so a cap splits a queue's refills into smaller batches.
+    #[arg(short = 'C', long = "max-completion-per-poll", default_value_t = 0)]
+    max_completions: u32,
     /// Print each qpair's transport counters (polls, MMIO and shadow
     /// doorbell writes) after the run; JSON output always has them.
     #[arg(long = "transport-stats")]
@@ -103,6 +108,8 @@ pub struct Config {
     pub transport_stats: bool,
     /// Queue pairs per namespace per core.
     pub num_qpairs: u32,
+    /// Completions reaped per poll at most (0: no limit).
+    pub max_completions: u32,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -192,6 +199,7 @@ impl PerfArgs {
             io_queue_size,
             transport_stats: self.transport_stats,
             num_qpairs: self.num_qpairs,
+            max_completions: self.max_completions,
         })
     }
 }

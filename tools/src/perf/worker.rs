@@ -222,10 +222,11 @@ fn io_loop(
     let start = Instant::now();
     let mut iter = 0u64;
     let mut total_ios = 0u64;
+    let max_completions = cfg.max_completions as usize;
     while !stop.load(Ordering::Relaxed) {
         for ctx in &mut ctxs {
             ctx.qp
-                .process_completions(0)
+                .process_completions(max_completions)
                 .map_err(|e| format!("{}: {e}", ctx.name))?;
             if cfg.account_first {
                 if !ctx.shared.borrow().done.is_empty() {
