@@ -15,7 +15,14 @@ pub struct ReactorOpts {
     /// Pin each reactor's OS thread to its core (sched_setaffinity).
     pub pin: bool,
     /// Sleep this long when idle for a while, so an idle app does not burn
-    /// a core; `None` polls flat out (lowest latency, as SPDK does).
+    /// a core, and let pollers that can wait for their own events (a poll
+    /// group's sockets) block briefly when idle instead of spinning — the
+    /// reactor then skips its sleep (see [`idle_wait_allowed`]). This is
+    /// what `--interrupt-mode` selects in the daemons. `None` polls flat
+    /// out, as SPDK's reactors do by default: lowest latency, one core
+    /// busy all the time, no poller ever blocks.
+    ///
+    /// [`idle_wait_allowed`]: super::idle_wait_allowed
     pub idle_backoff: Option<Duration>,
     /// Consecutive idle loop iterations before backing off.
     pub idle_polls_before_backoff: u32,
@@ -36,6 +43,8 @@ impl Default for ReactorOpts {
 pub struct ReactorSet {
     inboxes: Vec<Arc<Inbox>>,
     joins: Vec<std::thread::JoinHandle<()>>,
+    /// The reactors back off when idle (`opts.idle_backoff`).
+    interrupt: bool,
 }
 
 impl ReactorSet {
@@ -51,6 +60,7 @@ impl ReactorSet {
         let mut set = ReactorSet {
             inboxes: Vec::new(),
             joins: Vec::new(),
+            interrupt: opts.idle_backoff.is_some(),
         };
         for core in cores.iter() {
             let inbox = Arc::new(Inbox {
@@ -96,6 +106,13 @@ impl ReactorSet {
     /// (SPDK's `spdk_env_get_current_core`).
     pub fn current_core() -> Option<usize> {
         CORE.with(|c| c.get())
+    }
+
+    /// True when the reactors back off when idle and let pollers wait for
+    /// their events (SPDK's `in_interrupt` of `framework_get_reactors`);
+    /// false when they poll flat out.
+    pub fn in_interrupt(&self) -> bool {
+        self.interrupt
     }
 
     /// Busy and idle time of `core`'s reactor loop so far (SPDK's reactor

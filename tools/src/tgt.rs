@@ -3,7 +3,7 @@
 
 use clap::Args;
 use spdk_io::event::{self, AppOpts, DEFAULT_RPC_SOCKET};
-use spdk_io::thread::CpuMask;
+use spdk_io::thread::{CpuMask, ReactorOpts};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,6 +34,26 @@ pub struct TgtArgs {
     /// Enable a debug log flag (repeatable; "all" for every one).
     #[arg(short = 'L', long = "logflag")]
     logflag: Vec<String>,
+    /// Wait for events when idle instead of polling flat out: an idle
+    /// reactor sleeps briefly and an idle NVMe-oF poll group blocks on its
+    /// sockets until the next PDU. Saves the reactors' cores when idle;
+    /// costs latency on the next I/O after a pause. Without it the
+    /// reactors busy-poll, as spdk_tgt and nvmf_tgt do by default.
+    #[arg(long = "interrupt-mode")]
+    interrupt_mode: bool,
+}
+
+/// How the reactors run: flat out, or backing off when idle with
+/// `--interrupt-mode`.
+fn reactor_opts(interrupt_mode: bool) -> ReactorOpts {
+    if interrupt_mode {
+        ReactorOpts::default()
+    } else {
+        ReactorOpts {
+            idle_backoff: None,
+            ..ReactorOpts::default()
+        }
+    }
 }
 
 /// `-s 512`, `-s 512M`, `-s 2G` → MiB.
@@ -68,6 +88,7 @@ pub fn run(a: TgtArgs) -> ExitCode {
         no_huge: a.no_huge,
         json_ignore_init_errors: a.json_ignore_init_errors,
         log_flags: a.logflag,
+        reactor_opts: reactor_opts(a.interrupt_mode),
         ..AppOpts::default()
     };
     match event::run(opts, || {}) {
@@ -76,5 +97,38 @@ pub fn run(a: TgtArgs) -> ExitCode {
             eprintln!("spdk-io tgt: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        tgt: TgtArgs,
+    }
+
+    fn parse(args: &[&str]) -> TgtArgs {
+        Cli::try_parse_from(std::iter::once("tgt").chain(args.iter().copied()))
+            .unwrap()
+            .tgt
+    }
+
+    #[test]
+    fn the_reactors_busy_poll_by_default_and_back_off_with_interrupt_mode() {
+        let a = parse(&[]);
+        assert!(!a.interrupt_mode);
+        assert_eq!(reactor_opts(a.interrupt_mode).idle_backoff, None);
+        let a = parse(&["--interrupt-mode"]);
+        assert!(a.interrupt_mode);
+        assert!(reactor_opts(a.interrupt_mode).idle_backoff.is_some());
+    }
+
+    #[test]
+    fn interrupt_mode_takes_no_value() {
+        assert!(Cli::try_parse_from(["tgt", "--interrupt-mode=1"]).is_err());
     }
 }
