@@ -53,7 +53,7 @@ thread_local! {
     /// no work on any of its threads.
     static IDLE_ITERATIONS: Cell<Option<u32>> = const { Cell::new(None) };
     /// On a reactor's OS thread: whether its pollers may wait for their
-    /// own events when idle (the reactor backs off when idle).
+    /// own events when idle (`ReactorOpts::poller_idle_wait`).
     static MAY_WAIT: Cell<bool> = const { Cell::new(false) };
     /// A poller waited for its events in the current loop iteration.
     static WAITED: Cell<bool> = const { Cell::new(false) };
@@ -73,11 +73,10 @@ pub fn reactor_idle_iterations() -> Option<u32> {
 
 /// May a poller that has nothing to do block briefly for its own events
 /// (a poll group in `ppoll` on its sockets)? Off a reactor, yes: the
-/// thread's own loop decides how it runs. On a reactor, only when the
-/// reactor backs off when idle ([`ReactorOpts::idle_backoff`], the
-/// `--interrupt-mode` of the daemons) and none of its threads did work in
-/// the last iteration; a reactor that polls flat out, as SPDK's do by
-/// default, has no poller block.
+/// thread's own loop decides how it runs. On a reactor, only when it
+/// lets pollers wait ([`ReactorOpts::poller_idle_wait`]) and none of its
+/// threads did work in the last iteration; a reactor that polls flat
+/// out, as SPDK's do by default, has no poller block.
 pub fn idle_wait_allowed() -> bool {
     match IDLE_ITERATIONS.with(Cell::get) {
         None => true,
@@ -114,7 +113,7 @@ pub(crate) fn reactor_main(
     }
     CORE.with(|c| c.set(Some(inbox.core)));
     IDLE_ITERATIONS.with(|c| c.set(Some(0)));
-    MAY_WAIT.with(|c| c.set(opts.idle_backoff.is_some()));
+    MAY_WAIT.with(|c| c.set(opts.poller_idle_wait));
     let _ = started.send(Ok(()));
     let mut threads: Vec<Thread> = Vec::new();
     let mut idle: u32 = 0;

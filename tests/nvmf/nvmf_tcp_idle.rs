@@ -1,7 +1,7 @@
 //! A poll group on a reactor: it spins while the reactor polls flat out
-//! (the target's default, as SPDK's nvmf_tgt), and waits for its sockets
-//! when idle only in interrupt mode (the reactor backs off when idle),
-//! where the next command still wakes it.
+//! (`--busy-poll`, as SPDK's nvmf_tgt), and otherwise waits for its
+//! sockets when idle — with the reactor's own sleep off (the target's
+//! default) or on (`--interrupt-mode`) — and the next command wakes it.
 
 use crate::nvmf_common;
 
@@ -32,7 +32,7 @@ struct ReactorTgt {
 }
 
 impl ReactorTgt {
-    fn start(idle_backoff: Option<Duration>) -> ReactorTgt {
+    fn start(idle_backoff: Option<Duration>, poller_idle_wait: bool) -> ReactorTgt {
         env::init_once(EnvOpts::no_huge()).expect("env (no_huge)");
         let target = Target::new(TransportOpts::default()).unwrap();
         let rs = ReactorSet::start(
@@ -41,6 +41,7 @@ impl ReactorTgt {
                 pin: false,
                 idle_backoff,
                 idle_polls_before_backoff: 100,
+                poller_idle_wait,
             },
         )
         .unwrap();
@@ -111,26 +112,30 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 
 #[test]
 fn a_poll_group_on_a_reactor_polling_flat_out_never_waits_for_its_sockets() {
-    let t = ReactorTgt::start(None);
+    let t = ReactorTgt::start(None, false);
     assert!(!t.rs.as_ref().unwrap().in_interrupt());
     // 50 ms of idle reactor time: two hundred times the idle spell after
     // which a group allowed to wait would have waited.
     wait_until("the reactor never went idle", || {
         t.reactor_idle_ticks() > 50_000_000
     });
-    assert_eq!(t.idle_waits(), 0, "the group waited on a busy-polling reactor");
+    assert_eq!(
+        t.idle_waits(),
+        0,
+        "the group waited on a busy-polling reactor"
+    );
 }
 
-#[test]
-fn in_interrupt_mode_an_idle_poll_group_waits_and_the_next_command_wakes_it() {
-    let t = ReactorTgt::start(Some(Duration::from_micros(100)));
-    assert!(t.rs.as_ref().unwrap().in_interrupt());
-    let nqn = "nqn.2016-06.io.spdk-io:reactor-idle";
-    malloc("NvmfReactorIdleMalloc", 1024, 512);
+/// Serves a malloc namespace from `t`, and checks three times that the
+/// idle group waited and then serves the next command.
+fn waits_and_wakes(t: &ReactorTgt, tag: &str) {
+    let nqn = format!("nqn.2016-06.io.spdk-io:reactor-idle-{tag}");
+    let bdev = format!("NvmfReactorIdle{tag}");
+    malloc(&bdev, 1024, 512);
     let s = t
         .target
         .create_subsystem(
-            nqn,
+            &nqn,
             SubsystemOpts {
                 serial_number: "SPDKIO00000000000002".into(),
                 model_number: "spdk-io nvmf test".into(),
@@ -140,7 +145,7 @@ fn in_interrupt_mode_an_idle_poll_group_waits_and_the_next_command_wakes_it() {
             },
         )
         .unwrap();
-    s.add_ns("NvmfReactorIdleMalloc", None, None, None).unwrap();
+    s.add_ns(&bdev, None, None, None).unwrap();
     s.add_listener(TcpTransport::listen_addr(t.addr));
     let trid: nvme::TransportId = format!(
         "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{} subnqn:{nqn} hostnqn:{HOSTNQN}",
@@ -156,4 +161,18 @@ fn in_interrupt_mode_an_idle_poll_group_waits_and_the_next_command_wakes_it() {
         wait_until("the idle group never waited", || t.idle_waits() > before);
         write_read(&mut qp, &ns, round * 8, &random(4096, 100 + round));
     }
+}
+
+#[test]
+fn by_default_an_idle_poll_group_waits_on_a_reactor_that_never_sleeps() {
+    let t = ReactorTgt::start(None, true);
+    assert!(!t.rs.as_ref().unwrap().in_interrupt());
+    waits_and_wakes(&t, "default");
+}
+
+#[test]
+fn in_interrupt_mode_an_idle_poll_group_waits_and_the_next_command_wakes_it() {
+    let t = ReactorTgt::start(Some(Duration::from_micros(100)), true);
+    assert!(t.rs.as_ref().unwrap().in_interrupt());
+    waits_and_wakes(&t, "interrupt");
 }

@@ -6,11 +6,10 @@
 //! burning its core (and, in a VM, the host CPU its peers need), yet
 //! answers the next command without the delay of a blind sleep. The
 //! wait is as long as the reactor's own idle back-off. On a reactor, the
-//! group waits only when the reactor runs in interrupt mode (it backs off
-//! when idle: `spdk-io tgt --interrupt-mode`) and while the reactor's
-//! other threads found nothing to do either (a busy neighbour on the same
-//! core is never stalled); a reactor polling flat out, the default as in
-//! SPDK's nvmf_tgt, has the group spin.
+//! group waits only while the reactor's other threads found nothing to do
+//! either (a busy neighbour on the same core is never stalled), and never
+//! on a reactor that polls flat out (`spdk-io tgt --busy-poll`, SPDK's
+//! nvmf_tgt's way), where the group spins.
 
 use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::time::TimeSpec;

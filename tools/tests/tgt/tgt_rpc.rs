@@ -336,9 +336,21 @@ fn idle_waits_and_ticks(t: &Tgt) -> (u64, u64) {
     (waits, r["reactors"][0]["idle"].as_u64().unwrap())
 }
 
+/// Waits (bounded) until the target's poll groups have waited.
+fn until_poll_groups_wait(t: &Tgt) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while idle_waits_and_ticks(t).0 == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no idle poll group ever waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
-fn the_reactors_poll_flat_out_unless_interrupt_mode_is_asked_for() {
-    let t = Tgt::start("busy-poll", &[]);
+fn with_busy_poll_no_poll_group_ever_waits() {
+    let t = Tgt::start("busy-poll", &["--busy-poll"]);
     let r = t.ok("framework_get_reactors", None);
     assert_eq!(r["reactors"][0]["in_interrupt"], false);
     t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
@@ -352,23 +364,28 @@ fn the_reactors_poll_flat_out_unless_interrupt_mode_is_asked_for() {
         if idle > idle0 + 50_000_000 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the reactor never idled");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reactor never idled"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
 #[test]
-fn in_interrupt_mode_idle_poll_groups_wait_for_their_sockets() {
+fn by_default_idle_poll_groups_wait_for_their_sockets_and_reactors_never_sleep() {
+    let t = Tgt::start("idle-default", &[]);
+    let r = t.ok("framework_get_reactors", None);
+    assert_eq!(r["reactors"][0]["in_interrupt"], false);
+    t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
+    until_poll_groups_wait(&t);
+}
+
+#[test]
+fn interrupt_mode_is_reported_and_idle_poll_groups_wait() {
     let t = Tgt::start("interrupt-mode", &["--interrupt-mode"]);
     let r = t.ok("framework_get_reactors", None);
     assert_eq!(r["reactors"][0]["in_interrupt"], true);
     t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
-    let deadline = std::time::Instant::now() + WAIT;
-    while idle_waits_and_ticks(&t).0 == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no poll group ever waited in interrupt mode"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    until_poll_groups_wait(&t);
 }
