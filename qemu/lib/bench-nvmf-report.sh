@@ -56,12 +56,18 @@ bench_nvmf_json() {
                 target_cpu_us_per_io: ($r | map(.tgt_us_per_io) | median | r2),
                 system_cpu_us_per_io: ($r | map(.sys_us_per_io) | median | r2) } end;
           { kernel_initiator: { spdk_io_tgt: summary("spdk-io"; "kernel"), nvmet: summary("kernel"; "kernel"),
-                                spdk_nvmf_tgt: summary("spdk"; "kernel") },
+                                spdk_nvmf_tgt: summary("spdk"; "kernel"),
+                                spdk_io_tgt_variant: summary("spdk-io-var"; "kernel") },
             spdk_io_vs_nvmet: pair(["spdk-io", "kernel"]; ["kernel", "kernel"]),
             spdk_io_vs_spdk: pair(["spdk-io", "kernel"]; ["spdk", "kernel"]),
             spdk_io_initiator_on_spdk_io_tgt: summary("spdk-io"; "spdk-io"),
             spdk_perf_on_spdk_nvmf_tgt: summary("spdk"; "spdk"),
-            spdk_io_pair_vs_spdk_pair: pair(["spdk-io", "spdk-io"]; ["spdk", "spdk"]) }) })
+            spdk_io_pair_vs_spdk_pair: pair(["spdk-io", "spdk-io"]; ["spdk", "spdk"]),
+            spdk_io_initiator_on_variant: summary("spdk-io-var"; "spdk-io"),
+            variant_vs_spdk_io: pair(["spdk-io-var", "kernel"]; ["spdk-io", "kernel"]),
+            variant_vs_spdk: pair(["spdk-io-var", "kernel"]; ["spdk", "kernel"]),
+            variant_pair_vs_spdk_io_pair: pair(["spdk-io-var", "spdk-io"]; ["spdk-io", "spdk-io"]),
+            variant_pair_vs_spdk_pair: pair(["spdk-io-var", "spdk-io"]; ["spdk", "spdk"]) }) })
       | from_entries as $m | [$order[] | {key: ., value: $m[.]}] | from_entries'
 }
 
@@ -77,10 +83,15 @@ bench_nvmf_table() {
       | ([["kernel nvme-tcp -> spdk-io tgt", $v.kernel_initiator.spdk_io_tgt],
           ["kernel nvme-tcp -> nvmet-tcp", $v.kernel_initiator.nvmet],
           ["kernel nvme-tcp -> SPDK nvmf_tgt", $v.kernel_initiator.spdk_nvmf_tgt],
+          ["kernel nvme-tcp -> tgt variant", $v.kernel_initiator.spdk_io_tgt_variant],
           ["spdk-io perf -> spdk-io tgt", $v.spdk_io_initiator_on_spdk_io_tgt],
+          ["spdk-io perf -> tgt variant", $v.spdk_io_initiator_on_variant],
           ["SPDK perf -> SPDK nvmf_tgt", $v.spdk_perf_on_spdk_nvmf_tgt]][]
          | select(.[1] != null)
          | [$w, .[0], .[1].iops_median, .[1].avg_lat_us_median, .[1].target_cpu_us_per_io, .[1].system_cpu_us_per_io] | row),
         ([$w, "paired IOPS ratios", "vs nvmet \($v.spdk_io_vs_nvmet | c)", "vs SPDK \($v.spdk_io_vs_spdk | c)",
-          "pair/pair \($v.spdk_io_pair_vs_spdk_pair | c)"] | row))' <<<"$1"
+          "pair/pair \($v.spdk_io_pair_vs_spdk_pair | c)"] | row),
+        (select($v.kernel_initiator.spdk_io_tgt_variant != null)
+          | [$w, "variant paired ratios", "vs tgt \($v.variant_vs_spdk_io | c)", "vs SPDK \($v.variant_vs_spdk | c)",
+             "pair/pair \($v.variant_pair_vs_spdk_io_pair | c)", "vs SPDK pair \($v.variant_pair_vs_spdk_pair | c)"] | row))' <<<"$1"
 }

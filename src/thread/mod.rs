@@ -197,7 +197,7 @@ pub use join::JoinHandle;
 pub use msg::{Msg, MSG_INLINE_SIZE};
 pub use poller::{poller_register, Poller, PollerStatus, MAX_POLLER_PERIOD_US};
 pub use reactor::{ReactorOpts, ReactorSet};
-pub use reactor_loop::reactor_idle_iterations;
+pub use reactor_loop::{idle_wait_allowed, note_idle_wait, reactor_idle_iterations};
 pub use spdk_thread::{Thread, ThreadOpts, ThreadStats, MSG_BATCH_SIZE};
 pub use thread_list::{for_each_thread, thread_count, threads};
 pub use time::{poll_ticks, ticks, TICKS_HZ};

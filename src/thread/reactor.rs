@@ -14,11 +14,21 @@ use std::time::Duration;
 pub struct ReactorOpts {
     /// Pin each reactor's OS thread to its core (sched_setaffinity).
     pub pin: bool,
-    /// Sleep this long when idle for a while, so an idle app does not burn
-    /// a core; `None` polls flat out (lowest latency, as SPDK does).
+    /// Sleep this long when idle for a while (and no poller waited for
+    /// its events in that iteration), so an idle app does not burn a core
+    /// even without pollers that can wait: what `--interrupt-mode`
+    /// selects in the daemons. `None` never sleeps.
     pub idle_backoff: Option<Duration>,
     /// Consecutive idle loop iterations before backing off.
     pub idle_polls_before_backoff: u32,
+    /// Let pollers that can wait for their own events (a poll group's
+    /// sockets) block briefly while the whole reactor is idle, woken by
+    /// those events (see [`idle_wait_allowed`]); false polls flat out
+    /// and no poller ever blocks, as SPDK's reactors do by default
+    /// (`--busy-poll` in the daemons).
+    ///
+    /// [`idle_wait_allowed`]: super::idle_wait_allowed
+    pub poller_idle_wait: bool,
 }
 
 impl Default for ReactorOpts {
@@ -27,6 +37,7 @@ impl Default for ReactorOpts {
             pin: true,
             idle_backoff: Some(Duration::from_micros(100)),
             idle_polls_before_backoff: 10_000,
+            poller_idle_wait: true,
         }
     }
 }
@@ -36,6 +47,8 @@ impl Default for ReactorOpts {
 pub struct ReactorSet {
     inboxes: Vec<Arc<Inbox>>,
     joins: Vec<std::thread::JoinHandle<()>>,
+    /// The reactors sleep when idle (`opts.idle_backoff`).
+    interrupt: bool,
 }
 
 impl ReactorSet {
@@ -51,6 +64,7 @@ impl ReactorSet {
         let mut set = ReactorSet {
             inboxes: Vec::new(),
             joins: Vec::new(),
+            interrupt: opts.idle_backoff.is_some(),
         };
         for core in cores.iter() {
             let inbox = Arc::new(Inbox {
@@ -96,6 +110,12 @@ impl ReactorSet {
     /// (SPDK's `spdk_env_get_current_core`).
     pub fn current_core() -> Option<usize> {
         CORE.with(|c| c.get())
+    }
+
+    /// True when the reactors sleep when idle (`--interrupt-mode`; SPDK's
+    /// `in_interrupt` of `framework_get_reactors`).
+    pub fn in_interrupt(&self) -> bool {
+        self.interrupt
     }
 
     /// Busy and idle time of `core`'s reactor loop so far (SPDK's reactor

@@ -52,6 +52,11 @@ thread_local! {
     /// On a reactor's OS thread: how many loop iterations in a row found
     /// no work on any of its threads.
     static IDLE_ITERATIONS: Cell<Option<u32>> = const { Cell::new(None) };
+    /// On a reactor's OS thread: whether its pollers may wait for their
+    /// own events when idle (`ReactorOpts::poller_idle_wait`).
+    static MAY_WAIT: Cell<bool> = const { Cell::new(false) };
+    /// A poller waited for its events in the current loop iteration.
+    static WAITED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// How many loop iterations in a row the calling reactor has found no
@@ -64,6 +69,27 @@ thread_local! {
 /// stall it.
 pub fn reactor_idle_iterations() -> Option<u32> {
     IDLE_ITERATIONS.with(Cell::get)
+}
+
+/// May a poller that has nothing to do block briefly for its own events
+/// (a poll group in `ppoll` on its sockets)? Off a reactor, yes: the
+/// thread's own loop decides how it runs. On a reactor, only when it
+/// lets pollers wait ([`ReactorOpts::poller_idle_wait`]) and none of its
+/// threads did work in the last iteration; a reactor that polls flat
+/// out, as SPDK's do by default, has no poller block.
+pub fn idle_wait_allowed() -> bool {
+    match IDLE_ITERATIONS.with(Cell::get) {
+        None => true,
+        Some(idle) => idle > 0 && MAY_WAIT.with(Cell::get),
+    }
+}
+
+/// Tells the calling reactor that a poller has just waited for its
+/// events: the reactor skips its own back-off sleep in this iteration, so
+/// a wake-up the poller's wait would have caught is not delayed by a
+/// blind sleep. A no-op off a reactor.
+pub fn note_idle_wait() {
+    WAITED.with(|w| w.set(true));
 }
 
 pub(crate) fn pin_to(core: usize) -> Result<(), ThreadError> {
@@ -87,6 +113,7 @@ pub(crate) fn reactor_main(
     }
     CORE.with(|c| c.set(Some(inbox.core)));
     IDLE_ITERATIONS.with(|c| c.set(Some(0)));
+    MAY_WAIT.with(|c| c.set(opts.poller_idle_wait));
     let _ = started.send(Ok(()));
     let mut threads: Vec<Thread> = Vec::new();
     let mut idle: u32 = 0;
@@ -146,16 +173,20 @@ pub(crate) fn reactor_main(
         } else {
             idle = idle.saturating_add(1);
             if let Some(backoff) = opts.idle_backoff {
-                if idle >= opts.idle_polls_before_backoff {
+                // A poller that waited for its events has idled already,
+                // and woke for them; sleeping on would only delay them.
+                if idle >= opts.idle_polls_before_backoff && !WAITED.with(Cell::get) {
                     std::thread::sleep(backoff);
                     now = ticks();
                 }
             }
         }
+        WAITED.with(|w| w.set(false));
         IDLE_ITERATIONS.with(|c| c.set(Some(idle)));
     }
     CORE.with(|c| c.set(None));
     IDLE_ITERATIONS.with(|c| c.set(None));
+    MAY_WAIT.with(|c| c.set(false));
 }
 
 fn handle_cmd(cmd: Cmd, threads: &mut Vec<Thread>, inbox: &Inbox) {

@@ -244,6 +244,7 @@ fn two_reactors_compare_and_write_counters_in_one_block_and_lose_no_update() {
             pin: false,
             idle_backoff: Some(std::time::Duration::from_micros(200)),
             idle_polls_before_backoff: 100,
+            poller_idle_wait: true,
         },
     )
     .unwrap();

@@ -11,3 +11,4 @@ mod nvmf_tcp;
 mod nvmf_tcp_commands;
 mod nvmf_tcp_failures;
 mod nvmf_tcp_hostile;
+mod nvmf_tcp_idle;

@@ -16,6 +16,7 @@ fn opts() -> ReactorOpts {
         pin: false,
         idle_backoff: Some(Duration::from_micros(200)),
         idle_polls_before_backoff: 100,
+        poller_idle_wait: true,
     }
 }
 

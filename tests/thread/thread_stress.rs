@@ -152,6 +152,7 @@ fn for_each_channel_walks_complete_while_channels_churn_on_two_reactors() {
             pin: false,
             idle_backoff: Some(Duration::from_micros(50)),
             idle_polls_before_backoff: 1000,
+            poller_idle_wait: true,
         },
     )
     .unwrap();

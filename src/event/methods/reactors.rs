@@ -150,7 +150,7 @@ fn framework_get_reactors(params: Value) -> MethodFuture {
                     "lcore": core,
                     "tid": mine.first().map_or(0, |r| r.tid),
                     "busy": stats.busy_ticks, "idle": stats.idle_ticks,
-                    "in_interrupt": false, "irq": cpu.irq, "sys": cpu.sys, "usr": cpu.usr,
+                    "in_interrupt": set.as_ref().is_some_and(|s| s.in_interrupt()), "irq": cpu.irq, "sys": cpu.sys, "usr": cpu.usr,
                     "lw_threads": mine.iter().map(|r| json!({
                         "name": r.name, "id": r.id, "cpumask": r.cpumask, "elapsed": r.busy + r.idle,
                     })).collect::<Vec<_>>(),

@@ -119,6 +119,9 @@ pub(super) fn get_stats(p: Value) -> RpcResult {
                 "current_io_qpairs": n(&s.current_io_qpairs),
                 "pending_bdev_io": 0,
                 "completed_nvme_io": n(&s.completed_nvme_io),
+                // Not in SPDK's result: times the group, idle, waited for
+                // its sockets (only in --interrupt-mode).
+                "idle_waits": n(&s.idle_waits),
                 "transports": [{
                     "trtype": "TCP",
                     "pending_data_buffer": n(&s.pending_data_buffer),

@@ -8,7 +8,8 @@
 //! poll; a group of one reads it directly (then the wait would cost more
 //! than the read it saves). Commands waiting for a shared data buffer
 //! are resumed after the connections are served (`bufs`). A group idle
-//! for a while waits for its sockets briefly instead of spinning (`idle`).
+//! for a while waits for its sockets briefly instead of spinning, unless
+//! its reactor polls flat out (`idle`).
 
 use super::bufs::{resume_waiters, GroupBufs};
 use super::conn::Conn;

@@ -6,8 +6,10 @@
 //! burning its core (and, in a VM, the host CPU its peers need), yet
 //! answers the next command without the delay of a blind sleep. The
 //! wait is as long as the reactor's own idle back-off. On a reactor, the
-//! group waits only while the reactor's other threads found nothing to
-//! do either (a busy neighbour on the same core is never stalled).
+//! group waits only while the reactor's other threads found nothing to do
+//! either (a busy neighbour on the same core is never stalled), and never
+//! on a reactor that polls flat out (`spdk-io tgt --busy-poll`, SPDK's
+//! nvmf_tgt's way), where the group spins.
 
 use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::time::TimeSpec;
@@ -35,9 +37,9 @@ impl IdleWait {
     /// descriptor (`None`: no epoll, the group spins). Waits when idle
     /// long enough; true when it waited.
     pub fn after_poll(&mut self, busy: bool, quiet: bool, ready: Option<BorrowedFd<'_>>) -> bool {
-        // On a reactor where another thread did work in the last
-        // iteration, waiting would stall that thread: spin instead.
-        if busy || !quiet || crate::thread::reactor_idle_iterations() == Some(0) {
+        // On a reactor that polls flat out, or where another thread did
+        // work in the last iteration (waiting would stall it): spin.
+        if busy || !quiet || !crate::thread::idle_wait_allowed() {
             self.idle_since = None;
             return false;
         }
@@ -49,6 +51,7 @@ impl IdleWait {
         }
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         let _ = ppoll(&mut fds, Some(TimeSpec::from_duration(IDLE_WAIT)), None);
+        crate::thread::note_idle_wait();
         true
     }
 }

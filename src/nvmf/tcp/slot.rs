@@ -174,5 +174,13 @@ impl IoDone for SlotDone {
         };
         c.slots[index as usize].done = Some(self);
         c.io_done(index, completion);
+        // The connection's last I/O in flight is done: its response goes
+        // out now rather than at the group's next poll (a reactor
+        // iteration later, after a readiness check). A host at queue
+        // depth 1 waits on exactly this; at depth, the responses of one
+        // batch of completions still leave together, with the last.
+        if c.inflight == 0 {
+            c.flush();
+        }
     }
 }

@@ -322,3 +322,70 @@ fn a_two_core_mask_runs_a_reactor_per_core_with_the_app_thread_on_the_first() {
     assert_eq!(reactors[1]["lcore"], b);
     assert_eq!(reactors[0]["lw_threads"][0]["name"], "app_thread");
 }
+
+/// The poll groups' idle waits and the first reactor's idle ticks.
+fn idle_waits_and_ticks(t: &Tgt) -> (u64, u64) {
+    let s = t.ok("nvmf_get_stats", None);
+    let waits = s["poll_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["idle_waits"].as_u64().unwrap())
+        .sum();
+    let r = t.ok("framework_get_reactors", None);
+    (waits, r["reactors"][0]["idle"].as_u64().unwrap())
+}
+
+/// Waits (bounded) until the target's poll groups have waited.
+fn until_poll_groups_wait(t: &Tgt) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while idle_waits_and_ticks(t).0 == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no idle poll group ever waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn with_busy_poll_no_poll_group_ever_waits() {
+    let t = Tgt::start("busy-poll", &["--busy-poll"]);
+    let r = t.ok("framework_get_reactors", None);
+    assert_eq!(r["reactors"][0]["in_interrupt"], false);
+    t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
+    // 50 ms of idle reactor time: far past the idle spell after which a
+    // poll group allowed to wait would have waited.
+    let (_, idle0) = idle_waits_and_ticks(&t);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (waits, idle) = idle_waits_and_ticks(&t);
+        assert_eq!(waits, 0, "a poll group waited on a busy-polling reactor");
+        if idle > idle0 + 50_000_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reactor never idled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn by_default_idle_poll_groups_wait_for_their_sockets_and_reactors_never_sleep() {
+    let t = Tgt::start("idle-default", &[]);
+    let r = t.ok("framework_get_reactors", None);
+    assert_eq!(r["reactors"][0]["in_interrupt"], false);
+    t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
+    until_poll_groups_wait(&t);
+}
+
+#[test]
+fn interrupt_mode_is_reported_and_idle_poll_groups_wait() {
+    let t = Tgt::start("interrupt-mode", &["--interrupt-mode"]);
+    let r = t.ok("framework_get_reactors", None);
+    assert_eq!(r["reactors"][0]["in_interrupt"], true);
+    t.ok("nvmf_create_transport", Some(json!({"trtype": "TCP"})));
+    until_poll_groups_wait(&t);
+}
