@@ -1,54 +1,19 @@
-//! The target's data path allocates nothing after warm-up: a counting
-//! global allocator counts the target thread's allocations while spdk-io's
+//! The target's data path allocates nothing after warm-up: the counting
+//! allocator counts the target thread's allocations while spdk-io's
 //! initiator writes and reads back 4 KiB (in-capsule) and then 64 KiB (R2T,
 //! H2CData, C2HData) I/Os through it on 127.0.0.1. (A command slot whose
 //! transfer size changes makes a new window on its buffer: one small
 //! allocation per change of size, none while sizes repeat.)
 
-mod nvmf_common;
-
-use nvmf_common::{malloc, opts, qp_opts, random, write_read, HOSTNQN};
+use crate::counting::Probe;
+use crate::nvmf_common::{malloc, opts, qp_opts, random, write_read, HOSTNQN};
 use spdk_io::nvme;
 use spdk_io::nvmf::tcp::{PollGroup, TcpTransport};
 use spdk_io::nvmf::{SubsystemOpts, Target, TransportOpts};
 use spdk_io::thread::Thread;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: as above.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
 
 #[test]
 fn reads_and_writes_through_the_target_allocate_nothing_on_its_thread_after_warm_up() {
@@ -65,12 +30,9 @@ fn reads_and_writes_through_the_target_allocate_nothing_on_its_thread_after_warm
         )
         .unwrap();
     s.add_ns("NvmfAllocMalloc", None, None, None).unwrap();
-    let (count, stop) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (probe, stop) = (Arc::new(Probe::default()), Arc::new(AtomicBool::new(false)));
     let (tx, rx) = mpsc::channel();
-    let (c2, s2, tg) = (count.clone(), stop.clone(), target.clone());
+    let (p2, s2, tg) = (probe.clone(), stop.clone(), target.clone());
     let tgt = std::thread::spawn(move || {
         let t = Thread::new("nvmf_alloc");
         let keep = t.enter(|| {
@@ -82,12 +44,11 @@ fn reads_and_writes_through_the_target_allocate_nothing_on_its_thread_after_warm
         });
         let start = Instant::now();
         while !s2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
-            COUNTING.with(|c| c.set(c2.load(Ordering::Relaxed)));
+            p2.serve();
             if !t.poll(0) {
                 std::thread::yield_now();
             }
         }
-        COUNTING.with(|c| c.set(false));
         t.enter(|| drop(keep));
         t.exit();
         let s = Instant::now();
@@ -115,16 +76,13 @@ fn reads_and_writes_through_the_target_allocate_nothing_on_its_thread_after_warm
         for r in 0..10 {
             write_read(&mut qp, &ns, at + (r % 8) * 128, data);
         }
-        ALLOCS.store(0, Ordering::Relaxed);
-        count.store(true, Ordering::Relaxed);
-        // Let the target thread see the flag before the measured I/O.
-        std::thread::sleep(Duration::from_millis(20));
+        // Read between two polls of the target thread, after the warm-up's
+        // last poll and after the measured I/O's.
+        let before = probe.read(Duration::from_secs(60));
         for r in 0..rounds {
             write_read(&mut qp, &ns, at + (r % 8) * 128, data);
         }
-        count.store(false, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(20));
-        ALLOCS.load(Ordering::Relaxed)
+        probe.read(Duration::from_secs(60)) - before
     };
     // In-capsule writes and C2HData reads.
     let n_small = measure(&small, 0, 100);

@@ -1,60 +1,12 @@
 //! Allocation counting: the hot paths of the thread layer allocate nothing
-//! after warm-up. A counting global allocator counts the allocations made
-//! by the test's own OS thread while a section runs.
+//! after warm-up, counting the allocations made by the test's own OS
+//! thread while a section runs.
 
+use crate::counting::allocations_in;
 use spdk_io::thread::{
     io_device_register, poller_register, spawn_local, yield_now, IoDeviceKey, PollerStatus, Thread,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter is a const-initialized thread-local Cell, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                ALLOCS.with(|a| a.set(a.get() + 1));
-            }
-        });
-        // SAFETY: forwarded with the caller's layout, as GlobalAlloc requires.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                ALLOCS.with(|a| a.set(a.get() + 1));
-            }
-        });
-        // SAFETY: `ptr` came from System.alloc with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations made by this OS thread while `f` runs.
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    ALLOCS.with(|a| a.set(0));
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCS.with(|a| a.get())
-}
 
 fn drain(t: &Thread) {
     while t.poll(0) {}
