@@ -5,9 +5,9 @@
 //! of the driver's path).
 
 use crate::nvme_tcp_common::target::{self, TargetOpts, SUBNQN};
-use crate::qpair_loop::allocations_over;
+use crate::qpair_loop::{allocations_over, batched_qpair};
 use spdk_io::env::{self, EnvOpts};
-use spdk_io::nvme::{self, ControllerOpts, QPairOpts};
+use spdk_io::nvme::{self, ControllerOpts};
 
 #[test]
 fn thousands_of_tcp_ios_allocate_nothing_on_the_submitting_thread() {
@@ -32,13 +32,7 @@ fn thousands_of_tcp_ios_allocate_nothing_on_the_submitting_thread() {
     )
     .unwrap();
     let ns = c.namespace(1).unwrap();
-    let mut qp = c
-        .alloc_io_qpair(QPairOpts {
-            io_queue_size: 64,
-            delay_cmd_submit: true,
-            ..QPairOpts::default()
-        })
-        .unwrap();
+    let mut qp = batched_qpair(&c);
     assert_eq!(
         allocations_over(&mut qp, &ns, 10_000),
         0,

@@ -4,7 +4,7 @@
 //! not part of the driver's path). The same holds for the async queue pair.
 
 use crate::counting::allocs;
-use crate::qpair_loop::allocations_over;
+use crate::qpair_loop::{allocations_over, batched_qpair};
 use spdk_io::env::{self, DmaBuf, EnvOpts};
 use spdk_io::nvme::emu::EmuController;
 use spdk_io::nvme::{AsyncQPair, Controller, ControllerOpts, NvmeIo, QPairOpts};
@@ -22,13 +22,7 @@ fn a_hundred_thousand_ios_allocate_nothing_on_the_submitting_thread() {
     );
     let c = Controller::attach(emu, ControllerOpts::default()).unwrap();
     let ns = c.namespace(1).unwrap();
-    let mut qp = c
-        .alloc_io_qpair(QPairOpts {
-            io_queue_size: 64,
-            delay_cmd_submit: true,
-            ..QPairOpts::default()
-        })
-        .unwrap();
+    let mut qp = batched_qpair(&c);
     assert_eq!(
         allocations_over(&mut qp, &ns, 100_000),
         0,

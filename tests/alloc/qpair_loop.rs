@@ -54,6 +54,17 @@ pub fn run(
     }
 }
 
+/// An I/O queue pair of 64 entries whose doorbell rings once per batch
+/// (`delay_cmd_submit`).
+pub fn batched_qpair(c: &spdk_io::nvme::Controller) -> QPair {
+    c.alloc_io_qpair(spdk_io::nvme::QPairOpts {
+        io_queue_size: 64,
+        delay_cmd_submit: true,
+        ..spdk_io::nvme::QPairOpts::default()
+    })
+    .unwrap()
+}
+
 /// Runs 1,000 I/Os at queue depth 32 to warm up, then `total` more, and
 /// returns the allocations the calling thread made during those `total`
 /// (all of them completed, each once).
