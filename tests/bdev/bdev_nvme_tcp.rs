@@ -21,6 +21,15 @@ fn export(t: &Tgt, nqn: &str, bdev: &str) {
     export_max(t, nqn, bdev, 1);
 }
 
+/// A target on 127.0.0.1 exporting a new malloc bdev `bdev` of `blocks`
+/// 512-byte blocks as `nqn`.
+fn exported(nqn: &str, bdev: &str, blocks: u64) -> Tgt {
+    malloc(bdev, blocks, 512);
+    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
+    export(&t, nqn, bdev);
+    t
+}
+
 /// [`export`] into a subsystem of up to `max` namespaces.
 fn export_max(t: &Tgt, nqn: &str, bdev: &str, max: u32) -> Arc<Subsystem> {
     let s = t
@@ -74,10 +83,8 @@ fn writes(d: &Desc, ch: &Channel, l: &Log, from: u64, n: u64, tag: u8) {
 #[test]
 fn io_held_while_the_target_is_away_completes_once_when_it_is_back() {
     let nqn = "nqn.2016-06.io.spdk-io:reconnect";
-    malloc("RcMalloc", 8192, 512);
-    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
+    let t = exported(nqn, "RcMalloc", 8192);
     let addr = t.addr;
-    export(&t, nqn, "RcMalloc");
     let d = attach(
         &t,
         "Rc",
@@ -153,9 +160,7 @@ fn io_held_while_the_target_is_away_completes_once_when_it_is_back() {
 #[test]
 fn after_fast_io_fail_io_fails_and_after_the_loss_timeout_the_controller_is_deleted() {
     let nqn = "nqn.2016-06.io.spdk-io:lost";
-    malloc("LostMalloc", 4096, 512);
-    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
-    export(&t, nqn, "LostMalloc");
+    let t = exported(nqn, "LostMalloc", 4096);
     let d = attach(
         &t,
         "Lost",
@@ -232,9 +237,7 @@ fn reconnect_options_are_checked_as_spdk_checks_them() {
 #[test]
 fn a_bdev_reset_of_a_tcp_controller_makes_a_new_association_and_io_goes_on() {
     let nqn = "nqn.2016-06.io.spdk-io:reset";
-    malloc("RsMalloc", 4096, 512);
-    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
-    export(&t, nqn, "RsMalloc");
+    let t = exported(nqn, "RsMalloc", 4096);
     let d = attach(&t, "Rs", nqn, nvme::ReconnectOpts::default());
     let cntlid = |n: &str| nvme::controllers(Some(n)).unwrap()[0].ctrlr.data().cntlid;
     let before = cntlid("Rs");
@@ -427,9 +430,7 @@ fn every_connection_of_an_attach_with_hostaddr_comes_from_that_source_address() 
 #[test]
 fn a_source_address_that_cannot_be_bound_or_is_of_another_family_fails_the_attach_saying_so() {
     let nqn = "nqn.2016-06.io.spdk-io:badhostaddr";
-    malloc("BhMalloc", 4096, 512);
-    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
-    export(&t, nqn, "BhMalloc");
+    let t = exported(nqn, "BhMalloc", 4096);
     // A source that cannot be bound: the target's own listening address
     // and port (tests use no address but the loopback's).
     let taken = t.addr.port().to_string();

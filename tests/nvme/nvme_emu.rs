@@ -4,7 +4,7 @@
 //! argument validation, features, events. Faults: `nvme_emu_faults.rs`.
 
 use crate::nvme_emu_common;
-use nvme_emu_common::{attach, emu};
+use nvme_emu_common::{attach, attach_mmio_doorbells, emu};
 
 use crate::nvme_common;
 
@@ -168,11 +168,7 @@ fn queue_full_is_a_retryable_error_and_no_request_is_lost() {
 fn delayed_submissions_ring_the_doorbell_every_n_commands_and_at_the_flush() {
     let e = emu(5);
     // By MMIO only, as on QEMU's controller, so every ring is counted once.
-    let opts = ControllerOpts {
-        shadow_doorbell: false,
-        ..ControllerOpts::default()
-    };
-    let c = Controller::attach(e.clone(), opts).expect("attach");
+    let c = attach_mmio_doorbells(&e);
     let ns = c.namespace(1).unwrap();
     let mut qp = c
         .alloc_io_qpair(QPairOpts {
@@ -224,11 +220,7 @@ fn delayed_submissions_ring_the_doorbell_every_n_commands_and_at_the_flush() {
 #[test]
 fn the_cq_head_is_reported_before_new_commands_could_find_the_queue_full() {
     let e = emu(5);
-    let opts = ControllerOpts {
-        shadow_doorbell: false,
-        ..ControllerOpts::default()
-    };
-    let c = Controller::attach(e.clone(), opts).expect("attach");
+    let c = attach_mmio_doorbells(&e);
     let ns = c.namespace(1).unwrap();
     let mut qp = c
         .alloc_io_qpair(QPairOpts {
@@ -553,14 +545,7 @@ fn a_qpair_that_outlives_its_controller_fails_cleanly() {
 #[test]
 fn completion_head_doorbells_wait_until_space_could_run_short() {
     let e = emu(5);
-    let c = Controller::attach(
-        e.clone(),
-        ControllerOpts {
-            shadow_doorbell: false,
-            ..ControllerOpts::default()
-        },
-    )
-    .unwrap();
+    let c = attach_mmio_doorbells(&e);
     let ns = c.namespace(1).unwrap();
     let mut qp = c
         .alloc_io_qpair(QPairOpts {
