@@ -128,6 +128,17 @@ async fn writer(
     Ok(model)
 }
 
+/// A new 16 MiB image file in the temp dir, named after `tag` and the
+/// process; the test removes it.
+fn image_16m(tag: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("spdk-io-blob-{tag}-{}.img", std::process::id()));
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    path
+}
+
 #[test]
 fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
     let path =
@@ -319,11 +330,7 @@ impl BsDev for HeldFile {
 
 #[test]
 fn a_write_arriving_while_its_blob_is_frozen_for_a_snapshot_waits_then_lands_in_the_blob() {
-    let path = std::env::temp_dir().join(format!("spdk-io-blob-freeze-{}.img", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    let path = image_16m("freeze");
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let file = FileDev::open(&path, 4096).unwrap();
@@ -473,11 +480,7 @@ fn a_write_arriving_while_its_blob_is_frozen_for_a_snapshot_waits_then_lands_in_
 
 #[test]
 fn a_query_runs_beside_blob_io_in_flight_while_a_run_waits_for_it_to_drain() {
-    let path = std::env::temp_dir().join(format!("spdk-io-blob-query-{}.img", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    let path = image_16m("query");
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let file = FileDev::open(&path, 4096).unwrap();
