@@ -215,12 +215,14 @@ pub fn qp_opts() -> QPairOpts {
     }
 }
 
+/// Polls `qp` until `done` holds `n` completions (60 s at most: a guest
+/// under TCG may be slow).
 pub fn wait(qp: &mut QPair, done: &Done, n: usize) {
     let start = Instant::now();
     while done.borrow().len() < n {
         qp.process_completions(0).unwrap();
         assert!(
-            start.elapsed() < Duration::from_secs(20),
+            start.elapsed() < Duration::from_secs(60),
             "I/O did not complete"
         );
     }
@@ -263,12 +265,13 @@ pub fn subsystem(t: &Tgt, nqn: &str, bdev: &str, blocks: u64, allow_any: bool) {
     s.add_listener(spdk_io::nvmf::tcp::TcpTransport::listen_addr(t.addr));
 }
 
+/// Writes `data` at `lba` of `ns`, reads it back and checks it.
 pub fn write_read(qp: &mut QPair, ns: &nvme::Namespace, lba: u64, data: &[u8]) {
     let done: Done = Rc::new(RefCell::new(Vec::new()));
     let mut buf = DmaBuf::alloc(data.len(), 4096).unwrap();
     buf.copy_from_slice(data);
     let d = done.clone();
-    let blocks = (data.len() / 512) as u32;
+    let blocks = (data.len() / ns.block_size() as usize) as u32;
     qp.write(ns, buf, lba, blocks, move |_, c| d.borrow_mut().push(c))
         .map_err(|e| e.error)
         .unwrap();
