@@ -17,6 +17,21 @@ use std::sync::{mpsc, Arc};
 const CLUSTERS: u64 = 2;
 const PAGES: u64 = CLUSTERS * 256;
 
+/// Exits `t`, polls it until it has (10 s at most) and destroys it.
+fn finish(t: Thread) {
+    t.exit();
+    let start = std::time::Instant::now();
+    while !t.is_exited() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "thread {} did not exit",
+            t.name()
+        );
+        t.poll(0);
+    }
+    t.destroy().unwrap();
+}
+
 /// Polls a new lightweight thread on its own OS thread until `stop`.
 fn spawn_md(stop: Arc<AtomicBool>) -> (ThreadHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
@@ -28,11 +43,7 @@ fn spawn_md(stop: Arc<AtomicBool>) -> (ThreadHandle, std::thread::JoinHandle<()>
                 std::thread::yield_now();
             }
         }
-        t.exit();
-        while !t.is_exited() {
-            t.poll(0);
-        }
-        t.destroy().unwrap();
+        finish(t);
     });
     (rx.recv().unwrap(), join)
 }
@@ -50,11 +61,7 @@ fn block_on<T: 'static>(fut: impl std::future::Future<Output = T> + 'static) -> 
             std::thread::yield_now();
         }
     }
-    t.exit();
-    while !t.is_exited() {
-        t.poll(0);
-    }
-    t.destroy().unwrap();
+    finish(t);
     let v = out.borrow_mut().take().unwrap();
     v
 }
