@@ -265,7 +265,7 @@ fn join_handle_of_a_task_dropped_with_its_thread_resolves_to_canceled() {
     let doomed = Thread::new("doomed");
     let never = doomed.spawn_local(std::future::pending::<u32>()).unwrap();
     doomed.poll(0);
-    let out = output_on_0(&h, async move { never.await });
+    let out = output_on_0(&h, never);
     h.poll_threads();
     assert!(out.borrow().is_none());
     drop(doomed);
