@@ -70,6 +70,18 @@ fn poll_for(ch: &Channel, d: Duration) {
     }
 }
 
+/// Reads the 4 KiB at LBA 160 (the 20th write of [`writes`]) and checks
+/// that every byte is `tag`.
+fn assert_write_20_holds(d: &Desc, ch: &Channel, tag: u8) {
+    let r = log();
+    d.read_blocks(ch, IoBuf::dma(4096, 4096).unwrap(), 8 * 20, 8, rec(&r))
+        .unwrap();
+    poll_until(ch, || r.borrow().len() == 1);
+    let c = r.borrow_mut().pop().unwrap();
+    assert!(c.success(), "{:?}", c.status);
+    assert!(c.data.into_buf().unwrap().iter().all(|&b| b == tag));
+}
+
 /// Keeps `depth` 4 KiB writes of `tag` in flight at LBAs 0.. until `n`
 /// have been submitted.
 fn writes(d: &Desc, ch: &Channel, l: &Log, from: u64, n: u64, tag: u8) {
@@ -144,13 +156,7 @@ fn io_held_while_the_target_is_away_completes_once_when_it_is_back() {
     assert_eq!(state("Rc"), Some(nvme::LinkState::Enabled));
 
     // I/O resumes: the data written before and after the outage is there.
-    let r = log();
-    d.read_blocks(&ch, IoBuf::dma(4096, 4096).unwrap(), 8 * 20, 8, rec(&r))
-        .unwrap();
-    poll_until(&ch, || r.borrow().len() == 1);
-    let c = r.borrow_mut().pop().unwrap();
-    assert!(c.success(), "{:?}", c.status);
-    assert!(c.data.into_buf().unwrap().iter().all(|&b| b == 0xa5));
+    assert_write_20_holds(&d, &ch, 0xa5);
     drop(ch);
     drop(d);
     nvme::detach_controller("Rc").unwrap();
@@ -502,13 +508,7 @@ fn with_failover_a_second_attach_adds_a_path_and_io_moves_to_it_when_the_first_g
     );
     assert_eq!(port("Fo"), Some(t2.addr.port().to_string()));
     assert_eq!(state("Fo"), Some(nvme::LinkState::Enabled));
-    let r = log();
-    d.read_blocks(&ch, IoBuf::dma(4096, 4096).unwrap(), 8 * 20, 8, rec(&r))
-        .unwrap();
-    poll_until(&ch, || r.borrow().len() == 1);
-    let c = r.borrow_mut().pop().unwrap();
-    assert!(c.success(), "{:?}", c.status);
-    assert!(c.data.into_buf().unwrap().iter().all(|&b| b == 0x22));
+    assert_write_20_holds(&d, &ch, 0x22);
     drop(ch);
     drop(d);
     nvme::detach_controller("Fo").unwrap();

@@ -135,25 +135,17 @@ async fn writer(
     Ok(model)
 }
 
-/// A new 16 MiB image file in the temp dir, named after `tag` and the
-/// process; the test removes it.
-fn image_16m(tag: &str) -> std::path::PathBuf {
+/// A new image file of `len` bytes in the temp dir, named after `tag` and
+/// the process; the test removes it.
+fn image(tag: &str, len: u64) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("spdk-io-blob-{tag}-{}.img", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    std::fs::File::create(&path).unwrap().set_len(len).unwrap();
     path
 }
 
 #[test]
 fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
-    let path =
-        std::env::temp_dir().join(format!("spdk-io-blob-channel-{}.img", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let path = image("channel", 64 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let dev = FileDev::open(&path, 4096).unwrap();
@@ -337,7 +329,7 @@ impl BsDev for HeldFile {
 
 #[test]
 fn a_write_arriving_while_its_blob_is_frozen_for_a_snapshot_waits_then_lands_in_the_blob() {
-    let path = image_16m("freeze");
+    let path = image("freeze", 16 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let file = FileDev::open(&path, 4096).unwrap();
@@ -487,7 +479,7 @@ fn a_write_arriving_while_its_blob_is_frozen_for_a_snapshot_waits_then_lands_in_
 
 #[test]
 fn a_query_runs_beside_blob_io_in_flight_while_a_run_waits_for_it_to_drain() {
-    let path = image_16m("query");
+    let path = image("query", 16 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let file = FileDev::open(&path, 4096).unwrap();
@@ -600,14 +592,7 @@ fn a_read_right_after_an_allocating_channel_write_finds_the_data() {
     const CLUSTER: u64 = 16 << 10;
     const THIN_CLUSTERS: u64 = 200_000;
     const WRITES: u64 = 32;
-    let path = std::env::temp_dir().join(format!(
-        "spdk-io-blob-alloc-read-{}.img",
-        std::process::id()
-    ));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    let path = image("alloc-read", 16 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let file = FileDev::open(&path, 4096).unwrap();
