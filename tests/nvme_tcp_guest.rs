@@ -15,6 +15,8 @@ mod nvmf_common;
 #[path = "nvme_tcp_guest/recovery.rs"]
 mod recovery;
 
+// Reproducible bytes: the same seed gives the same data.
+use nvmf_common::xorshift as random;
 use nvmf_common::{wait, write_read, Done};
 use spdk_io::env::{self, DmaBuf, EnvOpts};
 use spdk_io::nvme::{self, Controller, ControllerOpts, QPairOpts, TransportId};
@@ -100,19 +102,6 @@ impl Drop for Nvmet {
             .args(["stop", "--nqn", &self.nqn, "--port", &self.port.to_string()])
             .status();
     }
-}
-
-/// xorshift64: reproducible random bytes.
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -228,13 +228,19 @@ pub fn wait(qp: &mut QPair, done: &Done, n: usize) {
     }
 }
 
+/// `len` bytes of xorshift64 from `seed` mixed with the time: different
+/// data on every run.
 pub fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-        | 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    xorshift(len, seed ^ now)
+}
+
+/// `len` bytes of xorshift64 from `seed`: the same bytes for the same seed.
+pub fn xorshift(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
