@@ -6,14 +6,13 @@
 //! allocation per change of size, none while sizes repeat.)
 
 use crate::counting::Probe;
-use crate::nvmf_common::{malloc, opts, qp_opts, random, write_read, HOSTNQN};
+use crate::nvmf_common::{malloc, opts, polled_thread, qp_opts, random, write_read, HOSTNQN};
 use spdk_io::nvme;
 use spdk_io::nvmf::tcp::{PollGroup, TcpTransport};
 use spdk_io::nvmf::{SubsystemOpts, Target, TransportOpts};
-use spdk_io::thread::Thread;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn reads_and_writes_through_the_target_allocate_nothing_on_its_thread_after_warm_up() {
@@ -33,30 +32,14 @@ fn reads_and_writes_through_the_target_allocate_nothing_on_its_thread_after_warm
     let (probe, stop) = (Arc::new(Probe::default()), Arc::new(AtomicBool::new(false)));
     let (tx, rx) = mpsc::channel();
     let (p2, s2, tg) = (probe.clone(), stop.clone(), target.clone());
-    let tgt = std::thread::spawn(move || {
-        let t = Thread::new("nvmf_alloc");
-        let keep = t.enter(|| {
-            let g = PollGroup::start(tg.clone()).unwrap();
-            let tr = TcpTransport::new(tg, vec![g.handle()]).unwrap();
-            tx.send(tr.listen("127.0.0.1:0".parse().unwrap()).unwrap())
-                .unwrap();
-            (g, tr)
-        });
-        let start = Instant::now();
-        while !s2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
-            p2.serve();
-            if !t.poll(0) {
-                std::thread::yield_now();
-            }
-        }
-        t.enter(|| drop(keep));
-        t.exit();
-        let s = Instant::now();
-        while !t.is_exited() && s.elapsed() < Duration::from_secs(5) {
-            t.poll(0);
-        }
-        let _ = t.destroy();
-    });
+    let setup = move || {
+        let g = PollGroup::start(tg.clone()).unwrap();
+        let tr = TcpTransport::new(tg, vec![g.handle()]).unwrap();
+        tx.send(tr.listen("127.0.0.1:0".parse().unwrap()).unwrap())
+            .unwrap();
+        (g, tr)
+    };
+    let tgt = polled_thread("nvmf_alloc".into(), s2, setup, move || p2.serve());
     let addr: std::net::SocketAddr = rx.recv().unwrap();
     s.add_listener(TcpTransport::listen_addr(addr));
     let trid: nvme::TransportId = format!(

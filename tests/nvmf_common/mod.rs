@@ -48,10 +48,29 @@ fn host_thread<T: 'static>(
     stop: Arc<AtomicBool>,
     setup: impl FnOnce() -> T + Send + 'static,
 ) -> JoinHandle<()> {
+    polled_thread(name, stop, setup, || {})
+}
+
+/// How long a [`polled_thread`] polls at most (a test that failed before
+/// setting its stop flag leaves no thread spinning after it).
+const POLLED_THREAD_LIFE: Duration = Duration::from_secs(600);
+
+/// An OS thread polling a new lightweight thread `name` until `stop` (or
+/// [`POLLED_THREAD_LIFE`]): `setup` runs on it first (what it returns
+/// lives until the end), and `between_polls` runs on the OS thread before
+/// every poll.
+pub fn polled_thread<T: 'static>(
+    name: String,
+    stop: Arc<AtomicBool>,
+    setup: impl FnOnce() -> T + Send + 'static,
+    mut between_polls: impl FnMut() + Send + 'static,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let t = Thread::new(&name);
         let keep = t.enter(setup);
-        while !stop.load(Ordering::Relaxed) {
+        let start = Instant::now();
+        while !stop.load(Ordering::Relaxed) && start.elapsed() < POLLED_THREAD_LIFE {
+            between_polls();
             if !t.poll(0) {
                 std::thread::yield_now();
             }
