@@ -11,17 +11,18 @@
 
 #[path = "nvme_tcp_guest/bdev_ns.rs"]
 mod bdev_ns;
+mod nvmf_common;
 #[path = "nvme_tcp_guest/recovery.rs"]
 mod recovery;
 
+// Reproducible bytes: the same seed gives the same data.
+use nvmf_common::xorshift as random;
+use nvmf_common::{wait, write_read, Done};
 use spdk_io::env::{self, DmaBuf, EnvOpts};
-use spdk_io::nvme::{
-    self, Controller, ControllerOpts, IoCompletion, QPair, QPairOpts, TransportId,
-};
+use spdk_io::nvme::{self, Controller, ControllerOpts, QPairOpts, TransportId};
 use std::cell::RefCell;
 use std::process::Command;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 const NEEDS: &str = "needs Linux's nvmet-tcp: qemu/run-tests --only nvme_tcp_guest --mode vfio";
 
@@ -101,64 +102,6 @@ impl Drop for Nvmet {
             .args(["stop", "--nqn", &self.nqn, "--port", &self.port.to_string()])
             .status();
     }
-}
-
-type Done = Rc<RefCell<Vec<IoCompletion>>>;
-
-fn wait(qp: &mut QPair, done: &Done, n: usize) {
-    let start = Instant::now();
-    while done.borrow().len() < n {
-        qp.process_completions(0).unwrap();
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "I/O did not complete"
-        );
-    }
-}
-
-/// xorshift64: reproducible random bytes.
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn write_read(qp: &mut QPair, ns: &nvme::Namespace, lba: u64, data: &[u8]) {
-    let done: Done = Rc::new(RefCell::new(Vec::new()));
-    let blocks = (data.len() / ns.block_size() as usize) as u32;
-    let mut buf = DmaBuf::alloc(data.len(), 4096).unwrap();
-    buf.copy_from_slice(data);
-    let d = done.clone();
-    qp.write(ns, buf, lba, blocks, move |_, c| d.borrow_mut().push(c))
-        .map_err(|e| e.error)
-        .unwrap();
-    wait(qp, &done, 1);
-    done.borrow_mut().pop().unwrap().result.unwrap();
-    let d = done.clone();
-    qp.read(
-        ns,
-        DmaBuf::alloc_zeroed(data.len(), 4096).unwrap(),
-        lba,
-        blocks,
-        move |_, c| d.borrow_mut().push(c),
-    )
-    .map_err(|e| e.error)
-    .unwrap();
-    wait(qp, &done, 1);
-    let r = done.borrow_mut().pop().unwrap();
-    r.result.unwrap();
-    let back = r.buf.into_dma_buf().unwrap();
-    assert!(
-        back[..] == data[..],
-        "{} bytes at LBA {lba} read back",
-        data.len()
-    );
 }
 
 #[test]

@@ -155,16 +155,8 @@ impl Desc {
         offset_blocks: u64,
         num_blocks: u64,
     ) -> Result<IoBuf, Box<IoFailed>> {
-        let d = self
-            .submit_async(
-                ch,
-                IoType::Read,
-                offset_blocks,
-                num_blocks,
-                IoData::Buf(buf),
-            )
-            .await?;
-        Ok(d.into_buf().unwrap_or_else(|| IoBuf::new(0)))
+        self.buf_blocks_async(ch, IoType::Read, buf, offset_blocks, num_blocks)
+            .await
     }
 
     /// Async write of `buf` at `offset_blocks`; resolves to the buffer.
@@ -175,16 +167,8 @@ impl Desc {
         offset_blocks: u64,
         num_blocks: u64,
     ) -> Result<IoBuf, Box<IoFailed>> {
-        let d = self
-            .submit_async(
-                ch,
-                IoType::Write,
-                offset_blocks,
-                num_blocks,
-                IoData::Buf(buf),
-            )
-            .await?;
-        Ok(d.into_buf().unwrap_or_else(|| IoBuf::new(0)))
+        self.buf_blocks_async(ch, IoType::Write, buf, offset_blocks, num_blocks)
+            .await
     }
 
     /// Async read at a byte offset (`buf.len()` bytes). Await it on the
@@ -217,13 +201,7 @@ impl Desc {
         buf: IoBuf,
         offset: u64,
     ) -> Result<IoBuf, Box<IoFailed>> {
-        match self.bytes_to_blocks(offset, buf.len() as u64) {
-            Ok((o, n)) => self.read_blocks_async(ch, buf, o, n).await,
-            Err(error) => Err(Box::new(IoFailed {
-                error,
-                data: IoData::Buf(buf),
-            })),
-        }
+        self.buf_bytes_async(ch, IoType::Read, buf, offset).await
     }
 
     /// Async write at a byte offset.
@@ -233,13 +211,7 @@ impl Desc {
         buf: IoBuf,
         offset: u64,
     ) -> Result<IoBuf, Box<IoFailed>> {
-        match self.bytes_to_blocks(offset, buf.len() as u64) {
-            Ok((o, n)) => self.write_blocks_async(ch, buf, o, n).await,
-            Err(error) => Err(Box::new(IoFailed {
-                error,
-                data: IoData::Buf(buf),
-            })),
-        }
+        self.buf_bytes_async(ch, IoType::Write, buf, offset).await
     }
 
     /// Async flush of a block range.
@@ -249,9 +221,8 @@ impl Desc {
         offset_blocks: u64,
         num_blocks: u64,
     ) -> Result<(), Box<IoFailed>> {
-        self.submit_async(ch, IoType::Flush, offset_blocks, num_blocks, IoData::None)
+        self.range_async(ch, IoType::Flush, offset_blocks, num_blocks)
             .await
-            .map(|_| ())
     }
 
     /// Async unmap of a block range.
@@ -261,9 +232,8 @@ impl Desc {
         offset_blocks: u64,
         num_blocks: u64,
     ) -> Result<(), Box<IoFailed>> {
-        self.submit_async(ch, IoType::Unmap, offset_blocks, num_blocks, IoData::None)
+        self.range_async(ch, IoType::Unmap, offset_blocks, num_blocks)
             .await
-            .map(|_| ())
     }
 
     /// Async write-zeroes of a block range.
@@ -273,20 +243,59 @@ impl Desc {
         offset_blocks: u64,
         num_blocks: u64,
     ) -> Result<(), Box<IoFailed>> {
-        self.submit_async(
-            ch,
-            IoType::WriteZeroes,
-            offset_blocks,
-            num_blocks,
-            IoData::None,
-        )
-        .await
-        .map(|_| ())
+        self.range_async(ch, IoType::WriteZeroes, offset_blocks, num_blocks)
+            .await
     }
 
     /// Async reset (see [`Desc::reset`]).
     pub async fn reset_async(&self, ch: &Channel) -> Result<(), Box<IoFailed>> {
-        self.submit_async(ch, IoType::Reset, 0, 0, IoData::None)
+        self.range_async(ch, IoType::Reset, 0, 0).await
+    }
+
+    /// A read or write of `num_blocks` at `offset_blocks` with `buf`;
+    /// resolves to the buffer.
+    async fn buf_blocks_async(
+        &self,
+        ch: &Channel,
+        io_type: IoType,
+        buf: IoBuf,
+        offset_blocks: u64,
+        num_blocks: u64,
+    ) -> Result<IoBuf, Box<IoFailed>> {
+        let d = self
+            .submit_async(ch, io_type, offset_blocks, num_blocks, IoData::Buf(buf))
+            .await?;
+        Ok(d.into_buf().unwrap_or_else(|| IoBuf::new(0)))
+    }
+
+    /// A read or write of `buf.len()` bytes at the byte offset `offset`
+    /// (whole blocks, or the I/O fails with `buf` handed back).
+    async fn buf_bytes_async(
+        &self,
+        ch: &Channel,
+        io_type: IoType,
+        buf: IoBuf,
+        offset: u64,
+    ) -> Result<IoBuf, Box<IoFailed>> {
+        match self.bytes_to_blocks(offset, buf.len() as u64) {
+            Ok((o, n)) => self.buf_blocks_async(ch, io_type, buf, o, n).await,
+            Err(error) => Err(Box::new(IoFailed {
+                error,
+                data: IoData::Buf(buf),
+            })),
+        }
+    }
+
+    /// An I/O without data over a block range (flush, unmap, write
+    /// zeroes, reset).
+    async fn range_async(
+        &self,
+        ch: &Channel,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+    ) -> Result<(), Box<IoFailed>> {
+        self.submit_async(ch, io_type, offset_blocks, num_blocks, IoData::None)
             .await
             .map(|_| ())
     }

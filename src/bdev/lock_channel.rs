@@ -44,6 +44,29 @@ impl ChannelInner {
         if !self.lock_local.is_blocked(self.id, io_type, off, n) {
             return self.start(io_type, off, n, data, cb);
         }
+        let (idx, id) = self.take_waiting(io_type, off, n, data, cb, State::Locked)?;
+        let seq = self.lock_local.seq();
+        self.lock_local.queued.borrow_mut().push_back((idx, seq));
+        // Unlocking raises this channel's work flag; its poll drops the
+        // lock and resubmits this request.
+        Ok(id)
+    }
+
+    /// Takes a request from the pool for an I/O that waits before it
+    /// starts (for a range lock, for QoS quota): arms it and leaves it in
+    /// `state`; returns its index and id. With the pool empty the I/O is
+    /// handed back with `NoMem`.
+    // The error tuple is large but only built when the pool is empty.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn take_waiting(
+        &self,
+        io_type: IoType,
+        off: u64,
+        n: u64,
+        data: IoData,
+        cb: Cb,
+        state: State,
+    ) -> std::result::Result<(u32, IoId), (BdevError, IoData, Cb)> {
         let mut pool = self.pool.borrow_mut();
         let Some(idx) = pool.alloc() else {
             return Err((BdevError::NoMem, data, cb));
@@ -51,13 +74,8 @@ impl ChannelInner {
         let now = self.stamp();
         let s = &mut pool.slots[idx as usize];
         s.arm(io_type, off, n, data, cb, now);
-        let id = IoId::new(idx, s.gen);
-        s.state = State::Locked;
-        let seq = self.lock_local.seq();
-        self.lock_local.queued.borrow_mut().push_back((idx, seq));
-        // Unlocking raises this channel's work flag; its poll drops the
-        // lock and resubmits this request.
-        Ok(id)
+        s.state = state;
+        Ok((idx, IoId::new(idx, s.gen)))
     }
 
     /// Starts a request already filled in (a queued one): split or to the module.

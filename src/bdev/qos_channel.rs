@@ -88,17 +88,8 @@ impl ChannelInner {
         if !queued && self.bdev.qos.try_take(io_type, bytes) {
             return self.start_now(io_type, off, n, data, cb);
         }
-        let mut pool = self.pool.borrow_mut();
-        let Some(idx) = pool.alloc() else {
-            return Err((BdevError::NoMem, data, cb));
-        };
-        let now = self.stamp();
-        let s = &mut pool.slots[idx as usize];
-        s.arm(io_type, off, n, data, cb, now);
-        let id = IoId::new(idx, s.gen);
-        s.state = State::QosQueued;
+        let (idx, id) = self.take_waiting(io_type, off, n, data, cb, State::QosQueued)?;
         self.qos_queue.borrow_mut().push_back(idx);
-        drop(pool);
         if queued {
             // Older requests get the quota first, then this one.
             self.qos_release();

@@ -14,6 +14,7 @@
 //! `unsafe` is needed here for VFIO ioctls and to map device registers.
 
 mod address;
+mod bars;
 mod bind;
 mod block;
 pub mod claim;

@@ -1,13 +1,12 @@
 //! A PCI function bound to uio_pci_generic (no IOMMU): BARs through sysfs
 //! `resourceN`, config space through sysfs `config`, DMA by physical address.
 
+use super::bars::{check_config_range, BarSlots};
+use super::{mmio, Bar, PciAddress, PciDevice, PciError, Sysfs};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::Mutex;
-
-use super::{mmio, Bar, PciAddress, PciDevice, PciError, Sysfs};
 
 /// A PCI function driven through sysfs files while uio_pci_generic holds it.
 pub struct UioDevice {
@@ -15,7 +14,7 @@ pub struct UioDevice {
     dir: PathBuf,
     config: File,
     config_size: u64,
-    bars: Mutex<[Option<Bar>; 6]>,
+    bars: BarSlots,
 }
 
 impl UioDevice {
@@ -37,19 +36,12 @@ impl UioDevice {
             dir,
             config,
             config_size,
-            bars: Mutex::new(Default::default()),
+            bars: BarSlots::new(addr),
         })
     }
 
     fn check_cfg(&self, offset: u16, len: usize) -> Result<(), PciError> {
-        if offset as u64 + len as u64 > self.config_size {
-            return Err(PciError::ConfigRange {
-                address: self.addr.to_string(),
-                offset,
-                len,
-            });
-        }
-        Ok(())
+        check_config_range(self.addr, self.config_size, offset, len)
     }
 }
 
@@ -59,34 +51,23 @@ impl PciDevice for UioDevice {
     }
 
     fn map_bar(&self, index: u8) -> Result<Bar, PciError> {
-        let no_bar = || PciError::NoSuchBar {
-            device: self.addr.to_string(),
-            index,
-        };
-        if index > 5 {
-            return Err(no_bar());
-        }
-        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = &bars[index as usize] {
-            return Ok(b.clone());
-        }
-        let path = self.dir.join(format!("resource{index}"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_SYNC)
-            .open(&path)
-            .map_err(|_| no_bar())?;
-        let len = file
-            .metadata()
-            .map_err(|e| PciError::io(format!("stat {}", path.display()), e))?
-            .len() as usize;
-        if len == 0 {
-            return Err(no_bar());
-        }
-        let bar = mmio::map_bar(file.as_fd(), 0, len, &path.display().to_string())?;
-        bars[index as usize] = Some(bar.clone());
-        Ok(bar)
+        self.bars.get_or_map(index, || {
+            let path = self.dir.join(format!("resource{index}"));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_SYNC)
+                .open(&path)
+                .map_err(|_| self.bars.absent(index))?;
+            let len = file
+                .metadata()
+                .map_err(|e| PciError::io(format!("stat {}", path.display()), e))?
+                .len() as usize;
+            if len == 0 {
+                return Err(self.bars.absent(index));
+            }
+            mmio::map_bar(file.as_fd(), 0, len, &path.display().to_string())
+        })
     }
 
     fn cfg_read(&self, offset: u16, buf: &mut [u8]) -> Result<(), PciError> {

@@ -21,6 +21,15 @@ fn export(t: &Tgt, nqn: &str, bdev: &str) {
     export_max(t, nqn, bdev, 1);
 }
 
+/// A target on 127.0.0.1 exporting a new malloc bdev `bdev` of `blocks`
+/// 512-byte blocks as `nqn`.
+fn exported(nqn: &str, bdev: &str, blocks: u64) -> Tgt {
+    malloc(bdev, blocks, 512);
+    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
+    export(&t, nqn, bdev);
+    t
+}
+
 /// [`export`] into a subsystem of up to `max` namespaces.
 fn export_max(t: &Tgt, nqn: &str, bdev: &str, max: u32) -> Arc<Subsystem> {
     let s = t
@@ -61,6 +70,18 @@ fn poll_for(ch: &Channel, d: Duration) {
     }
 }
 
+/// Reads the 4 KiB at LBA 160 (the 20th write of [`writes`]) and checks
+/// that every byte is `tag`.
+fn assert_write_20_holds(d: &Desc, ch: &Channel, tag: u8) {
+    let r = log();
+    d.read_blocks(ch, IoBuf::dma(4096, 4096).unwrap(), 8 * 20, 8, rec(&r))
+        .unwrap();
+    poll_until(ch, || r.borrow().len() == 1);
+    let c = r.borrow_mut().pop().unwrap();
+    assert!(c.success(), "{:?}", c.status);
+    assert!(c.data.into_buf().unwrap().iter().all(|&b| b == tag));
+}
+
 /// Keeps `depth` 4 KiB writes of `tag` in flight at LBAs 0.. until `n`
 /// have been submitted.
 fn writes(d: &Desc, ch: &Channel, l: &Log, from: u64, n: u64, tag: u8) {
@@ -74,10 +95,8 @@ fn writes(d: &Desc, ch: &Channel, l: &Log, from: u64, n: u64, tag: u8) {
 #[test]
 fn io_held_while_the_target_is_away_completes_once_when_it_is_back() {
     let nqn = "nqn.2016-06.io.spdk-io:reconnect";
-    malloc("RcMalloc", 8192, 512);
-    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
+    let t = exported(nqn, "RcMalloc", 8192);
     let addr = t.addr;
-    export(&t, nqn, "RcMalloc");
     let d = attach(
         &t,
         "Rc",
@@ -137,13 +156,7 @@ fn io_held_while_the_target_is_away_completes_once_when_it_is_back() {
     assert_eq!(state("Rc"), Some(nvme::LinkState::Enabled));
 
     // I/O resumes: the data written before and after the outage is there.
-    let r = log();
-    d.read_blocks(&ch, IoBuf::dma(4096, 4096).unwrap(), 8 * 20, 8, rec(&r))
-        .unwrap();
-    poll_until(&ch, || r.borrow().len() == 1);
-    let c = r.borrow_mut().pop().unwrap();
-    assert!(c.success(), "{:?}", c.status);
-    assert!(c.data.into_buf().unwrap().iter().all(|&b| b == 0xa5));
+    assert_write_20_holds(&d, &ch, 0xa5);
     drop(ch);
     drop(d);
     nvme::detach_controller("Rc").unwrap();
@@ -153,9 +166,7 @@ fn io_held_while_the_target_is_away_completes_once_when_it_is_back() {
 #[test]
 fn after_fast_io_fail_io_fails_and_after_the_loss_timeout_the_controller_is_deleted() {
     let nqn = "nqn.2016-06.io.spdk-io:lost";
-    malloc("LostMalloc", 4096, 512);
-    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
-    export(&t, nqn, "LostMalloc");
+    let t = exported(nqn, "LostMalloc", 4096);
     let d = attach(
         &t,
         "Lost",
@@ -232,9 +243,7 @@ fn reconnect_options_are_checked_as_spdk_checks_them() {
 #[test]
 fn a_bdev_reset_of_a_tcp_controller_makes_a_new_association_and_io_goes_on() {
     let nqn = "nqn.2016-06.io.spdk-io:reset";
-    malloc("RsMalloc", 4096, 512);
-    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
-    export(&t, nqn, "RsMalloc");
+    let t = exported(nqn, "RsMalloc", 4096);
     let d = attach(&t, "Rs", nqn, nvme::ReconnectOpts::default());
     let cntlid = |n: &str| nvme::controllers(Some(n)).unwrap()[0].ctrlr.data().cntlid;
     let before = cntlid("Rs");
@@ -427,9 +436,7 @@ fn every_connection_of_an_attach_with_hostaddr_comes_from_that_source_address() 
 #[test]
 fn a_source_address_that_cannot_be_bound_or_is_of_another_family_fails_the_attach_saying_so() {
     let nqn = "nqn.2016-06.io.spdk-io:badhostaddr";
-    malloc("BhMalloc", 4096, 512);
-    let t = Tgt::start(TransportOpts::default(), 1, "127.0.0.1:0");
-    export(&t, nqn, "BhMalloc");
+    let t = exported(nqn, "BhMalloc", 4096);
     // A source that cannot be bound: the target's own listening address
     // and port (tests use no address but the loopback's).
     let taken = t.addr.port().to_string();
@@ -501,13 +508,7 @@ fn with_failover_a_second_attach_adds_a_path_and_io_moves_to_it_when_the_first_g
     );
     assert_eq!(port("Fo"), Some(t2.addr.port().to_string()));
     assert_eq!(state("Fo"), Some(nvme::LinkState::Enabled));
-    let r = log();
-    d.read_blocks(&ch, IoBuf::dma(4096, 4096).unwrap(), 8 * 20, 8, rec(&r))
-        .unwrap();
-    poll_until(&ch, || r.borrow().len() == 1);
-    let c = r.borrow_mut().pop().unwrap();
-    assert!(c.success(), "{:?}", c.status);
-    assert!(c.data.into_buf().unwrap().iter().all(|&b| b == 0x22));
+    assert_write_20_holds(&d, &ch, 0x22);
     drop(ch);
     drop(d);
     nvme::detach_controller("Fo").unwrap();

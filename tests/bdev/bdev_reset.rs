@@ -109,17 +109,6 @@ fn holder(cfg: Cfg, f: impl FnOnce(&mut BdevProps)) -> (Shared, Desc) {
     (cfg, bdev::open(b.name(), true).unwrap())
 }
 
-/// Polls the threads until `done()` holds; fails after 20 s.
-fn poll_threads(ts: &[&Thread], mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        for t in ts {
-            t.poll(0);
-        }
-        assert!(Instant::now() < deadline, "not reached after 20 s");
-    }
-}
-
 /// Reads `n` blocks from `start` on `ch` (on thread `t`), each logged.
 fn reads(t: &Thread, d: &Desc, ch: &Channel, start: u64, n: u64, l: &Log) {
     t.enter(|| {

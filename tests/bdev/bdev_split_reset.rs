@@ -13,7 +13,6 @@ use spdk_io::bdev::{
 };
 use spdk_io::thread::Thread;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// How the module's channels behave, shared by all of them.
 #[derive(Default)]
@@ -107,17 +106,6 @@ fn piecewise(cfg: Cfg) -> (Shared, Desc) {
     p.max_rw_size = 1;
     let b = Bdev::register(p, "piecewise", Box::new(Piecewise(cfg.clone()))).unwrap();
     (cfg, bdev::open(b.name(), true).unwrap())
-}
-
-/// Polls the threads until `done()` holds; fails after 20 s.
-fn poll_threads(ts: &[&Thread], mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        for t in ts {
-            t.poll(0);
-        }
-        assert!(Instant::now() < deadline, "not reached after 20 s");
-    }
 }
 
 /// More rounds of polls, for anything that would complete twice or late.

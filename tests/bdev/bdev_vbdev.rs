@@ -19,6 +19,13 @@ fn malloc(name: &str, blocks: u64) {
     bdev::malloc::create(MallocOpts::new(name, blocks, 512)).unwrap();
 }
 
+/// An error-injection vbdev over a new malloc bdev of 64 blocks.
+fn error_over_malloc() -> Arc<bdev::Bdev> {
+    let base = uniq("Malloc");
+    malloc(&base, 64);
+    error_inject::create(ErrorOpts::new(base)).unwrap()
+}
+
 #[test]
 fn split_parts_map_to_consecutive_ranges_of_the_base() {
     let base = uniq("Malloc");
@@ -87,9 +94,7 @@ fn passthru_forwards_io_and_waits_for_a_missing_base() {
 
 #[test]
 fn injected_failure_and_nomem_through_the_error_vbdev() {
-    let base = uniq("Malloc");
-    malloc(&base, 64);
-    let ee = error_inject::create(ErrorOpts::new(base.clone())).unwrap();
+    let ee = error_over_malloc();
     let d = bdev::open(ee.name(), true).unwrap();
     let ch = d.get_io_channel().unwrap();
     let l = log();
@@ -164,9 +169,7 @@ fn hot_remove_with_io_in_flight_completes_each_io_once_with_an_error() {
 
 #[test]
 fn reset_aborts_io_held_by_the_error_vbdev() {
-    let base = uniq("Malloc");
-    malloc(&base, 64);
-    let ee = error_inject::create(ErrorOpts::new(base.clone())).unwrap();
+    let ee = error_over_malloc();
     let d = bdev::open(ee.name(), true).unwrap();
     let ch = d.get_io_channel().unwrap();
     let l = log();

@@ -27,6 +27,20 @@ pub fn poll_until(ch: &Channel, mut done: impl FnMut() -> bool) {
 /// A place completions are recorded in.
 pub type Log = Rc<RefCell<Vec<IoCompletion>>>;
 
+/// Polls the threads until `done()` holds; fails after 20 s.
+pub fn poll_threads(ts: &[&spdk_io::thread::Thread], mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        for t in ts {
+            t.poll(0);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reached after 20 s"
+        );
+    }
+}
+
 pub fn log() -> Log {
     Rc::new(RefCell::new(Vec::new()))
 }

@@ -60,6 +60,17 @@ fn config(entries: serde_json::Value) {
     bdev::load_config(&cfg.to_string()).unwrap();
 }
 
+/// Opens bdev `name` as a blobstore device; a failure is the blobstore's
+/// I/O error for the open.
+fn open_dev(name: &str) -> Result<BdevBsDev, BlobError> {
+    BdevBsDev::open(name).map_err(|source| BlobError::Io {
+        op: "open",
+        lba: 0,
+        blocks: 0,
+        source,
+    })
+}
+
 #[test]
 fn a_blobstore_lives_on_malloc_and_file_bdevs_from_an_spdk_config() {
     let path = std::env::temp_dir().join(format!("spdk-io-blob-bdev-{}.img", std::process::id()));
@@ -145,24 +156,14 @@ fn on_a_metadata_thread(bdev_name: &'static str) {
             spawn_local(async move {
                 let r = async {
                     let h = BlobstoreHandle::start_with_async(&md_handle, move || async move {
-                        let dev = BdevBsDev::open(bdev_name).map_err(|source| BlobError::Io {
-                            op: "open",
-                            lba: 0,
-                            blocks: 0,
-                            source,
-                        })?;
+                        let dev = open_dev(bdev_name)?;
                         Blobstore::load_async(dev, &LoadOpts::default()).await
                     })
                     .await?;
                     let id = h.blob_ids().await?[0];
                     let unit = h.io_unit_size().await? as u64;
                     let blob = h.open_blob(id).await?;
-                    let dev = BdevBsDev::open(bdev_name).map_err(|source| BlobError::Io {
-                        op: "open",
-                        lba: 0,
-                        blocks: 0,
-                        source,
-                    })?;
+                    let dev = open_dev(bdev_name)?;
                     let ch = BlobIoChannel::new(&h, dev).await?;
                     let buf = ch.read(id, (1 << 20) / unit + 1, IoBuf::new(8192)).await;
                     drop(ch);

@@ -17,6 +17,21 @@ use std::sync::{mpsc, Arc};
 const CLUSTERS: u64 = 2;
 const PAGES: u64 = CLUSTERS * 256;
 
+/// Exits `t`, polls it until it has (10 s at most) and destroys it.
+fn finish(t: Thread) {
+    t.exit();
+    let start = std::time::Instant::now();
+    while !t.is_exited() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "thread {} did not exit",
+            t.name()
+        );
+        t.poll(0);
+    }
+    t.destroy().unwrap();
+}
+
 /// Polls a new lightweight thread on its own OS thread until `stop`.
 fn spawn_md(stop: Arc<AtomicBool>) -> (ThreadHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
@@ -28,11 +43,7 @@ fn spawn_md(stop: Arc<AtomicBool>) -> (ThreadHandle, std::thread::JoinHandle<()>
                 std::thread::yield_now();
             }
         }
-        t.exit();
-        while !t.is_exited() {
-            t.poll(0);
-        }
-        t.destroy().unwrap();
+        finish(t);
     });
     (rx.recv().unwrap(), join)
 }
@@ -50,11 +61,7 @@ fn block_on<T: 'static>(fut: impl std::future::Future<Output = T> + 'static) -> 
             std::thread::yield_now();
         }
     }
-    t.exit();
-    while !t.is_exited() {
-        t.poll(0);
-    }
-    t.destroy().unwrap();
+    finish(t);
     let v = out.borrow_mut().take().unwrap();
     v
 }
@@ -128,14 +135,17 @@ async fn writer(
     Ok(model)
 }
 
+/// A new image file of `len` bytes in the temp dir, named after `tag` and
+/// the process; the test removes it.
+fn image(tag: &str, len: u64) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("spdk-io-blob-{tag}-{}.img", std::process::id()));
+    std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+    path
+}
+
 #[test]
 fn channel_writes_from_two_threads_survive_concurrent_snapshots() {
-    let path =
-        std::env::temp_dir().join(format!("spdk-io-blob-channel-{}.img", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let path = image("channel", 64 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let dev = FileDev::open(&path, 4096).unwrap();
@@ -319,11 +329,7 @@ impl BsDev for HeldFile {
 
 #[test]
 fn a_write_arriving_while_its_blob_is_frozen_for_a_snapshot_waits_then_lands_in_the_blob() {
-    let path = std::env::temp_dir().join(format!("spdk-io-blob-freeze-{}.img", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    let path = image("freeze", 16 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let file = FileDev::open(&path, 4096).unwrap();
@@ -473,11 +479,7 @@ fn a_write_arriving_while_its_blob_is_frozen_for_a_snapshot_waits_then_lands_in_
 
 #[test]
 fn a_query_runs_beside_blob_io_in_flight_while_a_run_waits_for_it_to_drain() {
-    let path = std::env::temp_dir().join(format!("spdk-io-blob-query-{}.img", std::process::id()));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    let path = image("query", 16 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let file = FileDev::open(&path, 4096).unwrap();
@@ -590,14 +592,7 @@ fn a_read_right_after_an_allocating_channel_write_finds_the_data() {
     const CLUSTER: u64 = 16 << 10;
     const THIN_CLUSTERS: u64 = 200_000;
     const WRITES: u64 = 32;
-    let path = std::env::temp_dir().join(format!(
-        "spdk-io-blob-alloc-read-{}.img",
-        std::process::id()
-    ));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
+    let path = image("alloc-read", 16 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let (md, md_join) = spawn_md(stop.clone());
     let file = FileDev::open(&path, 4096).unwrap();

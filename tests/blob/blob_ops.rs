@@ -6,12 +6,23 @@ use crate::blob_common;
 
 use blob_common::pattern;
 use spdk_io::blob::format::{MdPage, PAGE_SIZE};
-use spdk_io::blob::{BlobError, BlobOpts, Blobstore, BsOpts, FileDev, LoadKind, LoadOpts, RamDev};
+use spdk_io::blob::{
+    BlobError, BlobOpts, Blobstore, BsDev, BsOpts, FileDev, LoadKind, LoadOpts, RamDev,
+};
 
 const MIB: usize = 1 << 20;
 
 fn new_store() -> Blobstore<RamDev> {
     Blobstore::init(RamDev::new(4096, 8192), &BsOpts::default()).unwrap()
+}
+
+/// A new blob of `clusters` clusters, allocated up front.
+fn thick<D: BsDev>(bs: &mut Blobstore<D>, clusters: u64) -> u64 {
+    bs.create_blob(&BlobOpts {
+        num_clusters: clusters,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 fn reload(bs: Blobstore<RamDev>) -> Blobstore<RamDev> {
@@ -29,12 +40,7 @@ fn read_all(bs: &mut Blobstore<RamDev>, id: u64) -> Vec<u8> {
 #[test]
 fn blob_ids_are_high_bit_plus_md_page_and_survive_reload() {
     let mut bs = new_store();
-    let a = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 3,
-            ..Default::default()
-        })
-        .unwrap();
+    let a = thick(&mut bs, 3);
     let b = bs.create_blob(&BlobOpts::default()).unwrap();
     assert_eq!(a, 0x1_0000_0000);
     assert_eq!(b, 0x1_0000_0002, "md page 1 holds a's extent page");
@@ -73,12 +79,7 @@ fn thin_blob_allocates_only_written_clusters() {
 #[test]
 fn io_beyond_the_blob_and_to_read_only_blobs_is_refused() {
     let mut bs = new_store();
-    let id = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    let id = thick(&mut bs, 1);
     let h = bs.open_blob(id).unwrap();
     assert!(matches!(
         bs.write(&h, 255, &[0u8; 8192]),
@@ -105,12 +106,7 @@ fn io_beyond_the_blob_and_to_read_only_blobs_is_refused() {
 #[test]
 fn open_is_reference_counted_and_open_blobs_cannot_be_deleted() {
     let mut bs = new_store();
-    let id = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 2,
-            ..Default::default()
-        })
-        .unwrap();
+    let id = thick(&mut bs, 2);
     let h1 = bs.open_blob(id).unwrap();
     let h2 = bs.open_blob(id).unwrap();
     bs.close_blob(h1).unwrap();
@@ -128,12 +124,7 @@ fn open_is_reference_counted_and_open_blobs_cannot_be_deleted() {
 #[test]
 fn resize_takes_effect_at_sync_and_shrink_frees_clusters_after_commit() {
     let mut bs = new_store();
-    let id = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 2,
-            ..Default::default()
-        })
-        .unwrap();
+    let id = thick(&mut bs, 2);
     let free = bs.free_cluster_count();
     let h = bs.open_blob(id).unwrap();
     bs.resize_blob(&h, 20).unwrap();
@@ -187,12 +178,7 @@ fn xattrs_set_replace_remove_and_persist_with_internal_ones_hidden() {
 #[test]
 fn snapshot_clone_copy_on_write_and_delete_snapshot_into_its_clone() {
     let mut bs = new_store();
-    let orig = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 3,
-            ..Default::default()
-        })
-        .unwrap();
+    let orig = thick(&mut bs, 3);
     let h = bs.open_blob(orig).unwrap();
     bs.write(&h, 0, &pattern('A', 3 * MIB)).unwrap();
     let snap = bs.create_snapshot(orig, &[]).unwrap();
@@ -284,12 +270,7 @@ fn inflate_and_decouple_make_clones_independent() {
 #[test]
 fn readv_writev_unmap_and_write_zeroes() {
     let mut bs = new_store();
-    let id = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 2,
-            ..Default::default()
-        })
-        .unwrap();
+    let id = thick(&mut bs, 2);
     let h = bs.open_blob(id).unwrap();
     let (a, b) = (pattern('A', 8192), pattern('B', 4096));
     bs.writev(&h, 254, &[&a, &b]).unwrap();
@@ -365,12 +346,7 @@ fn flags_from_a_newer_writer_refuse_or_restrict_as_spdk() {
 #[test]
 fn a_blob_from_a_newer_writer_keeps_its_space_through_dirty_recovery() {
     let mut bs = Blobstore::init(RamDev::new(4096, 4096), &BsOpts::default()).unwrap();
-    let id = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 2,
-            ..Default::default()
-        })
-        .unwrap();
+    let id = thick(&mut bs, 2);
     let mut img = bs.abandon().into_image();
     patch_flags(&mut img, 0, |i, _, _| *i |= 1 << 40);
     let mut bs =
@@ -379,12 +355,7 @@ fn a_blob_from_a_newer_writer_keeps_its_space_through_dirty_recovery() {
     assert!(bs.open_blob(id).is_err());
     assert_eq!(bs.free_cluster_count(), 13, "its 2 clusters stay claimed");
     bs.verify().unwrap();
-    let other = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    let other = thick(&mut bs, 1);
     assert_ne!(other, id, "its root page is not reused");
 }
 
@@ -480,12 +451,7 @@ fn a_file_device_round_trips_a_store() {
     std::fs::write(&path, vec![0u8; 16 << 20]).unwrap();
     let dev = FileDev::open(&path, 512).unwrap();
     let mut bs = Blobstore::init(dev, &BsOpts::default()).unwrap();
-    let id = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    let id = thick(&mut bs, 1);
     let h = bs.open_blob(id).unwrap();
     bs.write(&h, 8, &pattern('D', 4096)).unwrap();
     bs.close_blob(h).unwrap();

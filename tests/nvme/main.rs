@@ -2,8 +2,9 @@
 //! binary: the driver against the software controller (faults, shadow
 //! doorbells, tagged commands), NVMe/TCP PDUs, queues and controllers
 //! against this crate's target and hostile peers, and the sockets the TCP
-//! transport runs on. The zero-allocation tests (a counting allocator) and
-//! the guest's device tests are binaries of their own.
+//! transport runs on. The zero-allocation tests (the `alloc` binary, with
+//! its counting allocator) and the guest's device tests are binaries of
+//! their own.
 
 #[path = "../nvme_common/mod.rs"]
 mod nvme_common;

@@ -4,7 +4,7 @@
 //! argument validation, features, events. Faults: `nvme_emu_faults.rs`.
 
 use crate::nvme_emu_common;
-use nvme_emu_common::{attach, emu};
+use nvme_emu_common::{attach, attach_mmio_doorbells, emu};
 
 use crate::nvme_common;
 
@@ -17,6 +17,41 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Writes the `n` 512-byte blocks at `lba` of namespace 1 (`ns`) from a
+/// buffer that starts `off` bytes into its DMA allocation, filled with
+/// pattern `i`; checks the controller's copy and a read back. Returns the
+/// length of the buffer the write's completion handed back.
+fn write_check_read(
+    e: &EmuController,
+    qp: &mut QPair,
+    ns: &spdk_io::nvme::Namespace,
+    (lba, n): (u64, u32),
+    off: usize,
+    i: u64,
+) -> usize {
+    let len = n as usize * 512;
+    let mut b = DmaBuf::alloc(off + len, 4096).unwrap();
+    fill(&mut b[off..], i);
+    let want = b[off..].to_vec();
+    let s = slot();
+    qp.write(
+        ns,
+        DmaSlice::new(b, off..off + len).unwrap(),
+        lba,
+        n,
+        into_slot(&s),
+    )
+    .unwrap();
+    let done = wait(qp, &s);
+    done.result.unwrap();
+    let mut media = vec![0u8; len];
+    e.handle().read_blocks(1, lba, &mut media).unwrap();
+    assert_same(&media, &want, "controller's copy");
+    let r = read_sync(qp, ns, DmaBuf::alloc_zeroed(len, 4096).unwrap(), lba, n).unwrap();
+    assert_same(&r, &want, "read back");
+    done.buf.len()
+}
 
 #[test]
 fn bring_up_identifies_the_controller_and_its_namespaces() {
@@ -51,34 +86,8 @@ fn writes_land_on_the_media_and_read_back_through_prp_lists() {
         let n = 1 + rng.below(200) as u32; // up to 100 KiB: PRP lists
         let lba = rng.below(16384 - n as u64);
         let off = (rng.below(64) * 4) as usize; // dword-aligned, not page-aligned
-        let len = n as usize * 512;
-        let mut b = DmaBuf::alloc(off + len, 4096).unwrap();
-        fill(&mut b[off..], i);
-        let want = b[off..].to_vec();
-        let s = slot();
-        qp.write(
-            &ns,
-            DmaSlice::new(b, off..off + len).unwrap(),
-            lba,
-            n,
-            into_slot(&s),
-        )
-        .unwrap();
-        let done = wait(&mut qp, &s);
-        done.result.unwrap();
-        assert_eq!(done.buf.len(), len, "the buffer comes back");
-        let mut media = vec![0u8; len];
-        e.handle().read_blocks(1, lba, &mut media).unwrap();
-        assert_same(&media, &want, "controller's copy");
-        let r = read_sync(
-            &mut qp,
-            &ns,
-            DmaBuf::alloc_zeroed(len, 4096).unwrap(),
-            lba,
-            n,
-        )
-        .unwrap();
-        assert_same(&r, &want, "read back");
+        let back = write_check_read(&e, &mut qp, &ns, (lba, n), off, i);
+        assert_eq!(back, n as usize * 512, "the buffer comes back");
     }
 }
 
@@ -168,11 +177,7 @@ fn queue_full_is_a_retryable_error_and_no_request_is_lost() {
 fn delayed_submissions_ring_the_doorbell_every_n_commands_and_at_the_flush() {
     let e = emu(5);
     // By MMIO only, as on QEMU's controller, so every ring is counted once.
-    let opts = ControllerOpts {
-        shadow_doorbell: false,
-        ..ControllerOpts::default()
-    };
-    let c = Controller::attach(e.clone(), opts).expect("attach");
+    let c = attach_mmio_doorbells(&e);
     let ns = c.namespace(1).unwrap();
     let mut qp = c
         .alloc_io_qpair(QPairOpts {
@@ -224,11 +229,7 @@ fn delayed_submissions_ring_the_doorbell_every_n_commands_and_at_the_flush() {
 #[test]
 fn the_cq_head_is_reported_before_new_commands_could_find_the_queue_full() {
     let e = emu(5);
-    let opts = ControllerOpts {
-        shadow_doorbell: false,
-        ..ControllerOpts::default()
-    };
-    let c = Controller::attach(e.clone(), opts).expect("attach");
+    let c = attach_mmio_doorbells(&e);
     let ns = c.namespace(1).unwrap();
     let mut qp = c
         .alloc_io_qpair(QPairOpts {
@@ -553,14 +554,7 @@ fn a_qpair_that_outlives_its_controller_fails_cleanly() {
 #[test]
 fn completion_head_doorbells_wait_until_space_could_run_short() {
     let e = emu(5);
-    let c = Controller::attach(
-        e.clone(),
-        ControllerOpts {
-            shadow_doorbell: false,
-            ..ControllerOpts::default()
-        },
-    )
-    .unwrap();
+    let c = attach_mmio_doorbells(&e);
     let ns = c.namespace(1).unwrap();
     let mut qp = c
         .alloc_io_qpair(QPairOpts {
@@ -637,32 +631,7 @@ fn contiguous_buffers_go_as_one_sgl_descriptor_when_offered() {
             let n = 1 + rng.below(190) as u32;
             let lba = rng.below(8192 - n as u64);
             let off = (rng.below(32) * 4) as usize;
-            let len = n as usize * 512;
-            let mut b = DmaBuf::alloc(off + len, 4096).unwrap();
-            fill(&mut b[off..], i);
-            let want = b[off..].to_vec();
-            let s = slot();
-            qp.write(
-                &ns,
-                DmaSlice::new(b, off..off + len).unwrap(),
-                lba,
-                n,
-                into_slot(&s),
-            )
-            .unwrap();
-            wait(&mut qp, &s).result.unwrap();
-            let mut media = vec![0u8; len];
-            e.handle().read_blocks(1, lba, &mut media).unwrap();
-            assert_same(&media, &want, "controller's copy");
-            let r = read_sync(
-                &mut qp,
-                &ns,
-                DmaBuf::alloc_zeroed(len, 4096).unwrap(),
-                lba,
-                n,
-            )
-            .unwrap();
-            assert_same(&r, &want, "read back");
+            write_check_read(&e, &mut qp, &ns, (lba, n), off, i);
         }
     }
 }

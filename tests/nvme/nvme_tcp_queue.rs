@@ -5,7 +5,7 @@
 
 use crate::nvme_tcp_common;
 
-use nvme_tcp_common::{spawn, PeerOpts};
+use nvme_tcp_common::{spawn, Peer, PeerOpts};
 use spdk_io::nvme::spec::{Cqe, Sqe};
 use spdk_io::nvme::tcp::decode::Psh;
 use spdk_io::nvme::tcp::pdu::{fes, flags, PduType, PduTypeSet};
@@ -56,6 +56,34 @@ fn wait(q: &mut TcpQueue, bufs: &mut Bufs, n: usize) -> Result<Vec<Cqe>, TcpErro
     Ok(got)
 }
 
+/// Submits command `cid` with opcode `opc` (Write 0x01, Read 0x02) over
+/// `len` bytes of its buffers and waits for its completion.
+fn one(q: &mut TcpQueue, bufs: &mut Bufs, opc: u8, cid: u16, len: u32) -> Cqe {
+    q.submit(cmd(opc, cid), len, opc == 0x01, bufs).unwrap();
+    let mut c = wait(q, bufs, 1).unwrap();
+    assert_eq!(c.len(), 1, "one command, one completion");
+    c.remove(0)
+}
+
+/// On the controller's side: reads the H2CData PDUs that answer R2T
+/// `ttag` of command `cid` (`len` bytes at `off`), in order, appending
+/// their data to `got`; returns the largest PDU's data length.
+fn read_r2t_data(p: &mut Peer, cid: u16, ttag: u16, off: u32, len: u32, got: &mut Vec<u8>) -> u32 {
+    let mut left = len;
+    let mut largest = 0;
+    while left > 0 {
+        let (d, f, bytes) = p.read_h2c();
+        assert_eq!((d.cccid, d.ttag), (cid, ttag));
+        assert_eq!(d.datao, off + len - left);
+        assert!(d.datal <= left, "no more data than the R2T asked for");
+        left -= d.datal;
+        largest = largest.max(d.datal);
+        assert_eq!(f & flags::LAST_PDU != 0, left == 0);
+        got.extend_from_slice(&bytes);
+    }
+    largest
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)
@@ -99,9 +127,8 @@ fn a_write_within_the_in_capsule_limit_travels_in_the_capsule() {
     let mut q = TcpQueue::connect(addr, 32, &digests_on()).unwrap();
     q.set_in_capsule_max(8192);
     let mut bufs = Bufs::with(5, vec![data[..1000].to_vec(), data[1000..].to_vec()]);
-    q.submit(cmd(0x01, 5), 4096, true, &bufs).unwrap();
-    let c = wait(&mut q, &mut bufs, 1).unwrap();
-    assert_eq!((c[0].cid, c[0].status), (5, 0));
+    let c = one(&mut q, &mut bufs, 0x01, 5, 4096);
+    assert_eq!((c.cid, c.status), (5, 0));
     drop(q);
     peer.join().unwrap();
 }
@@ -122,16 +149,9 @@ fn a_write_beyond_the_in_capsule_limit_is_sent_on_r2t_in_maxh2cdata_pieces() {
         // Two R2Ts, as a controller with little buffer space would send.
         for (ttag, off, len) in [(7u16, 0u32, 12000u32), (8, 12000, 8000)] {
             p.send_r2t(sqe.cid(), ttag, off, len);
-            let mut left = len;
-            while left > 0 {
-                let (d, f, bytes) = p.read_h2c();
-                assert_eq!((d.cccid, d.ttag), (sqe.cid(), ttag));
-                assert_eq!(d.datao as usize, got.len());
-                assert!(d.datal <= 8192, "MAXH2CDATA respected");
-                left -= d.datal;
-                assert_eq!(f & flags::LAST_PDU != 0, left == 0);
-                got.extend_from_slice(&bytes);
-            }
+            let largest = read_r2t_data(p, sqe.cid(), ttag, off, len, &mut got);
+            assert!(largest <= 8192, "MAXH2CDATA respected");
+            assert_eq!(got.len(), (off + len) as usize);
         }
         assert!(got == want);
         p.send_resp(sqe.cid(), 0, 0);
@@ -139,9 +159,8 @@ fn a_write_beyond_the_in_capsule_limit_is_sent_on_r2t_in_maxh2cdata_pieces() {
     let mut q = TcpQueue::connect(addr, 32, &digests_on()).unwrap();
     q.set_in_capsule_max(4096);
     let mut bufs = Bufs::with(9, vec![data]);
-    q.submit(cmd(0x01, 9), 20000, true, &bufs).unwrap();
-    let c = wait(&mut q, &mut bufs, 1).unwrap();
-    assert_eq!((c[0].cid, c[0].status), (9, 0));
+    let c = one(&mut q, &mut bufs, 0x01, 9, 20000);
+    assert_eq!((c.cid, c.status), (9, 0));
     drop(q);
     peer.join().unwrap();
 }
@@ -166,15 +185,7 @@ fn several_r2ts_outstanding_at_once_are_each_answered_with_their_data() {
         }
         let mut got = Vec::new();
         for (ttag, off, len) in pieces {
-            let mut left = len;
-            while left > 0 {
-                let (d, f, bytes) = p.read_h2c();
-                assert_eq!((d.cccid, d.ttag), (sqe.cid(), ttag));
-                assert_eq!(d.datao, off + len - left);
-                left -= d.datal;
-                assert_eq!(f & flags::LAST_PDU != 0, left == 0);
-                got.extend_from_slice(&bytes);
-            }
+            read_r2t_data(p, sqe.cid(), ttag, off, len, &mut got);
         }
         assert!(got == want);
         p.send_resp(sqe.cid(), 0, 0);
@@ -186,9 +197,8 @@ fn several_r2ts_outstanding_at_once_are_each_answered_with_their_data() {
     let mut q = TcpQueue::connect(addr, 32, &opts).unwrap();
     q.set_in_capsule_max(4096);
     let mut bufs = Bufs::with(3, vec![data[..30000].to_vec(), data[30000..].to_vec()]);
-    q.submit(cmd(0x01, 3), 48000, true, &bufs).unwrap();
-    let c = wait(&mut q, &mut bufs, 1).unwrap();
-    assert_eq!((c[0].cid, c[0].status), (3, 0));
+    let c = one(&mut q, &mut bufs, 0x01, 3, 48000);
+    assert_eq!((c.cid, c.status), (3, 0));
     drop(q);
     peer.join().unwrap();
 }
@@ -217,10 +227,9 @@ fn read_data_arriving_in_pieces_and_several_pdus_lands_in_the_buffer() {
     });
     let mut q = TcpQueue::connect(addr, 32, &digests_on()).unwrap();
     let mut bufs = Bufs::with(3, vec![vec![0; 4096], vec![0; 5904]]);
-    q.submit(cmd(0x02, 3), 10000, false, &bufs).unwrap();
-    let c = wait(&mut q, &mut bufs, 1).unwrap();
+    let c = one(&mut q, &mut bufs, 0x02, 3, 10000);
     assert_eq!(
-        (c[0].cid, c[0].status),
+        (c.cid, c.status),
         (3, 0),
         "SUCCESS completes without a CapsuleResp"
     );
@@ -256,9 +265,8 @@ fn large_read_data_is_received_straight_into_the_buffer_across_its_segments() {
     });
     let mut q = TcpQueue::connect(addr, 32, &digests_on()).unwrap();
     let mut bufs = Bufs::with(6, vec![vec![0; 65536], vec![0; 100_000], vec![0; 34_464]]);
-    q.submit(cmd(0x02, 6), 200_000, false, &bufs).unwrap();
-    let c = wait(&mut q, &mut bufs, 1).unwrap();
-    assert_eq!((c[0].cid, c[0].status), (6, 0), "data digest matched");
+    let c = one(&mut q, &mut bufs, 0x02, 6, 200_000);
+    assert_eq!((c.cid, c.status), (6, 0), "data digest matched");
     assert!(bufs.0[6].concat() == data);
     assert!(
         q.direct_bytes() > 0,
@@ -291,12 +299,10 @@ fn after_a_large_read_the_next_payload_skips_the_receive_buffer_whole() {
     let mut q = TcpQueue::connect(addr, 32, &digests_on()).unwrap();
     let mut bufs = Bufs::with(1, vec![vec![0; 200_000]]);
     bufs.0[2] = vec![vec![0; 200_000]];
-    q.submit(cmd(0x02, 1), 200_000, false, &bufs).unwrap();
-    assert_eq!(wait(&mut q, &mut bufs, 1).unwrap()[0].status, 0);
+    assert_eq!(one(&mut q, &mut bufs, 0x02, 1, 200_000).status, 0);
     let before = q.direct_bytes();
-    q.submit(cmd(0x02, 2), 200_000, false, &bufs).unwrap();
-    let c = wait(&mut q, &mut bufs, 1).unwrap();
-    assert_eq!((c[0].cid, c[0].status), (2, 0), "data digest matched");
+    let c = one(&mut q, &mut bufs, 0x02, 2, 200_000);
+    assert_eq!((c.cid, c.status), (2, 0), "data digest matched");
     assert!(bufs.0[1][0] == a && bufs.0[2][0] == b);
     // The payload goes straight into the buffer from its first byte; only
     // a tail shorter than 16 KiB that arrives after a pause may come
@@ -339,9 +345,8 @@ fn a_data_digest_mismatch_fails_the_command_with_a_transport_error() {
     });
     let mut q = TcpQueue::connect(addr, 32, &digests_on()).unwrap();
     let mut bufs = Bufs::with(1, vec![vec![0; 512]]);
-    q.submit(cmd(0x02, 1), 512, false, &bufs).unwrap();
-    let c = wait(&mut q, &mut bufs, 1).unwrap();
-    assert_eq!(c[0].status >> 1, 0x22, "Transient Transport Error");
+    let c = one(&mut q, &mut bufs, 0x02, 1, 512);
+    assert_eq!(c.status >> 1, 0x22, "Transient Transport Error");
     drop(q);
     peer.join().unwrap();
 }

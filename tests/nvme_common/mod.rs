@@ -56,12 +56,8 @@ pub fn write_sync(
     lba: u64,
     n: u32,
 ) -> Result<DmaBuf, NvmeError> {
-    let s = slot();
-    qp.write(ns, buf, lba, n, into_slot(&s))
-        .map_err(|e| e.error)?;
-    let c = wait(qp, &s);
-    c.result?;
-    Ok(c.buf.into_dma_buf().expect("buffer handed back"))
+    cmd_sync(qp, |qp, s| qp.write(ns, buf, lba, n, into_slot(&s)))
+        .map(|b| b.into_dma_buf().expect("buffer handed back"))
 }
 
 /// Reads `n` blocks at `lba` into `buf` and waits; returns the buffer.
@@ -72,12 +68,8 @@ pub fn read_sync(
     lba: u64,
     n: u32,
 ) -> Result<DmaBuf, NvmeError> {
-    let s = slot();
-    qp.read(ns, buf, lba, n, into_slot(&s))
-        .map_err(|e| e.error)?;
-    let c = wait(qp, &s);
-    c.result?;
-    Ok(c.buf.into_dma_buf().expect("buffer handed back"))
+    cmd_sync(qp, |qp, s| qp.read(ns, buf, lba, n, into_slot(&s)))
+        .map(|b| b.into_dma_buf().expect("buffer handed back"))
 }
 
 /// Runs a no-data command submitted by `submit` and waits for its result.

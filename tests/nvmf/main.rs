@@ -1,7 +1,8 @@
 //! The NVMe-oF target's tests, one module per former test binary: the TCP
 //! transport against this crate's initiator and raw hosts, failures, hostile
-//! peers, the nvmf RPCs. `nvmf_alloc` (a counting allocator) and the
-//! guest's kernel-initiator test are binaries of their own.
+//! peers, the nvmf RPCs. `nvmf_alloc` (a module of the `alloc` binary,
+//! with its counting allocator) and the guest's kernel-initiator test are
+//! binaries of their own.
 
 #[path = "../nvmf_common/mod.rs"]
 mod nvmf_common;

@@ -73,12 +73,7 @@ fn two_hundred_fifty_six_connections_at_once_and_the_good_host_goes_on() {
 fn a_namespace_added_while_a_host_is_connected_completes_its_event_request() {
     let b = bench("nqn.2016-06.io.spdk-io:h-aen", "NvmfHostileAen");
     let mut h = raw_admin(b.t.addr, b.nqn, 0);
-    // Enable (Property Set CC: EN, IOSQES 6, IOCQES 4).
-    let mut set = Sqe::new(0x7f, 0x00);
-    set.set_cid(1);
-    set.cdw11 = 0x14;
-    set.cdw12 = 1 | 6 << 16 | 4 << 20;
-    assert_eq!(admin_cmd(&mut h, &set).1, 0);
+    enable(&mut h);
     // Asynchronous Event Configuration: namespace attribute notices.
     let mut aec = Sqe::new(0x09, 0);
     aec.set_cid(2);
@@ -117,11 +112,7 @@ fn a_host_that_never_reads_is_disconnected_and_the_other_host_is_still_served() 
     let conns = |b: &Bench| -> usize { b.t.group_conns.iter().map(|g| g.connections()).sum() };
     let before = conns(&b);
     let mut h = raw_admin(b.t.addr, b.nqn, 0);
-    let mut set = Sqe::new(0x7f, 0x00);
-    set.set_cid(1);
-    set.cdw11 = 0x14;
-    set.cdw12 = 1 | 6 << 16 | 4 << 20;
-    assert_eq!(admin_cmd(&mut h, &set).1, 0);
+    enable(&mut h);
     h.s.set_write_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     // 128 KiB log pages again and again, never read: the socket and then
@@ -156,11 +147,7 @@ fn a_host_that_never_reads_is_disconnected_and_the_other_host_is_still_served() 
 fn an_abort_of_a_held_aer_completes_it_as_aborted_and_an_executed_command_is_not_aborted() {
     let mut b = bench("nqn.2016-06.io.spdk-io:h-abort", "NvmfHostileAbort");
     let mut h = raw_admin(b.t.addr, b.nqn, 0);
-    let mut set = Sqe::new(0x7f, 0x00);
-    set.set_cid(1);
-    set.cdw11 = 0x14;
-    set.cdw12 = 1 | 6 << 16 | 4 << 20;
-    assert_eq!(admin_cmd(&mut h, &set).1, 0);
+    enable(&mut h);
     let mut aer = Sqe::new(0x0c, 0);
     aer.set_cid(7);
     h.send(&capsule(&aer, &[]));

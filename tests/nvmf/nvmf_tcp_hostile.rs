@@ -13,9 +13,8 @@ use nvmf_common::fuzz::{attack, drive, Rng, STATES};
 use nvmf_common::raw::*;
 use nvmf_common::RawHost;
 use spdk_io::nvme::spec::Sqe;
-use spdk_io::nvme::tcp::encode::{data_psh, encode_header, MAX_HEADER_WITH_PAD};
 use spdk_io::nvme::tcp::fabrics::set_sgl;
-use spdk_io::nvme::tcp::pdu::{fes, flags, DataHeader, Framing, PduType};
+use spdk_io::nvme::tcp::pdu::{fes, flags, PduType};
 
 #[test]
 fn garbage_bytes_get_a_term_req_and_the_other_host_is_still_served() {
@@ -71,24 +70,7 @@ fn h2c_data_outside_the_r2t_window_ends_the_connection() {
     let nqn = b.nqn;
     let mut h = raw_admin(b.t.addr, nqn, 0);
     // H2CData for a transfer tag no R2T gave out: TTAG is the bad field.
-    let psh = data_psh(&DataHeader {
-        cccid: 7,
-        ttag: 3,
-        datao: 0,
-        datal: 512,
-    });
-    let mut hdr = [0u8; MAX_HEADER_WITH_PAD];
-    let n = encode_header(
-        &mut hdr,
-        PduType::H2CData,
-        flags::LAST_PDU,
-        &psh,
-        512,
-        Framing::default(),
-    );
-    let mut pdu = hdr[..n].to_vec();
-    pdu.extend_from_slice(&[0u8; 512]);
-    h.send(&pdu);
+    h.send(&h2c(7, 3, 0, &[0u8; 512]));
     assert_eq!(
         expect_term(&mut h, fes::INVALID_HEADER_FIELD),
         10,
@@ -114,24 +96,7 @@ fn h2c_data_past_the_r2t_length_is_data_transfer_out_of_range() {
     let ttag = u16::from_le_bytes([r2t[10], r2t[11]]);
     let r2tl = u32::from_le_bytes([r2t[16], r2t[17], r2t[18], r2t[19]]);
     assert_eq!(r2tl, 4096);
-    let psh = data_psh(&DataHeader {
-        cccid: 5,
-        ttag,
-        datao: 0,
-        datal: 8192,
-    });
-    let mut hdr = [0u8; MAX_HEADER_WITH_PAD];
-    let n = encode_header(
-        &mut hdr,
-        PduType::H2CData,
-        0,
-        &psh,
-        8192,
-        Framing::default(),
-    );
-    let mut pdu = hdr[..n].to_vec();
-    pdu.extend_from_slice(&[0u8; 8192]);
-    h.send(&pdu);
+    h.send(&h2c_with_flags(5, ttag, 0, &[0u8; 8192], 0));
     expect_term(&mut h, fes::DATA_TRANSFER_OUT_OF_RANGE);
     b.still_served(6);
 }

@@ -48,10 +48,29 @@ fn host_thread<T: 'static>(
     stop: Arc<AtomicBool>,
     setup: impl FnOnce() -> T + Send + 'static,
 ) -> JoinHandle<()> {
+    polled_thread(name, stop, setup, || {})
+}
+
+/// How long a [`polled_thread`] polls at most (a test that failed before
+/// setting its stop flag leaves no thread spinning after it).
+const POLLED_THREAD_LIFE: Duration = Duration::from_secs(600);
+
+/// An OS thread polling a new lightweight thread `name` until `stop` (or
+/// [`POLLED_THREAD_LIFE`]): `setup` runs on it first (what it returns
+/// lives until the end), and `between_polls` runs on the OS thread before
+/// every poll.
+pub fn polled_thread<T: 'static>(
+    name: String,
+    stop: Arc<AtomicBool>,
+    setup: impl FnOnce() -> T + Send + 'static,
+    mut between_polls: impl FnMut() + Send + 'static,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let t = Thread::new(&name);
         let keep = t.enter(setup);
-        while !stop.load(Ordering::Relaxed) {
+        let start = Instant::now();
+        while !stop.load(Ordering::Relaxed) && start.elapsed() < POLLED_THREAD_LIFE {
+            between_polls();
             if !t.poll(0) {
                 std::thread::yield_now();
             }
@@ -215,24 +234,32 @@ pub fn qp_opts() -> QPairOpts {
     }
 }
 
+/// Polls `qp` until `done` holds `n` completions (60 s at most: a guest
+/// under TCG may be slow).
 pub fn wait(qp: &mut QPair, done: &Done, n: usize) {
     let start = Instant::now();
     while done.borrow().len() < n {
         qp.process_completions(0).unwrap();
         assert!(
-            start.elapsed() < Duration::from_secs(20),
+            start.elapsed() < Duration::from_secs(60),
             "I/O did not complete"
         );
     }
 }
 
+/// `len` bytes of xorshift64 from `seed` mixed with the time: different
+/// data on every run.
 pub fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-        | 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    xorshift(len, seed ^ now)
+}
+
+/// `len` bytes of xorshift64 from `seed`: the same bytes for the same seed.
+pub fn xorshift(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -263,12 +290,13 @@ pub fn subsystem(t: &Tgt, nqn: &str, bdev: &str, blocks: u64, allow_any: bool) {
     s.add_listener(spdk_io::nvmf::tcp::TcpTransport::listen_addr(t.addr));
 }
 
+/// Writes `data` at `lba` of `ns`, reads it back and checks it.
 pub fn write_read(qp: &mut QPair, ns: &nvme::Namespace, lba: u64, data: &[u8]) {
     let done: Done = Rc::new(RefCell::new(Vec::new()));
     let mut buf = DmaBuf::alloc(data.len(), 4096).unwrap();
     buf.copy_from_slice(data);
     let d = done.clone();
-    let blocks = (data.len() / 512) as u32;
+    let blocks = (data.len() / ns.block_size() as usize) as u32;
     qp.write(ns, buf, lba, blocks, move |_, c| d.borrow_mut().push(c))
         .map_err(|e| e.error)
         .unwrap();

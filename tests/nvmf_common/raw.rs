@@ -93,13 +93,18 @@ pub fn raw_ctrlr(addr: std::net::SocketAddr, nqn: &str) -> (RawHost, u16) {
     let r = h.recv_pdu().expect("Connect response");
     assert_eq!(u16::from_le_bytes([r[22], r[23]]) >> 1, 0, "Connect");
     let cntlid = u16::from_le_bytes([r[8], r[9]]);
-    // Property Set CC: EN, IOSQES 6, IOCQES 4.
+    enable(&mut h);
+    (h, cntlid)
+}
+
+/// Enables the controller of `h`'s admin queue (Property Set CC: EN,
+/// IOSQES 6, IOCQES 4, as command 1) and checks that it succeeded.
+pub fn enable(h: &mut RawHost) {
     let mut set = Sqe::new(0x7f, 0x00);
     set.set_cid(1);
     set.cdw11 = 0x14;
     set.cdw12 = 1 | 6 << 16 | 4 << 20;
-    assert_eq!(admin_cmd(&mut h, &set).1, 0, "CC.EN");
-    (h, cntlid)
+    assert_eq!(admin_cmd(h, &set).1, 0, "CC.EN");
 }
 
 /// A raw host's I/O queue `qid` of controller `cntlid` on `nqn`.
@@ -123,6 +128,11 @@ pub fn raw_io(addr: std::net::SocketAddr, nqn: &str, cntlid: u16, qid: u16) -> R
 /// One H2CData PDU (the last) carrying `data` at `datao` for command
 /// `cccid` under transfer tag `ttag`.
 pub fn h2c(cccid: u16, ttag: u16, datao: u32, data: &[u8]) -> Vec<u8> {
+    h2c_with_flags(cccid, ttag, datao, data, flags::LAST_PDU)
+}
+
+/// [`h2c`] with the header's `flags` (0: not the last PDU).
+pub fn h2c_with_flags(cccid: u16, ttag: u16, datao: u32, data: &[u8], pdu_flags: u8) -> Vec<u8> {
     let psh = data_psh(&DataHeader {
         cccid,
         ttag,
@@ -133,7 +143,7 @@ pub fn h2c(cccid: u16, ttag: u16, datao: u32, data: &[u8]) -> Vec<u8> {
     let n = encode_header(
         &mut hdr,
         PduType::H2CData,
-        flags::LAST_PDU,
+        pdu_flags,
         &psh,
         data.len(),
         Framing::default(),

@@ -82,6 +82,12 @@ impl Fixture {
         real
     }
 
+    /// QEMU's NVMe controller (1b36:0010, class 010802) at `bdf` on NUMA
+    /// node 0, bound to `driver`, in IOMMU group `group`.
+    fn add_qemu_nvme(&self, bdf: &str, driver: Option<&str>, group: Option<u32>) -> PathBuf {
+        self.add(bdf, ("0x1b36", "0x0010", "0x010802"), driver, "0", group)
+    }
+
     /// A kernel nvme controller with namespace `nvme{c}n1` (and a partition).
     fn add_namespace(&self, dev: &Path, c: u32, holder: Option<&str>) {
         let ns = dev.join(format!("nvme/nvme{c}/nvme{c}n1"));
@@ -101,13 +107,7 @@ fn a(s: &str) -> PciAddress {
 #[test]
 fn enumeration_reads_ids_class_driver_numa_and_group() {
     let fx = Fixture::new();
-    fx.add(
-        "0000:00:04.0",
-        ("0x1b36", "0x0010", "0x010802"),
-        Some("vfio-pci"),
-        "0",
-        Some(3),
-    );
+    fx.add_qemu_nvme("0000:00:04.0", Some("vfio-pci"), Some(3));
     fx.add(
         "0000:00:02.0",
         ("0x8086", "0x10d3", "0x020000"),
@@ -156,13 +156,7 @@ fn an_unknown_address_is_not_found_with_a_hint() {
 #[test]
 fn a_corrupt_sysfs_file_is_an_error_naming_it() {
     let fx = Fixture::new();
-    let d = fx.add(
-        "0000:00:04.0",
-        ("0x1b36", "0x0010", "0x010802"),
-        None,
-        "0",
-        None,
-    );
+    let d = fx.add_qemu_nvme("0000:00:04.0", None, None);
     put(&d.join("vendor"), "garbage\n");
     let e = fx.sysfs().function(a("0000:00:04.0")).unwrap_err();
     assert!(e.to_string().contains("vendor"), "{e}");
@@ -171,13 +165,7 @@ fn a_corrupt_sysfs_file_is_an_error_naming_it() {
 #[test]
 fn block_devices_of_a_kernel_bound_controller_are_listed() {
     let fx = Fixture::new();
-    let d = fx.add(
-        "0000:00:04.0",
-        ("0x1b36", "0x0010", "0x010802"),
-        Some("nvme"),
-        "0",
-        None,
-    );
+    let d = fx.add_qemu_nvme("0000:00:04.0", Some("nvme"), None);
     fx.add_namespace(&d, 0, None);
     // a multipath path node names the same block device
     std::fs::create_dir_all(d.join("nvme/nvme0/nvme0c0n2")).unwrap();
@@ -207,13 +195,7 @@ fn mounted_namespaces_and_partitions_are_detected() {
 #[test]
 fn binding_refuses_a_mounted_or_held_device() {
     let fx = Fixture::new();
-    let d = fx.add(
-        "0000:00:04.0",
-        ("0x1b36", "0x0010", "0x010802"),
-        Some("nvme"),
-        "0",
-        None,
-    );
+    let d = fx.add_qemu_nvme("0000:00:04.0", Some("nvme"), None);
     fx.add_namespace(&d, 0, None);
     let s = fx.sysfs();
     let e = s
@@ -226,13 +208,7 @@ fn binding_refuses_a_mounted_or_held_device() {
     assert!(matches!(e, PciError::InUse { .. }), "{e}");
     assert!(e.to_string().contains("/mnt"), "{e}");
 
-    let d2 = fx.add(
-        "0000:00:05.0",
-        ("0x1b36", "0x0010", "0x010802"),
-        Some("nvme"),
-        "0",
-        None,
-    );
+    let d2 = fx.add_qemu_nvme("0000:00:05.0", Some("nvme"), None);
     fx.add_namespace(&d2, 1, Some("dm-0"));
     let e = s.bind(a("0000:00:05.0"), "vfio-pci", "").unwrap_err();
     assert!(e.to_string().contains("held by dm-0"), "{e}");
@@ -246,13 +222,7 @@ fn binding_refuses_a_mounted_or_held_device() {
 #[test]
 fn binding_writes_override_unbind_and_probe_and_checks_the_result() {
     let fx = Fixture::new();
-    let d = fx.add(
-        "0000:00:04.0",
-        ("0x1b36", "0x0010", "0x010802"),
-        Some("nvme"),
-        "0",
-        None,
-    );
+    let d = fx.add_qemu_nvme("0000:00:04.0", Some("nvme"), None);
     let s = fx.sysfs();
     // The fixture has no kernel behind it, so the driver does not change: bind reports that.
     let e = s.bind(a("0000:00:04.0"), "vfio-pci", "").unwrap_err();
@@ -275,13 +245,7 @@ fn binding_writes_override_unbind_and_probe_and_checks_the_result() {
 #[test]
 fn binding_to_a_driver_that_is_not_loaded_says_to_load_it() {
     let fx = Fixture::new();
-    fx.add(
-        "0000:00:04.0",
-        ("0x1b36", "0x0010", "0x010802"),
-        Some("nvme"),
-        "0",
-        None,
-    );
+    fx.add_qemu_nvme("0000:00:04.0", Some("nvme"), None);
     let e = fx
         .sysfs()
         .bind(a("0000:00:04.0"), "uio_pci_generic", "")
@@ -292,13 +256,7 @@ fn binding_to_a_driver_that_is_not_loaded_says_to_load_it() {
 #[test]
 fn binding_to_the_current_driver_does_nothing() {
     let fx = Fixture::new();
-    let d = fx.add(
-        "0000:00:04.0",
-        ("0x1b36", "0x0010", "0x010802"),
-        Some("vfio-pci"),
-        "0",
-        Some(1),
-    );
+    let d = fx.add_qemu_nvme("0000:00:04.0", Some("vfio-pci"), Some(1));
     fx.sysfs().bind(a("0000:00:04.0"), "vfio-pci", "").unwrap();
     assert_eq!(
         std::fs::read_to_string(d.join("driver_override")).unwrap(),

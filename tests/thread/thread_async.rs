@@ -9,6 +9,23 @@ use std::rc::Rc;
 use std::time::Duration;
 use thread_support::Harness;
 
+/// Spawns `f` on the harness's thread 0; its output lands in the cell
+/// returned once the task has run to its end.
+fn output_on_0<T: 'static>(
+    h: &Harness,
+    f: impl std::future::Future<Output = T> + 'static,
+) -> Rc<RefCell<Option<T>>> {
+    let out = Rc::new(RefCell::new(None));
+    let o = out.clone();
+    h.on(0, || {
+        spawn_local(async move {
+            *o.borrow_mut() = Some(f.await);
+        })
+    })
+    .unwrap();
+    out
+}
+
 #[test]
 fn spawned_task_runs_on_the_next_poll_and_joins() {
     let h = Harness::new(1);
@@ -120,14 +137,7 @@ fn send_to_an_exited_thread_resolves_to_an_error() {
     gone.exit();
     gone.poll(0);
     gone.destroy().unwrap();
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    h.on(0, || {
-        spawn_local(async move {
-            *o.borrow_mut() = Some(Thread::send(&gh, || 1).await);
-        })
-    })
-    .unwrap();
+    let out = output_on_0(&h, async move { Thread::send(&gh, || 1).await });
     h.poll_threads();
     assert!(matches!(
         out.borrow().as_ref(),
@@ -141,14 +151,7 @@ fn send_dropped_unrun_resolves_to_canceled() {
     let h = Harness::new(1);
     let victim = Thread::new("victim");
     let vh = victim.handle();
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    h.on(0, || {
-        spawn_local(async move {
-            *o.borrow_mut() = Some(Thread::send(&vh, || 1).await);
-        })
-    })
-    .unwrap();
+    let out = output_on_0(&h, async move { Thread::send(&vh, || 1).await });
     h.poll_threads();
     drop(victim);
     h.poll_threads();
@@ -189,14 +192,10 @@ fn sleep_completes_after_its_duration_via_a_timed_poller() {
 #[test]
 fn sleep_longer_than_a_day_is_an_error() {
     let h = Harness::new(1);
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    h.on(0, || {
-        spawn_local(async move {
-            *o.borrow_mut() = Some(sleep(Duration::from_secs(100 * 86_400)).await);
-        })
-    })
-    .unwrap();
+    let out = output_on_0(
+        &h,
+        async move { sleep(Duration::from_secs(100 * 86_400)).await },
+    );
     h.poll_threads();
     assert!(matches!(
         out.borrow().as_ref(),
@@ -266,14 +265,7 @@ fn join_handle_of_a_task_dropped_with_its_thread_resolves_to_canceled() {
     let doomed = Thread::new("doomed");
     let never = doomed.spawn_local(std::future::pending::<u32>()).unwrap();
     doomed.poll(0);
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    h.on(0, || {
-        spawn_local(async move {
-            *o.borrow_mut() = Some(never.await);
-        })
-    })
-    .unwrap();
+    let out = output_on_0(&h, never);
     h.poll_threads();
     assert!(out.borrow().is_none());
     drop(doomed);
@@ -298,14 +290,7 @@ fn send_to_a_full_ring_resolves_to_ring_full() {
     });
     busy.send_msg(|| {}).unwrap();
     let bh = busy.handle();
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    h.on(0, || {
-        spawn_local(async move {
-            *o.borrow_mut() = Some(Thread::send(&bh, || 1).await);
-        })
-    })
-    .unwrap();
+    let out = output_on_0(&h, async move { Thread::send(&bh, || 1).await });
     h.poll_threads();
     assert!(matches!(
         out.borrow().as_ref(),

@@ -6,7 +6,7 @@ use crate::thread_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use thread_support::counted_device::device;
+use thread_support::counted_device::{device, unregister_on};
 use thread_support::Harness;
 
 #[test]
@@ -134,14 +134,7 @@ fn for_each_channel_while_channels_come_and_go() {
     h.on(2, || drop(c2));
     let c4 = h.on(4, || dev.get_io_channel()).unwrap();
     // An unregister requested mid-walk must wait for the walk.
-    let unregistered = Arc::new(AtomicUsize::new(0));
-    let u = unregistered.clone();
-    h.on(0, || {
-        dev.unregister(move || {
-            u.fetch_add(1, Ordering::SeqCst);
-        })
-    })
-    .unwrap();
+    let unregistered = unregister_on(&h, 0, &dev);
     h.poll_threads();
     assert_eq!(done.load(Ordering::SeqCst), 1);
     let v = visited.lock().unwrap().clone();
@@ -178,14 +171,7 @@ fn unregister_waits_for_a_for_each_in_flight() {
     .unwrap();
     h.poll_threads();
     h.on(1, || drop(ch));
-    let unregistered = Arc::new(AtomicUsize::new(0));
-    let u = unregistered.clone();
-    h.on(0, || {
-        dev.unregister(move || {
-            u.fetch_add(1, Ordering::SeqCst);
-        })
-    })
-    .unwrap();
+    let unregistered = unregister_on(&h, 0, &dev);
     h.poll_threads();
     assert_eq!(
         unregistered.load(Ordering::SeqCst),
@@ -216,14 +202,7 @@ fn dropping_the_cursor_completes_the_walk_as_canceled() {
         Some(spdk_io::thread::FOR_EACH_DROPPED)
     );
     h.on(1, || drop(ch));
-    let gone = Arc::new(AtomicUsize::new(0));
-    let g = gone.clone();
-    h.on(0, || {
-        dev.unregister(move || {
-            g.fetch_add(1, Ordering::SeqCst);
-        })
-    })
-    .unwrap();
+    let gone = unregister_on(&h, 0, &dev);
     h.poll_threads();
     assert_eq!(
         gone.load(Ordering::SeqCst),

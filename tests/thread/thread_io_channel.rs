@@ -4,9 +4,9 @@
 use crate::thread_support;
 
 use spdk_io::thread::{io_device_register, IoDevice, IoDeviceKey, ThreadError};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use thread_support::counted_device::{device, Ctx};
+use thread_support::counted_device::{device, unregister_on, Ctx};
 use thread_support::Harness;
 
 #[test]
@@ -70,14 +70,7 @@ fn unregister_waits_for_every_channel() {
     let chans: Vec<_> = (0..3)
         .map(|i| h.on(i, || dev.get_io_channel()).unwrap())
         .collect();
-    let done = Arc::new(AtomicUsize::new(0));
-    let d = done.clone();
-    h.on(0, || {
-        dev.unregister(move || {
-            d.fetch_add(1, Ordering::SeqCst);
-        })
-    })
-    .unwrap();
+    let done = unregister_on(&h, 0, &dev);
     let err = h.on(3, || dev.get_io_channel()).unwrap_err();
     assert!(
         matches!(err, ThreadError::DeviceUnregistering { .. }),

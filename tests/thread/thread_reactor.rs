@@ -35,23 +35,24 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
     }
 }
 
+/// Thread options with `name` and the defaults.
+fn named(name: &str) -> ThreadOpts {
+    ThreadOpts {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn thread_runs_its_init_message_on_its_reactor() {
     let rs = ReactorSet::start(two_cores(), opts()).unwrap();
     assert_eq!(rs.cores(), vec![0, 1]);
     let (tx, rx) = mpsc::channel();
-    rs.spawn_thread(
-        1,
-        ThreadOpts {
-            name: "app".into(),
-            ..Default::default()
-        },
-        move || {
-            let t = Thread::current().unwrap();
-            tx.send((t.name().to_string(), ReactorSet::current_core()))
-                .unwrap();
-        },
-    )
+    rs.spawn_thread(1, named("app"), move || {
+        let t = Thread::current().unwrap();
+        tx.send((t.name().to_string(), ReactorSet::current_core()))
+            .unwrap();
+    })
     .unwrap();
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(20)).unwrap(),
@@ -64,36 +65,20 @@ fn thread_runs_its_init_message_on_its_reactor() {
 #[test]
 fn messages_cross_reactors_and_come_back() {
     let rs = ReactorSet::start(two_cores(), opts()).unwrap();
-    let b = rs
-        .spawn_thread(
-            1,
-            ThreadOpts {
-                name: "b".into(),
-                ..Default::default()
-            },
-            || {},
-        )
-        .unwrap();
+    let b = rs.spawn_thread(1, named("b"), || {}).unwrap();
     let (tx, rx) = mpsc::channel();
-    rs.spawn_thread(
-        0,
-        ThreadOpts {
-            name: "a".into(),
-            ..Default::default()
-        },
-        move || {
-            let me = Thread::current().unwrap().handle();
-            for i in 0..1000u64 {
-                let me = me.clone();
-                let tx = tx.clone();
-                b.send_msg(move || {
-                    assert_eq!(ReactorSet::current_core(), Some(1));
-                    me.send_msg(move || tx.send(i).unwrap()).unwrap();
-                })
-                .unwrap();
-            }
-        },
-    )
+    rs.spawn_thread(0, named("a"), move || {
+        let me = Thread::current().unwrap().handle();
+        for i in 0..1000u64 {
+            let me = me.clone();
+            let tx = tx.clone();
+            b.send_msg(move || {
+                assert_eq!(ReactorSet::current_core(), Some(1));
+                me.send_msg(move || tx.send(i).unwrap()).unwrap();
+            })
+            .unwrap();
+        }
+    })
     .unwrap();
     let got: Vec<u64> = (0..1000)
         .map(|_| rx.recv_timeout(Duration::from_secs(20)).unwrap())
@@ -114,24 +99,17 @@ fn moving_a_thread_keeps_its_pollers_and_messages() {
     let quit = Arc::new(AtomicUsize::new(0));
     let q = quit.clone();
     let t = rs
-        .spawn_thread(
-            0,
-            ThreadOpts {
-                name: "mover".into(),
-                ..Default::default()
-            },
-            move || {
-                poller_register("where", 0, move || {
-                    let core = ReactorSet::current_core().unwrap();
-                    r[core].fetch_add(1, Ordering::SeqCst);
-                    if q.load(Ordering::SeqCst) == 1 {
-                        spdk_io::thread::Poller::current().unwrap().unregister();
-                    }
-                    PollerStatus::Idle
-                })
-                .unwrap();
-            },
-        )
+        .spawn_thread(0, named("mover"), move || {
+            poller_register("where", 0, move || {
+                let core = ReactorSet::current_core().unwrap();
+                r[core].fetch_add(1, Ordering::SeqCst);
+                if q.load(Ordering::SeqCst) == 1 {
+                    spdk_io::thread::Poller::current().unwrap().unregister();
+                }
+                PollerStatus::Idle
+            })
+            .unwrap();
+        })
         .unwrap();
     wait_until("the poller to run on core 0", || {
         runs_on[0].load(Ordering::SeqCst) > 0
@@ -289,41 +267,25 @@ fn pinned_reactor_runs_on_its_core() {
 #[test]
 fn async_tasks_complete_across_reactors() {
     let rs = ReactorSet::start(two_cores(), opts()).unwrap();
-    let b = rs
-        .spawn_thread(
-            1,
-            ThreadOpts {
-                name: "b".into(),
-                ..Default::default()
-            },
-            || {},
-        )
-        .unwrap();
+    let b = rs.spawn_thread(1, named("b"), || {}).unwrap();
     let (tx, rx) = mpsc::channel();
-    rs.spawn_thread(
-        0,
-        ThreadOpts {
-            name: "a".into(),
-            ..Default::default()
-        },
-        move || {
-            spdk_io::thread::spawn_local(async move {
-                let mut sum = 0u64;
-                for i in 0..2_000u64 {
-                    // Each await is woken from the other reactor's OS thread.
-                    sum += Thread::send(&b, move || {
-                        assert_eq!(ReactorSet::current_core(), Some(1));
-                        i
-                    })
-                    .await
-                    .unwrap();
-                }
-                assert_eq!(ReactorSet::current_core(), Some(0));
-                tx.send(sum).unwrap();
-            })
-            .unwrap();
-        },
-    )
+    rs.spawn_thread(0, named("a"), move || {
+        spdk_io::thread::spawn_local(async move {
+            let mut sum = 0u64;
+            for i in 0..2_000u64 {
+                // Each await is woken from the other reactor's OS thread.
+                sum += Thread::send(&b, move || {
+                    assert_eq!(ReactorSet::current_core(), Some(1));
+                    i
+                })
+                .await
+                .unwrap();
+            }
+            assert_eq!(ReactorSet::current_core(), Some(0));
+            tx.send(sum).unwrap();
+        })
+        .unwrap();
+    })
     .unwrap();
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(60)).unwrap(),
@@ -389,30 +351,23 @@ fn moving_a_thread_keeps_its_channels_and_tasks() {
     let (tx, rx) = mpsc::channel();
     let (ready_tx, ready_rx) = mpsc::channel();
     let t = rs
-        .spawn_thread(
-            0,
-            ThreadOpts {
-                name: "mover2".into(),
-                ..Default::default()
-            },
-            move || {
-                let ch = d.get_io_channel().unwrap();
+        .spawn_thread(0, named("mover2"), move || {
+            let ch = d.get_io_channel().unwrap();
+            ch.ctx_mut().push(ReactorSet::current_core().unwrap());
+            spdk_io::thread::spawn_local(async move {
+                ready_tx.send(()).unwrap();
+                // Sleeps across the move: its timer poller moves too.
+                spdk_io::thread::sleep(Duration::from_millis(30))
+                    .await
+                    .unwrap();
                 ch.ctx_mut().push(ReactorSet::current_core().unwrap());
-                spdk_io::thread::spawn_local(async move {
-                    ready_tx.send(()).unwrap();
-                    // Sleeps across the move: its timer poller moves too.
-                    spdk_io::thread::sleep(Duration::from_millis(30))
-                        .await
-                        .unwrap();
-                    ch.ctx_mut().push(ReactorSet::current_core().unwrap());
-                    let seen = ch.ctx().clone();
-                    drop(ch);
-                    tx.send(seen).unwrap();
-                    Thread::current().unwrap().exit();
-                })
-                .unwrap();
-            },
-        )
+                let seen = ch.ctx().clone();
+                drop(ch);
+                tx.send(seen).unwrap();
+                Thread::current().unwrap().exit();
+            })
+            .unwrap();
+        })
         .unwrap();
     ready_rx.recv_timeout(Duration::from_secs(20)).unwrap();
     // SAFETY: the thread holds a channel, a task and its timer, all of the
@@ -434,33 +389,18 @@ fn reactor_stats_split_busy_and_idle_time() {
     let rs = ReactorSet::start(two_cores(), opts()).unwrap();
     let quit = Arc::new(AtomicUsize::new(0));
     let q = quit.clone();
-    rs.spawn_thread(
-        0,
-        ThreadOpts {
-            name: "busy".into(),
-            ..Default::default()
-        },
-        move || {
-            poller_register("spin", 0, move || {
-                if q.load(Ordering::SeqCst) == 1 {
-                    spdk_io::thread::Poller::current().unwrap().unregister();
-                }
-                std::hint::black_box((0..100u64).sum::<u64>());
-                PollerStatus::Busy
-            })
-            .unwrap();
-        },
-    )
+    rs.spawn_thread(0, named("busy"), move || {
+        poller_register("spin", 0, move || {
+            if q.load(Ordering::SeqCst) == 1 {
+                spdk_io::thread::Poller::current().unwrap().unregister();
+            }
+            std::hint::black_box((0..100u64).sum::<u64>());
+            PollerStatus::Busy
+        })
+        .unwrap();
+    })
     .unwrap();
-    rs.spawn_thread(
-        1,
-        ThreadOpts {
-            name: "idle".into(),
-            ..Default::default()
-        },
-        || {},
-    )
-    .unwrap();
+    rs.spawn_thread(1, named("idle"), || {}).unwrap();
     wait_until("core 0 busy time", || {
         rs.reactor_stats(0).unwrap().busy_ticks > 1_000_000
     });
@@ -486,49 +426,35 @@ fn a_poller_sees_whether_the_other_threads_of_its_reactor_did_work() {
     let busy = Arc::new(AtomicBool::new(true));
     let polls = Arc::new(AtomicU64::new(0));
     let (b, p) = (busy.clone(), polls.clone());
-    rs.spawn_thread(
-        0,
-        ThreadOpts {
-            name: "neighbour".into(),
-            ..Default::default()
-        },
-        move || {
-            poller_register("work", 0, move || {
-                p.fetch_add(1, Ordering::SeqCst);
-                if b.load(Ordering::SeqCst) {
-                    PollerStatus::Busy
-                } else {
-                    PollerStatus::Idle
-                }
-            })
-            .unwrap();
-        },
-    )
+    rs.spawn_thread(0, named("neighbour"), move || {
+        poller_register("work", 0, move || {
+            p.fetch_add(1, Ordering::SeqCst);
+            if b.load(Ordering::SeqCst) {
+                PollerStatus::Busy
+            } else {
+                PollerStatus::Idle
+            }
+        })
+        .unwrap();
+    })
     .unwrap();
     wait_until("the neighbour to work", || polls.load(Ordering::SeqCst) > 0);
     // What the watcher saw while the neighbour worked (0 = an iteration
     // with work just ended) and afterwards (the longest idle run).
     let (seen_busy, seen_idle) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (sb, si, b2) = (seen_busy.clone(), seen_idle.clone(), busy.clone());
-    rs.spawn_thread(
-        0,
-        ThreadOpts {
-            name: "watcher".into(),
-            ..Default::default()
-        },
-        move || {
-            poller_register("look", 0, move || {
-                let n = u64::from(reactor_idle_iterations().expect("on a reactor"));
-                if b2.load(Ordering::SeqCst) {
-                    sb.fetch_max(n + 1, Ordering::SeqCst);
-                } else {
-                    si.fetch_max(n, Ordering::SeqCst);
-                }
-                PollerStatus::Idle
-            })
-            .unwrap();
-        },
-    )
+    rs.spawn_thread(0, named("watcher"), move || {
+        poller_register("look", 0, move || {
+            let n = u64::from(reactor_idle_iterations().expect("on a reactor"));
+            if b2.load(Ordering::SeqCst) {
+                sb.fetch_max(n + 1, Ordering::SeqCst);
+            } else {
+                si.fetch_max(n, Ordering::SeqCst);
+            }
+            PollerStatus::Idle
+        })
+        .unwrap();
+    })
     .unwrap();
     wait_until("the watcher to run beside the busy neighbour", || {
         seen_busy.load(Ordering::SeqCst) > 0

@@ -40,3 +40,17 @@ pub fn device(name: &str) -> (IoDevice<Ctx>, Arc<Counts>) {
     .unwrap();
     (dev, counts)
 }
+
+/// Unregisters `dev` from thread `i` of `h`; the counter returned counts the
+/// runs of the unregister's completion (one, once every channel is gone).
+pub fn unregister_on(h: &super::Harness, i: usize, dev: &IoDevice<Ctx>) -> Arc<AtomicUsize> {
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    h.on(i, || {
+        dev.unregister(move || {
+            d.fetch_add(1, Ordering::SeqCst);
+        })
+    })
+    .unwrap();
+    done
+}

@@ -6,7 +6,7 @@
 //! connection. Anything else ends it with an H2CTermReq naming the fault.
 //! Where C2H data lands in the command's buffers is `recv_data.rs`.
 
-use super::decode::{decode_header, header_frame_len, Expect, Psh};
+use super::decode::{decode_header, header_frame_len, Expect, Header, Psh};
 use super::digest;
 use super::encode::encode_term_req;
 use super::error::{PduError, TcpError};
@@ -116,25 +116,8 @@ impl TcpQueue {
             match self.rx_state {
                 Rx::Header => {
                     let e = self.expect();
-                    let mut err = None;
-                    let frame = self.rx.next_frame(|b| match header_frame_len(b, &e) {
-                        Ok(n) => n,
-                        Err(x) => {
-                            err = Some(x);
-                            None
-                        }
-                    });
-                    if let Some(x) = err {
-                        return Err(self.protocol_error(x));
-                    }
-                    let frame = match frame {
-                        Ok(Some(f)) => f,
-                        Ok(None) => return Ok(completed),
-                        Err(x) => return Err(self.fail(x.into())),
-                    };
-                    let h = match decode_header(frame, &e) {
-                        Ok(h) => h,
-                        Err(x) => return Err(self.protocol_error(x)),
+                    let Some(h) = self.next_header(&e)? else {
+                        return Ok(completed);
                     };
                     match h.psh {
                         Psh::CapsuleResp(cqe) => {
@@ -310,8 +293,29 @@ impl TcpQueue {
             framing: Framing::default(),
             max_data: 0,
         };
+        let Some(h) = self.next_header(&e)? else {
+            return Ok(None);
+        };
+        match h.psh {
+            Psh::IcResp(r) => Ok(Some(r)),
+            Psh::TermReq(t) => {
+                let error = PduError::Terminated {
+                    fes: t.fes,
+                    fei: t.fei,
+                };
+                let addr = self.peer();
+                Err(self.fail(TcpError::Pdu { addr, error }))
+            }
+            _ => Err(self.bad_peer("unexpected PDU before ICResp".into())),
+        }
+    }
+
+    /// The next PDU header, decoded once it has arrived whole (`None`
+    /// before); one that `e` does not allow, or a malformed one, is a
+    /// protocol error (answered with a H2CTermReq where the spec says so).
+    fn next_header(&mut self, e: &Expect) -> Result<Option<Header>, TcpError> {
         let mut err = None;
-        let frame = self.rx.next_frame(|b| match header_frame_len(b, &e) {
+        let frame = self.rx.next_frame(|b| match header_frame_len(b, e) {
             Ok(n) => n,
             Err(x) => {
                 err = Some(x);
@@ -326,20 +330,8 @@ impl TcpQueue {
             Ok(None) => return Ok(None),
             Err(x) => return Err(self.fail(x.into())),
         };
-        let decoded = decode_header(frame, &e);
-        let addr = self.peer();
-        match decoded {
-            Ok(h) => match h.psh {
-                Psh::IcResp(r) => Ok(Some(r)),
-                Psh::TermReq(t) => {
-                    let error = PduError::Terminated {
-                        fes: t.fes,
-                        fei: t.fei,
-                    };
-                    Err(self.fail(TcpError::Pdu { addr, error }))
-                }
-                _ => Err(self.bad_peer("unexpected PDU before ICResp".into())),
-            },
+        match decode_header(frame, e) {
+            Ok(h) => Ok(Some(h)),
             Err(x) => Err(self.protocol_error(x)),
         }
     }

@@ -4,12 +4,13 @@
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use vfio_bindings::bindings::vfio::{VFIO_PCI_CONFIG_REGION_INDEX, VFIO_REGION_INFO_FLAG_MMAP};
 
 use super::container::{container, Group};
 use super::ioctl;
+use crate::pci::bars::{check_config_range, BarSlots};
 use crate::pci::{mmio, Bar, PciAddress, PciDevice, PciError};
 
 /// A PCI function bound to vfio-pci.
@@ -19,7 +20,7 @@ pub struct VfioDevice {
     group: Arc<Group>,
     config_offset: u64,
     config_size: u64,
-    bars: Mutex<[Option<Bar>; 6]>,
+    bars: BarSlots,
 }
 
 impl VfioDevice {
@@ -49,7 +50,7 @@ impl VfioDevice {
             group,
             config_offset: cfg.offset,
             config_size: cfg.size,
-            bars: Mutex::new(Default::default()),
+            bars: BarSlots::new(addr),
         })
     }
 
@@ -64,13 +65,7 @@ impl VfioDevice {
     }
 
     fn check_cfg(&self, offset: u16, len: usize) -> Result<u64, PciError> {
-        if offset as u64 + len as u64 > self.config_size {
-            return Err(PciError::ConfigRange {
-                address: self.addr.to_string(),
-                offset,
-                len,
-            });
-        }
+        check_config_range(self.addr, self.config_size, offset, len)?;
         Ok(self.config_offset + offset as u64)
     }
 }
@@ -81,35 +76,24 @@ impl PciDevice for VfioDevice {
     }
 
     fn map_bar(&self, index: u8) -> Result<Bar, PciError> {
-        let no_bar = || PciError::NoSuchBar {
-            device: self.addr.to_string(),
-            index,
-        };
-        if index > 5 {
-            return Err(no_bar());
-        }
-        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = &bars[index as usize] {
-            return Ok(b.clone());
-        }
-        let info = ioctl::region_info(self.file.as_fd(), index as u32).map_err(|source| {
-            PciError::Vfio {
-                op: "DEVICE_GET_REGION_INFO",
-                device: self.addr.to_string(),
-                source,
+        self.bars.get_or_map(index, || {
+            let info = ioctl::region_info(self.file.as_fd(), index as u32).map_err(|source| {
+                PciError::Vfio {
+                    op: "DEVICE_GET_REGION_INFO",
+                    device: self.addr.to_string(),
+                    source,
+                }
+            })?;
+            if info.size == 0 || info.flags & VFIO_REGION_INFO_FLAG_MMAP == 0 {
+                return Err(self.bars.absent(index));
             }
-        })?;
-        if info.size == 0 || info.flags & VFIO_REGION_INFO_FLAG_MMAP == 0 {
-            return Err(no_bar());
-        }
-        let bar = mmio::map_bar(
-            self.file.as_fd(),
-            info.offset,
-            info.size as usize,
-            &format!("{} BAR {index} through VFIO", self.addr),
-        )?;
-        bars[index as usize] = Some(bar.clone());
-        Ok(bar)
+            mmio::map_bar(
+                self.file.as_fd(),
+                info.offset,
+                info.size as usize,
+                &format!("{} BAR {index} through VFIO", self.addr),
+            )
+        })
     }
 
     fn cfg_read(&self, offset: u16, buf: &mut [u8]) -> Result<(), PciError> {

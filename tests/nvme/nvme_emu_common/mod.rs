@@ -29,3 +29,13 @@ pub fn emu(mdts: u8) -> Arc<EmuController> {
 pub fn attach(e: &Arc<EmuController>) -> Controller {
     Controller::attach(e.clone(), ControllerOpts::default()).expect("attach")
 }
+
+/// Attaches the driver to `e` with the shadow doorbell buffer off: every
+/// doorbell is an MMIO write, as on QEMU's controller, so each ring counts.
+pub fn attach_mmio_doorbells(e: &Arc<EmuController>) -> Controller {
+    let opts = ControllerOpts {
+        shadow_doorbell: false,
+        ..ControllerOpts::default()
+    };
+    Controller::attach(e.clone(), opts).expect("attach")
+}

@@ -12,6 +12,15 @@ struct Fixture {
     dir: PathBuf,
 }
 
+/// A finished command's success, stdout and stderr.
+fn outcome(out: std::process::Output) -> (bool, String, String) {
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
 impl Fixture {
     fn new(tag: &str, block_size: u32) -> Fixture {
         Self::with_image(tag, block_size, None, false)
@@ -57,11 +66,7 @@ impl Fixture {
             .args(args)
             .output()
             .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
+        outcome(out)
     }
 
     fn run_text(&self, args: &[&str]) -> (bool, String, String) {
@@ -70,11 +75,7 @@ impl Fixture {
             .args(args)
             .output()
             .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
+        outcome(out)
     }
 
     fn json(&self, args: &[&str]) -> Value {

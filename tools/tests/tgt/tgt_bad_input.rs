@@ -40,10 +40,7 @@ fn a_64_mib_request_is_refused_and_its_connection_closed() {
     let t = Tgt::start("huge", &[]);
     let mut s = t.connect();
     s.set_write_timeout(Some(WAIT)).unwrap();
-    let mut big =
-        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"spdk_get_version\",\"params\":{\"x\":\""
-            .to_vec();
-    big.resize(64 << 20, b'a');
+    let big = huge_request();
     // The target answers and closes once it has seen too much: the rest of
     // the write then fails, which is expected.
     let _ = s.write_all(&big);

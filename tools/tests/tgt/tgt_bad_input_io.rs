@@ -105,10 +105,7 @@ fn io_keeps_completing_through_every_hostile_client_and_nothing_leaks() {
     // the rest is refused with -32600 and the connection closed.
     let mut s = t.connect();
     s.set_write_timeout(Some(WAIT)).unwrap();
-    let mut big =
-        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"spdk_get_version\",\"params\":{\"x\":\""
-            .to_vec();
-    big.resize(64 << 20, b'a');
+    let big = huge_request();
     s.write_all(&big[..3 << 20]).unwrap();
     load.assert_advancing(&t, "3 MiB of one request are pending");
     let _ = s.write_all(&big[3 << 20..]);

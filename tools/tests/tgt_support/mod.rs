@@ -330,3 +330,13 @@ impl Tgt {
         }
     }
 }
+
+/// The first 64 MiB of one JSON-RPC request (`spdk_get_version` with a
+/// string parameter that never ends): far over the target's request limit.
+pub fn huge_request() -> Vec<u8> {
+    let mut big =
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"spdk_get_version\",\"params\":{\"x\":\""
+            .to_vec();
+    big.resize(64 << 20, b'a');
+    big
+}

@@ -3,21 +3,12 @@
 //! allocations of the test's own thread (the controller's worker thread is
 //! not part of the driver's path). The same holds for the async queue pair.
 
-mod nvme_common;
-#[path = "nvme_common/zero_alloc.rs"]
-mod zero_alloc;
-
-use zero_alloc::{run, Free, ALLOCS, COUNTING};
-
+use crate::counting::allocs;
+use crate::qpair_loop::{allocations_over, batched_qpair};
 use spdk_io::env::{self, DmaBuf, EnvOpts};
 use spdk_io::nvme::emu::EmuController;
 use spdk_io::nvme::{AsyncQPair, Controller, ControllerOpts, NvmeIo, QPairOpts};
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::sync::Arc;
-
-#[global_allocator]
-static GLOBAL: zero_alloc::Counting = zero_alloc::Counting;
 
 #[test]
 fn a_hundred_thousand_ios_allocate_nothing_on_the_submitting_thread() {
@@ -31,38 +22,10 @@ fn a_hundred_thousand_ios_allocate_nothing_on_the_submitting_thread() {
     );
     let c = Controller::attach(emu, ControllerOpts::default()).unwrap();
     let ns = c.namespace(1).unwrap();
-    let mut qp = c
-        .alloc_io_qpair(QPairOpts {
-            io_queue_size: 64,
-            delay_cmd_submit: true,
-            ..QPairOpts::default()
-        })
-        .unwrap();
-    let qd = 32;
-    let free: Free = Rc::new(RefCell::new(Vec::with_capacity(qd)));
-    for _ in 0..qd {
-        free.borrow_mut()
-            .push(DmaBuf::alloc_zeroed(4096, 4096).unwrap());
-    }
-    let done = Rc::new(Cell::new(0u64));
-    // Warm-up.
-    run(&mut qp, &ns, &free, &done, 1_000);
-    // The counter works: one deliberate allocation is seen.
-    COUNTING.with(|c| c.set(true));
-    drop(std::hint::black_box(Vec::<u8>::with_capacity(16)));
-    COUNTING.with(|c| c.set(false));
+    let mut qp = batched_qpair(&c);
     assert_eq!(
-        ALLOCS.with(|a| a.replace(0)),
-        1,
-        "the counting allocator counts"
-    );
-    COUNTING.with(|c| c.set(true));
-    run(&mut qp, &ns, &free, &done, 100_000);
-    COUNTING.with(|c| c.set(false));
-    let allocs = ALLOCS.with(|a| a.get());
-    assert_eq!(done.get(), 101_000, "every I/O completed once");
-    assert_eq!(
-        allocs, 0,
+        allocations_over(&mut qp, &ns, 100_000),
+        0,
         "heap allocations on the I/O path over 100,000 I/Os"
     );
 }
@@ -137,14 +100,12 @@ fn async_queue_pair_ios_allocate_nothing_on_the_submitting_thread() {
     let waker = std::task::Waker::from(Arc::new(NoopWake));
     // Warm-up.
     run_async(&qp, &ns, &mut bufs, &mut inflight, &waker, 1_000);
-    ALLOCS.with(|a| a.set(0));
-    COUNTING.with(|c| c.set(true));
+    let before = allocs();
     let done = run_async(&qp, &ns, &mut bufs, &mut inflight, &waker, 50_000);
-    COUNTING.with(|c| c.set(false));
+    let n = allocs() - before;
     assert_eq!(done, 50_000);
     assert_eq!(
-        ALLOCS.with(|a| a.get()),
-        0,
+        n, 0,
         "heap allocations on the async I/O path over 50,000 I/Os"
     );
     assert_eq!(qp.outstanding(), 0);

@@ -1,63 +1,46 @@
 //! Allocation counting: the hot paths of the thread layer allocate nothing
-//! after warm-up. A counting global allocator counts the allocations made
-//! by the test's own OS thread while a section runs.
+//! after warm-up, counting the allocations made by the test's own OS
+//! thread while a section runs.
 
+use crate::counting::allocations_in;
 use spdk_io::thread::{
     io_device_register, poller_register, spawn_local, yield_now, IoDeviceKey, PollerStatus, Thread,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter is a const-initialized thread-local Cell, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                ALLOCS.with(|a| a.set(a.get() + 1));
-            }
-        });
-        // SAFETY: forwarded with the caller's layout, as GlobalAlloc requires.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                ALLOCS.with(|a| a.set(a.get() + 1));
-            }
-        });
-        // SAFETY: `ptr` came from System.alloc with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations made by this OS thread while `f` runs.
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    ALLOCS.with(|a| a.set(0));
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCS.with(|a| a.get())
-}
 
 fn drain(t: &Thread) {
     while t.poll(0) {}
+}
+
+/// Spawns `work` on `t` behind a gate, once a finished task has warmed
+/// the slab's free list (its slot is recycled): the task is polled ten
+/// times at the gate, then the gate opens and the caller measures the polls
+/// that run `work`.
+fn spawn_warm(t: &Thread, work: impl std::future::Future<Output = ()> + 'static) {
+    let go = std::rc::Rc::new(Cell::new(false));
+    let g = go.clone();
+    t.enter(|| spawn_local(async {}).unwrap());
+    drain(t);
+    t.enter(|| {
+        spawn_local(async move {
+            while !g.get() {
+                yield_now().await;
+            }
+            work.await;
+        })
+    })
+    .unwrap();
+    for _ in 0..10 {
+        t.poll(0);
+    }
+    go.set(true);
+}
+
+/// Exits `t`, runs what is left on it and destroys it.
+fn finish(t: Thread) {
+    t.exit();
+    drain(&t);
+    t.destroy().unwrap();
 }
 
 #[test]
@@ -85,9 +68,7 @@ fn small_messages_cost_no_allocation() {
     });
     assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 10_000);
     assert_eq!(n, 0, "10,000 inline messages allocated {n} times");
-    t.exit();
-    drain(&t);
-    t.destroy().unwrap();
+    finish(t);
 }
 
 #[test]
@@ -101,9 +82,7 @@ fn large_messages_fall_back_to_one_allocation_each() {
         drain(&t);
     });
     assert_eq!(n, 100);
-    t.exit();
-    drain(&t);
-    t.destroy().unwrap();
+    finish(t);
 }
 
 #[test]
@@ -132,9 +111,7 @@ fn poller_loop_costs_no_allocation() {
     assert_eq!(n, 0, "10,000 polls allocated {n} times");
     p.unregister();
     timed.unregister();
-    t.exit();
-    drain(&t);
-    t.destroy().unwrap();
+    finish(t);
 }
 
 #[test]
@@ -159,9 +136,7 @@ fn getting_and_putting_a_held_channel_costs_no_allocation() {
     t.enter(|| drop(held));
     drain(&t);
     t.enter(|| dev.unregister(|| {})).unwrap();
-    t.exit();
-    drain(&t);
-    t.destroy().unwrap();
+    finish(t);
 }
 
 #[test]
@@ -169,36 +144,19 @@ fn awaiting_local_wakes_costs_no_allocation_beyond_the_task() {
     let t = Thread::new("alloc-async");
     let done = std::rc::Rc::new(Cell::new(false));
     let d = done.clone();
-    let go = std::rc::Rc::new(Cell::new(false));
-    let g = go.clone();
-    // Warm the slab's free list (a finished task's slot is recycled).
-    t.enter(|| spawn_local(async {}).unwrap());
-    drain(&t);
-    t.enter(|| {
-        spawn_local(async move {
-            while !g.get() {
-                yield_now().await;
-            }
-            for _ in 0..10_000 {
-                yield_now().await;
-            }
-            d.set(true);
-        })
-    })
-    .unwrap();
-    for _ in 0..10 {
-        t.poll(0);
-    }
-    go.set(true);
+    spawn_warm(&t, async move {
+        for _ in 0..10_000 {
+            yield_now().await;
+        }
+        d.set(true);
+    });
     let n = allocations_in(|| {
         while !done.get() {
             t.poll(0);
         }
     });
     assert_eq!(n, 0, "10,000 awaits allocated {n} times");
-    t.exit();
-    drain(&t);
-    t.destroy().unwrap();
+    finish(t);
 }
 
 #[test]
@@ -215,9 +173,7 @@ fn spawning_a_task_costs_a_fixed_number_of_allocations() {
     });
     // The future, its join state and its waker: three per task.
     assert_eq!(n, 300, "100 spawns allocated {n} times");
-    t.exit();
-    drain(&t);
-    t.destroy().unwrap();
+    finish(t);
 }
 
 #[test]
@@ -226,35 +182,19 @@ fn thread_send_costs_one_allocation_per_round_trip() {
     let h = t.handle();
     let done = std::rc::Rc::new(Cell::new(0u64));
     let d = done.clone();
-    let go = std::rc::Rc::new(Cell::new(false));
-    let g = go.clone();
-    t.enter(|| spawn_local(async {}).unwrap());
-    drain(&t);
-    t.enter(|| {
-        spawn_local(async move {
-            while !g.get() {
-                yield_now().await;
-            }
-            for i in 0..1000u64 {
-                let v = Thread::send(&h, move || i * 2).await.unwrap();
-                d.set(d.get() + v);
-            }
-        })
-    })
-    .unwrap();
-    for _ in 0..10 {
-        t.poll(0);
-    }
-    go.set(true);
+    spawn_warm(&t, async move {
+        for i in 0..1000u64 {
+            let v = Thread::send(&h, move || i * 2).await.unwrap();
+            d.set(d.get() + v);
+        }
+    });
     let n = allocations_in(|| while t.poll(0) {});
     assert_eq!(done.get(), 999 * 1000);
     assert_eq!(
         n, 1000,
         "1000 round trips allocated {n} times (the reply slot each)"
     );
-    t.exit();
-    drain(&t);
-    t.destroy().unwrap();
+    finish(t);
 }
 
 #[test]
@@ -282,7 +222,5 @@ fn a_full_ring_refuses_without_allocating() {
     });
     assert_eq!(refused, 1000);
     assert_eq!(n, 0, "1000 refusals allocated {n} times");
-    t.exit();
-    drain(&t);
-    t.destroy().unwrap();
+    finish(t);
 }
