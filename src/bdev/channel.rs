@@ -13,7 +13,7 @@
 
 use super::buf::IoData;
 use super::device::Bdev;
-use super::io::{IoId, IoStatus, IoType};
+use super::io::{IoDone, IoId, IoStatus, IoType};
 use super::lock_local::{ChanRange, LockLocal};
 use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::per_thread::{channel_error, host_thread, poll_host, ThreadChannels};
@@ -385,12 +385,7 @@ impl ChannelInner {
         let s = &mut pool.slots[idx as usize];
         s.arm(io_type, offset_blocks, num_blocks, data, cb, now);
         let id = IoId::new(idx, s.gen);
-        let split = self.may_split
-            && io_type.has_data()
-            && ((self.max_rw != 0 && num_blocks > self.max_rw)
-                || (self.boundary != 0
-                    && offset_blocks % self.boundary + num_blocks > self.boundary));
-        if split {
+        if self.needs_split(io_type, offset_blocks, num_blocks) {
             s.state = State::SplitParent;
             s.split_next = offset_blocks;
             s.split_end = offset_blocks + num_blocks;
@@ -415,6 +410,64 @@ impl ChannelInner {
                 submit_tick: now.tick,
             });
         }
+        Ok(id)
+    }
+
+    /// Whether a caller's I/O of `num_blocks` at `offset_blocks` is split
+    /// into pieces the module takes (its size limit, its boundary).
+    #[inline(always)]
+    pub(crate) fn needs_split(&self, io_type: IoType, offset_blocks: u64, num_blocks: u64) -> bool {
+        self.may_split
+            && io_type.has_data()
+            && ((self.max_rw != 0 && num_blocks > self.max_rw)
+                || (self.boundary != 0
+                    && offset_blocks % self.boundary + num_blocks > self.boundary))
+    }
+
+    /// [`ChannelInner::start_now`] for a caller's I/O with a callback that
+    /// is not split: the data is taken out of `data` only once a request
+    /// is in hand, so it moves once, into the request (moved by value
+    /// through the inlined frames of the general path, it is copied once
+    /// per frame). Hands `cb` back, and leaves `data`, when the pool is
+    /// empty.
+    #[inline(always)]
+    pub(crate) fn start_whole(
+        &self,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: &mut IoData,
+        cb: Box<dyn IoDone>,
+    ) -> std::result::Result<IoId, Box<dyn IoDone>> {
+        let mut pool = self.pool.borrow_mut();
+        let Some(idx) = pool.alloc() else {
+            return Err(cb);
+        };
+        let now = self.stamp();
+        let s = &mut pool.slots[idx as usize];
+        s.arm(
+            io_type,
+            offset_blocks,
+            num_blocks,
+            std::mem::take(data),
+            Cb::Done(cb),
+            now,
+        );
+        let id = IoId::new(idx, s.gen);
+        s.state = State::InModule;
+        self.in_module.set(self.in_module.get() + 1);
+        let data = &mut s.data;
+        self.module.borrow_mut().submit_request(IoRequest {
+            id,
+            io_type,
+            offset_blocks,
+            num_blocks,
+            block_size: self.block_size,
+            data,
+            data_off: 0,
+            whole: true,
+            submit_tick: now.tick,
+        });
         Ok(id)
     }
 
