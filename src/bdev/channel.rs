@@ -13,7 +13,7 @@
 
 use super::buf::IoData;
 use super::device::Bdev;
-use super::io::{IoId, IoStatus, IoType};
+use super::io::{IoDone, IoId, IoStatus, IoType};
 use super::lock_local::{ChanRange, LockLocal};
 use super::ops::{Completer, Done, IoRequest, ModuleChannel, Packed};
 use super::per_thread::{channel_error, host_thread, poll_host, ThreadChannels};
@@ -34,13 +34,22 @@ static POOL_SIZE: AtomicUsize = AtomicUsize::new(1024);
 
 /// A channel poll starts another round of completions (those reported
 /// while its callbacks ran) only while fewer than this many I/Os completed
-/// in it, so one busy channel keeps its thread's other pollers waiting for
-/// about one batch of a deep queue at most.
-const ROUND_BUDGET: usize = 128;
+/// in it and it has run for less than [`ROUND_TIME_NS`], so one busy
+/// channel keeps its thread's other pollers waiting about as long as one
+/// batch of a deep queue to a copying module (128 malloc reads) takes.
+const ROUND_BUDGET: usize = 1024;
+
+/// The time a channel poll may spend in extra rounds (see
+/// [`ROUND_BUDGET`]): while the channel's own I/O keeps completing, the
+/// next reactor iteration waits at most this long. A round that crosses
+/// the reactor loop costs its I/O the loop's other work (a few hundred
+/// instructions), so the rarer such crossings, the tighter the tail of a
+/// queue-depth-1 job.
+const ROUND_TIME_NS: u64 = 50_000;
 
 /// At most this many such extra rounds per poll (a round may complete
 /// nothing: reports of split pieces, or of NOMEM).
-const MAX_ROUNDS: usize = 128;
+const MAX_ROUNDS: usize = 1024;
 static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Sets how many requests each new channel preallocates (SPDK's
@@ -77,11 +86,19 @@ pub(crate) struct ChannelInner {
     pub block_size: u32,
     pub max_rw: u64,
     pub boundary: u64,
+    /// `max_rw` or `boundary` is set: only then can an I/O need splitting
+    /// (one test on the I/O path of a bdev that never splits).
+    may_split: bool,
     pub supported: u32,
     /// The module channel reaps or publishes work of its own
     /// ([`ModuleChannel::needs_poll`], asked once): otherwise the poll
     /// skips its `poll`, `reap_more` and `flush`.
     module_polled: bool,
+    /// The module does its work in [`ModuleChannel::reap_more`]
+    /// ([`ModuleChannel::completes_on_reap`], asked once): the poll's
+    /// extra rounds reap it again, so I/O resubmitted from completions
+    /// completes in the same poll, as a null bdev's does.
+    reap_rounds: bool,
     pub done: Completer,
     /// The storage the poll swaps with the completion queue (empty
     /// between polls; see [`Completer::take_all`]).
@@ -188,6 +205,7 @@ impl Channel {
         let done = Completer::with_capacity(n);
         let module = bdev.ops.get_io_channel(done.clone())?;
         let module_polled = module.needs_poll();
+        let reap_rounds = module_polled && module.completes_on_reap();
         let supported = super::IoType::ALL
             .iter()
             .filter(|t| bdev.io_type_supported(**t))
@@ -206,18 +224,21 @@ impl Channel {
         let id = NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed);
         let stat = Arc::new(ChannelStat::default());
         bdev.lock().stats.push(Arc::downgrade(&stat));
+        let boundary = if p.split_on_optimal_io_boundary {
+            p.optimal_io_boundary
+        } else {
+            0
+        };
         let ch = Channel(Rc::new(ChannelInner {
             module: RefCell::new(module),
             pool: RefCell::new(Pool::new(n)),
             block_size: p.block_size,
             max_rw: p.max_rw_size,
-            boundary: if p.split_on_optimal_io_boundary {
-                p.optimal_io_boundary
-            } else {
-                0
-            },
+            boundary,
+            may_split: p.max_rw_size != 0 || boundary != 0,
             supported,
             module_polled,
+            reap_rounds,
             done,
             batch: Cell::new(Vec::with_capacity(n)),
             nomem: RefCell::new(VecDeque::with_capacity(n)),
@@ -364,11 +385,7 @@ impl ChannelInner {
         let s = &mut pool.slots[idx as usize];
         s.arm(io_type, offset_blocks, num_blocks, data, cb, now);
         let id = IoId::new(idx, s.gen);
-        let split = io_type.has_data()
-            && ((self.max_rw != 0 && num_blocks > self.max_rw)
-                || (self.boundary != 0
-                    && offset_blocks % self.boundary + num_blocks > self.boundary));
-        if split {
+        if self.needs_split(io_type, offset_blocks, num_blocks) {
             s.state = State::SplitParent;
             s.split_next = offset_blocks;
             s.split_end = offset_blocks + num_blocks;
@@ -393,6 +410,64 @@ impl ChannelInner {
                 submit_tick: now.tick,
             });
         }
+        Ok(id)
+    }
+
+    /// Whether a caller's I/O of `num_blocks` at `offset_blocks` is split
+    /// into pieces the module takes (its size limit, its boundary).
+    #[inline(always)]
+    pub(crate) fn needs_split(&self, io_type: IoType, offset_blocks: u64, num_blocks: u64) -> bool {
+        self.may_split
+            && io_type.has_data()
+            && ((self.max_rw != 0 && num_blocks > self.max_rw)
+                || (self.boundary != 0
+                    && offset_blocks % self.boundary + num_blocks > self.boundary))
+    }
+
+    /// [`ChannelInner::start_now`] for a caller's I/O with a callback that
+    /// is not split: the data is taken out of `data` only once a request
+    /// is in hand, so it moves once, into the request (moved by value
+    /// through the inlined frames of the general path, it is copied once
+    /// per frame). Hands `cb` back, and leaves `data`, when the pool is
+    /// empty.
+    #[inline(always)]
+    pub(crate) fn start_whole(
+        &self,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: &mut IoData,
+        cb: Box<dyn IoDone>,
+    ) -> std::result::Result<IoId, Box<dyn IoDone>> {
+        let mut pool = self.pool.borrow_mut();
+        let Some(idx) = pool.alloc() else {
+            return Err(cb);
+        };
+        let now = self.stamp();
+        let s = &mut pool.slots[idx as usize];
+        s.arm(
+            io_type,
+            offset_blocks,
+            num_blocks,
+            std::mem::take(data),
+            Cb::Done(cb),
+            now,
+        );
+        let id = IoId::new(idx, s.gen);
+        s.state = State::InModule;
+        self.in_module.set(self.in_module.get() + 1);
+        let data = &mut s.data;
+        self.module.borrow_mut().submit_request(IoRequest {
+            id,
+            io_type,
+            offset_blocks,
+            num_blocks,
+            block_size: self.block_size,
+            data,
+            data_off: 0,
+            whole: true,
+            submit_tick: now.tick,
+        });
         Ok(id)
     }
 
@@ -510,17 +585,30 @@ impl ChannelInner {
                 completed += self.finish_queued(&mut batch);
             }
             // A module that completes inside `submit_request` (null) has
-            // already reported the resubmissions those callbacks made: they
-            // complete now, round after round, each timed by its own clock
-            // read, instead of waiting for the thread's next poll (at queue
-            // depth 1, one whole reactor iteration per I/O). Bounded: once
-            // a round finds the queue empty, or ROUND_BUDGET I/Os completed
-            // in this poll, or after MAX_ROUNDS rounds, the thread goes on.
+            // already reported the resubmissions those callbacks made, and
+            // one that does its work when reaped (malloc) reports them when
+            // reaped again: they complete now, round after round, each
+            // timed by its own clock read, instead of waiting for the
+            // thread's next poll (at queue depth 1, one whole reactor
+            // iteration per I/O). Bounded: once a round finds nothing to
+            // complete, or ROUND_BUDGET I/Os completed in this poll, or
+            // ROUND_TIME_NS passed, or after MAX_ROUNDS rounds, the thread
+            // goes on.
+            let start = self.now.get();
             let mut rounds = 0;
-            while completed < ROUND_BUDGET && rounds < MAX_ROUNDS && !self.done.is_empty() {
+            while completed < ROUND_BUDGET && rounds < MAX_ROUNDS {
+                if self.done.is_empty()
+                    && !(self.reap_rounds && self.module.borrow_mut().reap_more() > 0)
+                {
+                    break;
+                }
                 rounds += 1;
-                self.now.set(ticks());
+                let now = ticks();
+                self.now.set(now);
                 completed += self.finish_queued(&mut batch);
+                if now.saturating_sub(start) >= ROUND_TIME_NS {
+                    break;
+                }
             }
             self.in_completions.set(outer);
             self.batch.set(batch);

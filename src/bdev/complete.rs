@@ -21,6 +21,34 @@ impl ChannelInner {
     // was not, once the channel had reset code (+13 instructions per I/O).
     #[inline(always)]
     pub(crate) fn finish(&self, d: Packed) -> usize {
+        if !d.is_plain_success() {
+            return self.finish_report(d);
+        }
+        let mut pool = self.pool.borrow_mut();
+        let idx = d.id.index();
+        let Some(s) = pool.slots.get_mut(idx as usize) else {
+            drop(pool);
+            return self.unknown(d);
+        };
+        if s.gen != d.id.gen() || s.state != State::InModule {
+            drop(pool);
+            self.not_in_module(d);
+            return 0;
+        }
+        self.in_module.set(self.in_module.get() - 1);
+        if s.parent != NO_PARENT {
+            return self.finish_other(pool, idx, IoStatus::Success, None);
+        }
+        self.progressed.set(true);
+        self.deliver(pool, idx, IoStatus::Success)
+    }
+
+    /// [`ChannelInner::finish`] for a report with a status other than
+    /// success, or one that hands buffers back (a copying module's read, a
+    /// virtual bdev's forwarded request). Out of the plain success's way,
+    /// so that one carries no buffers to drop.
+    #[inline(never)]
+    fn finish_report(&self, d: Packed) -> usize {
         // The buffers leave the queue with their report, whatever becomes of it.
         let data = if d.has_data() {
             self.done.take_data(d.id)
@@ -30,12 +58,8 @@ impl ChannelInner {
         let mut pool = self.pool.borrow_mut();
         let idx = d.id.index();
         let Some(s) = pool.slots.get_mut(idx as usize) else {
-            log::error!(
-                "bdev {}: completion for unknown request {:?} ignored",
-                self.bdev.name(),
-                d.id
-            );
-            return 0;
+            drop(pool);
+            return self.unknown(d);
         };
         if s.gen != d.id.gen() || s.state != State::InModule {
             drop(pool);
@@ -43,20 +67,29 @@ impl ChannelInner {
             return 0;
         }
         self.in_module.set(self.in_module.get() - 1);
-        if !d.is_plain_success() || s.parent != NO_PARENT {
-            // A caller's own request that succeeded and hands its buffers
-            // back (a virtual bdev's, forwarded to its base): as common.
-            if s.parent == NO_PARENT && d.status().is_success() {
-                if let Some(data) = data {
-                    s.data.put(data);
-                }
-                self.progressed.set(true);
-                return self.deliver(pool, idx, IoStatus::Success);
+        // A caller's own request that succeeded and hands its buffers
+        // back (a copying module's read, a virtual bdev's request
+        // forwarded to its base): as common as the plain success.
+        if s.parent == NO_PARENT && d.status().is_success() {
+            if let Some(data) = data {
+                s.data.put(data);
             }
-            return self.finish_other(pool, idx, d.status(), data);
+            self.progressed.set(true);
+            return self.deliver(pool, idx, IoStatus::Success);
         }
-        self.progressed.set(true);
-        self.deliver(pool, idx, IoStatus::Success)
+        self.finish_other(pool, idx, d.status(), data)
+    }
+
+    /// A report for a request id beyond the pool: logged and ignored.
+    #[cold]
+    #[inline(never)]
+    fn unknown(&self, d: Packed) -> usize {
+        log::error!(
+            "bdev {}: completion for unknown request {:?} ignored",
+            self.bdev.name(),
+            d.id
+        );
+        0
     }
 
     /// A report for a request that is not with the module as an I/O: a
@@ -129,7 +162,8 @@ impl ChannelInner {
     /// then its callback, its future's wake or its compare-and-write step.
     #[inline(always)]
     fn deliver(&self, mut pool: RefMut<'_, Pool>, idx: u32, status: IoStatus) -> usize {
-        let s = &mut pool.slots[idx as usize];
+        let (slots, free) = pool.parts();
+        let s = &mut slots[idx as usize];
         let now = self.completion_tick(s.batch_stamped);
         let bytes = s.num_blocks * self.block_size as u64;
         self.stat.record(
@@ -138,8 +172,46 @@ impl ChannelInner {
             now.saturating_sub(s.submit_tick),
             status.is_success(),
         );
-        match std::mem::replace(&mut s.cb, Cb::None) {
-            Cb::Done(cb) => cb.io_done(completion(pool, idx, status, now)),
+        // The callback first, tested alone: one compare, where a match of
+        // every kind of waiter jumps through a table.
+        let cb = std::mem::replace(&mut s.cb, Cb::None);
+        if let Cb::Done(cb) = cb {
+            // The slot is freed and the pool let go before the callback
+            // runs (it may submit again). The completion is built where
+            // the call reads it, field by field: nothing assembled
+            // elsewhere is copied.
+            s.release_own();
+            free.push(idx);
+            let c = IoCompletion {
+                status,
+                io_type: s.io_type,
+                offset_blocks: s.offset_blocks,
+                num_blocks: s.num_blocks,
+                data: std::mem::take(&mut s.data),
+                submit_tick: s.submit_tick,
+                complete_tick: now,
+            };
+            drop(pool);
+            cb.io_done(c);
+            return 1;
+        }
+        match cb {
+            Cb::Done(cb) => {
+                // Taken above; the same steps, for the match to be whole.
+                pool.release(idx);
+                let s = &mut pool.slots[idx as usize];
+                let c = IoCompletion {
+                    status,
+                    io_type: s.io_type,
+                    offset_blocks: s.offset_blocks,
+                    num_blocks: s.num_blocks,
+                    data: std::mem::take(&mut s.data),
+                    submit_tick: s.submit_tick,
+                    complete_tick: now,
+                };
+                drop(pool);
+                cb.io_done(c)
+            }
             Cb::Waker(w) => {
                 s.status = status;
                 s.state = State::AsyncDone;
@@ -180,25 +252,5 @@ impl ChannelInner {
             link.done(up, IoStatus::NoMem, data);
         }
         0
-    }
-}
-
-/// What request `idx` hands its caller: the slot's fields and buffers,
-/// the slot freed and the pool let go before the callback runs (it may
-/// submit again). Built where the call reads it, field by field: nothing
-/// assembled elsewhere is copied (a copy would read its small fields back
-/// wider than they were written, and cost a move).
-#[inline(always)]
-fn completion(mut pool: RefMut<'_, Pool>, idx: u32, status: IoStatus, now: u64) -> IoCompletion {
-    pool.release(idx);
-    let s = &mut pool.slots[idx as usize];
-    IoCompletion {
-        status,
-        io_type: s.io_type,
-        offset_blocks: s.offset_blocks,
-        num_blocks: s.num_blocks,
-        data: std::mem::take(&mut s.data),
-        submit_tick: s.submit_tick,
-        complete_tick: now,
     }
 }

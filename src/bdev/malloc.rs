@@ -256,6 +256,11 @@ impl ModuleChannel for MallocChannel {
         self.copy_reads()
     }
 
+    /// A reap copies every read queued since the last one.
+    fn completes_on_reap(&self) -> bool {
+        true
+    }
+
     fn outstanding(&self) -> usize {
         self.reads.len()
     }

@@ -81,6 +81,17 @@ pub trait ModuleChannel {
         0
     }
 
+    /// Whether [`ModuleChannel::reap_more`] does the work submitted since
+    /// the last reap itself and reports it (a memory copy: malloc), so
+    /// reaping again completes the I/O that the last completions'
+    /// callbacks resubmitted. The layer then keeps reaping, round after
+    /// round, within one poll's budget. `false` by default: a device's
+    /// queue is reaped once more per poll at most. Asked once, when the
+    /// channel is made.
+    fn completes_on_reap(&self) -> bool {
+        false
+    }
+
     /// Publishes work the module queued without telling its device yet
     /// (an NVMe SQ tail doorbell held back by `delay_cmd_submit`). The
     /// layer calls it after a poll's completions have run, so the I/O their

@@ -129,24 +129,45 @@ impl Slot {
         self.batch_stamped = now.batch;
         self.status = IoStatus::Success;
     }
+
+    /// Frees a caller's own request (no parent, no data offset: what
+    /// [`Pool::release`] leaves them at): the slot part of a release; the
+    /// caller puts its index back on the free list.
+    #[inline(always)]
+    pub(crate) fn release_own(&mut self) {
+        debug_assert!(self.parent == NO_PARENT && self.data_off == 0);
+        self.state = State::Free;
+        self.gen = self.gen.wrapping_add(1);
+    }
+}
+
+/// A pool's free list (see [`Pool::parts`]).
+pub(crate) struct FreeList(Vec<u32>);
+
+impl FreeList {
+    /// Puts a freed slot's index back.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, idx: u32) {
+        self.0.push(idx);
+    }
 }
 
 pub(crate) struct Pool {
     pub slots: Vec<Slot>,
-    free: Vec<u32>,
+    free: FreeList,
 }
 
 impl Pool {
     pub fn new(n: usize) -> Pool {
         Pool {
             slots: (0..n).map(|_| Slot::new()).collect(),
-            free: (0..n as u32).rev().collect(),
+            free: FreeList((0..n as u32).rev().collect()),
         }
     }
 
     #[inline]
     pub fn alloc(&mut self) -> Option<u32> {
-        self.free.pop()
+        self.free.0.pop()
     }
 
     #[inline]
@@ -159,13 +180,20 @@ impl Pool {
         self.free.push(idx);
     }
 
+    /// The slots and the free list apart, so a slot can be freed while it
+    /// is still read from.
+    #[inline(always)]
+    pub(crate) fn parts(&mut self) -> (&mut [Slot], &mut FreeList) {
+        (&mut self.slots, &mut self.free)
+    }
+
     #[inline]
     pub fn id(&self, idx: u32) -> IoId {
         IoId::new(idx, self.slots[idx as usize].gen)
     }
 
     pub fn free_count(&self) -> usize {
-        self.free.len()
+        self.free.0.len()
     }
 
     pub fn capacity(&self) -> usize {

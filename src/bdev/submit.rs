@@ -11,6 +11,18 @@ use super::pool::Cb;
 use super::BdevError;
 use std::sync::Arc;
 
+/// Whether `data` moves `want` bytes. Always inlined: as a closure it
+/// was a call per I/O.
+#[inline(always)]
+fn len_is(data: &IoData, want: u64) -> bool {
+    match data {
+        // The common case spelled out: the general length sums a vector.
+        IoData::Buf(b) => b.len() as u64 == want,
+        IoData::CompareWrite(b) => b[0].len() as u64 == want && b[1].len() as u64 == want,
+        d => d.len() == want,
+    }
+}
+
 /// What a submit call returns: started, or refused with everything handed back.
 pub type Submitted = std::result::Result<(), Box<Rejected>>;
 
@@ -28,27 +40,23 @@ impl Desc {
         n: u64,
         data: &IoData,
     ) -> Result<(), BdevError> {
+        if self.passes(ch, io_type, off, n, data) {
+            return Ok(());
+        }
+        Err(self.check_failed(ch, io_type, off, n, data))
+    }
+
+    /// The tests of [`Desc::check`], as one answer.
+    #[inline(always)]
+    fn passes(&self, ch: &ChannelInner, io_type: IoType, off: u64, n: u64, data: &IoData) -> bool {
         let bdev = &self.inner.bdev;
-        let len_ok = || {
-            let want = n * ch.block_size as u64;
-            match data {
-                // The common case spelled out: the general length sums a vector.
-                IoData::Buf(b) => b.len() as u64 == want,
-                IoData::CompareWrite(b) => b[0].len() as u64 == want && b[1].len() as u64 == want,
-                d => d.len() == want,
-            }
-        };
-        let ok = Arc::ptr_eq(&ch.bdev, bdev)
+        Arc::ptr_eq(&ch.bdev, bdev)
             && (self.inner.write || !io_type.is_write())
             && ch.supported & io_type.bit() != 0
             && (io_type == IoType::Reset
                 || (n != 0 && off.checked_add(n).is_some_and(|e| e <= bdev.num_blocks())))
-            && (!io_type.has_data() || len_ok())
-            && !bdev.is_removed();
-        if ok {
-            return Ok(());
-        }
-        Err(self.check_failed(ch, io_type, off, n, data))
+            && (!io_type.has_data() || len_is(data, n * ch.block_size as u64))
+            && !bdev.is_removed()
     }
 
     /// What [`Desc::check`] refused, as an error naming the bdev.
@@ -160,6 +168,41 @@ impl Desc {
     // instructions more per I/O).
     #[inline(always)]
     pub fn submit(
+        &self,
+        ch: &Channel,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        mut data: IoData,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
+        let c = &*ch.0;
+        // The common case: checked, no lock or QoS in the way, not split.
+        if self.passes(c, io_type, offset_blocks, num_blocks, &data)
+            && c.lock_local.gate.get() & io_type.bit() == 0
+            && !c.qos_on.get()
+            && !c.needs_split(io_type, offset_blocks, num_blocks)
+        {
+            return match c.start_whole(io_type, offset_blocks, num_blocks, &mut data, cb) {
+                Ok(_) => {
+                    // Taken: nothing left to drop (a drop call otherwise).
+                    std::mem::forget(data);
+                    Ok(())
+                }
+                Err(cb) => Err(Box::new(Rejected {
+                    error: BdevError::NoMem,
+                    data,
+                    cb: Some(cb),
+                })),
+            };
+        }
+        self.submit_general(ch, io_type, offset_blocks, num_blocks, data, cb)
+    }
+
+    /// [`Desc::submit`] for everything but the common case: a refusal, a
+    /// lock or QoS in the way, a split.
+    #[inline(never)]
+    fn submit_general(
         &self,
         ch: &Channel,
         io_type: IoType,

@@ -7,7 +7,7 @@ use super::breakdown::{Breakdown, Sample};
 use super::outstanding::Outstanding;
 use super::task::{Phase, Task};
 use super::Workload;
-use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoType};
+use spdk_io::bdev::{self, Channel, Desc, IoBuf, IoCompletion, IoData, IoType};
 use spdk_io::thread::{poller_register, ticks, Poller, PollerStatus};
 use spdk_io::util::histogram::Histogram;
 use std::cell::{Cell, RefCell};
@@ -43,6 +43,10 @@ pub(crate) struct Job {
     pub(crate) rng: Cell<u64>,
     pub(crate) seq: Cell<u64>,
     pub(crate) stopping: Cell<bool>,
+    /// The steady state of a plain workload (see [`Job::plain`]) without
+    /// `--latency-breakdown`: its I/O type while the job is not stopping,
+    /// so a completion makes one test before it records and resubmits.
+    pub(crate) steady: Cell<Option<IoType>>,
     pub(crate) outstanding: Cell<u32>,
     pub(crate) ios: Cell<u64>,
     pub(crate) failed: Cell<u64>,
@@ -128,6 +132,11 @@ pub fn start(cfg: JobConfig, shared: Arc<Shared>, tx: mpsc::Sender<JobResult>) {
         rng: Cell::new(cfg.seed | 1),
         seq: Cell::new(0),
         stopping: Cell::new(false),
+        steady: Cell::new(
+            cfg.workload
+                .single_type()
+                .filter(|t| t.has_data() && !cfg.breakdown),
+        ),
         outstanding: Cell::new(0),
         ios: Cell::new(0),
         failed: Cell::new(0),
@@ -188,6 +197,23 @@ impl Job {
         })
     }
 
+    /// `data` as a plain I/O's data: a buffer handed back is used again;
+    /// anything else (no buffer yet) gets a new one.
+    #[inline(always)]
+    pub(crate) fn with_buf(&self, data: IoData) -> IoData {
+        match data {
+            IoData::Buf(_) => data,
+            other => self.replace_data(other),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn replace_data(&self, other: IoData) -> IoData {
+        drop(other);
+        IoData::Buf(self.new_buf())
+    }
+
     /// Timed poller: publishes progress, ends the run, issues resets.
     pub(crate) fn tick(&self) -> PollerStatus {
         self.shared
@@ -195,7 +221,7 @@ impl Job {
             .store(self.ios.get(), Ordering::Relaxed);
         let interrupted = self.shared.stop.load(Ordering::Relaxed);
         if !self.stopping.get() && (interrupted || ticks() >= self.stop_at.get()) {
-            self.stopping.set(true);
+            self.stop();
             self.stop_at.set(ticks());
             self.stop_cpu.set(thread_sched_ns());
         }
@@ -219,15 +245,15 @@ impl Job {
         PollerStatus::Idle
     }
 
+    /// The next pseudo-random number (wyrand: a Weyl sequence through one
+    /// 64×64→128 multiply; it passes BigCrush and costs a handful of
+    /// instructions per I/O).
     #[inline]
     pub(crate) fn rand(&self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
+        let x = self.rng.get().wrapping_add(0xa076_1d64_78bd_642f);
         self.rng.set(x);
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+        (t >> 64) as u64 ^ t as u64
     }
 
     #[inline]
@@ -277,6 +303,28 @@ impl Job {
         }
     }
 
+    /// Stops the job: no I/O is recorded or submitted from now on.
+    pub(crate) fn stop(&self) {
+        self.stopping.set(true);
+        self.steady.set(None);
+    }
+
+    /// Records a successful I/O of the steady state (the checks of
+    /// [`Job::record`] made by the caller's one test of `steady`).
+    #[inline(always)]
+    pub(crate) fn record_ok(&self, c: &IoCompletion) {
+        let lat = c.latency_ticks();
+        self.ios.set(self.ios.get() + 1);
+        self.lat_sum.set(self.lat_sum.get() + lat);
+        let (v, n) = self.pending_lat.get();
+        if v == lat {
+            self.pending_lat.set((v, n + 1));
+        } else {
+            self.flush_lat();
+            self.pending_lat.set((lat, 1));
+        }
+    }
+
     #[inline]
     pub(crate) fn record(&self, c: &IoCompletion) {
         if self.stopping.get() {
@@ -286,17 +334,8 @@ impl Job {
             self.failed.set(self.failed.get() + 1);
             return;
         }
-        let lat = c.latency_ticks();
-        self.ios.set(self.ios.get() + 1);
-        self.lat_sum.set(self.lat_sum.get() + lat);
         // The minimum and maximum are the histogram's: no compare here.
-        let (v, n) = self.pending_lat.get();
-        if v == lat {
-            self.pending_lat.set((v, n + 1));
-        } else {
-            self.flush_lat();
-            self.pending_lat.set((lat, 1));
-        }
+        self.record_ok(c)
     }
 
     /// [`Job::record`], and with `--latency-breakdown` the I/O's class
