@@ -17,9 +17,11 @@ use std::sync::Arc;
 
 use crate::bdev::{Channel, Desc, IoBuf};
 
+use super::alloc_batch::Need;
+use super::alloc_queue::AllocQueue;
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
-use super::io_map::{BlobMap, Entry, Freeze};
+use super::io_map::{BlobMap, Entry, Freeze, Refresh};
 use super::service::BlobstoreHandle;
 use super::BlobId;
 
@@ -27,7 +29,7 @@ use super::BlobId;
 /// device the store is on: the same bdev, file or image) and the store's
 /// handle. `!Send`: it belongs to the thread that made it.
 pub struct BlobIoChannel<D, C: BsDev> {
-    bs: BlobstoreHandle<D>,
+    pub(crate) bs: BlobstoreHandle<D>,
     dev: RefCell<C>,
     /// The bdev under `dev`, if it is one: I/O goes there directly.
     pub(crate) bdev: Option<(Desc, Channel)>,
@@ -46,8 +48,16 @@ pub struct BlobIoChannel<D, C: BsDev> {
     bpc: u64,
     /// The bdev completions of direct callback I/O, for reuse.
     pub(crate) free: super::channel_cb::DirectFree,
+    /// Writes waiting for their clusters to be allocated, in batches.
+    pub(crate) alloc: AllocQueue,
     _thread: PhantomData<*const ()>,
 }
+
+/// How many allocation batches a write waits for before the metadata
+/// thread writes it itself (a write whose cluster was taken away again
+/// between its batch and its retry, by an unmap or a snapshot, tries once
+/// more; then it stops racing).
+pub(crate) const ALLOC_ROUNDS: u8 = 2;
 
 /// A channel's reference to a shared map.
 pub(crate) struct Cached(Arc<BlobMap>);
@@ -129,7 +139,7 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     /// store's device (checked: block size and count).
     pub async fn new(bs: &BlobstoreHandle<D>, dev: C) -> Result<Self> {
         let (bl, count, unit, cs) = bs
-            .op(Freeze::None, |s| {
+            .op_with(Freeze::None, Refresh::Nothing, |s| {
                 let g = (
                     s.dev().block_len(),
                     s.dev().block_count(),
@@ -164,6 +174,7 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
             bpu: (unit / bl) as u64,
             bpc: (cs / bl) as u64,
             free: Rc::default(),
+            alloc: AllocQueue::default(),
             _thread: PhantomData,
         })
     }
@@ -243,6 +254,21 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
         }
     }
 
+    /// For a write of `bytes` at io unit `offset` of open blob `id`: its
+    /// first and last logical cluster when one of them is not the blob's
+    /// own yet (an allocation batch would give it), else `None`.
+    pub(crate) fn unowned(&self, id: BlobId, offset: u64, bytes: usize) -> Option<Need> {
+        let m = self.map(id).ok()?;
+        if m.data_ro() {
+            return None;
+        }
+        let units = self.units(id, &m, offset, bytes).ok()?;
+        let (first, last) = (self.upc.div(offset), self.upc.div(offset + units - 1));
+        (first..=last)
+            .any(|k| !matches!(m.entry(k), Entry::Dev { owned: true, .. }))
+            .then_some((id, first, last))
+    }
+
     async fn dev_read(&self, lba: u64, mut buf: IoBuf) -> Result<IoBuf> {
         let n = self.block.div(buf.len() as u64);
         if let Some((desc, ch)) = &self.bdev {
@@ -316,7 +342,12 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     }
 
     /// Writes `buf` at io unit `offset` of open blob `id`; `buf` comes back.
+    /// A write to clusters the blob does not own yet waits for a batch of
+    /// this channel to allocate them (`alloc_queue`), then goes to the
+    /// device like any other.
     pub async fn write(&self, id: BlobId, offset: u64, buf: IoBuf) -> Result<IoBuf> {
+        let mut rounds = ALLOC_ROUNDS;
+        let mut failed: super::alloc_queue::Outcome = None;
         loop {
             let m = self.map(id)?;
             if m.data_ro() {
@@ -333,10 +364,22 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
                 return r;
             }
             m.exit();
-            // A cluster the blob does not own yet: the metadata thread allocates.
+            if let Some(need) = self.unowned(id, offset, buf.len()) {
+                if let Some(e) = failed {
+                    return Err(e.duplicate());
+                }
+                if rounds > 0 {
+                    rounds -= 1;
+                    failed = self.alloc.allocate(&self.bs, need).await;
+                    continue;
+                }
+            }
+            // Clusters the blob owns that are not one run on the device (or
+            // still not its own after every round): the metadata thread
+            // writes it piece by piece, allocating what it must.
             return self
                 .bs
-                .op(Freeze::None, move |bs| {
+                .op_with(Freeze::None, Refresh::Logged, move |bs| {
                     Box::pin(async move { bs.write_async(id, offset, buf).await })
                 })
                 .await;

@@ -188,6 +188,20 @@ pub(crate) enum Freeze {
     All,
 }
 
+/// Which map entries an operation may have changed: what the metadata
+/// thread publishes after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refresh {
+    /// Any: every open blob's map is checked against the store.
+    All,
+    /// Only clusters given to blobs ([`Blobstore::alloc_log`]): a write's
+    /// allocations publish in time proportional to what they allocated,
+    /// not to the size of every open blob.
+    Logged,
+    /// None: a look at the store that changes nothing.
+    Nothing,
+}
+
 /// The maps of a store's open blobs, shared by its metadata thread and its
 /// channels. The lock is taken when a channel first meets a blob (or finds
 /// its map stale) and by the metadata thread after an operation, never
@@ -261,6 +275,26 @@ impl Maps {
                     if let Some(old) = maps.insert(id, new) {
                         old.retire();
                     }
+                }
+            }
+        }
+    }
+}
+
+impl Maps {
+    /// On the metadata thread, after an operation with [`Refresh::Logged`]:
+    /// publishes the entries of the (blob, logical cluster) pairs `log`
+    /// names as the store has them now (allocated, or back to what they
+    /// were if the operation's commit failed).
+    pub(crate) fn refresh_logged<D: BsDev>(&self, bs: &Blobstore<D>, log: &[(BlobId, u64)]) {
+        if log.is_empty() {
+            return;
+        }
+        let maps = lock(&self.blobs);
+        for &(id, i) in log {
+            if let Some(m) = maps.get(&id) {
+                if let Some(a) = m.entries.get(i as usize) {
+                    a.store(encode(bs.io_entry(id, i)), SeqCst);
                 }
             }
         }
