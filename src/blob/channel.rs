@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ use crate::bdev::{Channel, Desc, IoBuf};
 
 use super::alloc_batch::Need;
 use super::alloc_queue::AllocQueue;
+pub(crate) use super::channel_geom::Divisor;
+use super::channel_geom::IdHasher;
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
 use super::io_map::{BlobMap, Entry, Freeze, Refresh};
@@ -66,52 +68,6 @@ impl std::ops::Deref for Cached {
     type Target = BlobMap;
     fn deref(&self) -> &BlobMap {
         &self.0
-    }
-}
-
-/// A divisor fixed when the channel is made: a shift when it is a power
-/// of two (it almost always is), a division otherwise.
-pub(crate) struct Divisor {
-    d: u64,
-    shift: Option<u32>,
-}
-
-impl Divisor {
-    fn new(d: u64) -> Divisor {
-        Divisor {
-            d,
-            shift: d.is_power_of_two().then(|| d.trailing_zeros()),
-        }
-    }
-    pub(crate) fn div(&self, x: u64) -> u64 {
-        match self.shift {
-            Some(s) => x >> s,
-            None => x / self.d,
-        }
-    }
-    fn rem(&self, x: u64) -> u64 {
-        match self.shift {
-            Some(_) => x & (self.d - 1),
-            None => x % self.d,
-        }
-    }
-}
-
-/// Hashes blob ids (`(1 << 32) | page`) with one multiplication.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -182,15 +138,24 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     /// The current map of open blob `id` (from this channel's cache).
     #[inline]
     pub(crate) fn map(&self, id: BlobId) -> Result<Rc<Cached>> {
-        if let Some((last, m)) = &*self.last.borrow() {
-            if *last == id && !m.is_stale() {
-                return Ok(m.clone());
-            }
+        match self.map_last(id) {
+            Some(m) => Ok(m),
+            None => self.map_slow(id),
         }
-        self.map_slow(id)
     }
 
-    fn map_slow(&self, id: BlobId) -> Result<Rc<Cached>> {
+    /// [`Self::map`] for the blob met last, if it is `id` and current: a
+    /// compare and an increment, inline, with no `Result` to build.
+    #[inline(always)]
+    pub(crate) fn map_last(&self, id: BlobId) -> Option<Rc<Cached>> {
+        match &*self.last.borrow() {
+            Some((last, m)) if *last == id && !m.is_stale() => Some(m.clone()),
+            _ => None,
+        }
+    }
+
+    #[inline(never)]
+    pub(crate) fn map_slow(&self, id: BlobId) -> Result<Rc<Cached>> {
         if let Some(m) = self.cache.borrow().get(&id) {
             if !m.is_stale() {
                 *self.last.borrow_mut() = Some((id, m.clone()));
@@ -228,9 +193,26 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     }
 
     /// Where `units` io units at `offset` are on the device (`owned`: only
-    /// clusters the blob owns count).
-    #[inline]
+    /// clusters the blob owns count). An I/O within one cluster (almost
+    /// every one) is one map entry, inline; a longer one is checked
+    /// cluster by cluster out of line.
+    #[inline(always)]
     pub(crate) fn run(&self, m: &BlobMap, offset: u64, units: u64, owned: bool) -> Run {
+        let first = self.upc.div(offset);
+        if first != self.upc.div(offset + units - 1) {
+            return self.run_across(m, offset, units, owned);
+        }
+        match m.entry(first) {
+            Entry::Dev { lba, owned: o } if o || !owned => {
+                Run::Dev(lba + self.upc.rem(offset) * self.bpu)
+            }
+            Entry::Zero if !owned => Run::Zero,
+            _ => Run::Split,
+        }
+    }
+
+    #[inline(never)]
+    fn run_across(&self, m: &BlobMap, offset: u64, units: u64, owned: bool) -> Run {
         let (first, last) = (self.upc.div(offset), self.upc.div(offset + units - 1));
         let start = match m.entry(first) {
             Entry::Zero if !owned => None,

@@ -151,7 +151,7 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
     /// `None` when the I/O must take the general path ([`Self::read`],
     /// [`Self::write`]): no bdev, a frozen or read-only blob, bad
     /// arguments, a split, an allocating write.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter_direct(
         &self,
         id: BlobId,
@@ -160,7 +160,10 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
         write: bool,
     ) -> Option<DirectRun> {
         self.bdev.as_ref()?;
-        let m = self.map(id).ok()?;
+        let m = match self.map_last(id) {
+            Some(m) => m,
+            None => self.map_slow(id).ok()?,
+        };
         if write && m.data_ro() {
             return None;
         }

@@ -81,7 +81,7 @@ impl BlobMap {
     }
 
     /// Where cluster `i` reads from (`i` < [`Self::clusters`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn entry(&self, i: u64) -> Entry {
         match self.entries[i as usize].load(SeqCst) {
             0 => Entry::Zero,
@@ -105,7 +105,7 @@ impl BlobMap {
     }
 
     /// Starts an I/O on the channel's thread; `false` while frozen or stale.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter(&self) -> bool {
         if self.frozen.load(SeqCst) != 0 || self.is_stale() {
             return false;
@@ -119,12 +119,18 @@ impl BlobMap {
     }
 
     /// Ends an I/O started by a successful [`Self::enter`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn exit(&self) {
         if self.inflight.fetch_sub(1, SeqCst) == 1 && self.frozen.load(SeqCst) != 0 {
-            if let Some(w) = lock(&self.drain).take() {
-                w.wake();
-            }
+            self.wake_drain();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_drain(&self) {
+        if let Some(w) = lock(&self.drain).take() {
+            w.wake();
         }
     }
 

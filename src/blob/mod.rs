@@ -73,6 +73,7 @@ pub mod bdev_dev;
 pub mod bitmap;
 pub mod channel;
 pub mod channel_cb;
+mod channel_geom;
 pub mod cut_dev;
 pub mod dev;
 pub mod error;
