@@ -6,6 +6,8 @@
 //! - `powercut`: a power cut at every write of a run of lvol operations;
 //! - `bdev`: the lvol bdev module on malloc and file bdevs, I/O through
 //!   the bdev layer, examine bringing every lvol back;
+//! - `first_write`: a thin lvol's first writes at depth 128, allocated in
+//!   batches (counted), and beyond the free space;
 //! - `io_path`: lvol I/O passed through to the base bdev: counted on both,
 //!   NOMEM retried, resets of the base and of the lvol, the base removed;
 //! - `open`: rename and resize of an lvol whose bdev is open;
@@ -18,6 +20,8 @@ mod bdev;
 mod compat;
 #[path = "lvol/copy.rs"]
 mod copy;
+#[path = "lvol/first_write.rs"]
+mod first_write;
 #[path = "lvol/io_path.rs"]
 mod io_path;
 #[path = "lvol/common.rs"]

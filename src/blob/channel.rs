@@ -10,16 +10,20 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::bdev::{Channel, Desc, IoBuf};
 
+use super::alloc_batch::Need;
+use super::alloc_queue::AllocQueue;
+pub(crate) use super::channel_geom::Divisor;
+use super::channel_geom::IdHasher;
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
-use super::io_map::{BlobMap, Entry, Freeze};
+use super::io_map::{BlobMap, Entry, Freeze, Refresh};
 use super::service::BlobstoreHandle;
 use super::BlobId;
 
@@ -27,7 +31,7 @@ use super::BlobId;
 /// device the store is on: the same bdev, file or image) and the store's
 /// handle. `!Send`: it belongs to the thread that made it.
 pub struct BlobIoChannel<D, C: BsDev> {
-    bs: BlobstoreHandle<D>,
+    pub(crate) bs: BlobstoreHandle<D>,
     dev: RefCell<C>,
     /// The bdev under `dev`, if it is one: I/O goes there directly.
     pub(crate) bdev: Option<(Desc, Channel)>,
@@ -46,8 +50,16 @@ pub struct BlobIoChannel<D, C: BsDev> {
     bpc: u64,
     /// The bdev completions of direct callback I/O, for reuse.
     pub(crate) free: super::channel_cb::DirectFree,
+    /// Writes waiting for their clusters to be allocated, in batches.
+    pub(crate) alloc: AllocQueue,
     _thread: PhantomData<*const ()>,
 }
+
+/// How many allocation batches a write waits for before the metadata
+/// thread writes it itself (a write whose cluster was taken away again
+/// between its batch and its retry, by an unmap or a snapshot, tries once
+/// more; then it stops racing).
+pub(crate) const ALLOC_ROUNDS: u8 = 2;
 
 /// A channel's reference to a shared map.
 pub(crate) struct Cached(Arc<BlobMap>);
@@ -56,52 +68,6 @@ impl std::ops::Deref for Cached {
     type Target = BlobMap;
     fn deref(&self) -> &BlobMap {
         &self.0
-    }
-}
-
-/// A divisor fixed when the channel is made: a shift when it is a power
-/// of two (it almost always is), a division otherwise.
-pub(crate) struct Divisor {
-    d: u64,
-    shift: Option<u32>,
-}
-
-impl Divisor {
-    fn new(d: u64) -> Divisor {
-        Divisor {
-            d,
-            shift: d.is_power_of_two().then(|| d.trailing_zeros()),
-        }
-    }
-    pub(crate) fn div(&self, x: u64) -> u64 {
-        match self.shift {
-            Some(s) => x >> s,
-            None => x / self.d,
-        }
-    }
-    fn rem(&self, x: u64) -> u64 {
-        match self.shift {
-            Some(_) => x & (self.d - 1),
-            None => x % self.d,
-        }
-    }
-}
-
-/// Hashes blob ids (`(1 << 32) | page`) with one multiplication.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -129,7 +95,7 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     /// store's device (checked: block size and count).
     pub async fn new(bs: &BlobstoreHandle<D>, dev: C) -> Result<Self> {
         let (bl, count, unit, cs) = bs
-            .op(Freeze::None, |s| {
+            .op_with(Freeze::None, Refresh::Nothing, |s| {
                 let g = (
                     s.dev().block_len(),
                     s.dev().block_count(),
@@ -164,6 +130,7 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
             bpu: (unit / bl) as u64,
             bpc: (cs / bl) as u64,
             free: Rc::default(),
+            alloc: AllocQueue::default(),
             _thread: PhantomData,
         })
     }
@@ -171,15 +138,24 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     /// The current map of open blob `id` (from this channel's cache).
     #[inline]
     pub(crate) fn map(&self, id: BlobId) -> Result<Rc<Cached>> {
-        if let Some((last, m)) = &*self.last.borrow() {
-            if *last == id && !m.is_stale() {
-                return Ok(m.clone());
-            }
+        match self.map_last(id) {
+            Some(m) => Ok(m),
+            None => self.map_slow(id),
         }
-        self.map_slow(id)
     }
 
-    fn map_slow(&self, id: BlobId) -> Result<Rc<Cached>> {
+    /// [`Self::map`] for the blob met last, if it is `id` and current: a
+    /// compare and an increment, inline, with no `Result` to build.
+    #[inline(always)]
+    pub(crate) fn map_last(&self, id: BlobId) -> Option<Rc<Cached>> {
+        match &*self.last.borrow() {
+            Some((last, m)) if *last == id && !m.is_stale() => Some(m.clone()),
+            _ => None,
+        }
+    }
+
+    #[inline(never)]
+    pub(crate) fn map_slow(&self, id: BlobId) -> Result<Rc<Cached>> {
         if let Some(m) = self.cache.borrow().get(&id) {
             if !m.is_stale() {
                 *self.last.borrow_mut() = Some((id, m.clone()));
@@ -217,9 +193,26 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     }
 
     /// Where `units` io units at `offset` are on the device (`owned`: only
-    /// clusters the blob owns count).
-    #[inline]
+    /// clusters the blob owns count). An I/O within one cluster (almost
+    /// every one) is one map entry, inline; a longer one is checked
+    /// cluster by cluster out of line.
+    #[inline(always)]
     pub(crate) fn run(&self, m: &BlobMap, offset: u64, units: u64, owned: bool) -> Run {
+        let first = self.upc.div(offset);
+        if first != self.upc.div(offset + units - 1) {
+            return self.run_across(m, offset, units, owned);
+        }
+        match m.entry(first) {
+            Entry::Dev { lba, owned: o } if o || !owned => {
+                Run::Dev(lba + self.upc.rem(offset) * self.bpu)
+            }
+            Entry::Zero if !owned => Run::Zero,
+            _ => Run::Split,
+        }
+    }
+
+    #[inline(never)]
+    fn run_across(&self, m: &BlobMap, offset: u64, units: u64, owned: bool) -> Run {
         let (first, last) = (self.upc.div(offset), self.upc.div(offset + units - 1));
         let start = match m.entry(first) {
             Entry::Zero if !owned => None,
@@ -241,6 +234,21 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
             Some(l) => Run::Dev(l + self.upc.rem(offset) * self.bpu),
             None => Run::Zero,
         }
+    }
+
+    /// For a write of `bytes` at io unit `offset` of open blob `id`: its
+    /// first and last logical cluster when one of them is not the blob's
+    /// own yet (an allocation batch would give it), else `None`.
+    pub(crate) fn unowned(&self, id: BlobId, offset: u64, bytes: usize) -> Option<Need> {
+        let m = self.map(id).ok()?;
+        if m.data_ro() {
+            return None;
+        }
+        let units = self.units(id, &m, offset, bytes).ok()?;
+        let (first, last) = (self.upc.div(offset), self.upc.div(offset + units - 1));
+        (first..=last)
+            .any(|k| !matches!(m.entry(k), Entry::Dev { owned: true, .. }))
+            .then_some((id, first, last))
     }
 
     async fn dev_read(&self, lba: u64, mut buf: IoBuf) -> Result<IoBuf> {
@@ -316,7 +324,12 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
     }
 
     /// Writes `buf` at io unit `offset` of open blob `id`; `buf` comes back.
+    /// A write to clusters the blob does not own yet waits for a batch of
+    /// this channel to allocate them (`alloc_queue`), then goes to the
+    /// device like any other.
     pub async fn write(&self, id: BlobId, offset: u64, buf: IoBuf) -> Result<IoBuf> {
+        let mut rounds = ALLOC_ROUNDS;
+        let mut failed: super::alloc_queue::Outcome = None;
         loop {
             let m = self.map(id)?;
             if m.data_ro() {
@@ -333,10 +346,22 @@ impl<D: BsDev + 'static, C: BsDev> BlobIoChannel<D, C> {
                 return r;
             }
             m.exit();
-            // A cluster the blob does not own yet: the metadata thread allocates.
+            if let Some(need) = self.unowned(id, offset, buf.len()) {
+                if let Some(e) = failed {
+                    return Err(e.duplicate());
+                }
+                if rounds > 0 {
+                    rounds -= 1;
+                    failed = self.alloc.allocate(&self.bs, need).await;
+                    continue;
+                }
+            }
+            // Clusters the blob owns that are not one run on the device (or
+            // still not its own after every round): the metadata thread
+            // writes it piece by piece, allocating what it must.
             return self
                 .bs
-                .op(Freeze::None, move |bs| {
+                .op_with(Freeze::None, Refresh::Logged, move |bs| {
                     Box::pin(async move { bs.write_async(id, offset, buf).await })
                 })
                 .await;

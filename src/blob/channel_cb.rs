@@ -5,9 +5,11 @@
 //! completion that carries it is recycled through the channel's free list,
 //! and the caller's completion is its own box ([`BlobIoDone`] takes
 //! `self: Box<Self>`, so a caller may recycle it too) — and `cb` runs on
-//! this thread when the bdev completes it. Anything else (a frozen blob,
-//! zeroes, a split, an allocating write, a device that is not a bdev) runs
-//! the async form as a task of this thread.
+//! this thread when the bdev completes it. A write to clusters the blob
+//! does not own yet waits, parked, for this channel's next allocation
+//! batch (`alloc_queue`) and then goes the same way. Anything else (a
+//! frozen blob, zeroes, a split, a device that is not a bdev) runs the
+//! async form as a task of this thread.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,7 +17,8 @@ use std::rc::Rc;
 use crate::bdev::{IoBuf, IoCompletion, IoDone, IoStatus, IoType};
 use crate::thread::spawn_local;
 
-use super::channel::{dev_err, BlobIoChannel, Cached, Run};
+use super::alloc_queue::Outcome;
+use super::channel::{dev_err, BlobIoChannel, Cached, Run, ALLOC_ROUNDS};
 use super::dev::BsDev;
 use super::error::Result;
 use super::BlobId;
@@ -99,11 +102,43 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
     }
 
     fn submit_cb(self: &Rc<Self>, t: IoType, id: BlobId, offset: u64, buf: IoBuf, cb: BlobIoCb) {
+        self.route(t, id, offset, buf, cb, ALLOC_ROUNDS, None)
+    }
+
+    /// Sends an I/O where it can go now: straight to the bdev; for a write
+    /// to clusters the blob does not own yet, to this channel's next
+    /// allocation batch (routed again when the batch has run, with
+    /// `rounds` one less, or failed with `failed`, the error of the last
+    /// batch, if its clusters are still not the blob's); else the async
+    /// form, as a task.
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        self: &Rc<Self>,
+        t: IoType,
+        id: BlobId,
+        offset: u64,
+        buf: IoBuf,
+        cb: BlobIoCb,
+        rounds: u8,
+        failed: Outcome,
+    ) {
         let write = t == IoType::Write;
-        match self.enter_direct(id, offset, buf.len(), write) {
-            Some(DirectRun::Dev(m, lba)) => self.submit_direct(t, m, lba, buf, cb),
-            _ => self.submit_task(write, id, offset, buf, cb),
+        if let Some(DirectRun::Dev(m, lba)) = self.enter_direct(id, offset, buf.len(), write) {
+            return self.submit_direct(t, m, lba, buf, cb);
         }
+        if write && self.bdev.is_some() {
+            if let Some(need) = self.unowned(id, offset, buf.len()) {
+                if let Some(e) = failed {
+                    return cb.blob_io_done(Err(e.duplicate()));
+                }
+                if rounds > 0 {
+                    let this = self.clone();
+                    let again = move |o: Outcome| this.route(t, id, offset, buf, cb, rounds - 1, o);
+                    return self.alloc.wait(&self.bs, need, Box::new(again));
+                }
+            }
+        }
+        self.submit_task(write, id, offset, buf, cb)
     }
 
     /// For a caller that submits to this channel's bdev itself (the lvol
@@ -116,7 +151,7 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
     /// `None` when the I/O must take the general path ([`Self::read`],
     /// [`Self::write`]): no bdev, a frozen or read-only blob, bad
     /// arguments, a split, an allocating write.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter_direct(
         &self,
         id: BlobId,
@@ -125,7 +160,10 @@ impl<D: BsDev + 'static, C: BsDev + 'static> BlobIoChannel<D, C> {
         write: bool,
     ) -> Option<DirectRun> {
         self.bdev.as_ref()?;
-        let m = self.map(id).ok()?;
+        let m = match self.map_last(id) {
+            Some(m) => m,
+            None => self.map_slow(id).ok()?,
+        };
         if write && m.data_ro() {
             return None;
         }

@@ -122,5 +122,73 @@ pub enum BlobError {
     BlobsOpen(usize),
 }
 
+impl BlobError {
+    /// The same error again, for each of several callers one failure
+    /// reached (a batch of writes): the same variant and fields; a wrapped
+    /// device or format error keeps its kind and its message.
+    pub(crate) fn duplicate(&self) -> BlobError {
+        use BlobError as E;
+        match self {
+            E::Io {
+                op,
+                lba,
+                blocks,
+                source,
+            } => E::Io {
+                op,
+                lba: *lba,
+                blocks: *blocks,
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            E::SuperBlock(f) => E::InvalidArgument(format!("cannot load blobstore: {f}")),
+            E::BstypeMismatch { found, expected } => E::BstypeMismatch {
+                found: *found,
+                expected: *expected,
+            },
+            E::Mask { which, source } => E::CorruptBlob {
+                id: 0,
+                reason: format!("{which} mask region is corrupt: {source}"),
+            },
+            E::CorruptBlob { id, reason } => E::CorruptBlob {
+                id: *id,
+                reason: reason.clone(),
+            },
+            E::UnknownInvalidFlags { id, flags } => E::UnknownInvalidFlags {
+                id: *id,
+                flags: *flags,
+            },
+            E::NoSuchBlob(id) => E::NoSuchBlob(*id),
+            E::ReadOnly(id) => E::ReadOnly(*id),
+            E::MdReadOnly(id) => E::MdReadOnly(*id),
+            E::Busy { id, reason } => E::Busy {
+                id: *id,
+                reason: reason.clone(),
+            },
+            E::OutOfRange {
+                id,
+                offset,
+                len,
+                size,
+            } => E::OutOfRange {
+                id: *id,
+                offset: *offset,
+                len: *len,
+                size: *size,
+            },
+            E::NoSpace(what) => E::NoSpace(what),
+            E::InvalidArgument(s) => E::InvalidArgument(s.clone()),
+            E::Thread(s) => E::Thread(s.clone()),
+            E::NotRunning => E::NotRunning,
+            E::StoreReadOnly => E::StoreReadOnly,
+            E::NotInline { op } => E::NotInline { op },
+            E::AlreadyParent { id, snapshot } => E::AlreadyParent {
+                id: *id,
+                snapshot: *snapshot,
+            },
+            E::BlobsOpen(n) => E::BlobsOpen(*n),
+        }
+    }
+}
+
 /// Shorthand.
 pub type Result<T> = std::result::Result<T, BlobError>;

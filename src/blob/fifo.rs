@@ -6,7 +6,8 @@
 //!
 //! Operations that move clusters freeze the blobs they touch first
 //! ([`super::io_map`]); after each operation the shared cluster maps are
-//! brought up to date, then the freeze ends, and only then does the caller
+//! brought up to date (all of them, only the entries it allocated, or none
+//! for a look that changes nothing: [`Refresh`]), then the freeze ends, and only then does the caller
 //! hear the result: a caller that does I/O as soon as its operation
 //! completes (a read right after an allocating write) finds the new map.
 
@@ -20,7 +21,8 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use super::dev::BsDev;
-use super::io_map::{Freeze, Maps};
+use super::io_map::{Freeze, Maps, Refresh};
+use super::stats::SharedStats;
 use super::store::Blobstore;
 
 /// A future on the metadata thread, borrowing the store.
@@ -40,8 +42,8 @@ pub(crate) type EndFn<D> = Box<dyn FnOnce(Blobstore<D>) -> LocalFut<'static, ()>
 
 /// What the FIFO holds.
 pub(crate) enum Job<D: BsDev> {
-    /// An operation, with the blobs it freezes.
-    Op(Freeze, OpFn<D>),
+    /// An operation, with the blobs it freezes and the map entries it may change.
+    Op(Freeze, Refresh, OpFn<D>),
     /// Unload (or hand back) the store; the worker ends after it.
     End(EndFn<D>),
 }
@@ -70,6 +72,7 @@ pub(crate) fn start<D: BsDev + 'static>(
     key: u64,
     bs: Blobstore<D>,
     maps: Arc<Maps>,
+    stats: Arc<SharedStats>,
 ) -> Result<(), crate::thread::ThreadError> {
     let q = Rc::new(RefCell::new(Fifo::<D> {
         jobs: VecDeque::new(),
@@ -77,7 +80,8 @@ pub(crate) fn start<D: BsDev + 'static>(
     }));
     FIFOS.with(|f| f.borrow_mut().insert(key, Box::new(q.clone())));
     maps.refresh(&bs);
-    crate::thread::spawn_local(serve(key, q, bs, maps)).map(drop)
+    stats.publish(&bs.counters);
+    crate::thread::spawn_local(serve(key, q, bs, maps, stats)).map(drop)
 }
 
 async fn serve<D: BsDev + 'static>(
@@ -85,6 +89,7 @@ async fn serve<D: BsDev + 'static>(
     q: Rc<RefCell<Fifo<D>>>,
     mut bs: Blobstore<D>,
     maps: Arc<Maps>,
+    stats: Arc<SharedStats>,
 ) {
     loop {
         let job = poll_fn(|cx| {
@@ -99,10 +104,21 @@ async fn serve<D: BsDev + 'static>(
         })
         .await;
         match job {
-            Job::Op(freeze, op) => {
+            Job::Op(freeze, refresh, op) => {
                 let frozen = maps.freeze(freeze).await;
+                if refresh == Refresh::Logged {
+                    bs.alloc_log = Some(Vec::new());
+                }
                 let deliver = op(&mut bs).await;
-                maps.refresh(&bs);
+                match refresh {
+                    Refresh::All => maps.refresh(&bs),
+                    Refresh::Logged => {
+                        let log = bs.alloc_log.take().unwrap_or_default();
+                        maps.refresh_logged(&bs, &log);
+                    }
+                    Refresh::Nothing => {}
+                }
+                stats.publish(&bs.counters);
                 Maps::thaw(frozen);
                 deliver();
             }

@@ -10,6 +10,7 @@ use crate::bdev::IoBuf;
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
 use super::inline;
+use super::io_map::Entry;
 use super::ops::Blob;
 use super::store::{io_err, Blobstore};
 use super::BlobId;
@@ -143,7 +144,9 @@ impl<D: BsDev> Blobstore<D> {
     /// Gives logical cluster `cluster` of blob `id` its own physical
     /// cluster, filled with what the blob reads there now (parent data or
     /// zeroes) with `overlay` (io unit offset, bytes) applied on top, in one
-    /// device write. The caller persists the metadata.
+    /// device write — or, with no overlay over a cluster that reads as
+    /// zeroes, one write-zeroes (no cluster-sized buffer). The caller
+    /// persists the metadata.
     pub(crate) async fn allocate_cluster(
         &mut self,
         id: BlobId,
@@ -154,31 +157,47 @@ impl<D: BsDev> Blobstore<D> {
             return Err(BlobError::MdReadOnly(id));
         }
         let cs = self.sb.cluster_size as usize;
-        let mut data = IoBuf::new(cs);
-        if let Some(parent) = self.md(id)?.parent() {
-            data = self
-                .read_logical_buf(parent, cluster as u64, 0, data)
-                .await?;
-        }
-        if let Some((unit, bytes)) = overlay {
-            let start = unit as usize * self.sb.io_unit_size as usize;
-            data[start..start + bytes.len()].copy_from_slice(bytes);
-        }
-        let c = self.alloc_cluster()?;
-        let lba = self.cluster_lba(c);
         let blocks = cs as u64 / self.dev.block_len() as u64;
-        if let Err(e) = self
-            .dev
-            .write_buf(lba, data)
-            .await
-            .map_err(io_err("write", lba, blocks))
-        {
-            self.used_clusters.clear(c);
-            return Err(e);
-        }
+        let parent = self.md(id)?.parent();
+        let from_parent = parent.filter(|&p| self.io_entry(p, cluster as u64) != Entry::Zero);
+        let r = match (from_parent, overlay) {
+            (None, None) => {
+                let c = self.alloc_cluster()?;
+                let lba = self.cluster_lba(c);
+                let f = self.dev.write_zeroes_async(lba, blocks);
+                (c, f.await.map_err(io_err("write_zeroes", lba, blocks)))
+            }
+            (from, overlay) => {
+                let mut data = IoBuf::new(cs);
+                if let Some(parent) = from {
+                    data = self
+                        .read_logical_buf(parent, cluster as u64, 0, data)
+                        .await?;
+                }
+                if let Some((unit, bytes)) = overlay {
+                    let start = unit as usize * self.sb.io_unit_size as usize;
+                    data[start..start + bytes.len()].copy_from_slice(bytes);
+                }
+                let c = self.alloc_cluster()?;
+                let lba = self.cluster_lba(c);
+                let f = self.dev.write_buf(lba, data);
+                (c, f.await.map(drop).map_err(io_err("write", lba, blocks)))
+            }
+        };
+        let c = match r {
+            (c, Ok(())) => c,
+            (c, Err(e)) => {
+                self.used_clusters.clear(c);
+                return Err(e);
+            }
+        };
         let md = self.md_mut(id)?;
         md.clusters[cluster] = c;
         md.dirty = true;
+        self.counters.clusters_allocated += 1;
+        if let Some(log) = &mut self.alloc_log {
+            log.push((id, cluster as u64));
+        }
         Ok(c)
     }
 

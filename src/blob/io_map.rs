@@ -81,7 +81,7 @@ impl BlobMap {
     }
 
     /// Where cluster `i` reads from (`i` < [`Self::clusters`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn entry(&self, i: u64) -> Entry {
         match self.entries[i as usize].load(SeqCst) {
             0 => Entry::Zero,
@@ -105,7 +105,7 @@ impl BlobMap {
     }
 
     /// Starts an I/O on the channel's thread; `false` while frozen or stale.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter(&self) -> bool {
         if self.frozen.load(SeqCst) != 0 || self.is_stale() {
             return false;
@@ -119,12 +119,18 @@ impl BlobMap {
     }
 
     /// Ends an I/O started by a successful [`Self::enter`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn exit(&self) {
         if self.inflight.fetch_sub(1, SeqCst) == 1 && self.frozen.load(SeqCst) != 0 {
-            if let Some(w) = lock(&self.drain).take() {
-                w.wake();
-            }
+            self.wake_drain();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_drain(&self) {
+        if let Some(w) = lock(&self.drain).take() {
+            w.wake();
         }
     }
 
@@ -186,6 +192,20 @@ pub(crate) enum Freeze {
     Blob(BlobId),
     /// Every open blob (an arbitrary closure over the store).
     All,
+}
+
+/// Which map entries an operation may have changed: what the metadata
+/// thread publishes after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refresh {
+    /// Any: every open blob's map is checked against the store.
+    All,
+    /// Only clusters given to blobs ([`Blobstore::alloc_log`]): a write's
+    /// allocations publish in time proportional to what they allocated,
+    /// not to the size of every open blob.
+    Logged,
+    /// None: a look at the store that changes nothing.
+    Nothing,
 }
 
 /// The maps of a store's open blobs, shared by its metadata thread and its
@@ -261,6 +281,26 @@ impl Maps {
                     if let Some(old) = maps.insert(id, new) {
                         old.retire();
                     }
+                }
+            }
+        }
+    }
+}
+
+impl Maps {
+    /// On the metadata thread, after an operation with [`Refresh::Logged`]:
+    /// publishes the entries of the (blob, logical cluster) pairs `log`
+    /// names as the store has them now (allocated, or back to what they
+    /// were if the operation's commit failed).
+    pub(crate) fn refresh_logged<D: BsDev>(&self, bs: &Blobstore<D>, log: &[(BlobId, u64)]) {
+        if log.is_empty() {
+            return;
+        }
+        let maps = lock(&self.blobs);
+        for &(id, i) in log {
+            if let Some(m) = maps.get(&id) {
+                if let Some(a) = m.entries.get(i as usize) {
+                    a.store(encode(bs.io_entry(id, i)), SeqCst);
                 }
             }
         }

@@ -36,7 +36,10 @@
 //!   handle (its bdev channel), offsets translated on that thread through
 //!   cluster maps shared lock-free with the metadata thread (`io_map`, with
 //!   SPDK's blob freeze); only allocating writes go to the metadata thread.
-//!   Async, or by callback ([`channel_cb`]).
+//!   Async, or by callback ([`channel_cb`]). Writes to clusters a blob does
+//!   not own yet wait in their channel for an allocation batch
+//!   (`alloc_queue`), which the metadata thread serves with one metadata
+//!   sync (`alloc_batch`); [`stats`] counts both sides.
 
 #![deny(unsafe_code)]
 
@@ -64,10 +67,13 @@
 //! # Ok::<(), spdk_io::blob::BlobError>(())
 //! ```
 
+mod alloc_batch;
+mod alloc_queue;
 pub mod bdev_dev;
 pub mod bitmap;
 pub mod channel;
 pub mod channel_cb;
+mod channel_geom;
 pub mod cut_dev;
 pub mod dev;
 pub mod error;
@@ -88,7 +94,14 @@ pub mod persist;
 pub mod service;
 pub mod snapshot;
 pub mod space;
+pub mod stats;
 pub mod store;
+
+/// Writes one allocation batch of a channel takes at most: a batch's
+/// writes all wait for its last cluster to be zeroed and committed, so a
+/// deep queue of first writes is served in a few commits, the first of
+/// them early.
+pub const ALLOC_BATCH_MAX: usize = 32;
 
 /// A blob id: `(1 << 32) | root md page index` (spdk_blob_id).
 pub type BlobId = u64;
@@ -102,4 +115,5 @@ pub use error::BlobError;
 pub use load::{LoadKind, LoadOpts};
 pub use ops::{Blob, BlobClearMethod, BlobInfo, BlobOpts};
 pub use service::BlobstoreHandle;
+pub use stats::BlobStats;
 pub use store::{Blobstore, BsOpts, ClearMethod};

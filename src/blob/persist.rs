@@ -21,6 +21,7 @@ impl<D: BsDev> Blobstore<D> {
     /// clusters the failed attempt claimed stay claimed until the next
     /// recovery.
     pub(crate) async fn persist(&mut self, id: BlobId) -> Result<()> {
+        self.counters.md_syncs += 1;
         let mut md = self.blobs.remove(&id).ok_or(BlobError::NoSuchBlob(id))?;
         let r = self.persist_md(&mut md).await;
         if r.is_err() && !md.chain.is_empty() {

@@ -20,7 +20,8 @@ use std::task::{Context, Poll, Waker};
 use super::dev::BsDev;
 use super::error::{BlobError, Result};
 use super::fifo::{self, Job, LocalFut};
-use super::io_map::{Freeze, Maps};
+use super::io_map::{Freeze, Maps, Refresh};
+use super::stats::{BlobStats, SharedStats};
 use super::store::Blobstore;
 use crate::thread::{ThreadError, ThreadHandle};
 
@@ -88,6 +89,7 @@ pub struct BlobstoreHandle<D> {
     md_thread: ThreadHandle,
     key: u64,
     maps: Arc<Maps>,
+    stats: Arc<SharedStats>,
     _dev: PhantomData<fn() -> D>,
 }
 
@@ -97,6 +99,7 @@ impl<D> Clone for BlobstoreHandle<D> {
             md_thread: self.md_thread.clone(),
             key: self.key,
             maps: self.maps.clone(),
+            stats: self.stats.clone(),
             _dev: PhantomData,
         }
     }
@@ -111,15 +114,16 @@ impl<D: BsDev + Send + 'static> BlobstoreHandle<D> {
     pub fn start(md_thread: &ThreadHandle, bs: Blobstore<D>) -> Result<Self> {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let maps = Arc::new(Maps::default());
-        let m = maps.clone();
+        let stats = Arc::new(SharedStats::default());
+        let (m, st) = (maps.clone(), stats.clone());
         md_thread
             .send_msg(move || {
-                if let Err(e) = fifo::start(key, bs, m) {
+                if let Err(e) = fifo::start(key, bs, m, st) {
                     log::error!("blobstore: metadata thread cannot take the store: {e}");
                 }
             })
             .map_err(thread_err)?;
-        Ok(Self::new(md_thread, key, maps))
+        Ok(Self::new(md_thread, key, maps, stats))
     }
 
     /// Unloads the store on the metadata thread (after every operation
@@ -134,11 +138,12 @@ impl<D: BsDev + Send + 'static> BlobstoreHandle<D> {
 }
 
 impl<D: BsDev + 'static> BlobstoreHandle<D> {
-    fn new(md_thread: &ThreadHandle, key: u64, maps: Arc<Maps>) -> Self {
+    fn new(md_thread: &ThreadHandle, key: u64, maps: Arc<Maps>, stats: Arc<SharedStats>) -> Self {
         BlobstoreHandle {
             md_thread: md_thread.clone(),
             key,
             maps,
+            stats,
             _dev: PhantomData,
         }
     }
@@ -146,6 +151,19 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
     /// The cluster maps of the store's open blobs.
     pub(crate) fn maps(&self) -> &Arc<Maps> {
         &self.maps
+    }
+
+    /// The counters channels add to.
+    pub(crate) fn shared_stats(&self) -> &SharedStats {
+        &self.stats
+    }
+
+    /// What the store has counted (metadata syncs, clusters allocated,
+    /// allocation batches, channel writes that waited for one), as of the
+    /// last operation the metadata thread finished; from any thread, no
+    /// message.
+    pub fn stats(&self) -> BlobStats {
+        self.stats.snapshot()
     }
 
     /// Makes the store on `md_thread` itself with `make` (a synchronous
@@ -168,14 +186,15 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
     {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let maps = Arc::new(Maps::default());
-        let m = maps.clone();
+        let stats = Arc::new(SharedStats::default());
+        let (m, st) = (maps.clone(), stats.clone());
         let (tx, rx) = reply_pair();
         md_thread
             .send_msg(move || {
                 let task = async move {
                     let r = make()
                         .await
-                        .and_then(|bs| fifo::start(key, bs, m).map_err(thread_err));
+                        .and_then(|bs| fifo::start(key, bs, m, st).map_err(thread_err));
                     tx.send(r)
                 };
                 if let Err(e) = crate::thread::spawn_local(task) {
@@ -184,7 +203,7 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
             })
             .map_err(thread_err)?;
         rx.await?;
-        Ok(Self::new(md_thread, key, maps))
+        Ok(Self::new(md_thread, key, maps, stats))
     }
 
     /// The metadata thread.
@@ -226,6 +245,7 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
         let reply_to = reply_to.clone();
         self.push(Job::Op(
             Freeze::All,
+            Refresh::All,
             Box::new(move |bs| {
                 Box::pin(async move {
                     let r = op(bs).await;
@@ -260,7 +280,7 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
         R: Send + 'static,
         Q: FnOnce(&Blobstore<D>) -> R + Send + 'static,
     {
-        self.op(Freeze::None, move |bs| {
+        self.op_with(Freeze::None, Refresh::Nothing, move |bs| {
             Box::pin(std::future::ready(Ok(q(bs))))
         })
         .await
@@ -285,9 +305,21 @@ impl<D: BsDev + 'static> BlobstoreHandle<D> {
         R: Send + 'static,
         Op: for<'a> FnOnce(&'a mut Blobstore<D>) -> LocalFut<'a, Result<R>> + Send + 'static,
     {
+        self.op_with(freeze, Refresh::All, op).await
+    }
+
+    /// [`Self::op`], publishing only the map entries `refresh` names
+    /// afterwards (an operation that only allocates clusters, or changes
+    /// nothing).
+    pub(crate) async fn op_with<R, Op>(&self, freeze: Freeze, refresh: Refresh, op: Op) -> Result<R>
+    where
+        R: Send + 'static,
+        Op: for<'a> FnOnce(&'a mut Blobstore<D>) -> LocalFut<'a, Result<R>> + Send + 'static,
+    {
         let (tx, rx) = reply_pair();
         self.push(Job::Op(
             freeze,
+            refresh,
             Box::new(move |bs| {
                 Box::pin(async move {
                     let r = op(bs).await;

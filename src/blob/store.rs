@@ -83,6 +83,12 @@ pub struct Blobstore<D: BsDev> {
     pub(crate) read_only: bool,
     /// A zeroed cluster-sized buffer, reused for zero fills.
     pub(crate) zero_cluster: Vec<u8>,
+    /// While an operation runs on the metadata thread with a logged
+    /// refresh: the (blob, logical cluster) pairs it gave clusters to, so
+    /// only those map entries are published afterwards.
+    pub(crate) alloc_log: Option<Vec<(BlobId, u64)>>,
+    /// What the store counts: metadata syncs, clusters allocated, batches.
+    pub(crate) counters: super::stats::Counters,
 }
 
 pub(crate) fn io_err(
@@ -234,6 +240,8 @@ impl<D: BsDev> Blobstore<D> {
             disk_clean: false,
             read_only: false,
             zero_cluster,
+            alloc_log: None,
+            counters: Default::default(),
         }
     }
 

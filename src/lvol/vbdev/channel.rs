@@ -38,6 +38,8 @@ type BlobCh = BlobIoChannel<BdevBsDev, BdevBsDev>;
 pub(crate) struct LvolChannel {
     lvs: Arc<LvsBdev>,
     blob_id: BlobId,
+    /// The blob's io unit in bytes (the store's block size).
+    unit: u64,
     completer: Completer,
     /// Made on the first I/O of this thread.
     ch: Rc<OnceCell<Rc<BlobCh>>>,
@@ -57,6 +59,7 @@ impl LvolChannel {
     /// channel is made on the first I/O.
     pub(crate) fn new(lvs: Arc<LvsBdev>, blob_id: BlobId, completer: Completer) -> LvolChannel {
         LvolChannel {
+            unit: lvs.lvs.block_size() as u64,
             lvs,
             blob_id,
             completer,
@@ -232,7 +235,7 @@ impl ModuleChannel for LvolChannel {
     fn submit_request(&mut self, mut io: IoRequest<'_>) {
         let (id, bl) = (io.id, io.block_size as u64);
         let (off, n) = (io.offset_blocks, io.num_blocks);
-        let unit = self.lvs.lvs.block_size() as u64;
+        let unit = self.unit;
         // Offsets in the blob's io units (the base device's blocks): the
         // lvol's own blocks unless their sizes differ.
         let units = |x: u64| if bl == unit { x } else { x * bl / unit };
