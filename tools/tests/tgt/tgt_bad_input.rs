@@ -8,7 +8,7 @@ use crate::tgt_support;
 
 use serde_json::json;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tgt_support::*;
 
 #[test]
@@ -159,13 +159,23 @@ fn partial_requests_over_the_total_buffer_budget_are_paused_and_small_requests_s
     for _ in 0..20 {
         let mut s = t.connect();
         s.set_nonblocking(true).unwrap();
+        // Write until the whole head is sent or the target has taken
+        // nothing for 2 s (it pauses connections over the budget); a
+        // target slowed by a loaded machine still reads, so a short
+        // stall does not end the flood before the budget is reached.
         let mut at = 0;
-        let mut stalls = 0;
-        while at < head.len() && stalls < 100 {
+        let start = Instant::now();
+        let mut progress = Instant::now();
+        while at < head.len()
+            && progress.elapsed() < Duration::from_secs(2)
+            && start.elapsed() < Duration::from_secs(60)
+        {
             match s.write(&head[at..]) {
-                Ok(n) => at += n,
+                Ok(n) => {
+                    at += n;
+                    progress = Instant::now();
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    stalls += 1;
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(e) => panic!("write: {e}"),
