@@ -92,6 +92,20 @@ bench_spdk_json() {
                         kicks_per_io: per(if .completions > 0 then .doorbell_kicks / .completions else null end) }) }]
                   | from_entries) }
               else {} end)
+            + (if any($runs[]; .out.namespaces[0].timeline? != null) then
+                { timeline: ([$tools[] as $t | select(any($runs[]; .tool == $t and .out.namespaces[0].timeline? != null))
+                  | { key: $t, value: ([$runs[] | select(.tool == $t) | .out.namespaces[]?.timeline? | select(. != null)] as $tl
+                      | def per(f): $tl | map(f | select(. != null)) | median | if . == null then null else (. * 1000 | round) / 1000 end;
+                      { completions_per_batch: per(.completions_per_batch),
+                        guest_mean_us: per(.guest_us.mean), guest_p50_us: per(.guest_us.p50), guest_p99_us: per(.guest_us.p99),
+                        reap_mean_us: per(.reap_us.mean), reap_p50_us: per(.reap_us.p50),
+                        submit_mean_us: per(.submit_us.mean), submit_p50_us: per(.submit_us.p50),
+                        build_mean_us: per(.build_us.mean), build_p50_us: per(.build_us.p50),
+                        doorbell_mean_us: per(.doorbell_us.mean), doorbell_p50_us: per(.doorbell_us.p50),
+                        controller_mean_us: per(.controller_us.mean), controller_p50_us: per(.controller_us.p50),
+                        controller_p99_us: per(.controller_us.p99), account_mean_us: per(.account_us.mean),
+                        guest_share: per(.guest_share) }) }] | from_entries) }
+              else {} end)
             + (if any($runs[]; .threads != null) then
                 { threads: ([$tools[] as $t | select(any($runs[]; .tool == $t and .threads != null))
                   | { key: $t, value: ($runs | map(select(.tool == $t and .threads != null) | .threads) as $th
@@ -164,6 +178,8 @@ bench_spdk_table() {
       | "\($w) \(.key | name): QEMU threads, share of the wall clock on a CPU (waiting for one): main loop \(.value.main_loop | c) (\(.value.main_loop_wait | c)), vCPU \(.value.vcpu | c) (\(.value.vcpu_wait | c)), other \(.value.other | c)"),
     (to_entries[] | select(.value.driver_stats != null) | .key as $w | .value.driver_stats | to_entries[]
       | "\($w) \(.key | name): driver counters (medians): completions per busy poll \(.value.completions_per_busy_poll | c), idle polls \(.value.idle_poll_share | c), MMIO doorbell writes per I/O SQ \(.value.sq_mmio_per_io | c) CQ \(.value.cq_mmio_per_io | c), shadow writes per I/O \(.value.shadow_per_io | c), re-rings per I/O \(.value.kicks_per_io | c)"),
+    (to_entries[] | select(.value.timeline != null) | .key as $w | .value.timeline | to_entries[]
+      | "\($w) \(.key | name): per batch (queue pair), medians of the runs, us mean/p50/p99: guest \(.value.guest_mean_us | c)/\(.value.guest_p50_us | c)/\(.value.guest_p99_us | c) (reap \(.value.reap_mean_us | c)/\(.value.reap_p50_us | c), submit \(.value.submit_mean_us | c)/\(.value.submit_p50_us | c): build \(.value.build_mean_us | c)/\(.value.build_p50_us | c), doorbell \(.value.doorbell_mean_us | c)/\(.value.doorbell_p50_us | c)), controller \(.value.controller_mean_us | c)/\(.value.controller_p50_us | c)/\(.value.controller_p99_us | c), account after the doorbell \(.value.account_mean_us | c); guest share \(.value.guest_share | c), completions per batch \(.value.completions_per_batch | c)"),
     (to_entries[] | select(.value.trace_per_io != null) | .key as $w | .value.trace_per_io | to_entries[]
       | "\($w) \(.key | name): NVMe controller events per I/O (traced): \(.value | to_entries | map("\(.key) \(.value)") | join(", "))")' <<<"$1"
 }

@@ -60,13 +60,20 @@ pub struct PerfArgs {
     io_queue_size: Option<u32>,
     /// I/O queue pairs per namespace per core (spdk_nvme_perf's -P): the
     /// `-q` I/Os in flight are spread over them.
-    #[arg(short = 'P', long = "num-qpairs", default_value_t = 1)]
+    /// Given twice, the last one counts (as in spdk_nvme_perf).
+    #[arg(short = 'P', long = "num-qpairs", default_value_t = 1, overrides_with = "num_qpairs")]
     num_qpairs: u32,
     /// Completions reaped per poll of a queue pair at most (spdk_nvme_perf's
     /// -C; 0: all that are posted). Each poll resubmits what it reaped and
     /// rings once, so a cap splits a queue's refills into smaller batches.
     #[arg(short = 'C', long = "max-completion-per-poll", default_value_t = 0)]
     max_completions: u32,
+    /// Time each queue pair's round trips: the thread's reap and submit
+    /// time per batch against the wait from its SQ doorbell to the next
+    /// completions (mean, p50, p99; in the JSON output as `timeline`).
+    /// Costs one more clock read per poll.
+    #[arg(long = "timeline", conflicts_with = "account_before_submit")]
+    timeline: bool,
     /// Print each qpair's transport counters (polls, MMIO and shadow
     /// doorbell writes) after the run; JSON output always has them.
     #[arg(long = "transport-stats")]
@@ -110,6 +117,8 @@ pub struct Config {
     pub num_qpairs: u32,
     /// Completions reaped per poll at most (0: no limit).
     pub max_completions: u32,
+    /// Keep a per-batch timeline of each queue pair (`--timeline`).
+    pub timeline: bool,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -200,6 +209,7 @@ impl PerfArgs {
             transport_stats: self.transport_stats,
             num_qpairs: self.num_qpairs,
             max_completions: self.max_completions,
+            timeline: self.timeline,
         })
     }
 }

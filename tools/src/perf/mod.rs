@@ -6,6 +6,7 @@
 
 mod args;
 mod report;
+mod timeline;
 mod worker;
 
 pub use args::PerfArgs;

@@ -21,6 +21,8 @@ pub struct NsResult {
     pub hist: Histogram,
     /// The qpair's transport counters over the run (drain included).
     pub pcie: spdk_io::nvme::PcieStat,
+    /// The qpair's per-batch timeline (`--timeline`).
+    pub timeline: Option<Box<super::timeline::Timeline>>,
 }
 
 /// Live counters the workers publish for the once-a-second progress line.
@@ -158,6 +160,9 @@ pub fn print(results: &[NsResult], cfg: &Config) {
                 v["errors"] = json!(r.errors);
                 v["percentiles_us"] = percentiles_json(&r.hist);
                 v["transport_stats"] = json!(r.pcie);
+                if let Some(t) = &r.timeline {
+                    v["timeline"] = t.json();
+                }
                 v
             })
             .collect();
@@ -230,6 +235,11 @@ pub fn print(results: &[NsResult], cfg: &Config) {
                 "  mmio doorbell writes per completion: {:.3}",
                 s.mmio_per_completion()
             );
+        }
+    }
+    for r in results {
+        if let Some(t) = &r.timeline {
+            println!("\n{}", t.text(&r.name));
         }
     }
     if cfg.latency > 0 {
@@ -308,6 +318,7 @@ mod tests {
             sum_ns: 2_080_000,
             hist,
             pcie: Default::default(),
+            timeline: None,
         }
     }
 

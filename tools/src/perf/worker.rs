@@ -11,6 +11,7 @@
 
 use super::args::{Config, Pattern};
 use super::report::{NsResult, Progress};
+use super::timeline::Timeline;
 use spdk_io::env::{now_ns, DmaBuf};
 use spdk_io::nvme::{Controller, IoCompletion, Namespace, QPair, QPairOpts};
 use spdk_io::util::histogram::Histogram;
@@ -53,6 +54,8 @@ struct NsCtx {
     blocks_per_io: u32,
     ios_in_ns: u64,
     next_seq: u64,
+    /// The per-batch timeline (`--timeline`).
+    timeline: Option<Box<Timeline>>,
 }
 
 /// xorshift64*: a small fast generator; no syscalls, no allocation.
@@ -204,6 +207,7 @@ fn setup(
             blocks_per_io,
             ios_in_ns: (ns.num_blocks() / blocks_per_io as u64).max(1),
             next_seq: 0,
+            timeline: cfg.timeline.then(|| Box::new(Timeline::new())),
         });
     }
     Ok(ctxs)
@@ -225,7 +229,11 @@ fn io_loop(
     let max_completions = cfg.max_completions as usize;
     while !stop.load(Ordering::Relaxed) {
         for ctx in &mut ctxs {
-            ctx.qp
+            if let Some(t) = &mut ctx.timeline {
+                t.poll_start();
+            }
+            let reaped = ctx
+                .qp
                 .process_completions(max_completions)
                 .map_err(|e| format!("{}: {e}", ctx.name))?;
             if cfg.account_first {
@@ -242,8 +250,17 @@ fn io_loop(
                 continue;
             }
             let now = now_ns();
+            if let Some(t) = &mut ctx.timeline {
+                t.reaped(reaped, now);
+            }
             submit_free(ctx, cfg, &mut rng, now)?;
+            if let Some(t) = &mut ctx.timeline {
+                t.rung();
+            }
             total_ios += account(ctx, now);
+            if let Some(t) = &mut ctx.timeline {
+                t.accounted();
+            }
         }
         iter += 1;
         if iter & 63 == 0 {
@@ -287,6 +304,7 @@ fn io_loop(
                 sum_ns: c.sum_ns,
                 pcie: c.qp.pcie_stat(),
                 hist: c.hist,
+                timeline: c.timeline,
             }
         })
         .collect())
@@ -329,6 +347,9 @@ fn submit_free(ctx: &mut NsCtx, cfg: &Config, rng: &mut Rng, now: u64) -> Result
         submitted = true;
     }
     if submitted {
+        if let Some(t) = &mut ctx.timeline {
+            t.built();
+        }
         ctx.qp.flush();
     }
     Ok(())
