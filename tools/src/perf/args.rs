@@ -61,7 +61,12 @@ pub struct PerfArgs {
     /// I/O queue pairs per namespace per core (spdk_nvme_perf's -P): the
     /// `-q` I/Os in flight are spread over them.
     /// Given twice, the last one counts (as in spdk_nvme_perf).
-    #[arg(short = 'P', long = "num-qpairs", default_value_t = 1, overrides_with = "num_qpairs")]
+    #[arg(
+        short = 'P',
+        long = "num-qpairs",
+        default_value_t = 1,
+        overrides_with = "num_qpairs"
+    )]
     num_qpairs: u32,
     /// Completions reaped per poll of a queue pair at most (spdk_nvme_perf's
     /// -C; 0: all that are posted). Each poll resubmits what it reaped and

@@ -312,12 +312,32 @@ fn io_loop(
 
 /// Submits one I/O per free buffer, all stamped `now`, then rings once.
 fn submit_free(ctx: &mut NsCtx, cfg: &Config, rng: &mut Rng, now: u64) -> Result<(), String> {
-    // The borrow ends before each submission (whose callback borrows it).
-    let next = |ctx: &NsCtx| ctx.shared.borrow_mut().free.pop();
+    // The free buffers are taken out for the batch (no borrow per I/O; a
+    // submission runs no callback) and their emptied vector put back, its
+    // capacity kept for the callbacks' pushes.
+    let mut free = std::mem::take(&mut ctx.shared.borrow_mut().free);
+    let r = submit_from(ctx, cfg, rng, now, &mut free);
+    let mut d = ctx.shared.borrow_mut();
+    // Buffers left (a full queue, or an error) go back with it.
+    free.append(&mut d.free);
+    d.free = free;
+    r
+}
+
+/// `submit_free`'s loop over the buffers taken out.
+fn submit_from(
+    ctx: &mut NsCtx,
+    cfg: &Config,
+    rng: &mut Rng,
+    now: u64,
+    free: &mut Vec<DmaBuf>,
+) -> Result<(), String> {
     let mut submitted = false;
-    while let Some(buf) = next(ctx) {
+    while let Some(buf) = free.pop() {
         let idx = match cfg.pattern {
-            Pattern::Random => rng.next() % ctx.ios_in_ns,
+            // Multiply-shift onto 0..ios_in_ns: no 64-bit division per I/O
+            // (a helper call under emulation).
+            Pattern::Random => ((rng.next() as u128 * ctx.ios_in_ns as u128) >> 64) as u64,
             Pattern::Sequential => {
                 let i = ctx.next_seq;
                 ctx.next_seq = (i + 1) % ctx.ios_in_ns;
@@ -337,22 +357,28 @@ fn submit_free(ctx: &mut NsCtx, cfg: &Config, rng: &mut Rng, now: u64) -> Result
         if let Err(e) = r {
             let retry = e.error.is_retryable();
             if let Some(b) = e.buf.into_dma_buf() {
-                ctx.shared.borrow_mut().free.push(b);
+                free.push(b);
             }
             if retry {
                 break;
             }
+            ring(ctx, submitted);
             return Err(format!("{}: submit: {}", ctx.name, e.error));
         }
         submitted = true;
     }
+    ring(ctx, submitted);
+    Ok(())
+}
+
+/// Rings the SQ doorbell for what a batch submitted (if anything).
+fn ring(ctx: &mut NsCtx, submitted: bool) {
     if submitted {
         if let Some(t) = &mut ctx.timeline {
             t.built();
         }
         ctx.qp.flush();
     }
-    Ok(())
 }
 
 /// Accounts the I/Os completed by `now`; returns how many.

@@ -67,3 +67,52 @@ fn perf_spreads_its_io_depth_over_the_queue_pairs_of_dash_p() {
     // The admin queue and two I/O queues connected.
     assert!(t.connects.load(std::sync::atomic::Ordering::Acquire) >= 3);
 }
+
+#[test]
+fn perf_timeline_reports_each_queue_pairs_batches_and_the_last_dash_p_counts() {
+    let t = target::start(TargetOpts::default());
+    let trid = format!(
+        "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{} subnqn:{SUBNQN}",
+        t.addr.port()
+    );
+    // -P twice: the last one counts, as in spdk_nvme_perf.
+    let out = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
+        .args(["perf", "-q", "4", "-P", "2", "-P", "1", "-o", "4096"])
+        .args(["-w", "randread", "-t", "1", "--timeline"])
+        .args(["--output-format", "json", "-r", &trid])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ns = v["namespaces"].as_array().unwrap();
+    assert_eq!(ns.len(), 1, "one queue pair: {v}");
+    let tl = &ns[0]["timeline"];
+    let batches = tl["batches"].as_u64().unwrap();
+    assert!(batches > 0, "no batch timed: {tl}");
+    // Every timed batch reaped between 1 and the 4 I/Os in flight.
+    let per = tl["completions_per_batch"].as_f64().unwrap();
+    assert!((1.0..=4.0).contains(&per), "{tl}");
+    // The batches reaped at least the I/Os counted (the drain is not timed).
+    let reaped = per * batches as f64;
+    assert!(reaped + 0.5 >= ns[0]["ios"].as_f64().unwrap(), "{v}");
+    let share = tl["guest_share"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share), "{tl}");
+    for span in ["reap_us", "build_us", "doorbell_us", "controller_us"] {
+        let s = &tl[span];
+        assert!(
+            s["p50"].as_f64().unwrap() <= s["p99"].as_f64().unwrap(),
+            "{span}: {tl}"
+        );
+        assert!(s["mean"].as_f64().unwrap() >= 0.0, "{span}: {tl}");
+    }
+    // Without the flag, no timeline.
+    let out = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
+        .args(["perf", "-q", "2", "-o", "4096", "-w", "randread", "-t", "1"])
+        .args(["--output-format", "json", "-r", &trid])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["namespaces"][0].get("timeline").is_none(), "{v}");
+}
