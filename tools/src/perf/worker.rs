@@ -340,7 +340,7 @@ fn submit_from(
             Pattern::Random => ((rng.next() as u128 * ctx.ios_in_ns as u128) >> 64) as u64,
             Pattern::Sequential => {
                 let i = ctx.next_seq;
-                ctx.next_seq = (i + 1) % ctx.ios_in_ns;
+                ctx.next_seq = if i + 1 >= ctx.ios_in_ns { 0 } else { i + 1 };
                 i
             }
         };
