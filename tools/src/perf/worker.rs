@@ -336,7 +336,7 @@ fn submit_from(
     while let Some(buf) = free.pop() {
         let idx = match cfg.pattern {
             // Multiply-shift onto 0..ios_in_ns: no 64-bit division per I/O
-            // (a helper call under emulation).
+            // (emulated out of line under TCG).
             Pattern::Random => ((rng.next() as u128 * ctx.ios_in_ns as u128) >> 64) as u64,
             Pattern::Sequential => {
                 let i = ctx.next_seq;
