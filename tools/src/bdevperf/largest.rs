@@ -1,0 +1,101 @@
+//! The few largest values of a run, each with the clock reading it was
+//! seen at: where a job's maximum latency came from, found by matching
+//! its time against what else ran on the core then (a scheduler or
+//! interrupt trace taken on `CLOCK_MONOTONIC`).
+
+/// How many values a [`Largest`] keeps.
+pub(crate) const KEEP: usize = 8;
+
+/// One kept value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// The value (ns).
+    pub(crate) value: u64,
+    /// The clock ([`spdk_io::thread::ticks`]) when it was seen.
+    pub(crate) at: u64,
+    /// What the caller knew about it (a class index).
+    pub(crate) tag: u8,
+}
+
+/// The [`KEEP`] largest values offered, largest first; costs one compare
+/// per value below the smallest kept.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Largest {
+    kept: Vec<Seen>,
+}
+
+impl Largest {
+    /// Room for every value it will keep, so offering allocates nothing.
+    pub(crate) fn new() -> Largest {
+        Largest {
+            kept: Vec::with_capacity(KEEP + 1),
+        }
+    }
+
+    /// Keeps `s` if it is among the largest so far.
+    #[inline]
+    pub(crate) fn offer(&mut self, s: Seen) {
+        if self.kept.len() == KEEP && self.kept[KEEP - 1].value >= s.value {
+            return;
+        }
+        let at = self.kept.partition_point(|k| k.value >= s.value);
+        self.kept.insert(at, s);
+        self.kept.truncate(KEEP);
+    }
+
+    /// The kept values, largest first.
+    pub(crate) fn values(&self) -> &[Seen] {
+        &self.kept
+    }
+}
+
+/// `CLOCK_MONOTONIC` in ns (the clock `perf record -k mono` and ftrace's
+/// `mono` clock stamp their events with), 0 where unavailable.
+pub(crate) fn monotonic_ns() -> u64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(value: u64, at: u64) -> Seen {
+        Seen { value, at, tag: 0 }
+    }
+
+    #[test]
+    fn the_largest_values_are_kept_largest_first_with_their_times() {
+        let mut l = Largest::new();
+        for v in 0..100u64 {
+            // A permutation of 0..100, so the largest come at any time.
+            let x = (v * 37) % 100;
+            l.offer(seen(x, 1000 + x));
+        }
+        let got: Vec<_> = l.values().iter().map(|s| (s.value, s.at)).collect();
+        let want: Vec<_> = (92..100u64).rev().map(|x| (x, 1000 + x)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn equal_values_keep_the_first_seen_and_fewer_than_keep_are_all_kept() {
+        let mut l = Largest::new();
+        l.offer(seen(5, 1));
+        l.offer(seen(5, 2));
+        l.offer(seen(9, 3));
+        let got: Vec<_> = l.values().iter().map(|s| (s.value, s.at)).collect();
+        assert_eq!(got, vec![(9, 3), (5, 1), (5, 2)]);
+        for i in 0..20 {
+            l.offer(seen(5, 10 + i));
+        }
+        assert_eq!(l.values().len(), KEEP);
+        assert_eq!(
+            l.values()[1].at,
+            1,
+            "an equal later value does not displace"
+        );
+        assert!(l.values().iter().skip(1).all(|s| s.value == 5));
+    }
+}
