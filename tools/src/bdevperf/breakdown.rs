@@ -20,7 +20,7 @@
 //! thread's context switches, page faults and CPU migrations over the job.
 //! A diagnostic: one system call per batch and two clock reads per I/O.
 
-use super::largest::{monotonic_ns, Largest, Seen};
+use super::largest::{Largest, Seen};
 use nix::sys::resource::{getrusage, UsageWho};
 use spdk_io::thread::ticks;
 use spdk_io::util::histogram::Histogram;
@@ -95,8 +95,8 @@ pub(crate) struct Breakdown {
     largest: RefCell<Largest>,
     /// The longest batch cycles, tagged 1 when preempted.
     longest_cycles: RefCell<Largest>,
-    /// The clock and `CLOCK_MONOTONIC` read together at the start.
-    start: (u64, u64),
+    /// The clock at the start.
+    start: u64,
     start_totals: Totals,
 }
 
@@ -116,7 +116,7 @@ impl Breakdown {
             cycle_preempted: Default::default(),
             largest: RefCell::new(Largest::new()),
             longest_cycles: RefCell::new(Largest::new()),
-            start: (ticks(), monotonic_ns()),
+            start: ticks(),
             start_totals: Totals::now(),
         }
     }
@@ -151,11 +151,9 @@ impl Breakdown {
                     &self.cycle_clean
                 };
                 h.borrow_mut().tally_n(cycle, 1);
-                self.longest_cycles.borrow_mut().offer(Seen {
-                    value: cycle,
-                    at: complete_tick,
-                    tag: u8::from(preempted),
-                });
+                self.longest_cycles
+                    .borrow_mut()
+                    .offer(cycle, complete_tick, u8::from(preempted));
             }
             self.now.set(cur);
             self.batch_tick.set(complete_tick);
@@ -171,11 +169,7 @@ impl Breakdown {
             (&self.clean, 0)
         };
         class.borrow_mut().tally_n(lat, 1);
-        self.largest.borrow_mut().offer(Seen {
-            value: lat,
-            at: complete_tick,
-            tag,
-        });
+        self.largest.borrow_mut().offer(lat, complete_tick, tag);
         self.callback
             .borrow_mut()
             .tally_n(entered.saturating_sub(complete_tick), 1);
@@ -246,11 +240,8 @@ impl Breakdown {
     /// thread's counters since the start.
     fn render_largest(&self, o: &mut String) {
         use std::fmt::Write;
-        let (t0, mono0) = self.start;
-        let when = |s: &Seen| {
-            let since = s.at.saturating_sub(t0);
-            (since as f64 / 1e6, (mono0 + since) as f64 / 1e9)
-        };
+        let t0 = self.start;
+        let when = |s: &Seen| (s.at.saturating_sub(t0) as f64 / 1e6, s.mono as f64 / 1e9);
         let _ = writeln!(
             o,
             " largest latencies: us, ms since the job's start, CLOCK_MONOTONIC s at completion, class"

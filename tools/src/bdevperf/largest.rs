@@ -3,6 +3,8 @@
 //! its time against what else ran on the core then (a scheduler or
 //! interrupt trace taken on `CLOCK_MONOTONIC`).
 
+use spdk_io::thread::ticks;
+
 /// How many values a [`Largest`] keeps.
 pub(crate) const KEEP: usize = 8;
 
@@ -13,6 +15,10 @@ pub(crate) struct Seen {
     pub(crate) value: u64,
     /// The clock ([`spdk_io::thread::ticks`]) when it was seen.
     pub(crate) at: u64,
+    /// `at` on `CLOCK_MONOTONIC` (ns), converted when the value was kept:
+    /// both clocks read together then, so the two clocks' rates, which
+    /// differ slightly, cannot move it by more than the time since `at`.
+    pub(crate) mono: u64,
     /// What the caller knew about it (a class index).
     pub(crate) tag: u8,
 }
@@ -32,14 +38,30 @@ impl Largest {
         }
     }
 
-    /// Keeps `s` if it is among the largest so far.
+    /// Keeps `value`, seen at clock `at` (a class `tag`), if it is among
+    /// the largest so far. One value per `at`, the largest: the I/Os
+    /// completed in one batch share their clock reading, and one stall
+    /// would otherwise fill every place.
     #[inline]
-    pub(crate) fn offer(&mut self, s: Seen) {
-        if self.kept.len() == KEEP && self.kept[KEEP - 1].value >= s.value {
+    pub(crate) fn offer(&mut self, value: u64, at: u64, tag: u8) {
+        if self.kept.len() == KEEP && self.kept[KEEP - 1].value >= value {
             return;
         }
-        let at = self.kept.partition_point(|k| k.value >= s.value);
-        self.kept.insert(at, s);
+        if let Some(i) = self.kept.iter().position(|k| k.at == at) {
+            if self.kept[i].value >= value {
+                return;
+            }
+            self.kept.remove(i);
+        }
+        let (now, mono_now) = (ticks(), monotonic_ns());
+        let s = Seen {
+            value,
+            at,
+            mono: mono_now.saturating_sub(now.saturating_sub(at)),
+            tag,
+        };
+        let i = self.kept.partition_point(|k| k.value >= value);
+        self.kept.insert(i, s);
         self.kept.truncate(KEEP);
     }
 
@@ -62,17 +84,13 @@ pub(crate) fn monotonic_ns() -> u64 {
 mod tests {
     use super::*;
 
-    fn seen(value: u64, at: u64) -> Seen {
-        Seen { value, at, tag: 0 }
-    }
-
     #[test]
     fn the_largest_values_are_kept_largest_first_with_their_times() {
         let mut l = Largest::new();
         for v in 0..100u64 {
             // A permutation of 0..100, so the largest come at any time.
             let x = (v * 37) % 100;
-            l.offer(seen(x, 1000 + x));
+            l.offer(x, 1000 + x, 0);
         }
         let got: Vec<_> = l.values().iter().map(|s| (s.value, s.at)).collect();
         let want: Vec<_> = (92..100u64).rev().map(|x| (x, 1000 + x)).collect();
@@ -80,15 +98,26 @@ mod tests {
     }
 
     #[test]
+    fn one_value_is_kept_per_time_the_largest() {
+        let mut l = Largest::new();
+        l.offer(5, 100, 0);
+        l.offer(9, 100, 1);
+        l.offer(7, 100, 0);
+        l.offer(3, 200, 0);
+        let got: Vec<_> = l.values().iter().map(|s| (s.value, s.at, s.tag)).collect();
+        assert_eq!(got, vec![(9, 100, 1), (3, 200, 0)]);
+    }
+
+    #[test]
     fn equal_values_keep_the_first_seen_and_fewer_than_keep_are_all_kept() {
         let mut l = Largest::new();
-        l.offer(seen(5, 1));
-        l.offer(seen(5, 2));
-        l.offer(seen(9, 3));
+        l.offer(5, 1, 0);
+        l.offer(5, 2, 0);
+        l.offer(9, 3, 0);
         let got: Vec<_> = l.values().iter().map(|s| (s.value, s.at)).collect();
         assert_eq!(got, vec![(9, 3), (5, 1), (5, 2)]);
         for i in 0..20 {
-            l.offer(seen(5, 10 + i));
+            l.offer(5, 10 + i, 0);
         }
         assert_eq!(l.values().len(), KEEP);
         assert_eq!(
@@ -97,5 +126,19 @@ mod tests {
             "an equal later value does not displace"
         );
         assert!(l.values().iter().skip(1).all(|s| s.value == 5));
+    }
+
+    #[test]
+    fn a_kept_value_gets_its_monotonic_time_at_most_now() {
+        let mut l = Largest::new();
+        let before = monotonic_ns();
+        let t = ticks();
+        l.offer(7, t, 2);
+        let after = monotonic_ns();
+        let s = l.values()[0];
+        assert_eq!((s.value, s.at, s.tag), (7, t, 2));
+        assert!(s.mono <= after, "{} > {after}", s.mono);
+        // Seen at `t`, converted a moment later: close to the read before.
+        assert!(s.mono + 1_000_000_000 >= before, "{} vs {before}", s.mono);
     }
 }
