@@ -237,7 +237,10 @@ impl Breakdown {
     }
 
     /// The largest latencies and cycles with their times, and the
-    /// thread's counters since the start.
+    /// thread's counters since the start. Never inlined: the report is
+    /// reached from the job's last completion, and code folded in there
+    /// changes how the completion path around it is compiled.
+    #[inline(never)]
     fn render_largest(&self, o: &mut String) {
         use std::fmt::Write;
         let t0 = self.start;

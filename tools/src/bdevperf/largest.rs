@@ -24,18 +24,18 @@ pub(crate) struct Seen {
 }
 
 /// The [`KEEP`] largest values offered, largest first; costs one compare
-/// per value below the smallest kept.
-#[derive(Clone, Debug, Default)]
+/// per value below the smallest kept. A fixed array: nothing to allocate
+/// or free.
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Largest {
-    kept: Vec<Seen>,
+    kept: [Seen; KEEP],
+    len: usize,
 }
 
 impl Largest {
-    /// Room for every value it will keep, so offering allocates nothing.
+    /// An empty record.
     pub(crate) fn new() -> Largest {
-        Largest {
-            kept: Vec::with_capacity(KEEP + 1),
-        }
+        Largest::default()
     }
 
     /// Keeps `value`, seen at clock `at` (a class `tag`), if it is among
@@ -44,14 +44,15 @@ impl Largest {
     /// would otherwise fill every place.
     #[inline]
     pub(crate) fn offer(&mut self, value: u64, at: u64, tag: u8) {
-        if self.kept.len() == KEEP && self.kept[KEEP - 1].value >= value {
+        if self.len == KEEP && self.kept[KEEP - 1].value >= value {
             return;
         }
-        if let Some(i) = self.kept.iter().position(|k| k.at == at) {
+        if let Some(i) = self.values().iter().position(|k| k.at == at) {
             if self.kept[i].value >= value {
                 return;
             }
-            self.kept.remove(i);
+            self.kept.copy_within(i + 1..self.len, i);
+            self.len -= 1;
         }
         let (now, mono_now) = (ticks(), monotonic_ns());
         let s = Seen {
@@ -60,14 +61,17 @@ impl Largest {
             mono: mono_now.saturating_sub(now.saturating_sub(at)),
             tag,
         };
-        let i = self.kept.partition_point(|k| k.value >= value);
-        self.kept.insert(i, s);
-        self.kept.truncate(KEEP);
+        let i = self.values().partition_point(|k| k.value >= value);
+        // Shift the smaller ones down one place (the last falls off when full).
+        let end = self.len.min(KEEP - 1);
+        self.kept.copy_within(i..end, i + 1);
+        self.kept[i] = s;
+        self.len = (self.len + 1).min(KEEP);
     }
 
     /// The kept values, largest first.
     pub(crate) fn values(&self) -> &[Seen] {
-        &self.kept
+        &self.kept[..self.len]
     }
 }
 
