@@ -240,7 +240,7 @@ impl Channel {
             module_polled,
             reap_rounds,
             done,
-            batch: Cell::new(Vec::with_capacity(n)),
+            batch: Cell::new(Packed::queue(n)),
             nomem: RefCell::new(VecDeque::with_capacity(n)),
             split_wait: RefCell::new(VecDeque::new()),
             qos_queue: RefCell::new(VecDeque::new()),

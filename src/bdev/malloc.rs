@@ -18,6 +18,7 @@ use super::{
     IoType, ModuleChannel, Result, Uuid,
 };
 use crate::env::SharedDmaBuf;
+use crate::util::prefault;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -271,10 +272,18 @@ impl BdevOps for MallocBdev {
         t != IoType::CompareAndWrite
     }
     fn get_io_channel(&self, done: Completer) -> Result<Box<dyn ModuleChannel>> {
+        // Room for a queue as deep as the channel's pool, written once, so
+        // the first deep batch of a run neither grows nor faults it in.
+        let reads = prefault::vec_with_capacity(super::io_pool_size(), || QueuedRead {
+            id: IoId::new(0, 0),
+            pos: 0,
+            len: 0,
+            data: IoData::None,
+        });
         Ok(Box::new(MallocChannel {
             ram: self.ram.clone(),
             done,
-            reads: Vec::new(),
+            reads,
         }))
     }
     fn write_config_json(&self) -> Option<serde_json::Value> {

@@ -10,6 +10,7 @@
 use super::buf::IoData;
 use super::io::{IoId, IoStatus, IoType};
 use super::Result;
+use crate::util::prefault;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -256,6 +257,12 @@ impl Packed {
         Packed { id, word: 0 }
     }
 
+    /// An empty queue of reports with room for `n`, its memory written
+    /// once (see [`prefault`]).
+    pub(crate) fn queue(n: usize) -> Vec<Packed> {
+        prefault::vec_with_capacity(n, || Packed::success(IoId::new(0, 0)))
+    }
+
     /// The status, decoded in registers (never through memory).
     #[inline]
     pub fn status(self) -> IoStatus {
@@ -319,10 +326,13 @@ pub(crate) struct Queues {
 pub struct Completer(pub(crate) Rc<Queues>);
 
 impl Completer {
+    /// Queues with room for `n` reports, their memory written once so the
+    /// first batches of a run fault no page in.
     pub(crate) fn with_capacity(n: usize) -> Self {
+        let data = prefault::vec_with_capacity(n, || (IoId::new(0, 0), IoData::None));
         Completer(Rc::new(Queues {
-            done: RefCell::new(Vec::with_capacity(n)),
-            data: RefCell::new(VecDeque::with_capacity(n)),
+            done: RefCell::new(Packed::queue(n)),
+            data: RefCell::new(VecDeque::from(data)),
         }))
     }
 

@@ -5,7 +5,9 @@
 //! | item | job |
 //! |---|---|
 //! | [`histogram::Histogram`] | latency histogram in SPDK's buckets (`histogram_data.h`): fixed counters, no allocation or lock per value |
+//! | [`prefault::vec_with_capacity`] | a `Vec` whose reserved memory is written once, so its first use in a run faults no page in |
 
 #![deny(unsafe_code)]
 
 pub mod histogram;
+pub mod prefault;

@@ -14,8 +14,13 @@
 //! Beside them: the callback delay (from the completion's timestamp to its
 //! callback), the cost of recording one latency, and the interval between
 //! completion batches (the poll cycle), split into clean and preempted.
+//! Then the largest latencies and the longest cycles, each with the
+//! `CLOCK_MONOTONIC` time it ended at (to be matched against a scheduler
+//! or interrupt trace of the core, `perf record -k mono`), and the reactor
+//! thread's context switches, page faults and CPU migrations over the job.
 //! A diagnostic: one system call per batch and two clock reads per I/O.
 
+use super::largest::{Largest, Seen};
 use nix::sys::resource::{getrusage, UsageWho};
 use spdk_io::thread::ticks;
 use spdk_io::util::histogram::Histogram;
@@ -28,6 +33,36 @@ pub(crate) struct Sample {
     pub(crate) batch: u64,
     involuntary: i64,
     faults: i64,
+}
+
+/// The classes of an I/O, as [`Seen::tag`]s and row names.
+const CLASSES: [&str; 4] = ["clean", "preempted", "page fault", "ramp"];
+
+/// The reactor thread's counters over a job: context switches (voluntary,
+/// involuntary), page faults (minor, major) and CPU migrations.
+#[derive(Clone, Copy, Default)]
+struct Totals([i64; 5]);
+
+impl Totals {
+    fn now() -> Totals {
+        let mut t = [0i64; 5];
+        if let Ok(u) = getrusage(UsageWho::RUSAGE_THREAD) {
+            t[0] = u.voluntary_context_switches();
+            t[1] = u.involuntary_context_switches();
+            t[2] = u.minor_page_faults();
+            t[3] = u.major_page_faults();
+        }
+        t[4] = migrations().unwrap_or(-1);
+        Totals(t)
+    }
+}
+
+/// The calling thread's CPU migrations (`se.nr_migrations` of
+/// /proc/thread-self/sched), if the kernel shows them.
+fn migrations() -> Option<i64> {
+    let s = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
+    let line = s.lines().find(|l| l.starts_with("se.nr_migrations"))?;
+    line.rsplit(':').next()?.trim().parse().ok()
 }
 
 fn read(batch: u64) -> Sample {
@@ -56,6 +91,13 @@ pub(crate) struct Breakdown {
     recording: RefCell<Histogram>,
     cycle_clean: RefCell<Histogram>,
     cycle_preempted: RefCell<Histogram>,
+    /// The largest latencies, tagged with their class (see [`CLASSES`]).
+    largest: RefCell<Largest>,
+    /// The longest batch cycles, tagged 1 when preempted.
+    longest_cycles: RefCell<Largest>,
+    /// The clock at the start.
+    start: u64,
+    start_totals: Totals,
 }
 
 impl Breakdown {
@@ -72,6 +114,10 @@ impl Breakdown {
             recording: Default::default(),
             cycle_clean: Default::default(),
             cycle_preempted: Default::default(),
+            largest: RefCell::new(Largest::new()),
+            longest_cycles: RefCell::new(Largest::new()),
+            start: ticks(),
+            start_totals: Totals::now(),
         }
     }
 
@@ -98,27 +144,32 @@ impl Breakdown {
             let cur = read(prev.batch + 1);
             if last != 0 {
                 let cycle = complete_tick.saturating_sub(last);
-                let h = if cur.involuntary != prev.involuntary {
+                let preempted = cur.involuntary != prev.involuntary;
+                let h = if preempted {
                     &self.cycle_preempted
                 } else {
                     &self.cycle_clean
                 };
                 h.borrow_mut().tally_n(cycle, 1);
+                self.longest_cycles
+                    .borrow_mut()
+                    .offer(cycle, complete_tick, u8::from(preempted));
             }
             self.now.set(cur);
             self.batch_tick.set(complete_tick);
         }
         let cur = self.now.get();
-        let class = if sub.batch == 0 {
-            &self.ramp
+        let (class, tag) = if sub.batch == 0 {
+            (&self.ramp, 3)
         } else if cur.involuntary != sub.involuntary {
-            &self.preempted
+            (&self.preempted, 1)
         } else if cur.faults != sub.faults {
-            &self.faulted
+            (&self.faulted, 2)
         } else {
-            &self.clean
+            (&self.clean, 0)
         };
         class.borrow_mut().tally_n(lat, 1);
+        self.largest.borrow_mut().offer(lat, complete_tick, tag);
         self.callback
             .borrow_mut()
             .tally_n(entered.saturating_sub(complete_tick), 1);
@@ -181,6 +232,63 @@ impl Breakdown {
                 h.max() as f64 / 1e3,
             );
         }
+        self.render_largest(&mut o);
         o
+    }
+
+    /// The largest latencies and cycles with their times, and the
+    /// thread's counters since the start. Never inlined: the report is
+    /// reached from the job's last completion, and code folded in there
+    /// changes how the completion path around it is compiled.
+    #[inline(never)]
+    fn render_largest(&self, o: &mut String) {
+        use std::fmt::Write;
+        let t0 = self.start;
+        let when = |s: &Seen| (s.at.saturating_sub(t0) as f64 / 1e6, s.mono as f64 / 1e9);
+        let _ = writeln!(
+            o,
+            " largest latencies: us, ms since the job's start, CLOCK_MONOTONIC s at completion, class"
+        );
+        for s in self.largest.borrow().values() {
+            let (ms, mono) = when(s);
+            let class = CLASSES.get(usize::from(s.tag)).copied().unwrap_or("?");
+            let _ = writeln!(
+                o,
+                "   {:>10.3} {:>10.3} {:>18.6} {class}",
+                s.value as f64 / 1e3,
+                ms,
+                mono
+            );
+        }
+        let _ = writeln!(
+            o,
+            " longest batch cycles: us, ms since the job's start, CLOCK_MONOTONIC s at its end"
+        );
+        for s in self.longest_cycles.borrow().values() {
+            let (ms, mono) = when(s);
+            let mark = if s.tag == 1 { " preempted" } else { "" };
+            let _ = writeln!(
+                o,
+                "   {:>10.3} {:>10.3} {:>18.6}{mark}",
+                s.value as f64 / 1e3,
+                ms,
+                mono
+            );
+        }
+        let (a, b) = (self.start_totals.0, Totals::now().0);
+        let d = |i: usize| b[i].saturating_sub(a[i]);
+        let migrations = if a[4] < 0 || b[4] < 0 {
+            String::from("-")
+        } else {
+            d(4).to_string()
+        };
+        let _ = writeln!(
+            o,
+            " reactor thread over the job: {} voluntary and {} involuntary context switches, {} minor and {} major page faults, {migrations} CPU migrations",
+            d(0),
+            d(1),
+            d(2),
+            d(3)
+        );
     }
 }

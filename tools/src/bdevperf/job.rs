@@ -256,7 +256,7 @@ impl Job {
         (t >> 64) as u64 ^ t as u64
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_offset(&self, random: bool) -> u64 {
         let io = if random {
             // Lemire's multiply-shift range reduction: no division per I/O.

@@ -4,6 +4,7 @@
 
 mod breakdown;
 mod job;
+mod largest;
 mod limits;
 mod lvol_setup;
 mod outstanding;

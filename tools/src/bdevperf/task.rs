@@ -127,7 +127,7 @@ impl Task {
 impl Job {
     /// Handles a refused submission: wait for a free request on NOMEM,
     /// otherwise count the failure and retire the task.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rejected(&self, r: bdev::Submitted) {
         if let Err(rej) = r {
             self.refused(*rej);

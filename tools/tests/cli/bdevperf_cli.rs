@@ -310,3 +310,73 @@ fn verify_passes_on_thick_and_thin_lvols_made_by_the_config() {
         assert!(total["iops"].as_f64().unwrap() > 0.0, "{target}: {stdout}");
     }
 }
+
+/// `CLOCK_MONOTONIC` in seconds (the clock the breakdown's times are on).
+fn monotonic_s() -> f64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9
+}
+
+/// The breakdown ends with the job's largest latencies, largest first, one
+/// per completion batch: the first is the job's maximum, and each carries
+/// a `CLOCK_MONOTONIC` time inside the run, so it can be matched against a
+/// trace of the core; then the reactor thread's counters over the job.
+#[test]
+fn the_latency_breakdown_lists_the_largest_latencies_with_times_inside_the_run() {
+    let cfg = example_config();
+    let c = cfg.to_str().unwrap();
+    let before = monotonic_s();
+    let (status, stdout, stderr) = bdevperf(&[
+        "--json",
+        c,
+        "-T",
+        "Malloc0",
+        "-q",
+        "4",
+        "-t",
+        "1",
+        "--latency-breakdown",
+    ]);
+    let after = monotonic_s();
+    assert!(status.success(), "{stderr}");
+    let rows = |title: &str| -> Vec<(f64, f64)> {
+        stdout
+            .lines()
+            .skip_while(|l| !l.contains(title))
+            .skip(1)
+            .take_while(|l| l.starts_with("   "))
+            .map(|l| {
+                let f: Vec<f64> = l
+                    .split_whitespace()
+                    .take(3)
+                    .map(|v| v.parse().unwrap_or_else(|_| panic!("{l:?}")))
+                    .collect();
+                (f[0], f[2])
+            })
+            .collect()
+    };
+    let largest = rows("largest latencies:");
+    assert!(!largest.is_empty() && largest.len() <= 8, "{stdout}");
+    assert!(largest.windows(2).all(|w| w[0].0 >= w[1].0), "{stdout}");
+    for (_, mono) in largest.iter().chain(rows("longest batch cycles:").iter()) {
+        assert!(
+            (before..=after).contains(mono),
+            "{mono} not in {before}..{after}: {stdout}"
+        );
+    }
+    // The first is the largest of every class's maximum.
+    let max = ["clean", "preempted", "page fault", "ramp"]
+        .iter()
+        .filter_map(|class| {
+            let row = stdout.lines().find(|l| l.trim_start().starts_with(class))?;
+            let f: Vec<&str> = row.trim_start()[class.len()..].split_whitespace().collect();
+            (f.len() == 8).then(|| f[7].parse::<f64>().unwrap())
+        })
+        .fold(0.0, f64::max);
+    assert!(
+        (largest[0].0 - max).abs() < 0.002,
+        "{} vs {max}: {stdout}",
+        largest[0].0
+    );
+    assert!(stdout.contains("reactor thread over the job:"), "{stdout}");
+}
