@@ -96,7 +96,7 @@ impl ChannelInner {
                 let s = &mut pool.slots[p as usize];
                 let (data, cb) = (
                     std::mem::take(&mut s.data),
-                    std::mem::replace(&mut s.cb, Cb::None),
+                    s.take_cb(),
                 );
                 pool.release(c);
                 pool.release(p);

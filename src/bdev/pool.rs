@@ -9,7 +9,8 @@ use std::task::Waker;
 
 pub(crate) const NO_PARENT: u32 = u32::MAX;
 
-/// Where a completion goes.
+/// Where a completion goes. A slot keeps a callback object apart, in
+/// [`Slot::done`]: [`Slot::cb`] never holds `Done`.
 pub(crate) enum Cb {
     /// Nobody waits (a future was dropped, or a split child).
     None,
@@ -69,6 +70,11 @@ pub(crate) struct Slot {
     pub offset_blocks: u64,
     pub num_blocks: u64,
     pub data: IoData,
+    /// A caller's callback object (SPDK's `cb` of a `spdk_bdev_io`): kept
+    /// apart from the other waiters, so storing and finding it is one
+    /// pointer test, not a match of every kind.
+    pub done: Option<Box<dyn IoDone>>,
+    /// Every other waiter ([`Cb::None`] while `done` is set).
     pub cb: Cb,
     pub submit_tick: u64,
     /// `submit_tick` is a completion batch's shared tick (see [`Stamp`]).
@@ -93,6 +99,7 @@ impl Slot {
             offset_blocks: 0,
             num_blocks: 0,
             data: IoData::None,
+            done: None,
             cb: Cb::None,
             submit_tick: 0,
             batch_stamped: false,
@@ -124,10 +131,45 @@ impl Slot {
         self.num_blocks = num_blocks;
         self.data.put(data);
         // The slot's callback was taken when it last completed: no drop glue.
-        put_into(&mut self.cb, cb, |c| matches!(c, Cb::None));
+        match cb {
+            Cb::Done(b) => put_into(&mut self.done, Some(b), Option::is_none),
+            cb => put_into(&mut self.cb, cb, |c| matches!(c, Cb::None)),
+        }
         self.submit_tick = now.tick;
         self.batch_stamped = now.batch;
         self.status = IoStatus::Success;
+    }
+
+    /// [`Slot::arm`] for a caller's I/O with a callback object whose data
+    /// is taken from the caller's place (`data` is left `IoData::None`).
+    #[inline(always)]
+    pub(crate) fn arm_done(
+        &mut self,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: &mut IoData,
+        cb: Box<dyn IoDone>,
+        now: Stamp,
+    ) {
+        self.io_type = io_type;
+        self.offset_blocks = offset_blocks;
+        self.num_blocks = num_blocks;
+        self.data.put(std::mem::take(data));
+        put_into(&mut self.done, Some(cb), Option::is_none);
+        self.submit_tick = now.tick;
+        self.batch_stamped = now.batch;
+        self.status = IoStatus::Success;
+    }
+
+    /// Takes whoever waits for this slot: its callback object as
+    /// [`Cb::Done`], or the other waiter; leaves nobody.
+    #[inline]
+    pub(crate) fn take_cb(&mut self) -> Cb {
+        match self.done.take() {
+            Some(b) => Cb::Done(b),
+            None => std::mem::replace(&mut self.cb, Cb::None),
+        }
     }
 
     /// Frees a caller's own request (no parent, no data offset: what

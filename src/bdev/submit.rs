@@ -176,27 +176,66 @@ impl Desc {
         mut data: IoData,
         cb: Box<dyn IoDone>,
     ) -> Submitted {
+        let r = self.submit_from(ch, io_type, offset_blocks, num_blocks, &mut data, cb);
+        // Always taken (left `IoData::None`): nothing to drop.
+        std::mem::forget(data);
+        r
+    }
+
+    /// [`Desc::submit`] with the data taken out of `*data`, which is left
+    /// [`IoData::None`] whatever the outcome (a refusal hands it back in
+    /// the [`Rejected`]). A completion callback that submits again the
+    /// buffers its completion handed back passes `&mut completion.data`:
+    /// they move once, from the completion into the request, instead of
+    /// once per frame they would pass through by value.
+    #[inline(always)]
+    pub fn submit_from(
+        &self,
+        ch: &Channel,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: &mut IoData,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
         let c = &*ch.0;
-        // The common case: checked, no lock or QoS in the way, not split.
-        if self.passes(c, io_type, offset_blocks, num_blocks, &data)
-            && c.lock_local.gate.get() & io_type.bit() == 0
-            && !c.qos_on.get()
+        // The common case: checked, no lock, QoS or unsupported type in
+        // the way (one word, `slow`), not split.
+        if self.passes_common(c, io_type, offset_blocks, num_blocks, data)
             && !c.needs_split(io_type, offset_blocks, num_blocks)
         {
-            return match c.start_whole(io_type, offset_blocks, num_blocks, &mut data, cb) {
-                Ok(_) => {
-                    // Taken: nothing left to drop (a drop call otherwise).
-                    std::mem::forget(data);
-                    Ok(())
-                }
+            return match c.start_whole(io_type, offset_blocks, num_blocks, data, cb) {
+                Ok(_) => Ok(()),
                 Err(cb) => Err(Box::new(Rejected {
                     error: BdevError::NoMem,
-                    data,
+                    data: std::mem::take(data),
                     cb: Some(cb),
                 })),
             };
         }
+        let data = std::mem::take(data);
         self.submit_general(ch, io_type, offset_blocks, num_blocks, data, cb)
+    }
+
+    /// The tests of [`Desc::passes`] for the common path, with the
+    /// channel's supported types, locks and QoS read as one word.
+    #[inline(always)]
+    fn passes_common(
+        &self,
+        ch: &ChannelInner,
+        io_type: IoType,
+        off: u64,
+        n: u64,
+        data: &IoData,
+    ) -> bool {
+        let bdev = &self.inner.bdev;
+        Arc::ptr_eq(&ch.bdev, bdev)
+            && (self.inner.write || !io_type.is_write())
+            && ch.lock_local.slow.get() & io_type.bit() == 0
+            && (io_type == IoType::Reset
+                || (n != 0 && off.checked_add(n).is_some_and(|e| e <= bdev.num_blocks())))
+            && (!io_type.has_data() || len_is(data, n * ch.block_size as u64))
+            && !bdev.is_removed()
     }
 
     /// [`Desc::submit`] for everything but the common case: a refusal, a

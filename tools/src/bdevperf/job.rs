@@ -214,6 +214,21 @@ impl Job {
         IoData::Buf(self.new_buf())
     }
 
+    /// [`Job::with_buf`] in place: `data` keeps a buffer handed back, and
+    /// gets a new one otherwise.
+    #[inline(always)]
+    pub(crate) fn fill_buf(&self, data: &mut IoData) {
+        if !matches!(data, IoData::Buf(_)) {
+            self.put_new_buf(data)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn put_new_buf(&self, data: &mut IoData) {
+        *data = IoData::Buf(self.new_buf());
+    }
+
     /// Timed poller: publishes progress, ends the run, issues resets.
     pub(crate) fn tick(&self) -> PollerStatus {
         self.shared
