@@ -450,11 +450,10 @@ impl ChannelInner {
         cb: Box<dyn IoDone>,
     ) -> std::result::Result<IoId, Box<dyn IoDone>> {
         let mut pool = self.pool.borrow_mut();
-        let Some(idx) = pool.alloc() else {
+        let Some((idx, s)) = pool.alloc_slot() else {
             return Err(cb);
         };
         let now = self.stamp();
-        let s = &mut pool.slots[idx as usize];
         s.arm_done(io_type, offset_blocks, num_blocks, data, cb, now);
         let id = IoId::new(idx, s.gen);
         s.state = State::InModule;

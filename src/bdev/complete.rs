@@ -180,7 +180,7 @@ impl ChannelInner {
             // the call reads it, field by field: nothing assembled
             // elsewhere is copied.
             s.release_own();
-            free.push(idx);
+            free.push(idx, s);
             let c = IoCompletion {
                 status,
                 io_type: s.io_type,

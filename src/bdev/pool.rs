@@ -88,6 +88,8 @@ pub(crate) struct Slot {
     pub split_next: u64,
     pub split_end: u64,
     pub split_outstanding: u32,
+    /// While free: the next free slot ([`FreeList`]).
+    pub next_free: u32,
 }
 
 impl Slot {
@@ -109,6 +111,7 @@ impl Slot {
             split_next: 0,
             split_end: 0,
             split_outstanding: 0,
+            next_free: NO_FREE,
         }
     }
 
@@ -155,7 +158,14 @@ impl Slot {
         self.io_type = io_type;
         self.offset_blocks = offset_blocks;
         self.num_blocks = num_blocks;
-        self.data.put(std::mem::take(data));
+        // The slot's data and callback were taken when it last completed:
+        // tested in place first, so the caller's data moves once, straight
+        // into the slot.
+        if matches!(self.data, IoData::None) {
+            std::mem::swap(&mut self.data, data);
+        } else {
+            self.data.put(std::mem::take(data));
+        }
         put_into(&mut self.done, Some(cb), Option::is_none);
         self.submit_tick = now.tick;
         self.batch_stamped = now.batch;
@@ -183,14 +193,24 @@ impl Slot {
     }
 }
 
-/// A pool's free list (see [`Pool::parts`]).
-pub(crate) struct FreeList(Vec<u32>);
+/// A pool's free list (see [`Pool::parts`]): a stack threaded through the
+/// free slots' [`Slot::next_free`], so freeing a slot in hand is two
+/// stores and a count, with no vector to grow.
+pub(crate) struct FreeList {
+    head: u32,
+    count: u32,
+}
+
+/// The end of the free list.
+const NO_FREE: u32 = u32::MAX;
 
 impl FreeList {
-    /// Puts a freed slot's index back.
+    /// Puts freed slot `idx` (`s`) back, on top.
     #[inline(always)]
-    pub(crate) fn push(&mut self, idx: u32) {
-        self.0.push(idx);
+    pub(crate) fn push(&mut self, idx: u32, s: &mut Slot) {
+        s.next_free = self.head;
+        self.head = idx;
+        self.count += 1;
     }
 }
 
@@ -201,15 +221,38 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub fn new(n: usize) -> Pool {
+        let n = n.min(NO_FREE as usize);
+        let mut slots: Vec<Slot> = (0..n).map(|_| Slot::new()).collect();
+        // Slot 0 on top, each pointing at the next.
+        for (i, s) in slots.iter_mut().enumerate() {
+            s.next_free = if i + 1 < n { i as u32 + 1 } else { NO_FREE };
+        }
         Pool {
-            slots: (0..n).map(|_| Slot::new()).collect(),
-            free: FreeList((0..n as u32).rev().collect()),
+            slots,
+            free: FreeList {
+                head: if n > 0 { 0 } else { NO_FREE },
+                count: n as u32,
+            },
         }
     }
 
     #[inline]
     pub fn alloc(&mut self) -> Option<u32> {
-        self.free.0.pop()
+        let idx = self.free.head;
+        let s = self.slots.get(idx as usize)?;
+        self.free.head = s.next_free;
+        self.free.count -= 1;
+        Some(idx)
+    }
+
+    /// [`Pool::alloc`] with the slot in hand (indexed once).
+    #[inline(always)]
+    pub fn alloc_slot(&mut self) -> Option<(u32, &mut Slot)> {
+        let idx = self.free.head;
+        let s = self.slots.get_mut(idx as usize)?;
+        self.free.head = s.next_free;
+        self.free.count -= 1;
+        Some((idx, s))
     }
 
     #[inline]
@@ -219,7 +262,7 @@ impl Pool {
         s.gen = s.gen.wrapping_add(1);
         s.parent = NO_PARENT;
         s.data_off = 0;
-        self.free.push(idx);
+        self.free.push(idx, s);
     }
 
     /// The slots and the free list apart, so a slot can be freed while it
@@ -235,7 +278,7 @@ impl Pool {
     }
 
     pub fn free_count(&self) -> usize {
-        self.free.0.len()
+        self.free.count as usize
     }
 
     pub fn capacity(&self) -> usize {

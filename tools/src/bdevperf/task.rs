@@ -183,8 +183,8 @@ impl IoDone for Task {
         let job = self.job.clone();
         // The steady state of a plain workload: record and resubmit, with
         // one test for everything that could make this I/O different.
-        if let Some(t) = job.steady.get() {
-            if c.status == bdev::IoStatus::Success {
+        if c.status == bdev::IoStatus::Success {
+            if let Some(t) = job.steady.get() {
                 job.record_ok(&c);
                 self.resubmit(&job, t, &mut c.data);
                 // The data was taken (`submit_from` leaves `IoData::None`):
