@@ -162,7 +162,9 @@ impl Slot {
         // tested in place first, so the caller's data moves once, straight
         // into the slot.
         if matches!(self.data, IoData::None) {
-            std::mem::swap(&mut self.data, data);
+            // Nothing to drop. (A swap moved both ways word by word; an
+            // assignment kept its drop call.)
+            std::mem::forget(std::mem::replace(&mut self.data, std::mem::take(data)));
         } else {
             self.data.put(std::mem::take(data));
         }
