@@ -85,9 +85,11 @@ impl Task {
         let n = job.io_blocks;
         job.fill_buf(data);
         let r = if t == IoType::Read {
-            job.desc.submit_from(&job.ch, IoType::Read, off, n, data, self)
+            job.desc
+                .submit_from(&job.ch, IoType::Read, off, n, data, self)
         } else {
-            job.desc.submit_from(&job.ch, IoType::Write, off, n, data, self)
+            job.desc
+                .submit_from(&job.ch, IoType::Write, off, n, data, self)
         };
         job.rejected(r)
     }
