@@ -94,10 +94,7 @@ impl ChannelInner {
             Err(e) => {
                 let mut pool = self.pool.borrow_mut();
                 let s = &mut pool.slots[p as usize];
-                let (data, cb) = (
-                    std::mem::take(&mut s.data),
-                    std::mem::replace(&mut s.cb, Cb::None),
-                );
+                let (data, cb) = (std::mem::take(&mut s.data), s.take_cb());
                 pool.release(c);
                 pool.release(p);
                 Err((e, data, cb))

@@ -277,6 +277,7 @@ impl Channel {
                 }));
             ll.recompute_gate();
         }
+        ch.0.set_qos_on(ch.0.qos_on.get());
         io_ch
             .ctx_mut()
             .chans
@@ -339,6 +340,15 @@ impl Channel {
 }
 
 impl ChannelInner {
+    /// Switches the channel's QoS path on or off (its submissions then
+    /// take, or leave, the general path).
+    pub(crate) fn set_qos_on(&self, on: bool) {
+        self.qos_on.set(on);
+        let all = super::IoType::ALL.iter().fold(0, |m, t| m | t.bit());
+        let extra = (all & !self.supported) | if on { all } else { 0 };
+        self.lock_local.set_extra(extra);
+    }
+
     /// Made outside any thread (no poller), yet awaited on one: the thread
     /// will never poll it. Checked once per async wait, not per I/O.
     pub(crate) fn unpolled_on_a_thread(&self) -> bool {
@@ -440,19 +450,11 @@ impl ChannelInner {
         cb: Box<dyn IoDone>,
     ) -> std::result::Result<IoId, Box<dyn IoDone>> {
         let mut pool = self.pool.borrow_mut();
-        let Some(idx) = pool.alloc() else {
+        let Some((idx, s)) = pool.alloc_slot() else {
             return Err(cb);
         };
         let now = self.stamp();
-        let s = &mut pool.slots[idx as usize];
-        s.arm(
-            io_type,
-            offset_blocks,
-            num_blocks,
-            std::mem::take(data),
-            Cb::Done(cb),
-            now,
-        );
+        s.arm_done(io_type, offset_blocks, num_blocks, data, cb, now);
         let id = IoId::new(idx, s.gen);
         s.state = State::InModule;
         self.in_module.set(self.in_module.get() + 1);
@@ -563,6 +565,7 @@ impl ChannelInner {
             // completion of the batch, and every submission its callbacks
             // make, share it.
             self.now.set(ticks());
+            self.stat.sync_reset();
             let outer = self.in_completions.replace(true);
             // The reports queued so far; those their callbacks cause wait
             // for the second round or the next poll. A poll nested in a

@@ -338,7 +338,7 @@ impl ChannelInner {
         for idx in doomed {
             let mut pool = self.pool.borrow_mut();
             let s = &mut pool.slots[idx as usize];
-            let cb = std::mem::replace(&mut s.cb, Cb::None);
+            let cb = s.take_cb();
             let (io_type, offset_blocks, num_blocks, submit_tick) =
                 (s.io_type, s.offset_blocks, s.num_blocks, s.submit_tick);
             let data = std::mem::take(&mut s.data);

@@ -94,6 +94,7 @@ mod split_io;
 mod stat;
 mod stat_walk;
 mod submit;
+mod submit_check;
 pub mod ticks;
 mod uuid;
 pub mod vbdev;

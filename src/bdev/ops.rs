@@ -350,7 +350,7 @@ impl Completer {
     /// with nothing to encode).
     #[inline]
     pub fn complete_ok(&self, id: IoId) {
-        self.0.done.borrow_mut().push(Packed::success(id));
+        self.push_packed(Packed::success(id));
     }
 
     /// Reports completion and returns buffers taken with [`IoRequest::take_data`].
@@ -366,7 +366,28 @@ impl Completer {
 
     #[inline]
     pub(crate) fn push(&self, d: Done) {
-        self.0.done.borrow_mut().push(Packed::pack(d));
+        self.push_packed(Packed::pack(d));
+    }
+
+    /// Queues one report. The queue was made with room for a pool's worth
+    /// and is swapped, not freed, by the poll: growing it is out of line,
+    /// so a module's submit that completes at once (null) stays a leaf
+    /// with nothing to save.
+    #[inline(always)]
+    fn push_packed(&self, p: Packed) {
+        let mut q = self.0.done.borrow_mut();
+        if q.len() < q.capacity() {
+            q.push(p);
+        } else {
+            drop(q);
+            self.push_grow(p);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_grow(&self, p: Packed) {
+        self.0.done.borrow_mut().push(p);
     }
 
     /// Moves every queued report into `batch` (which must be empty), in

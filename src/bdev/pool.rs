@@ -9,7 +9,8 @@ use std::task::Waker;
 
 pub(crate) const NO_PARENT: u32 = u32::MAX;
 
-/// Where a completion goes.
+/// Where a completion goes. A slot keeps a callback object apart, in
+/// [`Slot::done`]: [`Slot::cb`] never holds `Done`.
 pub(crate) enum Cb {
     /// Nobody waits (a future was dropped, or a split child).
     None,
@@ -69,6 +70,11 @@ pub(crate) struct Slot {
     pub offset_blocks: u64,
     pub num_blocks: u64,
     pub data: IoData,
+    /// A caller's callback object (SPDK's `cb` of a `spdk_bdev_io`): kept
+    /// apart from the other waiters, so storing and finding it is one
+    /// pointer test, not a match of every kind.
+    pub done: Option<Box<dyn IoDone>>,
+    /// Every other waiter ([`Cb::None`] while `done` is set).
     pub cb: Cb,
     pub submit_tick: u64,
     /// `submit_tick` is a completion batch's shared tick (see [`Stamp`]).
@@ -82,6 +88,8 @@ pub(crate) struct Slot {
     pub split_next: u64,
     pub split_end: u64,
     pub split_outstanding: u32,
+    /// While free: the next free slot ([`FreeList`]).
+    pub next_free: u32,
 }
 
 impl Slot {
@@ -93,6 +101,7 @@ impl Slot {
             offset_blocks: 0,
             num_blocks: 0,
             data: IoData::None,
+            done: None,
             cb: Cb::None,
             submit_tick: 0,
             batch_stamped: false,
@@ -102,6 +111,7 @@ impl Slot {
             split_next: 0,
             split_end: 0,
             split_outstanding: 0,
+            next_free: NO_FREE,
         }
     }
 
@@ -124,10 +134,54 @@ impl Slot {
         self.num_blocks = num_blocks;
         self.data.put(data);
         // The slot's callback was taken when it last completed: no drop glue.
-        put_into(&mut self.cb, cb, |c| matches!(c, Cb::None));
+        match cb {
+            Cb::Done(b) => put_into(&mut self.done, Some(b), Option::is_none),
+            cb => put_into(&mut self.cb, cb, |c| matches!(c, Cb::None)),
+        }
         self.submit_tick = now.tick;
         self.batch_stamped = now.batch;
         self.status = IoStatus::Success;
+    }
+
+    /// [`Slot::arm`] for a caller's I/O with a callback object whose data
+    /// is taken from the caller's place (`data` is left `IoData::None`).
+    #[inline(always)]
+    pub(crate) fn arm_done(
+        &mut self,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: &mut IoData,
+        cb: Box<dyn IoDone>,
+        now: Stamp,
+    ) {
+        self.io_type = io_type;
+        self.offset_blocks = offset_blocks;
+        self.num_blocks = num_blocks;
+        // The slot's data and callback were taken when it last completed:
+        // tested in place first, so the caller's data moves once, straight
+        // into the slot.
+        if matches!(self.data, IoData::None) {
+            // Nothing to drop. (A swap moved both ways word by word; an
+            // assignment kept its drop call.)
+            std::mem::forget(std::mem::replace(&mut self.data, std::mem::take(data)));
+        } else {
+            self.data.put(std::mem::take(data));
+        }
+        put_into(&mut self.done, Some(cb), Option::is_none);
+        self.submit_tick = now.tick;
+        self.batch_stamped = now.batch;
+        self.status = IoStatus::Success;
+    }
+
+    /// Takes whoever waits for this slot: its callback object as
+    /// [`Cb::Done`], or the other waiter; leaves nobody.
+    #[inline]
+    pub(crate) fn take_cb(&mut self) -> Cb {
+        match self.done.take() {
+            Some(b) => Cb::Done(b),
+            None => std::mem::replace(&mut self.cb, Cb::None),
+        }
     }
 
     /// Frees a caller's own request (no parent, no data offset: what
@@ -141,14 +195,24 @@ impl Slot {
     }
 }
 
-/// A pool's free list (see [`Pool::parts`]).
-pub(crate) struct FreeList(Vec<u32>);
+/// A pool's free list (see [`Pool::parts`]): a stack threaded through the
+/// free slots' [`Slot::next_free`], so freeing a slot in hand is two
+/// stores and a count, with no vector to grow.
+pub(crate) struct FreeList {
+    head: u32,
+    count: u32,
+}
+
+/// The end of the free list.
+const NO_FREE: u32 = u32::MAX;
 
 impl FreeList {
-    /// Puts a freed slot's index back.
+    /// Puts freed slot `idx` (`s`) back, on top.
     #[inline(always)]
-    pub(crate) fn push(&mut self, idx: u32) {
-        self.0.push(idx);
+    pub(crate) fn push(&mut self, idx: u32, s: &mut Slot) {
+        s.next_free = self.head;
+        self.head = idx;
+        self.count += 1;
     }
 }
 
@@ -159,15 +223,38 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub fn new(n: usize) -> Pool {
+        let n = n.min(NO_FREE as usize);
+        let mut slots: Vec<Slot> = (0..n).map(|_| Slot::new()).collect();
+        // Slot 0 on top, each pointing at the next.
+        for (i, s) in slots.iter_mut().enumerate() {
+            s.next_free = if i + 1 < n { i as u32 + 1 } else { NO_FREE };
+        }
         Pool {
-            slots: (0..n).map(|_| Slot::new()).collect(),
-            free: FreeList((0..n as u32).rev().collect()),
+            slots,
+            free: FreeList {
+                head: if n > 0 { 0 } else { NO_FREE },
+                count: n as u32,
+            },
         }
     }
 
     #[inline]
     pub fn alloc(&mut self) -> Option<u32> {
-        self.free.0.pop()
+        let idx = self.free.head;
+        let s = self.slots.get(idx as usize)?;
+        self.free.head = s.next_free;
+        self.free.count -= 1;
+        Some(idx)
+    }
+
+    /// [`Pool::alloc`] with the slot in hand (indexed once).
+    #[inline(always)]
+    pub fn alloc_slot(&mut self) -> Option<(u32, &mut Slot)> {
+        let idx = self.free.head;
+        let s = self.slots.get_mut(idx as usize)?;
+        self.free.head = s.next_free;
+        self.free.count -= 1;
+        Some((idx, s))
     }
 
     #[inline]
@@ -177,7 +264,7 @@ impl Pool {
         s.gen = s.gen.wrapping_add(1);
         s.parent = NO_PARENT;
         s.data_off = 0;
-        self.free.push(idx);
+        self.free.push(idx, s);
     }
 
     /// The slots and the free list apart, so a slot can be freed while it
@@ -193,7 +280,7 @@ impl Pool {
     }
 
     pub fn free_count(&self) -> usize {
-        self.free.0.len()
+        self.free.count as usize
     }
 
     pub fn capacity(&self) -> usize {

@@ -37,7 +37,7 @@ impl Bdev {
             for t in local {
                 if let Some(io) = t.enter(|| self.io_device.current_channel()) {
                     for c in io.ctx_mut().live::<ChannelInner>() {
-                        c.qos_on.set(on);
+                        c.set_qos_on(on);
                     }
                 }
             }
@@ -45,7 +45,7 @@ impl Bdev {
                 self.io_device.for_each_channel(
                     |io, it| {
                         for c in io.ctx_mut().live::<ChannelInner>() {
-                            c.qos_on.set(c.bdev.qos.enabled.load(Ordering::Relaxed));
+                            c.set_qos_on(c.bdev.qos.enabled.load(Ordering::Relaxed));
                         }
                         it.continue_with(0)
                     },

@@ -160,17 +160,26 @@ pub struct ChannelStat {
     errors: Counter,
     other: Counter,
     /// Resets asked for by other threads ([`ResetMode`] bits), applied by
-    /// the owner at its next record.
+    /// the owner at its next poll that completes I/O.
     reset: AtomicU8,
 }
 
 impl ChannelStat {
-    /// Records one completed I/O.
+    /// Applies the resets other threads asked for. The channel's poll
+    /// calls it once before it runs completions, each of which then
+    /// [`ChannelStat::record`]s without looking: one test per poll, not
+    /// per I/O.
     #[inline]
-    pub(crate) fn record(&self, io_type: IoType, bytes: u64, lat: u64, ok: bool) {
+    pub(crate) fn sync_reset(&self) {
         if self.reset.load(Relaxed) != 0 {
             self.apply_reset();
         }
+    }
+
+    /// Records one completed I/O (after [`ChannelStat::sync_reset`] in the
+    /// same poll).
+    #[inline]
+    pub(crate) fn record(&self, io_type: IoType, bytes: u64, lat: u64, ok: bool) {
         if !ok {
             self.errors.add(1);
             return;

@@ -1,143 +1,20 @@
 //! The I/O calls of a descriptor (SPDK's `spdk_bdev_read_blocks`, ...):
-//! argument checks, then a pooled request through the channel.
+//! argument checks (`submit_check`), then a pooled request through the
+//! channel.
 //! Every call either starts the I/O — its callback runs later, from the
 //! channel's poll — or returns the data and callback in a [`Rejected`].
 
 use super::buf::{IoBuf, IoData};
-use super::channel::{Channel, ChannelInner};
+use super::channel::Channel;
 use super::desc::Desc;
 use super::io::{IoDone, IoId, IoType, Rejected};
 use super::pool::Cb;
 use super::BdevError;
-use std::sync::Arc;
-
-/// Whether `data` moves `want` bytes. Always inlined: as a closure it
-/// was a call per I/O.
-#[inline(always)]
-fn len_is(data: &IoData, want: u64) -> bool {
-    match data {
-        // The common case spelled out: the general length sums a vector.
-        IoData::Buf(b) => b.len() as u64 == want,
-        IoData::CompareWrite(b) => b[0].len() as u64 == want && b[1].len() as u64 == want,
-        d => d.len() == want,
-    }
-}
 
 /// What a submit call returns: started, or refused with everything handed back.
 pub type Submitted = std::result::Result<(), Box<Rejected>>;
 
 impl Desc {
-    /// Checks a submission: the channel's bdev, the descriptor's write
-    /// permission, the type, the range, the data's length, removal. One
-    /// pass of plain tests; the error, when there is one, is built out of
-    /// line ([`Desc::check_failed`]).
-    #[inline(always)]
-    pub(crate) fn check(
-        &self,
-        ch: &ChannelInner,
-        io_type: IoType,
-        off: u64,
-        n: u64,
-        data: &IoData,
-    ) -> Result<(), BdevError> {
-        if self.passes(ch, io_type, off, n, data) {
-            return Ok(());
-        }
-        Err(self.check_failed(ch, io_type, off, n, data))
-    }
-
-    /// The tests of [`Desc::check`], as one answer.
-    #[inline(always)]
-    fn passes(&self, ch: &ChannelInner, io_type: IoType, off: u64, n: u64, data: &IoData) -> bool {
-        let bdev = &self.inner.bdev;
-        Arc::ptr_eq(&ch.bdev, bdev)
-            && (self.inner.write || !io_type.is_write())
-            && ch.supported & io_type.bit() != 0
-            && (io_type == IoType::Reset
-                || (n != 0 && off.checked_add(n).is_some_and(|e| e <= bdev.num_blocks())))
-            && (!io_type.has_data() || len_is(data, n * ch.block_size as u64))
-            && !bdev.is_removed()
-    }
-
-    /// What [`Desc::check`] refused, as an error naming the bdev.
-    #[cold]
-    #[inline(never)]
-    fn check_failed(
-        &self,
-        ch: &ChannelInner,
-        io_type: IoType,
-        off: u64,
-        n: u64,
-        data: &IoData,
-    ) -> BdevError {
-        match self.check_each(ch, io_type, off, n, data) {
-            Err(e) => e,
-            // The bdev was removed, or changed, between the two looks.
-            Ok(()) => BdevError::InvalidParam(format!(
-                "'{}': the submission was refused, then passed on a second look; submit it again",
-                self.inner.bdev.name()
-            )),
-        }
-    }
-
-    /// [`Desc::check`] one test at a time, each failure with its error.
-    fn check_each(
-        &self,
-        ch: &ChannelInner,
-        io_type: IoType,
-        off: u64,
-        n: u64,
-        data: &IoData,
-    ) -> Result<(), BdevError> {
-        let bdev = &self.inner.bdev;
-        if !Arc::ptr_eq(&ch.bdev, bdev) {
-            return Err(BdevError::WrongChannel {
-                desc: bdev.name().into(),
-                channel: ch.bdev.name().into(),
-            });
-        }
-        if io_type.is_write() && !self.inner.write {
-            return Err(BdevError::ReadOnly {
-                bdev: bdev.name().into(),
-                io_type,
-            });
-        }
-        if ch.supported & io_type.bit() == 0 {
-            return Err(BdevError::Unsupported {
-                bdev: bdev.name().into(),
-                io_type,
-            });
-        }
-        let blocks = bdev.num_blocks();
-        if io_type != IoType::Reset && (n == 0 || off.checked_add(n).map_or(true, |e| e > blocks)) {
-            return Err(BdevError::OutOfRange {
-                bdev: bdev.name().into(),
-                offset_blocks: off,
-                num_blocks: n,
-                bdev_blocks: blocks,
-            });
-        }
-        if io_type.has_data() {
-            let want = n * ch.block_size as u64;
-            let ok = match data {
-                // The common case spelled out: the general length sums a vector.
-                IoData::Buf(b) => b.len() as u64 == want,
-                IoData::CompareWrite(b) => b[0].len() as u64 == want && b[1].len() as u64 == want,
-                d => d.len() == want,
-            };
-            if !ok {
-                return Err(BdevError::BufferLength {
-                    want,
-                    got: data.len(),
-                });
-            }
-        }
-        if bdev.is_removed() {
-            return Err(BdevError::Removed(bdev.name().into()));
-        }
-        Ok(())
-    }
-
     // The error tuple is large but only built when a submission is refused;
     // the hot path returns the small Ok.
     #[allow(clippy::result_large_err)]
@@ -176,26 +53,44 @@ impl Desc {
         mut data: IoData,
         cb: Box<dyn IoDone>,
     ) -> Submitted {
+        let r = self.submit_from(ch, io_type, offset_blocks, num_blocks, &mut data, cb);
+        // Always taken (left `IoData::None`): nothing to drop.
+        std::mem::forget(data);
+        r
+    }
+
+    /// [`Desc::submit`] with the data taken out of `*data`, which is left
+    /// [`IoData::None`] whatever the outcome (a refusal hands it back in
+    /// the [`Rejected`]). A completion callback that submits again the
+    /// buffers its completion handed back passes `&mut completion.data`:
+    /// they move once, from the completion into the request, instead of
+    /// once per frame they would pass through by value.
+    #[inline(always)]
+    pub fn submit_from(
+        &self,
+        ch: &Channel,
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        data: &mut IoData,
+        cb: Box<dyn IoDone>,
+    ) -> Submitted {
         let c = &*ch.0;
-        // The common case: checked, no lock or QoS in the way, not split.
-        if self.passes(c, io_type, offset_blocks, num_blocks, &data)
-            && c.lock_local.gate.get() & io_type.bit() == 0
-            && !c.qos_on.get()
+        // The common case: checked, no lock, QoS or unsupported type in
+        // the way (one word, `slow`), not split.
+        if self.passes_common(c, io_type, offset_blocks, num_blocks, data)
             && !c.needs_split(io_type, offset_blocks, num_blocks)
         {
-            return match c.start_whole(io_type, offset_blocks, num_blocks, &mut data, cb) {
-                Ok(_) => {
-                    // Taken: nothing left to drop (a drop call otherwise).
-                    std::mem::forget(data);
-                    Ok(())
-                }
+            return match c.start_whole(io_type, offset_blocks, num_blocks, data, cb) {
+                Ok(_) => Ok(()),
                 Err(cb) => Err(Box::new(Rejected {
                     error: BdevError::NoMem,
-                    data,
+                    data: std::mem::take(data),
                     cb: Some(cb),
                 })),
             };
         }
+        let data = std::mem::take(data);
         self.submit_general(ch, io_type, offset_blocks, num_blocks, data, cb)
     }
 

@@ -27,6 +27,7 @@ mod bdev_rpc;
 mod bdev_rpc_io;
 mod bdev_split_io;
 mod bdev_split_reset;
+mod bdev_submit_from;
 mod bdev_unpolled;
 mod bdev_vbdev;
 mod bdev_verify;

@@ -214,11 +214,26 @@ impl Job {
         IoData::Buf(self.new_buf())
     }
 
+    /// [`Job::with_buf`] in place: `data` keeps a buffer handed back, and
+    /// gets a new one otherwise.
+    #[inline(always)]
+    pub(crate) fn fill_buf(&self, data: &mut IoData) {
+        if !matches!(data, IoData::Buf(_)) {
+            self.put_new_buf(data)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn put_new_buf(&self, data: &mut IoData) {
+        *data = IoData::Buf(self.new_buf());
+    }
+
     /// Timed poller: publishes progress, ends the run, issues resets.
     pub(crate) fn tick(&self) -> PollerStatus {
         self.shared
             .completed
-            .store(self.ios.get(), Ordering::Relaxed);
+            .store(self.completed(), Ordering::Relaxed);
         let interrupted = self.shared.stop.load(Ordering::Relaxed);
         if !self.stopping.get() && (interrupted || ticks() >= self.stop_at.get()) {
             self.stop();
@@ -314,8 +329,8 @@ impl Job {
     #[inline(always)]
     pub(crate) fn record_ok(&self, c: &IoCompletion) {
         let lat = c.latency_ticks();
-        self.ios.set(self.ios.get() + 1);
-        self.lat_sum.set(self.lat_sum.get() + lat);
+        // Counted with the run (`flush_lat`): the I/Os, their latencies'
+        // sum and the histogram.
         let (v, n) = self.pending_lat.get();
         if v == lat {
             self.pending_lat.set((v, n + 1));
@@ -379,11 +394,20 @@ impl Job {
             .map_or_else(Sample::default, |b| b.at_submit())
     }
 
+    /// Counts the run of equal latencies not counted yet: the I/Os, the
+    /// sum of their latencies, the histogram.
     pub(crate) fn flush_lat(&self) {
         let (v, n) = self.pending_lat.replace((0, 0));
         if n > 0 {
+            self.ios.set(self.ios.get() + n);
+            self.lat_sum.set(self.lat_sum.get() + v * n);
             self.hist.borrow_mut().tally_n(v, n);
         }
+    }
+
+    /// The I/Os completed so far, the run not counted yet included.
+    pub(crate) fn completed(&self) -> u64 {
+        self.ios.get() + self.pending_lat.get().1
     }
 
     pub(crate) fn task_done(&self) {
@@ -398,6 +422,7 @@ impl Job {
         if let Some(p) = self.poller.borrow_mut().take() {
             p.unregister();
         }
+        self.flush_lat();
         self.shared
             .completed
             .store(self.ios.get(), Ordering::Relaxed);
@@ -406,7 +431,6 @@ impl Job {
         } else {
             ticks()
         };
-        self.flush_lat();
         let hist = std::mem::take(&mut *self.hist.borrow_mut());
         let (start, stop) = (
             self.start_cpu.get(),

@@ -77,17 +77,19 @@ impl Task {
     }
 
     /// The steady state's next I/O: of type `t` (read or write), with the
-    /// data the last one handed back.
+    /// data the last one handed back, taken from its completion in place.
     #[inline(always)]
-    fn resubmit(mut self: Box<Self>, job: &Job, t: IoType, data: IoData) {
+    fn resubmit(mut self: Box<Self>, job: &Job, t: IoType, data: &mut IoData) {
         let off = job.next_offset(job.random);
         self.offset_blocks = off;
         let n = job.io_blocks;
-        let data = job.with_buf(data);
+        job.fill_buf(data);
         let r = if t == IoType::Read {
-            job.desc.submit(&job.ch, IoType::Read, off, n, data, self)
+            job.desc
+                .submit_from(&job.ch, IoType::Read, off, n, data, self)
         } else {
-            job.desc.submit(&job.ch, IoType::Write, off, n, data, self)
+            job.desc
+                .submit_from(&job.ch, IoType::Write, off, n, data, self)
         };
         job.rejected(r)
     }
@@ -179,14 +181,18 @@ impl Retry {
 }
 
 impl IoDone for Task {
-    fn io_done(mut self: Box<Self>, c: IoCompletion) {
+    fn io_done(mut self: Box<Self>, mut c: IoCompletion) {
         let job = self.job.clone();
         // The steady state of a plain workload: record and resubmit, with
         // one test for everything that could make this I/O different.
-        if let Some(t) = job.steady.get() {
-            if c.status == bdev::IoStatus::Success {
+        if c.status == bdev::IoStatus::Success {
+            if let Some(t) = job.steady.get() {
                 job.record_ok(&c);
-                return self.resubmit(&job, t, c.data);
+                self.resubmit(&job, t, &mut c.data);
+                // The data was taken (`submit_from` leaves `IoData::None`):
+                // nothing to drop (a drop call otherwise).
+                std::mem::forget(c);
+                return;
             }
         }
         if c.status == bdev::IoStatus::NoMem {
