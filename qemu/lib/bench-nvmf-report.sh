@@ -89,7 +89,7 @@ bench_nvmf_table() {
     def left(n): c | if length < n then . + (" " * (n - length)) else . end;
     def row: "\(.[0] | left(18)) \(.[1] | left(32))\(.[2:] | map(pad(12)) | join(" "))";
     (["workload", "setup", "IOPS", "avg lat us", "tgt us/IO", "sys us/IO", "clat p50", "clat p99"] | row),
-    (to_entries[] | .key as $w | .value as $v
+    (to_entries[] | select(.key != "syscalls_per_io") | .key as $w | .value as $v
       | ([["kernel nvme-tcp -> spdk-io tgt", $v.kernel_initiator.spdk_io_tgt],
           ["kernel nvme-tcp -> nvmet-tcp", $v.kernel_initiator.nvmet],
           ["kernel nvme-tcp -> SPDK nvmf_tgt", $v.kernel_initiator.spdk_nvmf_tgt],
@@ -111,4 +111,29 @@ bench_nvmf_table() {
         (select($v.kernel_initiator.spdk_io_tgt_variant != null)
           | [$w, "variant paired ratios", "vs tgt \($v.variant_vs_spdk_io | c)", "vs SPDK \($v.variant_vs_spdk | c)",
              "pair/pair \($v.variant_pair_vs_spdk_io_pair | c)", "vs SPDK pair \($v.variant_pair_vs_spdk_pair | c)"] | row))' <<<"$1"
+}
+
+# bench_nvmf_syscalls RESULTS: the "nvmfsys TARGET WORKLOAD ROUND IOS
+# NAME:COUNT,..." lines as JSON: per workload and target, each system
+# call's count per I/O, the median over rounds.
+bench_nvmf_syscalls() {
+  tr -d '\r' <"$1" |
+    sed -n 's/^nvmfsys \([^ ]*\) \([^ ]*\) \([^ ]*\) \([0-9]*\) \(.*\)$/{"target":"\1","workload":"\2","round":\3,"ios":\4,"calls":"\5"}/p' |
+    jq -s '
+      def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+        else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+      map(select(.ios > 0) | . as $r | .per = ([.calls | split(",")[] | split(":")
+          | {key: .[0], value: ((.[1] | tonumber) / $r.ios)}] | from_entries)
+          | .per.total = ([.per[]] | add))
+      | group_by(.workload) | map({key: .[0].workload, value: (group_by(.target)
+          | map({key: .[0].target, value: (map(.per) as $p | [$p[] | keys[]] | unique
+              | map({key: ., value: ([$p[][.] // 0] | median * 1000 | round / 1000)}) | from_entries)})
+          | from_entries)}) | from_entries'
+}
+
+# bench_nvmf_syscalls_table JSON: system calls per I/O, one row per
+# workload and target.
+bench_nvmf_syscalls_table() {
+  jq -r '.syscalls_per_io // {} | to_entries[] | .key as $w | .value | to_entries[]
+    | "\($w) \(.key): " + (.value | to_entries | sort_by(-.value) | map("\(.key) \(.value)") | join(", "))' <<<"$1"
 }
