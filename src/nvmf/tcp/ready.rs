@@ -129,3 +129,53 @@ impl ReadySet {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// A connected pair on 127.0.0.1: (the client, the accepted side).
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (c, s)
+    }
+
+    #[test]
+    fn a_wait_hands_its_events_to_the_next_readiness_check_once() {
+        let (mut c, mut s) = pair();
+        let mut r = ReadySet::new();
+        assert!(r.watch(&s, 7));
+        c.write_all(b"capsule").unwrap();
+        // Bounded: a 1 s wait; the bytes are already on their way.
+        assert!(r.wait(1000));
+        assert_eq!(r.ready().unwrap().collect::<Vec<_>>(), vec![7]);
+        // Read them: the next check asks the kernel again and finds none.
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(r.ready().unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_wait_is_not_taken_for_current() {
+        let (mut c, mut s) = pair();
+        let mut r = ReadySet::new();
+        assert!(r.watch(&s, 3));
+        c.write_all(b"x").unwrap();
+        assert!(r.wait(1000));
+        r.forget_wait();
+        let mut buf = [0u8; 1];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(r.ready().unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_set_watching_nothing_still_waits_and_reports_nothing() {
+        let mut r = ReadySet::new();
+        assert!(r.wait(1));
+        assert_eq!(r.ready().unwrap().count(), 0);
+    }
+}
