@@ -9,7 +9,10 @@
 //! `acpi_pm`, jiffies): there every OS clock read is a system call plus a
 //! device register read (in an emulated guest, an exit to the emulator),
 //! which a polling loop that reads the clock several times per iteration
-//! cannot afford; SPDK reads the TSC in every case. The rate is measured
+//! cannot afford; SPDK reads the TSC in every case (and, like SPDK, a
+//! machine whose TSCs really differ between CPUs then gets ticks that
+//! differ between reactors: each reactor stays on its core, and ticks are
+//! compared on the thread that took them). The rate is measured
 //! against `CLOCK_MONOTONIC` over 5 ms on first use. Elsewhere (a
 //! paravirtual clock the vDSO reads, another architecture, user-mode
 //! RDTSC forbidden) it is [`std::time::Instant`].
