@@ -1,12 +1,21 @@
 //! A cheap monotonic clock for pollers and I/O statistics (SPDK's
 //! `spdk_get_ticks`, which reads the CPU's time-stamp counter).
 //!
-//! On x86-64, when the kernel itself keeps time with the TSC (its
-//! clocksource is `tsc`, so it found the counter invariant and in step on
-//! every CPU) the clock is the TSC scaled to nanoseconds: a few ns per
-//! read instead of ~25 for `clock_gettime` in a VM. The rate is measured
-//! against `CLOCK_MONOTONIC` over 5 ms on first use. Elsewhere it is
-//! [`std::time::Instant`].
+//! On x86-64 the clock is the TSC scaled to nanoseconds — a few ns per
+//! read instead of ~25 for `clock_gettime` in a VM — when the kernel
+//! itself keeps time with the TSC (its clocksource is `tsc`, so it found
+//! the counter invariant and in step on every CPU), and also when the
+//! kernel keeps time with a device the vDSO cannot read (`hpet`,
+//! `acpi_pm`, jiffies): there every OS clock read is a system call plus a
+//! device register read (in an emulated guest, an exit to the emulator),
+//! which a polling loop that reads the clock several times per iteration
+//! cannot afford; SPDK reads the TSC in every case (and, like SPDK, a
+//! machine whose TSCs really differ between CPUs then gets ticks that
+//! differ between reactors: each reactor stays on its core, and ticks are
+//! compared on the thread that took them). The rate is measured
+//! against `CLOCK_MONOTONIC` over 5 ms on first use. Elsewhere (a
+//! paravirtual clock the vDSO reads, another architecture, user-mode
+//! RDTSC forbidden) it is [`std::time::Instant`].
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -101,17 +110,63 @@ impl Source {
     }
 }
 
-/// The kernel keeps time with the TSC and lets user mode read it.
+/// The TSC is the better clock here (see [`tsc_preferred`]) and user
+/// mode may read it.
 #[cfg(target_arch = "x86_64")]
 fn tsc_usable() -> bool {
     let source =
         std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
             .unwrap_or_default();
-    if source.trim() != "tsc" {
+    if !tsc_preferred(source.trim()) {
         return false;
     }
     let mut mode: libc::c_int = 0;
     // SAFETY: PR_GET_TSC writes one int through the pointer, which is valid.
     let r = unsafe { libc::prctl(libc::PR_GET_TSC, &mut mode as *mut libc::c_int) };
     r == 0 && mode == libc::PR_TSC_ENABLE
+}
+
+/// Whether the TSC beats the OS clock, given the kernel's clocksource:
+/// yes when the kernel keeps time with it too (`tsc`), and when the
+/// kernel's own source is a device the vDSO cannot read, so that every
+/// `clock_gettime` is a system call and a device read (`hpet`, `acpi_pm`,
+/// the jiffies counters, the PIT): a Linux guest under an emulator that
+/// found its virtual TSCs out of step keeps time with the HPET, and each
+/// read then exits to the emulator. Any other source (`kvm-clock`, a
+/// hypervisor's TSC page, an unknown name) is read by the vDSO cheaply,
+/// and keeps its accuracy.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn tsc_preferred(clocksource: &str) -> bool {
+    matches!(
+        clocksource,
+        "tsc" | "hpet" | "acpi_pm" | "jiffies" | "refined-jiffies" | "pit"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tsc_is_preferred_to_clocksources_the_vdso_cannot_read() {
+        for s in [
+            "tsc",
+            "hpet",
+            "acpi_pm",
+            "jiffies",
+            "refined-jiffies",
+            "pit",
+        ] {
+            assert!(tsc_preferred(s), "{s}");
+        }
+        for s in [
+            "kvm-clock",
+            "hyperv_clocksource_tsc_page",
+            "xen",
+            "arch_sys_counter",
+            "",
+        ] {
+            assert!(!tsc_preferred(s), "{s}");
+        }
+    }
 }

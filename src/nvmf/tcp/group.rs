@@ -13,7 +13,7 @@
 
 use super::bufs::{resume_waiters, GroupBufs};
 use super::conn::Conn;
-use super::idle::IdleWait;
+use super::idle::{IdleWait, IDLE_WAIT_MS};
 use super::ready::ReadySet;
 use crate::nvmf::{NvmfError, Target};
 use crate::sock::{Socket, SocketOpts};
@@ -285,6 +285,9 @@ impl Inner {
         // it serves one connection, or when all of them received at the
         // last poll (and most likely have bytes again).
         let mut by_readiness = self.live > 1 && self.cold > 0 && self.ready.usable();
+        if !by_readiness {
+            self.ready.forget_wait();
+        }
         if by_readiness {
             match self.ready.ready() {
                 Some(tokens) => {
@@ -317,8 +320,9 @@ impl Inner {
         self.cold = cold;
         busy |= resume_waiters(&self.bufs);
         quiet &= !self.bufs.borrow().has_waiters();
-        if self.idle.after_poll(busy, quiet, self.ready.fd()) {
+        if self.idle.should_wait(busy, quiet) && self.ready.wait(IDLE_WAIT_MS) {
             self.stats.idle_waits.fetch_add(1, Ordering::Relaxed);
+            crate::thread::note_idle_wait();
         }
         let before = self.live;
         if closed {

@@ -6,8 +6,8 @@
 //! |---|---|
 //! | `listener` | [`TcpTransport`]: listening sockets (IPv4/IPv6) and the accept poller that hands each new connection to a poll group, round robin |
 //! | `group` | [`PollGroup`]: one per thread; its poller serves every connection it was given, a timed poller checks keep alive and events |
-//! | `ready` | the group's readiness set: one epoll of its sockets, asked once per poll which have bytes, so idle connections cost no read |
-//! | `idle` | the group's idle wait (not on a busy-polling reactor): `ppoll` on the readiness set after a quiet while (`IDLE_BEFORE_WAIT`), woken by the next PDU |
+//! | `ready` | the group's readiness set: one epoll of its sockets, asked once per poll which have bytes, so idle connections cost no read; an idle wait's events serve the next poll |
+//! | `idle` | the group's idle wait (not on a busy-polling reactor): `epoll_wait` on the readiness set after a quiet while (`IDLE_BEFORE_WAIT`), woken by the next PDU |
 //! | `bufs` | data buffers: a slot's own for small transfers, the transport's shared pool for large ones, commands waiting for one resumed in order |
 //! | `conn` | one connection = one queue: its socket, receive buffer, send queue, command slots |
 //! | `recv` | the receive state machine: ICReq, command capsules with in-capsule data, H2CData into the command's buffer, digests |

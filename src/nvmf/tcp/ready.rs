@@ -4,10 +4,12 @@
 //! `epoll_wait` with a zero timeout tells which connections have bytes
 //! waiting, so a poll reads only those: an idle connection costs no
 //! syscall, where reading every socket would cost one empty `recvfrom`
-//! each. The same set is what the group's idle wait sleeps on.
+//! each. The same set is what the group's idle wait sleeps on: a wait
+//! that returns events keeps them for the next poll, which then reads
+//! those sockets without asking again.
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 
 /// Most readiness events taken by one wait; a group with more ready
 /// sockets gets the rest at its next poll (level-triggered: nothing is
@@ -23,6 +25,9 @@ pub(super) struct ReadySet {
     events: Vec<EpollEvent>,
     /// Sockets in the set.
     watched: usize,
+    /// Events (in `events`) of the last [`ReadySet::wait`], not yet
+    /// handed out by [`ReadySet::ready`].
+    pending: Option<usize>,
 }
 
 impl ReadySet {
@@ -39,8 +44,9 @@ impl ReadySet {
             .ok();
         ReadySet {
             epoll,
-            events: Vec::new(),
+            events: vec![EpollEvent::empty(); 16],
             watched: 0,
+            pending: None,
         }
     }
 
@@ -77,20 +83,42 @@ impl ReadySet {
         self.epoll.is_some() && self.watched > 0
     }
 
-    /// One `epoll_wait` that does not block: the tokens of the sockets
-    /// with bytes waiting (or an error or a hang-up, which a read then
-    /// reports). `None` when the wait failed: the caller reads every
-    /// connection this time.
+    /// The tokens of the sockets with bytes waiting (or an error or a
+    /// hang-up, which a read then reports): those the last
+    /// [`ReadySet::wait`] returned when it has not been asked since,
+    /// otherwise those of one `epoll_wait` that does not block. `None`
+    /// when the wait failed: the caller reads every connection this time.
     pub fn ready(&mut self) -> Option<impl Iterator<Item = u64> + '_> {
+        let n = match self.pending.take() {
+            Some(n) => n,
+            None => self.epoll_wait(EpollTimeout::ZERO)?,
+        };
+        Some(self.events[..n].iter().map(|e| e.data()))
+    }
+
+    /// Drops the events of the last wait (a poll that reads every
+    /// connection anyway), so a later poll never takes them for current.
+    pub fn forget_wait(&mut self) {
+        self.pending = None;
+    }
+
+    /// Blocks up to `timeout_ms` for a watched socket to become readable
+    /// (the whole time when none is watched); the events are kept for the
+    /// next [`ReadySet::ready`]. False when there is no epoll to wait on.
+    pub fn wait(&mut self, timeout_ms: u16) -> bool {
+        if self.epoll.is_none() {
+            return false;
+        }
+        self.pending = Some(self.epoll_wait(EpollTimeout::from(timeout_ms)).unwrap_or(0));
+        true
+    }
+
+    /// `epoll_wait` into the event array; a signal is retried a few times.
+    fn epoll_wait(&mut self, timeout: EpollTimeout) -> Option<usize> {
         let ep = self.epoll.as_ref()?;
-        // A zero timeout returns at once; a signal is retried a few times.
-        let mut n = None;
         for _ in 0..3 {
-            match ep.wait(&mut self.events, EpollTimeout::ZERO) {
-                Ok(k) => {
-                    n = Some(k);
-                    break;
-                }
+            match ep.wait(&mut self.events, timeout) {
+                Ok(k) => return Some(k),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
                     log::warn!("nvmf/tcp: epoll_wait: {e}");
@@ -98,12 +126,56 @@ impl ReadySet {
                 }
             }
         }
-        Some(self.events[..n?].iter().map(|e| e.data()))
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// A connected pair on 127.0.0.1: (the client, the accepted side).
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (c, s)
     }
 
-    /// The epoll descriptor, readable when a watched socket is (for the
-    /// idle wait's `ppoll`).
-    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
-        self.epoll.as_ref().map(|e| e.0.as_fd())
+    #[test]
+    fn a_wait_hands_its_events_to_the_next_readiness_check_once() {
+        let (mut c, mut s) = pair();
+        let mut r = ReadySet::new();
+        assert!(r.watch(&s, 7));
+        c.write_all(b"capsule").unwrap();
+        // Bounded: a 1 s wait; the bytes are already on their way.
+        assert!(r.wait(1000));
+        assert_eq!(r.ready().unwrap().collect::<Vec<_>>(), vec![7]);
+        // Read them: the next check asks the kernel again and finds none.
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(r.ready().unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_wait_is_not_taken_for_current() {
+        let (mut c, mut s) = pair();
+        let mut r = ReadySet::new();
+        assert!(r.watch(&s, 3));
+        c.write_all(b"x").unwrap();
+        assert!(r.wait(1000));
+        r.forget_wait();
+        let mut buf = [0u8; 1];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(r.ready().unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_set_watching_nothing_still_waits_and_reports_nothing() {
+        let mut r = ReadySet::new();
+        assert!(r.wait(1));
+        assert_eq!(r.ready().unwrap().count(), 0);
     }
 }
