@@ -5,14 +5,20 @@
 use crate::common;
 
 use common::*;
-use spdk_io::bdev::{self, null::NullOpts, BdevError, IoBuf, IoData, IoType};
+use spdk_io::bdev::{self, null::NullOpts, BdevError, Channel, Desc, IoBuf, IoData, IoType};
 
-#[test]
-fn submit_from_takes_the_data_and_the_completion_hands_it_back() {
+/// A new null bdev of 64 blocks of 512 bytes, opened, and a channel to it.
+fn null_channel() -> (Desc, Channel) {
     let n = uniq("Null");
     bdev::null::create(NullOpts::new(n.clone(), 64, 512)).unwrap();
     let d = bdev::open(&n, false).unwrap();
     let ch = d.get_io_channel().unwrap();
+    (d, ch)
+}
+
+#[test]
+fn submit_from_takes_the_data_and_the_completion_hands_it_back() {
+    let (d, ch) = null_channel();
     let l = log();
     let mut data = IoData::Buf(IoBuf::new(1024));
     d.submit_from(&ch, IoType::Read, 4, 2, &mut data, rec(&l))
@@ -31,10 +37,7 @@ fn submit_from_takes_the_data_and_the_completion_hands_it_back() {
 
 #[test]
 fn submit_from_refused_hands_the_data_back_in_the_rejection() {
-    let n = uniq("Null");
-    bdev::null::create(NullOpts::new(n.clone(), 64, 512)).unwrap();
-    let d = bdev::open(&n, false).unwrap();
-    let ch = d.get_io_channel().unwrap();
+    let (d, ch) = null_channel();
     let l = log();
     // One block asked for, two blocks of buffer.
     let mut data = IoData::Buf(IoBuf::new(1024));
@@ -57,10 +60,7 @@ fn submit_from_refused_hands_the_data_back_in_the_rejection() {
 
 #[test]
 fn a_full_pool_refuses_with_nomem_and_every_freed_request_is_reused() {
-    let n = uniq("Null");
-    bdev::null::create(NullOpts::new(n.clone(), 64, 512)).unwrap();
-    let d = bdev::open(&n, false).unwrap();
-    let ch = d.get_io_channel().unwrap();
+    let (d, ch) = null_channel();
     let size = ch.pool_size();
     let l = log();
     for round in 0..3 {

@@ -11,6 +11,11 @@ use nvme_tcp_common::target::{self, TargetOpts, SUBNQN};
 use std::process::Command;
 use std::time::Duration;
 
+/// The transport ID of the scripted controller listening on `port`.
+fn trid(port: u16) -> String {
+    format!("trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{SUBNQN}")
+}
+
 #[test]
 fn perf_times_the_run_from_when_its_io_queue_is_connected() {
     let t = target::start(TargetOpts {
@@ -19,10 +24,7 @@ fn perf_times_the_run_from_when_its_io_queue_is_connected() {
         io_connect_delay: Duration::from_millis(1500),
         ..TargetOpts::default()
     });
-    let trid = format!(
-        "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{} subnqn:{SUBNQN}",
-        t.addr.port()
-    );
+    let trid = trid(t.addr.port());
     let out = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
         .args(["perf", "-q", "4", "-o", "4096", "-w", "randread", "-t", "1"])
         .args(["--output-format", "json", "-r", &trid])
@@ -40,10 +42,7 @@ fn perf_times_the_run_from_when_its_io_queue_is_connected() {
 #[test]
 fn perf_spreads_its_io_depth_over_the_queue_pairs_of_dash_p() {
     let t = target::start(TargetOpts::default());
-    let trid = format!(
-        "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{} subnqn:{SUBNQN}",
-        t.addr.port()
-    );
+    let trid = trid(t.addr.port());
     let run = |q: &str, p: &str| {
         Command::new(env!("CARGO_BIN_EXE_spdk-io"))
             .args(["perf", "-q", q, "-P", p, "-o", "4096", "-w", "randread"])
@@ -71,10 +70,7 @@ fn perf_spreads_its_io_depth_over_the_queue_pairs_of_dash_p() {
 #[test]
 fn perf_timeline_reports_each_queue_pairs_batches_and_the_last_dash_p_counts() {
     let t = target::start(TargetOpts::default());
-    let trid = format!(
-        "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{} subnqn:{SUBNQN}",
-        t.addr.port()
-    );
+    let trid = trid(t.addr.port());
     // -P twice: the last one counts, as in spdk_nvme_perf.
     let out = Command::new(env!("CARGO_BIN_EXE_spdk-io"))
         .args(["perf", "-q", "4", "-P", "2", "-P", "1", "-o", "4096"])
